@@ -1,0 +1,550 @@
+//! `check`: one [`CheckResult`] value describing the expiry and health of every row of the
+//! inventory. The kubeadm table, JSON and YAML are renderings of it (see [`crate::render`]).
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::pki::inventory::{CaId, Entry, Kind};
+use crate::pki::kubeconfig::{Kubeconfig, Source};
+use crate::pki::{self, Cas, Layout, Material};
+use crate::timefmt;
+
+/// Parameters of `check` (CLI flags and JSON-RPC params).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckParams {
+    /// PKI dir (default `/etc/kubernetes/pki`).
+    #[serde(default)]
+    pub cert_dir: Option<String>,
+    /// Dir holding admin.conf & co (default `/etc/kubernetes`).
+    #[serde(default)]
+    pub kubeconfig_dir: Option<String>,
+    /// External etcd: drop the etcd rows. Default: auto (no `<cert_dir>/etcd`).
+    #[serde(default)]
+    pub external_etcd: Option<bool>,
+    /// Fixed clock, RFC 3339 (default: now).
+    #[serde(default)]
+    pub now: Option<String>,
+    /// Warn when a certificate expires within this duration (`30d`, `720h`).
+    #[serde(default)]
+    pub warn_within: Option<String>,
+    /// Fail when a certificate expires within this duration.
+    #[serde(default)]
+    pub fail_within: Option<String>,
+    /// kubelet PKI dir (default `/var/lib/kubelet/pki`).
+    #[serde(default)]
+    pub kubelet_pki: Option<String>,
+}
+
+/// A finding about one certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct Problem {
+    /// Stable code: `expired`, `not-yet-valid`, `key-missing`, `key-unreadable`,
+    /// `key-mismatch`, `not-signed-by-ca`, `ca-missing`, `outlives-ca`, `malformed`,
+    /// `not-a-ca`, `is-ca`, `kubeconfig-invalid`.
+    pub code: String,
+    /// Human explanation.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        Problem {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether this problem makes the certificate unusable (as opposed to informational).
+    pub fn is_error(&self) -> bool {
+        !matches!(self.code.as_str(), "outlives-ca")
+    }
+}
+
+/// kubecert's extra detail on a row (ignored by kubeadm-format consumers).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CertDetail {
+    /// The file read (the kubeconfig for embedded certs).
+    pub path: String,
+    /// Subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Which kubeadm CA's key signed it, found by signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
+    /// Serial, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// NotBefore, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// DNS SANs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
+    /// IP SANs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<String>,
+    /// URI and email SANs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_sans: Vec<String>,
+    /// Extended key usages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ext_key_usage: Vec<String>,
+    /// `RSA-2048`, `ECDSA-P256`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_algorithm: Option<String>,
+    /// Certificates after the first in the file.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chain_length: usize,
+    /// Findings.
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// One row, in kubeadm's `output.kubeadm.k8s.io/v1alpha3` `Certificate` shape plus `detail`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    /// Inventory name.
+    pub name: String,
+    /// NotAfter, RFC 3339 UTC; null when missing.
+    pub expiration_date: Option<String>,
+    /// Seconds until NotAfter (negative when expired; 0 when missing).
+    pub residual_time: i64,
+    /// CA cert present but CA key absent.
+    pub externally_managed: bool,
+    /// Issuing CA (absent for CAs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_name: Option<String>,
+    /// The file is absent.
+    pub missing: bool,
+    /// kubecert's extra detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<CertDetail>,
+}
+
+/// How kubelet.conf authenticates (kubeadm#1753).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeletConfStatus {
+    /// The kubelet.conf path.
+    pub path: String,
+    /// Whether it exists.
+    pub present: bool,
+    /// `embedded`, `file-reference` or `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// NotAfter of the client cert it uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_date: Option<String>,
+    /// Seconds until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub residual_time: Option<i64>,
+    /// `<kubelet-pki>/kubelet-client-current.pem`.
+    pub client_current_pem: String,
+    /// Whether that file exists.
+    pub client_current_pem_exists: bool,
+    /// What to do about it.
+    pub advice: String,
+}
+
+/// Overall verdict for CI.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckStatus {
+    /// The clock used, RFC 3339.
+    pub now: String,
+    /// `ok`, `warn` or `fail`.
+    pub level: String,
+    /// The warn threshold in seconds, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warn_within: Option<i64>,
+    /// The fail threshold in seconds, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_within: Option<i64>,
+    /// The present certificate that expires first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soonest: Option<String>,
+    /// The exit code `kubecert check` returns: 0 ok, 1 warn, 2 fail.
+    pub exit_code: i32,
+    /// Rows with error problems.
+    #[serde(default)]
+    pub unhealthy: Vec<String>,
+}
+
+/// kubeadm's `CertificateExpirationInfo` plus kubecert's additions.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    /// Always `CertificateExpirationInfo`.
+    pub kind: String,
+    /// Always `output.kubeadm.k8s.io/v1alpha3`.
+    pub api_version: String,
+    /// Leaf and kubeconfig rows, sorted by name.
+    pub certificates: Vec<CertificateStatus>,
+    /// CA rows, sorted by name.
+    pub certificate_authorities: Vec<CertificateStatus>,
+    /// kubelet.conf diagnosis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubelet_conf: Option<KubeletConfStatus>,
+    /// Verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<CheckStatus>,
+}
+
+/// Resolved options of a check.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Layout.
+    pub layout: Layout,
+    /// Clock.
+    pub now: i64,
+    /// Warn threshold, seconds.
+    pub warn_within: Option<i64>,
+    /// Fail threshold, seconds.
+    pub fail_within: Option<i64>,
+    /// kubelet PKI dir.
+    pub kubelet_pki: PathBuf,
+}
+
+impl CheckParams {
+    /// Resolves defaults and parses durations/times.
+    pub fn resolve(&self) -> Result<CheckOptions> {
+        let layout = Layout::new(
+            self.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
+            self.kubeconfig_dir
+                .as_deref()
+                .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
+            self.external_etcd,
+        );
+        let now = match &self.now {
+            Some(s) => timefmt::parse_rfc3339(s).map_err(crate::Error::InvalidArgument)?,
+            None => timefmt::now_unix(),
+        };
+        let dur = |o: &Option<String>| -> Result<Option<i64>> {
+            o.as_deref()
+                .map(timefmt::parse_duration)
+                .transpose()
+                .map_err(crate::Error::InvalidArgument)
+        };
+        Ok(CheckOptions {
+            layout,
+            now,
+            warn_within: dur(&self.warn_within)?,
+            fail_within: dur(&self.fail_within)?,
+            kubelet_pki: PathBuf::from(
+                self.kubelet_pki
+                    .as_deref()
+                    .unwrap_or(pki::DEFAULT_KUBELET_PKI),
+            ),
+        })
+    }
+}
+
+fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateStatus {
+    let ca_name = e.ca.map(|c| c.name().to_string());
+    let externally_managed = match e.ca {
+        Some(ca) => cas.get(ca).is_some_and(|c| c.externally_managed()),
+        None => cas
+            .get(
+                CaId::ALL
+                    .into_iter()
+                    .find(|c| c.name() == e.name)
+                    .unwrap_or(CaId::Ca),
+            )
+            .is_some_and(|c| c.externally_managed()),
+    };
+    let mut row = CertificateStatus {
+        name: e.name.to_string(),
+        expiration_date: None,
+        residual_time: 0,
+        externally_managed: false,
+        ca_name,
+        missing: false,
+        detail: None,
+    };
+    match pki::load(layout, e) {
+        Material::Missing => {
+            row.missing = true;
+        }
+        Material::Broken(err) => {
+            row.externally_managed = externally_managed;
+            let code = if matches!(err, crate::Error::Kubeconfig { .. }) {
+                "kubeconfig-invalid"
+            } else {
+                "malformed"
+            };
+            row.detail = Some(CertDetail {
+                path: layout.primary_path(e).display().to_string(),
+                problems: vec![Problem::new(code, err.to_string())],
+                ..Default::default()
+            });
+        }
+        Material::Present(found) => {
+            let info = &found.cert.info;
+            row.externally_managed = externally_managed;
+            row.expiration_date = Some(timefmt::rfc3339(info.not_after));
+            row.residual_time = info.not_after - now;
+            let mut problems = Vec::new();
+            if now > info.not_after {
+                problems.push(Problem::new(
+                    "expired",
+                    format!("expired at {}", timefmt::rfc3339(info.not_after)),
+                ));
+            } else if now < info.not_before {
+                problems.push(Problem::new(
+                    "not-yet-valid",
+                    format!("not valid before {}", timefmt::rfc3339(info.not_before)),
+                ));
+            }
+            // Key presence and match. CA rows: only when the key exists (absent = external).
+            let key_applies = !e.is_ca() || found.key_exists();
+            if key_applies {
+                if !found.key_exists() {
+                    problems.push(Problem::new(
+                        "key-missing",
+                        format!("private key not found ({})", key_desc(&found.key)),
+                    ));
+                } else {
+                    match found.load_key() {
+                        Ok(k) if !k.matches(info) => problems.push(Problem::new(
+                            "key-mismatch",
+                            format!(
+                                "the private key ({}) does not match the certificate",
+                                key_desc(&found.key)
+                            ),
+                        )),
+                        Ok(_) => {}
+                        Err(err) => problems.push(Problem::new("key-unreadable", err.to_string())),
+                    }
+                }
+            }
+            let signed_by = cas.signer_of(&found.cert.der);
+            if e.is_ca() {
+                if !info.is_ca {
+                    problems.push(Problem::new(
+                        "not-a-ca",
+                        format!("{} certificate is not a certificate authority", e.name),
+                    ));
+                }
+            } else {
+                if info.is_ca {
+                    problems.push(Problem::new("is-ca", "a leaf certificate with CA:TRUE"));
+                }
+                if let Some(ca) = e.ca {
+                    match cas.get(ca).and_then(|c| c.cert()) {
+                        None => problems.push(Problem::new(
+                            "ca-missing",
+                            format!("its CA {} is missing", ca.name()),
+                        )),
+                        Some(ca_cert) => {
+                            if signed_by != Some(ca)
+                                && !pki::cert::signed_by(&found.cert.der, &ca_cert.der)
+                            {
+                                let extra = match signed_by {
+                                    Some(other) => format!(" (it is signed by {})", other.name()),
+                                    None => String::new(),
+                                };
+                                problems.push(Problem::new(
+                                    "not-signed-by-ca",
+                                    format!(
+                                        "certificate {} is not signed by corresponding CA {}{extra}",
+                                        e.name,
+                                        ca.name()
+                                    ),
+                                ));
+                            } else if info.not_after > ca_cert.info.not_after {
+                                problems.push(Problem::new(
+                                    "outlives-ca",
+                                    format!(
+                                        "expires after its CA ({})",
+                                        timefmt::rfc3339(ca_cert.info.not_after)
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            let signer_name = if e.is_ca() && pki::cert::signed_by(&found.cert.der, &found.cert.der)
+            {
+                Some("self".to_string())
+            } else {
+                e.ca.filter(|ca| {
+                    cas.get(*ca)
+                        .and_then(|c| c.cert())
+                        .is_some_and(|c| pki::cert::signed_by(&found.cert.der, &c.der))
+                })
+                .or(signed_by)
+                .map(|c| c.name().to_string())
+            };
+            row.detail = Some(CertDetail {
+                path: found.cert_path.display().to_string(),
+                subject: Some(info.subject.clone()),
+                issuer: Some(info.issuer.clone()),
+                signed_by: signer_name,
+                serial: Some(info.serial.clone()),
+                not_before: Some(timefmt::rfc3339(info.not_before)),
+                dns_names: info.dns_names.clone(),
+                ip_addresses: info.ip_addresses.iter().map(|i| i.to_string()).collect(),
+                other_sans: info
+                    .uris
+                    .iter()
+                    .map(|u| format!("URI:{u}"))
+                    .chain(info.emails.iter().map(|m| format!("email:{m}")))
+                    .collect(),
+                ext_key_usage: info.ext_key_usage.clone(),
+                key_algorithm: Some(info.key_algorithm.clone()),
+                chain_length: found.cert.chain.len(),
+                problems,
+            });
+        }
+    }
+    row
+}
+
+fn key_desc(k: &pki::KeyOrigin) -> String {
+    match k {
+        pki::KeyOrigin::File(p) => p.display().to_string(),
+        pki::KeyOrigin::Embedded(p) => format!("client-key-data in {}", p.display()),
+        pki::KeyOrigin::Absent => "none".into(),
+    }
+}
+
+/// Diagnoses kubelet.conf: embedded client cert (kubeadm#1753: never rotated) or a file
+/// reference to the rotating `kubelet-client-current.pem`.
+pub fn kubelet_conf_status(
+    layout: &Layout,
+    kubelet_pki: &std::path::Path,
+    now: i64,
+) -> KubeletConfStatus {
+    let path = layout.kubeconfig_dir.join("kubelet.conf");
+    let current = kubelet_pki.join("kubelet-client-current.pem");
+    let current_exists = pki::file_exists(&current);
+    let mut st = KubeletConfStatus {
+        path: path.display().to_string(),
+        present: pki::file_exists(&path),
+        mode: None,
+        expiration_date: None,
+        residual_time: None,
+        client_current_pem: current.display().to_string(),
+        client_current_pem_exists: current_exists,
+        advice: String::new(),
+    };
+    if !st.present {
+        st.advice = "kubelet.conf not found".into();
+        return st;
+    }
+    let kc = match Kubeconfig::load(&path) {
+        Ok(k) => k,
+        Err(e) => {
+            st.mode = Some("unknown".into());
+            st.advice = format!("kubelet.conf is unreadable: {e}");
+            return st;
+        }
+    };
+    let cert = kc
+        .client_cert_pem()
+        .ok()
+        .and_then(|pem| pki::cert::parse_pem_bundle(&pem).ok());
+    if let Some(c) = &cert {
+        st.expiration_date = Some(timefmt::rfc3339(c.info.not_after));
+        st.residual_time = Some(c.info.not_after - now);
+    }
+    match kc.client_cert {
+        Source::Embedded(_) => {
+            st.mode = Some("embedded".into());
+            st.advice = if current_exists {
+                "kubelet.conf embeds its client certificate, which the kubelet does not rotate (kubeadm#1753); run `kubecert kubelet-conf repair` to point it at kubelet-client-current.pem".into()
+            } else {
+                "kubelet.conf embeds its client certificate, which the kubelet does not rotate (kubeadm#1753), and kubelet-client-current.pem does not exist: enable client certificate rotation, then run `kubecert kubelet-conf repair`".into()
+            };
+        }
+        Source::File(ref p) => {
+            st.mode = Some("file-reference".into());
+            st.advice = if pki::file_exists(p) {
+                "kubelet.conf references a client certificate file; the kubelet rotates it".into()
+            } else {
+                format!(
+                    "kubelet.conf references {} which does not exist",
+                    p.display()
+                )
+            };
+        }
+        Source::Absent => {
+            st.mode = Some("unknown".into());
+            st.advice = "kubelet.conf has no client certificate (token or exec auth?)".into();
+        }
+    }
+    st
+}
+
+/// Runs a check.
+pub fn check(opts: &CheckOptions) -> CheckResult {
+    let layout = &opts.layout;
+    let cas = Cas::load(layout);
+    let mut certificates = Vec::new();
+    let mut authorities = Vec::new();
+    for e in layout.rows() {
+        let st = status_for(e, layout, &cas, opts.now);
+        if e.kind == Kind::Ca {
+            authorities.push(st);
+        } else {
+            certificates.push(st);
+        }
+    }
+    let kubelet = kubelet_conf_status(layout, &opts.kubelet_pki, opts.now);
+    // Verdict.
+    let present = certificates
+        .iter()
+        .chain(authorities.iter())
+        .filter(|c| c.expiration_date.is_some());
+    let soonest = present.min_by_key(|c| c.residual_time);
+    let unhealthy: Vec<String> = certificates
+        .iter()
+        .chain(authorities.iter())
+        .filter(|c| {
+            c.detail
+                .as_ref()
+                .is_some_and(|d| d.problems.iter().any(Problem::is_error))
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    let within = |t: Option<i64>| t.is_some_and(|t| soonest.is_some_and(|s| s.residual_time <= t));
+    let (level, exit_code) = if within(opts.fail_within)
+        || (opts.fail_within.is_some() && !unhealthy.is_empty())
+    {
+        ("fail", 2)
+    } else if within(opts.warn_within) || (opts.warn_within.is_some() && !unhealthy.is_empty()) {
+        ("warn", 1)
+    } else {
+        ("ok", 0)
+    };
+    CheckResult {
+        kind: "CertificateExpirationInfo".into(),
+        api_version: "output.kubeadm.k8s.io/v1alpha3".into(),
+        status: Some(CheckStatus {
+            now: timefmt::rfc3339(opts.now),
+            level: level.into(),
+            warn_within: opts.warn_within,
+            fail_within: opts.fail_within,
+            soonest: soonest.map(|s| s.name.clone()),
+            exit_code,
+            unhealthy,
+        }),
+        certificates,
+        certificate_authorities: authorities,
+        kubelet_conf: Some(kubelet),
+    }
+}

@@ -1,0 +1,21 @@
+//! kubecert: keeps the certificates of kubeadm-built Kubernetes clusters alive.
+//!
+//! The library holds everything; the `kubecert` binary (CLI) and the JSON-RPC agent are thin
+//! faces over the same calls and the same serde types:
+//!
+//! - [`pki`]: the inventory table, reading certs/keys/kubeconfigs, issuing, the crash-safe store;
+//! - [`check`]: expiry report in kubeadm's `CertificateExpirationInfo` shape;
+//! - [`renew`]: plan → issue → install, faithful to `kubeadm certs renew`;
+//! - [`render`]: kubeadm's table, JSON and YAML renderings.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod demo;
+pub mod der;
+pub mod error;
+pub mod pki;
+pub mod render;
+pub mod timefmt;
+
+pub use error::{Error, Result};

@@ -1,0 +1,354 @@
+//! Reading certificates and private keys: PEM bundles (first cert is the leaf), keys in
+//! PKCS#1, PKCS#8 and SEC1 (RSA and ECDSA), key ↔ cert match, and signature checks that find
+//! a leaf's issuer by signature rather than by subject (kubeadm 1.11 gave all three CAs the
+//! same subject `CN=kubernetes`).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+use crate::error::{Error, PemError};
+
+/// An owned, parsed certificate: the DER plus the facts kubecert needs.
+#[derive(Clone)]
+pub struct Cert {
+    /// The DER of the leaf (first certificate of the file).
+    pub der: Vec<u8>,
+    /// The DER of any further certificates in the same file (a chain).
+    pub chain: Vec<Vec<u8>>,
+    /// Parsed facts.
+    pub info: CertInfo,
+}
+
+impl fmt::Debug for Cert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cert")
+            .field("subject", &self.info.subject)
+            .field("serial", &self.info.serial)
+            .finish()
+    }
+}
+
+/// Facts read from a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    /// Subject in RFC 4514-like form as x509-parser prints it.
+    pub subject: String,
+    /// The subject's DER (a Name), kept verbatim for renewals.
+    pub subject_der: Vec<u8>,
+    /// Issuer as text.
+    pub issuer: String,
+    /// The issuer's DER.
+    pub issuer_der: Vec<u8>,
+    /// Common name, if any.
+    pub common_name: Option<String>,
+    /// Every `O=` value in order.
+    pub organizations: Vec<String>,
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    /// NotBefore, Unix seconds.
+    pub not_before: i64,
+    /// NotAfter, Unix seconds.
+    pub not_after: i64,
+    /// DNS SANs in certificate order.
+    pub dns_names: Vec<String>,
+    /// IP SANs in certificate order.
+    pub ip_addresses: Vec<IpAddr>,
+    /// URI SANs.
+    pub uris: Vec<String>,
+    /// Email SANs.
+    pub emails: Vec<String>,
+    /// Extended key usages (`serverAuth`, `clientAuth`, or dotted OIDs).
+    pub ext_key_usage: Vec<String>,
+    /// Key usage bits by name (`digitalSignature`, ...).
+    pub key_usage: Vec<String>,
+    /// basicConstraints CA flag.
+    pub is_ca: bool,
+    /// `RSA-2048`, `ECDSA-P256`, ...
+    pub key_algorithm: String,
+    /// SubjectPublicKeyInfo DER.
+    pub spki_der: Vec<u8>,
+    /// Subject key identifier, if present.
+    pub subject_key_id: Option<Vec<u8>>,
+}
+
+impl CertInfo {
+    /// Whether the cert is valid at `now` (Unix seconds).
+    pub fn valid_at(&self, now: i64) -> bool {
+        self.not_before <= now && now <= self.not_after
+    }
+
+    /// The SANs as strings, prefixed by type (`DNS:x`, `IP:1.2.3.4`, `URI:..`, `email:..`).
+    pub fn san_strings(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.dns_names.iter().map(|d| format!("DNS:{d}")).collect();
+        v.extend(self.ip_addresses.iter().map(|i| format!("IP:{i}")));
+        v.extend(self.uris.iter().map(|u| format!("URI:{u}")));
+        v.extend(self.emails.iter().map(|e| format!("email:{e}")));
+        v
+    }
+}
+
+fn eku_names(eku: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String> {
+    let mut v = Vec::new();
+    if eku.any {
+        v.push("any".to_string());
+    }
+    if eku.server_auth {
+        v.push("serverAuth".to_string());
+    }
+    if eku.client_auth {
+        v.push("clientAuth".to_string());
+    }
+    if eku.code_signing {
+        v.push("codeSigning".to_string());
+    }
+    if eku.email_protection {
+        v.push("emailProtection".to_string());
+    }
+    if eku.time_stamping {
+        v.push("timeStamping".to_string());
+    }
+    if eku.ocsp_signing {
+        v.push("OCSPSigning".to_string());
+    }
+    for o in &eku.other {
+        v.push(o.to_id_string());
+    }
+    v
+}
+
+fn key_algorithm(x: &X509Certificate<'_>) -> String {
+    use x509_parser::public_key::PublicKey;
+    let spki = x.public_key();
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA-{}", rsa.key_size()),
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
+            match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => "ECDSA-P256".to_string(),
+                Some("1.3.132.0.34") => "ECDSA-P384".to_string(),
+                Some("1.3.132.0.35") => "ECDSA-P521".to_string(),
+                Some(o) => format!("ECDSA-{o}"),
+                None => "ECDSA".to_string(),
+            }
+        }
+        Ok(_) => spki.algorithm.algorithm.to_id_string(),
+        Err(_) => "unknown".to_string(),
+    }
+}
+
+/// Parses one DER certificate into [`CertInfo`].
+pub fn parse_der(der: &[u8]) -> Result<CertInfo, String> {
+    let (_, x) =
+        X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let mut info = CertInfo {
+        subject: x.subject().to_string(),
+        subject_der: x.subject().as_raw().to_vec(),
+        issuer: x.issuer().to_string(),
+        issuer_der: x.issuer().as_raw().to_vec(),
+        common_name: x
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_string),
+        organizations: x
+            .subject()
+            .iter_organization()
+            .filter_map(|a| a.as_str().ok())
+            .map(str::to_string)
+            .collect(),
+        serial: hex::encode(x.raw_serial()),
+        not_before: x.validity().not_before.timestamp(),
+        not_after: x.validity().not_after.timestamp(),
+        dns_names: vec![],
+        ip_addresses: vec![],
+        uris: vec![],
+        emails: vec![],
+        ext_key_usage: vec![],
+        key_usage: vec![],
+        is_ca: false,
+        key_algorithm: key_algorithm(&x),
+        spki_der: x.public_key().raw.to_vec(),
+        subject_key_id: None,
+    };
+    for ext in x.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for gn in &san.general_names {
+                    match gn {
+                        GeneralName::DNSName(d) => info.dns_names.push(d.to_string()),
+                        GeneralName::IPAddress(b) => {
+                            if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                                info.ip_addresses.push(IpAddr::from(a));
+                            } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                                info.ip_addresses.push(IpAddr::from(a));
+                            }
+                        }
+                        GeneralName::URI(u) => info.uris.push(u.to_string()),
+                        GeneralName::RFC822Name(e) => info.emails.push(e.to_string()),
+                        _ => {}
+                    }
+                }
+            }
+            ParsedExtension::ExtendedKeyUsage(eku) => info.ext_key_usage = eku_names(eku),
+            ParsedExtension::KeyUsage(ku) => {
+                let names = [
+                    (ku.digital_signature(), "digitalSignature"),
+                    (ku.non_repudiation(), "contentCommitment"),
+                    (ku.key_encipherment(), "keyEncipherment"),
+                    (ku.data_encipherment(), "dataEncipherment"),
+                    (ku.key_agreement(), "keyAgreement"),
+                    (ku.key_cert_sign(), "keyCertSign"),
+                    (ku.crl_sign(), "cRLSign"),
+                ];
+                info.key_usage = names
+                    .iter()
+                    .filter(|(b, _)| *b)
+                    .map(|(_, n)| n.to_string())
+                    .collect();
+            }
+            ParsedExtension::BasicConstraints(bc) => info.is_ca = bc.ca,
+            ParsedExtension::SubjectKeyIdentifier(k) => info.subject_key_id = Some(k.0.to_vec()),
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+/// Parses a PEM bundle: the first `CERTIFICATE` block is the leaf, the rest its chain.
+pub fn parse_pem_bundle(bytes: &[u8]) -> Result<Cert, PemError> {
+    let blocks = ::pem::parse_many(bytes).map_err(|e| PemError::Malformed(e.to_string()))?;
+    let mut certs = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents());
+    let der = certs.next().ok_or(PemError::NoCertificate)?;
+    let chain: Vec<Vec<u8>> = certs.collect();
+    let info = parse_der(&der).map_err(PemError::BadCertificate)?;
+    Ok(Cert { der, chain, info })
+}
+
+/// Whether `cert_der` carries a valid signature by the key of `issuer_der`.
+pub fn signed_by(cert_der: &[u8], issuer_der: &[u8]) -> bool {
+    let Ok((_, c)) = X509Certificate::from_der(cert_der) else {
+        return false;
+    };
+    let Ok((_, i)) = X509Certificate::from_der(issuer_der) else {
+        return false;
+    };
+    c.verify_signature(Some(i.public_key())).is_ok()
+}
+
+/// The encoding a private key was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyFormat {
+    /// `RSA PRIVATE KEY`.
+    Pkcs1,
+    /// `EC PRIVATE KEY`.
+    Sec1,
+    /// `PRIVATE KEY`.
+    Pkcs8,
+}
+
+/// A private key. Its Debug output never shows key material.
+pub struct PrivateKey {
+    /// The loaded key pair (signing and public key).
+    pub pair: rcgen::KeyPair,
+    /// How it was encoded on disk.
+    pub format: KeyFormat,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("format", &self.format)
+            .field("material", &"<redacted>")
+            .finish()
+    }
+}
+
+impl PrivateKey {
+    /// The SubjectPublicKeyInfo DER of this key.
+    pub fn spki_der(&self) -> Vec<u8> {
+        use rcgen::PublicKeyData;
+        self.pair.subject_public_key_info()
+    }
+
+    /// Whether this key is the private half of `info`'s public key.
+    pub fn matches(&self, info: &CertInfo) -> bool {
+        self.spki_der() == info.spki_der
+    }
+}
+
+/// Parses a PEM private key (PKCS#1, SEC1 or PKCS#8; RSA or ECDSA only, like kubeadm).
+/// Errors never include key bytes.
+pub fn parse_private_key(bytes: &[u8]) -> Result<PrivateKey, PemError> {
+    let blocks = ::pem::parse_many(bytes).map_err(|e| PemError::Malformed(e.to_string()))?;
+    let block = blocks
+        .into_iter()
+        .find(|b| b.tag().ends_with("PRIVATE KEY"))
+        .ok_or(PemError::NoPrivateKey)?;
+    let format = match block.tag() {
+        "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
+        "EC PRIVATE KEY" => KeyFormat::Sec1,
+        "PRIVATE KEY" => KeyFormat::Pkcs8,
+        other => return Err(PemError::UnsupportedKey(other.to_string())),
+    };
+    let der = block.into_contents();
+    let key_der = match format {
+        KeyFormat::Pkcs1 => rustls_pki_types::PrivateKeyDer::Pkcs1(der.into()),
+        KeyFormat::Sec1 => rustls_pki_types::PrivateKeyDer::Sec1(der.into()),
+        KeyFormat::Pkcs8 => rustls_pki_types::PrivateKeyDer::Pkcs8(der.into()),
+    };
+    let pair = rcgen::KeyPair::try_from(&key_der).map_err(|_| {
+        PemError::UnsupportedKey("the private key is neither in RSA nor ECDSA format".into())
+    })?;
+    if !(pair.is_compatible(&rcgen::PKCS_RSA_SHA256)
+        || pair.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256)
+        || pair.is_compatible(&rcgen::PKCS_ECDSA_P384_SHA384))
+    {
+        return Err(PemError::UnsupportedKey(
+            "the private key is neither in RSA nor ECDSA format".into(),
+        ));
+    }
+    Ok(PrivateKey { pair, format })
+}
+
+/// Reads a file that must be a regular file (symlinks allowed only where kubelet uses them:
+/// callers that refuse symlinks check `symlink_metadata` first).
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_a_typed_error() {
+        assert!(matches!(
+            parse_pem_bundle(b"hello"),
+            Err(PemError::NoCertificate) | Err(PemError::Malformed(_))
+        ));
+        let bad = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            parse_pem_bundle(bad),
+            Err(PemError::BadCertificate(_))
+        ));
+        assert!(parse_private_key(b"").is_err());
+        let bad_key = b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        let err = parse_private_key(bad_key).unwrap_err().to_string();
+        assert!(!err.contains("AAAA"));
+    }
+}

@@ -1,0 +1,517 @@
+//! Issuing: key generation, leaf signing, self-signed CAs (demo PKIs) and CSRs — with rcgen,
+//! plus one splice: the subject (and issuer) Name is copied as DER from the certificate being
+//! replaced (and from the CA), then the TBS is re-signed. rcgen's `DistinguishedName` keeps one
+//! value per attribute type, which would drop the second `O=` of a multi-group client cert.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SanType, SerialNumber, SigningKey,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::der;
+use crate::pki::cert::{Cert, CertInfo, KeyFormat, PrivateKey};
+
+/// kubeadm's `CertificateBackdate`.
+pub const BACKDATE_SECONDS: i64 = 5 * 60;
+/// kubeadm's default leaf validity (8760h).
+pub const DEFAULT_VALIDITY_SECONDS: i64 = 365 * 86400;
+/// kubeadm's default CA validity (10 years of 365 days).
+pub const CA_VALIDITY_SECONDS: i64 = 10 * 365 * 86400;
+
+/// Key algorithm for new keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub enum KeyAlgorithm {
+    /// The existing key's algorithm and size.
+    #[default]
+    #[serde(rename = "same")]
+    Same,
+    /// RSA 2048 (kubeadm's default).
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
+    /// RSA 3072.
+    #[serde(rename = "rsa-3072")]
+    Rsa3072,
+    /// RSA 4096.
+    #[serde(rename = "rsa-4096")]
+    Rsa4096,
+    /// ECDSA P-256.
+    #[serde(rename = "ecdsa-p256")]
+    EcdsaP256,
+    /// ECDSA P-384.
+    #[serde(rename = "ecdsa-p384")]
+    EcdsaP384,
+}
+
+impl FromStr for KeyAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "same" => KeyAlgorithm::Same,
+            "rsa-2048" | "rsa2048" => KeyAlgorithm::Rsa2048,
+            "rsa-3072" | "rsa3072" => KeyAlgorithm::Rsa3072,
+            "rsa-4096" | "rsa4096" => KeyAlgorithm::Rsa4096,
+            "ecdsa-p256" | "ecdsa" => KeyAlgorithm::EcdsaP256,
+            "ecdsa-p384" => KeyAlgorithm::EcdsaP384,
+            _ => {
+                return Err(format!(
+                "unknown key algorithm {s:?} (same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384)"
+            ))
+            }
+        })
+    }
+}
+
+impl KeyAlgorithm {
+    /// The concrete algorithm: `Same` resolves to the one named by `existing`
+    /// (`RSA-2048`, `ECDSA-P256`, ... as [`CertInfo::key_algorithm`] names it).
+    pub fn resolve(self, existing: &str) -> KeyAlgorithm {
+        if self != KeyAlgorithm::Same {
+            return self;
+        }
+        match existing {
+            "RSA-3072" => KeyAlgorithm::Rsa3072,
+            "RSA-4096" => KeyAlgorithm::Rsa4096,
+            "ECDSA-P256" => KeyAlgorithm::EcdsaP256,
+            "ECDSA-P384" => KeyAlgorithm::EcdsaP384,
+            _ => KeyAlgorithm::Rsa2048,
+        }
+    }
+
+    /// The name used in reports (`RSA-2048`).
+    pub fn display(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Same => "same",
+            KeyAlgorithm::Rsa2048 => "RSA-2048",
+            KeyAlgorithm::Rsa3072 => "RSA-3072",
+            KeyAlgorithm::Rsa4096 => "RSA-4096",
+            KeyAlgorithm::EcdsaP256 => "ECDSA-P256",
+            KeyAlgorithm::EcdsaP384 => "ECDSA-P384",
+        }
+    }
+}
+
+/// Issuing errors (wrapped with the cert name by callers).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// rcgen refused the parameters or key.
+    #[error("{0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// Key export failed.
+    #[error("key encoding failed: {0}")]
+    KeyEncoding(String),
+    /// The DER produced could not be spliced.
+    #[error("{0}")]
+    Der(#[from] der::DerError),
+    /// A SAN value is not representable.
+    #[error("invalid SAN {0:?}")]
+    BadSan(String),
+    /// `Same` was not resolved.
+    #[error("key algorithm must be resolved before generating a key")]
+    Unresolved,
+}
+
+/// Generates a fresh private key.
+pub fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair, IssueError> {
+    Ok(match alg {
+        KeyAlgorithm::Same => return Err(IssueError::Unresolved),
+        KeyAlgorithm::Rsa2048 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)?
+        }
+        KeyAlgorithm::Rsa3072 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)?
+        }
+        KeyAlgorithm::Rsa4096 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)?
+        }
+        KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
+        KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?,
+    })
+}
+
+/// PEM of a key as kubeadm writes it: `RSA PRIVATE KEY` (PKCS#1) or `EC PRIVATE KEY` (SEC1).
+/// `format` says how the pair's DER is encoded (generated keys are PKCS#8).
+pub fn key_pem(pair: &KeyPair, format: KeyFormat) -> Result<String, IssueError> {
+    let der = pair.serialized_der();
+    let is_rsa = pair.is_compatible(&rcgen::PKCS_RSA_SHA256);
+    let (label, body): (&str, Vec<u8>) = match (format, is_rsa) {
+        (KeyFormat::Pkcs1, _) => ("RSA PRIVATE KEY", der.to_vec()),
+        (KeyFormat::Sec1, _) => ("EC PRIVATE KEY", der.to_vec()),
+        (KeyFormat::Pkcs8, true) => {
+            use pkcs8::der::Decode;
+            let pki = pkcs8::PrivateKeyInfo::from_der(der)
+                .map_err(|e| IssueError::KeyEncoding(e.to_string()))?;
+            ("RSA PRIVATE KEY", pki.private_key.to_vec())
+        }
+        (KeyFormat::Pkcs8, false) => {
+            use aws_lc_rs::encoding::AsDer;
+            let alg = if pair.is_compatible(&rcgen::PKCS_ECDSA_P384_SHA384) {
+                &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING
+            } else {
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING
+            };
+            let kp = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, der)
+                .map_err(|e| IssueError::KeyEncoding(e.to_string()))?;
+            let sec1 = kp
+                .private_key()
+                .as_der()
+                .map_err(|e| IssueError::KeyEncoding(e.to_string()))?;
+            ("EC PRIVATE KEY", sec1.as_ref().to_vec())
+        }
+    };
+    Ok(::pem::encode(&::pem::Pem::new(label, body)))
+}
+
+/// PEM of a certificate DER.
+pub fn cert_pem(der: &[u8]) -> String {
+    ::pem::encode(&::pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+/// What a new leaf certificate says about its subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafSpec {
+    /// The subject Name DER, copied verbatim.
+    pub subject_der: Vec<u8>,
+    /// DNS SANs (will be sorted and de-duplicated as kubeadm does).
+    pub dns_names: Vec<String>,
+    /// IP SANs (de-duplicated, order kept).
+    pub ip_addresses: Vec<IpAddr>,
+    /// URI SANs.
+    pub uris: Vec<String>,
+    /// Email SANs.
+    pub emails: Vec<String>,
+    /// Extended key usages (`serverAuth`, `clientAuth`, dotted OIDs).
+    pub ext_key_usage: Vec<String>,
+    /// NotBefore, Unix seconds.
+    pub not_before: i64,
+    /// NotAfter, Unix seconds.
+    pub not_after: i64,
+}
+
+impl LeafSpec {
+    /// A spec carrying every attribute of an existing certificate, with a new validity.
+    pub fn from_existing(info: &CertInfo, not_before: i64, not_after: i64) -> Self {
+        LeafSpec {
+            subject_der: info.subject_der.clone(),
+            dns_names: info.dns_names.clone(),
+            ip_addresses: info.ip_addresses.clone(),
+            uris: info.uris.clone(),
+            emails: info.emails.clone(),
+            ext_key_usage: info.ext_key_usage.clone(),
+            not_before,
+            not_after,
+        }
+    }
+
+    /// kubeadm's `RemoveDuplicateAltNames`: DNS sorted+deduped, IPs deduped in order.
+    pub fn normalize(&mut self) {
+        self.dns_names.sort();
+        self.dns_names.dedup();
+        let mut seen = Vec::new();
+        self.ip_addresses.retain(|ip| {
+            if seen.contains(ip) {
+                false
+            } else {
+                seen.push(*ip);
+                true
+            }
+        });
+    }
+
+    fn sans(&self) -> Result<Vec<SanType>, IssueError> {
+        let ia5 = |s: &str| {
+            rcgen::string::Ia5String::try_from(s.to_string())
+                .map_err(|_| IssueError::BadSan(s.to_string()))
+        };
+        let mut v = Vec::new();
+        for d in &self.dns_names {
+            v.push(SanType::DnsName(ia5(d)?));
+        }
+        for ip in &self.ip_addresses {
+            v.push(SanType::IpAddress(*ip));
+        }
+        for u in &self.uris {
+            v.push(SanType::URI(ia5(u)?));
+        }
+        for e in &self.emails {
+            v.push(SanType::Rfc822Name(ia5(e)?));
+        }
+        Ok(v)
+    }
+
+    fn ekus(&self) -> Vec<ExtendedKeyUsagePurpose> {
+        self.ext_key_usage
+            .iter()
+            .map(|u| match u.as_str() {
+                "serverAuth" => ExtendedKeyUsagePurpose::ServerAuth,
+                "clientAuth" => ExtendedKeyUsagePurpose::ClientAuth,
+                "codeSigning" => ExtendedKeyUsagePurpose::CodeSigning,
+                "emailProtection" => ExtendedKeyUsagePurpose::EmailProtection,
+                "timeStamping" => ExtendedKeyUsagePurpose::TimeStamping,
+                "OCSPSigning" => ExtendedKeyUsagePurpose::OcspSigning,
+                "any" => ExtendedKeyUsagePurpose::Any,
+                other => ExtendedKeyUsagePurpose::Other(
+                    other.split('.').filter_map(|p| p.parse().ok()).collect(),
+                ),
+            })
+            .collect()
+    }
+}
+
+/// Builds a Name DER the way Go's `pkix.Name` does for kubeadm subjects: O values then CN,
+/// one attribute per RDN, PrintableString when possible, else UTF8String.
+pub fn name_der(common_name: &str, organizations: &[&str]) -> Vec<u8> {
+    fn attr(oid: &[u8], value: &str) -> Vec<u8> {
+        let printable = value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c));
+        let tag = if printable { 0x13 } else { 0x0c };
+        let atv = der::sequence(&[&der::encode(0x06, oid), &der::encode(tag, value.as_bytes())]);
+        der::encode(0x31, &atv)
+    }
+    const OID_O: &[u8] = &[0x55, 0x04, 0x0a];
+    const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
+    let mut rdns: Vec<Vec<u8>> = organizations.iter().map(|o| attr(OID_O, o)).collect();
+    rdns.push(attr(OID_CN, common_name));
+    let parts: Vec<&[u8]> = rdns.iter().map(Vec::as_slice).collect();
+    der::sequence(&parts)
+}
+
+fn offset(unix: i64) -> ::time::OffsetDateTime {
+    ::time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(::time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A random serial in [1, 2^63), as kubeadm draws it.
+pub fn random_serial() -> Vec<u8> {
+    // First byte in 1..=0x7f: positive, minimal DER, never zero.
+    let mut b: [u8; 8] = rand::random();
+    b[0] = (b[0] & 0x7f).max(1);
+    b.to_vec()
+}
+
+fn placeholder_dn() -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "kubecert-placeholder");
+    dn
+}
+
+/// Replaces TBS element `idx` values and re-signs with `key`; returns the new outer DER.
+fn splice_and_resign(
+    signed: &[u8],
+    replacements: &[(usize, &[u8])],
+    key: &impl SigningKey,
+) -> Result<Vec<u8>, IssueError> {
+    let (outer, _) = der::read(signed)?;
+    let parts = der::children(outer.content)?;
+    let [tbs, alg, _sig] = parts.as_slice() else {
+        return Err(der::DerError::Unexpected("signed object is not tbs/alg/signature").into());
+    };
+    let fields = der::children(tbs.content)?;
+    let mut new_fields: Vec<&[u8]> = fields.iter().map(|f| f.raw).collect();
+    for (idx, bytes) in replacements {
+        let slot = new_fields
+            .get_mut(*idx)
+            .ok_or(der::DerError::Unexpected("TBS too short"))?;
+        *slot = bytes;
+    }
+    let new_tbs = der::sequence(&new_fields);
+    let sig = key.sign(&new_tbs)?;
+    Ok(der::sequence(&[&new_tbs, alg.raw, &der::bit_string(&sig)]))
+}
+
+/// A CA able to sign: its certificate and private key.
+pub struct CaSigner<'a> {
+    /// The CA certificate.
+    pub cert: &'a Cert,
+    /// The CA private key.
+    pub key: &'a PrivateKey,
+}
+
+/// Signs a leaf for `leaf_key` under `ca`. Key usage and basic constraints are kubeadm's
+/// (digitalSignature+keyEncipherment critical, CA:FALSE critical); AKI is the CA's SKI when the
+/// CA has one (as Go sets it); SKI derived from the new key; random positive serial.
+pub fn sign_leaf(
+    spec: &LeafSpec,
+    leaf_key: &KeyPair,
+    ca: &CaSigner<'_>,
+) -> Result<Vec<u8>, IssueError> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = placeholder_dn();
+    p.subject_alt_names = spec.sans()?;
+    p.extended_key_usages = spec.ekus();
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.not_before = offset(spec.not_before);
+    p.not_after = offset(spec.not_after);
+    p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    p.use_authority_key_identifier_extension = ca.cert.info.subject_key_id.is_some();
+    let mut ip = CertificateParams::default();
+    ip.distinguished_name = placeholder_dn();
+    ip.key_identifier_method =
+        KeyIdMethod::PreSpecified(ca.cert.info.subject_key_id.clone().unwrap_or_default());
+    let issuer = Issuer::new(ip, &ca.key.pair);
+    let signed = p.signed_by(leaf_key, &issuer)?;
+    // TBS: 0 version, 1 serial, 2 signature, 3 issuer, 4 validity, 5 subject, 6 spki, 7 exts
+    splice_and_resign(
+        signed.der(),
+        &[(3, &ca.cert.info.subject_der), (5, &spec.subject_der)],
+        &ca.key.pair,
+    )
+}
+
+/// Makes a self-signed CA as kubeadm's `NewSelfSignedCACert` does: SAN DNS = CN,
+/// KU digitalSignature+keyEncipherment+keyCertSign, CA:TRUE, SKI.
+pub fn self_signed_ca(
+    common_name: &str,
+    key: &KeyPair,
+    not_before: i64,
+    not_after: i64,
+) -> Result<Vec<u8>, IssueError> {
+    let mut p = CertificateParams::new(vec![common_name.to_string()])?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::KeyCertSign,
+    ];
+    p.not_before = offset(not_before);
+    p.not_after = offset(not_after);
+    p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    let c = p.self_signed(key)?;
+    let subject = name_der(common_name, &[]);
+    splice_and_resign(c.der(), &[(3, &subject), (5, &subject)], key)
+}
+
+/// Builds a PKCS#10 CSR with the spec's subject (verbatim) and SANs. Like kubeadm's
+/// `NewCSR` it requests no usages unless `request_usages` is set.
+pub fn csr_der(
+    spec: &LeafSpec,
+    key: &KeyPair,
+    request_usages: bool,
+) -> Result<Vec<u8>, IssueError> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = placeholder_dn();
+    p.subject_alt_names = spec.sans()?;
+    if request_usages {
+        p.extended_key_usages = spec.ekus();
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+    }
+    let csr = p.serialize_request(key)?;
+    // CertificationRequestInfo: 0 version, 1 subject, 2 spki, 3 attributes
+    splice_and_resign(csr.der(), &[(1, &spec.subject_der)], key)
+}
+
+/// PEM of a CSR DER.
+pub fn csr_pem(der: &[u8]) -> String {
+    ::pem::encode(&::pem::Pem::new("CERTIFICATE REQUEST", der.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::cert::{parse_der, parse_private_key};
+
+    fn ca() -> (Cert, PrivateKey) {
+        let key = generate_key(KeyAlgorithm::Rsa2048).unwrap();
+        let der = self_signed_ca("kubernetes", &key, 0, 4_000_000_000).unwrap();
+        let pem = key_pem(&key, KeyFormat::Pkcs8).unwrap();
+        let pk = parse_private_key(pem.as_bytes()).unwrap();
+        let info = parse_der(&der).unwrap();
+        (
+            Cert {
+                der,
+                chain: vec![],
+                info,
+            },
+            pk,
+        )
+    }
+
+    #[test]
+    fn repeated_organizations_survive_renewal() {
+        let (ca_cert, ca_key) = ca();
+        assert!(ca_cert.info.is_ca);
+        let subject = name_der(
+            "kube-apiserver-kubelet-client",
+            &["system:masters", "kubeadm:cluster-admins"],
+        );
+        let spec = LeafSpec {
+            subject_der: subject.clone(),
+            dns_names: vec!["b".into(), "a".into(), "b".into()],
+            ip_addresses: vec!["10.0.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()],
+            uris: vec!["spiffe://x/y".into()],
+            emails: vec![],
+            ext_key_usage: vec!["clientAuth".into()],
+            not_before: 1_000_000_000,
+            not_after: 1_100_000_000,
+        };
+        let mut spec2 = spec.clone();
+        spec2.normalize();
+        assert_eq!(spec2.dns_names, ["a", "b"]);
+        assert_eq!(spec2.ip_addresses.len(), 1);
+        let leaf_key = generate_key(KeyAlgorithm::EcdsaP256).unwrap();
+        let der = sign_leaf(
+            &spec2,
+            &leaf_key,
+            &CaSigner {
+                cert: &ca_cert,
+                key: &ca_key,
+            },
+        )
+        .unwrap();
+        let info = parse_der(&der).unwrap();
+        assert_eq!(
+            info.organizations,
+            ["system:masters", "kubeadm:cluster-admins"]
+        );
+        assert_eq!(info.subject_der, subject);
+        assert_eq!(info.issuer_der, ca_cert.info.subject_der);
+        assert_eq!(info.uris, ["spiffe://x/y"]);
+        assert_eq!(info.ext_key_usage, ["clientAuth"]);
+        assert_eq!(info.key_usage, ["digitalSignature", "keyEncipherment"]);
+        assert!(!info.is_ca);
+        assert_eq!(info.not_after, 1_100_000_000);
+        assert!(crate::pki::cert::signed_by(&der, &ca_cert.der));
+        assert_eq!(info.key_algorithm, "ECDSA-P256");
+    }
+
+    #[test]
+    fn key_pem_labels_like_kubeadm() {
+        let rsa = generate_key(KeyAlgorithm::Rsa2048).unwrap();
+        let pem = key_pem(&rsa, KeyFormat::Pkcs8).unwrap();
+        assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        let back = parse_private_key(pem.as_bytes()).unwrap();
+        assert_eq!(back.format, KeyFormat::Pkcs1);
+        use rcgen::PublicKeyData;
+        assert_eq!(back.spki_der(), rsa.subject_public_key_info());
+        let ec = generate_key(KeyAlgorithm::EcdsaP384).unwrap();
+        let pem = key_pem(&ec, KeyFormat::Pkcs8).unwrap();
+        assert!(pem.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+        let back = parse_private_key(pem.as_bytes()).unwrap();
+        assert_eq!(back.spki_der(), ec.subject_public_key_info());
+    }
+
+    #[test]
+    fn serials_positive_and_nonzero() {
+        for _ in 0..200 {
+            let s = random_serial();
+            assert_eq!(s.len(), 8);
+            assert!(s[0] >= 1 && s[0] < 0x80);
+        }
+    }
+}

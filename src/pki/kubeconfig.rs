@@ -1,0 +1,356 @@
+//! Reading and rewriting kubeconfig files: the current context's user client cert (embedded
+//! `client-certificate-data` or a `client-certificate` file reference) and cluster CA.
+//!
+//! Rewrites are textual: only the base64 values of the current context's user (and the
+//! cluster's `certificate-authority-data`) are replaced, so every other byte of the file —
+//! comments, order, other users — stays as it was. The result is parsed again and checked.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Where a credential of the kubeconfig comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Embedded base64 (`*-data`). Holds the base64 text exactly as in the file.
+    Embedded(String),
+    /// A file reference, resolved against the kubeconfig's directory.
+    File(PathBuf),
+    /// Not set.
+    Absent,
+}
+
+/// What kubecert reads from a kubeconfig.
+#[derive(Debug, Clone)]
+pub struct Kubeconfig {
+    /// The file.
+    pub path: PathBuf,
+    /// The raw text.
+    pub text: String,
+    /// `current-context`.
+    pub current_context: String,
+    /// The current context's user name.
+    pub user: String,
+    /// The current context's cluster name.
+    pub cluster: String,
+    /// The cluster's server URL.
+    pub server: Option<String>,
+    /// Client certificate source.
+    pub client_cert: Source,
+    /// Client key source.
+    pub client_key: Source,
+    /// Cluster CA source.
+    pub ca: Source,
+    /// The parsed document.
+    doc: Value,
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Kubeconfig {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn find_named<'a>(doc: &'a Value, list: &str, name: &str, inner: &str) -> Option<&'a Value> {
+    doc.get(list)?
+        .as_array()?
+        .iter()
+        .find(|e| e.get("name").and_then(Value::as_str) == Some(name))?
+        .get(inner)
+}
+
+fn source(dir: &Path, obj: &Value, data_key: &str, file_key: &str) -> Source {
+    if let Some(s) = obj.get(data_key).and_then(Value::as_str) {
+        if !s.is_empty() {
+            return Source::Embedded(s.to_string());
+        }
+    }
+    if let Some(p) = obj.get(file_key).and_then(Value::as_str) {
+        if !p.is_empty() {
+            let p = Path::new(p);
+            return Source::File(if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.join(p)
+            });
+        }
+    }
+    Source::Absent
+}
+
+/// Decodes a `*-data` value (base64 of PEM).
+pub fn decode_data(path: &Path, b64: &str) -> Result<Vec<u8>> {
+    let cleaned: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(cleaned.as_bytes())
+        .map_err(|e| invalid(path, format!("invalid base64 data: {e}")))
+}
+
+/// Encodes PEM bytes as a `*-data` value.
+pub fn encode_data(pem: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(pem)
+}
+
+impl Kubeconfig {
+    /// Parses kubeconfig text.
+    pub fn parse(path: &Path, text: String) -> Result<Self> {
+        let doc: Value = serde_saphyr::from_str(&text)
+            .map_err(|e| invalid(path, format!("not valid YAML: {e}")))?;
+        if !doc.is_object() {
+            return Err(invalid(
+                path,
+                "not a kubeconfig (top level is not a mapping)",
+            ));
+        }
+        let current_context = doc
+            .get("current-context")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| invalid(path, "no current-context"))?
+            .to_string();
+        let ctx = find_named(&doc, "contexts", &current_context, "context")
+            .ok_or_else(|| invalid(path, format!("missing context {current_context}")))?;
+        let cluster = ctx
+            .get("cluster")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(path, format!("context {current_context} has no cluster")))?
+            .to_string();
+        let user = ctx
+            .get("user")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(path, format!("context {current_context} has no user")))?
+            .to_string();
+        let cl = find_named(&doc, "clusters", &cluster, "cluster")
+            .ok_or_else(|| invalid(path, format!("missing cluster {cluster}")))?;
+        let us = find_named(&doc, "users", &user, "user")
+            .ok_or_else(|| invalid(path, format!("missing authInfo {user}")))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Ok(Kubeconfig {
+            path: path.to_path_buf(),
+            server: cl.get("server").and_then(Value::as_str).map(str::to_string),
+            client_cert: source(dir, us, "client-certificate-data", "client-certificate"),
+            client_key: source(dir, us, "client-key-data", "client-key"),
+            ca: source(
+                dir,
+                cl,
+                "certificate-authority-data",
+                "certificate-authority",
+            ),
+            text,
+            doc,
+            current_context,
+            user,
+            cluster,
+        })
+    }
+
+    /// Reads and parses a kubeconfig file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid(path, "not UTF-8"))?;
+        Self::parse(path, text)
+    }
+
+    /// The client certificate PEM bytes (embedded, or read from the referenced file).
+    pub fn client_cert_pem(&self) -> Result<Vec<u8>> {
+        match &self.client_cert {
+            Source::Embedded(b) => decode_data(&self.path, b),
+            Source::File(p) => std::fs::read(p).map_err(|e| Error::io(p, e)),
+            Source::Absent => Err(invalid(
+                &self.path,
+                format!("user {} has no client certificate", self.user),
+            )),
+        }
+    }
+
+    /// The client key PEM bytes (embedded, or read from the referenced file).
+    pub fn client_key_pem(&self) -> Result<Vec<u8>> {
+        match &self.client_key {
+            Source::Embedded(b) => decode_data(&self.path, b),
+            Source::File(p) => std::fs::read(p).map_err(|e| Error::io(p, e)),
+            Source::Absent => Err(invalid(
+                &self.path,
+                format!("user {} has no client key", self.user),
+            )),
+        }
+    }
+
+    /// How many entries of `list` before the one named `name` carry `key` with value `val`:
+    /// the index of the current entry's line among identical `key: val` lines.
+    fn occurrence(&self, list: &str, inner: &str, name: &str, key: &str, val: &str) -> usize {
+        let Some(items) = self.doc.get(list).and_then(Value::as_array) else {
+            return 0;
+        };
+        items
+            .iter()
+            .take_while(|e| e.get("name").and_then(Value::as_str) != Some(name))
+            .filter(|e| {
+                e.get(inner)
+                    .and_then(|i| i.get(key))
+                    .and_then(Value::as_str)
+                    == Some(val)
+            })
+            .count()
+    }
+
+    /// Returns the text with the current user's embedded client cert/key replaced and the
+    /// cluster's embedded CA replaced (when `ca_pem` is given and the CA is embedded).
+    /// Only embedded sources are rewritten; file references are the caller's business.
+    pub fn rewrite_embedded(
+        &self,
+        cert_pem: Option<&[u8]>,
+        key_pem: Option<&[u8]>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<String> {
+        let mut text = self.text.clone();
+        let mut expect: Vec<(&'static str, String)> = Vec::new();
+        if let (Some(new), Source::Embedded(old)) = (cert_pem, &self.client_cert) {
+            let new = encode_data(new);
+            let nth = self.occurrence("users", "user", &self.user, "client-certificate-data", old);
+            text = replace_value(&self.path, &text, "client-certificate-data", old, &new, nth)?;
+            expect.push(("client-certificate-data", new));
+        }
+        if let (Some(new), Source::Embedded(old)) = (key_pem, &self.client_key) {
+            let new = encode_data(new);
+            let nth = self.occurrence("users", "user", &self.user, "client-key-data", old);
+            text = replace_value(&self.path, &text, "client-key-data", old, &new, nth)?;
+            expect.push(("client-key-data", new));
+        }
+        if let (Some(new), Source::Embedded(old)) = (ca_pem, &self.ca) {
+            let new = encode_data(new);
+            if *old != new {
+                let nth = self.occurrence(
+                    "clusters",
+                    "cluster",
+                    &self.cluster,
+                    "certificate-authority-data",
+                    old,
+                );
+                text = replace_value(
+                    &self.path,
+                    &text,
+                    "certificate-authority-data",
+                    old,
+                    &new,
+                    nth,
+                )?;
+            }
+            expect.push(("certificate-authority-data", new));
+        }
+        // Parse the result and check each rewritten value landed where intended.
+        let after = Kubeconfig::parse(&self.path, text.clone())?;
+        for (key, val) in expect {
+            let got = match key {
+                "client-certificate-data" => &after.client_cert,
+                "client-key-data" => &after.client_key,
+                _ => &after.ca,
+            };
+            if *got != Source::Embedded(val) {
+                return Err(invalid(
+                    &self.path,
+                    format!("rewriting {key} did not produce the expected document"),
+                ));
+            }
+        }
+        Ok(text)
+    }
+}
+
+/// Replaces the value of the `nth` (0-based) line `key: old`. The old value must appear as
+/// one plain or quoted scalar after `key:` (what client-go and kubeadm write).
+fn replace_value(
+    path: &Path,
+    text: &str,
+    key: &str,
+    old: &str,
+    new: &str,
+    nth: usize,
+) -> Result<String> {
+    let mut out = String::with_capacity(text.len() + new.len());
+    let mut hits = 0;
+    let mut replaced = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if let Some(val) = rest.strip_prefix(':') {
+                let v = val.trim().trim_matches(|c| c == '"' || c == '\'');
+                if v == old {
+                    hits += 1;
+                    if hits - 1 != nth {
+                        out.push_str(line);
+                        continue;
+                    }
+                    if let Some(pos) = line.rfind(old) {
+                        out.push_str(&line[..pos]);
+                        out.push_str(new);
+                        out.push_str(&line[pos + old.len()..]);
+                        replaced = true;
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push_str(line);
+    }
+    if !replaced {
+        return Err(invalid(
+            path,
+            format!("cannot rewrite {key}: its value is not a single-line scalar"),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KC: &str = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: Q0E=\n    server: https://1.2.3.4:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-admin\n  name: kubernetes-admin@kubernetes\ncurrent-context: kubernetes-admin@kubernetes\nkind: Config\npreferences: {}\nusers:\n- name: other\n  user:\n    client-certificate-data: Q0VSVA==\n- name: kubernetes-admin\n  user:\n    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n";
+
+    #[test]
+    fn parses_current_context() {
+        let k = Kubeconfig::parse(Path::new("/x/admin.conf"), KC.into()).unwrap();
+        assert_eq!(k.user, "kubernetes-admin");
+        assert_eq!(k.client_cert, Source::Embedded("Q0VSVA==".into()));
+        assert_eq!(k.client_cert_pem().unwrap(), b"CERT");
+        assert_eq!(k.server.as_deref(), Some("https://1.2.3.4:6443"));
+    }
+
+    #[test]
+    fn truncated_is_an_error() {
+        let cut = &KC[..KC.len() / 2];
+        assert!(Kubeconfig::parse(Path::new("a.conf"), cut.into()).is_err());
+        assert!(Kubeconfig::parse(Path::new("a.conf"), "{{{".into()).is_err());
+        assert!(Kubeconfig::parse(Path::new("a.conf"), "".into()).is_err());
+    }
+
+    #[test]
+    fn relative_file_references_resolve_against_dir() {
+        let text = KC.replace(
+            "    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n",
+            "    client-certificate: pki/admin.crt\n    client-key: /abs/admin.key\n",
+        );
+        let k = Kubeconfig::parse(Path::new("/etc/k/admin.conf"), text).unwrap();
+        assert_eq!(k.client_cert, Source::File("/etc/k/pki/admin.crt".into()));
+        assert_eq!(k.client_key, Source::File("/abs/admin.key".into()));
+    }
+
+    #[test]
+    fn rewrite_touches_only_current_user() {
+        let k = Kubeconfig::parse(Path::new("admin.conf"), KC.into()).unwrap();
+        let out = k
+            .rewrite_embedded(Some(b"NEWCERT"), Some(b"NEWKEY"), Some(b"NEWCA"))
+            .unwrap();
+        let k2 = Kubeconfig::parse(Path::new("admin.conf"), out.clone()).unwrap();
+        assert_eq!(k2.client_cert_pem().unwrap(), b"NEWCERT");
+        assert_eq!(k2.client_key_pem().unwrap(), b"NEWKEY");
+        // The other user with the same old value keeps it.
+        assert!(out.contains("- name: other\n  user:\n    client-certificate-data: Q0VSVA==\n"));
+        assert!(out.contains("server: https://1.2.3.4:6443"));
+        assert!(out.contains("preferences: {}"));
+    }
+}

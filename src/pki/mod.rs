@@ -1,0 +1,290 @@
+//! The kubeadm PKI model: the inventory table, certificate/key/kubeconfig reading, issuing,
+//! the on-disk layout and the crash-safe store.
+
+pub mod cert;
+pub mod inventory;
+pub mod issue;
+pub mod kubeconfig;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use cert::{Cert, PrivateKey};
+use inventory::{CaId, Entry, Location};
+use kubeconfig::{Kubeconfig, Source};
+
+/// Default PKI dir (`/etc/kubernetes/pki`).
+pub const DEFAULT_CERT_DIR: &str = "/etc/kubernetes/pki";
+/// Default kubeconfig dir (`/etc/kubernetes`).
+pub const DEFAULT_KUBECONFIG_DIR: &str = "/etc/kubernetes";
+/// Default kubelet PKI dir.
+pub const DEFAULT_KUBELET_PKI: &str = "/var/lib/kubelet/pki";
+
+/// Where a cluster's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The PKI dir.
+    pub cert_dir: PathBuf,
+    /// The dir with admin.conf & co.
+    pub kubeconfig_dir: PathBuf,
+    /// External etcd: the etcd rows are not part of this cluster's inventory.
+    pub external_etcd: bool,
+}
+
+impl Layout {
+    /// Builds a layout; `external_etcd: None` auto-detects (no `<cert_dir>/etcd` dir).
+    pub fn new(
+        cert_dir: impl Into<PathBuf>,
+        kubeconfig_dir: impl Into<PathBuf>,
+        external_etcd: Option<bool>,
+    ) -> Self {
+        let cert_dir = cert_dir.into();
+        let external_etcd = external_etcd.unwrap_or_else(|| !cert_dir.join("etcd").is_dir());
+        Layout {
+            cert_dir,
+            kubeconfig_dir: kubeconfig_dir.into(),
+            external_etcd,
+        }
+    }
+
+    /// Rows that apply to this layout.
+    pub fn rows(&self) -> impl Iterator<Item = &'static Entry> {
+        inventory::rows(self.external_etcd)
+    }
+
+    /// The CAs that apply to this layout.
+    pub fn cas(&self) -> impl Iterator<Item = CaId> + '_ {
+        CaId::ALL
+            .into_iter()
+            .filter(|c| !(self.external_etcd && c.local_etcd()))
+    }
+
+    /// `<cert_dir>/<base>.crt`.
+    pub fn pki_crt(&self, base: &str) -> PathBuf {
+        self.cert_dir.join(format!("{base}.crt"))
+    }
+
+    /// `<cert_dir>/<base>.key`.
+    pub fn pki_key(&self, base: &str) -> PathBuf {
+        self.cert_dir.join(format!("{base}.key"))
+    }
+
+    /// The file that decides whether a row is present: the `.crt` for PKI rows, the
+    /// kubeconfig for kubeconfig rows (as kubeadm judges existence).
+    pub fn primary_path(&self, e: &Entry) -> PathBuf {
+        match e.location {
+            Location::Pki { base } => self.pki_crt(base),
+            Location::Kubeconfig { file } => self.kubeconfig_dir.join(file),
+        }
+    }
+
+    /// The CA cert path.
+    pub fn ca_crt(&self, ca: CaId) -> PathBuf {
+        self.pki_crt(ca.base_name())
+    }
+
+    /// The CA key path.
+    pub fn ca_key(&self, ca: CaId) -> PathBuf {
+        self.pki_key(ca.base_name())
+    }
+}
+
+/// Whether a path is an existing regular file (following symlinks, like os.Stat).
+pub fn file_exists(p: &Path) -> bool {
+    std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
+}
+
+/// A certificate as found on disk, with where its key is.
+#[derive(Debug)]
+pub struct Found {
+    /// The certificate.
+    pub cert: Cert,
+    /// The file the certificate came from (the kubeconfig for embedded certs).
+    pub cert_path: PathBuf,
+    /// The key material's origin.
+    pub key: KeyOrigin,
+    /// The kubeconfig, for kubeconfig rows.
+    pub kubeconfig: Option<Kubeconfig>,
+}
+
+/// Where a certificate's private key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// A PEM file.
+    File(PathBuf),
+    /// Embedded `client-key-data` of a kubeconfig.
+    Embedded(PathBuf),
+    /// The kubeconfig has no key.
+    Absent,
+}
+
+/// The state of one row on disk.
+#[derive(Debug)]
+pub enum Material {
+    /// The file kubeadm judges existence by is absent.
+    Missing,
+    /// Present but unusable.
+    Broken(Error),
+    /// Present and parsed.
+    Present(Box<Found>),
+}
+
+/// Loads a row's certificate.
+pub fn load(layout: &Layout, e: &Entry) -> Material {
+    let primary = layout.primary_path(e);
+    if !file_exists(&primary) {
+        return Material::Missing;
+    }
+    match e.location {
+        Location::Pki { base } => {
+            let bytes = match cert::read_file(&primary) {
+                Ok(b) => b,
+                Err(err) => return Material::Broken(err),
+            };
+            match cert::parse_pem_bundle(&bytes) {
+                Ok(c) => Material::Present(Box::new(Found {
+                    cert: c,
+                    cert_path: primary,
+                    key: KeyOrigin::File(layout.pki_key(base)),
+                    kubeconfig: None,
+                })),
+                Err(source) => Material::Broken(Error::Pem {
+                    path: primary,
+                    source,
+                }),
+            }
+        }
+        Location::Kubeconfig { .. } => {
+            let kc = match Kubeconfig::load(&primary) {
+                Ok(k) => k,
+                Err(err) => return Material::Broken(err),
+            };
+            let (pem, cert_path) = match &kc.client_cert {
+                Source::File(p) => match std::fs::read(p) {
+                    Ok(b) => (b, p.clone()),
+                    Err(err) => return Material::Broken(Error::io(p, err)),
+                },
+                _ => match kc.client_cert_pem() {
+                    Ok(b) => (b, primary.clone()),
+                    Err(err) => return Material::Broken(err),
+                },
+            };
+            let key = match &kc.client_key {
+                Source::File(p) => KeyOrigin::File(p.clone()),
+                Source::Embedded(_) => KeyOrigin::Embedded(primary.clone()),
+                Source::Absent => KeyOrigin::Absent,
+            };
+            match cert::parse_pem_bundle(&pem) {
+                Ok(c) => Material::Present(Box::new(Found {
+                    cert: c,
+                    cert_path,
+                    key,
+                    kubeconfig: Some(kc),
+                })),
+                Err(source) => Material::Broken(Error::Pem {
+                    path: primary,
+                    source,
+                }),
+            }
+        }
+    }
+}
+
+impl Found {
+    /// Loads the private key that belongs to this certificate.
+    pub fn load_key(&self) -> Result<PrivateKey> {
+        match &self.key {
+            KeyOrigin::File(p) => {
+                let bytes = cert::read_file(p)?;
+                cert::parse_private_key(&bytes).map_err(|source| Error::Pem {
+                    path: p.clone(),
+                    source,
+                })
+            }
+            KeyOrigin::Embedded(p) => {
+                let kc = self.kubeconfig.as_ref().ok_or_else(|| Error::Kubeconfig {
+                    path: p.clone(),
+                    reason: "no kubeconfig".into(),
+                })?;
+                let bytes = kc.client_key_pem()?;
+                cert::parse_private_key(&bytes).map_err(|source| Error::Pem {
+                    path: p.clone(),
+                    source,
+                })
+            }
+            KeyOrigin::Absent => Err(Error::Kubeconfig {
+                path: self.cert_path.clone(),
+                reason: "no client key".into(),
+            }),
+        }
+    }
+
+    /// Whether the key file exists (kubeconfig-embedded keys always "exist").
+    pub fn key_exists(&self) -> bool {
+        match &self.key {
+            KeyOrigin::File(p) => file_exists(p),
+            KeyOrigin::Embedded(_) => true,
+            KeyOrigin::Absent => false,
+        }
+    }
+}
+
+/// A CA as found on disk.
+#[derive(Debug)]
+pub struct CaMaterial {
+    /// Which CA.
+    pub id: CaId,
+    /// Its certificate.
+    pub cert: Material,
+    /// Whether `<ca>.key` exists (stat only, as kubeadm's UsingExternalCA does).
+    pub key_present: bool,
+}
+
+impl CaMaterial {
+    /// Loads a CA's certificate and checks whether its key exists.
+    pub fn load(layout: &Layout, id: CaId) -> Self {
+        CaMaterial {
+            id,
+            cert: load(layout, id.entry()),
+            key_present: file_exists(&layout.ca_key(id)),
+        }
+    }
+
+    /// kubeadm's "externally managed": CA cert present, key absent.
+    pub fn externally_managed(&self) -> bool {
+        matches!(self.cert, Material::Present(_)) && !self.key_present
+    }
+
+    /// The CA certificate, if present and parsed.
+    pub fn cert(&self) -> Option<&Cert> {
+        match &self.cert {
+            Material::Present(f) => Some(&f.cert),
+            _ => None,
+        }
+    }
+}
+
+/// All three CAs of a layout (absent ones for external etcd are `Missing`).
+pub struct Cas(pub Vec<CaMaterial>);
+
+impl Cas {
+    /// Loads the CAs of a layout.
+    pub fn load(layout: &Layout) -> Self {
+        Cas(layout.cas().map(|c| CaMaterial::load(layout, c)).collect())
+    }
+
+    /// One CA.
+    pub fn get(&self, id: CaId) -> Option<&CaMaterial> {
+        self.0.iter().find(|c| c.id == id)
+    }
+
+    /// Which of the loaded CAs signed `der` (by signature, not by subject).
+    pub fn signer_of(&self, der: &[u8]) -> Option<CaId> {
+        self.0.iter().find_map(|c| {
+            c.cert()
+                .filter(|ca| cert::signed_by(der, &ca.der))
+                .map(|_| c.id)
+        })
+    }
+}

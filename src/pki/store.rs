@@ -1,0 +1,542 @@
+//! Every write to a PKI goes through here: an exclusive lock on the PKI dir, a backup of each
+//! file about to be replaced, new files staged beside the old ones and fsynced, a journal,
+//! renames, and a directory fsync. A run killed at any instant is finished (rolled forward) or
+//! undone (rolled back) by [`recover`], which every kubecert command runs first.
+//!
+//! Journal states: `staging` (new files may be partly written: recovery deletes them, the old
+//! files are untouched) → `prepared` (every staged file is complete and durable: recovery
+//! renames the remaining ones into place) → removed (done).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const LOCK_FILE: &str = ".kubecert.lock";
+const JOURNAL_FILE: &str = ".kubecert-journal.json";
+const STAGED_SUFFIX: &str = ".kubecert-new";
+
+/// Test hook: `KUBECERT_FAILPOINT=<name>` aborts the process at that point;
+/// `KUBECERT_STEP_DELAY_MS=<n>` sleeps before every step (widens the window for random
+/// SIGKILL tests). Both are read once.
+pub fn failpoint(name: &str) {
+    static FP: OnceLock<(Option<String>, u64)> = OnceLock::new();
+    let (fp, delay) = FP.get_or_init(|| {
+        (
+            std::env::var("KUBECERT_FAILPOINT").ok(),
+            std::env::var("KUBECERT_STEP_DELAY_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        )
+    });
+    if *delay > 0 {
+        std::thread::sleep(Duration::from_millis(*delay));
+    }
+    if fp.as_deref() == Some(name) {
+        eprintln!("kubecert: failpoint {name} hit, aborting");
+        std::process::abort();
+    }
+}
+
+/// An exclusive lock on a PKI dir, held while this value lives.
+#[derive(Debug)]
+pub struct Lock {
+    file: File,
+    dir: PathBuf,
+}
+
+impl Lock {
+    /// Takes the lock on `dir`, waiting up to `timeout` for another holder.
+    pub fn acquire(dir: &Path, timeout: Duration) -> Result<Lock> {
+        let path = dir.join(LOCK_FILE);
+        refuse_symlink(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let start = Instant::now();
+        let mut announced = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) => {
+                    let pid = fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(0);
+                    if start.elapsed() >= timeout {
+                        return Err(Error::Locked {
+                            dir: dir.to_path_buf(),
+                            pid,
+                        });
+                    }
+                    if !announced {
+                        tracing::info!(pid, dir = %dir.display(), "waiting for the PKI lock");
+                        announced = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+        }
+        let mut f = &file;
+        let _ = f.set_len(0);
+        let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
+        Ok(Lock {
+            file,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The locked dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Refuses a symlink at `path` (absent paths are fine).
+pub fn refuse_symlink(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::Symlink(path.to_path_buf())),
+        _ => Ok(()),
+    }
+}
+
+/// One file to write.
+#[derive(Clone)]
+pub struct Write_ {
+    /// Final path.
+    pub target: PathBuf,
+    /// New contents.
+    pub contents: Vec<u8>,
+    /// Mode for a new file; an existing file keeps its mode unless `force_mode`.
+    pub mode: u32,
+    /// Apply `mode` even when the file exists (keys are always 0600).
+    pub force_mode: bool,
+}
+
+impl std::fmt::Debug for Write_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("target", &self.target)
+            .field("bytes", &self.contents.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum State {
+    Staging,
+    Prepared,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalEntry {
+    target: PathBuf,
+    staged: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    state: State,
+    backup_dir: Option<PathBuf>,
+    entries: Vec<JournalEntry>,
+}
+
+/// A backup manifest entry.
+#[derive(Debug, Serialize, Deserialize, Clone)]
+pub struct BackupEntry {
+    /// The original path.
+    pub target: PathBuf,
+    /// The copy inside the backup dir; `None` when the target did not exist.
+    pub copy: Option<PathBuf>,
+}
+
+/// `manifest.json` of a backup dir.
+#[derive(Debug, Serialize, Deserialize, Clone)]
+pub struct BackupManifest {
+    /// When it was made (RFC 3339).
+    pub created: String,
+    /// What the backup holds.
+    pub entries: Vec<BackupEntry>,
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+fn staged_path(target: &Path) -> PathBuf {
+    let mut s = target.as_os_str().to_owned();
+    s.push(STAGED_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// Writes `bytes` to `path` durably via a temp file + rename (used for the journal itself).
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = staged_path(path);
+    {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    sync_dir(dir)
+}
+
+fn journal_path(lock: &Lock) -> PathBuf {
+    lock.dir.join(JOURNAL_FILE)
+}
+
+/// Whether an interrupted run left a journal in `dir`.
+pub fn journal_exists(dir: &Path) -> bool {
+    dir.join(JOURNAL_FILE).exists()
+}
+
+/// Finishes or undoes an interrupted run. Must be called with the lock held; a no-op when
+/// there is no journal. Returns what it did, for logging.
+pub fn recover(lock: &Lock) -> Result<Option<String>> {
+    let jp = journal_path(lock);
+    let bytes = match fs::read(&jp) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&jp, e)),
+    };
+    let journal: Journal = match serde_json::from_slice(&bytes) {
+        Ok(j) => j,
+        Err(e) => {
+            // The journal is written atomically, so a torn journal cannot happen; an
+            // unreadable one means someone edited it. Refuse to guess.
+            return Err(Error::Recovery(format!("{}: {e}", jp.display())));
+        }
+    };
+    let what = match journal.state {
+        State::Staging => {
+            for e in &journal.entries {
+                match fs::remove_file(&e.staged) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(Error::io(&e.staged, err)),
+                }
+            }
+            "rolled back an interrupted run (no file had been replaced)".to_string()
+        }
+        State::Prepared => {
+            let mut dirs = Vec::new();
+            for e in &journal.entries {
+                if e.staged.exists() {
+                    fs::rename(&e.staged, &e.target).map_err(|err| Error::io(&e.target, err))?;
+                }
+                if let Some(d) = e.target.parent() {
+                    if !dirs.contains(&d.to_path_buf()) {
+                        dirs.push(d.to_path_buf());
+                    }
+                }
+            }
+            for d in dirs {
+                sync_dir(&d)?;
+            }
+            "completed an interrupted run (all staged files installed)".to_string()
+        }
+    };
+    fs::remove_file(&jp).map_err(|e| Error::io(&jp, e))?;
+    sync_dir(&lock.dir)?;
+    tracing::warn!(journal = %jp.display(), "{what}");
+    Ok(Some(what))
+}
+
+/// Makes a fresh backup dir `<root>/<stamp>[-N]` with mode 0700.
+fn make_backup_dir(root: &Path, stamp: &str) -> Result<PathBuf> {
+    fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    for n in 0..1000 {
+        let p = if n == 0 {
+            root.join(stamp)
+        } else {
+            root.join(format!("{stamp}-{n}"))
+        };
+        match fs::DirBuilder::new().mode(0o700).create(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    Err(Error::InvalidArgument(format!(
+        "cannot create a backup dir under {}",
+        root.display()
+    )))
+}
+
+/// Applies `writes` as one transaction: backup (into a new dir under `backup_root`, if
+/// given), stage, journal, rename. Returns the backup dir.
+pub fn commit(
+    lock: &Lock,
+    writes: &[Write_],
+    backup_root: Option<&Path>,
+    stamp: &str,
+) -> Result<Option<PathBuf>> {
+    // Preflight: no symlinks, parents exist, old metadata captured.
+    let mut meta = Vec::with_capacity(writes.len());
+    for w in writes {
+        refuse_symlink(&w.target)?;
+        let parent = w.target.parent().unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        meta.push(fs::metadata(&w.target).ok());
+    }
+    // Backup.
+    let backup_dir = match backup_root {
+        Some(root) => {
+            let dir = make_backup_dir(root, stamp)?;
+            let mut manifest = BackupManifest {
+                created: stamp.to_string(),
+                entries: vec![],
+            };
+            for (i, w) in writes.iter().enumerate() {
+                let copy = if meta[i].is_some() {
+                    let name = format!(
+                        "{i:02}-{}",
+                        w.target
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    );
+                    let dst = dir.join(name);
+                    let bytes = fs::read(&w.target).map_err(|e| Error::io(&w.target, e))?;
+                    let mut f = OpenOptions::new()
+                        .create_new(true)
+                        .write(true)
+                        .mode(0o600)
+                        .open(&dst)
+                        .map_err(|e| Error::io(&dst, e))?;
+                    f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
+                    f.sync_all().map_err(|e| Error::io(&dst, e))?;
+                    Some(dst)
+                } else {
+                    None
+                };
+                manifest.entries.push(BackupEntry {
+                    target: w.target.clone(),
+                    copy,
+                });
+            }
+            let mj = serde_json::to_vec_pretty(&manifest)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            write_atomic(&dir.join("manifest.json"), &mj, 0o600)?;
+            sync_dir(&dir)?;
+            Some(dir)
+        }
+        None => None,
+    };
+    failpoint("after-backup");
+    let jp = journal_path(lock);
+    let entries: Vec<JournalEntry> = writes
+        .iter()
+        .map(|w| JournalEntry {
+            target: w.target.clone(),
+            staged: staged_path(&w.target),
+        })
+        .collect();
+    let mut journal = Journal {
+        state: State::Staging,
+        backup_dir: backup_dir.clone(),
+        entries,
+    };
+    let jbytes = |j: &Journal| {
+        serde_json::to_vec_pretty(j).map_err(|e| Error::InvalidArgument(e.to_string()))
+    };
+    write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
+    failpoint("after-journal-staging");
+    // Stage.
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
+        let staged = staged_path(&w.target);
+        let _ = fs::remove_file(&staged);
+        let old = meta[i].as_ref();
+        let mode = match old {
+            Some(m) if !w.force_mode => m.permissions().mode() & 0o7777,
+            _ => w.mode,
+        };
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&staged)
+            .map_err(|e| Error::io(&staged, e))?;
+        f.write_all(&w.contents)
+            .map_err(|e| Error::io(&staged, e))?;
+        if let Some(m) = old {
+            // Keep owners; failure (not root) is fine when they are already ours.
+            let _ = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()));
+        }
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(&staged, e))?;
+        f.sync_all().map_err(|e| Error::io(&staged, e))?;
+        failpoint(&format!("after-stage-{i}"));
+        if let Some(d) = w.target.parent() {
+            if !dirs.contains(&d.to_path_buf()) {
+                dirs.push(d.to_path_buf());
+            }
+        }
+    }
+    for d in &dirs {
+        sync_dir(d)?;
+    }
+    journal.state = State::Prepared;
+    write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
+    failpoint("after-journal-prepared");
+    // Swap.
+    for (i, w) in writes.iter().enumerate() {
+        fs::rename(staged_path(&w.target), &w.target).map_err(|e| Error::io(&w.target, e))?;
+        failpoint(&format!("after-rename-{i}"));
+    }
+    for d in &dirs {
+        sync_dir(d)?;
+    }
+    fs::remove_file(&jp).map_err(|e| Error::io(&jp, e))?;
+    sync_dir(&lock.dir)?;
+    failpoint("after-commit");
+    Ok(backup_dir)
+}
+
+/// Reads a backup dir's manifest.
+pub fn read_manifest(dir: &Path) -> Result<BackupManifest> {
+    let p = dir.join("manifest.json");
+    let bytes = fs::read(&p).map_err(|e| Error::io(&p, e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))
+}
+
+/// The writes that put a backup back in place (files that did not exist are left alone).
+pub fn restore_writes(manifest: &BackupManifest) -> Result<Vec<Write_>> {
+    let mut out = Vec::new();
+    for e in &manifest.entries {
+        if let Some(copy) = &e.copy {
+            let contents = fs::read(copy).map_err(|err| Error::io(copy, err))?;
+            let mode = fs::metadata(&e.target)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0o600);
+            out.push(Write_ {
+                target: e.target.clone(),
+                contents,
+                mode,
+                force_mode: false,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_backs_up_and_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.crt");
+        fs::write(&a, b"old").unwrap();
+        fs::set_permissions(&a, fs::Permissions::from_mode(0o644)).unwrap();
+        let lock = Lock::acquire(d.path(), Duration::from_secs(1)).unwrap();
+        let writes = vec![
+            Write_ {
+                target: a.clone(),
+                contents: b"new".to_vec(),
+                mode: 0o600,
+                force_mode: false,
+            },
+            Write_ {
+                target: d.path().join("sub/b.key"),
+                contents: b"k".to_vec(),
+                mode: 0o600,
+                force_mode: true,
+            },
+        ];
+        let bd = commit(&lock, &writes, Some(&d.path().join("bk")), "T")
+            .unwrap()
+            .unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"new");
+        assert_eq!(
+            fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(
+            fs::metadata(d.path().join("sub/b.key"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&bd).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let m = read_manifest(&bd).unwrap();
+        assert_eq!(m.entries.len(), 2);
+        assert!(m.entries[1].copy.is_none());
+        let back = restore_writes(&m).unwrap();
+        commit(&lock, &back, None, "T2").unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"old");
+        assert!(!journal_exists(d.path()));
+    }
+
+    #[test]
+    fn second_lock_times_out_with_pid() {
+        let d = tempfile::tempdir().unwrap();
+        let _l = Lock::acquire(d.path(), Duration::from_secs(1)).unwrap();
+        let err = Lock::acquire(d.path(), Duration::from_millis(100)).unwrap_err();
+        match err {
+            Error::Locked { pid, .. } => assert_eq!(pid, std::process::id()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn symlink_target_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        fs::write(&real, b"x").unwrap();
+        let link = d.path().join("link.crt");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let lock = Lock::acquire(d.path(), Duration::from_secs(1)).unwrap();
+        let w = Write_ {
+            target: link,
+            contents: b"y".to_vec(),
+            mode: 0o644,
+            force_mode: false,
+        };
+        assert!(matches!(
+            commit(&lock, &[w], None, "T"),
+            Err(Error::Symlink(_))
+        ));
+        assert_eq!(fs::read(&real).unwrap(), b"x");
+    }
+}

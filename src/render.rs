@@ -1,0 +1,223 @@
+//! Renderings: Go `text/tabwriter` emulation for kubeadm's tables, kubeadm-style JSON
+//! (4-space indent) and YAML (keys sorted, as the k8s YAML printer emits them).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::check::{CertificateStatus, CheckResult};
+use crate::timefmt;
+
+/// Go `text/tabwriter` with `minwidth`, `padding`, space padding and flags 0: every cell
+/// terminated by `\t` is padded to its column's width (max cell + padding, at least
+/// `minwidth`) within a block of consecutive lines that have that column; the text after
+/// the last tab is written as is.
+pub fn tabwrite(text: &str, minwidth: usize, padding: usize) -> String {
+    let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
+    // widths[line][col] for terminated cells.
+    let ncells = |l: &Vec<&str>| l.len().saturating_sub(1);
+    let mut widths: Vec<Vec<usize>> = lines.iter().map(|l| vec![0; ncells(l)]).collect();
+    fn fill(
+        lines: &[Vec<&str>],
+        widths: &mut [Vec<usize>],
+        start: usize,
+        end: usize,
+        col: usize,
+        minwidth: usize,
+        padding: usize,
+    ) {
+        let ncells = |l: &Vec<&str>| l.len().saturating_sub(1);
+        let mut i = start;
+        while i < end {
+            if ncells(&lines[i]) <= col {
+                i += 1;
+                continue;
+            }
+            let block_start = i;
+            while i < end && ncells(&lines[i]) > col {
+                i += 1;
+            }
+            let mut w = minwidth;
+            for l in &lines[block_start..i] {
+                let cw = l[col].chars().count() + padding;
+                if cw > w {
+                    w = cw;
+                }
+            }
+            for row in widths.iter_mut().take(i).skip(block_start) {
+                row[col] = w;
+            }
+            fill(lines, widths, block_start, i, col + 1, minwidth, padding);
+        }
+    }
+    fill(&lines, &mut widths, 0, lines.len(), 0, minwidth, padding);
+    let mut out = String::with_capacity(text.len() * 2);
+    for (li, l) in lines.iter().enumerate() {
+        for (ci, cell) in l.iter().enumerate() {
+            out.push_str(cell);
+            if ci < l.len() - 1 {
+                let pad = widths[li][ci].saturating_sub(cell.chars().count());
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        if li < lines.len() - 1 {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Rows kubecert could read only partly are shown with this marker instead of a date
+/// (kubeadm would abort the whole command).
+const INVALID: &str = "!INVALID!";
+
+/// kubeadm's `certs check-expiration` text, byte for byte.
+pub fn check_text(r: &CheckResult) -> String {
+    let mut s = String::new();
+    s.push_str("CERTIFICATE\tEXPIRES\tRESIDUAL TIME\tCERTIFICATE AUTHORITY\tEXTERNALLY MANAGED\n");
+    for c in &r.certificates {
+        let ca = c.ca_name.as_deref().unwrap_or("");
+        match row_date(c) {
+            RowDate::Missing => s.push_str(&format!("!MISSING! {}\t\t\t\t\n", c.name)),
+            RowDate::Invalid => s.push_str(&format!(
+                "{INVALID} {}\t\t\t{ca}\t{:<8}\n",
+                c.name,
+                yes_no(c.externally_managed)
+            )),
+            RowDate::Date(d, res) => s.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{:<8}\n",
+                c.name,
+                d,
+                res,
+                ca,
+                yes_no(c.externally_managed)
+            )),
+        }
+    }
+    s.push('\n');
+    s.push_str("CERTIFICATE AUTHORITY\tEXPIRES\tRESIDUAL TIME\tEXTERNALLY MANAGED\n");
+    for c in &r.certificate_authorities {
+        match row_date(c) {
+            RowDate::Missing => s.push_str(&format!("!MISSING! {}\t\t\t\n", c.name)),
+            RowDate::Invalid => s.push_str(&format!(
+                "{INVALID} {}\t\t\t{:<8}\n",
+                c.name,
+                yes_no(c.externally_managed)
+            )),
+            RowDate::Date(d, res) => s.push_str(&format!(
+                "{}\t{}\t{}\t{:<8}\n",
+                c.name,
+                d,
+                res,
+                yes_no(c.externally_managed)
+            )),
+        }
+    }
+    tabwrite(&s, 10, 3)
+}
+
+enum RowDate {
+    Missing,
+    Invalid,
+    Date(String, String),
+}
+
+fn row_date(c: &CertificateStatus) -> RowDate {
+    if c.missing {
+        return RowDate::Missing;
+    }
+    match &c.expiration_date {
+        Some(d) => match timefmt::parse_rfc3339(d) {
+            Ok(t) => RowDate::Date(
+                timefmt::kubeadm_date(t),
+                timefmt::short_human_duration(c.residual_time),
+            ),
+            Err(_) => RowDate::Invalid,
+        },
+        None => RowDate::Invalid,
+    }
+}
+
+/// Problems and kubelet.conf advice, for stderr under the table.
+pub fn check_notes(r: &CheckResult) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in r
+        .certificates
+        .iter()
+        .chain(r.certificate_authorities.iter())
+    {
+        if let Some(d) = &c.detail {
+            for p in &d.problems {
+                out.push(format!("[check] {}: {} ({})", c.name, p.message, p.code));
+            }
+        }
+    }
+    if let Some(k) = &r.kubelet_conf {
+        if k.mode.as_deref() == Some("embedded") {
+            out.push(format!("[check] kubelet.conf: {}", k.advice));
+        }
+    }
+    out
+}
+
+/// JSON as kubeadm's printer writes it (4-space indent), with a trailing newline.
+pub fn json<T: Serialize>(v: &T) -> String {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    if v.serialize(&mut ser).is_err() {
+        return "null\n".into();
+    }
+    let mut s = String::from_utf8(buf).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+/// YAML with keys sorted alphabetically (the k8s YAML printer's order).
+pub fn yaml<T: Serialize>(v: &T) -> String {
+    let value = serde_json::to_value(v).unwrap_or(Value::Null);
+    serde_saphyr::to_string(&sort_keys(value)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tabwriter_matches_go() {
+        // Expected output computed by Go's tabwriter (minwidth 10, padding 3):
+        // last cell unaligned, empty line ends the column block.
+        let input = "A\tBB\tlast\nCCCC\t\tz\n\nX\tY\n";
+        let out = tabwrite(input, 10, 3);
+        assert_eq!(
+            out,
+            "A         BB        last\nCCCC                z\n\nX         Y\n"
+        );
+        let wide = tabwrite("apiserver-kubelet-client\tx\n", 10, 3);
+        assert_eq!(wide, "apiserver-kubelet-client   x\n");
+    }
+}

@@ -1,0 +1,177 @@
+//! Time and duration helpers: kubeadm's date format, apimachinery's `ShortHumanDuration`,
+//! and parsing of the duration strings users type (`720h`, `30d`, `1h30m`).
+
+use jiff::Timestamp;
+
+/// Formats a Unix timestamp the way kubeadm prints `EXPIRES`: Go layout
+/// `Jan 02, 2006 15:04 MST` in UTC.
+pub fn kubeadm_date(unix: i64) -> String {
+    match Timestamp::from_second(unix) {
+        Ok(ts) => ts.strftime("%b %d, %Y %H:%M UTC").to_string(),
+        Err(_) => format!("@{unix}"),
+    }
+}
+
+/// RFC 3339 UTC with second precision (`2025-12-30T23:36:00Z`), as metav1.Time marshals.
+pub fn rfc3339(unix: i64) -> String {
+    match Timestamp::from_second(unix) {
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => format!("@{unix}"),
+    }
+}
+
+/// Parses an RFC 3339 timestamp into Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
+    s.parse::<Timestamp>()
+        .map(|t| t.as_second())
+        .map_err(|e| format!("invalid RFC 3339 time {s:?}: {e}"))
+}
+
+/// The current time in Unix seconds.
+pub fn now_unix() -> i64 {
+    Timestamp::now().as_second()
+}
+
+/// apimachinery `duration.ShortHumanDuration` on whole seconds (kubeadm's RESIDUAL TIME).
+pub fn short_human_duration(seconds: i64) -> String {
+    let s = seconds;
+    if s < -1 {
+        return "<invalid>".to_string();
+    } else if s < 0 {
+        return "0s".to_string();
+    } else if s < 60 {
+        return format!("{s}s");
+    }
+    let minutes = s / 60;
+    if minutes < 60 {
+        return format!("{minutes}m");
+    }
+    let hours = s / 3600;
+    if hours < 24 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 365 {
+        return format!("{}d", hours / 24);
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// Parses a duration: Go syntax (`8760h`, `1h30m`, `90s`, `500ms` is rejected as sub-second)
+/// plus `d` for days and `w` for weeks. Returns whole seconds.
+pub fn parse_duration(input: &str) -> Result<i64, String> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if body == "0" {
+        return Ok(0);
+    }
+    let mut total: i64 = 0;
+    let mut rest = body;
+    let mut any = false;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("invalid duration {input:?}: missing unit"))?;
+        if digits == 0 {
+            return Err(format!("invalid duration {input:?}"));
+        }
+        let n: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {input:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let mult = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            "w" => 7 * 86400,
+            _ => return Err(format!("invalid duration {input:?}: unknown unit {unit:?}")),
+        };
+        total = n
+            .checked_mul(mult)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("invalid duration {input:?}: too large"))?;
+        any = true;
+    }
+    if !any {
+        return Err(format!("invalid duration {input:?}"));
+    }
+    Ok(if neg { -total } else { total })
+}
+
+/// Formats seconds as a Go-style duration (`720h0m0s` is what Go prints; we print `720h`).
+pub fn format_duration(seconds: i64) -> String {
+    if seconds % 86400 == 0 && seconds != 0 {
+        return format!("{}d", seconds / 86400);
+    }
+    let h = seconds / 3600;
+    let m = (seconds % 3600) / 60;
+    let s = seconds % 60;
+    let mut out = String::new();
+    if h != 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m != 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s != 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_human_duration_matches_apimachinery() {
+        assert_eq!(short_human_duration(-2), "<invalid>");
+        assert_eq!(short_human_duration(-1), "0s");
+        assert_eq!(short_human_duration(0), "0s");
+        assert_eq!(short_human_duration(59), "59s");
+        assert_eq!(short_human_duration(60), "1m");
+        assert_eq!(short_human_duration(3599), "59m");
+        assert_eq!(short_human_duration(3600), "1h");
+        assert_eq!(short_human_duration(86399), "23h");
+        assert_eq!(short_human_duration(86400), "1d");
+        // A fresh one-year cert renewed 5 minutes ago is just under 365d.
+        assert_eq!(short_human_duration(365 * 86400 - 1), "364d");
+        assert_eq!(short_human_duration(365 * 86400), "1y");
+        assert_eq!(short_human_duration(10 * 365 * 86400 - 600), "9y");
+    }
+
+    #[test]
+    fn kubeadm_date_layout() {
+        // 2020-12-30T23:36:00Z
+        assert_eq!(kubeadm_date(1609371360), "Dec 30, 2020 23:36 UTC");
+        assert_eq!(kubeadm_date(1578009600), "Jan 03, 2020 00:00 UTC");
+        assert_eq!(rfc3339(1609371360), "2020-12-30T23:36:00Z");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("8760h"), Ok(8760 * 3600));
+        assert_eq!(parse_duration("30d"), Ok(30 * 86400));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert_eq!(parse_duration("2w"), Ok(14 * 86400));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert_eq!(format_duration(30 * 86400), "30d");
+        assert_eq!(format_duration(5400), "1h30m");
+    }
+}

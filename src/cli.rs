@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use kubecert::check::{self, CheckParams};
-use kubecert::{demo, render, timefmt};
+use kubecert::renew::{self, RenewParams, RestoreParams};
+use kubecert::{demo, kubelet, render, timefmt};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,8 +44,100 @@ enum CheckOutput {
     Yaml,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum TextJson {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum KubeletConfCmd {
+    /// Point kubelet.conf at kubelet-client-current.pem (kubeadm#1753).
+    Repair {
+        /// Dir holding kubelet.conf.
+        #[arg(long, default_value = "/etc/kubernetes")]
+        kubeconfig_dir: PathBuf,
+        /// PKI dir (ca.crt, and the lock).
+        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        cert_dir: PathBuf,
+        /// kubelet PKI dir.
+        #[arg(long, default_value = "/var/lib/kubelet/pki")]
+        kubelet_pki: PathBuf,
+        /// Report only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+        output: TextJson,
+        /// Fixed clock (RFC 3339).
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Renew certificates: `all` or names (apiserver, etcd-peer, admin.conf, ...).
+    Renew {
+        /// `all` or inventory names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// PKI dir.
+        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        cert_dir: PathBuf,
+        /// Kubeconfig dir.
+        #[arg(long, default_value = "/etc/kubernetes")]
+        kubeconfig_dir: PathBuf,
+        /// Renew only what expires within this duration (default: unconditionally, like kubeadm).
+        #[arg(long)]
+        within: Option<String>,
+        /// Print the plan, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384.
+        #[arg(long, default_value = "same")]
+        key_algorithm: String,
+        /// Validity of renewed certificates.
+        #[arg(long, default_value = "8760h")]
+        validity: String,
+        /// Backup root (default <cert-dir>/../kubecert-backup).
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
+        /// Fixed clock (RFC 3339).
+        #[arg(long)]
+        now: Option<String>,
+        /// Sign even when the CA has expired.
+        #[arg(long)]
+        allow_expired_ca: bool,
+        /// Treat etcd as external.
+        #[arg(long)]
+        external_etcd: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+        output: TextJson,
+    },
+    /// Put a backup made by renew back in place.
+    Restore {
+        /// The backup dir renew reported.
+        backup_dir: PathBuf,
+        /// PKI dir (its lock serializes the restore).
+        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        cert_dir: PathBuf,
+        /// Kubeconfig dir.
+        #[arg(long, default_value = "/etc/kubernetes")]
+        kubeconfig_dir: PathBuf,
+        /// Report only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+        output: TextJson,
+    },
+    /// kubelet.conf diagnosis and repair.
+    KubeletConf {
+        #[command(subcommand)]
+        cmd: KubeletConfCmd,
+    },
     /// Check certificate expiration (output identical to `kubeadm certs check-expiration`).
     Check {
         /// PKI dir.
@@ -127,6 +220,103 @@ fn path_str(p: &std::path::Path) -> String {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
+        Cmd::Renew {
+            names,
+            cert_dir,
+            kubeconfig_dir,
+            within,
+            dry_run,
+            key_algorithm,
+            validity,
+            backup_dir,
+            now,
+            allow_expired_ca,
+            external_etcd,
+            output,
+        } => {
+            let params = RenewParams {
+                names,
+                cert_dir: Some(path_str(&cert_dir)),
+                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+                external_etcd: external_etcd.then_some(true),
+                within,
+                dry_run,
+                key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                validity: Some(validity),
+                backup_dir: backup_dir.as_deref().map(path_str),
+                now,
+                allow_expired_ca,
+            };
+            let opts = params.resolve()?;
+            let result = renew::renew(&opts)?;
+            match output {
+                TextJson::Text => print(&renew::render_text(&result, opts.all))?,
+                TextJson::Json => print(&render::json(&result))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Restore {
+            backup_dir,
+            cert_dir,
+            kubeconfig_dir,
+            dry_run,
+            output,
+        } => {
+            let r = renew::restore(&RestoreParams {
+                backup_dir: path_str(&backup_dir),
+                cert_dir: Some(path_str(&cert_dir)),
+                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+                dry_run,
+            })?;
+            match output {
+                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Text => {
+                    for f in &r.restored {
+                        println!(
+                            "{} {f}",
+                            if dry_run {
+                                "[dry-run] would restore"
+                            } else {
+                                "restored"
+                            }
+                        );
+                    }
+                    if r.restored.is_empty() {
+                        println!("nothing to restore: every file already matches the backup");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::KubeletConf {
+            cmd:
+                KubeletConfCmd::Repair {
+                    kubeconfig_dir,
+                    cert_dir,
+                    kubelet_pki,
+                    dry_run,
+                    output,
+                    now,
+                },
+        } => {
+            let r = kubelet::repair(&kubelet::KubeletConfParams {
+                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+                cert_dir: Some(path_str(&cert_dir)),
+                kubelet_pki: Some(path_str(&kubelet_pki)),
+                dry_run,
+                repair: true,
+                now,
+            })?;
+            match output {
+                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Text => println!("[kubelet-conf] {}: {}", r.action, r.reason),
+            }
+            Ok(if r.action == "refused" {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Cmd::Check {
             cert_dir,
             kubeconfig_dir,

@@ -14,8 +14,10 @@ pub mod check;
 pub mod demo;
 pub mod der;
 pub mod error;
+pub mod kubelet;
 pub mod pki;
 pub mod render;
+pub mod renew;
 pub mod timefmt;
 
 pub use error::{Error, Result};

@@ -197,6 +197,49 @@ impl Kubeconfig {
             .count()
     }
 
+    /// Returns the text with the current user's embedded client cert and key replaced by
+    /// `client-certificate`/`client-key` references to `file` (kubeadm#1753 repair).
+    pub fn rewrite_user_to_file(&self, file: &Path) -> Result<String> {
+        let (Source::Embedded(c), Source::Embedded(k)) = (&self.client_cert, &self.client_key)
+        else {
+            return Err(invalid(
+                &self.path,
+                "the current user does not embed both a client certificate and key",
+            ));
+        };
+        let f = file.display().to_string();
+        let nth = self.occurrence("users", "user", &self.user, "client-certificate-data", c);
+        let text = replace_entry(
+            &self.path,
+            &self.text,
+            "client-certificate-data",
+            c,
+            "client-certificate",
+            &f,
+            nth,
+        )?;
+        let nth = self.occurrence("users", "user", &self.user, "client-key-data", k);
+        let text = replace_entry(
+            &self.path,
+            &text,
+            "client-key-data",
+            k,
+            "client-key",
+            &f,
+            nth,
+        )?;
+        let after = Kubeconfig::parse(&self.path, text.clone())?;
+        if after.client_cert != Source::File(file.to_path_buf())
+            || after.client_key != Source::File(file.to_path_buf())
+        {
+            return Err(invalid(
+                &self.path,
+                "rewriting the user did not produce the expected document",
+            ));
+        }
+        Ok(text)
+    }
+
     /// Returns the text with the current user's embedded client cert/key replaced and the
     /// cluster's embedded CA replaced (when `ca_pem` is given and the CA is embedded).
     /// Only embedded sources are rewritten; file references are the caller's business.
@@ -270,6 +313,20 @@ fn replace_value(
     new: &str,
     nth: usize,
 ) -> Result<String> {
+    replace_entry(path, text, key, old, key, new, nth)
+}
+
+/// Like [`replace_value`] but may also rename the key (`client-certificate-data: X` →
+/// `client-certificate: /path`).
+fn replace_entry(
+    path: &Path,
+    text: &str,
+    key: &str,
+    old: &str,
+    new_key: &str,
+    new: &str,
+    nth: usize,
+) -> Result<String> {
     let mut out = String::with_capacity(text.len() + new.len());
     let mut hits = 0;
     let mut replaced = false;
@@ -285,7 +342,10 @@ fn replace_value(
                         continue;
                     }
                     if let Some(pos) = line.rfind(old) {
-                        out.push_str(&line[..pos]);
+                        let indent = &line[..line.len() - trimmed.len()];
+                        out.push_str(indent);
+                        out.push_str(new_key);
+                        out.push_str(&line[indent.len() + key.len()..pos]);
                         out.push_str(new);
                         out.push_str(&line[pos + old.len()..]);
                         replaced = true;

@@ -1,0 +1,324 @@
+#!/usr/bin/python
+# Copyright (c) kubecert contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+DOCUMENTATION = r'''
+module: cert_info
+short_description: Report the expiration of kubeadm certificates
+version_added: 0.1.0
+description:
+  - Calls the kubecert agent's C(check) method and returns its result, a superset of
+    C(kubeadm certs check-expiration -o json) (C(CertificateExpirationInfo)).
+  - Never changes anything; RV(status) tells whether a certificate expires within O(warn_within) or O(fail_within).
+author:
+  - kubecert maintainers (@kubecert)
+extends_documentation_fragment:
+  - kubecert.pki.agent
+  - kubecert.pki.agent.paths
+  - kubecert.pki.attributes
+  - kubecert.pki.attributes.info_module
+options:
+  external_etcd:
+    description:
+      - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
+      - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
+    type: bool
+  kubelet_pki:
+    description:
+      - The kubelet's PKI directory (for C(kubelet-client-current.pem)).
+    type: path
+    default: /var/lib/kubelet/pki
+  now:
+    description:
+      - Evaluate expiration as of this RFC 3339 UTC time (for example V(2027-01-02T03:04:05Z)) instead of the clock.
+    type: str
+  warn_within:
+    description:
+      - A certificate expiring within this duration sets RV(status.level) to V(warn).
+      - Go style (V(720h), V(1h30m)) or days (V(30d)); the agent's default applies when not set.
+    type: str
+  fail_within:
+    description:
+      - A certificate expiring within this duration sets RV(status.level) to V(fail).
+      - Go style (V(168h)) or days (V(7d)); the agent's default applies when not set.
+    type: str
+seealso:
+  - module: kubecert.pki.cert_renew
+'''
+
+EXAMPLES = r'''
+- name: Read certificate expiration
+  kubecert.pki.cert_info:
+    fail_within: 30d
+  register: kubecert_info
+
+- name: Fail when a certificate expires within 30 days
+  ansible.builtin.assert:
+    that: kubecert_info.status.level != 'fail'
+    fail_msg: "{{ kubecert_info.status.worst }} expires within 30 days"
+
+- name: Check an external-etcd control plane with non-default paths, as of a given date
+  kubecert.pki.cert_info:
+    cert_dir: /srv/kubernetes/pki
+    kubeconfig_dir: /srv/kubernetes
+    external_etcd: true
+    now: '2027-01-02T03:04:05Z'
+    warn_within: 60d
+    fail_within: 30d
+    kubecert_bin: /usr/local/bin/kubecert
+    transport: stdio
+'''
+
+RETURN = r'''
+kind:
+  description: Always C(CertificateExpirationInfo), as kubeadm prints it.
+  returned: success
+  type: str
+  sample: CertificateExpirationInfo
+apiVersion:
+  description: kubeadm's output API version.
+  returned: success
+  type: str
+  sample: output.kubeadm.k8s.io/v1alpha3
+certificates:
+  description: One entry per leaf certificate and kubeconfig, in kubeadm's order.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The kubeadm name (C(apiserver), C(etcd-peer), C(admin.conf), ...).
+      returned: always
+      type: str
+      sample: apiserver
+    expirationDate:
+      description: NotAfter in RFC 3339 UTC, V(null) when missing.
+      returned: always
+      type: str
+      sample: '2027-01-02T03:04:05Z'
+    residualTime:
+      description: Seconds until expiration (V(0) when expired or missing).
+      returned: always
+      type: int
+      sample: 31536000
+    externallyManaged:
+      description: Whether its CA key is absent, so kubeadm and kubecert cannot renew it.
+      returned: always
+      type: bool
+      sample: false
+    caName:
+      description: The CA that signs it (absent for CAs).
+      returned: for leaf certificates
+      type: str
+      sample: ca
+    missing:
+      description: Whether the file is absent.
+      returned: always
+      type: bool
+      sample: false
+    detail:
+      description: What the certificate says.
+      returned: when the certificate is present
+      type: dict
+      contains:
+        path:
+          description: The file it was read from.
+          returned: always
+          type: str
+          sample: /etc/kubernetes/pki/apiserver.crt
+        subject:
+          description: The subject distinguished name.
+          returned: always
+          type: str
+          sample: CN=kube-apiserver
+        issuer:
+          description: The issuer distinguished name.
+          returned: always
+          type: str
+          sample: CN=kubernetes
+        serial:
+          description: The serial number in hex.
+          returned: always
+          type: str
+          sample: 5f3a0c
+        notBefore:
+          description: NotBefore in RFC 3339 UTC.
+          returned: always
+          type: str
+          sample: '2026-01-02T03:04:05Z'
+        notAfter:
+          description: NotAfter in RFC 3339 UTC.
+          returned: always
+          type: str
+          sample: '2027-01-02T03:04:05Z'
+        dnsNames:
+          description: DNS subject alternative names.
+          returned: always
+          type: list
+          elements: str
+          sample: [kubernetes, kubernetes.default]
+        ipAddresses:
+          description: IP address subject alternative names.
+          returned: always
+          type: list
+          elements: str
+          sample: [10.96.0.1]
+        otherSans:
+          description: Other subject alternative names, rendered as text.
+          returned: always
+          type: list
+          elements: str
+          sample: []
+        extKeyUsage:
+          description: Extended key usages.
+          returned: always
+          type: list
+          elements: str
+          sample: [serverAuth]
+        keyAlgorithm:
+          description: The public key algorithm and size.
+          returned: always
+          type: str
+          sample: RSA-2048
+        problems:
+          description: What is wrong with it (expired, mismatched key, ...).
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            code:
+              description: A stable code.
+              returned: always
+              type: str
+              sample: expired
+            message:
+              description: A readable explanation.
+              returned: always
+              type: str
+              sample: expired on 2025-01-01T00:00:00Z
+certificateAuthorities:
+  description: One entry per CA, the same shape as RV(certificates) without C(caName).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - name: ca
+      expirationDate: '2035-01-01T00:00:00Z'
+      residualTime: 283996800
+      externallyManaged: false
+      missing: false
+kubeletConf:
+  description: The state of C(kubelet.conf) and its client certificate.
+  returned: success
+  type: dict
+  contains:
+    path:
+      description: Path of C(kubelet.conf).
+      returned: always
+      type: str
+      sample: /etc/kubernetes/kubelet.conf
+    present:
+      description: Whether C(kubelet.conf) exists.
+      returned: always
+      type: bool
+      sample: true
+    mode:
+      description: V(embedded) client certificate or V(file-reference) to C(kubelet-client-current.pem).
+      returned: when present
+      type: str
+      sample: file-reference
+    expirationDate:
+      description: NotAfter of the kubelet client certificate in RFC 3339 UTC.
+      returned: when present
+      type: str
+      sample: '2027-01-02T03:04:05Z'
+    residualTime:
+      description: Seconds until it expires.
+      returned: when present
+      type: int
+      sample: 31536000
+    clientCurrentPem:
+      description: Path of the kubelet's rotated client certificate.
+      returned: always
+      type: str
+      sample: /var/lib/kubelet/pki/kubelet-client-current.pem
+    clientCurrentPemExists:
+      description: Whether that file exists.
+      returned: always
+      type: bool
+      sample: true
+    advice:
+      description: What to do about it, if anything.
+      returned: always
+      type: str
+      sample: kubelet rotates its client certificate itself
+status:
+  description: The overall verdict.
+  returned: success
+  type: dict
+  contains:
+    now:
+      description: The time expiration was evaluated at.
+      returned: always
+      type: str
+      sample: '2026-11-29T04:15:00Z'
+    level:
+      description: V(ok), V(warn) or V(fail).
+      returned: always
+      type: str
+      sample: ok
+    warnWithin:
+      description: The warn threshold in seconds.
+      returned: always
+      type: int
+      sample: 2592000
+    failWithin:
+      description: The fail threshold in seconds.
+      returned: always
+      type: int
+      sample: 604800
+    worst:
+      description: The name of the certificate that expires first.
+      returned: always
+      type: str
+      sample: apiserver
+    exitCode:
+      description: The exit code C(kubecert check) would use.
+      returned: always
+      type: int
+      sample: 0
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubecert.pki.plugins.module_utils.kubecert import (
+    DEFAULT_KUBELET_PKI,
+    PATHS_ARGUMENT_SPEC,
+    argument_spec,
+    run,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            PATHS_ARGUMENT_SPEC,
+            external_etcd=dict(type='bool'),
+            kubelet_pki=dict(type='path', default=DEFAULT_KUBELET_PKI),
+            now=dict(type='str'),
+            warn_within=dict(type='str'),
+            fail_within=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    params = dict((name, module.params[name]) for name in (
+        'cert_dir', 'kubeconfig_dir', 'external_etcd', 'kubelet_pki', 'now', 'warn_within', 'fail_within'))
+    result = run(module, 'check', params)
+    # An info module: reading never changes anything.
+    result.pop('changed', None)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()

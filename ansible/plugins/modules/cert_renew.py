@@ -1,0 +1,243 @@
+#!/usr/bin/python
+# Copyright (c) kubecert contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+DOCUMENTATION = r'''
+module: cert_renew
+short_description: Renew kubeadm certificates with the kubecert agent
+version_added: 0.1.0
+description:
+  - Calls the kubecert agent's C(renew) method, which re-issues kubeadm leaf certificates and
+    kubeconfig client certificates from their CAs, keeping subjects and SANs.
+  - The agent backs up every file it replaces in RV(backupDir); pass it to M(kubecert.pki.cert_restore) to roll back.
+  - With O(within), only what expires within that duration is renewed, so running the task
+    again changes nothing. Without it every selected certificate is renewed, as C(kubeadm certs renew) does.
+  - CAs are never renewed.
+  - The components that read a renewed certificate are listed in RV(componentsToRestart);
+    the module restarts nothing (see the C(kubecert.pki.rolling_renew) role).
+  - In check mode the agent is asked for a dry run (C(dry_run=true)) and reports what it would renew.
+author:
+  - kubecert maintainers (@kubecert)
+extends_documentation_fragment:
+  - kubecert.pki.agent
+  - kubecert.pki.agent.paths
+  - kubecert.pki.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - One diff per renewed certificate, with NotAfter, serial and SANs before and after.
+options:
+  names:
+    description:
+      - The kubeadm names of the certificates to renew (C(apiserver), C(etcd-peer), C(admin.conf), ...), or V(all).
+      - When not set, the agent renews all of them.
+    type: list
+    elements: str
+  external_etcd:
+    description:
+      - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
+      - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
+    type: bool
+  within:
+    description:
+      - Renew only certificates that expire within this duration, for example V(30d) or V(720h).
+      - When not set, every selected certificate is renewed, whatever its expiration.
+    type: str
+  key_algorithm:
+    description:
+      - The key algorithm of the new keys; V(same) keeps each certificate's current algorithm.
+      - When not set, the agent's default applies.
+    type: str
+    choices: [same, rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384]
+  validity:
+    description:
+      - How long the new certificates are valid (capped at their CA's NotAfter), for example V(8760h).
+      - When not set, the agent's default (V(8760h)) applies.
+    type: str
+  backup_dir:
+    description:
+      - Where the agent keeps backups; each run gets its own timestamped subdirectory, returned as RV(backupDir).
+      - When not set, the agent uses C(<cert_dir>/../kubecert-backup).
+    type: path
+  now:
+    description:
+      - Act as of this RFC 3339 UTC time instead of the clock (for tests).
+    type: str
+  allow_expired_ca:
+    description:
+      - Renew even when the issuing CA has expired (the agent refuses by default, JSON-RPC error -32007).
+    type: bool
+    default: false
+seealso:
+  - module: kubecert.pki.cert_info
+  - module: kubecert.pki.cert_restore
+'''
+
+EXAMPLES = r'''
+- name: Renew what expires within 30 days
+  kubecert.pki.cert_renew:
+    within: 30d
+  register: kubecert_renew
+
+- name: Show which static pods must restart
+  ansible.builtin.debug:
+    var: kubecert_renew.componentsToRestart
+
+- name: Renew the API server serving and etcd client certificates unconditionally, with ECDSA keys
+  kubecert.pki.cert_renew:
+    names:
+      - apiserver
+      - apiserver-etcd-client
+    key_algorithm: ecdsa-p256
+    validity: 4380h
+
+- name: Preview a renewal (same as running the task with --check --diff)
+  kubecert.pki.cert_renew:
+    within: 60d
+  check_mode: true
+  diff: true
+  register: kubecert_plan
+'''
+
+RETURN = r'''
+dryRun:
+  description: Whether the agent only planned (check mode).
+  returned: success
+  type: bool
+  sample: false
+backupDir:
+  description:
+    - The directory holding the files this run replaced; pass it to M(kubecert.pki.cert_restore) to roll back.
+    - V(null) when nothing was written.
+  returned: success
+  type: str
+  sample: /etc/kubernetes/kubecert-backup/20261129T041500Z
+certificates:
+  description: One entry per selected certificate.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The kubeadm name.
+      returned: always
+      type: str
+      sample: apiserver
+    longName:
+      description: kubeadm's description of the certificate.
+      returned: always
+      type: str
+      sample: certificate for serving the Kubernetes API
+    action:
+      description: V(renewed), V(would-renew) (check mode), V(skipped), V(missing) or V(externally-managed).
+      returned: always
+      type: str
+      sample: renewed
+    reason:
+      description: Why that action was taken.
+      returned: always
+      type: str
+      sample: expires within 720h
+    caName:
+      description: The CA that signed it.
+      returned: always
+      type: str
+      sample: ca
+    old:
+      description: The certificate before renewal.
+      returned: when the certificate existed
+      type: dict
+      contains: &state
+        notAfter:
+          description: NotAfter in RFC 3339 UTC.
+          returned: always
+          type: str
+          sample: '2026-12-01T00:00:00Z'
+        serial:
+          description: Serial number in hex; V(null) for a V(would-renew) C(new) state.
+          returned: always
+          type: str
+          sample: 5f3a0c
+        dnsNames:
+          description: DNS subject alternative names.
+          returned: always
+          type: list
+          elements: str
+          sample: [kubernetes, kubernetes.default]
+        ipAddresses:
+          description: IP address subject alternative names.
+          returned: always
+          type: list
+          elements: str
+          sample: [10.96.0.1]
+        subject:
+          description: The subject distinguished name.
+          returned: always
+          type: str
+          sample: CN=kube-apiserver
+    new:
+      description: The certificate after renewal (planned, in check mode).
+      returned: when action is renewed or would-renew
+      type: dict
+      contains: *state
+    cappedAtCa:
+      description: Whether the requested validity was cut at the CA's NotAfter.
+      returned: always
+      type: bool
+      sample: false
+    files:
+      description: The files written (or that would be written); private keys are named, never returned.
+      returned: always
+      type: list
+      elements: str
+      sample: [/etc/kubernetes/pki/apiserver.crt, /etc/kubernetes/pki/apiserver.key]
+componentsToRestart:
+  description: The static pods that read a renewed certificate and must restart to use it.
+  returned: success
+  type: list
+  elements: str
+  sample: [kube-apiserver]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubecert.pki.plugins.module_utils.kubecert import (
+    KEY_ALGORITHMS,
+    PATHS_ARGUMENT_SPEC,
+    argument_spec,
+    certificate_diff,
+    exit_with_result,
+    run,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            PATHS_ARGUMENT_SPEC,
+            names=dict(type='list', elements='str'),
+            external_etcd=dict(type='bool'),
+            within=dict(type='str'),
+            key_algorithm=dict(type='str', choices=KEY_ALGORITHMS, no_log=False),
+            validity=dict(type='str'),
+            backup_dir=dict(type='path'),
+            now=dict(type='str'),
+            allow_expired_ca=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = dict((name, module.params[name]) for name in (
+        'names', 'cert_dir', 'kubeconfig_dir', 'external_etcd', 'within', 'key_algorithm',
+        'validity', 'backup_dir', 'now', 'allow_expired_ca'))
+    params['dry_run'] = module.check_mode
+    result = run(module, 'renew', params)
+    exit_with_result(module, result, diff=certificate_diff(result.get('certificates')),
+                     changed_actions=('renewed', 'would-renew'))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# Copyright (c) kubecert contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+DOCUMENTATION = r'''
+module: cert_restore
+short_description: Roll kubeadm certificates back to a kubecert backup
+version_added: 0.1.0
+description:
+  - Calls the kubecert agent's C(restore) method, which puts every file of a backup made by
+    M(kubecert.pki.cert_renew) or M(kubecert.pki.csr_import) (their C(backupDir)) back in place,
+    through the same locked transaction as a renewal.
+  - The components that read those files must be restarted afterwards (the C(kubecert.pki.rolling_renew)
+    role does so when it rolls a node back).
+  - In check mode the agent is asked for a dry run (C(dry_run=true)) and reports what it would restore.
+author:
+  - kubecert maintainers (@kubecert)
+extends_documentation_fragment:
+  - kubecert.pki.agent
+  - kubecert.pki.agent.paths
+  - kubecert.pki.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - Lists the files restored (or that would be restored).
+options:
+  backup_dir:
+    description:
+      - The backup to restore, as returned in C(backupDir) by M(kubecert.pki.cert_renew) or M(kubecert.pki.csr_import).
+    type: path
+    required: true
+seealso:
+  - module: kubecert.pki.cert_renew
+  - module: kubecert.pki.csr_import
+'''
+
+EXAMPLES = r'''
+- name: Renew
+  kubecert.pki.cert_renew:
+    within: 30d
+  register: kubecert_renew
+
+- name: Roll back that renewal
+  kubecert.pki.cert_restore:
+    backup_dir: "{{ kubecert_renew.backupDir }}"
+  when: kubecert_renew.backupDir
+
+- name: Restore a backup of a non-default layout
+  kubecert.pki.cert_restore:
+    backup_dir: /srv/kubernetes/kubecert-backup/20261129T041500Z
+    cert_dir: /srv/kubernetes/pki
+    kubeconfig_dir: /srv/kubernetes
+'''
+
+RETURN = r'''
+restored:
+  description: The files put back in place (or that would be, in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [/etc/kubernetes/pki/apiserver.crt, /etc/kubernetes/pki/apiserver.key]
+dryRun:
+  description: Whether the agent only planned (check mode).
+  returned: success
+  type: bool
+  sample: false
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubecert.pki.plugins.module_utils.kubecert import (
+    PATHS_ARGUMENT_SPEC,
+    argument_spec,
+    exit_with_result,
+    run,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            PATHS_ARGUMENT_SPEC,
+            backup_dir=dict(type='path', required=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = dict((name, module.params[name]) for name in ('backup_dir', 'cert_dir', 'kubeconfig_dir'))
+    params['dry_run'] = module.check_mode
+    result = run(module, 'restore', params)
+    restored = result.get('restored') or []
+    if 'changed' not in result:
+        result['changed'] = bool(restored)
+    diff = None
+    if restored:
+        diff = {'prepared': '{0} from {1}:\n{2}\n'.format(
+            'would restore' if module.check_mode else 'restored',
+            module.params['backup_dir'],
+            '\n'.join('  ' + str(path) for path in restored))}
+    exit_with_result(module, result, diff=diff)
+
+
+if __name__ == '__main__':
+    main()

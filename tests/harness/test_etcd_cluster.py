@@ -1,0 +1,282 @@
+"""Tests of the etcd TLS cluster harness against a REAL 3-node etcd on loopback.
+
+Run: python3 -m unittest tests/harness/test_etcd_cluster.py -v
+
+The PKI comes from mk_openssl_pki.sh (same layout as `kubecert demo-pki DIR
+--nodes 3`). Everything is driven through the CLI as the Rust integration tests
+and Ansible scenarios do. Needs etcd, etcdctl (Debian: etcd-server etcd-client)
+and openssl; skipped if absent, except under CI=true where that is a failure.
+"""
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HARNESS = os.path.join(HERE, "etcd_cluster.py")
+MKPKI = os.path.join(HERE, "mk_openssl_pki.sh")
+sys.path.insert(0, HERE)
+import etcd_cluster  # noqa: E402
+
+MISSING = [b for b in ("etcd", "etcdctl", "openssl", "bash") if not shutil.which(b)]
+
+
+def harness(*args, timeout=90):
+    """Run the harness CLI; returns (rc, parsed JSON stdout or raw text, stderr)."""
+    p = subprocess.run([sys.executable, HARNESS] + [str(a) for a in args], capture_output=True,
+                       text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    try:
+        out = json.loads(p.stdout)
+    except ValueError:
+        out = p.stdout
+    return p.returncode, out, p.stderr
+
+
+def mkpki(*args):
+    subprocess.run(["bash", MKPKI] + [str(a) for a in args], check=True, timeout=120,
+                   stdin=subprocess.DEVNULL)
+
+
+def served_cert_der(ip, port, ctx):
+    with socket.create_connection((ip, port), timeout=5) as s:
+        with ctx.wrap_socket(s, server_hostname=ip) as t:
+            return t.getpeercert(binary_form=True)
+
+
+def file_cert_der(path):
+    with open(path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def file_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@unittest.skipIf(MISSING and os.environ.get("CI") != "true",
+                 "missing %s (apt-get install -y etcd-server etcd-client openssl)" % ", ".join(MISSING))
+class EtcdTLSClusterTest(unittest.TestCase):
+    NODES = 3
+
+    @classmethod
+    def setUpClass(cls):
+        if MISSING:
+            raise AssertionError("missing required binaries: %s" % ", ".join(MISSING))
+        cls.t0 = time.monotonic()
+        cls.tmp = tempfile.mkdtemp(prefix="kubecert-etcd-harness-")
+        cls.root = os.path.join(cls.tmp, "pki")
+        cls.state = os.path.join(cls.tmp, "state")
+        cls.foreign = os.path.join(cls.tmp, "foreign")
+        mkpki("pki", cls.root, cls.NODES)
+        mkpki("ca", cls.foreign, "ca", "foreign-etcd-ca")
+        mkpki("client", cls.foreign, "client", "kube-etcd-healthcheck-client",
+              os.path.join(cls.foreign, "ca.crt"), os.path.join(cls.foreign, "ca.key"))
+        cls.pki_s = time.monotonic() - cls.t0
+        if os.environ.get("KEEP_HARNESS_TMP"):
+            sys.stderr.write("\n[keeping %s]\n" % cls.tmp)
+        else:
+            cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.addClassCleanup(harness, "stop", "--state", cls.state)
+        rc, out, err = harness("start", "--root", cls.root, "--nodes", cls.NODES,
+                               "--state", cls.state, "--port-base", 0, "--timeout", 30)
+        if rc != 0:
+            raise AssertionError("cluster did not start (rc=%d): %s\n%s" % (rc, out, err))
+        cls.start = out
+        cls.cl = etcd_cluster.Cluster.load(cls.state)
+
+    @classmethod
+    def tearDownClass(cls):
+        sys.stderr.write("\n[timings] pki %.1fs, etcd start %.1fs, total %.1fs\n" % (
+            cls.pki_s, cls.start["startup_s"], time.monotonic() - cls.t0))
+
+    # helpers -------------------------------------------------------------
+    def node_etcd(self, k, name):
+        return os.path.join(self.root, "node-%d" % k, "pki", "etcd", name)
+
+    def client_ctx(self, k=1):
+        ctx = ssl.create_default_context(cafile=self.node_etcd(k, "ca.crt"))
+        ctx.load_cert_chain(self.node_etcd(k, "healthcheck-client.crt"),
+                            self.node_etcd(k, "healthcheck-client.key"))
+        return ctx
+
+    def assert_healthy(self, *extra):
+        rc, out, err = harness("health", "--state", self.state, *extra)
+        self.assertEqual(rc, 0, "health %s failed: %s\n%s" % (extra, out, err))
+        self.assertTrue(out["ok"])
+        self.assertEqual(out["healthy"], self.NODES)
+        self.assertEqual(out["members_started"], self.NODES)
+        return out
+
+    def start_watch(self, name):
+        out = os.path.join(self.tmp, name)
+        rc, res, err = harness("watch", "--state", self.state, "--out", out, "--interval", 0.2,
+                               "--detach")
+        self.assertEqual(rc, 0, "%s\n%s" % (res, err))
+        return out
+
+    def stop_watch(self, out):
+        rc, res, err = harness("watch-stop", "--state", self.state, "--out", out, "--assert-quorum")
+        lines = read_jsonl(out)
+        probes = [line for line in lines if not line.get("summary")]
+        return rc, res, probes
+
+    # tests ---------------------------------------------------------------
+    def test_01_started_cluster_layout(self):
+        self.assertTrue(self.start["ok"])
+        self.assertEqual(self.start["endpoints"],
+                         ["https://127.0.1.%d:%d" % (k, self.start["client_port"]) for k in (1, 2, 3)])
+        for k in (1, 2, 3):
+            with open(os.path.join(self.state, "node-%d.pid" % k)) as f:
+                self.assertTrue(etcd_cluster.pid_alive(int(f.read()), self.cl.marker(k)))
+            self.assertTrue(os.path.isdir(os.path.join(self.state, "node-%d" % k, "member")))
+
+    def test_02_health_with_both_client_certs(self):
+        for k in (1, 2, 3):
+            for cert in ("healthcheck", "apiserver-etcd-client"):
+                out = self.assert_healthy("--node", k, "--cert", cert)
+                self.assertEqual(sorted(m["name"] for m in out["members"]),
+                                 ["node-1", "node-2", "node-3"])
+
+    def test_03_put_get_roundtrip(self):
+        rc, out, err = harness("put", "--state", self.state, "--cert", "apiserver-etcd-client",
+                               "/registry/kubecert-test", "hello")
+        self.assertEqual(rc, 0, "%s %s" % (out, err))
+        for k in (1, 2, 3):
+            rc, out, err = harness("get", "--state", self.state, "--node", k,
+                                   "/registry/kubecert-test")
+            self.assertEqual((rc, out.strip() if isinstance(out, str) else out), (0, "hello"), err)
+        rc, out, err = harness("get", "--state", self.state, "/no/such/key")
+        self.assertEqual(rc, 1)
+
+    def test_04_foreign_ca_client_cert_refused(self):
+        fcrt, fkey = os.path.join(self.foreign, "client.crt"), os.path.join(self.foreign, "client.key")
+        rc, out, err = harness("health", "--state", self.state, "--cert-file", fcrt, "--key-file", fkey,
+                               "--timeout", 1.5)
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(out["healthy"], 0)
+        self.assertFalse(out["quorum"])
+        rc, out, err = harness("put", "--state", self.state, "--cert-file", fcrt, "--key-file", fkey,
+                               "--timeout", 1.5, "k", "v")
+        self.assertEqual(rc, 1, out)
+        # a raw mutual-TLS request with the foreign cert: etcd aborts the handshake
+        ctx = ssl.create_default_context(cafile=self.node_etcd(1, "ca.crt"))
+        ctx.load_cert_chain(fcrt, fkey)
+        with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+            with socket.create_connection(("127.0.1.1", self.cl.client_port), timeout=5) as s:
+                with ctx.wrap_socket(s, server_hostname="127.0.1.1") as t:
+                    t.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                    if not t.recv(1024):  # TLS 1.3: the alert arrives on first read
+                        raise ConnectionResetError("closed")
+        with open(os.path.join(self.state, "node-1.log")) as f:
+            self.assertIn("certificate signed by unknown authority", f.read())
+        # the proper cert still works on the same connection path
+        self.assertTrue(served_cert_der("127.0.1.1", self.cl.client_port, self.client_ctx()))
+
+    def test_05_restart_with_reissued_certs_keeps_quorum(self):
+        ctx = self.client_ctx()
+        old_server = served_cert_der("127.0.1.2", self.cl.client_port, ctx)
+        old_peer = served_cert_der("127.0.1.2", self.cl.peer_port, ctx)
+        self.assertEqual(old_server, file_cert_der(self.node_etcd(2, "server.crt")))
+        old_key = file_text(self.node_etcd(2, "server.key"))
+        mkpki("reissue", self.root, 2)  # new keys, new serials, same etcd CA
+        self.assertNotEqual(old_key, file_text(self.node_etcd(2, "server.key")))
+        self.assertNotEqual(old_server, file_cert_der(self.node_etcd(2, "server.crt")))
+
+        watch = self.start_watch("watch-reissue.jsonl")
+        time.sleep(0.5)
+        rc, out, err = harness("restart-node", "--state", self.state, "--node", 2, "--timeout", 30)
+        self.assertEqual(rc, 0, "restart-node failed: %s\n%s" % (out, err))
+        self.assertTrue(out["ok"])
+        time.sleep(0.5)
+        rc, res, probes = self.stop_watch(watch)
+        self.assertEqual(rc, 0, "watcher saw loss of quorum: %s" % res)
+        self.assertEqual(res["summary"]["no_quorum_moments"], 0)
+        self.assertGreaterEqual(res["summary"]["probes"], 5)
+        self.assertTrue(all(p["quorum"] for p in probes))
+        self.assertTrue(any(p["healthy_members"] == 2 for p in probes),
+                        "the watcher never saw node-2 down: restart not observed")
+        self.assertEqual(probes[-1]["healthy_members"], 3)
+
+        # node 2 now serves the NEW certs on both listeners
+        self.assertEqual(served_cert_der("127.0.1.2", self.cl.client_port, ctx),
+                         file_cert_der(self.node_etcd(2, "server.crt")))
+        new_peer = served_cert_der("127.0.1.2", self.cl.peer_port, ctx)
+        self.assertEqual(new_peer, file_cert_der(self.node_etcd(2, "peer.crt")))
+        self.assertNotEqual(new_peer, old_peer)
+        self.assert_healthy("--node", 2)
+        rc, out, err = harness("get", "--state", self.state, "--node", 2, "/registry/kubecert-test")
+        self.assertEqual(out.strip(), "hello")
+
+    def test_06_restart_with_foreign_peer_cert_fails_but_quorum_holds(self):
+        backup = os.path.join(self.tmp, "node-2-etcd-backup")
+        shutil.copytree(os.path.dirname(self.node_etcd(2, "peer.crt")), backup)
+        mkpki("reissue-peer", self.root, 2, os.path.join(self.foreign, "ca.crt"),
+              os.path.join(self.foreign, "ca.key"))
+
+        watch = self.start_watch("watch-foreign.jsonl")
+        time.sleep(0.5)
+        rc, out, err = harness("restart-node", "--state", self.state, "--node", 2, "--timeout", 6)
+        self.assertEqual(rc, 1, "restart-node must fail with a foreign-CA peer cert: %s" % out)
+        self.assertFalse(out["ok"])
+        self.assertIn("node-2 did not rejoin", out["error"])
+        self.assertIn("tail of", err)  # logs are shown
+        # the other two keep serving linearizable reads
+        rc, h, _ = harness("health", "--state", self.state, "--only", 1, "--only", 3)
+        self.assertEqual(rc, 0, h)
+        rc, h, _ = harness("health", "--state", self.state, "--timeout", 1.5)
+        self.assertEqual(rc, 1)
+        self.assertEqual([e["health"] for e in h["endpoints"]], [True, False, True])
+        rc, res, probes = self.stop_watch(watch)
+        self.assertEqual(rc, 0, "watcher saw loss of quorum: %s" % res)
+        self.assertEqual(res["summary"]["no_quorum_moments"], 0)
+        down = [i for i, p in enumerate(probes) if p["healthy_members"] == 2]
+        self.assertTrue(down, "the watcher never saw node-2 down")
+        self.assertTrue(all(p["healthy_members"] == 2 for p in probes[down[0]:]), probes)
+        logs = "".join(file_text(os.path.join(self.state, "node-%d.log" % k)) for k in (1, 3))
+        self.assertIn("certificate signed by unknown authority", logs)
+
+        # recovery: restore a proper peer cert, restart, whole cluster healthy again
+        shutil.rmtree(os.path.dirname(self.node_etcd(2, "peer.crt")))
+        shutil.copytree(backup, os.path.dirname(self.node_etcd(2, "peer.crt")))
+        rc, out, err = harness("restart-node", "--state", self.state, "--node", 2, "--timeout", 30)
+        self.assertEqual(rc, 0, "%s\n%s" % (out, err))
+        self.assert_healthy()
+
+    def test_07_stop_node_and_start_node(self):
+        rc, out, _ = harness("stop-node", "--state", self.state, "--node", 3)
+        self.assertEqual((rc, out["how"]), (0, "term"))
+        self.assertFalse(os.path.exists(os.path.join(self.state, "node-3.pid")))
+        rc, out, _ = harness("health", "--state", self.state, "--only", 1, "--only", 2)
+        self.assertEqual(rc, 0, out)
+        rc, out, err = harness("start-node", "--state", self.state, "--node", 3)
+        self.assertEqual(rc, 0, "%s\n%s" % (out, err))
+        self.assert_healthy()
+
+    def test_99_stop_leaves_nothing_running(self):
+        rc, out, _ = harness("stop", "--state", self.state)
+        self.assertEqual(rc, 0, out)
+        marker = "--data-dir=%s%s" % (os.path.abspath(self.state), os.sep)
+        self.assertEqual(etcd_cluster.scan_procs(marker), [])
+        for k in (1, 2, 3):
+            self.assertFalse(os.path.exists(os.path.join(self.state, "node-%d.pid" % k)))
+        rc, out, _ = harness("health", "--state", self.state, "--timeout", 1)
+        self.assertEqual(rc, 1)
+        # stop is idempotent
+        rc, out, _ = harness("stop", "--state", self.state)
+        self.assertEqual(rc, 0, out)
+
+
+if __name__ == "__main__":
+    unittest.main()

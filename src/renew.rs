@@ -507,7 +507,10 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         }
         let not_before = o.now - issue::BACKDATE_SECONDS;
         let mut not_after = o.now + o.validity;
-        let capped = not_after > ca_cert.info.not_after;
+        // An expired CA the user insisted on cannot cap anything: the leaf would end before it
+        // starts. kubeadm does not cap at all; kubecert caps whenever the CA is still valid.
+        let ca_expired = ca_cert.info.not_after < o.now;
+        let capped = !ca_expired && not_after > ca_cert.info.not_after;
         if capped {
             not_after = ca_cert.info.not_after;
         }

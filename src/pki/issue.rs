@@ -164,12 +164,20 @@ pub fn key_pem(pair: &KeyPair, format: KeyFormat) -> Result<String, IssueError> 
             ("EC PRIVATE KEY", sec1.as_ref().to_vec())
         }
     };
-    Ok(::pem::encode(&::pem::Pem::new(label, body)))
+    Ok(pem_lf(&::pem::Pem::new(label, body)))
+}
+
+/// PEM with `\n` line endings, as Go's encoding/pem writes it (the pem crate defaults to CRLF).
+pub fn pem_lf(p: &::pem::Pem) -> String {
+    ::pem::encode_config(
+        p,
+        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+    )
 }
 
 /// PEM of a certificate DER.
 pub fn cert_pem(der: &[u8]) -> String {
-    ::pem::encode(&::pem::Pem::new("CERTIFICATE", der.to_vec()))
+    pem_lf(&::pem::Pem::new("CERTIFICATE", der.to_vec()))
 }
 
 /// What a new leaf certificate says about its subject.
@@ -418,7 +426,7 @@ pub fn csr_der(
 
 /// PEM of a CSR DER.
 pub fn csr_pem(der: &[u8]) -> String {
-    ::pem::encode(&::pem::Pem::new("CERTIFICATE REQUEST", der.to_vec()))
+    pem_lf(&::pem::Pem::new("CERTIFICATE REQUEST", der.to_vec()))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-const LOCK_FILE: &str = ".kubecert.lock";
+const PID_FILE: &str = ".kubecert.pid";
 const JOURNAL_FILE: &str = ".kubecert-journal.json";
 const STAGED_SUFFIX: &str = ".kubecert-new";
 
@@ -54,24 +54,21 @@ pub struct Lock {
 
 impl Lock {
     /// Takes the lock on `dir`, waiting up to `timeout` for another holder.
+    ///
+    /// The lock is a flock(2) on the directory itself, so taking it creates no file; the
+    /// holder's pid is written to `.kubecert.pid` while it holds the lock (and removed on
+    /// release) so a waiter can say who holds it.
     pub fn acquire(dir: &Path, timeout: Duration) -> Result<Lock> {
-        let path = dir.join(LOCK_FILE);
-        refuse_symlink(&path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        refuse_symlink(dir)?;
+        let file = File::open(dir).map_err(|e| Error::io(dir, e))?;
+        let pid_path = dir.join(PID_FILE);
         let start = Instant::now();
         let mut announced = false;
         loop {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(fs::TryLockError::WouldBlock) => {
-                    let pid = fs::read_to_string(&path)
+                    let pid = fs::read_to_string(&pid_path)
                         .ok()
                         .and_then(|s| s.trim().parse().ok())
                         .unwrap_or(0);
@@ -87,12 +84,13 @@ impl Lock {
                     }
                     std::thread::sleep(Duration::from_millis(25));
                 }
-                Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io(dir, e)),
             }
         }
-        let mut f = &file;
-        let _ = f.set_len(0);
-        let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
+        let _ = refuse_symlink(&pid_path).and_then(|_| {
+            fs::write(&pid_path, format!("{}\n", std::process::id()))
+                .map_err(|e| Error::io(&pid_path, e))
+        });
         Ok(Lock {
             file,
             dir: dir.to_path_buf(),
@@ -107,7 +105,7 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
+        let _ = fs::remove_file(self.dir.join(PID_FILE));
         let _ = self.file.unlock();
     }
 }

@@ -1,0 +1,727 @@
+//! `kubecert renew` end to end, verified with openssl (not with kubecert's own parser).
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+
+const LEAVES: &[(&str, &str)] = &[
+    ("apiserver", "ca"),
+    ("apiserver-kubelet-client", "ca"),
+    ("apiserver-etcd-client", "etcd/ca"),
+    ("front-proxy-client", "front-proxy-ca"),
+    ("etcd/server", "etcd/ca"),
+    ("etcd/peer", "etcd/ca"),
+    ("etcd/healthcheck-client", "etcd/ca"),
+];
+const KUBECONFIGS: &[&str] = &[
+    "admin.conf",
+    "controller-manager.conf",
+    "scheduler.conf",
+    "super-admin.conf",
+];
+
+fn ossl_field(cert: &Path, args: &[&str]) -> String {
+    let mut a = vec!["x509", "-in", cert.to_str().unwrap(), "-noout"];
+    a.extend_from_slice(args);
+    let (okk, out) = openssl(&a);
+    assert!(okk, "{out}");
+    out
+}
+
+fn pubkey_of_cert(cert: &Path) -> String {
+    ossl_field(cert, &["-pubkey"])
+}
+
+fn pubkey_of_key(key: &Path) -> String {
+    let (okk, out) = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
+    assert!(okk, "{out}");
+    out
+}
+
+fn not_after_epoch(cert: &Path) -> i64 {
+    let out = ossl_field(cert, &["-enddate", "-dateopt", "iso_8601"]);
+    let s = out.trim().trim_start_matches("notAfter=").replace(' ', "T");
+    kubecert::timefmt::parse_rfc3339(&s).unwrap()
+}
+
+/// Subject, SANs and EKU as openssl prints them.
+fn attributes(cert: &Path) -> String {
+    // One extension at a time: their order inside the certificate carries no meaning.
+    let mut s = ossl_field(cert, &["-subject", "-nameopt", "RFC2253"]);
+    // kubeadm sorts DNS SANs on renewal, so compare SANs as a set.
+    let san = ossl_field(cert, &["-ext", "subjectAltName"]);
+    let mut lines = san.lines();
+    if let (Some(h), Some(v)) = (lines.next(), lines.next()) {
+        let mut items: Vec<&str> = v.trim().split(", ").collect();
+        items.sort();
+        s += &format!("{h}\n    {}\n", items.join(", "));
+    } else {
+        s += &san;
+    }
+    s += &ossl_field(cert, &["-ext", "extendedKeyUsage"]);
+    s
+}
+
+fn strip_cred_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("client-certificate-data:") || t.starts_with("client-key-data:"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+struct Snapshot {
+    attrs: Vec<(String, String)>,
+    pubkeys: Vec<(String, String)>,
+    kubeconfigs: Vec<(String, String)>,
+}
+
+fn snapshot(cert_dir: &Path, kc_dir: &Path, tmp: &Path) -> Snapshot {
+    let mut s = Snapshot {
+        attrs: vec![],
+        pubkeys: vec![],
+        kubeconfigs: vec![],
+    };
+    for (leaf, _) in LEAVES {
+        let crt = cert_dir.join(format!("{leaf}.crt"));
+        if crt.exists() {
+            s.attrs.push((leaf.to_string(), attributes(&crt)));
+            s.pubkeys.push((leaf.to_string(), pubkey_of_cert(&crt)));
+        }
+    }
+    for kc in KUBECONFIGS {
+        let p = kc_dir.join(kc);
+        if p.exists() {
+            let pem = tmp.join(format!("{kc}.pem"));
+            kubeconfig_cert(&p, &pem);
+            s.attrs.push((kc.to_string(), attributes(&pem)));
+            s.pubkeys.push((kc.to_string(), pubkey_of_cert(&pem)));
+            s.kubeconfigs
+                .push((kc.to_string(), std::fs::read_to_string(&p).unwrap()));
+        }
+    }
+    s
+}
+
+/// The core acceptance check for a renewed PKI.
+fn verify_renewed(cert_dir: &Path, kc_dir: &Path, before: &Snapshot, start: i64, validity: i64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let after = snapshot(cert_dir, kc_dir, tmp.path());
+    assert_eq!(before.attrs, after.attrs, "subject/SAN/EKU changed");
+    for ((n, a), (_, b)) in before.pubkeys.iter().zip(after.pubkeys.iter()) {
+        assert_ne!(a, b, "{n}: key did not change");
+    }
+    for (leaf, ca) in LEAVES {
+        let crt = cert_dir.join(format!("{leaf}.crt"));
+        if !crt.exists() {
+            continue;
+        }
+        let ca_crt = cert_dir.join(format!("{ca}.crt"));
+        let (okk, out) = openssl(&[
+            "verify",
+            "-CAfile",
+            ca_crt.to_str().unwrap(),
+            crt.to_str().unwrap(),
+        ]);
+        assert!(okk, "{leaf}: {out}");
+        let key = cert_dir.join(format!("{leaf}.key"));
+        assert_eq!(
+            pubkey_of_cert(&crt),
+            pubkey_of_key(&key),
+            "{leaf}: key does not match"
+        );
+        let key_text = std::fs::read_to_string(&key).unwrap();
+        assert!(
+            key_text.starts_with("-----BEGIN RSA PRIVATE KEY-----")
+                || key_text.starts_with("-----BEGIN EC PRIVATE KEY-----"),
+            "{leaf}: key not written as kubeadm writes it"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let na = not_after_epoch(&crt);
+        let ca_na = not_after_epoch(&ca_crt);
+        let expect = (start + validity).min(ca_na);
+        assert!(
+            (na - expect).abs() <= 120,
+            "{leaf}: NotAfter {na} expected ~{expect}"
+        );
+    }
+    let ca_crt = cert_dir.join("ca.crt");
+    for (kc, old_text) in &before.kubeconfigs {
+        let p = kc_dir.join(kc);
+        let pem = tmp.path().join(format!("{kc}.new.pem"));
+        kubeconfig_cert(&p, &pem);
+        let (okk, out) = openssl(&[
+            "verify",
+            "-CAfile",
+            ca_crt.to_str().unwrap(),
+            pem.to_str().unwrap(),
+        ]);
+        assert!(okk, "{kc}: {out}");
+        let keyf = tmp.path().join(format!("{kc}.key"));
+        kubeconfig_key(&p, &keyf);
+        assert_eq!(
+            pubkey_of_cert(&pem),
+            pubkey_of_key(&keyf),
+            "{kc}: key mismatch"
+        );
+        // Everything but the credentials is byte-identical (the CA data equals ca.crt here).
+        let new_text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(
+            strip_cred_lines(old_text),
+            strip_cred_lines(&new_text),
+            "{kc}: other fields changed"
+        );
+    }
+}
+
+fn cas_and_sa(cert_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    [
+        "ca.crt",
+        "ca.key",
+        "front-proxy-ca.crt",
+        "front-proxy-ca.key",
+        "etcd/ca.crt",
+        "etcd/ca.key",
+        "sa.key",
+        "sa.pub",
+    ]
+    .iter()
+    .filter_map(|f| {
+        std::fs::read(cert_dir.join(f))
+            .ok()
+            .map(|b| (f.to_string(), b))
+    })
+    .collect()
+}
+
+fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let dst = t.path().join("pki");
+    copy_dir(&fixtures().join(name), &dst);
+    let kc = dst.join("kubeconfig");
+    (t, dst, kc)
+}
+
+fn now() -> i64 {
+    kubecert::timefmt::now_unix()
+}
+
+#[test]
+fn renew_all_on_real_fixtures() {
+    for f in [
+        "pki-zetaoss-2024",
+        "pki-ebenneil-2023",
+        "pki-maxxmoney-2019",
+        "pki-devopsyuva-2018",
+        "pki-nielslemmens-2017",
+    ] {
+        let (t, cert_dir, kc_dir) = fixture_copy(f);
+        let before = snapshot(&cert_dir, &kc_dir, t.path());
+        let cas = cas_and_sa(&cert_dir);
+        let kubelet = std::fs::read(kc_dir.join("kubelet.conf")).ok();
+        let start = now();
+        let out = ok(&[
+            "renew",
+            "all",
+            "--cert-dir",
+            cert_dir.to_str().unwrap(),
+            "--kubeconfig-dir",
+            kc_dir.to_str().unwrap(),
+        ]);
+        assert!(
+            out.contains("certificate for serving the Kubernetes API renewed"),
+            "{out}"
+        );
+        assert!(out.contains("Done renewing certificates."), "{out}");
+        verify_renewed(&cert_dir, &kc_dir, &before, start, 365 * 86400);
+        assert_eq!(cas, cas_and_sa(&cert_dir), "{f}: CA or sa files changed");
+        assert_eq!(
+            kubelet,
+            std::fs::read(kc_dir.join("kubelet.conf")).ok(),
+            "{f}: kubelet.conf touched"
+        );
+    }
+}
+
+#[test]
+fn renew_caps_at_ca_and_reports_it() {
+    // nielslemmens' CA expires 2027-08-19, before now + 1y.
+    let (_t, cert_dir, kc_dir) = fixture_copy("pki-nielslemmens-2017");
+    let out = ok(&[
+        "renew",
+        "apiserver",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        kc_dir.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let item = &v["certificates"][0];
+    assert_eq!(item["cappedAtCa"], true, "{v}");
+    assert_eq!(
+        not_after_epoch(&cert_dir.join("apiserver.crt")),
+        not_after_epoch(&cert_dir.join("ca.crt"))
+    );
+}
+
+#[test]
+fn renew_demo_rsa_and_ecdsa() {
+    for alg in ["rsa-2048", "ecdsa-p256", "ecdsa-p384"] {
+        let (t, root) = demo(&["--key-algorithm", alg, "--expires-in", "10d"]);
+        let cert_dir = root.join("pki");
+        let before = snapshot(&cert_dir, &root, t.path());
+        let cas = cas_and_sa(&cert_dir);
+        let start = now();
+        ok(&[
+            "renew",
+            "all",
+            "--cert-dir",
+            cert_dir.to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+            "--validity",
+            "100d",
+        ]);
+        verify_renewed(&cert_dir, &root, &before, start, 100 * 86400);
+        assert_eq!(cas, cas_and_sa(&cert_dir));
+        let text = ossl_field(&cert_dir.join("apiserver.crt"), &["-text"]);
+        let expect = match alg {
+            "rsa-2048" => "Public-Key: (2048 bit)",
+            "ecdsa-p256" => "NIST CURVE: P-256",
+            _ => "NIST CURVE: P-384",
+        };
+        assert!(text.contains(expect), "{alg}: {text}");
+    }
+}
+
+#[test]
+fn key_algorithm_override() {
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    ok(&[
+        "renew",
+        "apiserver",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let text = ossl_field(&cert_dir.join("apiserver.crt"), &["-text"]);
+    assert!(text.contains("NIST CURVE: P-256"));
+    let (okk, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        cert_dir.join("ca.crt").to_str().unwrap(),
+        cert_dir.join("apiserver.crt").to_str().unwrap(),
+    ]);
+    assert!(okk, "{out}");
+}
+
+#[test]
+fn external_ca_rows_skipped_with_kubeadm_message() {
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    std::fs::rename(cert_dir.join("ca.key"), root.join("ca.key.offline")).unwrap();
+    std::fs::remove_file(cert_dir.join("front-proxy-client.crt")).unwrap();
+    let before_api = std::fs::read(cert_dir.join("apiserver.crt")).unwrap();
+    let o = kubecert(&[
+        "renew",
+        "all",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(
+            "Detected external ca, certificate for serving the Kubernetes API can't be renewed"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("Detected external ca, certificate embedded in the kubeconfig file for the admin to use and for kubeadm itself can't be renewed"), "{out}");
+    assert!(
+        out.contains("MISSING! certificate for the front proxy client"),
+        "{out}"
+    );
+    assert!(
+        out.contains("certificate for serving etcd renewed"),
+        "{out}"
+    );
+    assert_eq!(
+        before_api,
+        std::fs::read(cert_dir.join("apiserver.crt")).unwrap()
+    );
+    let check = ok(&[
+        "check",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&check).unwrap();
+    for c in v["certificates"].as_array().unwrap() {
+        let ext = c["caName"] == "ca";
+        assert_eq!(c["externallyManaged"], ext, "{c}");
+    }
+}
+
+#[test]
+fn within_twice_renews_nothing_second_time_and_dry_run_writes_nothing() {
+    let (_t, root) = demo(&["--expires-in", "20d"]);
+    let cert_dir = root.join("pki");
+    let args = |extra: &[&'static str]| {
+        let mut a: Vec<String> = vec![
+            "renew".into(),
+            "all".into(),
+            "--cert-dir".into(),
+            cert_dir.display().to_string(),
+            "--kubeconfig-dir".into(),
+            root.display().to_string(),
+            "--within".into(),
+            "30d".into(),
+            "-o".into(),
+            "json".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let h0 = hash_tree(&root);
+    let dry = ok(&args(&["--dry-run"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert_eq!(h0, hash_tree(&root), "dry-run changed bytes");
+    let v: serde_json::Value = serde_json::from_str(&dry).unwrap();
+    assert!(
+        v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["action"] == "would-renew"),
+        "{v}"
+    );
+    let first = ok(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(v["changed"], true);
+    assert_eq!(
+        v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["action"] == "renewed")
+            .count(),
+        11
+    );
+    let h1 = hash_tree(&root);
+    let second = ok(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    let v: serde_json::Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(v["changed"], false, "{v}");
+    assert!(v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["action"] == "skipped"));
+    assert_eq!(h1, hash_tree(&root), "second run changed bytes");
+}
+
+#[test]
+fn repeated_organizations_kept_in_order() {
+    // A client cert with two O= groups (two RBAC groups), made by openssl, signed by the CA.
+    let (t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    let key = cert_dir.join("apiserver-kubelet-client.key");
+    let csr = t.path().join("x.csr");
+    let ext = t.path().join("ext.cnf");
+    std::fs::write(&ext, "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\nsubjectAltName=URI:spiffe://cluster/kubelet-client,email:ops@example.com\n").unwrap();
+    let (okk, out) = openssl(&[
+        "req",
+        "-new",
+        "-key",
+        key.to_str().unwrap(),
+        "-subj",
+        "/O=system:masters/O=kubeadm:cluster-admins/OU=lab/CN=kube-apiserver-kubelet-client",
+        "-out",
+        csr.to_str().unwrap(),
+    ]);
+    assert!(okk, "{out}");
+    let crt = cert_dir.join("apiserver-kubelet-client.crt");
+    let (okk, out) = openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        cert_dir.join("ca.crt").to_str().unwrap(),
+        "-CAkey",
+        cert_dir.join("ca.key").to_str().unwrap(),
+        "-set_serial",
+        "7",
+        "-days",
+        "30",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        crt.to_str().unwrap(),
+    ]);
+    assert!(okk, "{out}");
+    let before = attributes(&crt);
+    assert!(
+        before.contains(
+            "CN=kube-apiserver-kubelet-client,OU=lab,O=kubeadm:cluster-admins,O=system:masters"
+        ),
+        "{before}"
+    );
+    ok(&[
+        "renew",
+        "apiserver-kubelet-client",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(before, attributes(&crt));
+    assert!(ossl_field(&crt, &["-serial"]).trim() != "serial=07");
+}
+
+#[test]
+fn expired_ca_refused_unless_allowed() {
+    let (_t, root) = demo(&["--now", "2010-01-01T00:00:00Z"]);
+    let cert_dir = root.join("pki");
+    let h = hash_tree(&root);
+    let o = kubecert(&[
+        "renew",
+        "all",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("has expired") && err.contains("--allow-expired-ca"),
+        "{err}"
+    );
+    assert_eq!(h, hash_tree(&root));
+    // With the override it renews (capped at the expired CA's NotAfter, so the run reports it).
+    let o = kubecert(&[
+        "renew",
+        "apiserver",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--allow-expired-ca",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn unknown_name_gets_kubeadms_error() {
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    for bad in ["kubelet.conf", "ca", "nonsense"] {
+        let o = kubecert(&[
+            "renew",
+            bad,
+            "--cert-dir",
+            cert_dir.to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "{bad} is not a valid certificate for this cluster"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    // Garbage PEM in one cert: the whole run is refused before anything is written.
+    std::fs::write(
+        cert_dir.join("front-proxy-client.crt"),
+        b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let h = hash_tree(&root);
+    let o = kubecert(&[
+        "renew",
+        "all",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(h, hash_tree(&root));
+    // Truncated kubeconfig.
+    let (_t2, root2) = demo(&[]);
+    let adm = root2.join("admin.conf");
+    let text = std::fs::read_to_string(&adm).unwrap();
+    std::fs::write(&adm, &text[..text.len() / 3]).unwrap();
+    let h = hash_tree(&root2);
+    let o = kubecert(&[
+        "renew",
+        "all",
+        "--cert-dir",
+        root2.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root2.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("admin.conf"), "{err}");
+    assert_eq!(h, hash_tree(&root2));
+    // check on the same input: a per-row problem, no crash.
+    let out = ok(&[
+        "check",
+        "--cert-dir",
+        root2.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root2.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let adm = v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "admin.conf")
+        .unwrap();
+    assert_eq!(adm["detail"]["problems"][0]["code"], "kubeconfig-invalid");
+    // A symlinked cert is refused for writing.
+    let (_t3, root3) = demo(&[]);
+    let c3 = root3.join("pki");
+    std::fs::rename(c3.join("apiserver.crt"), root3.join("real.crt")).unwrap();
+    std::os::unix::fs::symlink(root3.join("real.crt"), c3.join("apiserver.crt")).unwrap();
+    let h = hash_tree(&root3);
+    let o = kubecert(&[
+        "renew",
+        "all",
+        "--cert-dir",
+        c3.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root3.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("symlink"));
+    assert_eq!(h, hash_tree(&root3));
+}
+
+#[test]
+fn kubeconfig_with_file_references_renews_the_files() {
+    let (t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    // Move admin.conf's credentials into files referenced relatively.
+    let adm = root.join("admin.conf");
+    kubeconfig_cert(&adm, &root.join("admin.crt"));
+    kubeconfig_key(&adm, &root.join("admin.key"));
+    let text = std::fs::read_to_string(&adm).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("client-certificate-data:") {
+                "    client-certificate: admin.crt".to_string()
+            } else if l.trim_start().starts_with("client-key-data:") {
+                "    client-key: admin.key".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    std::fs::write(&adm, &text).unwrap();
+    let old_pub = pubkey_of_cert(&root.join("admin.crt"));
+    ok(&[
+        "renew",
+        "admin.conf",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&adm).unwrap(),
+        text,
+        "kubeconfig itself unchanged"
+    );
+    let new_pub = pubkey_of_cert(&root.join("admin.crt"));
+    assert_ne!(old_pub, new_pub);
+    assert_eq!(new_pub, pubkey_of_key(&root.join("admin.key")));
+    let (okk, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        cert_dir.join("ca.crt").to_str().unwrap(),
+        root.join("admin.crt").to_str().unwrap(),
+    ]);
+    assert!(okk, "{out}");
+    drop(t);
+}
+
+#[test]
+fn chain_in_cert_file_is_kept_after_the_new_leaf() {
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    let crt = cert_dir.join("apiserver.crt");
+    let mut bundle = std::fs::read(&crt).unwrap();
+    bundle.extend(std::fs::read(cert_dir.join("ca.crt")).unwrap());
+    std::fs::write(&crt, &bundle).unwrap();
+    let check = ok(&[
+        "check",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&check).unwrap();
+    let api = v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "apiserver")
+        .unwrap();
+    assert_eq!(api["detail"]["chainLength"], 1);
+    ok(&[
+        "renew",
+        "apiserver",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&crt).unwrap();
+    assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(text.ends_with(&std::fs::read_to_string(cert_dir.join("ca.crt")).unwrap()));
+    let (okk, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        cert_dir.join("ca.crt").to_str().unwrap(),
+        crt.to_str().unwrap(),
+    ]);
+    assert!(okk, "{out}");
+}

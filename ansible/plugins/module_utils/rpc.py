@@ -212,7 +212,11 @@ class _StdioTransport(object):
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:
-                code = self.proc.poll()
+                # stdout closed: the agent is exiting; give it a moment so its status can be told.
+                try:
+                    code = self.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    code = None
                 raise TransportError('{0} serve --stdio exited{1} before answering{2}'.format(
                     self.binary, '' if code is None else ' with status {0}'.format(code),
                     self._stderr_suffix()))

@@ -56,7 +56,7 @@ EXAMPLES = r'''
 - name: Fail when a certificate expires within 30 days
   ansible.builtin.assert:
     that: kubecert_info.status.level != 'fail'
-    fail_msg: "{{ kubecert_info.status.worst }} expires within 30 days"
+    fail_msg: "A certificate expires within 30 days (level {{ kubecert_info.status.level }})"
 
 - name: Check an external-etcd control plane with non-default paths, as of a given date
   kubecert.pki.cert_info:
@@ -98,7 +98,7 @@ certificates:
       type: str
       sample: '2027-01-02T03:04:05Z'
     residualTime:
-      description: Seconds until expiration (V(0) when expired or missing).
+      description: Seconds until expiration (V(0) when missing; V(0) or negative when expired).
       returned: always
       type: int
       sample: 31536000
@@ -142,6 +142,11 @@ certificates:
           returned: always
           type: str
           sample: 5f3a0c
+        signedBy:
+          description: Which kubeadm CA's key signed it, found by signature.
+          returned: when the agent reports it
+          type: str
+          sample: ca
         notBefore:
           description: NotBefore in RFC 3339 UTC.
           returned: always
@@ -149,7 +154,7 @@ certificates:
           sample: '2026-01-02T03:04:05Z'
         notAfter:
           description: NotAfter in RFC 3339 UTC.
-          returned: always
+          returned: when the agent reports it
           type: str
           sample: '2027-01-02T03:04:05Z'
         dnsNames:
@@ -181,6 +186,11 @@ certificates:
           returned: always
           type: str
           sample: RSA-2048
+        chainLength:
+          description: How many certificates follow the first one in the file.
+          returned: when the agent reports it
+          type: int
+          sample: 1
         problems:
           description: What is wrong with it (expired, mismatched key, ...).
           returned: always
@@ -270,21 +280,32 @@ status:
       sample: ok
     warnWithin:
       description: The warn threshold in seconds.
-      returned: always
+      returned: when a threshold applies
       type: int
       sample: 2592000
     failWithin:
       description: The fail threshold in seconds.
-      returned: always
+      returned: when a threshold applies
       type: int
       sample: 604800
     worst:
       description: The name of the certificate that expires first.
-      returned: always
+      returned: when the agent reports it
       type: str
       sample: apiserver
+    soonest:
+      description: The name of the present certificate that expires first (reported by some agent versions instead of C(worst)).
+      returned: when the agent reports it
+      type: str
+      sample: apiserver
+    unhealthy:
+      description: The names of certificates with problems that make them unusable.
+      returned: when the agent reports it
+      type: list
+      elements: str
+      sample: []
     exitCode:
-      description: The exit code C(kubecert check) would use.
+      description: The exit code C(kubecert check) would use (V(0) ok, V(1) warn, V(2) fail).
       returned: always
       type: int
       sample: 0

@@ -157,6 +157,11 @@ certificates:
           returned: always
           type: str
           sample: '2026-12-01T00:00:00Z'
+        notBefore:
+          description: NotBefore in RFC 3339 UTC.
+          returned: when the agent reports it
+          type: str
+          sample: '2025-12-01T00:00:00Z'
         serial:
           description: Serial number in hex; V(null) for a V(would-renew) C(new) state.
           returned: always
@@ -179,6 +184,17 @@ certificates:
           returned: always
           type: str
           sample: CN=kube-apiserver
+        extKeyUsage:
+          description: Extended key usages.
+          returned: when the agent reports it
+          type: list
+          elements: str
+          sample: [serverAuth]
+        keyAlgorithm:
+          description: The key algorithm and size.
+          returned: when the agent reports it
+          type: str
+          sample: RSA-2048
     new:
       description: The certificate after renewal (planned, in check mode).
       returned: when action is renewed or would-renew
@@ -196,11 +212,18 @@ certificates:
       elements: str
       sample: [/etc/kubernetes/pki/apiserver.crt, /etc/kubernetes/pki/apiserver.key]
 componentsToRestart:
-  description: The static pods that read a renewed certificate and must restart to use it.
+  description:
+    - The static pods (V(etcd), V(kube-apiserver), V(kube-controller-manager), V(kube-scheduler))
+      that read a renewed certificate and must restart to use it.
   returned: success
   type: list
   elements: str
   sample: [kube-apiserver]
+recovered:
+  description: What the agent did to recover an interrupted earlier run before this one, if anything.
+  returned: when an earlier run was recovered
+  type: str
+  sample: rolled back an interrupted transaction
 '''
 
 from ansible.module_utils.basic import AnsibleModule

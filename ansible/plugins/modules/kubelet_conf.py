@@ -37,6 +37,10 @@ options:
       - Rewrite C(kubelet.conf) to reference C(kubelet-client-current.pem) when that is needed and possible.
     type: bool
     default: false
+  now:
+    description:
+      - Evaluate expiration as of this RFC 3339 UTC time instead of the clock (for tests).
+    type: str
 seealso:
   - module: kubecert.pki.cert_info
 '''
@@ -70,7 +74,9 @@ present:
   type: bool
   sample: true
 mode:
-  description: V(embedded) client certificate or V(file-reference) to C(kubelet-client-current.pem).
+  description:
+    - V(embedded) client certificate, V(file-reference) to C(kubelet-client-current.pem), or V(unknown).
+    - After a repair, the state after it.
   returned: when present
   type: str
   sample: file-reference
@@ -133,11 +139,12 @@ def main():
             PATHS_ARGUMENT_SPEC,
             kubelet_pki=dict(type='path', default=DEFAULT_KUBELET_PKI),
             repair=dict(type='bool', default=False),
+            now=dict(type='str'),
         ),
         supports_check_mode=True,
     )
     params = dict((name, module.params[name]) for name in (
-        'kubeconfig_dir', 'cert_dir', 'kubelet_pki', 'repair'))
+        'kubeconfig_dir', 'cert_dir', 'kubelet_pki', 'repair', 'now'))
     params['dry_run'] = module.check_mode
     result = run(module, 'kubelet-conf', params)
     if 'changed' not in result:

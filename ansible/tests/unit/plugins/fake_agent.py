@@ -1,0 +1,326 @@
+# Copyright (c) kubecert contributors
+# SPDX-License-Identifier: Apache-2.0
+"""A tiny stand-in for the kubecert agent, for unit tests of the JSON-RPC client.
+
+Run as ``python fake_agent.py serve --stdio`` (the same argv the client gives
+the real binary) it speaks newline-delimited JSON-RPC 2.0 on stdin/stdout;
+``python fake_agent.py serve --socket PATH`` serves JSON-RPC over HTTP/1.1 on a
+unix socket. Only the standard library is used.
+
+It answers with canned results shaped like docs/rpc.md and can be steered
+through the environment:
+
+- ``FAKE_AGENT_LOG``: append every request (one JSON object a line) to this file.
+- ``FAKE_AGENT_ERROR``: ``method=code`` makes ``method`` answer with that
+  JSON-RPC error (data ``{"cert", "path", "cause"}``).
+- ``FAKE_AGENT_MODE``: ``garbage`` answers a non-JSON line, ``wrong-id`` a
+  response with another id, ``exit`` exits without answering, ``hang`` never
+  answers, ``leak`` puts a PEM private key into results (the client must scrub
+  it), ``http500`` answers the socket with an HTML 500 page.
+"""
+
+import json
+import os
+import socketserver
+import sys
+import time
+from http.server import BaseHTTPRequestHandler
+
+NOW = 1795000000  # 2026-11-18T06:13:20Z, a fixed clock
+DAY = 86400
+
+# name -> (days left, components that read it); a small slice of kubeadm's table.
+CERTS = [
+    ('admin.conf', 300, []),
+    ('apiserver', 20, ['kube-apiserver']),
+    ('apiserver-etcd-client', 300, ['kube-apiserver']),
+    ('etcd-server', 25, ['etcd']),
+    ('super-admin.conf', None, []),
+]
+
+PEM_KEY = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFake\n-----END PRIVATE KEY-----\n'
+
+
+def rfc3339(ts):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ts))
+
+
+def parse_duration(text):
+    """'30d', '720h', '90m' -> seconds (enough of the contract for tests)."""
+    units = {'d': DAY, 'h': 3600, 'm': 60, 's': 1}
+    if not text or text[-1] not in units:
+        raise ValueError('bad duration {0!r}'.format(text))
+    return int(text[:-1]) * units[text[-1]]
+
+
+class RpcFailure(Exception):
+    def __init__(self, code, message, data=None):
+        super(RpcFailure, self).__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+def m_version(params):
+    return {'version': '0.0.0-fake', 'methods': sorted(METHODS)}
+
+
+def m_check(params):
+    cert_dir = params.get('cert_dir', '/etc/kubernetes/pki')
+    certificates = []
+    for name, days, dummy in CERTS:
+        if days is None:
+            certificates.append({'name': name, 'expirationDate': None, 'residualTime': 0,
+                                 'externallyManaged': False, 'caName': 'ca', 'missing': True})
+            continue
+        certificates.append({
+            'name': name, 'expirationDate': rfc3339(NOW + days * DAY), 'residualTime': days * DAY,
+            'externallyManaged': False, 'caName': 'ca', 'missing': False,
+            'detail': {'path': '{0}/{1}.crt'.format(cert_dir, name), 'subject': 'CN=' + name,
+                       'issuer': 'CN=kubernetes', 'serial': '0a', 'notBefore': rfc3339(NOW - 300 * DAY),
+                       'notAfter': rfc3339(NOW + days * DAY), 'dnsNames': [], 'ipAddresses': [],
+                       'otherSans': [], 'extKeyUsage': ['clientAuth'], 'keyAlgorithm': 'RSA-2048',
+                       'problems': []}})
+    fail_within = parse_duration(params['fail_within']) if params.get('fail_within') else 7 * DAY
+    warn_within = parse_duration(params['warn_within']) if params.get('warn_within') else 30 * DAY
+    soonest = min(days for dummy, days, dummy2 in CERTS if days is not None) * DAY
+    level = 'fail' if soonest <= fail_within else 'warn' if soonest <= warn_within else 'ok'
+    return {
+        'kind': 'CertificateExpirationInfo',
+        'apiVersion': 'output.kubeadm.k8s.io/v1alpha3',
+        'certificates': certificates,
+        'certificateAuthorities': [
+            {'name': 'ca', 'expirationDate': rfc3339(NOW + 3000 * DAY), 'residualTime': 3000 * DAY,
+             'externallyManaged': False, 'missing': False}],
+        'kubeletConf': {'path': params.get('kubeconfig_dir', '/etc/kubernetes') + '/kubelet.conf', 'present': True,
+                        'mode': 'file-reference', 'expirationDate': rfc3339(NOW + 200 * DAY),
+                        'residualTime': 200 * DAY,
+                        'clientCurrentPem': '/var/lib/kubelet/pki/kubelet-client-current.pem',
+                        'clientCurrentPemExists': True, 'advice': ''},
+        'status': {'now': rfc3339(NOW), 'level': level, 'warnWithin': warn_within, 'failWithin': fail_within,
+                   'worst': 'apiserver', 'exitCode': {'ok': 0, 'warn': 1, 'fail': 2}[level]},
+    }
+
+
+def m_renew(params):
+    names = params.get('names') or ['all']
+    known = [name for name, dummy, dummy2 in CERTS]
+    for name in names:
+        if name != 'all' and name not in known:
+            raise RpcFailure(-32005, 'unknown certificate name', {'cert': name, 'path': None,
+                                                                  'cause': 'not in the inventory'})
+    within = parse_duration(params['within']) if params.get('within') else None
+    dry_run = bool(params.get('dry_run'))
+    cert_dir = params.get('cert_dir', '/etc/kubernetes/pki')
+    out, components = [], set()
+    for name, days, reads in CERTS:
+        if 'all' not in names and name not in names:
+            continue
+        item = {'name': name, 'longName': 'certificate ' + name, 'caName': 'ca', 'cappedAtCa': False,
+                'files': ['{0}/{1}.crt'.format(cert_dir, name), '{0}/{1}.key'.format(cert_dir, name)]}
+        if days is None:
+            item.update(action='missing', reason='file absent')
+        elif within is not None and days * DAY > within:
+            item.update(action='skipped', reason='expires in {0}d'.format(days))
+        else:
+            old = {'notAfter': rfc3339(NOW + days * DAY), 'serial': '0a', 'dnsNames': [name],
+                   'ipAddresses': ['10.0.0.1'], 'subject': 'CN=' + name}
+            new = dict(old, notAfter=rfc3339(NOW + 365 * DAY), serial=None if dry_run else '0b')
+            item.update(action='would-renew' if dry_run else 'renewed', reason='due', old=old, new=new)
+            components.update(reads)
+        out.append(item)
+    changed = any(item['action'] in ('renewed', 'would-renew') for item in out)
+    return {'dryRun': dry_run,
+            'backupDir': '/var/backups/kubecert/fake' if changed and not dry_run else None,
+            'certificates': out, 'componentsToRestart': sorted(components), 'changed': changed}
+
+
+def m_restore(params):
+    if not params.get('backup_dir'):
+        raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None, 'cause': 'backup_dir is required'})
+    return {'restored': ['/etc/kubernetes/pki/apiserver.crt', '/etc/kubernetes/pki/apiserver.key'],
+            'changed': not params.get('dry_run'), 'dryRun': bool(params.get('dry_run'))}
+
+
+def m_csr_export(params):
+    csr_dir = params.get('csr_dir', '/tmp/csr')
+    return {'certificates': [{'name': 'apiserver', 'action': 'exported', 'csrPath': csr_dir + '/apiserver.csr',
+                              'keyPath': csr_dir + '/apiserver.key', 'subject': 'CN=kube-apiserver',
+                              'dnsNames': ['kubernetes'], 'ipAddresses': ['10.96.0.1'], 'requestedUsages': []}],
+            'changed': True}
+
+
+def m_csr_import(params):
+    dry_run = bool(params.get('dry_run'))
+    old = {'notAfter': rfc3339(NOW + 20 * DAY), 'serial': '0a', 'dnsNames': ['kubernetes'], 'ipAddresses': []}
+    new = dict(old, notAfter=rfc3339(NOW + 365 * DAY), serial='0c')
+    certs = [{'name': 'apiserver', 'action': 'would-install' if dry_run else 'installed', 'findings': [],
+              'old': old, 'new': new}]
+    if 'front-proxy-client' in (params.get('names') or []):
+        certs.append({'name': 'front-proxy-client', 'action': 'refused',
+                      'findings': [{'code': 'wrong-ca', 'message': 'not signed by front-proxy-ca'}]})
+    return {'certificates': certs, 'backupDir': None if dry_run else '/var/backups/kubecert/import',
+            'changed': not dry_run}
+
+
+def m_kubelet_conf(params):
+    status = m_check(params)['kubeletConf']
+    dry_run = bool(params.get('dry_run'))
+    if params.get('repair'):
+        action = 'would-repair' if dry_run else 'repaired'
+    else:
+        action = 'none'
+    return dict(status, action=action, reason='fake', backupDir=None, changed=action != 'none')
+
+
+def m_approve(params):
+    dry_run = bool(params.get('dry_run'))
+    return {'requests': [{'name': 'csr-1', 'decision': 'would-approve' if dry_run else 'approved', 'reasons': ['ok']}],
+            'changed': True}
+
+
+METHODS = {
+    'version': m_version, 'check': m_check, 'renew': m_renew, 'restore': m_restore,
+    'csr-export': m_csr_export, 'csr-import': m_csr_import, 'kubelet-conf': m_kubelet_conf,
+    'approve': m_approve,
+}
+
+
+def log_request(request):
+    path = os.environ.get('FAKE_AGENT_LOG')
+    if path:
+        with open(path, 'a') as handle:
+            handle.write(json.dumps(request) + '\n')
+
+
+def forced_error(method):
+    spec = os.environ.get('FAKE_AGENT_ERROR', '')
+    for item in spec.split(','):
+        name, dummy, code = item.partition('=')
+        if name == method and code:
+            return int(code)
+    return None
+
+
+def leak(value):
+    if isinstance(value, dict):
+        value = dict(value)
+        value['keyPem'] = PEM_KEY
+    return value
+
+
+def handle(line):
+    """One request line in, one response object out (None: answer nothing)."""
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return {'jsonrpc': '2.0', 'id': None, 'error': {'code': -32700, 'message': 'parse error'}}
+    log_request(request)
+    request_id = request.get('id')
+    method = request.get('method')
+    mode = os.environ.get('FAKE_AGENT_MODE', '')
+    if mode == 'wrong-id':
+        return {'jsonrpc': '2.0', 'id': 'not-' + str(request_id), 'result': {}}
+    code = forced_error(method)
+    try:
+        if code is not None:
+            raise RpcFailure(code, 'forced error', {'cert': 'apiserver', 'path': '/etc/kubernetes/pki/apiserver.crt',
+                                                    'cause': 'FAKE_AGENT_ERROR' + (' ' + PEM_KEY if mode == 'leak' else '')})
+        if method not in METHODS:
+            raise RpcFailure(-32601, 'method not found')
+        params = request.get('params') or {}
+        if not isinstance(params, dict):
+            raise RpcFailure(-32602, 'params must be an object')
+        result = METHODS[method](params)
+    except RpcFailure as exc:
+        error = {'code': exc.code, 'message': exc.message}
+        if exc.data is not None:
+            error['data'] = exc.data
+        return {'jsonrpc': '2.0', 'id': request_id, 'error': error}
+    except ValueError as exc:
+        return {'jsonrpc': '2.0', 'id': request_id, 'error': {'code': -32602, 'message': str(exc)}}
+    if mode == 'leak':
+        result = leak(result)
+    return {'jsonrpc': '2.0', 'id': request_id, 'result': result}
+
+
+def serve_stdio():
+    sys.stderr.write('fake-agent: serving stdio\n')
+    sys.stderr.flush()
+    mode = os.environ.get('FAKE_AGENT_MODE', '')
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        if mode == 'exit':
+            sys.stderr.write('fake-agent: exiting on purpose\n')
+            return 3
+        if mode == 'hang':
+            time.sleep(3600)
+        if mode == 'garbage':
+            sys.stdout.write('this is not json\n')
+        else:
+            sys.stdout.write(json.dumps(handle(line)) + '\n')
+        sys.stdout.flush()
+    return 0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers.get('Content-Length', '0')))
+        if os.environ.get('FAKE_AGENT_MODE') == 'http500':
+            payload = b'<html>internal error</html>'
+            self.send_response(500)
+            self.send_header('Content-Type', 'text/html')
+        elif self.headers.get('Content-Type', '').split(';')[0].strip() != 'application/json':
+            payload = b'unsupported media type'
+            self.send_response(415)
+            self.send_header('Content-Type', 'text/plain')
+        else:
+            payload = json.dumps(handle(body.decode('utf-8'))).encode('utf-8')
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+        sys.stderr.write('fake-agent: ' + (format % args) + '\n')
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):
+        conn, dummy = super(_UnixHTTPServer, self).get_request()
+        # BaseHTTPRequestHandler wants a (host, port) client address.
+        return conn, ('unix', 0)
+
+
+def serve_socket(path):
+    if os.path.exists(path):
+        os.unlink(path)
+    server = _UnixHTTPServer(path, _Handler)
+    sys.stderr.write('fake-agent: serving {0}\n'.format(path))
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        if os.path.exists(path):
+            os.unlink(path)
+    return 0
+
+
+def main(argv):
+    if argv[:2] == ['serve', '--stdio']:
+        return serve_stdio()
+    if argv[:2] == ['serve', '--socket'] and len(argv) == 3:
+        return serve_socket(argv[2])
+    sys.stderr.write('usage: fake_agent.py serve --stdio | serve --socket PATH\n')
+    return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,44 @@
+# Copyright (c) kubecert contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from ansible_collections.kubecert.pki.plugins.modules import cert_info
+from ansible_collections.kubecert.pki.tests.unit.plugins.modules.utils import ModuleCase
+
+
+class CertInfoTest(ModuleCase):
+
+    def test_returns_check_result_unchanged(self):
+        failed, result = self.run_module(cert_info, {'fail_within': '30d', 'now': '2026-11-18T06:13:20Z'})
+        self.assertFalse(failed)
+        self.assertFalse(result['changed'])
+        self.assertEqual(result['kind'], 'CertificateExpirationInfo')
+        self.assertEqual(result['apiVersion'], 'output.kubeadm.k8s.io/v1alpha3')
+        self.assertEqual(result['status']['level'], 'fail')
+        self.assertIn('certificateAuthorities', result)
+        self.assertIn('kubeletConf', result)
+        self.assertEqual(self.requests()[0]['method'], 'check')
+        self.assertEqual(self.last_params(), {
+            'cert_dir': '/etc/kubernetes/pki', 'kubeconfig_dir': '/etc/kubernetes',
+            'kubelet_pki': '/var/lib/kubelet/pki', 'now': '2026-11-18T06:13:20Z', 'fail_within': '30d'})
+
+    def test_check_mode_still_reads(self):
+        failed, result = self.run_module(cert_info, {'external_etcd': True}, check_mode=True)
+        self.assertFalse(failed)
+        self.assertFalse(result['changed'])
+        self.assertIs(self.last_params()['external_etcd'], True)
+
+    def test_rpc_error_maps_to_fail_json(self):
+        self.set_mode(error='check=-32006')
+        failed, result = self.run_module(cert_info, {})
+        self.assertTrue(failed)
+        self.assertIn('kubecert check failed', result['msg'])
+        self.assertIn('-32006', result['msg'])
+        self.assertEqual(result['rpc_error']['code'], -32006)
+        self.assertEqual(result['rpc_error']['message'], 'forced error')
+        self.assertEqual(result['rpc_error']['data']['cert'], 'apiserver')
+
+    def test_unreachable_agent(self):
+        failed, result = self.run_module(cert_info, {'transport': 'socket'})
+        self.assertTrue(failed)
+        self.assertIn('cannot connect', result['msg'])
+        self.assertNotIn('rpc_error', result)

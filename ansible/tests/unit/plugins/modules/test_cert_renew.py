@@ -1,0 +1,75 @@
+# Copyright (c) kubecert contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from ansible_collections.kubecert.pki.plugins.modules import cert_renew
+from ansible_collections.kubecert.pki.tests.unit.plugins.modules.utils import ModuleCase
+
+
+class CertRenewTest(ModuleCase):
+
+    def test_renews_what_is_due(self):
+        failed, result = self.run_module(cert_renew, {'within': '30d'})
+        self.assertFalse(failed)
+        self.assertTrue(result['changed'])
+        self.assertFalse(result['dryRun'])
+        self.assertEqual(result['backupDir'], '/var/backups/kubecert/fake')
+        self.assertEqual(result['componentsToRestart'], ['etcd', 'kube-apiserver'])
+        actions = dict((c['name'], c['action']) for c in result['certificates'])
+        self.assertEqual(actions['apiserver'], 'renewed')
+        self.assertEqual(actions['admin.conf'], 'skipped')
+        self.assertNotIn('diff', result)
+        self.assertEqual(self.last_params(), {
+            'cert_dir': '/etc/kubernetes/pki', 'kubeconfig_dir': '/etc/kubernetes', 'within': '30d',
+            'allow_expired_ca': False, 'dry_run': False})
+
+    def test_nothing_due_is_not_changed(self):
+        failed, result = self.run_module(cert_renew, {'within': '10d'})
+        self.assertFalse(failed)
+        self.assertFalse(result['changed'])
+        self.assertEqual(result['componentsToRestart'], [])
+
+    def test_check_mode_is_a_dry_run_with_diff(self):
+        failed, result = self.run_module(cert_renew, {'within': '30d', 'names': ['apiserver']},
+                                         check_mode=True, diff=True)
+        self.assertFalse(failed)
+        self.assertTrue(result['changed'])
+        self.assertTrue(result['dryRun'])
+        self.assertIs(self.last_params()['dry_run'], True)
+        self.assertEqual(self.last_params()['names'], ['apiserver'])
+        self.assertEqual(len(result['diff']), 1)
+        diff = result['diff'][0]
+        self.assertEqual(diff['before_header'], 'apiserver (before)')
+        self.assertEqual(diff['after_header'], 'apiserver (would-renew)')
+        self.assertIn('serial: 0a', diff['before'])
+        self.assertIn('serial: (assigned when issued)', diff['after'])
+        self.assertIn('sans: apiserver, 10.0.0.1', diff['after'])
+        self.assertIn('notAfter: ', diff['after'])
+
+    def test_all_options_are_passed(self):
+        self.run_module(cert_renew, {
+            'names': ['all'], 'cert_dir': '/srv/pki', 'kubeconfig_dir': '/srv', 'external_etcd': False,
+            'within': '720h', 'key_algorithm': 'ecdsa-p256', 'validity': '4380h', 'backup_dir': '/srv/bk',
+            'now': '2026-11-18T06:13:20Z', 'allow_expired_ca': True})
+        self.assertEqual(self.last_params(), {
+            'names': ['all'], 'cert_dir': '/srv/pki', 'kubeconfig_dir': '/srv', 'external_etcd': False,
+            'within': '720h', 'key_algorithm': 'ecdsa-p256', 'validity': '4380h', 'backup_dir': '/srv/bk',
+            'now': '2026-11-18T06:13:20Z', 'allow_expired_ca': True, 'dry_run': False})
+
+    def test_unknown_name_fails_with_rpc_error(self):
+        failed, result = self.run_module(cert_renew, {'names': ['nope']})
+        self.assertTrue(failed)
+        self.assertEqual(result['rpc_error'], {'code': -32005, 'message': 'unknown certificate name',
+                                               'data': {'cert': 'nope', 'path': None, 'cause': 'not in the inventory'}})
+
+    def test_key_material_is_scrubbed(self):
+        self.set_mode(mode='leak')
+        failed, result = self.run_module(cert_renew, {'within': '30d'})
+        self.assertFalse(failed)
+        self.assertNotIn('PRIVATE KEY', repr(result))
+        self.assertEqual(result['keyPem'], '<private key material removed by kubecert.pki>')
+
+    def test_key_material_is_scrubbed_from_errors(self):
+        self.set_mode(mode='leak', error='renew=-32003')
+        failed, result = self.run_module(cert_renew, {})
+        self.assertTrue(failed)
+        self.assertNotIn('PRIVATE KEY', repr(result))

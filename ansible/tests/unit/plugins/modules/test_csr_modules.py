@@ -1,0 +1,89 @@
+# Copyright (c) kubecert contributors
+# SPDX-License-Identifier: Apache-2.0
+"""csr_export, csr_import, csr_approve and kubelet_conf against the fake agent."""
+
+from ansible_collections.kubecert.pki.plugins.modules import csr_approve, csr_export, csr_import, kubelet_conf
+from ansible_collections.kubecert.pki.tests.unit.plugins.modules.utils import ModuleCase
+
+
+class CsrExportTest(ModuleCase):
+
+    def test_export(self):
+        failed, result = self.run_module(csr_export, {'csr_dir': '/root/csr', 'names': ['apiserver'],
+                                                      'request_usages': True})
+        self.assertFalse(failed)
+        self.assertTrue(result['changed'])
+        self.assertEqual(result['certificates'][0]['keyPath'], '/root/csr/apiserver.key')
+        self.assertEqual(self.requests()[-1]['method'], 'csr-export')
+        # csr-export has no dry_run in the contract: none is sent.
+        self.assertEqual(self.last_params(), {
+            'names': ['apiserver'], 'csr_dir': '/root/csr', 'cert_dir': '/etc/kubernetes/pki',
+            'kubeconfig_dir': '/etc/kubernetes', 'reuse_key': False, 'force': False, 'request_usages': True})
+
+
+class CsrImportTest(ModuleCase):
+
+    def test_import_with_diff(self):
+        failed, result = self.run_module(csr_import, {'csr_dir': '/root/csr'}, diff=True)
+        self.assertFalse(failed)
+        self.assertTrue(result['changed'])
+        self.assertEqual(result['backupDir'], '/var/backups/kubecert/import')
+        self.assertEqual(result['diff'][0]['after_header'], 'apiserver (installed)')
+        self.assertIn('serial: 0c', result['diff'][0]['after'])
+        self.assertIs(self.last_params()['dry_run'], False)
+
+    def test_check_mode(self):
+        failed, result = self.run_module(csr_import, {'csr_dir': '/root/csr'}, check_mode=True)
+        self.assertFalse(failed)
+        self.assertFalse(result['changed'])
+        self.assertIs(self.last_params()['dry_run'], True)
+
+    def test_refused_certificate_fails(self):
+        failed, result = self.run_module(csr_import, {'csr_dir': '/root/csr', 'names': ['apiserver', 'front-proxy-client']})
+        self.assertTrue(failed)
+        self.assertIn('front-proxy-client: not signed by front-proxy-ca', result['msg'])
+        self.assertTrue(result['changed'])
+        self.assertEqual(result['backupDir'], '/var/backups/kubecert/import')
+
+
+class CsrApproveTest(ModuleCase):
+
+    def test_approve(self):
+        failed, result = self.run_module(csr_approve, {'all_pending': True, 'kubeconfig': '/etc/kubernetes/admin.conf'})
+        self.assertFalse(failed)
+        self.assertTrue(result['changed'])
+        self.assertEqual(result['requests'][0]['decision'], 'approved')
+        self.assertEqual(self.requests()[-1]['method'], 'approve')
+        self.assertEqual(self.last_params()['all_pending'], True)
+        self.assertEqual(self.last_params()['dry_run'], False)
+
+    def test_check_mode(self):
+        failed, result = self.run_module(csr_approve, {'names': ['csr-1']}, check_mode=True)
+        self.assertFalse(failed)
+        self.assertEqual(result['requests'][0]['decision'], 'would-approve')
+        self.assertEqual(self.last_params()['names'], ['csr-1'])
+        self.assertIs(self.last_params()['dry_run'], True)
+
+    def test_names_and_all_pending_are_exclusive(self):
+        failed, result = self.run_module(csr_approve, {'names': ['csr-1'], 'all_pending': True})
+        self.assertTrue(failed)
+        self.assertIn('mutually exclusive', result['msg'])
+
+
+class KubeletConfTest(ModuleCase):
+
+    def test_report_only(self):
+        failed, result = self.run_module(kubelet_conf, {})
+        self.assertFalse(failed)
+        self.assertFalse(result['changed'])
+        self.assertEqual(result['action'], 'none')
+        self.assertEqual(result['mode'], 'file-reference')
+        self.assertEqual(self.requests()[-1]['method'], 'kubelet-conf')
+
+    def test_repair_in_check_mode(self):
+        failed, result = self.run_module(kubelet_conf, {'repair': True}, check_mode=True)
+        self.assertFalse(failed)
+        self.assertTrue(result['changed'])
+        self.assertEqual(result['action'], 'would-repair')
+        self.assertEqual(self.last_params(), {'kubeconfig_dir': '/etc/kubernetes', 'cert_dir': '/etc/kubernetes/pki',
+                                              'kubelet_pki': '/var/lib/kubelet/pki', 'repair': True, 'dry_run': True})

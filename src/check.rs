@@ -490,9 +490,17 @@ pub fn kubelet_conf_status(
     st
 }
 
-/// Runs a check.
+/// Runs a check. An interrupted renewal found on disk is completed or rolled back first (the
+/// store's recovery), so the report never shows a half-installed state.
 pub fn check(opts: &CheckOptions) -> CheckResult {
     let layout = &opts.layout;
+    if crate::pki::store::journal_exists(&layout.cert_dir) {
+        match crate::renew::lock_and_recover(layout, std::time::Duration::from_secs(300)) {
+            Ok((_lock, Some(what))) => tracing::warn!("{what}"),
+            Ok(_) => {}
+            Err(e) => tracing::error!("recovery of an interrupted run failed: {e}"),
+        }
+    }
     let cas = Cas::load(layout);
     let mut certificates = Vec::new();
     let mut authorities = Vec::new();

@@ -1,0 +1,73 @@
+# kubecert — two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+DEMO ?= demo
+PY := .venv/bin/python
+
+.PHONY: all build release run deps test test-rust test-python lint sanity e2e-ha e2e-certapi soak fuzz bench schema clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+## make run: build, make a demo kubeadm PKI whose certs expire in 20 days, show check and renew.
+run: release
+	@rm -rf $(DEMO)
+	./target/release/kubecert demo-pki $(DEMO) --expires-in 20d
+	@echo; echo '$$ kubecert check --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO)'
+	-./target/release/kubecert check --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --warn-within 30d; echo "(exit code $$?: 3 = something expires within --warn-within)"
+	@echo; echo '$$ kubecert renew all --within 30d --dry-run ...'
+	./target/release/kubecert renew all --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --within 30d --dry-run
+	@echo; echo '$$ kubecert renew all --within 30d ...'
+	./target/release/kubecert renew all --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --within 30d
+	@echo; echo '$$ kubecert check ...'
+	./target/release/kubecert check --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --warn-within 30d
+
+deps:
+	./scripts/deps.sh
+
+## make test: installs what it needs, then runs every test (Rust, Python harnesses, agent, Ansible).
+test: deps lint test-rust test-python sanity
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test-rust:
+	$(CARGO) test --all-targets
+
+test-python: build
+	@set -e; for t in tests/harness tests/certapi tests/agent; do \
+	  if [ -d $$t ]; then echo "== python tests in $$t"; $(PY) -m pytest -q $$t; fi; done
+	@if [ -x ansible/tests/run-units.sh ]; then ansible/tests/run-units.sh; fi
+	@if [ -x ansible/tests/run-ha.sh ]; then ansible/tests/run-ha.sh; fi
+
+sanity:
+	@if [ -x ansible/tests/run-sanity.sh ]; then ansible/tests/run-sanity.sh; fi
+
+e2e-ha: deps build
+	ansible/tests/run-ha.sh
+
+e2e-certapi: deps build
+	$(CARGO) test --test certapi -- --nocapture
+
+schema: build
+	./target/debug/kubecert schema --out schema/
+
+## Slow runs, not part of `make test`.
+soak:
+	KUBECERT_CRASH_TRIALS=500 $(CARGO) test --release --test crash -- --nocapture
+
+fuzz:
+	./scripts/fuzz.sh
+
+bench:
+	./bench/run.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf $(DEMO)

@@ -1090,6 +1090,9 @@ def pb_str(v):
 
 
 def pb_time(buf):
+    """metav1.Time: an empty message is the zero time (None)."""
+    if not buf:
+        return None
     secs = 0
     for fn, wt, v in pb_fields(buf):
         if fn == 1 and wt == 0:
@@ -1117,10 +1120,10 @@ def pb_object_meta(buf):
                 m[strs[fn]] = s
         elif fn == 7 and wt == 0:
             m["generation"] = pb_signed(v)
-        elif fn == 8 and wt == 2:
-            m["creationTimestamp"] = pb_time(v)
-        elif fn == 9 and wt == 2:
-            m["deletionTimestamp"] = pb_time(v)
+        elif fn in (8, 9) and wt == 2:
+            t = pb_time(v)
+            if t:
+                m["creationTimestamp" if fn == 8 else "deletionTimestamp"] = t
         elif fn == 10 and wt == 0:
             m["deletionGracePeriodSeconds"] = pb_signed(v)
         elif fn in (11, 12) and wt == 2:
@@ -1174,7 +1177,9 @@ def pb_csr(buf):
                             if s or f3 in (1, 6):
                                 cond[{1: "type", 2: "reason", 3: "message", 6: "status"}[f3]] = s
                         elif f3 in (4, 5):
-                            cond["lastUpdateTime" if f3 == 4 else "lastTransitionTime"] = pb_time(v3)
+                            t = pb_time(v3)
+                            if t:
+                                cond["lastUpdateTime" if f3 == 4 else "lastTransitionTime"] = t
                     status.setdefault("conditions", []).append(cond)
                 elif f2 == 2:
                     status["certificate"] = bytes(v2)
@@ -2739,7 +2744,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.route(method, path)
         except APIError as e:
             try:
-                self.send_json(e.code, e.status(), e.headers)
+                headers = dict(self.warning_headers())
+                headers.update(e.headers)
+                self.send_json(e.code, e.status(), headers)
             except (OSError, ValueError):
                 self.close_connection = True
         except (ConnectionError, ssl.SSLError, socket.timeout, BrokenPipeError):
@@ -2767,7 +2774,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/version":
             return self.send_json(200, version_info())
         if path == "/api":
-            return self.send_json(200, {"kind": "APIVersions", "versions": ["v1"],
+            # No core/v1 group: client-go treats an empty resource list as a
+            # discovery failure, and this server has no core resources.
+            return self.send_json(200, {"kind": "APIVersions", "versions": [],
                                         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
                                                                         "serverAddress": self.app.advertise}]})
         if path == "/api/v1":

@@ -6,11 +6,13 @@
 //! - [`pki`]: the inventory table, reading certs/keys/kubeconfigs, issuing, the crash-safe store;
 //! - [`check`]: expiry report in kubeadm's `CertificateExpirationInfo` shape;
 //! - [`renew`]: plan → issue → install, faithful to `kubeadm certs renew`;
+//! - [`csr`]: external CA — CSR export and validated, all-or-nothing import of signed certs;
 //! - [`render`]: kubeadm's table, JSON and YAML renderings.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod csr;
 pub mod demo;
 pub mod der;
 pub mod error;

@@ -629,6 +629,50 @@ class CertAPIServerTest(unittest.TestCase):
                                   headers={"Content-Type": "application/merge-patch+json"})
         self.assertEqual(code, 422, doc)
 
+    def test_server_side_apply(self):
+        name = self.unique("ssa")
+        m = self.csr_manifest(name, signer="example.com/ssa")
+        base = "/apis/certificates.k8s.io/v1/certificatesigningrequests/" + name
+        hdr = {"Content-Type": "application/apply-patch+yaml"}
+        code, doc, _ = self.https("PATCH", base, body=json.dumps(m).encode(), headers=hdr)
+        self.assertEqual(code, 422, "fieldManager is required for apply")
+        code, doc, _ = self.https("PATCH", base + "?fieldManager=kubecert", body=json.dumps(m).encode(), headers=hdr)
+        self.assertEqual(code, 201, doc)  # apply creates
+        self.assertEqual(doc["spec"]["username"], "kubernetes-admin")
+        cfg = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+               "metadata": {"name": name},
+               "status": {"conditions": [{"type": "Approved", "status": "True", "reason": "KubecertApprove",
+                                          "message": "approved by policy"}]}}
+        code, doc, _ = self.https("PATCH", base + "/approval?fieldManager=kubecert&force=true",
+                                  body=json.dumps(cfg).encode(), headers=hdr)
+        self.assertEqual(code, 200, doc)
+        self.assertEqual([c["reason"] for c in doc["status"]["conditions"]], ["KubecertApprove"])
+        out = self.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(m)).stdout
+        self.assertIn("serverside-applied", out)
+
+    def test_decode_errors(self):
+        m = self.csr_manifest(self.unique("types"), extra_spec={"expirationSeconds": "abc"})
+        r = self.create(m, check=False)
+        self.assertIn('Error from server (BadRequest): error when creating', r.stderr)
+        self.assertIn('CertificateSigningRequest in version "v1" cannot be handled as a CertificateSigningRequest: '
+                      'json: cannot unmarshal string into Go struct field CertificateSigningRequestSpec.spec.expirationSeconds of type int32',
+                      r.stderr)
+        m = self.csr_manifest(self.unique("b64"))
+        m["spec"]["request"] = "!!!!"
+        code, doc, _ = self.https("POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests", body=m)
+        self.assertEqual((code, doc["reason"]), (400, "BadRequest"))
+        self.assertIn("illegal base64 data at input byte 0", doc["message"])
+        code, doc, _ = self.https("POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests", body=b"{",
+                                  headers={"Content-Type": "application/json"})
+        self.assertEqual(code, 400)
+        code, doc, _ = self.https("POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests", body=b"a: b",
+                                  headers={"Content-Type": "application/x-yaml"})
+        self.assertEqual((code, doc["reason"]), (415, "UnsupportedMediaType"))
+        code, doc, _ = self.https("GET", "/apis/certificates.k8s.io/v1/nothing")
+        self.assertEqual((code, doc["reason"]), (404, "NotFound"))
+        code, doc, _ = self.https("POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests/x/status", body={})
+        self.assertEqual((code, doc["reason"]), (405, "MethodNotAllowed"))
+
     def test_protobuf_approval_body(self):
         """The exact wire format kubectl certificate approve sends, built by hand."""
         name = self.unique("pb")

@@ -16,6 +16,7 @@ stderr). Nothing here waits without a timeout.
 """
 
 import argparse
+import base64
 import concurrent.futures
 import http.client
 import json
@@ -300,6 +301,10 @@ class Cluster:
             "--peer-key-file=%s" % f["peer.key"],
             "--peer-trusted-ca-file=%s" % f["ca.crt"],
             "--peer-client-cert-auth=true",
+            # etcd 3.5 (what kubeadm ships) defaults to pre-vote; 3.4 does not. Without
+            # it a member that was isolated (e.g. bad peer cert) comes back with a
+            # higher term and forces a needless election. Override with --etcd-arg.
+            "--pre-vote=true",
             "--snapshot-count=10000",
             "--logger=zap",
             "--log-outputs=stderr",
@@ -502,22 +507,15 @@ def stop_node_proc(cl, k, timeout=15.0):
     return how
 
 
-def node_failed_fast(cl, k):
-    return not node_running(cl, k)
-
-
 def wait_until(cl, pred_desc, pred, nodes_to_watch, timeout, interval=0.25):
     """Poll pred() -> (done, info) until done, a watched node dies, or timeout."""
     deadline = time.monotonic() + timeout
-    info = None
-    died = []
     while True:
         done, info = pred()
         if done:
             return True, info, []
         died = [k for k in nodes_to_watch if not node_running(cl, k)]
         if died:
-            # give a last chance to collect output, then fail
             return False, info, died
         if time.monotonic() >= deadline:
             return False, info, []
@@ -599,8 +597,9 @@ def start_cluster(root, state_dir, nodes=3, client_port=None, peer_port=None, po
 
     ok, info, died = wait_until(cl, "healthy", pred, cl.node_ids(), timeout)
     if not ok:
-        rep = failure_report(cl, "cluster did not become healthy within %.0fs" % timeout,
-                             info, cl.node_ids(), died)
+        what = ("etcd exited during startup: %s" % ", ".join(cl.name(k) for k in died) if died
+                else "cluster did not become healthy within %.0fs" % timeout)
+        rep = failure_report(cl, what, info, cl.node_ids(), died)
         if not keep_on_failure:
             stop_cluster(cl)
         raise CheckFailed(rep)
@@ -628,8 +627,10 @@ def start_node(cl, k, timeout=30.0, cluster_state="existing", stop_first=False,
 
     ok, info, died = wait_until(cl, "rejoined", pred, [k], timeout)
     if not ok:
-        rep = failure_report(cl, "%s did not rejoin a healthy cluster within %.0fs" % (cl.name(k), timeout),
-                             info, [k], died)
+        what = "%s did not rejoin a healthy cluster within %.0fs" % (cl.name(k), timeout)
+        if died:
+            what = "%s did not rejoin a healthy cluster: etcd exited" % cl.name(k)
+        rep = failure_report(cl, what, info, [k], died)
         rep["node"] = cl.name(k)
         if stop_on_failure:
             stop_node_proc(cl, k)
@@ -681,6 +682,8 @@ def run_watch(cl, out, interval=0.2, k=1, cert="healthcheck", probe_timeout=1.0,
     t_end = time.monotonic() + max_duration
     with open(out, "a", buffering=1) as f:
         while not stop["flag"] and time.monotonic() < t_end:
+            if not os.path.exists(cl.state_path):
+                break  # cluster state removed: nobody will stop us, so stop now
             t0 = time.monotonic()
             ts = now_iso()
             if probe == "http":
@@ -883,6 +886,13 @@ def run(args):
                              peer_port=args.peer_port, port_base=args.port_base,
                              ip_template=args.ip_template, timeout=args.timeout,
                              extra_args=args.etcd_arg, keep_on_failure=args.keep_on_failure)
+    if args.cmd == "stop" and not os.path.exists(os.path.join(os.path.abspath(args.state), STATE_FILE)):
+        # no state (e.g. a start that crashed early): still kill anything on our data dirs
+        marker = "--data-dir=%s%s" % (os.path.abspath(args.state), os.sep)
+        leftovers = scan_procs(marker)
+        for pid in leftovers:
+            kill_and_wait(pid, marker)
+        return {"ok": True, "stopped": {}, "leftovers_killed": leftovers, "note": "no cluster state"}
     cl = Cluster.load(args.state, root=args.root)
     if args.cmd == "restart-node":
         return restart_node(cl, args.node, timeout=args.timeout, stop_on_failure=args.stop_on_failure)
@@ -915,7 +925,6 @@ def run(args):
                                    cert=args.cert, creds=creds, timeout=args.timeout)
             res = {"ok": False, "key": args.key, "value": None, "error": err.strip() or None}
             if rc == 0:
-                import base64
                 kvs = json.loads(out).get("kvs") or []
                 if kvs:
                     res["value"] = base64.b64decode(kvs[0]["value"]).decode("utf-8", "replace")
@@ -964,8 +973,6 @@ def main(argv=None):
     elif args.cmd == "env":
         for kk, v in res.items():
             sys.stdout.write("export %s=%s\n" % (kk, v))
-    elif args.cmd != "watch" or args.detach:
-        emit(res)
     else:
         emit(res)
     return 0

@@ -2,6 +2,7 @@
 # Throwaway openssl generator for a kubeadm-layout multi-node PKI, following the
 # `kubecert demo-pki DIR --nodes N` layout contract (see README.md here).
 # Used by test_etcd_cluster.py until `kubecert demo-pki` exists; test data only.
+# Env: PKI_KEYALG=rsa|ec (default rsa), PKI_KEYBITS, PKI_DAYS, PKI_IP_TEMPLATE.
 #
 #   mk_openssl_pki.sh pki DIR N
 #       DIR/node-K/pki/{ca,front-proxy-ca,apiserver-etcd-client}.{crt,key}
@@ -21,12 +22,17 @@ set -euo pipefail
 
 DAYS=${PKI_DAYS:-365}
 KEYBITS=${PKI_KEYBITS:-2048}
+KEYALG=${PKI_KEYALG:-rsa}   # rsa (kubeadm default, RSA-2048) | ec (kubeadm ECDSA-P256)
 IP_TEMPLATE=${PKI_IP_TEMPLATE:-127.0.1.%s}
 
 die() { echo "mk_openssl_pki.sh: $*" >&2; exit 2; }
 
 newkey() { # PATH
-    openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:${KEYBITS}" -out "$1" 2>/dev/null
+    case "$KEYALG" in
+    rsa) openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:${KEYBITS}" -out "$1" 2>/dev/null ;;
+    ec) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null ;;
+    *) die "PKI_KEYALG must be rsa or ec" ;;
+    esac
     chmod 600 "$1"
 }
 

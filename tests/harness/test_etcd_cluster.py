@@ -39,9 +39,14 @@ def harness(*args, timeout=90):
     return p.returncode, out, p.stderr
 
 
+# ECDSA P-256 keys (kubeadm's encryptionAlgorithm: ECDSA-P256) keep PKI generation
+# well under a second even on a loaded 2-core box; HARNESS_PKI_KEYALG=rsa for RSA-2048.
+PKI_ENV = dict(os.environ, PKI_KEYALG=os.environ.get("HARNESS_PKI_KEYALG", "ec"))
+
+
 def mkpki(*args):
     subprocess.run(["bash", MKPKI] + [str(a) for a in args], check=True, timeout=120,
-                   stdin=subprocess.DEVNULL)
+                   stdin=subprocess.DEVNULL, env=PKI_ENV)
 
 
 def served_cert_der(ip, port, ctx):
@@ -220,39 +225,44 @@ class EtcdTLSClusterTest(unittest.TestCase):
         self.assertEqual(out.strip(), "hello")
 
     def test_06_restart_with_foreign_peer_cert_fails_but_quorum_holds(self):
+        etcd_dir = os.path.dirname(self.node_etcd(2, "peer.crt"))
         backup = os.path.join(self.tmp, "node-2-etcd-backup")
-        shutil.copytree(os.path.dirname(self.node_etcd(2, "peer.crt")), backup)
+        shutil.copytree(etcd_dir, backup)
         mkpki("reissue-peer", self.root, 2, os.path.join(self.foreign, "ca.crt"),
               os.path.join(self.foreign, "ca.key"))
-
         watch = self.start_watch("watch-foreign.jsonl")
-        time.sleep(0.5)
-        rc, out, err = harness("restart-node", "--state", self.state, "--node", 2, "--timeout", 6)
-        self.assertEqual(rc, 1, "restart-node must fail with a foreign-CA peer cert: %s" % out)
-        self.assertFalse(out["ok"])
-        self.assertIn("node-2 did not rejoin", out["error"])
-        self.assertIn("tail of", err)  # logs are shown
-        # the other two keep serving linearizable reads
-        rc, h, _ = harness("health", "--state", self.state, "--only", 1, "--only", 3)
-        self.assertEqual(rc, 0, h)
-        rc, h, _ = harness("health", "--state", self.state, "--timeout", 1.5)
-        self.assertEqual(rc, 1)
-        self.assertEqual([e["health"] for e in h["endpoints"]], [True, False, True])
-        rc, res, probes = self.stop_watch(watch)
-        self.assertEqual(rc, 0, "watcher saw loss of quorum: %s" % res)
-        self.assertEqual(res["summary"]["no_quorum_moments"], 0)
-        down = [i for i, p in enumerate(probes) if p["healthy_members"] == 2]
-        self.assertTrue(down, "the watcher never saw node-2 down")
-        self.assertTrue(all(p["healthy_members"] == 2 for p in probes[down[0]:]), probes)
-        logs = "".join(file_text(os.path.join(self.state, "node-%d.log" % k)) for k in (1, 3))
-        self.assertIn("certificate signed by unknown authority", logs)
-
-        # recovery: restore a proper peer cert, restart, whole cluster healthy again
-        shutil.rmtree(os.path.dirname(self.node_etcd(2, "peer.crt")))
-        shutil.copytree(backup, os.path.dirname(self.node_etcd(2, "peer.crt")))
-        rc, out, err = harness("restart-node", "--state", self.state, "--node", 2, "--timeout", 30)
+        try:
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            rc, out, err = harness("restart-node", "--state", self.state, "--node", 2, "--timeout", 6)
+            self.assertEqual(rc, 1, "restart-node must fail with a foreign-CA peer cert: %s" % out)
+            self.assertLess(time.monotonic() - t0, 15)
+            self.assertFalse(out["ok"])
+            self.assertIn("node-2 did not rejoin", out["error"])
+            self.assertIn("tail of", err)  # logs are shown
+            # the other two keep serving linearizable reads
+            rc, h, _ = harness("health", "--state", self.state, "--only", 1, "--only", 3)
+            self.assertEqual(rc, 0, h)
+            rc, h, _ = harness("health", "--state", self.state, "--timeout", 1.5)
+            self.assertEqual(rc, 1)
+            self.assertEqual([e["health"] for e in h["endpoints"]], [True, False, True])
+            logs = "".join(file_text(os.path.join(self.state, "node-%d.log" % k)) for k in (1, 3))
+            self.assertIn("certificate signed by unknown authority", logs)
+        finally:
+            # recovery: restore a proper peer cert, restart, whole cluster healthy again
+            shutil.rmtree(etcd_dir)
+            shutil.copytree(backup, etcd_dir)
+            rc, out, err = harness("restart-node", "--state", self.state, "--node", 2, "--timeout", 30)
+            time.sleep(0.5)
+            wrc, res, probes = self.stop_watch(watch)
         self.assertEqual(rc, 0, "%s\n%s" % (out, err))
         self.assert_healthy()
+        # quorum never lost: not while node-2 was isolated, nor when it rejoined
+        self.assertEqual(wrc, 0, "watcher saw loss of quorum: %s" % res)
+        self.assertEqual(res["summary"]["no_quorum_moments"], 0)
+        down = [i for i, p in enumerate(probes) if p["healthy_members"] == 2]
+        self.assertGreaterEqual(len(down), 3, "the watcher never saw node-2 out")
+        self.assertEqual(probes[-1]["healthy_members"], 3)
 
     def test_07_stop_node_and_start_node(self):
         rc, out, _ = harness("stop-node", "--state", self.state, "--node", 3)

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use kubecert::check::{self, CheckParams};
+use kubecert::csr::{self, CsrExportParams, CsrImportParams};
 use kubecert::renew::{self, RenewParams, RestoreParams};
 use kubecert::{demo, kubelet, render, timefmt};
 
@@ -76,7 +77,80 @@ enum KubeletConfCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum CsrCmd {
+    /// Write <name>.csr and <name>.key for an external CA to sign (never touches the PKI).
+    Export {
+        /// `all` or inventory names (apiserver, etcd-server, admin.conf, ...).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Where the CSRs and keys go (created 0700); never a place holding live files.
+        #[arg(long)]
+        csr_dir: PathBuf,
+        /// PKI dir.
+        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        cert_dir: PathBuf,
+        /// Kubeconfig dir.
+        #[arg(long, default_value = "/etc/kubernetes")]
+        kubeconfig_dir: PathBuf,
+        /// Treat etcd as external.
+        #[arg(long)]
+        external_etcd: bool,
+        /// Reuse each certificate's current key instead of generating a new one.
+        #[arg(long)]
+        reuse_key: bool,
+        /// New keys: same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384.
+        #[arg(long, default_value = "same")]
+        key_algorithm: String,
+        /// Replace existing <name>.csr/<name>.key files in the CSR dir.
+        #[arg(long)]
+        force: bool,
+        /// Request key usages and extended key usages in the CSR (kubeadm requests none).
+        #[arg(long)]
+        request_usages: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+        output: TextJson,
+    },
+    /// Validate the signed <name>.crt files (with their <name>.key) and install all of them in
+    /// one transaction, or none.
+    Import {
+        /// `all` or inventory names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Where the signed certificates and their keys are.
+        #[arg(long)]
+        csr_dir: PathBuf,
+        /// PKI dir.
+        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        cert_dir: PathBuf,
+        /// Kubeconfig dir.
+        #[arg(long, default_value = "/etc/kubernetes")]
+        kubeconfig_dir: PathBuf,
+        /// Treat etcd as external.
+        #[arg(long)]
+        external_etcd: bool,
+        /// Validate and report; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Fixed clock (RFC 3339).
+        #[arg(long)]
+        now: Option<String>,
+        /// Backup root (default <cert-dir>/../kubecert-backup).
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+        output: TextJson,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum Cmd {
+    /// External CA: export CSRs, import signed certificates.
+    Csr {
+        #[command(subcommand)]
+        cmd: CsrCmd,
+    },
     /// Renew certificates: `all` or names (apiserver, etcd-peer, admin.conf, ...).
     Renew {
         /// `all` or inventory names.
@@ -115,6 +189,13 @@ enum Cmd {
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
         output: TextJson,
+        /// Write CSRs and keys instead of renewing (kubeadm v1.15 `--csr-only`); same as
+        /// `csr export`.
+        #[arg(long, conflicts_with_all = ["dry_run", "within", "backup_dir", "allow_expired_ca"])]
+        csr_only: bool,
+        /// With --csr-only: where the CSRs and keys go (default: the cert dir).
+        #[arg(long, requires = "csr_only")]
+        csr_dir: Option<PathBuf>,
     },
     /// Put a backup made by renew back in place.
     Restore {
@@ -185,6 +266,14 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Run the JSON-RPC agent (docs/rpc.md) on a unix socket, or on stdin/stdout with --stdio.
+    Serve(ServeArgs),
+    /// Write schema/<method>.params.json, schema/<method>.result.json and schema/openrpc.json.
+    Schema {
+        /// Output dir.
+        #[arg(long, default_value = "schema")]
+        out: PathBuf,
+    },
 }
 
 fn init_logging(format: LogFormat, verbose: u8) {
@@ -233,7 +322,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             allow_expired_ca,
             external_etcd,
             output,
+            csr_only,
+            csr_dir,
         } => {
+            if csr_only {
+                let r = csr::export(&CsrExportParams {
+                    names,
+                    csr_dir: path_str(csr_dir.as_deref().unwrap_or(&cert_dir)),
+                    cert_dir: Some(path_str(&cert_dir)),
+                    kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+                    external_etcd: external_etcd.then_some(true),
+                    key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                    ..Default::default()
+                })?;
+                match output {
+                    TextJson::Text => print(&csr::render_export_text(&r))?,
+                    TextJson::Json => print(&render::json(&r))?,
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let params = RenewParams {
                 names,
                 cert_dir: Some(path_str(&cert_dir)),
@@ -254,6 +361,73 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 TextJson::Json => print(&render::json(&result))?,
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Csr {
+            cmd:
+                CsrCmd::Export {
+                    names,
+                    csr_dir,
+                    cert_dir,
+                    kubeconfig_dir,
+                    external_etcd,
+                    reuse_key,
+                    key_algorithm,
+                    force,
+                    request_usages,
+                    output,
+                },
+        } => {
+            let r = csr::export(&CsrExportParams {
+                names,
+                csr_dir: path_str(&csr_dir),
+                cert_dir: Some(path_str(&cert_dir)),
+                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+                external_etcd: external_etcd.then_some(true),
+                reuse_key,
+                key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                force,
+                request_usages,
+            })?;
+            match output {
+                TextJson::Text => print(&csr::render_export_text(&r))?,
+                TextJson::Json => print(&render::json(&r))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Csr {
+            cmd:
+                CsrCmd::Import {
+                    names,
+                    csr_dir,
+                    cert_dir,
+                    kubeconfig_dir,
+                    external_etcd,
+                    dry_run,
+                    now,
+                    backup_dir,
+                    output,
+                },
+        } => {
+            let r = csr::import(&CsrImportParams {
+                names,
+                csr_dir: path_str(&csr_dir),
+                cert_dir: Some(path_str(&cert_dir)),
+                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+                external_etcd: external_etcd.then_some(true),
+                dry_run,
+                now,
+                backup_dir: backup_dir.as_deref().map(path_str),
+            })?;
+            match output {
+                TextJson::Text => print(&csr::render_import_text(&r))?,
+                TextJson::Json => print(&render::json(&r))?,
+            }
+            if r.ok() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("error: csr import refused; nothing was changed");
+                Ok(ExitCode::from(1))
+            }
         }
         Cmd::Restore {
             backup_dir,
@@ -381,7 +555,103 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Serve(args) => serve(args),
+        Cmd::Schema { out } => {
+            for p in kubecert::rpc::openrpc::write_schema_dir(&out)
+                .with_context(|| format!("writing {}", out.display()))?
+            {
+                println!("[schema] wrote {}", p.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Flags of `kubecert serve`.
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Serve newline-delimited JSON-RPC on stdin/stdout (the caller's own rights apply).
+    #[arg(long, conflicts_with_all = ["group", "allow_uid", "allow_write_uid"])]
+    stdio: bool,
+    /// Unix socket path (JSON-RPC over HTTP/1.1).
+    #[arg(long, default_value = kubecert::rpc::unix::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Group whose members may call read methods (socket becomes 0660, group-owned).
+    #[arg(long)]
+    group: Option<String>,
+    /// Uid that may call read methods (repeatable).
+    #[arg(long, value_name = "UID")]
+    allow_uid: Vec<u32>,
+    /// Uid that may call mutating methods as well (repeatable).
+    #[arg(long, value_name = "UID")]
+    allow_write_uid: Vec<u32>,
+    /// Largest request accepted (a stdio line or an HTTP body), in bytes.
+    #[arg(long, default_value_t = kubecert::rpc::DEFAULT_MAX_REQUEST_BYTES)]
+    max_request_bytes: usize,
+    /// Close a socket connection with no request in flight after this long.
+    #[arg(long, default_value = "60s")]
+    idle_timeout: String,
+    /// Socket connections served at once (more wait in the listen backlog).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: u32,
+    /// On SIGTERM/SIGINT, wait this long for in-flight calls.
+    #[arg(long, default_value = "60s")]
+    shutdown_timeout: String,
+}
+
+fn serve(a: ServeArgs) -> Result<ExitCode> {
+    use kubecert::rpc::{stdio, unix};
+    if a.stdio {
+        stdio::run(stdio::StdioOptions {
+            max_request_bytes: a.max_request_bytes,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let secs = |s: &str| -> Result<std::time::Duration> {
+        let n = timefmt::parse_duration(s).map_err(anyhow::Error::msg)?;
+        Ok(std::time::Duration::from_secs(n.max(1).unsigned_abs()))
+    };
+    let opts = unix::SocketOptions {
+        path: a.socket,
+        group: a.group,
+        allow_uids: a.allow_uid,
+        allow_write_uids: a.allow_write_uid,
+        max_request_bytes: a.max_request_bytes,
+        max_connections: a.max_connections,
+        idle_timeout: secs(&a.idle_timeout)?,
+        shutdown_timeout: secs(&a.shutdown_timeout)?,
+    };
+    unix::run(opts, systemd_listener()?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// systemd socket activation (sd_listen_fds(3)): when LISTEN_PID is this process and
+/// LISTEN_FDS >= 1, fd 3 is the listening socket. Taking ownership of a raw fd needs
+/// `unsafe`; the library forbids unsafe code, so this one block lives in the binary (no
+/// extra crate such as `listenfd` is needed for a single fd).
+fn systemd_listener() -> Result<Option<std::os::unix::net::UnixListener>> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        == Some(std::process::id());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    if !ours || fds < 1 {
+        return Ok(None);
+    }
+    for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(v);
+    }
+    // SAFETY: systemd passed fd 3 to this very process (LISTEN_PID checked above) and nothing
+    // else in the process owns it; ownership moves into the listener exactly once.
+    let fd = unsafe { OwnedFd::from_raw_fd(3) };
+    let l = std::os::unix::net::UnixListener::from(fd);
+    l.local_addr()
+        .context("systemd socket activation: fd 3 is not a unix socket")?;
+    Ok(Some(l))
 }
 
 pub fn main() -> ExitCode {

@@ -561,13 +561,21 @@ pub fn render_export_text(r: &CsrExportResult) -> String {
             }
         }
     }
-    if r.certificates
+    let exported: Vec<&str> = r
+        .certificates
         .iter()
-        .any(|i| i.action == ExportAction::Exported)
-    {
+        .filter(|i| i.action == ExportAction::Exported)
+        .map(|i| i.name.as_str())
+        .collect();
+    if !exported.is_empty() {
+        let names = if exported.len() == r.certificates.len() && exported.len() > 1 {
+            "all".to_string()
+        } else {
+            exported.join(" ")
+        };
         s.push_str(&format!(
             "Sign each CSR with its CA, save the certificate as <name>.crt in {}, then run \
-             `kubecert csr import all --csr-dir {}`.\n",
+             `kubecert csr import {names} --csr-dir {}`.\n",
             r.csr_dir, r.csr_dir
         ));
     } else {

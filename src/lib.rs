@@ -20,6 +20,7 @@ pub mod kubelet;
 pub mod pki;
 pub mod render;
 pub mod renew;
+pub mod rpc;
 pub mod timefmt;
 
 pub use error::{Error, Result};

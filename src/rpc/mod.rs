@@ -1,0 +1,120 @@
+//! The kubecert agent: the library calls as typed JSON-RPC 2.0 (contract: `docs/rpc.md`).
+//!
+//! One [`RpcModule`](jsonrpsee::RpcModule) is built from the method table [`api::METHODS`]
+//! and served over two transports:
+//!
+//! - [`stdio`]: newline-delimited JSON on stdin/stdout (`kubecert serve --stdio`), batches
+//!   and notifications included; the caller's own rights apply;
+//! - [`unix`]: JSON-RPC over HTTP/1.1 on a unix socket (`kubecert serve --socket PATH`),
+//!   with SO_PEERCRED-based authorization tiers (read / write) checked in each method.
+//!
+//! The same table produces the OpenRPC document (`rpc.discover`, `schema/openrpc.json`) and
+//! the per-method JSON Schemas in `schema/` ([`openrpc`]). Errors of the library map to
+//! JSON-RPC error codes in exactly one function, [`errors::to_rpc_error`].
+//!
+//! # Adding a method (e.g. `csr-export`)
+//!
+//! 1. In the library, give the operation a params struct (`#[derive(Debug, Clone, Default,
+//!    Serialize, Deserialize, JsonSchema)]`, `#[serde(deny_unknown_fields)]`, fields
+//!    `snake_case` and `#[serde(default)]` where optional) and a result struct
+//!    (`#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]`,
+//!    `#[serde(rename_all = "camelCase")]`), and a blocking function
+//!    `fn(&Params) -> kubecert::Result<Result>`.
+//! 2. Add one row to [`api::METHODS`]:
+//!    ```ignore
+//!    &Method::<CsrExportParams, CsrExportResult> {
+//!        name: "csr-export",
+//!        doc: "Write CSRs (and keys) for an external CA to sign.",
+//!        mutating: true,                 // write tier on the socket
+//!        read_only_if: None,             // or Some(fn(&P) -> bool) when some params only read
+//!        errors: WRITE_ERRORS,           // server-defined codes listed in the OpenRPC doc
+//!        call: |p| kubecert::csr::export(&p),
+//!    },
+//!    ```
+//!    Registration, authorization, `version`'s method list and the OpenRPC doc follow.
+//! 3. Map any new [`crate::Error`] variant in [`errors::to_rpc_error`] (one `match`).
+//! 4. Regenerate and commit the schemas: `cargo run -- schema --out schema/` (the test
+//!    `rpc::openrpc::tests::committed_schema_is_current` fails until you do), and document
+//!    the method in `docs/rpc.md`.
+//!
+//! A method that needs server state (e.g. `metrics` counting calls) can keep it in a
+//! `static` (atomics) in its own module; the call still runs on the blocking pool.
+
+pub mod api;
+pub mod errors;
+pub mod openrpc;
+pub mod stdio;
+pub mod unix;
+
+use jsonrpsee::RpcModule;
+
+pub use api::{Caller, RpcMethod, METHODS};
+
+/// Default maximum size of one request (a stdio line or an HTTP body): 1 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// How methods decide who may call them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforce {
+    /// Every call must carry a [`Caller`] extension (set by the socket server from
+    /// SO_PEERCRED); calls without one are refused (fail closed).
+    PeerCredentials,
+    /// No check: the transport runs with the caller's own rights (stdio).
+    None,
+}
+
+/// Builds the RPC module: every row of [`METHODS`], registered once.
+pub fn module(enforce: Enforce) -> RpcModule<()> {
+    let mut m = RpcModule::new(());
+    for method in METHODS {
+        // Names are static and unique (tested): registration cannot fail.
+        if let Err(e) = method.register(&mut m, enforce) {
+            tracing::error!(method = method.name(), error = %e, "cannot register method");
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_registered_method_is_in_the_table_and_back() {
+        let m = module(Enforce::None);
+        let registered: BTreeSet<&str> = m.method_names().collect();
+        let table: BTreeSet<&str> = METHODS.iter().map(|r| r.name()).collect();
+        assert_eq!(registered, table);
+        assert_eq!(
+            table.len(),
+            METHODS.len(),
+            "duplicate method names in the table"
+        );
+        for must in [
+            "check",
+            "renew",
+            "restore",
+            "kubelet-conf",
+            "version",
+            "rpc.discover",
+        ] {
+            assert!(table.contains(must), "{must} missing");
+        }
+    }
+
+    #[test]
+    fn tiers_match_the_contract() {
+        let mutating: BTreeSet<&str> = METHODS
+            .iter()
+            .filter(|r| r.mutating())
+            .map(|r| r.name())
+            .collect();
+        for m in ["renew", "restore", "kubelet-conf"] {
+            assert!(mutating.contains(m), "{m} must be mutating");
+        }
+        for m in ["check", "version", "rpc.discover"] {
+            assert!(!mutating.contains(m), "{m} must be read-only");
+        }
+    }
+}

@@ -100,6 +100,17 @@ fn make_ca(name: &str, cn: &str, o: &DemoOptions) -> Result<Ca> {
     })
 }
 
+/// (file stem, CA, CN, O values, DNS SANs, IP SANs, EKUs) of one demo leaf.
+type LeafRow<'a> = (
+    &'a str,
+    &'a Ca,
+    &'a str,
+    Vec<&'a str>,
+    Vec<String>,
+    Vec<IpAddr>,
+    Vec<&'a str>,
+);
+
 struct Leaf {
     cert_pem: String,
     key_pem: String,
@@ -232,15 +243,7 @@ pub fn demo_pki(o: &DemoOptions) -> Result<Vec<PathBuf>> {
             .map_err(|e| Error::InvalidArgument(format!("{e}")))?;
         let etcd_dns = vec![node.clone(), "localhost".to_string()];
         let etcd_ips = [ip, lo4, lo6];
-        let leaves: Vec<(
-            &str,
-            &Ca,
-            &str,
-            Vec<&str>,
-            Vec<String>,
-            Vec<IpAddr>,
-            Vec<&str>,
-        )> = vec![
+        let leaves: Vec<LeafRow<'_>> = vec![
             (
                 "apiserver",
                 &ca,

@@ -159,7 +159,7 @@ fn yaml_is_kubeadm_shaped() {
         .collect();
     assert_eq!(top[0], "apiVersion: output.kubeadm.k8s.io/v1alpha3");
     assert!(top.iter().any(|l| l.starts_with("certificateAuthorities:")));
-    assert!(top.iter().any(|l| *l == "kind: CertificateExpirationInfo"));
+    assert!(top.contains(&"kind: CertificateExpirationInfo"));
     let v: Value = serde_saphyr::from_str(&out).unwrap();
     assert_eq!(v["certificates"].as_array().unwrap().len(), 11);
 }

@@ -673,6 +673,45 @@ class CertAPIServerTest(unittest.TestCase):
         code, doc, _ = self.https("POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests/x/status", body={})
         self.assertEqual((code, doc["reason"]), (405, "MethodNotAllowed"))
 
+    def test_pagination_finalizers_deletecollection_initial_events(self):
+        base = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+        prefix = self.unique("page")
+        names = ["%s-%d" % (prefix, i) for i in range(4)]
+        for i, n in enumerate(names):
+            m = self.csr_manifest(n, signer="example.com/page")
+            m["metadata"]["labels"] = {"page": prefix}
+            if i == 0:
+                m["metadata"]["finalizers"] = ["example.com/keep"]
+            self.assertEqual(self.https("POST", base, body=m)[0], 201)
+        sel = "?labelSelector=page%3D" + prefix
+        code, doc, _ = self.https("GET", base + sel + "&limit=3")
+        self.assertEqual([i["metadata"]["name"] for i in doc["items"]], names[:3])
+        code, doc, _ = self.https("GET", base + sel + "&limit=3&continue=" + doc["metadata"]["continue"])
+        self.assertEqual([i["metadata"]["name"] for i in doc["items"]], names[3:])
+        self.assertNotIn("continue", doc["metadata"])
+        # streaming list: ADDED for each object, then the initial-events-end bookmark
+        ctx = ssl.create_default_context(cafile=os.path.join(self.env_dir, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(self.env_dir, "admin.crt"), os.path.join(self.env_dir, "admin.key"))
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
+        conn.request("GET", base + sel + "&watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+                                         "&allowWatchBookmarks=true&timeoutSeconds=1")
+        events = [json.loads(l) for l in conn.getresponse().read().decode().splitlines() if l]
+        conn.close()
+        self.assertEqual([e["type"] for e in events[:5]], ["ADDED"] * 4 + ["BOOKMARK"])
+        self.assertEqual(events[4]["object"]["metadata"]["annotations"], {"k8s.io/initial-events-end": "true"})
+        # a finalizer keeps the object after DELETE (202 + deletionTimestamp) until it is removed
+        code, doc, _ = self.https("DELETE", base + "/" + names[0])
+        self.assertEqual(code, 202)
+        self.assertIn("deletionTimestamp", doc["metadata"])
+        code, doc, _ = self.https("PATCH", base + "/" + names[0], body=b'{"metadata":{"finalizers":null}}',
+                                  headers={"Content-Type": "application/merge-patch+json"})
+        self.assertEqual(code, 200)
+        self.assertEqual(self.https("GET", base + "/" + names[0])[0], 404)
+        code, doc, _ = self.https("DELETE", base + sel)
+        self.assertEqual((code, doc["kind"]), (200, "CertificateSigningRequestList"))
+        self.assertEqual(sorted(i["metadata"]["name"] for i in doc["items"]), names[1:])
+        self.assertEqual(self.https("GET", base + sel)[1]["items"], [])
+
     def test_protobuf_approval_body(self):
         """The exact wire format kubectl certificate approve sends, built by hand."""
         name = self.unique("pb")

@@ -25,6 +25,7 @@ import os
 import queue
 import re
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -229,6 +230,13 @@ def err_conflict(name, why):
 
 
 CONFLICT_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
+
+
+def err_precondition(name, what, pre, actual):
+    """storage.Preconditions.Check failure, as the generic registry reports it."""
+    return err_conflict(name, "StorageError: invalid object, Code: 4, Key: /registry/%s/%s/%s, ResourceVersion: 0, "
+                              "AdditionalErrorMsg: Precondition failed: %s in precondition: %s, %s in object meta: %s" % (
+                                  GROUP, RESOURCE, name, what, pre, what, actual))
 
 
 def err_bad_request(msg):
@@ -951,10 +959,6 @@ def parse_json_body(body):
 def find_dup_paths(body):
     """Full paths of duplicate fields (best effort)."""
     out = []
-
-    def hook_factory():
-        pass
-
     try:
         raw = json.loads(body.decode("utf-8"), object_pairs_hook=lambda pairs: ("__pairs__", pairs))
     except Exception:
@@ -1289,15 +1293,17 @@ def validate_signer_name(path, signer):
     return el
 
 
+def path_segment_errors(name):
+    """path.IsValidPathSegmentName."""
+    if name in (".", ".."):
+        return ["may not be '%s'" % name]
+    return ["may not contain '%s'" % c for c in ("/", "%") if c in name]
+
+
 def validate_object_meta(meta, is_create):
     errs = []
     if not meta.get("name"):
         errs.append(fe_required("metadata.name", "name or generateName is required"))
-    for key in ("name", "generateName"):
-        v = meta.get(key, "")
-        if v and ("/" in v or "%" in v or v in (".", "..")):
-            errs.append(fe_invalid("metadata." + key, v, "may not contain '/'" if "/" in v else
-                                   ("may not contain '%'" if "%" in v else "may not be '%s'" % v)))
     if meta.get("namespace"):
         errs.append(fe_forbidden("metadata.namespace", "not allowed on this type"))
     for k, v in (meta.get("labels") or {}).items():
@@ -2497,6 +2503,9 @@ class API:
                 raise err_forbidden(meta["name"], "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed")
         if had_rv:
             raise err_internal("resourceVersion should not be set on objects to be created")
+        msgs = path_segment_errors(meta["name"])
+        if msgs:  # registry.NoNamespaceKeyFunc
+            raise err_bad_request("Name parameter invalid: %s: %s" % (go_quote(meta["name"]), ";".join(msgs)))
         with self.store.lock:
             if meta["name"] in self.store.objs:
                 raise err_already_exists(meta["name"])
@@ -2519,8 +2528,7 @@ class API:
             if nm.get("resourceVersion") and nm["resourceVersion"] != om.get("resourceVersion"):
                 raise err_conflict(name, CONFLICT_MODIFIED)
             if nm.get("uid") and nm["uid"] != om.get("uid"):
-                raise err_conflict(name, "Precondition failed: UID in precondition: %s, UID in object meta: %s" % (
-                    om.get("uid"), nm["uid"]))
+                raise err_precondition(name, "UID", nm["uid"], om.get("uid"))
             obj = copy.deepcopy(new)
             m = obj["metadata"]
             for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
@@ -2597,11 +2605,9 @@ class API:
             pre = opts.get("preconditions") or {}
             om = old["metadata"]
             if pre.get("uid") and pre["uid"] != om.get("uid"):
-                raise err_conflict(name, "Precondition failed: UID in precondition: %s, UID in object meta: %s" % (
-                    pre["uid"], om.get("uid")))
+                raise err_precondition(name, "UID", pre["uid"], om.get("uid"))
             if pre.get("resourceVersion") and pre["resourceVersion"] != om.get("resourceVersion"):
-                raise err_conflict(name, "Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object meta: %s" % (
-                    pre["resourceVersion"], om.get("resourceVersion")))
+                raise err_precondition(name, "ResourceVersion", pre["resourceVersion"], om.get("resourceVersion"))
             if params.get("dryRun"):
                 return old, True
             if om.get("finalizers"):
@@ -2723,6 +2729,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.dispatch("HEAD")
 
     def read_body(self):
+        if self.body_read:
+            return b""
+        self.body_read = True
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while True:
@@ -2776,6 +2785,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def dispatch(self, method):
         self.app = self.server.app
+        self.body_read = False
         self.code = 0
         self.warnings = []
         self.user = None
@@ -2790,6 +2800,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise err_unauthorized()
             self.route(method, path)
         except APIError as e:
+            try:
+                if not self.body_read:
+                    self.read_body()  # keep the connection usable for the next request
+            except (APIError, OSError, ValueError):
+                self.close_connection = True
             try:
                 headers = dict(self.warning_headers())
                 headers.update(e.headers)
@@ -3173,7 +3188,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.write_bookmark(last_rv, initial_end=True)
             while True:
                 now = time.time()
-                if now >= deadline or self.app.stopping.is_set():
+                if now >= deadline or self.app.stopping.is_set() or self.peer_closed():
                     break
                 err = None
                 with store.lock:
@@ -3212,6 +3227,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         except (OSError, ValueError):
             self.close_connection = True
+
+    def peer_closed(self):
+        """During a watch the client sends nothing; readable means EOF."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            return not self.connection.recv(1)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except (OSError, ValueError):
+            return True
 
     def write_raw(self, ev):
         data = json.dumps(ev, separators=(",", ":")).encode() + b"\n"

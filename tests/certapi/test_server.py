@@ -745,6 +745,66 @@ class CertAPIServerTest(unittest.TestCase):
         self.assertEqual((code, doc.get("reason")), (409, "Conflict"))
 
 
+def load_server_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("certapi_server", SERVER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class UnitTest(unittest.TestCase):
+    """Pieces of server.py that kubectl does not reach easily."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = load_server_module()
+
+    def test_human_duration(self):
+        hd = self.srv.human_duration
+        cases = {0: "0s", 119: "119s", 120: "2m", 150: "2m30s", 600: "10m", 3600: "60m", 3 * 3600: "3h",
+                 3 * 3600 + 60: "3h1m", 86400: "24h", 2 * 86400: "2d", 3 * 86400 + 3600: "3d1h",
+                 365 * 86400: "365d", 3 * 365 * 86400: "3y", 3 * 365 * 86400 + 86400: "3y1d", 10 * 365 * 86400: "10y"}
+        for sec, want in cases.items():
+            self.assertEqual(hd(sec), want, sec)
+
+    def test_field_error_format(self):
+        fe = self.srv.fe_invalid("spec.request", self.srv.GoBytes(b"ab"), "bad")
+        self.assertEqual(fe.error(), "spec.request: Invalid value: []byte{0x61, 0x62}: bad")
+        self.assertEqual(self.srv.fe_invalid("x", self.srv.GoBytes(None), "d").body(), "Invalid value: []byte(nil): d")
+        self.assertEqual(self.srv.fe_required("spec.usages").error(), "spec.usages: Required value")
+        self.assertEqual(self.srv.go_quote('a"b\n\x01'), '"a\\"b\\n\\x01"')
+
+    def test_signer_caps_at_ca_not_after_and_kubelet_rules(self):
+        tmp = tempfile.mkdtemp(prefix="certapi-unit-")
+        try:
+            key, crt = os.path.join(tmp, "ca.key"), os.path.join(tmp, "ca.crt")
+            run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", key, "-out", crt, "-subj", "/CN=short-ca", "-days", "2",
+                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "subjectKeyIdentifier=hash"])
+            signer = self.srv.LocalSigner(crt, key, 365 * 86400)
+            csr = subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                  "-nodes", "-keyout", os.devnull, "-subj", "/O=system:nodes/CN=system:node:n1"],
+                                 capture_output=True, check=True).stdout
+            parsed, err = self.srv.parse_csr(csr)
+            self.assertIsNone(err)
+            pem = signer.sign(parsed, ["client auth"], None)
+            end = run(["openssl", "x509", "-noout", "-enddate"], input=pem.decode()).stdout
+            ca_end = run(["openssl", "x509", "-noout", "-enddate", "-in", crt]).stdout
+            self.assertEqual(end, ca_end)
+            self.assertEqual(signer.ttl(300), 600)
+            self.assertEqual(signer.ttl(10 ** 9), 365 * 86400)
+            v = self.srv.validate_for_signer
+            kc = self.srv.KUBE_APISERVER_CLIENT_KUBELET
+            self.assertIsNone(v(kc, parsed, ["digital signature", "client auth"]))
+            self.assertEqual(v(kc, parsed, ["client auth"]),
+                             "usages did not match [client auth digital signature key encipherment]")
+            self.assertEqual(v(self.srv.KUBELET_SERVING, parsed, ["digital signature", "server auth"]),
+                             "DNS or IP subjectAltName is required")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class MkenvTest(unittest.TestCase):
     def test_external_ca(self):
         """mkenv.sh can issue everything from an existing CA (e.g. a kubecert demo PKI)."""

@@ -341,15 +341,15 @@ where
         let call = self.call;
         let out = tokio::task::spawn_blocking(move || call(p)).await;
         let (uid, pid) = (caller.map(|c| c.uid), caller.and_then(|c| c.pid));
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match out {
             Ok(Ok(r)) => {
-                tracing::info!(method = self.name, uid, pid, ms, "ok");
+                tracing::info!(method = self.name, uid, pid, us, "ok");
                 Ok(r)
             }
             Ok(Err(e)) => {
                 let err = errors::to_rpc_error(&e);
-                tracing::warn!(method = self.name, uid, pid, ms, code = err.code(), error = %err.message(), "failed");
+                tracing::warn!(method = self.name, uid, pid, us, code = err.code(), error = %err.message(), "failed");
                 Err(err)
             }
             Err(join) => {

@@ -35,7 +35,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use jsonrpsee::server::middleware::rpc::{
+    Batch, BatchEntry, MethodResponse, Notification, Request, RpcServiceBuilder, RpcServiceT,
+};
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, Server, ServerConfig};
+use jsonrpsee::types::Id;
+use std::future::Future;
 use tokio::net::UnixStream;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Semaphore};
@@ -234,19 +239,15 @@ fn take_lock(path: &Path) -> anyhow::Result<File> {
     }
 }
 
-/// Creates the socket: refuses a symlink, replaces a stale socket only if nobody listens,
-/// binds under a temporary name, sets mode/group, renames into place.
-fn bind(
-    path: &Path,
-    group: Option<&Group>,
-) -> anyhow::Result<(std::os::unix::net::UnixListener, Owned)> {
+/// The socket's parent dir, created 0755 when absent.
+fn ensure_parent(path: &Path) -> anyhow::Result<PathBuf> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} has no file name", path.display()))?;
+    if path.file_name().is_none() {
+        bail!("{} is not a socket file path", path.display());
+    }
     if !parent.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -254,6 +255,16 @@ fn bind(
             .create(&parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
+    Ok(parent)
+}
+
+/// Creates the socket: refuses a symlink, replaces a stale socket only if nobody listens,
+/// binds under a temporary name, sets mode/group, renames into place.
+fn bind(
+    path: &Path,
+    group: Option<&Group>,
+) -> anyhow::Result<(std::os::unix::net::UnixListener, Owned)> {
+    let parent = ensure_parent(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
             bail!("refusing symlink at {}", path.display())
@@ -287,7 +298,6 @@ fn bind(
         }
         std::fs::rename(&tmp, path)
             .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-        let _ = name;
         Ok(())
     };
     if let Err(e) = setup() {
@@ -339,9 +349,93 @@ impl Drop for InFlight {
     }
 }
 
-/// jsonrpsee answers an oversized body with its own code (-32007, which kubecert uses for
-/// "CA expired"): rewrite it to kubecert's -32008.
-fn fix_too_large(resp: HttpResponse, limit: usize) -> HttpResponse {
+/// jsonrpsee's HTTP transport accepts notifications (requests without `id`) but does not run
+/// them. JSON-RPC 2.0 says the server executes them and sends nothing back: this RPC
+/// middleware runs them as calls (with the caller's extensions) and drops the response.
+#[derive(Clone)]
+struct RunNotifications<S>(S);
+
+fn notification_as_call(n: Notification<'_>) -> Request<'static> {
+    let ext = n.extensions().clone();
+    let params = n.params.map(|p| p.into_owned());
+    let mut r = Request::owned(n.method.into_owned(), params, Id::Null);
+    *r.extensions_mut() = ext;
+    r
+}
+
+/// Marks a response that must have no body (only notifications were sent): jsonrpsee would
+/// answer `null`; the HTTP layer turns it into `204 No Content`.
+#[derive(Debug, Clone, Copy)]
+struct NoContent;
+
+fn no_content() -> MethodResponse {
+    let mut ext = jsonrpsee::Extensions::new();
+    ext.insert(NoContent);
+    MethodResponse::notification().with_extensions(ext)
+}
+
+impl<S> RpcServiceT for RunNotifications<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    type MethodResponse = MethodResponse;
+    type BatchResponse = MethodResponse;
+    type NotificationResponse = MethodResponse;
+
+    fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        self.0.call(req)
+    }
+
+    fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        let s = self.0.clone();
+        async move {
+            let mut rest = Vec::new();
+            let mut notes = Vec::new();
+            for e in batch {
+                match e {
+                    Ok(BatchEntry::Notification(n)) => notes.push(n),
+                    other => rest.push(other),
+                }
+            }
+            let only_notes = rest.is_empty() && !notes.is_empty();
+            for n in notes {
+                let _ = s.call(notification_as_call(n)).await;
+            }
+            if only_notes {
+                return no_content();
+            }
+            s.batch(Batch::from(rest)).await
+        }
+    }
+
+    fn notification<'a>(
+        &self,
+        n: Notification<'a>,
+    ) -> impl Future<Output = MethodResponse> + Send + 'a {
+        let s = self.0.clone();
+        async move {
+            let _ = s.call(notification_as_call(n)).await;
+            no_content()
+        }
+    }
+}
+
+/// Post-processes jsonrpsee's HTTP responses: notifications only → 204 without a body;
+/// an oversized body is answered by jsonrpsee with its own code (-32007, which kubecert
+/// uses for "CA expired"): rewritten to kubecert's -32008.
+fn fix_response(resp: HttpResponse, limit: usize) -> HttpResponse {
+    if resp.extensions().get::<NoContent>().is_some() {
+        let mut r = HttpResponse::new(HttpBody::empty());
+        *r.status_mut() = hyper::StatusCode::NO_CONTENT;
+        return r;
+    }
     if resp.status() != hyper::StatusCode::PAYLOAD_TOO_LARGE {
         return resp;
     }
@@ -461,6 +555,7 @@ async fn serve(
             (l, None, lock)
         }
         None => {
+            ensure_parent(&opts.path)?;
             let lock = take_lock(&opts.path)?;
             let (l, owned) = bind(&opts.path, group.as_ref())?;
             (l, Some(owned), Some(lock))
@@ -484,7 +579,10 @@ async fn serve(
         .max_connections(opts.max_connections.max(1))
         .http_only()
         .build();
-    let svc_builder = Server::builder().set_config(cfg).to_service_builder();
+    let svc_builder = Server::builder()
+        .set_config(cfg)
+        .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(RunNotifications))
+        .to_service_builder();
     let methods: jsonrpsee::Methods = super::module(Enforce::PeerCredentials).into();
     let (stop_handle, server_handle) = jsonrpsee::server::stop_channel();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -550,7 +648,7 @@ async fn serve(
                 drop(guard);
                 // anyhow::Error (not BoxError) sidesteps a higher-ranked lifetime inference
                 // problem in serve_with_graceful_shutdown's bounds (as jsonrpsee's examples do).
-                resp.map(|r| fix_too_large(r, limit))
+                resp.map(|r| fix_response(r, limit))
                     .map_err(|e| anyhow::anyhow!("{e}"))
             }
         });

@@ -929,6 +929,16 @@ fn check_chain(
     }
 }
 
+/// Whether two subjects (as text) hold the same attributes, ignoring their order.
+fn same_attributes(a: &str, b: &str) -> bool {
+    let parts = |s: &str| {
+        let mut v: Vec<String> = s.split(", ").map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    parts(a) == parts(b)
+}
+
 fn san_diff(old: &CertInfo, new: &CertInfo) -> Option<String> {
     let set = |i: &CertInfo| i.san_strings().into_iter().collect::<BTreeSet<_>>();
     let (o, n) = (set(old), set(new));
@@ -1258,6 +1268,13 @@ fn examine(
                         "subject \"{}\" is encoded differently from the current certificate's; \
                          the signer must copy the requested subject verbatim",
                         s.info.subject
+                    )
+                } else if same_attributes(&s.info.subject, &old.subject) {
+                    format!(
+                        "subject \"{}\" has the attributes of the current certificate's \"{}\" \
+                         in a different order; the signer must keep the requested order \
+                         (openssl ca reorders by its policy unless given -preserveDN)",
+                        s.info.subject, old.subject
                     )
                 } else {
                     format!(

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::errors::{self, codes};
 use super::Enforce;
 use crate::check::{CheckParams, CheckResult};
+use crate::csr::{CsrExportParams, CsrExportResult, CsrImportParams, CsrImportResult};
 use crate::kubelet::{KubeletConfParams, KubeletConfResult};
 use crate::renew::{RenewParams, RenewResult, RestoreParams, RestoreResult};
 
@@ -212,6 +213,29 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         read_only_if: Some(|p| !p.repair),
         errors: WRITE_ERRORS,
         call: |p| crate::kubelet::repair(&p),
+    },
+    &Method::<CsrExportParams, CsrExportResult> {
+        name: "csr-export",
+        doc: "External CA: write <name>.csr and <name>.key (0600, dir 0700) for each \
+              certificate, with the current subject and SANs, for an external CA to sign. \
+              Needs no CA key and never modifies the PKI; refuses, before writing anything, a \
+              csr_dir where a target would land on a live key, certificate or kubeconfig.",
+        mutating: true,
+        read_only_if: None,
+        errors: WRITE_ERRORS,
+        call: |p| crate::csr::export(&p),
+    },
+    &Method::<CsrImportParams, CsrImportResult> {
+        name: "csr-import",
+        doc: "External CA: validate each signed <name>.crt (+ <name>.key) in csr_dir (issuing \
+              CA by signature, key match, subject and SANs equal to the current certificate, \
+              EKU for its role, not a CA, valid now, not outliving its CA) and install all of \
+              them in one locked, journaled, backed-up transaction, or none: refusals are \
+              per-certificate findings in the result (changed=false). dry_run only reads.",
+        mutating: true,
+        read_only_if: Some(|p| p.dry_run),
+        errors: WRITE_ERRORS,
+        call: |p| crate::csr::import(&p),
     },
     &Method::<NoParams, VersionResult> {
         name: "version",

@@ -15,6 +15,8 @@ use kubecert::csr::{self, CsrExportParams, CsrImportParams};
 use kubecert::renew::{self, RenewParams, RestoreParams};
 use kubecert::{demo, kubelet, render, timefmt};
 
+mod unattended;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "kubecert",
@@ -43,6 +45,8 @@ enum CheckOutput {
     Text,
     Json,
     Yaml,
+    /// Prometheus text exposition (same as `kubecert metrics`).
+    Prometheus,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -266,6 +270,12 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Prometheus metrics of a check (x509-certificate-exporter names + kubecert_*), on stdout
+    /// or atomically into a node_exporter textfile dir.
+    Metrics(unattended::MetricsArgs),
+    /// The scheduled renewal: renew what expires within --within, restart the affected static
+    /// pods one by one with a bounded health wait, record the outcome for the metrics.
+    AutoRenew(Box<unattended::AutoRenewArgs>),
     /// Run the JSON-RPC agent (docs/rpc.md) on a unix socket, or on stdin/stdout with --stdio.
     Serve(ServeArgs),
     /// Write schema/<method>.params.json, schema/<method>.result.json and schema/openrpc.json.
@@ -521,6 +531,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 CheckOutput::Json => print(&render::json(&report))?,
                 CheckOutput::Yaml => print(&render::yaml(&report))?,
+                CheckOutput::Prometheus => {
+                    print(&unattended::check_prometheus(&report, &opts.layout))?
+                }
             }
             let code = report.status.as_ref().map(|s| s.exit_code).unwrap_or(0);
             Ok(ExitCode::from(match code {
@@ -555,6 +568,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Metrics(args) => unattended::metrics_cmd(args),
+        Cmd::AutoRenew(args) => unattended::auto_renew_cmd(*args),
         Cmd::Serve(args) => serve(args),
         Cmd::Schema { out } => {
             for p in kubecert::rpc::openrpc::write_schema_dir(&out)

@@ -7,16 +7,20 @@
 //! - [`check`]: expiry report in kubeadm's `CertificateExpirationInfo` shape;
 //! - [`renew`]: plan → issue → install, faithful to `kubeadm certs renew`;
 //! - [`csr`]: external CA — CSR export and validated, all-or-nothing import of signed certs;
-//! - [`render`]: kubeadm's table, JSON and YAML renderings.
+//! - [`render`]: kubeadm's table, JSON and YAML renderings;
+//! - [`metrics`]: Prometheus text exposition of a check (x509-certificate-exporter names);
+//! - [`autorenew`]: the scheduled, conditional renewal with static pod restarts.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod autorenew;
 pub mod check;
 pub mod csr;
 pub mod demo;
 pub mod der;
 pub mod error;
 pub mod kubelet;
+pub mod metrics;
 pub mod pki;
 pub mod render;
 pub mod renew;

@@ -1,0 +1,621 @@
+//! Prometheus metrics: one rendering of a [`CheckResult`] (plus the state file the scheduled
+//! renewal writes) in the text exposition format, for `kubecert check -o prometheus`,
+//! `kubecert metrics` (stdout or an atomically replaced node_exporter textfile) and the
+//! `metrics` JSON-RPC method. There is one code path: [`crate::check::check`] → [`render`].
+//!
+//! The `x509_*` series use the names and labels of enix's x509-certificate-exporter
+//! (`x509_cert_not_before`, `x509_cert_not_after`, `x509_cert_expired`, `x509_cert_error`,
+//! `x509_read_errors`; labels `filename`, `filepath`, `serial_number` (decimal),
+//! `issuer_{C,ST,L,O,OU,CN}`, `subject_{C,ST,L,O,OU,CN}` (first value of each), and for
+//! kubeconfigs `embedded_kind="user"` / `embedded_key=<user name>`), so dashboards and alerts
+//! written for that exporter work unchanged. Empty labels are left out, which Prometheus
+//! treats the same as the exporter's empty strings. kubecert's own series carry the
+//! inventory `name`:
+//!
+//! | metric | labels | value |
+//! |---|---|---|
+//! | `kubecert_cert_not_after_timestamp_seconds` | name, ca | NotAfter (Unix) |
+//! | `kubecert_cert_residual_seconds` | name, ca | NotAfter − the check's clock |
+//! | `kubecert_cert_missing` | name | 1 when the file is absent |
+//! | `kubecert_cert_externally_managed` | name | 1 when its CA key is absent |
+//! | `kubecert_cert_problems` | name, code | 1 per finding (`expired`, `key-mismatch`, …) |
+//! | `kubecert_kubelet_conf_embedded_client_cert` | path | 1 when kubelet.conf embeds its cert |
+//! | `kubecert_kubelet_conf_client_cert_not_after_timestamp_seconds` | path | NotAfter |
+//! | `kubecert_check_timestamp_seconds` | | the check's clock |
+//! | `kubecert_renew_last_success_timestamp_seconds` | | last successful `auto-renew` (0: never) |
+//! | `kubecert_renew_last_failure_timestamp_seconds` | | last failed `auto-renew` (0: never) |
+//! | `kubecert_renew_last_renewed_certificates` | | certificates the last success renewed |
+//! | `kubecert_renew_pending_restarts` | | components renewed but not yet restarted |
+//!
+//! `ca` is the issuing CA of a leaf, and the CA's own name on a CA row.
+//! No series ever carries key material: only names, paths, subjects, issuers and serials.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::autorenew::{self, RenewState};
+use crate::check::{CertificateStatus, CheckParams, CheckResult};
+use crate::error::{Error, Result};
+use crate::pki::inventory::{self, Location};
+use crate::pki::kubeconfig::Kubeconfig;
+use crate::pki::Layout;
+use crate::timefmt;
+
+/// The file name written in a textfile-collector dir.
+pub const TEXTFILE_NAME: &str = "kubecert.prom";
+
+/// Content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Parameters of `metrics` (CLI flags and JSON-RPC params).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsParams {
+    /// PKI dir (default `/etc/kubernetes/pki`).
+    #[serde(default)]
+    pub cert_dir: Option<String>,
+    /// Dir holding admin.conf & co (default `/etc/kubernetes`).
+    #[serde(default)]
+    pub kubeconfig_dir: Option<String>,
+    /// External etcd: drop the etcd rows. Default: auto (no `<cert_dir>/etcd`).
+    #[serde(default)]
+    pub external_etcd: Option<bool>,
+    /// Fixed clock, RFC 3339 (default: now).
+    #[serde(default)]
+    pub now: Option<String>,
+    /// kubelet PKI dir (default `/var/lib/kubelet/pki`).
+    #[serde(default)]
+    pub kubelet_pki: Option<String>,
+    /// The scheduled renewal's state file (default `<cert_dir>/../kubecert-state.json`).
+    #[serde(default)]
+    pub state_file: Option<String>,
+    /// Also write `<textfile_dir>/kubecert.prom` atomically (node_exporter textfile
+    /// collector). Writing needs the write tier on the socket.
+    #[serde(default)]
+    pub textfile_dir: Option<String>,
+}
+
+/// Result of `metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsResult {
+    /// The metrics in the Prometheus text exposition format 0.0.4.
+    pub text: String,
+    /// `text/plain; version=0.0.4; charset=utf-8`.
+    pub content_type: String,
+    /// The file written, when `textfile_dir` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub textfile: Option<String>,
+}
+
+/// What [`render`] needs besides the [`CheckResult`]: where the kubeconfigs are (for the
+/// `filepath` of kubeconfig rows), their user names (`embedded_key`) and the renewal state.
+#[derive(Debug, Clone, Default)]
+pub struct RenderContext {
+    /// The kubeconfig dir.
+    pub kubeconfig_dir: Option<PathBuf>,
+    /// Row name → the current context's user name, for kubeconfig rows.
+    pub kubeconfig_users: BTreeMap<String, String>,
+    /// The scheduled renewal's records (absent: never ran).
+    pub state: Option<RenewState>,
+}
+
+impl RenderContext {
+    /// Builds the context for a layout: reads the user name of each kubeconfig row that
+    /// exists, and the state file (an unreadable state file is logged and treated as absent).
+    pub fn for_layout(layout: &Layout, state_file: &Path) -> Self {
+        let mut users = BTreeMap::new();
+        for e in layout.rows() {
+            if let Location::Kubeconfig { file } = e.location {
+                let path = layout.kubeconfig_dir.join(file);
+                if let Ok(kc) = Kubeconfig::load(&path) {
+                    users.insert(e.name.to_string(), kc.user);
+                }
+            }
+        }
+        let state = match autorenew::read_state(state_file) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring the renewal state file");
+                None
+            }
+        };
+        RenderContext {
+            kubeconfig_dir: Some(layout.kubeconfig_dir.clone()),
+            kubeconfig_users: users,
+            state,
+        }
+    }
+}
+
+/// Runs a check and renders it; with `textfile_dir`, also writes the textfile.
+pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
+    let check_params = CheckParams {
+        cert_dir: p.cert_dir.clone(),
+        kubeconfig_dir: p.kubeconfig_dir.clone(),
+        external_etcd: p.external_etcd,
+        now: p.now.clone(),
+        warn_within: None,
+        fail_within: None,
+        kubelet_pki: p.kubelet_pki.clone(),
+    };
+    let opts = check_params.resolve()?;
+    let state_file = match &p.state_file {
+        Some(s) => PathBuf::from(s),
+        None => autorenew::default_state_file(&opts.layout.cert_dir),
+    };
+    let report = crate::check::check(&opts);
+    let ctx = RenderContext::for_layout(&opts.layout, &state_file);
+    let text = render(&report, &ctx);
+    let textfile = match &p.textfile_dir {
+        Some(dir) => Some(write_textfile(Path::new(dir), &text)?),
+        None => None,
+    };
+    Ok(MetricsResult {
+        text,
+        content_type: CONTENT_TYPE.to_string(),
+        textfile: textfile.map(|p| p.display().to_string()),
+    })
+}
+
+/// Writes `<dir>/kubecert.prom` atomically: a temp file in `dir`, fsync, mode 0644, rename,
+/// fsync of the dir. node_exporter never sees a partial file.
+pub fn write_textfile(dir: &Path, text: &str) -> Result<PathBuf> {
+    let target = dir.join(TEXTFILE_NAME);
+    write_atomic(&target, text.as_bytes(), 0o644)?;
+    Ok(target)
+}
+
+/// Replaces `target` atomically with `bytes` (temp file beside it, fsync, rename, dir fsync).
+pub(crate) fn write_atomic(target: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::Symlink(target.to_path_buf()));
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kubecert-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(target)
+        .map_err(|e| Error::io(target, e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))?;
+    Ok(())
+}
+
+/// One metric family being built: HELP/TYPE once, then its samples.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<String>,
+}
+
+impl Family {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Family {
+            name,
+            help,
+            samples: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, labels: &[(&str, &str)], value: i64) {
+        let mut s = String::from(self.name);
+        let labels: Vec<&(&str, &str)> = labels.iter().filter(|(_, v)| !v.is_empty()).collect();
+        if !labels.is_empty() {
+            s.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                let _ = write!(s, "{k}=\"{}\"", escape_label(v));
+            }
+            s.push('}');
+        }
+        let _ = write!(s, " {value}");
+        self.samples.push(s);
+    }
+
+    fn write_to(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} gauge", self.name);
+        for s in &self.samples {
+            out.push_str(s);
+            out.push('\n');
+        }
+    }
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+pub fn escape_label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// The first value of each of C, ST, L, O, OU, CN in a distinguished name as kubecert prints
+/// it (`O=kubeadm:cluster-admins, CN=kubernetes-admin`; multi-valued RDNs joined by ` + `).
+/// A `, ` or ` + ` not followed by `ATTR=` is part of the value before it.
+pub fn dn_fields(dn: &str) -> BTreeMap<&'static str, String> {
+    const FIELDS: [&str; 6] = ["C", "ST", "L", "O", "OU", "CN"];
+    let mut attrs: Vec<(String, String)> = Vec::new();
+    let mut rest = dn;
+    while !rest.is_empty() {
+        // Find the next separator that starts a new `KEY=`.
+        let mut cut: Option<(usize, usize)> = None;
+        let mut search = 0;
+        while let Some(rel) = next_sep(&rest[search..]) {
+            let (at, len) = (search + rel.0, rel.1);
+            if starts_attr(&rest[at + len..]) {
+                cut = Some((at, len));
+                break;
+            }
+            search = at + len;
+        }
+        let (part, next) = match cut {
+            Some((at, len)) => (&rest[..at], &rest[at + len..]),
+            None => (rest, ""),
+        };
+        if let Some((k, v)) = part.split_once('=') {
+            attrs.push((k.trim().to_string(), v.to_string()));
+        }
+        rest = next;
+    }
+    let mut out = BTreeMap::new();
+    for f in FIELDS {
+        if let Some((_, v)) = attrs.iter().find(|(k, _)| k == f) {
+            out.insert(f, v.clone());
+        }
+    }
+    out
+}
+
+fn next_sep(s: &str) -> Option<(usize, usize)> {
+    let a = s.find(", ").map(|i| (i, 2));
+    let b = s.find(" + ").map(|i| (i, 3));
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if x.0 <= y.0 { x } else { y }),
+        (x, y) => x.or(y),
+    }
+}
+
+fn starts_attr(s: &str) -> bool {
+    let Some((key, _)) = s.split_once('=') else {
+        return false;
+    };
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+}
+
+/// A serial in lowercase hex (as `check` prints it) → decimal, as Go's `big.Int.String()`
+/// prints it (the exporter's `serial_number`). Empty on non-hex input.
+pub fn serial_decimal(hex: &str) -> String {
+    let mut digits: Vec<u8> = vec![0]; // little-endian base 10
+    for c in hex.chars() {
+        let Some(d) = c.to_digit(16) else {
+            return String::new();
+        };
+        let mut carry = d;
+        for x in digits.iter_mut() {
+            let v = u32::from(*x) * 16 + carry;
+            *x = (v % 10) as u8;
+            carry = v / 10;
+        }
+        while carry > 0 {
+            digits.push((carry % 10) as u8);
+            carry /= 10;
+        }
+    }
+    while digits.len() > 1 && digits.last() == Some(&0) {
+        digits.pop();
+    }
+    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
+}
+
+/// Labels of the x509-certificate-exporter series for one row (None when nothing was read).
+fn x509_labels(row: &CertificateStatus, ctx: &RenderContext) -> Option<Vec<(String, String)>> {
+    let detail = row.detail.as_ref()?;
+    let kubeconfig_file = inventory::find(&row.name).and_then(|e| match e.location {
+        Location::Kubeconfig { file } => Some(file),
+        Location::Pki { .. } => None,
+    });
+    let mut labels: Vec<(String, String)> = Vec::new();
+    match kubeconfig_file {
+        Some(file) => {
+            let path = ctx
+                .kubeconfig_dir
+                .as_ref()
+                .map(|d| d.join(file).display().to_string())
+                .unwrap_or_else(|| detail.path.clone());
+            labels.push(("filename".into(), file.to_string()));
+            labels.push(("filepath".into(), path));
+            labels.push(("embedded_kind".into(), "user".into()));
+            labels.push((
+                "embedded_key".into(),
+                ctx.kubeconfig_users
+                    .get(&row.name)
+                    .cloned()
+                    .unwrap_or_default(),
+            ));
+        }
+        None => {
+            let name = Path::new(&detail.path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            labels.push(("filename".into(), name));
+            labels.push(("filepath".into(), detail.path.clone()));
+        }
+    }
+    if let Some(serial) = &detail.serial {
+        labels.push(("serial_number".into(), serial_decimal(serial)));
+    }
+    for (prefix, dn) in [("issuer", &detail.issuer), ("subject", &detail.subject)] {
+        if let Some(dn) = dn {
+            for (k, v) in dn_fields(dn) {
+                labels.push((format!("{prefix}_{k}"), v));
+            }
+        }
+    }
+    Some(labels)
+}
+
+/// Renders the metrics (text exposition format 0.0.4, every family a gauge with HELP/TYPE).
+pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
+    let now = report
+        .status
+        .as_ref()
+        .and_then(|s| timefmt::parse_rfc3339(&s.now).ok());
+    let mut not_before = Family::new(
+        "x509_cert_not_before",
+        "Unix timestamp of the certificate's NotBefore.",
+    );
+    let mut not_after = Family::new(
+        "x509_cert_not_after",
+        "Unix timestamp of the certificate's NotAfter.",
+    );
+    let mut expired = Family::new(
+        "x509_cert_expired",
+        "1 if the certificate is expired, 0 otherwise.",
+    );
+    let mut cert_error = Family::new(
+        "x509_cert_error",
+        "1 if the certificate file could not be read or parsed, 0 otherwise.",
+    );
+    let mut read_errors = Family::new(
+        "x509_read_errors",
+        "Number of certificate files that could not be read or parsed.",
+    );
+    let mut k_not_after = Family::new(
+        "kubecert_cert_not_after_timestamp_seconds",
+        "NotAfter of each kubeadm certificate, by inventory name.",
+    );
+    let mut residual = Family::new(
+        "kubecert_cert_residual_seconds",
+        "Seconds from the check's clock to NotAfter (negative once expired).",
+    );
+    let mut missing = Family::new(
+        "kubecert_cert_missing",
+        "1 if the certificate's file is absent.",
+    );
+    let mut external = Family::new(
+        "kubecert_cert_externally_managed",
+        "1 if the certificate's CA key is absent (kubecert cannot renew it).",
+    );
+    let mut problems = Family::new(
+        "kubecert_cert_problems",
+        "1 for each finding about a certificate (code: expired, key-mismatch, ...).",
+    );
+    let mut errors = 0i64;
+    let rows = report
+        .certificate_authorities
+        .iter()
+        .chain(report.certificates.iter());
+    for row in rows {
+        let ca = row.ca_name.clone().unwrap_or_else(|| row.name.clone());
+        let name = row.name.as_str();
+        missing.push(&[("name", name)], i64::from(row.missing));
+        external.push(&[("name", name)], i64::from(row.externally_managed));
+        if let Some(d) = &row.detail {
+            for p in &d.problems {
+                problems.push(&[("name", name), ("code", &p.code)], 1);
+            }
+        }
+        let present = row.expiration_date.is_some();
+        let Some(labels) = x509_labels(row, ctx) else {
+            continue;
+        };
+        let lv: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let not_after_s = row
+            .expiration_date
+            .as_deref()
+            .and_then(|s| timefmt::parse_rfc3339(s).ok());
+        let not_before_s = row
+            .detail
+            .as_ref()
+            .and_then(|d| d.not_before.as_deref())
+            .and_then(|s| timefmt::parse_rfc3339(s).ok());
+        match (present, not_after_s) {
+            (true, Some(na)) => {
+                if let Some(nb) = not_before_s {
+                    not_before.push(&lv, nb);
+                }
+                not_after.push(&lv, na);
+                let is_expired = now.map(|n| n > na).unwrap_or(row.residual_time < 0);
+                expired.push(&lv, i64::from(is_expired));
+                cert_error.push(&lv, 0);
+                k_not_after.push(&[("name", name), ("ca", &ca)], na);
+                residual.push(&[("name", name), ("ca", &ca)], row.residual_time);
+            }
+            _ => {
+                errors += 1;
+                cert_error.push(&lv, 1);
+            }
+        }
+    }
+    read_errors.push(&[], errors);
+
+    let mut kubelet_embedded = Family::new(
+        "kubecert_kubelet_conf_embedded_client_cert",
+        "1 if kubelet.conf embeds its client certificate, which the kubelet never rotates (kubeadm#1753).",
+    );
+    let mut kubelet_not_after = Family::new(
+        "kubecert_kubelet_conf_client_cert_not_after_timestamp_seconds",
+        "NotAfter of the client certificate kubelet.conf uses.",
+    );
+    if let Some(k) = report.kubelet_conf.as_ref().filter(|k| k.present) {
+        kubelet_embedded.push(
+            &[("path", &k.path)],
+            i64::from(k.mode.as_deref() == Some("embedded")),
+        );
+        if let Some(na) = k
+            .expiration_date
+            .as_deref()
+            .and_then(|s| timefmt::parse_rfc3339(s).ok())
+        {
+            kubelet_not_after.push(&[("path", &k.path)], na);
+        }
+    }
+
+    let mut check_ts = Family::new(
+        "kubecert_check_timestamp_seconds",
+        "The clock of the check these metrics come from.",
+    );
+    if let Some(n) = now {
+        check_ts.push(&[], n);
+    }
+    let state = ctx.state.clone().unwrap_or_default();
+    let mut last_success = Family::new(
+        "kubecert_renew_last_success_timestamp_seconds",
+        "When the scheduled renewal (kubecert auto-renew) last succeeded; 0 if never.",
+    );
+    last_success.push(
+        &[],
+        state
+            .last_success
+            .as_ref()
+            .map(|r| r.timestamp)
+            .unwrap_or(0),
+    );
+    let mut last_failure = Family::new(
+        "kubecert_renew_last_failure_timestamp_seconds",
+        "When the scheduled renewal (kubecert auto-renew) last failed; 0 if never.",
+    );
+    last_failure.push(
+        &[],
+        state
+            .last_failure
+            .as_ref()
+            .map(|r| r.timestamp)
+            .unwrap_or(0),
+    );
+    let mut last_renewed = Family::new(
+        "kubecert_renew_last_renewed_certificates",
+        "How many certificates the last successful scheduled renewal renewed.",
+    );
+    last_renewed.push(
+        &[],
+        state
+            .last_success
+            .as_ref()
+            .map(|r| r.renewed.len() as i64)
+            .unwrap_or(0),
+    );
+    let mut pending = Family::new(
+        "kubecert_renew_pending_restarts",
+        "Components whose certificates were renewed but which were not restarted successfully yet.",
+    );
+    pending.push(&[], state.pending_restart.len() as i64);
+
+    let mut out = String::new();
+    for f in [
+        &not_before,
+        &not_after,
+        &expired,
+        &cert_error,
+        &read_errors,
+        &k_not_after,
+        &residual,
+        &missing,
+        &external,
+        &problems,
+        &kubelet_embedded,
+        &kubelet_not_after,
+        &check_ts,
+        &last_success,
+        &last_failure,
+        &last_renewed,
+        &pending,
+    ] {
+        if !f.samples.is_empty() {
+            f.write_to(&mut out);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_to_decimal() {
+        assert_eq!(serial_decimal("00"), "0");
+        assert_eq!(serial_decimal("ff"), "255");
+        assert_eq!(serial_decimal("0100"), "256");
+        // 2^64 = 18446744073709551616
+        assert_eq!(serial_decimal("010000000000000000"), "18446744073709551616");
+        assert_eq!(
+            serial_decimal("5f3a9c1e2d4b6a8f0e1d2c3b4a596877"),
+            "126580979264123071105012932818840938615"
+        );
+        assert_eq!(serial_decimal("zz"), "");
+    }
+
+    #[test]
+    fn dn_parsing() {
+        let f = dn_fields("O=kubeadm:cluster-admins, CN=kubernetes-admin");
+        assert_eq!(f["O"], "kubeadm:cluster-admins");
+        assert_eq!(f["CN"], "kubernetes-admin");
+        let f = dn_fields("O=system:masters + O=other, CN=a, b");
+        assert_eq!(f["O"], "system:masters");
+        assert_eq!(f["CN"], "a, b");
+        let f = dn_fields("C=FR, ST=IdF, L=Paris, O=Acme, OU=Ops, CN=x");
+        assert_eq!(f.len(), 6);
+        assert!(dn_fields("").is_empty());
+    }
+
+    #[test]
+    fn label_escaping() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -34,4 +34,4 @@ fi
 if ! .venv/bin/python -c 'import ansible, jsonschema, pytest' 2>/dev/null || [ ! -x .venv/bin/ansible-lint ]; then
     .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
-echo "[deps] etcd $(etcd --version | head -1 | awk '{print $3}'), cfssl $(cfssl version 2>/dev/null | head -1 | awk '{print $2}'), $(openssl version), kubectl $(kubectl version --client 2>/dev/null | head -1), $(.venv/bin/ansible --version | head -1)"
+echo "[deps] etcd $(etcd --version | head -1 | awk '{print $3}'), cfssl $(cfssl version 2>/dev/null | head -1 | awk '{print $2}'), $(openssl version), kubectl $(kubectl version --client 2>/dev/null | sed -n 1p), $(.venv/bin/ansible --version 2>/dev/null | sed -n 1p)"

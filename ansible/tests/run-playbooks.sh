@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Run the collection's playbooks and roles on localhost against the fake agent
+# (tests/unit/plugins/fake_agent.py as the kubecert binary, over stdio) and a
+# fake etcdctl, and check what they did: the aggregated expiration report, the
+# rolling renewal (restarts, health gate, rollback that stops the rollout,
+# check mode, static pod manifests) and the install role without systemd.
+#
+# No kubecert binary, etcd, kubelet or root is needed; the tests against the
+# real agent live elsewhere.
+#
+# Usage: ansible/tests/run-playbooks.sh
+# Environment: KUBECERT_VENV as for run-sanity.sh.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kubecert_use_venv ansible-playbook git
+
+dest="$(kubecert_collection_tree)"
+root="${dest%/ansible_collections/*}"
+trap 'rm -rf "$root"' EXIT
+w="$root/work"
+mkdir -p "$w"
+python="$(command -v python3)"
+
+export ANSIBLE_COLLECTIONS_PATH="$root"
+export ANSIBLE_NOCOLOR=1
+export ANSIBLE_RETRY_FILES_ENABLED=0
+export ANSIBLE_LOCALHOST_WARNING=0
+export FAKE_AGENT_LOG="$w/agent.jsonl"
+
+cat >"$w/kubecert" <<EOF
+#!/bin/sh
+exec "$python" "$dest/tests/unit/plugins/fake_agent.py" "\$@"
+EOF
+
+# A 3-member cluster whose health is read from $w/etcd-state.
+cat >"$w/etcdctl" <<EOF
+#!/bin/sh
+echo "\$ETCDCTL_API \$*" >>"$w/etcdctl.log"
+state=\$(cat "$w/etcd-state" 2>/dev/null || echo healthy)
+cmd=""
+for a; do case \$a in health) cmd=health;; list) cmd=list;; esac; done
+if [ "\$cmd" = health ]; then
+  if [ "\$state" = healthy ]; then
+    echo '[{"endpoint":"https://10.0.0.1:2379","health":true,"took":"1ms"},{"endpoint":"https://10.0.0.2:2379","health":true,"took":"1ms"},{"endpoint":"https://10.0.0.3:2379","health":true,"took":"1ms"}]'
+    exit 0
+  fi
+  echo '[{"endpoint":"https://10.0.0.1:2379","health":true,"took":"1ms"},{"endpoint":"https://10.0.0.2:2379","health":false,"took":"1ms","error":"context deadline exceeded"},{"endpoint":"https://10.0.0.3:2379","health":true,"took":"1ms"}]'
+  echo "Error: unhealthy cluster" >&2
+  exit 1
+fi
+echo '{"header":{},"members":[{"ID":1,"name":"a"},{"ID":2,"name":"b"},{"ID":3,"name":"c"}]}'
+EOF
+chmod +x "$w/kubecert" "$w/etcdctl"
+
+cat >"$w/inventory.ini" <<EOF
+[control_plane]
+cp1 ansible_connection=local
+cp2 ansible_connection=local
+cp3 ansible_connection=local
+
+[all:vars]
+ansible_python_interpreter=$python
+kubecert_become=false
+kubecert_bin_path=$w/kubecert
+kubecert_transport=stdio
+kubecert_etcdctl=$w/etcdctl
+kubecert_restart_method=command
+kubecert_restart_command="echo {{ inventory_hostname }} {component} >>$w/restarts.log"
+kubecert_restart_settle=0
+kubecert_health_delay=1
+kubecert_health_timeout=2
+kubecert_preflight_timeout=1
+EOF
+
+passed=0
+failed=0
+reset() {
+    rm -f "$w/agent.jsonl" "$w/restarts.log" "$w/etcdctl.log" "$w/etcd-state" "$w/broken"
+    rm -rf "$w/host_vars" "$w/out.txt"
+}
+play() {  # play EXPECTED_RC PLAYBOOK [ARGS...]: run, compare the exit status
+    local expected="$1" rc=0
+    shift
+    ansible-playbook -i "$w/inventory.ini" "$@" >"$w/out.txt" 2>&1 || rc=$?
+    if [ "$rc" != "$expected" ]; then
+        echo "  ansible-playbook $* exited $rc, expected $expected:"
+        tail -n 40 "$w/out.txt" | sed 's/^/    /'
+        return 1
+    fi
+}
+calls() {  # calls: the agent's methods and params, one per line
+    [ -e "$w/agent.jsonl" ] || return 0
+    "$python" -c 'import json,sys
+for line in open(sys.argv[1]):
+    r = json.loads(line); print(r["method"], json.dumps(r["params"], sort_keys=True))' "$w/agent.jsonl"
+}
+expect() {  # expect DESCRIPTION COMMAND...: a check inside a scenario
+    if ! "${@:2}"; then
+        echo "  expected: $1"
+        return 1
+    fi
+}
+scenario() {
+    local name="$1"
+    shift
+    reset
+    if "$@"; then
+        echo "ok   $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name"
+        failed=$((failed + 1))
+    fi
+}
+
+t_report_ok() {
+    play 0 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "a table row per certificate" grep -q 'cp2  *apiserver  *cert ' "$w/kubecert-expiration.txt" &&
+    expect "JSON report with 3 hosts" "$python" -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+assert sorted(d["hosts"]) == ["cp1", "cp2", "cp3"], d["hosts"].keys()
+assert d["failedHosts"] == [] and d["thresholdDays"] == 10.0
+assert {r["state"] for r in d["rows"]} == {"ok", "missing"}, d["rows"]' "$w/kubecert-expiration.json"
+}
+t_report_expiring() {
+    play 2 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=30 &&
+    expect "the failure names what expires" grep -q 'certificate(s) expire within 30 days or have expired: cp1 apiserver, cp1 etcd-server' "$w/out.txt" &&
+    expect "the table marks it" grep -q 'cp3  *etcd-server .* EXPIRING' "$w/kubecert-expiration.txt"
+}
+t_report_unreadable_node() {
+    play 2 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 \
+        -e "kubecert_bin_path=/nonexistent/kubecert" &&
+    expect "unreadable nodes are reported" grep -q 'No data from cp1, cp2, cp3' "$w/out.txt" &&
+    expect "and listed in the table" grep -q '^cp1: NO DATA' "$w/kubecert-expiration.txt"
+}
+t_renew_all_nodes() {
+    play 0 kubecert.pki.renew_ha &&
+    expect "one renew per node, within 30d" test "$(calls | grep -c '^renew .*"within": "30d"')" = 3 &&
+    expect "only the affected components restarted, node by node" diff <(printf '%s\n' 'cp1 etcd' 'cp1 kube-apiserver' 'cp2 etcd' 'cp2 kube-apiserver' 'cp3 etcd' 'cp3 kube-apiserver') "$w/restarts.log" &&
+    expect "etcd checked over TLS on every member" grep -q -- '^3 --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key --command-timeout=5s endpoint health --cluster -w json' "$w/etcdctl.log" &&
+    expect "the gate says so" grep -q 'Cluster healthy after the renewal: etcd 3/3 members healthy, quorum ok' "$w/out.txt"
+}
+t_nothing_due() {
+    play 0 kubecert.pki.renew_ha -e kubecert_renew_within=10d &&
+    expect "no restart" test ! -e "$w/restarts.log" &&
+    expect "not changed" grep -qE 'cp3 +: ok=[0-9]+ +changed=0 ' "$w/out.txt"
+}
+t_rollback_stops_rollout() {
+    mkdir -p "$w/host_vars"
+    # On cp2 the restart breaks etcd; restarting again (the rollback) heals it.
+    cat >"$w/host_vars/cp2.yml" <<EOF
+kubecert_restart_commands:
+  etcd: "if [ -e $w/broken ]; then echo healthy >$w/etcd-state; else touch $w/broken; echo unhealthy >$w/etcd-state; fi; echo cp2 {component} >>$w/restarts.log"
+EOF
+    play 2 kubecert.pki.renew_ha &&
+    expect "cp2 restored its own backup" test "$(calls | grep -c '^restore {"backup_dir": "/var/backups/kubecert/fake"')" = 1 &&
+    expect "cp3 never touched" test "$(calls | grep -c '^renew')" = 2 &&
+    expect "components restarted again after the restore" test "$(grep -c '^cp2 etcd' "$w/restarts.log")" = 2 &&
+    expect "a clear message" grep -q 'kubecert rolling renew FAILED on cp2 at Health | the cluster is healthy (after the renewal): Cluster not healthy after the renewal on cp2: etcd 2/3 members healthy, quorum ok, unhealthy: https://10.0.0.2:2379.* -- Restored 2 files from /var/backups/kubecert/fake. Cluster health after the rollback: OK (etcd 3/3 members healthy.*No further node will be touched.' "$w/out.txt"
+}
+t_preflight_unhealthy() {
+    echo unhealthy >"$w/etcd-state"
+    play 2 kubecert.pki.renew_ha &&
+    expect "nothing renewed" test "$(calls | grep -c '^renew')" = 0 &&
+    expect "a clear message" grep -q 'preflight failed on cp1: Cluster not healthy before the renewal on cp1: etcd 2/3 members healthy.*Nothing was changed on this node and no further node will be touched.' "$w/out.txt"
+}
+t_check_mode() {
+    play 0 kubecert.pki.renew_ha --check --diff -l cp1 &&
+    expect "a dry run" test "$(calls | grep -c '"dry_run": true')" = 1 &&
+    expect "no restart" test ! -e "$w/restarts.log" &&
+    expect "a diff per certificate" grep -q '+++ after: apiserver (would-renew)' "$w/out.txt"
+}
+t_manifests() {
+    mkdir -p "$w/manifests"
+    touch "$w/manifests/etcd.yaml" "$w/manifests/kube-apiserver.yaml" "$w/manifests/kube-scheduler.yaml"
+    local args=(-e kubecert_restart_method=manifests -e "kubecert_manifests_dir=$w/manifests"
+        -e "kubecert_manifests_park_dir=$w/parked" -e kubecert_manifests_stop_wait=0 -e kubecert_manifests_start_wait=0)
+    play 0 kubecert.pki.renew_ha -l cp1 "${args[@]}" &&
+    expect "manifests moved out and back" grep -q 'changed: \[cp1\] => (item=kube-apiserver.yaml)' "$w/out.txt" &&
+    expect "all manifests in place" test -e "$w/manifests/etcd.yaml" -a -e "$w/manifests/kube-apiserver.yaml" -a -e "$w/manifests/kube-scheduler.yaml" &&
+    expect "nothing left parked" test -z "$(ls -A "$w/parked")" &&
+    mv "$w/manifests/etcd.yaml" "$w/parked/" &&
+    rm -f "$w/agent.jsonl" &&
+    play 2 kubecert.pki.renew_ha -l cp1 "${args[@]}" &&
+    expect "a parked manifest stops the preflight" grep -q 'Static pod manifests are parked in' "$w/out.txt" &&
+    expect "nothing renewed" test "$(calls | grep -c '^renew')" = 0
+}
+# A local HTTP endpoint standing in for the API server's /readyz.
+start_readyz() {
+    mkdir -p "$w/www"
+    echo ok >"$w/www/readyz"
+    "$python" - "$w/www" >"$w/readyz.port" 2>/dev/null <<'PY' &
+import functools, http.server, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+server = http.server.HTTPServer(('127.0.0.1', 0), handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+PY
+    readyz_pid=$!
+
+    for _ in $(seq 1 100); do
+        [ -s "$w/readyz.port" ] && break
+        sleep 0.1
+    done
+    readyz_port="$(cat "$w/readyz.port")"
+}
+t_readyz() {
+    start_readyz
+    local rc=0
+    {
+        play 0 kubecert.pki.renew_ha -l cp1 -e "kubecert_apiserver_readyz_url=http://127.0.0.1:$readyz_port/readyz" &&
+        expect "the API server is checked" grep -q "kube-apiserver http://127.0.0.1:$readyz_port/readyz ready" "$w/out.txt" &&
+        rm -f "$w/agent.jsonl" &&
+        play 2 kubecert.pki.renew_ha -l cp1 -e "kubecert_apiserver_readyz_url=http://127.0.0.1:$readyz_port/notready" &&
+        expect "a failing /readyz stops the preflight" grep -q "preflight failed on cp1: .*not ready (HTTP 404" "$w/out.txt" &&
+        expect "nothing renewed" test "$(calls | grep -c '^renew')" = 0
+    } || rc=1
+    kill "$readyz_pid"
+    wait "$readyz_pid" 2>/dev/null || true
+    return "$rc"
+}
+t_install_without_systemd() {
+    cat >"$w/install.yml" <<EOF
+- name: Install kubecert
+  hosts: cp1
+  gather_facts: false
+  roles:
+    - role: kubecert.pki.install
+      vars:
+        kubecert_binary_src: $w/kubecert
+        kubecert_bin_path: $w/inst/bin/kubecert
+        kubecert_bin_owner: ""
+        kubecert_bin_group: ""
+        kubecert_install_systemd: false
+EOF
+    play 0 "$w/install.yml" &&
+    expect "the binary is installed, executable" test -x "$w/inst/bin/kubecert" &&
+    expect "it is the source" cmp -s "$w/kubecert" "$w/inst/bin/kubecert" &&
+    play 0 "$w/install.yml" &&
+    expect "idempotent" grep -qE 'cp1 +: ok=[0-9]+ +changed=0 ' "$w/out.txt"
+}
+
+scenario "check_expiration: report, nothing due" t_report_ok
+scenario "check_expiration: fails on what expires within the threshold" t_report_expiring
+scenario "check_expiration: fails on unreadable nodes" t_report_unreadable_node
+scenario "renew_ha: every node renewed, restarted, health-gated" t_renew_all_nodes
+scenario "renew_ha: nothing due, nothing restarted" t_nothing_due
+scenario "renew_ha: failed health gate rolls back and stops the rollout" t_rollback_stops_rollout
+scenario "renew_ha: unhealthy cluster, nothing touched" t_preflight_unhealthy
+scenario "renew_ha: check mode is a dry run with diff" t_check_mode
+scenario "renew_ha: restart through static pod manifests" t_manifests
+scenario "renew_ha: kube-apiserver /readyz in the health checks" t_readyz
+scenario "install: binary only, idempotent" t_install_without_systemd
+
+echo "playbooks: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -220,6 +220,36 @@ t_readyz() {
     wait "$readyz_pid" 2>/dev/null || true
     return "$rc"
 }
+t_module_defaults_group() {
+    cat >"$w/group.yml" <<EOF
+- name: Modules share their agent options through module_defaults
+  hosts: cp1
+  gather_facts: false
+  module_defaults:
+    group/kubecert.pki.kubecert:
+      kubecert_bin: $w/kubecert
+      transport: stdio
+      cert_dir: /srv/pki
+  tasks:
+    - name: Read
+      kubecert.pki.cert_info:
+      register: info
+    - name: Renew
+      kubecert.pki.cert_renew:
+        within: 30d
+      register: renew
+    - name: Check what came back
+      ansible.builtin.assert:
+        that:
+          - info is not changed
+          - info.kind == 'CertificateExpirationInfo'
+          - renew is changed
+          - renew.componentsToRestart == ['etcd', 'kube-apiserver']
+          - renew.backupDir == '/var/backups/kubecert/fake'
+EOF
+    play 0 "$w/group.yml" -e kubecert_bin_path=/nonexistent &&
+    expect "both calls used the group's options" test "$(calls | grep -c '"cert_dir": "/srv/pki"')" = 2
+}
 t_install_without_systemd() {
     cat >"$w/install.yml" <<EOF
 - name: Install kubecert
@@ -251,6 +281,7 @@ scenario "renew_ha: unhealthy cluster, nothing touched" t_preflight_unhealthy
 scenario "renew_ha: check mode is a dry run with diff" t_check_mode
 scenario "renew_ha: restart through static pod manifests" t_manifests
 scenario "renew_ha: kube-apiserver /readyz in the health checks" t_readyz
+scenario "modules: options from module_defaults group/kubecert.pki.kubecert" t_module_defaults_group
 scenario "install: binary only, idempotent" t_install_without_systemd
 
 echo "playbooks: $passed passed, $failed failed"

@@ -17,6 +17,11 @@ attributes:
     description: Target OS families the module runs on.
     support: full
     platforms: posix
+  action_group:
+    description: Use C(group/kubecert.pki.kubecert) in C(module_defaults) to set the agent options of all kubecert.pki modules at once.
+    support: full
+    membership:
+      - kubecert.pki.kubecert
 '''
 
     # For modules that only read.

@@ -251,6 +251,10 @@ pub struct SignOpts {
     pub enddate: Option<String>,
     /// Leave out `-preserveDN` (openssl then orders the subject by its policy).
     pub no_preserve_dn: bool,
+    /// `-subj` (replaces the requested subject).
+    pub subj: Option<String>,
+    /// `-policy` (a section of the config).
+    pub policy: Option<String>,
 }
 
 /// An `openssl ca` setup for one CA: database, serial and a config with per-role extension
@@ -352,6 +356,12 @@ authorityKeyIdentifier = keyid
         }
         if let Some(e) = &o.enddate {
             args.extend(["-enddate", e]);
+        }
+        if let Some(s) = &o.subj {
+            args.extend(["-subj", s]);
+        }
+        if let Some(p) = &o.policy {
+            args.extend(["-policy", p]);
         }
         openssl(&args);
     }

@@ -472,7 +472,11 @@ async fn connection<S>(
     };
     let conn = jsonrpsee::server::serve_with_graceful_shutdown(sock, svc, stopped);
     tokio::pin!(conn);
-    let mut tick = tokio::time::interval(Duration::from_millis(250).min(idle_timeout));
+    let mut tick = tokio::time::interval(
+        Duration::from_millis(250)
+            .min(idle_timeout)
+            .max(Duration::from_millis(10)),
+    );
     let mut stopping: Option<Instant> = None;
     let mut shutdown_seen = *shutdown.borrow();
     loop {

@@ -1141,6 +1141,209 @@ fn install_writes(
     Ok(out)
 }
 
+/// A signed certificate that passed every check of [`judge`].
+struct Judged {
+    unchanged: bool,
+    writes: Vec<Write_>,
+    current_der: Vec<u8>,
+}
+
+/// The checks of `csr import` for one signed certificate and its key, wherever they came
+/// from (files in the CSR dir, or the certificates API): pushes findings, returns the
+/// snapshot of the certificate being replaced and, when acceptable, the writes.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    e: &Entry,
+    layout: &Layout,
+    cas: &Cas,
+    ca_pem: Option<&[u8]>,
+    now: i64,
+    signed: Option<&Cert>,
+    key: Option<&PrivateKey>,
+    key_desc: &str,
+    out: &mut Vec<Finding>,
+) -> (Option<CertSnapshot>, Option<Judged>) {
+    let Some(ca_id) = e.ca else {
+        return (None, None);
+    };
+    let mut old = None;
+    // The certificate being replaced.
+    let found = match pki::load(layout, e) {
+        Material::Missing => {
+            out.push(finding(
+                FindingCode::NoCurrentCertificate,
+                format!(
+                    "{} does not exist, so there is no certificate to compare with and replace",
+                    layout.primary_path(e).display()
+                ),
+            ));
+            None
+        }
+        Material::Broken(err) => {
+            out.push(finding(FindingCode::CurrentUnreadable, err.to_string()));
+            None
+        }
+        Material::Present(found) => {
+            old = Some(snapshot(&found.cert.info));
+            Some(found)
+        }
+    };
+    let ca_cert = cas.get(ca_id).and_then(|c| c.cert());
+    if ca_cert.is_none() {
+        out.push(finding(
+            FindingCode::CaMissing,
+            format!(
+                "the {} certificate {} is missing or unreadable",
+                ca_id.name(),
+                layout.ca_crt(ca_id).display()
+            ),
+        ));
+    }
+    if let Some(s) = signed {
+        if let Some(ca) = ca_cert {
+            check_chain(e, ca_id, ca, &layout.ca_crt(ca_id), s, cas, now, out);
+        }
+        if let Some(k) = key {
+            if !k.matches(&s.info) {
+                out.push(finding(
+                    FindingCode::KeyMismatch,
+                    format!(
+                        "the certificate's public key ({}) does not belong to {}",
+                        s.info.key_algorithm, key_desc
+                    ),
+                ));
+            }
+        }
+        if let Some(old) = &found {
+            let old = &old.cert.info;
+            if s.info.subject_der != old.subject_der {
+                let msg = if s.info.subject == old.subject {
+                    format!(
+                        "subject \"{}\" is encoded differently from the current certificate's; \
+                         the signer must copy the requested subject verbatim",
+                        s.info.subject
+                    )
+                } else if same_attributes(&s.info.subject, &old.subject) {
+                    format!(
+                        "subject \"{}\" has the attributes of the current certificate's \"{}\" \
+                         in a different order; the signer must keep the requested order \
+                         (openssl ca reorders by its policy unless given -preserveDN)",
+                        s.info.subject, old.subject
+                    )
+                } else {
+                    format!(
+                        "subject \"{}\" differs from the current certificate's \"{}\"",
+                        s.info.subject, old.subject
+                    )
+                };
+                out.push(finding(FindingCode::SubjectMismatch, msg));
+            }
+            if let Some(msg) = san_diff(old, &s.info) {
+                out.push(finding(FindingCode::SanMismatch, msg));
+            }
+        }
+        if let Some(ca) = ca_cert {
+            check_leaf(e, &s.info, ca_id, &ca.info, now, out);
+        }
+    }
+    let accepted = match (signed, key, &found, out.is_empty()) {
+        (Some(s), Some(k), Some(found), true) => {
+            let unchanged = s.der == found.cert.der && s.chain == found.cert.chain;
+            if unchanged {
+                Some(Judged {
+                    unchanged: true,
+                    writes: Vec::new(),
+                    current_der: found.cert.der.clone(),
+                })
+            } else {
+                let mut cert_pem = issue::cert_pem(&s.der);
+                for c in &s.chain {
+                    cert_pem.push_str(&issue::cert_pem(c));
+                }
+                let key_pem = key_pem_same_format(k);
+                match install_writes(e, found, layout, &cert_pem, &key_pem, ca_pem) {
+                    Ok(w) => Some(Judged {
+                        unchanged: false,
+                        writes: w,
+                        current_der: found.cert.der.clone(),
+                    }),
+                    Err(err) => {
+                        out.push(finding(FindingCode::NotInstallable, err.to_string()));
+                        None
+                    }
+                }
+            }
+        }
+        _ => None,
+    };
+    (old, accepted)
+}
+
+/// A certificate issued elsewhere (e.g. through the certificates API) that passed the checks
+/// of `csr import`.
+#[derive(Debug)]
+pub struct ValidatedIssue {
+    /// The files that install it (empty when it is already the certificate in use).
+    pub writes: Vec<Write_>,
+    /// Whether it is already the certificate in use.
+    pub unchanged: bool,
+    /// DER of the certificate in use when it was validated (to detect concurrent changes).
+    pub current_der: Vec<u8>,
+    /// The certificate in use.
+    pub old: Option<CertSnapshot>,
+    /// The issued certificate.
+    pub new: CertSnapshot,
+}
+
+/// Validates a signed certificate held in memory exactly as `csr import` validates
+/// `<name>.crt`: chain to the row's CA of the PKI by signature, key match, subject DER and
+/// SAN set equal to the current certificate's, EKU for the role, not a CA, valid at `now`,
+/// not outliving its CA. `key_desc` names the key in messages (never its contents).
+pub fn validate_issued(
+    e: &Entry,
+    layout: &Layout,
+    cas: &Cas,
+    signed: &Cert,
+    key: &PrivateKey,
+    key_desc: &str,
+    now: i64,
+) -> std::result::Result<ValidatedIssue, Vec<Finding>> {
+    let ca_pem = cas
+        .get(CaId::Ca)
+        .and_then(|c| c.cert())
+        .map(|c| issue::cert_pem(&c.der).into_bytes());
+    let mut f = Vec::new();
+    let (old, judged) = judge(
+        e,
+        layout,
+        cas,
+        ca_pem.as_deref(),
+        now,
+        Some(signed),
+        Some(key),
+        key_desc,
+        &mut f,
+    );
+    match judged {
+        Some(j) if f.is_empty() => Ok(ValidatedIssue {
+            writes: j.writes,
+            unchanged: j.unchanged,
+            current_der: j.current_der,
+            old,
+            new: snapshot(&signed.info),
+        }),
+        _ => {
+            if f.is_empty() {
+                f.push(finding(
+                    FindingCode::NotInstallable,
+                    "refused for an unknown reason",
+                ));
+            }
+            Err(f)
+        }
+    }
+}
+
 /// A signed certificate that passed every check.
 struct Accepted {
     idx: usize,
@@ -1162,7 +1365,7 @@ fn examine(
     item: &mut ImportItem,
 ) -> Option<(bool, Vec<Write_>)> {
     let mut f: Vec<Finding> = Vec::new();
-    let ca_id = e.ca?;
+    e.ca?;
     // The signed certificate.
     let signed = match cert::read_file(crt) {
         Err(err) => {
@@ -1212,108 +1415,20 @@ fn examine(
             },
         }
     };
-    // The certificate being replaced.
-    let found = match pki::load(layout, e) {
-        Material::Missing => {
-            f.push(finding(
-                FindingCode::NoCurrentCertificate,
-                format!(
-                    "{} does not exist, so there is no certificate to compare with and replace",
-                    layout.primary_path(e).display()
-                ),
-            ));
-            None
-        }
-        Material::Broken(err) => {
-            f.push(finding(FindingCode::CurrentUnreadable, err.to_string()));
-            None
-        }
-        Material::Present(found) => {
-            item.old = Some(snapshot(&found.cert.info));
-            Some(found)
-        }
-    };
-    let ca_cert = cas.get(ca_id).and_then(|c| c.cert());
-    if ca_cert.is_none() {
-        f.push(finding(
-            FindingCode::CaMissing,
-            format!(
-                "the {} certificate {} is missing or unreadable",
-                ca_id.name(),
-                layout.ca_crt(ca_id).display()
-            ),
-        ));
-    }
-    if let Some(s) = &signed {
-        if let Some(ca) = ca_cert {
-            check_chain(e, ca_id, ca, &layout.ca_crt(ca_id), s, cas, now, &mut f);
-        }
-        if let Some(k) = &key {
-            if !k.matches(&s.info) {
-                f.push(finding(
-                    FindingCode::KeyMismatch,
-                    format!(
-                        "the certificate's public key ({}) does not belong to {}",
-                        s.info.key_algorithm,
-                        key_path.display()
-                    ),
-                ));
-            }
-        }
-        if let Some(old) = &found {
-            let old = &old.cert.info;
-            if s.info.subject_der != old.subject_der {
-                let msg = if s.info.subject == old.subject {
-                    format!(
-                        "subject \"{}\" is encoded differently from the current certificate's; \
-                         the signer must copy the requested subject verbatim",
-                        s.info.subject
-                    )
-                } else if same_attributes(&s.info.subject, &old.subject) {
-                    format!(
-                        "subject \"{}\" has the attributes of the current certificate's \"{}\" \
-                         in a different order; the signer must keep the requested order \
-                         (openssl ca reorders by its policy unless given -preserveDN)",
-                        s.info.subject, old.subject
-                    )
-                } else {
-                    format!(
-                        "subject \"{}\" differs from the current certificate's \"{}\"",
-                        s.info.subject, old.subject
-                    )
-                };
-                f.push(finding(FindingCode::SubjectMismatch, msg));
-            }
-            if let Some(msg) = san_diff(old, &s.info) {
-                f.push(finding(FindingCode::SanMismatch, msg));
-            }
-        }
-        if let Some(ca) = ca_cert {
-            check_leaf(e, &s.info, ca_id, &ca.info, now, &mut f);
-        }
-    }
-    let accepted = match (&signed, &key, &found, f.is_empty()) {
-        (Some(s), Some(k), Some(found), true) => {
-            let unchanged = s.der == found.cert.der && s.chain == found.cert.chain;
-            if unchanged {
-                Some((true, Vec::new()))
-            } else {
-                let mut cert_pem = issue::cert_pem(&s.der);
-                for c in &s.chain {
-                    cert_pem.push_str(&issue::cert_pem(c));
-                }
-                let key_pem = key_pem_same_format(k);
-                match install_writes(e, found, layout, &cert_pem, &key_pem, ca_pem) {
-                    Ok(w) => Some((false, w)),
-                    Err(err) => {
-                        f.push(finding(FindingCode::NotInstallable, err.to_string()));
-                        None
-                    }
-                }
-            }
-        }
-        _ => None,
-    };
+    let key_desc = key_path.display().to_string();
+    let (old, accepted) = judge(
+        e,
+        layout,
+        cas,
+        ca_pem,
+        now,
+        signed.as_ref(),
+        key.as_ref(),
+        &key_desc,
+        &mut f,
+    );
+    item.old = old;
+    let accepted = accepted.map(|a| (a.unchanged, a.writes));
     item.findings = f;
     accepted
 }

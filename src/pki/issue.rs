@@ -348,14 +348,31 @@ pub fn sign_leaf(
     leaf_key: &KeyPair,
     ca: &CaSigner<'_>,
 ) -> Result<Vec<u8>, IssueError> {
+    sign_leaf_for(
+        spec,
+        leaf_key,
+        &[
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ],
+        ca,
+    )
+}
+
+/// [`sign_leaf`] for any public key (e.g. the one of a CSR, via
+/// `rcgen::SubjectPublicKeyInfo::from_der`) with the given key usages (critical; none →
+/// no keyUsage extension).
+pub fn sign_leaf_for(
+    spec: &LeafSpec,
+    leaf_key: &impl rcgen::PublicKeyData,
+    key_usages: &[KeyUsagePurpose],
+    ca: &CaSigner<'_>,
+) -> Result<Vec<u8>, IssueError> {
     let mut p = CertificateParams::default();
     p.distinguished_name = placeholder_dn();
     p.subject_alt_names = spec.sans()?;
     p.extended_key_usages = spec.ekus();
-    p.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    p.key_usages = key_usages.to_vec();
     p.is_ca = IsCa::ExplicitNoCa;
     p.not_before = offset(spec.not_before);
     p.not_after = offset(spec.not_after);

@@ -406,3 +406,139 @@ fn accepts_a_leaf_with_its_intermediate_chain() {
     );
     assert_eq!(hash_tree(&c.kube), before);
 }
+
+/// Rewrites the current user of `conf` to reference files instead of embedding data.
+fn reference_files(conf: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) {
+    let text = std::fs::read_to_string(conf).unwrap();
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let indent = &l[..l.len() - l.trim_start().len()];
+            let t = l.trim_start();
+            if t.starts_with("client-certificate-data:") || t.starts_with("client-certificate:") {
+                format!("{indent}client-certificate: {}", cert.display())
+            } else if t.starts_with("client-key-data:") || t.starts_with("client-key:") {
+                format!("{indent}client-key: {}", key.display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(conf, out.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn file_referenced_kubeconfigs_get_their_files() {
+    let c = Cluster::demo("ecdsa-p256");
+    c.externalize();
+    // admin.conf: separate cert and key files; scheduler.conf: one combined PEM (like
+    // kubelet-client-current.pem).
+    let files = c.kube.join("users");
+    std::fs::create_dir_all(&files).unwrap();
+    let (acrt, akey) = (files.join("admin.crt"), files.join("admin.key"));
+    std::fs::write(&acrt, c.installed_cert_pem("admin.conf")).unwrap();
+    std::fs::write(&akey, c.installed_key_pem("admin.conf")).unwrap();
+    reference_files(&c.kube.join("admin.conf"), &acrt, &akey);
+    let spem = files.join("scheduler.pem");
+    std::fs::write(
+        &spem,
+        c.installed_cert_pem("scheduler.conf") + &c.installed_key_pem("scheduler.conf"),
+    )
+    .unwrap();
+    reference_files(&c.kube.join("scheduler.conf"), &spem, &spem);
+    let admin_conf = std::fs::read(c.kube.join("admin.conf")).unwrap();
+
+    c.ok(&[
+        "csr",
+        "export",
+        "admin.conf",
+        "scheduler.conf",
+        "--csr-dir",
+        c.csr_dir(),
+    ]);
+    let cas = openssl_cas(&c, "");
+    for n in ["admin.conf", "scheduler.conf"] {
+        cas[&CaId::Ca].sign(
+            &c.csr.join(format!("{n}.csr")),
+            "client",
+            &c.csr.join(format!("{n}.crt")),
+            &SignOpts::default(),
+        );
+    }
+    let v = c.json(&[
+        "csr",
+        "import",
+        "admin.conf",
+        "scheduler.conf",
+        "--csr-dir",
+        c.csr_dir(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        item(&v, "admin.conf")["files"],
+        serde_json::json!([akey.to_str().unwrap(), acrt.to_str().unwrap()])
+    );
+    assert_eq!(
+        item(&v, "scheduler.conf")["files"],
+        serde_json::json!([spem.to_str().unwrap()])
+    );
+    // The kubeconfig itself did not need to change.
+    assert_eq!(
+        std::fs::read(c.kube.join("admin.conf")).unwrap(),
+        admin_conf
+    );
+    assert_eq!(
+        std::fs::read(&acrt).unwrap(),
+        std::fs::read(c.csr.join("admin.conf.crt")).unwrap()
+    );
+    assert_eq!(mode(&akey), 0o600);
+    assert_eq!(mode(&spem), 0o600);
+    let combined = std::fs::read_to_string(&spem).unwrap();
+    assert!(combined.contains("-----BEGIN CERTIFICATE-----"));
+    assert!(combined.contains("-----BEGIN EC PRIVATE KEY-----"));
+    let ca = c.pki.join("ca.crt");
+    for f in [&acrt, &spem] {
+        let out = openssl(&[
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ]);
+        assert!(out.contains(": OK"), "{out}");
+    }
+    let report = c.json(&["check", "-o", "json"]);
+    let signed = parse_pem_bundle(&std::fs::read(c.csr.join("scheduler.conf.crt")).unwrap())
+        .unwrap()
+        .info
+        .not_after;
+    assert_eq!(
+        item(&report, "scheduler.conf")["expirationDate"]
+            .as_str()
+            .unwrap(),
+        kubecert::timefmt::rfc3339(signed)
+    );
+    // Files a kubeconfig references are live files too: a CSR dir where a target would land
+    // on one (here the key is named admin.conf.key) is refused before anything is written.
+    std::fs::copy(c.csr.join("admin.conf.key"), c.tmp.path().join("saved.key")).unwrap();
+    std::fs::rename(&akey, files.join("admin.conf.key")).unwrap();
+    reference_files(
+        &c.kube.join("admin.conf"),
+        &acrt,
+        &files.join("admin.conf.key"),
+    );
+    let before = hash_tree(&c.kube);
+    let o = c.run(&[
+        "csr",
+        "export",
+        "admin.conf",
+        "--csr-dir",
+        files.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("pass --csr-dir"));
+    assert_eq!(hash_tree(&c.kube), before);
+}

@@ -16,6 +16,7 @@ use super::Enforce;
 use crate::check::{CheckParams, CheckResult};
 use crate::csr::{CsrExportParams, CsrExportResult, CsrImportParams, CsrImportResult};
 use crate::kubelet::{KubeletConfParams, KubeletConfResult};
+use crate::metrics::{MetricsParams, MetricsResult};
 use crate::renew::{RenewParams, RenewResult, RestoreParams, RestoreResult};
 
 /// Who is calling, as the socket server learned it from SO_PEERCRED. Inserted into each
@@ -236,6 +237,18 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         read_only_if: Some(|p| p.dry_run),
         errors: WRITE_ERRORS,
         call: |p| crate::csr::import(&p),
+    },
+    &Method::<MetricsParams, MetricsResult> {
+        name: "metrics",
+        doc: "Prometheus metrics of a check (text exposition 0.0.4 in `text`): \
+              x509-certificate-exporter series (x509_cert_not_after, ...) plus kubecert_* \
+              (residual, missing, externally managed, problems, last scheduled renewal). With \
+              textfile_dir, also replaces <textfile_dir>/kubecert.prom atomically (write tier); \
+              without it, it only reads.",
+        mutating: true,
+        read_only_if: Some(|p| p.textfile_dir.is_none()),
+        errors: WRITE_ERRORS,
+        call: |p| crate::metrics::metrics(&p),
     },
     &Method::<NoParams, VersionResult> {
         name: "version",

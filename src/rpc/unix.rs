@@ -21,7 +21,8 @@
 //!
 //! Robustness: one task per connection (a slow client only holds its own task); the library
 //! calls run on the blocking pool; request bodies over the limit get -32008; connections
-//! with no request in flight for `idle_timeout` are closed (and jsonrpsee closes connections
+//! with no request in flight for `idle_timeout` (a request whose body stopped arriving
+//! counts as none) are closed (and jsonrpsee closes connections
 //! that send no request within 30 s); at most `max_connections` connections are accepted at
 //! once (more wait in the listen backlog). SIGTERM/SIGINT: stop accepting, remove the
 //! socket, let in-flight calls finish (up to `shutdown_timeout`), exit 0.
@@ -30,6 +31,7 @@ use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -315,10 +317,77 @@ fn bind(
     ))
 }
 
-/// Counts requests in flight on one connection and remembers when the last one ended.
+/// Counts requests in flight on one connection and remembers when something last happened
+/// (a request started or ended, a piece of a request body arrived).
 struct Activity {
     in_flight: AtomicUsize,
+    /// Request bodies still being received.
+    reading: AtomicUsize,
     last: Mutex<Instant>,
+}
+
+/// A request body that reports its progress to the connection's [`Activity`], so that a
+/// client that stops sending in the middle of a body is treated as idle (and disconnected)
+/// rather than as a call in flight.
+struct TrackedBody {
+    inner: Pin<Box<hyper::body::Incoming>>,
+    activity: Arc<Activity>,
+    done: bool,
+}
+
+impl TrackedBody {
+    fn new(inner: hyper::body::Incoming, activity: Arc<Activity>) -> Self {
+        activity.reading.fetch_add(1, Ordering::SeqCst);
+        TrackedBody {
+            inner: Box::pin(inner),
+            activity,
+            done: false,
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.activity.reading.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let r = self.inner.as_mut().poll_frame(cx);
+        match &r {
+            std::task::Poll::Ready(None) | std::task::Poll::Ready(Some(Err(_))) => self.finish(),
+            std::task::Poll::Ready(Some(Ok(_))) => {
+                self.activity.touch();
+                if self.inner.is_end_stream() {
+                    self.finish();
+                }
+            }
+            std::task::Poll::Pending => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl Activity {
@@ -329,6 +398,10 @@ impl Activity {
     }
     fn idle_for(&self) -> Duration {
         self.last.lock().map(|l| l.elapsed()).unwrap_or_default()
+    }
+    /// A call is running (not just waiting for the rest of its request body).
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) > self.reading.load(Ordering::SeqCst)
     }
 }
 
@@ -495,7 +568,7 @@ async fn connection<S>(
                 shutdown_seen = changed.is_err() || *shutdown.borrow();
             }
             _ = tick.tick() => {
-                let busy = activity.in_flight.load(Ordering::SeqCst) > 0;
+                let busy = activity.busy();
                 if stopping.is_none() && !busy && activity.idle_for() >= idle_timeout {
                     tracing::debug!("closing idle connection");
                     let _ = stop_tx.send(true);
@@ -635,6 +708,7 @@ async fn serve(
         );
         let activity = Arc::new(Activity {
             in_flight: AtomicUsize::new(0),
+            reading: AtomicUsize::new(0),
             last: Mutex::new(Instant::now()),
         });
         let (b, m, stop, act) = (
@@ -643,10 +717,11 @@ async fn serve(
             stop_handle.clone(),
             activity.clone(),
         );
-        let svc = tower::service_fn(move |mut req: HttpRequest<hyper::body::Incoming>| {
+        let svc = tower::service_fn(move |req: HttpRequest<hyper::body::Incoming>| {
+            let guard = InFlight::enter(&act);
+            let mut req = req.map(|body| TrackedBody::new(body, act.clone()));
             req.extensions_mut().insert(caller);
             let mut svc = b.clone().build(m.clone(), stop.clone());
-            let guard = InFlight::enter(&act);
             async move {
                 let resp = svc.call(req).await;
                 drop(guard);

@@ -447,6 +447,23 @@ def test_idle_connections_are_closed(agent_factory):
         rest += chunk
     assert 0.5 < time.time() - t < 8, "idle keep-alive connection not closed in time"
     s.close()
+    # Headers only, or a body that stops arriving: closed as idle too (not a call in flight).
+    for chunk in (b"POST / HTTP/1.1\r\nHost: x\r\n",
+                  b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{\"jsonrpc\""):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(a.sock)
+        s.sendall(chunk)
+        s.settimeout(15)
+        t = time.time()
+        try:
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        assert time.time() - t < 8, "stalled request not cut"
+        s.close()
+    assert ok(a.call("version"))
 
 
 # --------------------------------------------------------------------------- lifecycle

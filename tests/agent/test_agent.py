@@ -576,3 +576,37 @@ def test_systemd_socket_activation(binary, workroot, keyscan):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+# --------------------------------------------------------------------------- schema files
+
+
+def test_schema_files_are_valid_and_openrpc_is_well_formed():
+    names = sorted(os.listdir(SCHEMA_DIR))
+    for n in names:
+        with open(os.path.join(SCHEMA_DIR, n)) as f:
+            doc = json.load(f)
+        if n != "openrpc.json":
+            jsonschema.Draft202012Validator.check_schema(doc)
+    with open(os.path.join(SCHEMA_DIR, "openrpc.json")) as f:
+        doc = json.load(f)
+    assert doc["openrpc"] == "1.3.2" and doc["info"]["title"] and doc["info"]["version"]
+    allowed_method_keys = {"name", "description", "summary", "tags", "paramStructure", "params",
+                           "result", "errors", "links", "examples", "deprecated"}
+    for m in doc["methods"]:
+        assert set(m) <= allowed_method_keys, m.keys()
+        assert m["paramStructure"] == "by-name"
+        assert f"{m['name']}.params.json" in names and f"{m['name']}.result.json" in names
+        with open(os.path.join(SCHEMA_DIR, f"{m['name']}.params.json")) as f:
+            params_file = json.load(f)
+        assert sorted(p["name"] for p in m["params"]) == sorted(params_file.get("properties", {}))
+        for p in m["params"]:
+            assert set(p) <= {"name", "description", "summary", "schema", "required", "deprecated"}
+            assert isinstance(p["required"], bool)
+            assert p["required"] == (p["name"] in params_file.get("required", []))
+        assert set(m["result"]) <= {"name", "description", "summary", "schema", "required"}
+        for e in m["errors"]:
+            assert isinstance(e["code"], int) and isinstance(e["message"], str)
+        assert any(e["code"] == -32004 for e in m["errors"])
+    for name, s in doc["components"]["schemas"].items():
+        jsonschema.Draft7Validator.check_schema(s)

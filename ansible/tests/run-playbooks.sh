@@ -77,7 +77,7 @@ passed=0
 failed=0
 reset() {
     rm -f "$w/agent.jsonl" "$w/restarts.log" "$w/etcdctl.log" "$w/etcd-state" "$w/broken"
-    rm -rf "$w/host_vars" "$w/out.txt"
+    rm -rf "$w/host_vars" "$w/out.txt" "$w/kubecert-expiration.txt" "$w/kubecert-expiration.json"
 }
 play() {  # play EXPECTED_RC PLAYBOOK [ARGS...]: run, compare the exit status
     local expected="$1" rc=0
@@ -129,10 +129,27 @@ t_report_expiring() {
     expect "the table marks it" grep -q 'cp3  *etcd-server .* EXPIRING' "$w/kubecert-expiration.txt"
 }
 t_report_unreadable_node() {
-    play 2 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 \
-        -e "kubecert_bin_path=/nonexistent/kubecert" &&
-    expect "unreadable nodes are reported" grep -q 'No data from cp1, cp2, cp3' "$w/out.txt" &&
-    expect "and listed in the table" grep -q '^cp1: NO DATA' "$w/kubecert-expiration.txt"
+    # cp4 has no kubecert; cp5 cannot be reached (nothing listens on port 1).
+    cat "$w/inventory.ini" - >"$w/inventory-bad.ini" <<EOF
+
+[broken]
+cp4 ansible_connection=local kubecert_bin_path=/nonexistent/kubecert
+cp5 ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=5'
+EOF
+    play 2 kubecert.pki.check_expiration -i "$w/inventory-bad.ini" -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "unreadable nodes are reported" grep -q 'No data from cp4, cp5.' "$w/out.txt" &&
+    expect "and listed in the table" grep -q '^cp4: NO DATA (.*cannot run' "$w/kubecert-expiration.txt" &&
+    expect "the others still are" grep -q '^cp3  *apiserver ' "$w/kubecert-expiration.txt"
+}
+t_report_limit() {
+    play 0 kubecert.pki.check_expiration -l cp2 -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "only the limited node" "$python" -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+assert sorted(d["hosts"]) == ["cp2"] and d["failedHosts"] == [], d' "$w/kubecert-expiration.json"
+}
+t_report_no_node() {
+    play 2 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_hosts=no_such_group &&
+    expect "says so" grep -q 'No node matches no_such_group' "$w/out.txt"
 }
 t_renew_all_nodes() {
     play 0 kubecert.pki.renew_ha &&
@@ -274,6 +291,8 @@ EOF
 scenario "check_expiration: report, nothing due" t_report_ok
 scenario "check_expiration: fails on what expires within the threshold" t_report_expiring
 scenario "check_expiration: fails on unreadable nodes" t_report_unreadable_node
+scenario "check_expiration: --limit checks only those nodes" t_report_limit
+scenario "check_expiration: a pattern matching no node fails" t_report_no_node
 scenario "renew_ha: every node renewed, restarted, health-gated" t_renew_all_nodes
 scenario "renew_ha: nothing due, nothing restarted" t_nothing_due
 scenario "renew_ha: failed health gate rolls back and stops the rollout" t_rollback_stops_rollout

@@ -559,3 +559,80 @@ fn broken_certificate_is_a_read_error() {
         .any(|s| s.labels["name"] == "apiserver" && s.labels["code"] == "malformed"));
     assert!(!by_name(&all, "kubecert_cert_residual_seconds").contains_key("apiserver"));
 }
+
+/// The alert rules of docs/monitoring.md: valid (`promtool check rules`) and firing as
+/// documented (`promtool test rules` on synthetic series).
+#[test]
+fn documented_alert_rules_are_valid_and_fire() {
+    let doc = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/monitoring.md"));
+    let start = doc.find("# kubecert-alerts.yml").expect("rules block");
+    let end = start + doc[start..].find("```").expect("end of the rules block");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("kubecert-alerts.yml"), &doc[start..end]).unwrap();
+    std::fs::write(
+        tmp.path().join("test.yml"),
+        r#"rule_files: [kubecert-alerts.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'x509_cert_not_after{filepath="/etc/kubernetes/pki/apiserver.crt",instance="n1"}'
+        values: '1209600x60'
+      - series: 'x509_cert_not_after{filepath="/etc/kubernetes/pki/ca.crt",instance="n1"}'
+        values: '315360000x60'
+      - series: 'kubecert_cert_missing{name="admin.conf",instance="n1"}'
+        values: '1x90'
+      - series: 'kubecert_cert_missing{name="super-admin.conf",instance="n1"}'
+        values: '1x90'
+      - series: 'kubecert_renew_last_success_timestamp_seconds{instance="n1"}'
+        values: '100x90'
+      - series: 'kubecert_renew_last_failure_timestamp_seconds{instance="n1"}'
+        values: '200x90'
+      - series: 'kubecert_renew_last_success_timestamp_seconds{instance="n2"}'
+        values: '300x90'
+      - series: 'kubecert_renew_last_failure_timestamp_seconds{instance="n2"}'
+        values: '200x90'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: KubeadmCertificateExpiresSoon
+        exp_alerts:
+          - exp_labels: {severity: warning, filepath: /etc/kubernetes/pki/apiserver.crt, instance: n1}
+            exp_annotations:
+              summary: "/etc/kubernetes/pki/apiserver.crt on n1 expires in 13d 23h 40m 0s"
+              description: "kubecert-renew.timer should have renewed it (window KUBECERT_WITHIN). Check `journalctl -u kubecert-renew.service` and run `systemctl start kubecert-renew.service`."
+      - eval_time: 20m
+        alertname: KubeadmCertificateExpiresVerySoon
+        exp_alerts: []
+      - eval_time: 70m
+        alertname: KubeadmCertificateMissing
+        exp_alerts:
+          - exp_labels: {severity: warning, name: admin.conf, instance: n1}
+            exp_annotations:
+              summary: "admin.conf is missing on n1"
+      - eval_time: 5m
+        alertname: KubecertRenewalFailed
+        exp_alerts:
+          - exp_labels: {severity: critical, instance: n1}
+            exp_annotations:
+              summary: "The last scheduled certificate renewal on n1 failed"
+              description: "See `journalctl -u kubecert-renew.service` and /etc/kubernetes/kubecert-state.json."
+"#,
+    )
+    .unwrap();
+    for args in [
+        vec!["check", "rules", "kubecert-alerts.yml"],
+        vec!["test", "rules", "test.yml"],
+    ] {
+        let o = Command::new("promtool")
+            .args(&args)
+            .current_dir(tmp.path())
+            .output()
+            .expect("promtool");
+        assert!(
+            o.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -36,9 +36,14 @@ options:
     elements: str
   csr_dir:
     description:
-      - Where the CSRs and keys are written.
-      - When not set, the agent's default applies.
+      - Where the CSRs and keys are written (C(<name>.csr), C(<name>.key); created with mode 0700).
     type: path
+    required: true
+  external_etcd:
+    description:
+      - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
+      - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
+    type: bool
   reuse_key:
     description:
       - Build the CSR from the certificate's current key instead of a new one.
@@ -89,6 +94,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+csrDir:
+  description: The directory the CSRs and keys are in.
+  returned: when the agent reports it
+  type: str
+  sample: /root/kubecert-csr
 certificates:
   description: One entry per selected certificate.
   returned: success
@@ -105,6 +115,37 @@ certificates:
       returned: always
       type: str
       sample: exported
+    reason:
+      description: Why that action was taken.
+      returned: when the agent reports it
+      type: str
+      sample: wrote a new CSR and key
+    caName:
+      description: The CA that must sign the CSR.
+      returned: when the agent reports it
+      type: str
+      sample: ca
+    externallyManaged:
+      description: Whether that CA's key is absent from the PKI (an external CA).
+      returned: when the agent reports it
+      type: bool
+      sample: true
+    requiredUsages:
+      description: Extended key usages the signed certificate must carry for M(kubecert.pki.csr_import) to accept it.
+      returned: when the agent reports it
+      type: list
+      elements: str
+      sample: [serverAuth]
+    keyAlgorithm:
+      description: Algorithm of the key in RV(certificates[].keyPath).
+      returned: when the agent reports it
+      type: str
+      sample: RSA-2048
+    keyReused:
+      description: Whether the certificate's current key was reused.
+      returned: when the agent reports it
+      type: bool
+      sample: false
     csrPath:
       description: Path of the CSR.
       returned: unless missing
@@ -156,7 +197,8 @@ def main():
         argument_spec=argument_spec(
             PATHS_ARGUMENT_SPEC,
             names=dict(type='list', elements='str'),
-            csr_dir=dict(type='path'),
+            csr_dir=dict(type='path', required=True),
+            external_etcd=dict(type='bool'),
             reuse_key=dict(type='bool', default=False, no_log=False),
             key_algorithm=dict(type='str', choices=KEY_ALGORITHMS, no_log=False),
             force=dict(type='bool', default=False),
@@ -165,7 +207,8 @@ def main():
         supports_check_mode=False,
     )
     params = dict((name, module.params[name]) for name in (
-        'names', 'csr_dir', 'cert_dir', 'kubeconfig_dir', 'reuse_key', 'key_algorithm', 'force', 'request_usages'))
+        'names', 'csr_dir', 'cert_dir', 'kubeconfig_dir', 'external_etcd', 'reuse_key', 'key_algorithm', 'force',
+        'request_usages'))
     result = run(module, 'csr-export', params)
     exit_with_result(module, result, changed_actions=('exported',))
 

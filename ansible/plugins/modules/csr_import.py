@@ -35,8 +35,19 @@ options:
     elements: str
   csr_dir:
     description:
-      - Where M(kubecert.pki.csr_export) wrote the CSRs and keys and where the signed certificates were put.
-      - When not set, the agent's default applies.
+      - Where M(kubecert.pki.csr_export) wrote the CSRs and keys and where the signed certificates
+        (C(<name>.crt)) were put.
+    type: path
+    required: true
+  external_etcd:
+    description:
+      - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
+      - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
+    type: bool
+  backup_dir:
+    description:
+      - Where the agent keeps backups; each run gets its own subdirectory, returned as RV(backupDir).
+      - When not set, the agent uses C(<cert_dir>/../kubecert-backup).
     type: path
   now:
     description:
@@ -79,10 +90,43 @@ certificates:
       type: str
       sample: apiserver
     action:
-      description: V(installed), V(would-install) (check mode), V(refused) or V(absent) (no signed certificate found).
+      description:
+        - V(installed), V(would-install) (check mode, or valid but another certificate of the run was refused),
+          V(unchanged) (already in use), V(refused) or V(absent) (no signed certificate found).
       returned: always
       type: str
       sample: installed
+    longName:
+      description: kubeadm's description of the certificate.
+      returned: when the agent reports it
+      type: str
+      sample: certificate for serving the Kubernetes API
+    reason:
+      description: Why that action was taken.
+      returned: when the agent reports it
+      type: str
+      sample: valid
+    caName:
+      description: The CA it must chain to.
+      returned: when the agent reports it
+      type: str
+      sample: ca
+    crtPath:
+      description: The signed certificate that was read.
+      returned: when the agent reports it
+      type: str
+      sample: /root/kubecert-csr/apiserver.crt
+    keyPath:
+      description: Path of its private key (the key itself is never returned).
+      returned: when the agent reports it
+      type: str
+      sample: /root/kubecert-csr/apiserver.key
+    files:
+      description: The files written (or that would be written).
+      returned: when the agent reports it
+      type: list
+      elements: str
+      sample: [/etc/kubernetes/pki/apiserver.crt, /etc/kubernetes/pki/apiserver.key]
     findings:
       description: What validation found.
       returned: always
@@ -109,6 +153,27 @@ certificates:
       returned: when one was found
       type: dict
       sample: {notAfter: '2027-12-01T00:00:00Z', serial: 7c01aa, dnsNames: [kubernetes], ipAddresses: [10.96.0.1], subject: CN=kube-apiserver}
+dryRun:
+  description: Whether the agent only validated (check mode).
+  returned: when the agent reports it
+  type: bool
+  sample: false
+csrDir:
+  description: The directory the signed certificates were read from.
+  returned: when the agent reports it
+  type: str
+  sample: /root/kubecert-csr
+componentsToRestart:
+  description: The static pods that read an installed certificate and must restart to use it.
+  returned: when the agent reports it
+  type: list
+  elements: str
+  sample: [kube-apiserver]
+recovered:
+  description: What the agent did to recover an interrupted earlier run before this one, if anything.
+  returned: when an earlier run was recovered
+  type: str
+  sample: rolled back an interrupted transaction
 backupDir:
   description:
     - The directory holding the files this run replaced; pass it to M(kubecert.pki.cert_restore) to roll back.
@@ -134,13 +199,15 @@ def main():
         argument_spec=argument_spec(
             PATHS_ARGUMENT_SPEC,
             names=dict(type='list', elements='str'),
-            csr_dir=dict(type='path'),
+            csr_dir=dict(type='path', required=True),
+            external_etcd=dict(type='bool'),
+            backup_dir=dict(type='path'),
             now=dict(type='str'),
         ),
         supports_check_mode=True,
     )
     params = dict((name, module.params[name]) for name in (
-        'names', 'csr_dir', 'cert_dir', 'kubeconfig_dir', 'now'))
+        'names', 'csr_dir', 'cert_dir', 'kubeconfig_dir', 'external_etcd', 'backup_dir', 'now'))
     params['dry_run'] = module.check_mode
     result = run(module, 'csr-import', params)
     refused = [cert for cert in result.get('certificates') or []

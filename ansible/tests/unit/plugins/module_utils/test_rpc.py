@@ -72,11 +72,19 @@ class FakeAgentCase(unittest.TestCase):
             proc.terminate()
             proc.wait(10)
         self.addCleanup(stop)
+        # The socket file appears at bind(), before listen(): wait until it accepts.
         deadline = time.monotonic() + 20
-        while not os.path.exists(self.sock):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self.fail('fake agent did not create its socket')
-            time.sleep(0.02)
+        while True:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(self.sock)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    self.fail('fake agent did not start listening on its socket')
+                time.sleep(0.02)
+            finally:
+                probe.close()
         return proc
 
     def client(self, **kwargs):

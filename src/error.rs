@@ -117,6 +117,9 @@ pub enum Error {
     /// A bad argument (duration, time, key algorithm, option combination).
     #[error("{0}")]
     InvalidArgument(String),
+    /// The Kubernetes certificates API failed, or a request was denied, failed or timed out.
+    #[error("{0}")]
+    KubeApi(String),
     /// The journal of an interrupted run could not be replayed.
     #[error("recovery of an interrupted run failed: {0}")]
     Recovery(String),

@@ -9,7 +9,9 @@
 //! - [`csr`]: external CA — CSR export and validated, all-or-nothing import of signed certs;
 //! - [`render`]: kubeadm's table, JSON and YAML renderings;
 //! - [`metrics`]: Prometheus text exposition of a check (x509-certificate-exporter names);
-//! - [`autorenew`]: the scheduled, conditional renewal with static pod restarts.
+//! - [`autorenew`]: the scheduled, conditional renewal with static pod restarts;
+//! - `kubeapi` (feature `k8s`, default): the certificates API — `renew --use-api`, the
+//!   `sign` external signer and the policy-checked `approve`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,8 @@ pub mod csr;
 pub mod demo;
 pub mod der;
 pub mod error;
+#[cfg(feature = "k8s")]
+pub mod kubeapi;
 pub mod kubelet;
 pub mod metrics;
 pub mod pki;

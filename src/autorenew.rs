@@ -679,14 +679,23 @@ fn restart_one(o: &AutoRenewOptions, c: Component) -> Result<f64, (String, AutoR
     }
 }
 
+/// Only moves back manifests a killed run left parked (the unit's `ExecStopPost=`), under
+/// the run lock so that a run in progress is not disturbed.
+pub fn recover_manifests(o: &AutoRenewOptions) -> Result<Vec<String>, AutoRenewError> {
+    let _lock = RunLock::acquire(&lock_path(&o.state_file), o.lock_timeout)?;
+    recover_parked(&o.manifests_dir, &o.park_dir)
+}
+
+fn lock_path(state_file: &Path) -> PathBuf {
+    let mut s = state_file.to_path_buf().into_os_string();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
 /// Runs the scheduled renewal. `Ok` carries the outcome (check [`AutoRenewResult::failure`]);
 /// `Err` means the run could not start or could not record its outcome.
 pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewError> {
-    let lock_path = {
-        let mut s = o.state_file.clone().into_os_string();
-        s.push(".lock");
-        PathBuf::from(s)
-    };
+    let lock_path = lock_path(&o.state_file);
     let dry_run = o.renew.dry_run;
     let _lock = if dry_run {
         None
@@ -752,6 +761,15 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
     if dry_run {
         result.failure = failure;
         return Ok(result);
+    }
+    // Remember what must restart before restarting anything: a run killed from here on
+    // leaves the next run (or `--recover-manifests` + the next run) a list to finish.
+    if failure.is_none()
+        && o.restart != RestartMethod::None
+        && state.pending_restart != result.components_to_restart
+    {
+        state.pending_restart = result.components_to_restart.clone();
+        write_state(&o.state_file, &state)?;
     }
     let mut restarted: Vec<String> = vec![];
     if failure.is_none() && o.restart != RestartMethod::None {

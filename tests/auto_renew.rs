@@ -616,6 +616,7 @@ fn systemd_units_verify() {
     assert!(service.contains("EnvironmentFile=-/etc/default/kubecert"));
     assert!(service.contains("ExecStart=/usr/local/bin/kubecert auto-renew"));
     assert!(service.contains("Type=oneshot"));
+    assert!(service.contains("ExecStopPost=/usr/local/bin/kubecert auto-renew --recover-manifests"));
     assert!(timer.contains("OnCalendar=monthly"));
     assert!(timer.contains("Persistent=true"));
     assert!(timer.contains("RandomizedDelaySec="));
@@ -639,4 +640,80 @@ fn systemd_units_verify() {
         !o.status.success() || !o.stderr.is_empty(),
         "a broken OnCalendar must be reported"
     );
+}
+
+#[test]
+fn recover_manifests_mode_only_moves_parked_manifests_back() {
+    let node = Node::new();
+    let material = node.material();
+    let park = node.k8s.join("kubecert-parked-manifests");
+    std::fs::create_dir_all(&park).unwrap();
+    std::fs::rename(node.manifests().join("etcd.yaml"), park.join("etcd.yaml")).unwrap();
+    let (o, v) = node.auto_renew(&["--recover-manifests"]);
+    assert!(o.status.success());
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    node.manifests_intact();
+    // Nothing renewed (the demo certs are inside the window), nothing recorded.
+    assert_eq!(node.material(), material);
+    assert!(!node.state().exists());
+}
+
+#[test]
+fn sigkill_while_a_pod_is_down_then_exec_stop_post_puts_it_back() {
+    let node = Node::new();
+    node.make_long_lived(&LONG_LIVED);
+    let (p, k) = (node.pki(), node.kc());
+    let m = node.manifests().display().to_string();
+    let mut child = Command::new(bin())
+        .args([
+            "auto-renew",
+            "--cert-dir",
+            &p,
+            "--kubeconfig-dir",
+            &k,
+            "--manifests-dir",
+            &m,
+            "--stop-command",
+            "sleep 20",
+            "--command-timeout",
+            "120s",
+            "--health-command",
+            "true",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let parked = node.k8s.join("kubecert-parked-manifests/etcd.yaml");
+    let t0 = std::time::Instant::now();
+    while !parked.exists() {
+        assert!(t0.elapsed().as_secs() < 60, "etcd manifest never parked");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    assert!(!node.manifests().join("etcd.yaml").exists(), "etcd is down");
+    // What the unit's ExecStopPost runs.
+    let (o, v) = node.auto_renew(&["--recover-manifests"]);
+    assert!(o.status.success());
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    node.manifests_intact();
+    // The renewal was committed before the kill and the components to restart were
+    // recorded first: the next timer run renews nothing but restarts them.
+    assert_eq!(
+        strs(&node.state_json()["pendingRestart"]),
+        vec!["etcd".to_string(), "kube-scheduler".to_string()]
+    );
+    let health = node.logging_health();
+    let (o, v) = node.auto_renew(&["--health-command", &health, "--stop-delay", "0s"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(names_with(&v, "renewed").is_empty());
+    assert_eq!(
+        node.log_lines(),
+        vec![
+            "health etcd".to_string(),
+            "health kube-scheduler".to_string()
+        ]
+    );
+    assert!(strs(&node.state_json()["pendingRestart"]).is_empty());
 }

@@ -189,6 +189,9 @@ pub(super) struct AutoRenewArgs {
     /// Refresh DIR/kubecert.prom after the run.
     #[arg(long, value_name = "DIR", env = "KUBECERT_TEXTFILE_DIR")]
     textfile_dir: Option<PathBuf>,
+    /// Only move back manifests a killed run left parked, then exit (the unit's ExecStopPost).
+    #[arg(long)]
+    recover_manifests: bool,
     /// Plan only: renew nothing, restart nothing, record nothing.
     #[arg(long)]
     dry_run: bool,
@@ -271,6 +274,18 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
         textfile_dir: a.textfile_dir,
         lock_timeout: Duration::from_secs(600),
     };
+    if a.recover_manifests {
+        let moved = autorenew::recover_manifests(&opts)?;
+        match a.output {
+            TextJson::Text => {
+                for m in &moved {
+                    println!("[auto-renew] moved back parked manifest {m}");
+                }
+            }
+            TextJson::Json => print(&render::json(&moved))?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let r = autorenew::auto_renew(&opts)?;
     match a.output {
         TextJson::Text => print(&autorenew::render_text(&r))?,

@@ -15,6 +15,8 @@ use kubecert::csr::{self, CsrExportParams, CsrImportParams};
 use kubecert::renew::{self, RenewParams, RestoreParams};
 use kubecert::{demo, kubelet, render, timefmt};
 
+#[cfg(feature = "k8s")]
+mod kubeapi;
 mod unattended;
 
 #[derive(Parser, Debug)]
@@ -200,6 +202,20 @@ enum Cmd {
         /// With --csr-only: where the CSRs and keys go (default: the cert dir).
         #[arg(long, requires = "csr_only")]
         csr_dir: Option<PathBuf>,
+        /// Renew through the Kubernetes certificates API: a CertificateSigningRequest per
+        /// certificate, installed once approved and issued (kubeadm 1.15-1.18 `--use-api`).
+        #[arg(long, conflicts_with_all = ["dry_run", "within", "allow_expired_ca", "csr_only", "now"])]
+        use_api: bool,
+        /// With --use-api: kubeconfig to reach the API server (default /etc/kubernetes/admin.conf).
+        #[arg(long, requires = "use_api")]
+        kubeconfig: Option<PathBuf>,
+        /// With --use-api: signer name of the requests (default kubernetes.io/kube-apiserver-client
+        /// for client certificates of the cluster CA; required for every other certificate).
+        #[arg(long, requires = "use_api")]
+        signer_name: Option<String>,
+        /// With --use-api: how long to wait for approval and issuance.
+        #[arg(long, requires = "use_api")]
+        timeout: Option<String>,
     },
     /// Put a backup made by renew back in place.
     Restore {
@@ -278,6 +294,14 @@ enum Cmd {
     AutoRenew(Box<unattended::AutoRenewArgs>),
     /// Run the JSON-RPC agent (docs/rpc.md) on a unix socket, or on stdin/stdout with --stdio.
     Serve(ServeArgs),
+    /// Certificates API signer: sign approved CertificateSigningRequests of a signer name with
+    /// the CA of the matching certificate of this PKI.
+    #[cfg(feature = "k8s")]
+    Sign(kubeapi::SignArgs),
+    /// Certificates API approver: approve pending CertificateSigningRequests that renew a
+    /// certificate of this PKI and satisfy the policy; deny the ones that break it.
+    #[cfg(feature = "k8s")]
+    Approve(Box<kubeapi::ApproveArgs>),
     /// Write schema/<method>.params.json, schema/<method>.result.json and schema/openrpc.json.
     Schema {
         /// Output dir.
@@ -334,6 +358,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             output,
             csr_only,
             csr_dir,
+            use_api,
+            kubeconfig,
+            signer_name,
+            timeout,
         } => {
             if csr_only {
                 let r = csr::export(&CsrExportParams {
@@ -365,6 +393,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 allow_expired_ca,
             };
             let opts = params.resolve()?;
+            if use_api {
+                return renew_use_api(opts, kubeconfig, signer_name, timeout, output);
+            }
             let result = renew::renew(&opts)?;
             match output {
                 TextJson::Text => print(&renew::render_text(&result, opts.all))?,
@@ -571,6 +602,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Metrics(args) => unattended::metrics_cmd(args),
         Cmd::AutoRenew(args) => unattended::auto_renew_cmd(*args),
         Cmd::Serve(args) => serve(args),
+        #[cfg(feature = "k8s")]
+        Cmd::Sign(args) => kubeapi::sign_cmd(args),
+        #[cfg(feature = "k8s")]
+        Cmd::Approve(args) => kubeapi::approve_cmd(*args),
         Cmd::Schema { out } => {
             for p in kubecert::rpc::openrpc::write_schema_dir(&out)
                 .with_context(|| format!("writing {}", out.display()))?
@@ -579,6 +614,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `renew --use-api` (the certificates API), when built with the `k8s` feature.
+fn renew_use_api(
+    opts: renew::RenewOptions,
+    kubeconfig: Option<PathBuf>,
+    signer_name: Option<String>,
+    timeout: Option<String>,
+    output: TextJson,
+) -> Result<ExitCode> {
+    #[cfg(feature = "k8s")]
+    {
+        kubeapi::renew_use_api(
+            opts,
+            kubeconfig,
+            signer_name,
+            timeout.as_deref().unwrap_or("5m"),
+            output,
+        )
+    }
+    #[cfg(not(feature = "k8s"))]
+    {
+        let _ = (opts, kubeconfig, signer_name, timeout, output);
+        anyhow::bail!("--use-api: kubecert was built without the k8s feature")
     }
 }
 

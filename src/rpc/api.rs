@@ -93,6 +93,8 @@ pub const WRITE_ERRORS: &[i32] = &[
     codes::FILE,
     codes::CA_EXPIRED,
 ];
+/// Server-defined errors of the certificates-API methods.
+pub const KUBE_ERRORS: &[i32] = &[codes::NOT_AUTHORIZED, codes::FILE, codes::KUBE_API];
 /// Server-defined errors of methods that touch no file.
 pub const META_ERRORS: &[i32] = &[codes::NOT_AUTHORIZED];
 
@@ -249,6 +251,22 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         read_only_if: Some(|p| p.textfile_dir.is_none()),
         errors: WRITE_ERRORS,
         call: |p| crate::metrics::metrics(&p),
+    },
+    #[cfg(feature = "k8s")]
+    &Method::<crate::kubeapi::approve::ApproveParams, crate::kubeapi::approve::ApproveResult> {
+        name: "approve",
+        doc: "Certificates API: judge pending CertificateSigningRequests (names, or \
+              all_pending) against this node's PKI and a policy. A request whose subject and \
+              SANs are those of a current certificate of the PKI is approved (GET, append an \
+              Approved condition, PUT /approval, as kubectl does) when its signer name, \
+              requester, expirationSeconds and usages satisfy the policy and it is not a CA \
+              request, else denied (Denied condition, reason KubecertPolicy, the broken rules \
+              in the message); any other request is left pending. Per-request decisions and \
+              reasons in the result. dry_run decides without writing (read tier).",
+        mutating: true,
+        read_only_if: Some(|p| p.dry_run),
+        errors: KUBE_ERRORS,
+        call: |p| crate::kubeapi::approve::approve_blocking(&p),
     },
     &Method::<NoParams, VersionResult> {
         name: "version",

@@ -35,6 +35,8 @@ pub mod codes {
     pub const CA_EXPIRED: i32 = -32007;
     /// The request is larger than the server's limit.
     pub const TOO_LARGE: i32 = -32008;
+    /// The Kubernetes API failed or refused (certificates API methods).
+    pub const KUBE_API: i32 = -32009;
 }
 
 /// Message and meaning of each server-defined code (for the OpenRPC doc).
@@ -47,6 +49,7 @@ pub const SERVER_ERRORS: &[(i32, &str)] = &[
     (codes::FILE, "PKI or file error"),
     (codes::CA_EXPIRED, "CA expired"),
     (codes::TOO_LARGE, "request too large"),
+    (codes::KUBE_API, "Kubernetes API error"),
 ];
 
 /// The message of a server-defined code.
@@ -109,6 +112,7 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         | Error::NotACa { .. }
         | Error::Recovery(_) => codes::FILE,
         Error::CaExpired { .. } => codes::CA_EXPIRED,
+        Error::KubeApi(_) => codes::KUBE_API,
         Error::InvalidArgument(_) => {
             return ErrorObjectOwned::owned(
                 codes::INVALID_PARAMS,

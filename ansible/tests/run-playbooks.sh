@@ -203,6 +203,37 @@ t_manifests() {
     expect "a parked manifest stops the preflight" grep -q 'Static pod manifests are parked in' "$w/out.txt" &&
     expect "nothing renewed" test "$(calls | grep -c '^renew')" = 0
 }
+t_install_unit_files() {
+    mkdir -p "$w/units"
+    local unit
+    for unit in kubecert.socket kubecert.service kubecert-renew.service kubecert-renew.timer; do
+        printf '[Service]\nExecStart=/usr/local/bin/kubecert serve # %s\n' "$unit" >"$w/units/$unit"
+    done
+    cat >"$w/install-units.yml" <<EOF
+- name: Install kubecert with its unit files, without touching systemd
+  hosts: cp1
+  gather_facts: false
+  roles:
+    - role: kubecert.pki.install
+      vars:
+        kubecert_binary_src: $w/kubecert
+        kubecert_bin_path: $w/opt/kubecert
+        kubecert_bin_owner: ""
+        kubecert_bin_group: ""
+        kubecert_systemd_units_src: $w/units
+        kubecert_systemd_unit_dir: $w/etc-systemd
+        kubecert_default_env: {KUBECERT_WITHIN: 45d}
+        kubecert_default_env_file: $w/etc-default-kubecert
+        kubecert_manage_services: false
+EOF
+    mkdir -p "$w/etc-systemd"
+    play 0 "$w/install-units.yml" &&
+    expect "four units" test "$(find "$w/etc-systemd" -type f | wc -l)" = 4 &&
+    expect "ExecStart points at kubecert_bin_path" grep -qx "ExecStart=$w/opt/kubecert serve # kubecert.service" "$w/etc-systemd/kubecert.service" &&
+    expect "the renewal settings are written" grep -qx 'KUBECERT_WITHIN=45d' "$w/etc-default-kubecert" &&
+    play 0 "$w/install-units.yml" &&
+    expect "idempotent" grep -qE 'cp1 +: ok=[0-9]+ +changed=0 ' "$w/out.txt"
+}
 # A local HTTP endpoint standing in for the API server's /readyz.
 start_readyz() {
     mkdir -p "$w/www"
@@ -302,6 +333,7 @@ scenario "renew_ha: restart through static pod manifests" t_manifests
 scenario "renew_ha: kube-apiserver /readyz in the health checks" t_readyz
 scenario "modules: options from module_defaults group/kubecert.pki.kubecert" t_module_defaults_group
 scenario "install: binary only, idempotent" t_install_without_systemd
+scenario "install: unit files with kubecert_bin_path, without systemd" t_install_unit_files
 
 echo "playbooks: $passed passed, $failed failed"
 [ "$failed" = 0 ]

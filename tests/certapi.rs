@@ -391,6 +391,10 @@ fn renew_admin_conf_through_the_builtin_signer_after_kubectl_approve() {
             == "certificate embedded in the kubeconfig file for the admin to use and for kubeadm itself renewed"),
         "{lines:?}"
     );
+    assert!(
+        lines.contains(&"No component needs a restart.".to_string()),
+        "{lines:?}"
+    );
     assert!(listed_with(&env, &name, "Approved,Issued"));
     let new_pem = env.t.path().join("new-admin.crt");
     kubeconfig_cert(&conf, &new_pem);

@@ -510,7 +510,29 @@ async fn state_now(api: &Api<CertificateSigningRequest>, name: &str, signer: &st
     }
 }
 
-/// kubeadm's text for a renewal through the API (the progress lines come first).
+/// kubeadm's text for a renewal through the API (the progress lines come first), then
+/// which components must restart and where the backup is.
 pub fn render_text(r: &RenewResult) -> String {
-    renew::render_text(r, false)
+    let mut s = String::new();
+    if let Some(rec) = &r.recovered {
+        s.push_str(&format!("[renew] {rec}\n"));
+    }
+    for i in &r.certificates {
+        s.push_str(&renew::item_line(i));
+        s.push('\n');
+    }
+    if !r.changed {
+        s.push_str("No certificate changed; no component needs a restart.\n");
+    } else if r.components_to_restart.is_empty() {
+        s.push_str("No component needs a restart.\n");
+    } else {
+        s.push_str(&format!(
+            "Components whose certificates changed: {}\n",
+            r.components_to_restart.join(", ")
+        ));
+    }
+    if let Some(b) = &r.backup_dir {
+        s.push_str(&format!("Backup of the replaced files: {b}\n"));
+    }
+    s
 }

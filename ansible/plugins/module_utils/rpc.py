@@ -125,9 +125,10 @@ class _SocketTransport(object):
         self.conn.connect()
 
     def exchange(self, payload):
-        if self.conn is None:
-            self.open()
         try:
+            if self.conn is None:
+                # A later call after the agent closed the connection.
+                self.open()
             self.conn.request('POST', '/', body=payload, headers={
                 'Content-Type': 'application/json',
                 'Accept': 'application/json',

@@ -636,3 +636,72 @@ tests:
         );
     }
 }
+
+/// The `metrics` JSON-RPC method returns the same text (and writes the textfile when asked).
+#[test]
+fn rpc_metrics_method_matches_the_cli() {
+    let fixture = "pki-zetaoss-2024";
+    let (now, _) = expected(fixture, "now");
+    let dir = fixtures().join(fixture);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json").display().to_string();
+    let (cd, kd) = (
+        dir.display().to_string(),
+        dir.join("kubeconfig").display().to_string(),
+    );
+    let cli = ok(&[
+        "metrics",
+        "--cert-dir",
+        &cd,
+        "--kubeconfig-dir",
+        &kd,
+        "--now",
+        &now,
+        "--state-file",
+        &state,
+    ]);
+    let params = serde_json::json!({
+        "cert_dir": cd, "kubeconfig_dir": kd, "now": now, "state_file": state,
+    });
+    let mut with_tf = params.clone();
+    with_tf["textfile_dir"] = Value::String(tmp.path().display().to_string());
+    let req = format!(
+        "{}\n{}\n",
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "metrics", "params": params}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "metrics", "params": with_tf}),
+    );
+    let mut child = Command::new(bin())
+        .args(["serve", "--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(req.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let responses: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(responses.len(), 2, "{responses:?}");
+    for r in &responses {
+        assert_eq!(r["result"]["text"].as_str(), Some(cli.as_str()), "{r}");
+        assert_eq!(
+            r["result"]["contentType"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+    }
+    let written = tmp.path().join("kubecert.prom");
+    let r2 = responses.iter().find(|r| r["id"] == 2).unwrap();
+    assert_eq!(
+        r2["result"]["textfile"].as_str(),
+        Some(written.display().to_string().as_str())
+    );
+    assert_eq!(read(&written), cli);
+}

@@ -399,7 +399,11 @@ pub fn recover_parked(
         let entry = entry.map_err(|e| AutoRenewError::io(park_dir, e))?;
         let name = entry.file_name();
         let parked = entry.path();
-        if !parked.is_file() {
+        // Only what kubecert parks: `<component>.yaml` of the four control-plane pods.
+        let ours = COMPONENTS
+            .iter()
+            .any(|c| name.to_str() == Some(format!("{}.yaml", c.name()).as_str()));
+        if !ours || !parked.is_file() {
             continue;
         }
         let target = manifests_dir.join(&name);
@@ -992,5 +996,9 @@ mod tests {
         assert_eq!(moved.len(), 1);
         assert!(m.join("etcd.yaml").exists());
         assert!(recover_parked(&m, &park).unwrap().is_empty());
+        // Files kubecert never parks stay where they are.
+        std::fs::write(park.join("haproxy.yaml"), "x").unwrap();
+        assert!(recover_parked(&m, &park).unwrap().is_empty());
+        assert!(!m.join("haproxy.yaml").exists());
     }
 }

@@ -1,7 +1,8 @@
 //! The certificates API end to end: tests/certapi/server.py (a certificates.k8s.io/v1 API
 //! server with kube-controller-manager's built-in signer) serving with a certificate of a
 //! demo PKI's CA, the real kubectl, and kubecert's `renew --use-api`, `sign` and `approve`.
-//! `make e2e-certapi` runs this file alone.
+//! `make e2e-certapi` runs this file alone. Needs the default cargo feature `k8s`.
+#![cfg(feature = "k8s")]
 
 mod common;
 use common::*;

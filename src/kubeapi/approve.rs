@@ -300,7 +300,10 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
         }
     };
     it.certificates = rows.iter().map(|r| r.entry.name.to_string()).collect();
-    let (ca, role) = (rows[0].ca, rows[0].entry.role);
+    let Some(first) = rows.first().copied() else {
+        return it;
+    };
+    let (ca, role) = (first.ca, first.entry.role);
     if rows.iter().any(|r| r.ca != ca || r.entry.role != role) {
         it.reasons.push(format!(
             "matches {} with different CAs or roles; left pending",
@@ -309,7 +312,7 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
         return it;
     }
     it.ca_name = Some(ca.name().to_string());
-    let row = rows[0].entry.name;
+    let row = first.entry.name;
     let mut broken = Vec::new();
     let signer = csr.spec.signer_name.as_str();
     if !policy.signer_allowed(signer) {

@@ -335,7 +335,9 @@ pub async fn renew_with_api(
                 layout.primary_path(p.entry).display()
             )));
         }
-        let item = &mut items[p.idx];
+        let Some(item) = items.get_mut(p.idx) else {
+            continue;
+        };
         item.action = RenewAction::Renewed;
         item.reason = format!(
             "issued through certificate signing request \"{}\" (signer {})",

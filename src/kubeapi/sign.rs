@@ -175,8 +175,10 @@ fn decide(o: &SignOptions, cas: &Cas, csr: &CertificateSigningRequest, now: i64)
     };
     let mut it = item(&name, SignAction::Signed, "");
     it.certificates = rows.iter().map(|r| r.entry.name.to_string()).collect();
-    let ca = rows[0].ca;
-    let role = rows[0].entry.role;
+    let Some(first) = rows.first().copied() else {
+        return Decision::Ignore(item(&name, SignAction::Ignored, "no matching certificate"));
+    };
+    let (ca, role) = (first.ca, first.entry.role);
     if rows.iter().any(|r| r.ca != ca || r.entry.role != role) {
         it.action = SignAction::Ignored;
         it.reason = format!(
@@ -206,7 +208,7 @@ fn decide(o: &SignOptions, cas: &Cas, csr: &CertificateSigningRequest, now: i64)
             it,
             format!(
                 "invalid usages for {}: {}",
-                rows[0].entry.name,
+                first.entry.name,
                 problems.join("; ")
             ),
         );

@@ -44,6 +44,7 @@ test-python: build
 	@set -e; for t in tests/harness tests/certapi tests/agent; do \
 	  if [ -d $$t ]; then echo "== python tests in $$t"; $(PY) -m pytest -q $$t; fi; done
 	@if [ -x ansible/tests/run-units.sh ]; then ansible/tests/run-units.sh; fi
+	@if [ -x ansible/tests/run-playbooks.sh ]; then ansible/tests/run-playbooks.sh; fi
 	@if [ -x ansible/tests/run-ha.sh ]; then ansible/tests/run-ha.sh; fi
 
 sanity:

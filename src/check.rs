@@ -316,7 +316,10 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateSta
                         "key-missing",
                         format!("private key not found ({})", key_desc(&found.key)),
                     ));
-                } else {
+                } else if !key_bytes(&found)
+                    .is_some_and(|b| pki::cert::key_matches_quickly(&b, info))
+                {
+                    // Not settled by the public half the key file carries: load it for real.
                     match found.load_key() {
                         Ok(k) if !k.matches(info) => problems.push(Problem::new(
                             "key-mismatch",
@@ -412,6 +415,15 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateSta
         }
     }
     row
+}
+
+/// The private key PEM of a row (file or embedded), for [`pki::cert::key_matches_quickly`].
+fn key_bytes(found: &pki::Found) -> Option<Vec<u8>> {
+    match &found.key {
+        pki::KeyOrigin::File(p) => std::fs::read(p).ok(),
+        pki::KeyOrigin::Embedded(_) => found.kubeconfig.as_ref()?.client_key_pem().ok(),
+        pki::KeyOrigin::Absent => None,
+    }
 }
 
 fn key_desc(k: &pki::KeyOrigin) -> String {

@@ -322,6 +322,110 @@ pub fn parse_private_key(bytes: &[u8]) -> Result<PrivateKey, PemError> {
     Ok(PrivateKey { pair, format })
 }
 
+/// The contents of a DER element with tag `tag` at the start of `input`, and the rest.
+fn der_take(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (t, rest) = crate::der::read(input).ok()?;
+    (t.tag == tag).then_some((t.content, rest))
+}
+
+/// `(n, e)` of a PKCS#1 `RSAPrivateKey` (two-prime, version 0), read without validating it.
+fn pkcs1_public(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (seq, rest) = der_take(der, 0x30)?;
+    let (version, r) = der_take(seq, 0x02)?;
+    let (n, r) = der_take(r, 0x02)?;
+    let (e, mut r) = der_take(r, 0x02)?;
+    for _ in 0..6 {
+        r = der_take(r, 0x02)?.1; // d, p, q, dP, dQ, qInv
+    }
+    (rest.is_empty() && version == [0] && r.is_empty()).then_some((n, e))
+}
+
+/// The public point a SEC1 `ECPrivateKey` carries (`[1] publicKey`), if it carries one.
+fn sec1_public(der: &[u8]) -> Option<&[u8]> {
+    let (seq, rest) = der_take(der, 0x30)?;
+    let (version, r) = der_take(seq, 0x02)?;
+    let (_, mut r) = der_take(r, 0x04)?;
+    if let Some((_, after_params)) = der_take(r, 0xa0) {
+        r = after_params;
+    }
+    let (public, r) = der_take(r, 0xa1)?;
+    let (bits, _) = der_take(public, 0x03)?;
+    let (&0, point) = bits.split_first()? else {
+        return None;
+    };
+    (rest.is_empty() && version == [1] && r.is_empty()).then_some(point)
+}
+
+/// Whether the PEM private key `bytes` is the private half of `info`'s public key, decided by
+/// comparing the public key the key file itself carries (RSA `n`/`e`, the EC point) with the
+/// certificate's, without loading the key. `true` only when certain; `false` means "not
+/// decided this way" (mismatch, other encodings, unsupported algorithms): the caller then
+/// loads the key with [`parse_private_key`] for the real verdict and error.
+///
+/// Loading an RSA key validates it (aws-lc's `RSA_check_key`, ~0.5 ms for RSA-2048 in
+/// constant-time big-number divisions), which made it the bulk of `check`'s run time. The
+/// price of this shortcut: a key whose public half matches but whose private half is corrupt
+/// is not reported by `check` (renew still loads and validates every key it uses).
+pub fn key_matches_quickly(bytes: &[u8], info: &CertInfo) -> bool {
+    use x509_parser::public_key::PublicKey;
+    use x509_parser::x509::SubjectPublicKeyInfo;
+    // Only where parse_private_key would accept the key: RSA 2048..=8192, ECDSA P-256/P-384.
+    let rsa_ok = info
+        .key_algorithm
+        .strip_prefix("RSA-")
+        .and_then(|b| b.parse::<u32>().ok())
+        .is_some_and(|b| (2048..=8192).contains(&b));
+    let ec_ok = matches!(info.key_algorithm.as_str(), "ECDSA-P256" | "ECDSA-P384");
+    if !rsa_ok && !ec_ok {
+        return false;
+    }
+    let Ok((_, spki)) = SubjectPublicKeyInfo::from_der(&info.spki_der) else {
+        return false;
+    };
+    // The same PEM block parse_private_key would take.
+    let Ok(blocks) = ::pem::parse_many(bytes) else {
+        return false;
+    };
+    let Some(block) = blocks.iter().find(|b| b.tag().ends_with("PRIVATE KEY")) else {
+        return false;
+    };
+    let der = block.contents();
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    const EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    let (rsa, ec) = match block.tag() {
+        "RSA PRIVATE KEY" => (pkcs1_public(der), None),
+        "EC PRIVATE KEY" => (None, sec1_public(der)),
+        "PRIVATE KEY" => {
+            // PrivateKeyInfo: version, AlgorithmIdentifier, OCTET STRING privateKey, ...
+            let Some((seq, _)) = der_take(der, 0x30) else {
+                return false;
+            };
+            let Some((_, r)) = der_take(seq, 0x02) else {
+                return false;
+            };
+            let Some((alg, r)) = der_take(r, 0x30) else {
+                return false;
+            };
+            let Some((inner, _)) = der_take(r, 0x04) else {
+                return false;
+            };
+            match der_take(alg, 0x06) {
+                Some((RSA, _)) => (pkcs1_public(inner), None),
+                Some((EC, _)) => (None, sec1_public(inner)),
+                _ => (None, None),
+            }
+        }
+        _ => (None, None),
+    };
+    match (spki.parsed(), rsa, ec) {
+        (Ok(PublicKey::RSA(cert)), Some((n, e)), _) => {
+            rsa_ok && cert.modulus == n && cert.exponent == e
+        }
+        (Ok(PublicKey::EC(point)), _, Some(p)) => ec_ok && point.data() == p,
+        _ => false,
+    }
+}
+
 /// Reads a file that must be a regular file (symlinks allowed only where kubelet uses them:
 /// callers that refuse symlinks check `symlink_metadata` first).
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
@@ -350,5 +454,40 @@ mod tests {
         let bad_key = b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
         let err = parse_private_key(bad_key).unwrap_err().to_string();
         assert!(!err.contains("AAAA"));
+    }
+
+    #[test]
+    fn quick_key_match_agrees_with_loading_the_key() {
+        use crate::pki::issue::{generate_key, key_pem, self_signed_ca, KeyAlgorithm};
+        let mut infos = Vec::new();
+        let mut pems = Vec::new();
+        for alg in [
+            KeyAlgorithm::Rsa2048,
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+        ] {
+            let kp = generate_key(alg).unwrap();
+            infos.push(parse_der(&self_signed_ca("x", &kp, 0, 4_000_000_000).unwrap()).unwrap());
+            // kubeadm's labels (PKCS#1 / SEC1) and PKCS#8 as generated.
+            let traditional = key_pem(&kp, KeyFormat::Pkcs8).unwrap().into_bytes();
+            let pkcs8 = ::pem::encode(&::pem::Pem::new("PRIVATE KEY", kp.serialized_der()));
+            pems.push(vec![traditional, pkcs8.into_bytes()]);
+        }
+        for (i, info) in infos.iter().enumerate() {
+            for (j, forms) in pems.iter().enumerate() {
+                for pem in forms {
+                    let loaded = parse_private_key(pem).unwrap().matches(info);
+                    assert_eq!(loaded, i == j);
+                    let quick = key_matches_quickly(pem, info);
+                    // Never a match the real load would deny; these encodings all carry the
+                    // public half, so each pair is decided without loading the key.
+                    assert!(!quick || loaded, "key {j} vs cert {i}");
+                    if i == j {
+                        assert!(quick, "key {j} in {}", String::from_utf8_lossy(&pem[..30]));
+                    }
+                }
+            }
+        }
+        assert!(!key_matches_quickly(b"not a key", &infos[0]));
     }
 }

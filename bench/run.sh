@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Benchmarks (`make bench`). Measures and prints; asserts nothing. Numbers go in bench/RESULTS.md.
+#
+#  1. `kubecert check -o json` on a full demo PKI vs the usual shell loop over the same files
+#     (bench/openssl-loop.sh: `openssl x509 -enddate -noout` per .crt, grep|base64 -d|openssl
+#     per kubeconfig). Ratio = loop time / check time.
+#  2. `kubecert renew all` vs the floor: generating the same number of keys of the same type
+#     and nothing else (examples/keygen_floor.rs), serially and with renew's parallelism (one
+#     std::thread::scope thread per key, all at once). Ratio = renew time / floor time.
+#  3. Where check's time goes (examples/check_phases.rs), in-process, per phase.
+#
+# Timing: hyperfine (installed with apt-get when missing and root), else a bash loop with the
+# same statistics. Environment: BENCH_CHECK_RUNS (200), BENCH_LOOP_RUNS (30),
+# BENCH_RENEW_RUNS (15), BENCH_ALGS ("rsa-2048 ecdsa-p256"), BENCH_DIR (a temp dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHECK_RUNS=${BENCH_CHECK_RUNS:-200}
+LOOP_RUNS=${BENCH_LOOP_RUNS:-30}
+RENEW_RUNS=${BENCH_RENEW_RUNS:-15}
+read -r -a ALGS <<<"${BENCH_ALGS:-rsa-2048 ecdsa-p256}"
+
+if ! command -v hyperfine >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null 2>&1; } || true
+fi
+command -v openssl >/dev/null || { echo "[bench] openssl is needed for the shell-loop baseline" >&2; exit 1; }
+
+echo "[bench] building (release)"
+cargo build --release --quiet --bin kubecert --example keygen_floor --example check_phases
+KC=$PWD/target/release/kubecert
+FLOOR=$PWD/target/release/examples/keygen_floor
+PHASES=$PWD/target/release/examples/check_phases
+
+if [ -n "${BENCH_DIR:-}" ]; then
+    W=$BENCH_DIR
+    mkdir -p "$W"
+else
+    W=$(mktemp -d)
+    trap 'rm -rf "$W"' EXIT
+fi
+
+# measure NAME RUNS PREPARE CMD... -> appends "NAME mean_ms sd_ms min_ms median_ms runs" to $W/results
+measure() {
+    local name=$1 runs=$2 prepare=$3
+    shift 3
+    echo "[bench] $name ($runs runs)"
+    if command -v hyperfine >/dev/null; then
+        local args=(-N --style basic --warmup 2 --runs "$runs" --export-csv "$W/hf.csv")
+        [ -n "$prepare" ] && args+=(--prepare "$prepare")
+        hyperfine "${args[@]}" -- "$(printf '%q ' "$@")" >"$W/hf.log" 2>&1 || { cat "$W/hf.log" >&2; return 1; }
+        # command,mean,stddev,median,user,system,min,max (seconds)
+        tail -1 "$W/hf.csv" | awk -F, -v n="$name" -v r="$runs" \
+            '{printf "%s %.3f %.3f %.3f %.3f %d\n", n, $(NF-6)*1000, $(NF-5)*1000, $(NF-1)*1000, $(NF-4)*1000, r}' >>"$W/results"
+    else
+        local i t0 t1
+        : >"$W/times"
+        for ((i = 0; i < runs + 2; i++)); do
+            [ -n "$prepare" ] && bash -c "$prepare"
+            t0=$(date +%s%N)
+            "$@" >/dev/null 2>&1 || true
+            t1=$(date +%s%N)
+            [ "$i" -ge 2 ] && echo $(((t1 - t0))) >>"$W/times"
+        done
+        sort -n "$W/times" | awk -v n="$name" -v r="$runs" '
+            { v[NR] = $1 / 1e6; s += v[NR]; ss += v[NR] * v[NR] }
+            END { m = s / NR; sd = sqrt(ss / NR - m * m);
+                  med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+                  printf "%s %.3f %.3f %.3f %.3f %d\n", n, m, sd, v[1], med, r }' >>"$W/results"
+    fi
+}
+: >"$W/results"
+get() { awk -v n="$1" '$1 == n { print $2 }' "$W/results"; }
+
+# ---- 1. check vs the shell loop ----
+"$KC" demo-pki "$W/check" >/dev/null
+crts=$(find "$W/check/pki" -name '*.crt' | wc -l)
+confs=$(ls "$W/check"/*.conf | wc -l)
+measure check-json "$CHECK_RUNS" "" "$KC" check --cert-dir "$W/check/pki" --kubeconfig-dir "$W/check" -o json
+measure openssl-loop "$LOOP_RUNS" "" bash bench/openssl-loop.sh "$W/check"
+
+# ---- 2. renew all vs the key-generation floor ----
+for alg in "${ALGS[@]}"; do
+    d=$W/renew-$alg
+    "$KC" demo-pki "$d" --key-algorithm "$alg" >/dev/null
+    n=$("$KC" renew all --cert-dir "$d/pki" --kubeconfig-dir "$d" --dry-run -o json | grep -c '"would-renew"')
+    echo "$alg $n" >>"$W/keys"
+    measure "renew-$alg" "$RENEW_RUNS" "rm -rf $d/kubecert-backup" \
+        "$KC" renew all --cert-dir "$d/pki" --kubeconfig-dir "$d" --backup-dir "$d/kubecert-backup"
+    measure "floor-serial-$alg" "$RENEW_RUNS" "" "$FLOOR" --count "$n" --alg "$alg" --serial
+    measure "floor-parallel-$alg" "$RENEW_RUNS" "" "$FLOOR" --count "$n" --alg "$alg" --parallel
+done
+
+# ---- 3. check, phase by phase ----
+"$PHASES" "$W/check" 200 >"$W/phases"
+
+# ---- the table ----
+echo
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "timer: $(command -v hyperfine >/dev/null && hyperfine --version || echo 'bash loop')"
+echo
+printf '%-26s %10s %9s %10s %10s %5s\n' benchmark mean_ms sd_ms min_ms median_ms runs
+while read -r name mean sd min med runs; do
+    printf '%-26s %10s %9s %10s %10s %5s\n' "$name" "$mean" "$sd" "$min" "$med" "$runs"
+done <"$W/results"
+echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+echo "check: $crts .crt + $confs kubeconfigs; shell loop / kubecert check = $(ratio "$(get openssl-loop)" "$(get check-json)")x (goal >= 100x)"
+while read -r alg n; do
+    echo "renew all ($n $alg keys): renew / serial floor = $(ratio "$(get "renew-$alg")" "$(get "floor-serial-$alg")")x," \
+        "renew / parallel floor = $(ratio "$(get "renew-$alg")" "$(get "floor-parallel-$alg")")x (goal <= 1.2x)"
+done <"$W/keys"
+echo
+echo "check phases (in-process, $(head -1 "$W/phases"))"
+tail -n +2 "$W/phases"

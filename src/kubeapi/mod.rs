@@ -622,6 +622,44 @@ mod tests {
     }
 
     #[test]
+    fn requests_parse_and_verify() {
+        use crate::pki::issue::{self, KeyAlgorithm, LeafSpec};
+        let key = issue::generate_key(KeyAlgorithm::EcdsaP256).expect("key");
+        let subject = issue::name_der("kube-apiserver", &["a", "b"]);
+        let spec = LeafSpec {
+            subject_der: subject.clone(),
+            dns_names: vec!["kubernetes".into()],
+            ip_addresses: vec!["10.96.0.1".parse().expect("ip")],
+            uris: vec![],
+            emails: vec![],
+            ext_key_usage: vec!["serverAuth".into()],
+            not_before: 0,
+            not_after: 0,
+        };
+        let der = issue::csr_der(&spec, &key, true).expect("csr");
+        let pem = issue::csr_pem(&der);
+        let r = parse_request(pem.as_bytes()).expect("parse");
+        assert_eq!(r.subject_der, subject);
+        assert!(!r.is_ca);
+        assert_eq!(
+            r.san_set().into_iter().collect::<Vec<_>>(),
+            ["DNS:kubernetes", "IP:10.96.0.1"]
+        );
+        use rcgen::PublicKeyData;
+        assert_eq!(r.spki_der, key.subject_public_key_info());
+        // A flipped bit in the signature: refused.
+        let mut bad = der.clone();
+        if let Some(last) = bad.last_mut() {
+            *last ^= 1;
+        }
+        let err = parse_request(issue::csr_pem(&bad).as_bytes()).unwrap_err();
+        assert!(err.contains("signature"), "{err}");
+        assert!(parse_request(b"garbage").is_err());
+        let cert_pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(parse_request(cert_pem).is_err());
+    }
+
+    #[test]
     fn state_reads_conditions() {
         use k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus;
         let mut csr = CertificateSigningRequest::default();

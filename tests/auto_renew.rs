@@ -617,7 +617,7 @@ fn systemd_units_verify() {
     assert!(service.contains("ExecStart=/usr/local/bin/kubecert auto-renew"));
     assert!(service.contains("Type=oneshot"));
     assert!(service.contains("ExecStopPost=/usr/local/bin/kubecert auto-renew --recover-manifests"));
-    assert!(timer.contains("OnCalendar=monthly"));
+    assert!(timer.contains("OnCalendar=*-*-01,15 03:00:00"));
     assert!(timer.contains("Persistent=true"));
     assert!(timer.contains("RandomizedDelaySec="));
     // The flags the unit passes exist.
@@ -631,7 +631,7 @@ fn systemd_units_verify() {
     let broken = vec![
         (
             "kubecert-renew.timer",
-            timer.replace("OnCalendar=monthly", "OnCalendar=not-a-calendar"),
+            timer.replace("OnCalendar=*-*-01,15 03:00:00", "OnCalendar=not-a-calendar"),
         ),
         ("kubecert-renew.service", service.clone()),
     ];

@@ -66,6 +66,7 @@ ha_pki() {
 # unless the member rejoins a healthy cluster; kube-apiserver,
 # kube-controller-manager and kube-scheduler do not run in this test, so their
 # "restart" only appends a line to WORK_DIR/restarts.log.
+# HA_ETCDCTL, when set, is the etcdctl the role's health checks run.
 ha_inventory() {
     local file="$1" bin="$2" pki="$3" w="$4" port="${5:-}" state="${6:-}" harness="${7:-}" k j eps
     local python
@@ -80,7 +81,7 @@ control_plane:
     kubecert_become: false
     kubecert_bin_path: $bin
     kubecert_transport: stdio
-    kubecert_etcdctl: $(command -v etcdctl || echo etcdctl)
+    kubecert_etcdctl: ${HA_ETCDCTL:-$(command -v etcdctl || echo etcdctl)}
     kubecert_etcd_command_timeout: 2s
     kubecert_restart_method: command
     # No kube-apiserver, controller-manager or scheduler runs here: only etcd is real.

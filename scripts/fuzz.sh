@@ -84,7 +84,7 @@ for t in "${TARGETS[@]}"; do
 done
 
 mkdir -p fuzz/logs
-declare -A SECS EXECS RATE CORPUS CRASHES RC
+declare -A SECS WALL EXECS RATE CORPUS CRASHES RC
 failed=0
 for t in "${TARGETS[@]}"; do
     mkdir -p "fuzz/artifacts/$t"
@@ -101,9 +101,11 @@ for t in "${TARGETS[@]}"; do
     set -e
     end=$(date +%s.%N)
     find "fuzz/artifacts/$t" -type f | sort | comm -13 "fuzz/logs/$t.before" - >"fuzz/logs/$t.new"
-    SECS[$t]=$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.1f", b-a}')
-    EXECS[$t]=$(awk -F': *' '/stat::number_of_executed_units/{print $2}' "$log" | tail -1)
-    RATE[$t]=$(awk -F': *' '/stat::average_exec_per_sec/{print $2}' "$log" | tail -1)
+    WALL[$t]=$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.0f", b-a}')
+    # libFuzzer's own count: "Done N runs in S second(s)" (build time excluded).
+    SECS[$t]=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+    EXECS[$t]=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    RATE[$t]=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     CORPUS[$t]=$(find "fuzz/corpus/$t" -type f | wc -l)
     CRASHES[$t]=$(wc -l <"fuzz/logs/$t.new")
     RC[$t]=$rc
@@ -116,9 +118,9 @@ for t in "${TARGETS[@]}"; do
 done
 
 echo
-printf '%-12s %10s %12s %9s %8s %8s %5s\n' target seconds execs exec/s corpus crashes exit
+printf '%-12s %8s %8s %12s %9s %8s %8s %5s\n' target fuzz_s wall_s execs exec/s corpus crashes exit
 for t in "${TARGETS[@]}"; do
-    printf '%-12s %10s %12s %9s %8s %8s %5s\n' "$t" "${SECS[$t]}" "${EXECS[$t]:-?}" \
-        "${RATE[$t]:-?}" "${CORPUS[$t]}" "${CRASHES[$t]}" "${RC[$t]}"
+    printf '%-12s %8s %8s %12s %9s %8s %8s %5s\n' "$t" "${SECS[$t]:-?}" "${WALL[$t]}" \
+        "${EXECS[$t]:-?}" "${RATE[$t]:-?}" "${CORPUS[$t]}" "${CRASHES[$t]}" "${RC[$t]}"
 done
 exit "$failed"

@@ -9,15 +9,16 @@
 #     std::thread::scope thread per key, all at once). Ratio = renew time / floor time.
 #  3. Where check's time goes (examples/check_phases.rs), in-process, per phase.
 #
-# Timing: hyperfine (installed with apt-get when missing and root), else a bash loop with the
-# same statistics. Environment: BENCH_CHECK_RUNS (200), BENCH_LOOP_RUNS (30),
-# BENCH_RENEW_RUNS (15), BENCH_ALGS ("rsa-2048 ecdsa-p256"), BENCH_DIR (a temp dir).
+# Timing: check and the shell loop with hyperfine (installed with apt-get when missing and
+# root; else a bash loop with the same statistics); renew and its floors interleaved, round
+# by round, timed with $EPOCHREALTIME. Environment: BENCH_CHECK_RUNS (300), BENCH_LOOP_RUNS (40),
+# BENCH_RENEW_RUNS (40), BENCH_ALGS ("rsa-2048 ecdsa-p256"), BENCH_DIR (a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CHECK_RUNS=${BENCH_CHECK_RUNS:-200}
-LOOP_RUNS=${BENCH_LOOP_RUNS:-30}
-RENEW_RUNS=${BENCH_RENEW_RUNS:-15}
+CHECK_RUNS=${BENCH_CHECK_RUNS:-300}
+LOOP_RUNS=${BENCH_LOOP_RUNS:-40}
+RENEW_RUNS=${BENCH_RENEW_RUNS:-40}
 read -r -a ALGS <<<"${BENCH_ALGS:-rsa-2048 ecdsa-p256}"
 
 if ! command -v hyperfine >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -69,8 +70,36 @@ measure() {
                   printf "%s %.3f %.3f %.3f %.3f %d\n", n, m, sd, v[1], med, r }' >>"$W/results"
     fi
 }
+# interleaved RUNS NAME PREPARE CMD [NAME PREPARE CMD]... : one run of each command per round,
+# so load that comes and goes on a shared machine falls on all of them alike (used for the
+# slow renew comparisons). CMD is split on spaces (paths here have none). Wall time by bash's
+# $EPOCHREALTIME around the command alone; one warm-up round is dropped.
+interleaved() {
+    local runs=$1 i j
+    shift
+    local -a spec=("$@")
+    : >"$W/itimes"
+    echo "[bench] interleaved ($runs rounds): $(for ((j = 0; j < ${#spec[@]}; j += 3)); do printf '%s ' "${spec[j]}"; done)"
+    for ((i = 0; i <= runs; i++)); do
+        for ((j = 0; j < ${#spec[@]}; j += 3)); do
+            [ -n "${spec[j + 1]}" ] && bash -c "${spec[j + 1]}"
+            local t0=$EPOCHREALTIME
+            ${spec[j + 2]} >/dev/null 2>&1 || { echo "[bench] ${spec[j]} failed" >&2; return 1; }
+            local t1=$EPOCHREALTIME
+            [ "$i" -gt 0 ] && echo "${spec[j]} $t0 $t1" >>"$W/itimes"
+        done
+    done
+    for ((j = 0; j < ${#spec[@]}; j += 3)); do
+        awk -v n="${spec[j]}" '$1 == n { print ($3 - $2) * 1000 }' "$W/itimes" | sort -n | awk -v n="${spec[j]}" '
+            { v[NR] = $1; s += $1; ss += $1 * $1 }
+            END { m = s / NR; sd = sqrt(ss / NR - m * m); if (sd != sd) sd = 0;
+                  med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+                  printf "%s %.3f %.3f %.3f %.3f %d\n", n, m, sd, v[1], med, NR }' >>"$W/results"
+    done
+}
 : >"$W/results"
-get() { awk -v n="$1" '$1 == n { print $2 }' "$W/results"; }
+get() { awk -v n="$1" '$1 == n { print $2 }' "$W/results"; }      # mean
+getmed() { awk -v n="$1" '$1 == n { print $5 }' "$W/results"; }   # median
 
 # ---- 1. check vs the shell loop ----
 "$KC" demo-pki "$W/check" >/dev/null
@@ -85,10 +114,11 @@ for alg in "${ALGS[@]}"; do
     "$KC" demo-pki "$d" --key-algorithm "$alg" >/dev/null
     n=$("$KC" renew all --cert-dir "$d/pki" --kubeconfig-dir "$d" --dry-run -o json | grep -c '"would-renew"')
     echo "$alg $n" >>"$W/keys"
-    measure "renew-$alg" "$RENEW_RUNS" "rm -rf $d/kubecert-backup" \
-        "$KC" renew all --cert-dir "$d/pki" --kubeconfig-dir "$d" --backup-dir "$d/kubecert-backup"
-    measure "floor-serial-$alg" "$RENEW_RUNS" "" "$FLOOR" --count "$n" --alg "$alg" --serial
-    measure "floor-parallel-$alg" "$RENEW_RUNS" "" "$FLOOR" --count "$n" --alg "$alg" --parallel
+    interleaved "$RENEW_RUNS" \
+        "renew-$alg" "rm -rf $d/kubecert-backup" \
+        "$KC renew all --cert-dir $d/pki --kubeconfig-dir $d --backup-dir $d/kubecert-backup" \
+        "floor-serial-$alg" "" "$FLOOR --count $n --alg $alg --serial" \
+        "floor-parallel-$alg" "" "$FLOOR --count $n --alg $alg --parallel"
 done
 
 # ---- 3. check, phase by phase ----
@@ -105,10 +135,11 @@ while read -r name mean sd min med runs; do
 done <"$W/results"
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-echo "check: $crts .crt + $confs kubeconfigs; shell loop / kubecert check = $(ratio "$(get openssl-loop)" "$(get check-json)")x (goal >= 100x)"
+r2() { echo "$(ratio "$(get "$1")" "$(get "$2")")x (medians: $(ratio "$(getmed "$1")" "$(getmed "$2")")x)"; }
+echo "check: $crts .crt + $confs kubeconfigs; shell loop / kubecert check = $(r2 openssl-loop check-json) (goal >= 100x)"
 while read -r alg n; do
-    echo "renew all ($n $alg keys): renew / serial floor = $(ratio "$(get "renew-$alg")" "$(get "floor-serial-$alg")")x," \
-        "renew / parallel floor = $(ratio "$(get "renew-$alg")" "$(get "floor-parallel-$alg")")x (goal <= 1.2x)"
+    echo "renew all ($n $alg keys): renew / serial floor = $(r2 "renew-$alg" "floor-serial-$alg")," \
+        "renew / parallel floor = $(r2 "renew-$alg" "floor-parallel-$alg") (goal <= 1.2x)"
 done <"$W/keys"
 echo
 echo "check phases (in-process, $(head -1 "$W/phases"))"

@@ -24,7 +24,10 @@
 #   6. failure injection (within 400d, so everything is due again): node 2's
 #      etcd restarts with a peer cert from a foreign CA and does not rejoin; the
 #      health gate fails, node 2 is rolled back byte for byte and healthy again,
-#      node 3 is untouched, the play fails with a clear message, quorum never lost
+#      node 1 stays renewed, node 3 is untouched, the play fails with a clear
+#      message, quorum never lost
+#   7. the same, but the restart command itself fails (restart-node's exit
+#      status when the member does not rejoin) instead of the health gate
 #
 # Usage: ansible/tests/run-ha.sh      (make e2e-ha)
 # Environment:
@@ -189,6 +192,7 @@ PY
 
 phase_t0=$(date +%s)
 summary=()
+watch_notes=()
 
 # --- setup
 note "setup: demo PKI (3 nodes, leaves expire in 20d), etcd cluster, inventory in $w"
@@ -255,8 +259,7 @@ note "3. renew_ha.yml (serial 1), watcher probing quorum every 200 ms"
 watch_start "$w/watch-renew.jsonl"
 play "$w/renew.out" "$KUBECERT_COLLECTION/playbooks/renew_ha.yml"
 check "no moment without quorum while renewing (watcher)" watch_stop "$w/watch-renew.jsonl"
-renew_probes="$(watch_field probes)"
-renew_min_healthy="$(watch_field min_healthy_members)"
+watch_notes+=("$(watch_field probes) probes, fewest members healthy $(watch_field min_healthy_members)/3 during phase 3")
 check "the rolling renewal succeeds" expect_rc 0 "$w/renew.out"
 for k in 1 2 3; do
     check "node$k changed, not failed" test "$(recap "$w/renew.out" "node$k" changed)" -gt 0 -a "$(recap "$w/renew.out" "node$k" failed)" = 0
@@ -311,56 +314,69 @@ done
 check "nothing restarted" test "$(wc -l <"$w/restarts.log")" = "$restarts_before" -a "$(etcd_pids)" = "$pids_before"
 phase_done "5. renew_ha again: changed=0 everywhere"
 
-# --- 6. failure injection on node 2
-note "6. renew_ha.yml within 400d with a failure injected on node 2"
-mkdir -p "$w/inventory/host_vars"
-cat >"$w/inventory/host_vars/node2.yml" <<EOF
-# Failure injection (run-ha.sh phase 6): see ansible/tests/ha/restart-etcd-foreign-peer.sh
+# --- 6 and 7. failure injection on node 2
+# failure_run MODE NUMBER TITLE EXPECTED_MESSAGE: renew_ha within 400d (everything
+# is due again) with node 2's etcd restarted on a foreign peer certificate
+# (ha/restart-etcd-foreign-peer.sh MODE), then what must hold after the rollback.
+failure_run() {
+    local mode="$1" nr="$2" title="$3" message="$4" k n node3_pid refused_before restarts_before
+    local -A serial_before
+    note "$nr. renew_ha.yml within 400d, node 2's etcd restarted on a foreign peer certificate ($title)"
+    mkdir -p "$w/inventory/host_vars"
+    rm -f "$w/injected"
+    cat >"$w/inventory/host_vars/node2.yml" <<EOT
+# Failure injection (run-ha.sh phase $nr): see ansible/tests/ha/restart-etcd-foreign-peer.sh
 kubecert_restart_commands:
   etcd: >-
-    $KUBECERT_COLLECTION/tests/ha/restart-etcd-foreign-peer.sh $w/injected $harness $state 2
+    $KUBECERT_COLLECTION/tests/ha/restart-etcd-foreign-peer.sh $mode $w/injected $harness $state 2
     $w/foreign/node-2/pki/etcd $pki/node-2/pki $w/restarts.log
-EOF
-declare -A serial5
-for k in 1 2 3; do
-    ha_tree "$pki/node-$k" >"$w/tree5-node$k"
-    for n in "${names[@]}"; do serial5[$k/$n]="$(cert_serial "$k" "$n")"; done
-done
-node3_pid="$(cat "$state/node-3.pid")"
-refused_before="$(cat "$state/node-1.log" "$state/node-3.log" | grep -c 'unknown authority' || true)"
-restarts_before="$(wc -l <"$w/restarts.log")"
-watch_start "$w/watch-failure.jsonl"
-play "$w/failure.out" "$KUBECERT_COLLECTION/playbooks/renew_ha.yml" -e kubecert_renew_within=400d
-check "no moment without quorum during the failure and the rollback (watcher)" watch_stop "$w/watch-failure.jsonl"
-failure_probes="$(watch_field probes)"
-failure_min_healthy="$(watch_field min_healthy_members)"
-check "the play fails (exit 2)" expect_rc 2 "$w/failure.out"
-check "the injection happened: members 1 and 3 refused node 2's foreign peer certificate" \
-    test "$(cat "$state/node-1.log" "$state/node-3.log" | grep -c 'unknown authority')" -gt "$refused_before"
-check "a clear message: what failed, what was restored, health after the rollback" grep -q \
-    "kubecert rolling renew FAILED on node2 at Health | the cluster is healthy (after the renewal): Cluster not healthy after the renewal on node2: etcd 2/3 members healthy, quorum ok, unhealthy: https://127.0.1.2:$port; kube-apiserver not checked -- Restored [0-9]* files from $w/backups/node-2/[0-9TZ]*\. Cluster health after the rollback: OK (etcd 3/3 members healthy, quorum ok; kube-apiserver not checked)\. No further node will be touched\." \
-    "$w/failure.out"
-check "node1 was renewed before node 2 failed" test "$(cert_serial 1 etcd/server)" != "${serial5[1/etcd/server]}" -a "$(recap "$w/failure.out" node1 failed)" = 0
-check "node2 rolled back: its files byte-identical to before the run" cmp -s "$w/tree5-node2" <(ha_tree "$pki/node-2")
-check "node3 untouched: its files byte-identical" cmp -s "$w/tree5-node3" <(ha_tree "$pki/node-3")
-check "node3 not run and its etcd not restarted" test -z "$(recap "$w/failure.out" node3 ok)" -a "$(cat "$state/node-3.pid")" = "$node3_pid"
-check "node2 restarted on the restored certificates after the rollback" diff <(
-    echo "node2 etcd (with a foreign peer certificate)"
-    printf 'node2 %s not running in this test\n' kube-apiserver kube-controller-manager kube-scheduler
-    echo "node2 etcd"
-    printf 'node2 %s not running in this test\n' kube-apiserver kube-controller-manager kube-scheduler
-) <(tail -n +$((restarts_before + 1)) "$w/restarts.log" | grep '^node2')
-check "node2 etcd serves its pre-run server certificate" test "$(served_serial 2 "$port")" = "${serial5[2/etcd/server]}"
-check "node2 etcd serves its pre-run peer certificate" test "$(served_serial 2 "$peer_port")" = "${serial5[2/etcd/peer]}"
-check "etcd cluster healthy again, all 3 members" quiet harness health --state "$state" --node 2
-phase_done "6. failure on node 2: rolled back, node 3 untouched"
+EOT
+    for k in 1 2 3; do
+        ha_tree "$pki/node-$k" >"$w/tree-before$nr-node$k"
+        for n in "${names[@]}"; do serial_before[$k/$n]="$(cert_serial "$k" "$n")"; done
+    done
+    node3_pid="$(cat "$state/node-3.pid")"
+    refused_before="$(cat "$state/node-1.log" "$state/node-3.log" | grep -c 'unknown authority' || true)"
+    restarts_before="$(wc -l <"$w/restarts.log")"
+    watch_start "$w/watch-failure$nr.jsonl"
+    # A shorter health gate (3 polls): node 2 will not recover by itself.
+    play "$w/failure$nr.out" "$KUBECERT_COLLECTION/playbooks/renew_ha.yml" -e kubecert_renew_within=400d -e kubecert_health_timeout=2
+    check "no moment without quorum during the failure and the rollback (watcher)" watch_stop "$w/watch-failure$nr.jsonl"
+    watch_notes+=("$(watch_field probes) probes, fewest members healthy $(watch_field min_healthy_members)/3 during phase $nr")
+    check "the play fails (exit 2)" expect_rc 2 "$w/failure$nr.out"
+    check "the injection happened: members 1 and 3 refused node 2's foreign peer certificate" \
+        test "$(cat "$state/node-1.log" "$state/node-3.log" | grep -c 'unknown authority')" -gt "$refused_before"
+    check "a clear message: what failed, what was restored, health after the rollback" grep -q \
+        "kubecert rolling renew FAILED on node2 at $message -- Restored [0-9]* files from $w/backups/node-2/[0-9TZ]*\. Cluster health after the rollback: OK (etcd 3/3 members healthy, quorum ok; kube-apiserver not checked)\. No further node will be touched\." \
+        "$w/failure$nr.out"
+    check "node1 was renewed before node 2 failed" \
+        test "$(cert_serial 1 etcd/server)" != "${serial_before[1/etcd/server]}" -a "$(recap "$w/failure$nr.out" node1 failed)" = 0
+    check "node2 rolled back: its files byte-identical to before the run" cmp -s "$w/tree-before$nr-node2" <(ha_tree "$pki/node-2")
+    check "node3 untouched: its files byte-identical" cmp -s "$w/tree-before$nr-node3" <(ha_tree "$pki/node-3")
+    check "node3 not run and its etcd not restarted" \
+        test -z "$(recap "$w/failure$nr.out" node3 ok)" -a "$(cat "$state/node-3.pid")" = "$node3_pid"
+    check "node2 restarted on the restored certificates after the rollback" diff <(
+        echo "node2 etcd (with a foreign peer certificate)"
+        printf 'node2 %s not running in this test\n' kube-apiserver kube-controller-manager kube-scheduler
+        echo "node2 etcd"
+        printf 'node2 %s not running in this test\n' kube-apiserver kube-controller-manager kube-scheduler
+    ) <(tail -n +$((restarts_before + 1)) "$w/restarts.log" | grep '^node2')
+    check "node2 etcd serves its pre-run server certificate" test "$(served_serial 2 "$port")" = "${serial_before[2/etcd/server]}"
+    check "node2 etcd serves its pre-run peer certificate" test "$(served_serial 2 "$peer_port")" = "${serial_before[2/etcd/peer]}"
+    check "etcd cluster healthy again, all 3 members" quiet harness health --state "$state" --node 2
+    phase_done "$nr. failure on node 2 ($title): rolled back"
+}
+failure_run gate 6 "the health gate fails" \
+    "Health | the cluster is healthy (after the renewal): Cluster not healthy after the renewal on node2: etcd 2/3 members healthy, quorum ok, unhealthy: https://127.0.1.2:$port; kube-apiserver not checked"
+failure_run restart 7 "the restart fails" \
+    "Restart | run the restart command of each component: One or more items failed (etcd: etcd node 2 did not rejoin the cluster within 3s after its restart (rc 1))"
 
 harness stop --state "$state" >/dev/null
 rm -rf "$state"
 echo
 echo "run-ha summary ($passed checks passed, $failed failed, $(($(date +%s) - t_start))s):"
 printf '  %s\n' "${summary[@]}"
-echo "  quorum watcher (200 ms): $renew_probes probes during the renewal, $failure_probes during the failure and rollback;"
-echo "    0 without quorum; fewest members healthy at once: $renew_min_healthy and $failure_min_healthy of 3"
+echo "  quorum watcher (200 ms probes), 0 moments without quorum:"
+printf '    %s\n' "${watch_notes[@]}"
 echo "  only etcd is real here; kube-apiserver, controller-manager and scheduler restarts are logged no-ops"
 [ "$failed" = 0 ]

@@ -36,8 +36,10 @@ ha_collections_path() {
 # KUBECERT_HA_KEY_ALGORITHM (default rsa-2048, kubeadm's) sets the key algorithm.
 ha_pki() {
     local bin="$1" dir="$2" expires="$3" k nd kp
-    "$bin" demo-pki "$dir" --nodes "$HA_NODES" --expires-in "$expires" \
-        --key-algorithm "${KUBECERT_HA_KEY_ALGORITHM:-rsa-2048}" >/dev/null 2>&1 || return 1
+    local err
+    err="$("$bin" demo-pki "$dir" --nodes "$HA_NODES" --expires-in "$expires" \
+        --key-algorithm "${KUBECERT_HA_KEY_ALGORITHM:-rsa-2048}" 2>&1 >/dev/null)" ||
+        { echo "$bin demo-pki failed: $err" >&2; return 1; }
     for k in $(seq 1 "$HA_NODES"); do
         nd="$dir/node-$k"
         kp="$dir/kubelet-pki/node-$k"

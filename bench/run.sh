@@ -41,7 +41,8 @@ else
     trap 'rm -rf "$W"' EXIT
 fi
 
-# measure NAME RUNS PREPARE CMD... -> appends "NAME mean_ms sd_ms min_ms median_ms runs" to $W/results
+# measure NAME RUNS PREPARE CMD... -> appends "NAME mean_ms sd_ms min_ms median_ms runs cpu_ms"
+# to $W/results (cpu_ms: mean user+sys of the process and its children; "-" without hyperfine)
 measure() {
     local name=$1 runs=$2 prepare=$3
     shift 3
@@ -52,7 +53,7 @@ measure() {
         hyperfine "${args[@]}" -- "$(printf '%q ' "$@")" >"$W/hf.log" 2>&1 || { cat "$W/hf.log" >&2; return 1; }
         # command,mean,stddev,median,user,system,min,max (seconds)
         tail -1 "$W/hf.csv" | awk -F, -v n="$name" -v r="$runs" \
-            '{printf "%s %.3f %.3f %.3f %.3f %d\n", n, $(NF-6)*1000, $(NF-5)*1000, $(NF-1)*1000, $(NF-4)*1000, r}' >>"$W/results"
+            '{printf "%s %.3f %.3f %.3f %.3f %d %.3f\n", n, $(NF-6)*1000, $(NF-5)*1000, $(NF-1)*1000, $(NF-4)*1000, r, ($(NF-3)+$(NF-2))*1000}' >>"$W/results"
     else
         local i t0 t1
         : >"$W/times"
@@ -67,7 +68,7 @@ measure() {
             { v[NR] = $1 / 1e6; s += v[NR]; ss += v[NR] * v[NR] }
             END { m = s / NR; sd = sqrt(ss / NR - m * m);
                   med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-                  printf "%s %.3f %.3f %.3f %.3f %d\n", n, m, sd, v[1], med, r }' >>"$W/results"
+                  printf "%s %.3f %.3f %.3f %.3f %d -\n", n, m, sd, v[1], med, r }' >>"$W/results"
     fi
 }
 # interleaved RUNS NAME PREPARE CMD [NAME PREPARE CMD]... : one run of each command per round,
@@ -94,12 +95,13 @@ interleaved() {
             { v[NR] = $1; s += $1; ss += $1 * $1 }
             END { m = s / NR; sd = sqrt(ss / NR - m * m); if (sd != sd) sd = 0;
                   med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-                  printf "%s %.3f %.3f %.3f %.3f %d\n", n, m, sd, v[1], med, NR }' >>"$W/results"
+                  printf "%s %.3f %.3f %.3f %.3f %d -\n", n, m, sd, v[1], med, NR }' >>"$W/results"
     done
 }
 : >"$W/results"
 get() { awk -v n="$1" '$1 == n { print $2 }' "$W/results"; }      # mean
 getmed() { awk -v n="$1" '$1 == n { print $5 }' "$W/results"; }   # median
+getcpu() { awk -v n="$1" '$1 == n { print $7 }' "$W/results"; }   # user+sys, hyperfine only
 
 # ---- 1. check vs the shell loop ----
 "$KC" demo-pki "$W/check" >/dev/null
@@ -129,14 +131,17 @@ echo
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "timer: $(command -v hyperfine >/dev/null && hyperfine --version || echo 'bash loop')"
 echo
-printf '%-26s %10s %9s %10s %10s %5s\n' benchmark mean_ms sd_ms min_ms median_ms runs
-while read -r name mean sd min med runs; do
-    printf '%-26s %10s %9s %10s %10s %5s\n' "$name" "$mean" "$sd" "$min" "$med" "$runs"
+printf '%-26s %10s %9s %10s %10s %5s %10s\n' benchmark mean_ms sd_ms min_ms median_ms runs cpu_ms
+while read -r name mean sd min med runs cpu; do
+    printf '%-26s %10s %9s %10s %10s %5s %10s\n' "$name" "$mean" "$sd" "$min" "$med" "$runs" "$cpu"
 done <"$W/results"
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 r2() { echo "$(ratio "$(get "$1")" "$(get "$2")")x (medians: $(ratio "$(getmed "$1")" "$(getmed "$2")")x)"; }
 echo "check: $crts .crt + $confs kubeconfigs; shell loop / kubecert check = $(r2 openssl-loop check-json) (goal >= 100x)"
+if [ "$(getcpu check-json)" != - ]; then
+    echo "       on CPU time (user+sys, less sensitive to other load): $(ratio "$(getcpu openssl-loop)" "$(getcpu check-json)")x"
+fi
 while read -r alg n; do
     echo "renew all ($n $alg keys): renew / serial floor = $(r2 "renew-$alg" "floor-serial-$alg")," \
         "renew / parallel floor = $(r2 "renew-$alg" "floor-parallel-$alg") (goal <= 1.2x)"

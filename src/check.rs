@@ -333,7 +333,7 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateSta
                     }
                 }
             }
-            // Signature checks are what is left of check's cost: each (cert, CA) pair is
+            // Signature verification is the costliest step left here: each (cert, CA) pair is
             // verified at most once. The expected CA first; the search over every CA only when
             // it did not sign (for CAs: when not self-signed). The outcome is the same as
             // searching first: when the expected CA verifies, it is the reported signer.

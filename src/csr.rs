@@ -1054,93 +1054,6 @@ fn check_leaf(
     }
 }
 
-/// The files a validated certificate + key become (the same targets `renew` writes).
-fn install_writes(
-    e: &Entry,
-    found: &Found,
-    layout: &Layout,
-    cert_pem: &str,
-    key_pem: &str,
-    ca_pem: Option<&[u8]>,
-) -> Result<Vec<Write_>> {
-    let mut out = Vec::new();
-    match e.location {
-        Location::Pki { base } => {
-            out.push(Write_ {
-                target: layout.pki_key(base),
-                contents: key_pem.as_bytes().to_vec(),
-                mode: 0o600,
-                force_mode: true,
-            });
-            out.push(Write_ {
-                target: layout.pki_crt(base),
-                contents: cert_pem.as_bytes().to_vec(),
-                mode: 0o644,
-                force_mode: false,
-            });
-        }
-        Location::Kubeconfig { .. } => {
-            let kc = found.kubeconfig.as_ref().ok_or_else(|| Error::Kubeconfig {
-                path: layout.primary_path(e),
-                reason: "not loaded".into(),
-            })?;
-            if matches!(kc.client_key, Source::Absent) {
-                return Err(Error::Kubeconfig {
-                    path: kc.path.clone(),
-                    reason: format!(
-                        "user {} has no client key to replace, so the new key has nowhere to go",
-                        kc.user
-                    ),
-                });
-            }
-            match (&kc.client_cert, &kc.client_key) {
-                (Source::File(c), Source::File(k)) if c == k => out.push(Write_ {
-                    target: c.clone(),
-                    contents: format!("{cert_pem}{key_pem}").into_bytes(),
-                    mode: 0o600,
-                    force_mode: true,
-                }),
-                (cs, ks) => {
-                    if let Source::File(k) = ks {
-                        out.push(Write_ {
-                            target: k.clone(),
-                            contents: key_pem.as_bytes().to_vec(),
-                            mode: 0o600,
-                            force_mode: true,
-                        });
-                    }
-                    if let Source::File(c) = cs {
-                        out.push(Write_ {
-                            target: c.clone(),
-                            contents: cert_pem.as_bytes().to_vec(),
-                            mode: 0o644,
-                            force_mode: false,
-                        });
-                    }
-                }
-            }
-            let embedded_cert = matches!(kc.client_cert, Source::Embedded(_));
-            let embedded_key = matches!(kc.client_key, Source::Embedded(_));
-            if embedded_cert || embedded_key || matches!(kc.ca, Source::Embedded(_)) {
-                let text = kc.rewrite_embedded(
-                    embedded_cert.then_some(cert_pem.as_bytes()),
-                    embedded_key.then_some(key_pem.as_bytes()),
-                    ca_pem,
-                )?;
-                if text != kc.text {
-                    out.push(Write_ {
-                        target: kc.path.clone(),
-                        contents: text.into_bytes(),
-                        mode: 0o600,
-                        force_mode: false,
-                    });
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// A signed certificate that passed every check of [`judge`].
 struct Judged {
     unchanged: bool,
@@ -1261,7 +1174,7 @@ fn judge(
                     cert_pem.push_str(&issue::cert_pem(c));
                 }
                 let key_pem = key_pem_same_format(k);
-                match install_writes(e, found, layout, &cert_pem, &key_pem, ca_pem) {
+                match crate::renew::install_writes(e, found, layout, &cert_pem, &key_pem, ca_pem) {
                     Ok(w) => Some(Judged {
                         unchanged: false,
                         writes: w,

@@ -287,23 +287,22 @@ struct Plan {
     spec: LeafSpec,
 }
 
-/// The files an issued cert+key become.
-fn writes_for(
-    plan: &Plan,
+/// The files a new certificate + key become, for renew, csr import and the certificates API:
+/// the PKI `.key`/`.crt`, or a kubeconfig's referenced files and/or its embedded data (with the
+/// cluster CA re-embedded from `ca_pem`). `cert_pem` is written as given (renew appends the
+/// old file's chain for PKI rows). A kubeconfig user without a client key is refused: the new
+/// key would have nowhere to go.
+pub(crate) fn install_writes(
+    e: &Entry,
+    found: &Found,
     layout: &Layout,
     cert_pem: &str,
     key_pem: &str,
     ca_pem: Option<&[u8]>,
 ) -> Result<Vec<Write_>> {
-    let f = &plan.found;
     let mut out = Vec::new();
-    match plan.entry.location {
+    match e.location {
         Location::Pki { base } => {
-            // Keep any chain that followed the leaf in the old file.
-            let mut cert_bytes = cert_pem.as_bytes().to_vec();
-            for c in &f.cert.chain {
-                cert_bytes.extend_from_slice(issue::cert_pem(c).as_bytes());
-            }
             out.push(Write_ {
                 target: layout.pki_key(base),
                 contents: key_pem.as_bytes().to_vec(),
@@ -312,20 +311,25 @@ fn writes_for(
             });
             out.push(Write_ {
                 target: layout.pki_crt(base),
-                contents: cert_bytes,
+                contents: cert_pem.as_bytes().to_vec(),
                 mode: 0o644,
                 force_mode: false,
             });
         }
         Location::Kubeconfig { .. } => {
-            let kc = f.kubeconfig.as_ref().ok_or_else(|| Error::Kubeconfig {
-                path: layout.primary_path(plan.entry),
+            let kc = found.kubeconfig.as_ref().ok_or_else(|| Error::Kubeconfig {
+                path: layout.primary_path(e),
                 reason: "not loaded".into(),
             })?;
-            let embedded_cert = matches!(kc.client_cert, Source::Embedded(_));
-            let embedded_key = matches!(kc.client_key, Source::Embedded(_));
-            // File references: write the referenced files (one combined file when cert and
-            // key point at the same path, as kubelet-client-current.pem does).
+            if matches!(kc.client_key, Source::Absent) {
+                return Err(Error::Kubeconfig {
+                    path: kc.path.clone(),
+                    reason: format!(
+                        "user {} has no client key to replace, so the new key has nowhere to go",
+                        kc.user
+                    ),
+                });
+            }
             match (&kc.client_cert, &kc.client_key) {
                 (Source::File(c), Source::File(k)) if c == k => out.push(Write_ {
                     target: c.clone(),
@@ -352,6 +356,8 @@ fn writes_for(
                     }
                 }
             }
+            let embedded_cert = matches!(kc.client_cert, Source::Embedded(_));
+            let embedded_key = matches!(kc.client_key, Source::Embedded(_));
             if embedded_cert || embedded_key || matches!(kc.ca, Source::Embedded(_)) {
                 let text = kc.rewrite_embedded(
                     embedded_cert.then_some(cert_pem.as_bytes()),
@@ -652,8 +658,15 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                             }
                         })?;
                         let info = verify_issued(p, &der, &ca_cert.der, &new_key)?;
-                        let cert_pem = issue::cert_pem(&der);
-                        let w = writes_for(p, layout, &cert_pem, &key_pem, ca_pem)?;
+                        let mut cert_pem = issue::cert_pem(&der);
+                        if matches!(p.entry.location, Location::Pki { .. }) {
+                            // Keep any chain that followed the leaf in the old file.
+                            for c in &p.found.cert.chain {
+                                cert_pem.push_str(&issue::cert_pem(c));
+                            }
+                        }
+                        let w =
+                            install_writes(p.entry, &p.found, layout, &cert_pem, &key_pem, ca_pem)?;
                         Ok((*idx, info, w))
                     })
                 })

@@ -227,6 +227,10 @@ enum Cmd {
         /// Kubeconfig dir.
         #[arg(long, default_value = "/etc/kubernetes")]
         kubeconfig_dir: PathBuf,
+        /// The backup root: BACKUP_DIR must be a directory directly under it (default
+        /// <cert-dir>/../kubecert-backup, where renew puts backups).
+        #[arg(long)]
+        backup_root: Option<PathBuf>,
         /// Report only.
         #[arg(long)]
         dry_run: bool,
@@ -474,6 +478,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             backup_dir,
             cert_dir,
             kubeconfig_dir,
+            backup_root,
             dry_run,
             output,
         } => {
@@ -481,6 +486,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 backup_dir: path_str(&backup_dir),
                 cert_dir: Some(path_str(&cert_dir)),
                 kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+                backup_root: backup_root.as_deref().map(path_str),
                 dry_run,
             })?;
             match output {

@@ -123,6 +123,27 @@ pub enum Error {
     /// The journal of an interrupted run could not be replayed.
     #[error("recovery of an interrupted run failed: {0}")]
     Recovery(String),
+    /// A path param the caller may not choose: the agent serves only its configured roots.
+    #[error("{param}: {given} is not allowed for this caller: {}", match configured {
+        Some(c) => format!("the agent serves {}; omit {param} or pass that", c.display()),
+        None => format!("the agent has no {param} configured, so only root may pass one"),
+    })]
+    PathNotAllowed {
+        /// The params field.
+        param: String,
+        /// What the caller passed.
+        given: PathBuf,
+        /// The agent's configured value (None: none configured).
+        configured: Option<PathBuf>,
+    },
+    /// A backup dir or manifest that restore will not use.
+    #[error("backup {path} refused: {reason}")]
+    BackupRefused {
+        /// The backup dir (or the file in it that is wrong).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -154,7 +175,9 @@ impl Error {
             | Error::Pem { path, .. }
             | Error::Kubeconfig { path, .. }
             | Error::CaKeyMissing { path, .. }
-            | Error::Symlink(path) => Some(path),
+            | Error::Symlink(path)
+            | Error::BackupRefused { path, .. } => Some(path),
+            Error::PathNotAllowed { given, .. } => Some(given),
             Error::CaMissing { dir, .. } | Error::Locked { dir, .. } => Some(dir),
             _ => None,
         }

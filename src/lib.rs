@@ -9,6 +9,7 @@
 //! - [`csr`]: external CA — CSR export and validated, all-or-nothing import of signed certs;
 //! - [`render`]: kubeadm's table, JSON and YAML renderings;
 //! - [`metrics`]: Prometheus text exposition of a check (x509-certificate-exporter names);
+//! - [`confine`]: the roots the agent serves and which path params a caller may choose;
 //! - [`autorenew`]: the scheduled, conditional renewal with static pod restarts;
 //! - `kubeapi` (feature `k8s`, default): the certificates API — `renew --use-api`, the
 //!   `sign` external signer and the policy-checked `approve`.
@@ -17,6 +18,7 @@
 
 pub mod autorenew;
 pub mod check;
+pub mod confine;
 pub mod csr;
 pub mod demo;
 pub mod der;

@@ -790,6 +790,10 @@ pub struct RestoreParams {
     /// Kubeconfig dir.
     #[serde(default)]
     pub kubeconfig_dir: Option<String>,
+    /// The backup root: `backup_dir` must be a directory directly under it (default
+    /// `<cert_dir>/../kubecert-backup`, where renew puts backups by default).
+    #[serde(default)]
+    pub backup_root: Option<String>,
     /// Report only.
     #[serde(default)]
     pub dry_run: bool,
@@ -807,7 +811,43 @@ pub struct RestoreResult {
     pub dry_run: bool,
 }
 
+/// The files a backup of `layout` may put back: the certificate and key of every inventory
+/// row, every kubeconfig of the inventory and the files those kubeconfigs reference today,
+/// and kubelet.conf — exactly what renew, csr import and kubelet-conf write. Lexically
+/// normalised.
+pub fn restorable_targets(layout: &Layout) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for e in inventory::rows(false) {
+        match e.location {
+            Location::Pki { base } => {
+                out.insert(store::normalize(&layout.pki_crt(base)));
+                out.insert(store::normalize(&layout.pki_key(base)));
+            }
+            Location::Kubeconfig { file } => {
+                let path = layout.kubeconfig_dir.join(file);
+                if let Ok(kc) = pki::kubeconfig::Kubeconfig::load(&path) {
+                    for s in [&kc.client_cert, &kc.client_key] {
+                        if let Source::File(f) = s {
+                            out.insert(store::normalize(f));
+                        }
+                    }
+                }
+                out.insert(store::normalize(&path));
+            }
+        }
+    }
+    out.insert(store::normalize(
+        &layout.kubeconfig_dir.join("kubelet.conf"),
+    ));
+    out
+}
+
 /// Puts a backup back in place through the same transaction machinery.
+///
+/// The backup dir must be a directory directly under the backup root (not a symlink), and
+/// every manifest entry must put an inventory file of this layout back from a plain file of
+/// that dir ([`store::restore_writes`]); otherwise [`Error::BackupRefused`] and nothing is
+/// written.
 pub fn restore(p: &RestoreParams) -> Result<RestoreResult> {
     let layout = Layout::new(
         p.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
@@ -816,8 +856,13 @@ pub fn restore(p: &RestoreParams) -> Result<RestoreResult> {
             .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
         None,
     );
-    let manifest = store::read_manifest(Path::new(&p.backup_dir))?;
-    let writes = store::restore_writes(&manifest)?;
+    let root = match &p.backup_root {
+        Some(r) => PathBuf::from(r),
+        None => default_backup_root(&layout.cert_dir),
+    };
+    let dir = store::backup_dir_in(&root, Path::new(&p.backup_dir))?;
+    let manifest = store::read_manifest(&dir)?;
+    let writes = store::restore_writes(&dir, &manifest, &restorable_targets(&layout))?;
     let changed_writes: Vec<Write_> = writes
         .into_iter()
         .filter(|w| {

@@ -424,30 +424,179 @@ pub fn commit(
     Ok(backup_dir)
 }
 
-/// Reads a backup dir's manifest.
+/// Largest `manifest.json` restore reads (a real one lists a few dozen entries).
+pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024;
+/// Largest backed-up file restore copies back (kubeadm's files are a few KiB).
+pub const MAX_BACKUP_FILE_BYTES: u64 = 1024 * 1024;
+
+/// `p` made absolute (against the current dir) with `.` and `..` resolved lexically and no
+/// trailing separator. Touches no file.
+pub fn normalize(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn refused(path: &Path, reason: impl Into<String>) -> Error {
+    Error::BackupRefused {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// The backup dir `dir` as restore may use it: a direct child of `root` (lexically), a real
+/// directory (not a symlink). Returns the normalised path.
+pub fn backup_dir_in(root: &Path, dir: &Path) -> Result<PathBuf> {
+    let d = normalize(dir);
+    let r = normalize(root);
+    if d.parent() != Some(r.as_path()) || d.file_name().is_none() {
+        return Err(refused(
+            dir,
+            format!(
+                "not a backup of this PKI: backups are read only from directories directly \
+                 under the backup root {}",
+                r.display()
+            ),
+        ));
+    }
+    match fs::symlink_metadata(&d) {
+        Ok(m) if m.file_type().is_symlink() => Err(refused(dir, "is a symlink")),
+        Ok(m) if m.is_dir() => Ok(d),
+        Ok(_) => Err(refused(dir, "not a directory")),
+        Err(e) => Err(Error::io(&d, e)),
+    }
+}
+
+/// Reads a regular file without following a symlink at `path`, refusing anything larger
+/// than `limit` bytes.
+fn read_plain_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused(path, "is a symlink"),
+            _ => Error::io(path, e),
+        })?;
+    let m = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !m.is_file() {
+        return Err(refused(path, "not a regular file"));
+    }
+    if m.len() > limit {
+        return Err(refused(
+            path,
+            format!(
+                "{} bytes, more than the {limit} a backup file may hold",
+                m.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(m.len()).unwrap_or(0));
+    f.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(refused(path, format!("more than {limit} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// Reads a backup dir's manifest (a regular file, not a symlink, at most
+/// [`MAX_MANIFEST_BYTES`]). `dir` should come from [`backup_dir_in`].
 pub fn read_manifest(dir: &Path) -> Result<BackupManifest> {
     let p = dir.join("manifest.json");
-    let bytes = fs::read(&p).map_err(|e| Error::io(&p, e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))
+    let bytes = read_plain_bounded(&p, MAX_MANIFEST_BYTES)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        refused(
+            &p,
+            format!(
+                "not a kubecert manifest (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
 }
 
 /// The writes that put a backup back in place (files that did not exist are left alone).
-pub fn restore_writes(manifest: &BackupManifest) -> Result<Vec<Write_>> {
-    let mut out = Vec::new();
+///
+/// Every entry is checked before anything is read back: `target` must be one of `allowed`
+/// (the files of the PKI being restored, compared lexically normalised) and listed once;
+/// `copy` must name a plain file directly inside `dir` (an absolute path in `dir`, as
+/// [`commit`] writes it, or a bare file name), not a symlink, a regular file of at most
+/// [`MAX_BACKUP_FILE_BYTES`]. Anything else is [`Error::BackupRefused`].
+pub fn restore_writes(
+    dir: &Path,
+    manifest: &BackupManifest,
+    allowed: &std::collections::BTreeSet<PathBuf>,
+) -> Result<Vec<Write_>> {
+    let dir = normalize(dir);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut plan = Vec::new();
     for e in &manifest.entries {
-        if let Some(copy) = &e.copy {
-            let contents = fs::read(copy).map_err(|err| Error::io(copy, err))?;
-            let mode = fs::metadata(&e.target)
-                .map(|m| m.permissions().mode() & 0o7777)
-                .unwrap_or(0o600);
-            out.push(Write_ {
-                target: e.target.clone(),
-                contents,
-                mode,
-                force_mode: false,
-            });
+        let target = normalize(&e.target);
+        if !allowed.contains(&target) {
+            return Err(refused(
+                &dir,
+                format!(
+                    "manifest entry {} is not a certificate, key or kubeconfig of the PKI \
+                     being restored",
+                    e.target.display()
+                ),
+            ));
         }
+        if !seen.insert(target.clone()) {
+            return Err(refused(
+                &dir,
+                format!("manifest lists {} twice", e.target.display()),
+            ));
+        }
+        if let Some(copy) = &e.copy {
+            let name = match copy.file_name() {
+                Some(n) if n != ".." && n != "." => n,
+                _ => {
+                    return Err(refused(
+                        &dir,
+                        format!("copy {} is not a file name", copy.display()),
+                    ))
+                }
+            };
+            let inside = dir.join(name);
+            let plain = copy.components().count() == 1 || normalize(copy) == inside;
+            if !plain || copy.to_string_lossy().contains("..") {
+                return Err(refused(
+                    &dir,
+                    format!(
+                        "copy {} is not a file inside the backup dir",
+                        copy.display()
+                    ),
+                ));
+            }
+            plan.push((target, inside));
+        }
+    }
+    let mut out = Vec::new();
+    for (target, copy) in plan {
+        let contents = read_plain_bounded(&copy, MAX_BACKUP_FILE_BYTES)?;
+        let mode = fs::metadata(&target)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o600);
+        out.push(Write_ {
+            target,
+            contents,
+            mode,
+            force_mode: false,
+        });
     }
     Ok(out)
 }
@@ -500,7 +649,11 @@ mod tests {
         let m = read_manifest(&bd).unwrap();
         assert_eq!(m.entries.len(), 2);
         assert!(m.entries[1].copy.is_none());
-        let back = restore_writes(&m).unwrap();
+        let allowed = [a.clone(), d.path().join("sub/b.key")]
+            .iter()
+            .map(|p| normalize(p))
+            .collect();
+        let back = restore_writes(&bd, &m, &allowed).unwrap();
         commit(&lock, &back, None, "T2").unwrap();
         assert_eq!(fs::read(&a).unwrap(), b"old");
         assert!(!journal_exists(d.path()));

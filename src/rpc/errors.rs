@@ -37,6 +37,11 @@ pub mod codes {
     pub const TOO_LARGE: i32 = -32008;
     /// The Kubernetes API failed or refused (certificates API methods).
     pub const KUBE_API: i32 = -32009;
+    /// A path param this caller may not choose (only the agent's configured roots).
+    pub const PATH_NOT_ALLOWED: i32 = -32010;
+    /// A backup dir or manifest that restore refuses (outside the backup root, symlink,
+    /// an entry that is not an inventory file or not a plain file of the backup).
+    pub const BACKUP_REFUSED: i32 = -32011;
 }
 
 /// Message and meaning of each server-defined code (for the OpenRPC doc).
@@ -50,6 +55,8 @@ pub const SERVER_ERRORS: &[(i32, &str)] = &[
     (codes::CA_EXPIRED, "CA expired"),
     (codes::TOO_LARGE, "request too large"),
     (codes::KUBE_API, "Kubernetes API error"),
+    (codes::PATH_NOT_ALLOWED, "path not allowed for this caller"),
+    (codes::BACKUP_REFUSED, "backup refused"),
 ];
 
 /// The message of a server-defined code.
@@ -113,6 +120,19 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         | Error::Recovery(_) => codes::FILE,
         Error::CaExpired { .. } => codes::CA_EXPIRED,
         Error::KubeApi(_) => codes::KUBE_API,
+        Error::PathNotAllowed {
+            param, configured, ..
+        } => {
+            let mut d = data(cert, path, &cause);
+            d["param"] = json!(param);
+            d["configured"] = json!(configured.as_ref().map(|c| c.display().to_string()));
+            return ErrorObjectOwned::owned(
+                codes::PATH_NOT_ALLOWED,
+                message(codes::PATH_NOT_ALLOWED),
+                Some(d),
+            );
+        }
+        Error::BackupRefused { .. } => codes::BACKUP_REFUSED,
         Error::InvalidArgument(_) => {
             return ErrorObjectOwned::owned(
                 codes::INVALID_PARAMS,

@@ -1,0 +1,419 @@
+//! Confinement of the root agent: the PKI it serves is fixed when it starts
+//! (`kubecert serve --cert-dir … --kubeconfig-dir … --kubelet-pki … --backup-root …`), not
+//! chosen by its callers.
+//!
+//! Every params type that carries paths lists them in ONE place, its [`PathParams`] impl
+//! below (approve's, which lives behind the `k8s` feature, beside its row in
+//! `rpc::api`). Before a call runs, [`Roots::apply`]:
+//!
+//! - fills every absent path param from the configured roots (for every caller: an agent
+//!   started with `--cert-dir X` serves X by default), and
+//! - for a *confined* caller (on the socket: not root and not the agent's own uid), refuses
+//!   any path param that is present and not the configured root (compared after lexical
+//!   normalisation: absolute, `.` and `..` resolved, trailing `/` dropped) with
+//!   [`Error::PathNotAllowed`]; an accepted value is replaced by the configured root itself,
+//!   so what runs is exactly what the agent was started with.
+//!
+//! Roots that have no sensible default ([`Roots::csr_dir`], [`Roots::textfile_dir`],
+//! [`Roots::approve_policy`]) are `None` unless configured; then a confined caller cannot
+//! use the param at all.
+
+use std::path::{Path, PathBuf};
+
+use crate::check::CheckParams;
+use crate::csr::{CsrExportParams, CsrImportParams};
+use crate::error::{Error, Result};
+use crate::kubelet::KubeletConfParams;
+use crate::metrics::MetricsParams;
+use crate::pki;
+use crate::renew::{self, RenewParams, RestoreParams};
+
+/// What the agent serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots {
+    /// PKI dir (`--cert-dir`, default `/etc/kubernetes/pki`).
+    pub cert_dir: PathBuf,
+    /// Kubeconfig dir (`--kubeconfig-dir`, default `/etc/kubernetes`).
+    pub kubeconfig_dir: PathBuf,
+    /// kubelet PKI dir (`--kubelet-pki`, default `/var/lib/kubelet/pki`).
+    pub kubelet_pki: PathBuf,
+    /// Where renew/csr-import put backups and the only place restore reads them from
+    /// (`--backup-root`, default `<cert-dir>/../kubecert-backup`).
+    pub backup_root: PathBuf,
+    /// The scheduled renewal's state file read by `metrics` (`--state-file`, default
+    /// `<cert-dir>/../kubecert-state.json`).
+    pub state_file: PathBuf,
+    /// CSR dir of csr-export/csr-import (`--csr-dir`; none by default).
+    pub csr_dir: Option<PathBuf>,
+    /// node_exporter textfile dir of `metrics` (`--textfile-dir`; none by default). Never
+    /// filled in: without `textfile_dir` metrics only reads.
+    pub textfile_dir: Option<PathBuf>,
+    /// Kubeconfig approve reaches the API server with (`--api-kubeconfig`, default
+    /// `<kubeconfig-dir>/admin.conf`).
+    pub api_kubeconfig: PathBuf,
+    /// approve's policy file (`--approve-policy`; none: the built-in policy).
+    pub approve_policy: Option<PathBuf>,
+}
+
+impl Default for Roots {
+    /// The kubeadm layout.
+    fn default() -> Self {
+        Roots::for_dirs(pki::DEFAULT_CERT_DIR, pki::DEFAULT_KUBECONFIG_DIR)
+    }
+}
+
+impl Roots {
+    /// Roots for a PKI dir and a kubeconfig dir, the rest derived as kubecert's CLI derives
+    /// them (backup root and state file beside the PKI dir, admin.conf in the kubeconfig
+    /// dir, the kubeadm kubelet PKI dir, no csr/textfile dir, the built-in policy).
+    pub fn for_dirs(cert_dir: impl Into<PathBuf>, kubeconfig_dir: impl Into<PathBuf>) -> Self {
+        let cert_dir = normalize(&cert_dir.into());
+        let kubeconfig_dir = normalize(&kubeconfig_dir.into());
+        Roots {
+            backup_root: renew::default_backup_root(&cert_dir),
+            state_file: crate::autorenew::default_state_file(&cert_dir),
+            api_kubeconfig: kubeconfig_dir.join("admin.conf"),
+            kubelet_pki: PathBuf::from(pki::DEFAULT_KUBELET_PKI),
+            csr_dir: None,
+            textfile_dir: None,
+            approve_policy: None,
+            cert_dir,
+            kubeconfig_dir,
+        }
+    }
+
+    /// The configured value of a root (`None`: not configured).
+    pub fn get(&self, r: Root) -> Option<&Path> {
+        match r {
+            Root::CertDir => Some(&self.cert_dir),
+            Root::KubeconfigDir => Some(&self.kubeconfig_dir),
+            Root::KubeletPki => Some(&self.kubelet_pki),
+            Root::BackupRoot => Some(&self.backup_root),
+            Root::StateFile => Some(&self.state_file),
+            Root::CsrDir => self.csr_dir.as_deref(),
+            Root::TextfileDir => self.textfile_dir.as_deref(),
+            Root::ApiKubeconfig => Some(&self.api_kubeconfig),
+            Root::ApprovePolicy => self.approve_policy.as_deref(),
+        }
+    }
+
+    /// Fills absent path params of `p` from the roots and, when `confined`, refuses path
+    /// params that are not the configured roots (see the module docs). On error `p` may be
+    /// partly filled; the caller drops it.
+    pub fn apply<P: PathParams + ?Sized>(&self, p: &mut P, confined: bool) -> Result<()> {
+        let mut params = p.path_params();
+        // Backups and the state file follow the PKI dir: they are filled from the roots only
+        // when the call is about the configured PKI (otherwise the library derives them from
+        // the caller's cert_dir, as the CLI does).
+        let serves_cert_dir = params
+            .iter()
+            .find(|x| x.root == Root::CertDir)
+            .is_none_or(|x| x.slot.value().is_none_or(|v| same(v, &self.cert_dir)));
+        for x in params.iter_mut() {
+            let configured = self.get(x.root);
+            match x.slot.value() {
+                None => {
+                    let fill = match x.root {
+                        Root::TextfileDir | Root::CsrDir => false,
+                        Root::BackupRoot | Root::StateFile => serves_cert_dir,
+                        _ => true,
+                    };
+                    if let (true, Some(c)) = (fill, configured) {
+                        x.slot.set(path_string(c));
+                    }
+                }
+                Some(v) if confined => match configured {
+                    Some(c) if same(v, c) => x.slot.set(path_string(c)),
+                    _ => {
+                        return Err(Error::PathNotAllowed {
+                            param: x.name.to_string(),
+                            given: PathBuf::from(v),
+                            configured: configured.map(Path::to_path_buf),
+                        })
+                    }
+                },
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which configured root a path param is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    /// [`Roots::cert_dir`].
+    CertDir,
+    /// [`Roots::kubeconfig_dir`].
+    KubeconfigDir,
+    /// [`Roots::kubelet_pki`].
+    KubeletPki,
+    /// [`Roots::backup_root`].
+    BackupRoot,
+    /// [`Roots::state_file`].
+    StateFile,
+    /// [`Roots::csr_dir`].
+    CsrDir,
+    /// [`Roots::textfile_dir`].
+    TextfileDir,
+    /// [`Roots::api_kubeconfig`].
+    ApiKubeconfig,
+    /// [`Roots::approve_policy`].
+    ApprovePolicy,
+}
+
+/// A path field of a params struct.
+#[derive(Debug)]
+pub enum Slot<'a> {
+    /// An optional path (absent: default).
+    Opt(&'a mut Option<String>),
+    /// A required path.
+    Req(&'a mut String),
+}
+
+impl Slot<'_> {
+    fn value(&self) -> Option<&str> {
+        match self {
+            Slot::Opt(o) => o.as_deref(),
+            Slot::Req(s) => Some(s.as_str()),
+        }
+    }
+    fn set(&mut self, v: String) {
+        match self {
+            Slot::Opt(o) => **o = Some(v),
+            Slot::Req(s) => **s = v,
+        }
+    }
+}
+
+/// One path param: its params-field name, the root it must equal, the field.
+#[derive(Debug)]
+pub struct PathParam<'a> {
+    /// The field name (as in the JSON params).
+    pub name: &'static str,
+    /// The configured root it is compared with.
+    pub root: Root,
+    /// The field.
+    pub slot: Slot<'a>,
+}
+
+/// A params type's path fields, listed once.
+pub trait PathParams {
+    /// Every path field of `self`.
+    fn path_params(&mut self) -> Vec<PathParam<'_>>;
+}
+
+fn opt<'a>(name: &'static str, root: Root, v: &'a mut Option<String>) -> PathParam<'a> {
+    PathParam {
+        name,
+        root,
+        slot: Slot::Opt(v),
+    }
+}
+
+fn req<'a>(name: &'static str, root: Root, v: &'a mut String) -> PathParam<'a> {
+    PathParam {
+        name,
+        root,
+        slot: Slot::Req(v),
+    }
+}
+
+impl PathParams for CheckParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        vec![
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt(
+                "kubeconfig_dir",
+                Root::KubeconfigDir,
+                &mut self.kubeconfig_dir,
+            ),
+            opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
+        ]
+    }
+}
+
+impl PathParams for RenewParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        vec![
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt(
+                "kubeconfig_dir",
+                Root::KubeconfigDir,
+                &mut self.kubeconfig_dir,
+            ),
+            opt("backup_dir", Root::BackupRoot, &mut self.backup_dir),
+        ]
+    }
+}
+
+impl PathParams for RestoreParams {
+    /// `backup_dir` itself is not a root: restore accepts it only as a direct child of
+    /// `backup_root`, for every caller (see [`crate::renew::restore`]).
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        vec![
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt(
+                "kubeconfig_dir",
+                Root::KubeconfigDir,
+                &mut self.kubeconfig_dir,
+            ),
+            opt("backup_root", Root::BackupRoot, &mut self.backup_root),
+        ]
+    }
+}
+
+impl PathParams for KubeletConfParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        vec![
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt(
+                "kubeconfig_dir",
+                Root::KubeconfigDir,
+                &mut self.kubeconfig_dir,
+            ),
+            opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
+        ]
+    }
+}
+
+impl PathParams for CsrExportParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        vec![
+            req("csr_dir", Root::CsrDir, &mut self.csr_dir),
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt(
+                "kubeconfig_dir",
+                Root::KubeconfigDir,
+                &mut self.kubeconfig_dir,
+            ),
+        ]
+    }
+}
+
+impl PathParams for CsrImportParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        vec![
+            req("csr_dir", Root::CsrDir, &mut self.csr_dir),
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt(
+                "kubeconfig_dir",
+                Root::KubeconfigDir,
+                &mut self.kubeconfig_dir,
+            ),
+            opt("backup_dir", Root::BackupRoot, &mut self.backup_dir),
+        ]
+    }
+}
+
+impl PathParams for MetricsParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        vec![
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt(
+                "kubeconfig_dir",
+                Root::KubeconfigDir,
+                &mut self.kubeconfig_dir,
+            ),
+            opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
+            opt("state_file", Root::StateFile, &mut self.state_file),
+            opt("textfile_dir", Root::TextfileDir, &mut self.textfile_dir),
+        ]
+    }
+}
+
+pub use crate::pki::store::normalize;
+
+/// Whether `given` names `configured` (lexically).
+fn same(given: &str, configured: &Path) -> bool {
+    !given.is_empty() && normalize(Path::new(given)) == normalize(configured)
+}
+
+fn path_string(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(
+            normalize(Path::new("/etc/kubernetes/./pki/")),
+            PathBuf::from("/etc/kubernetes/pki")
+        );
+        assert_eq!(
+            normalize(Path::new("/etc/kubernetes/x/../pki")),
+            PathBuf::from("/etc/kubernetes/pki")
+        );
+        assert_eq!(normalize(Path::new("/../..")), PathBuf::from("/"));
+    }
+
+    #[test]
+    fn absent_paths_are_filled_for_everyone() {
+        let roots = Roots::for_dirs("/srv/pki", "/srv/kc");
+        for confined in [false, true] {
+            let mut p = RenewParams::default();
+            roots
+                .apply(&mut p, confined)
+                .expect("absent paths are fine");
+            assert_eq!(p.cert_dir.as_deref(), Some("/srv/pki"));
+            assert_eq!(p.kubeconfig_dir.as_deref(), Some("/srv/kc"));
+            assert_eq!(p.backup_dir.as_deref(), Some("/srv/kubecert-backup"));
+        }
+        // metrics: textfile_dir is never filled (it makes the call write).
+        let mut m = MetricsParams::default();
+        let mut r = roots.clone();
+        r.textfile_dir = Some("/var/lib/node-exporter".into());
+        r.apply(&mut m, true).expect("ok");
+        assert_eq!(m.textfile_dir, None);
+        assert_eq!(m.state_file.as_deref(), Some("/srv/kubecert-state.json"));
+    }
+
+    #[test]
+    fn confined_callers_get_only_the_roots() {
+        let roots = Roots::for_dirs("/srv/pki", "/srv/kc");
+        let mut p = RenewParams {
+            cert_dir: Some("/srv/x/../pki/".into()),
+            ..Default::default()
+        };
+        roots
+            .apply(&mut p, true)
+            .expect("the same dir, spelled differently");
+        assert_eq!(p.cert_dir.as_deref(), Some("/srv/pki"));
+
+        let mut p = RenewParams {
+            kubeconfig_dir: Some("/home/u/kc".into()),
+            ..Default::default()
+        };
+        let e = roots.apply(&mut p, true).expect_err("foreign dir");
+        assert_eq!(
+            e.to_string(),
+            "kubeconfig_dir: /home/u/kc is not allowed for this caller: the agent serves \
+             /srv/kc; omit kubeconfig_dir or pass that"
+        );
+        // Not confined (root, stdio): the caller's own choice stands; backups then follow
+        // the caller's cert dir (library default), not the agent's backup root.
+        let mut p = RenewParams {
+            cert_dir: Some("/tmp/p".into()),
+            ..Default::default()
+        };
+        roots.apply(&mut p, false).expect("root may");
+        assert_eq!(p.cert_dir.as_deref(), Some("/tmp/p"));
+        assert_eq!(p.backup_dir, None);
+
+        let mut c = CsrExportParams {
+            csr_dir: "/tmp/csr".into(),
+            ..Default::default()
+        };
+        let e = roots
+            .apply(&mut c, true)
+            .expect_err("no csr dir configured");
+        assert_eq!(
+            e.to_string(),
+            "csr_dir: /tmp/csr is not allowed for this caller: the agent has no csr_dir \
+             configured, so only root may pass one"
+        );
+    }
+}

@@ -321,7 +321,10 @@ fn init_logging(format: LogFormat, verbose: u8) {
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // The audit lines of mutating agent calls (target kubecert::audit) show by default.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{default},kubecert::audit=info"))
+        });
     let b = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);
@@ -652,7 +655,7 @@ fn renew_use_api(
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// Serve newline-delimited JSON-RPC on stdin/stdout (the caller's own rights apply).
-    #[arg(long, conflicts_with_all = ["group", "allow_uid", "allow_write_uid"])]
+    #[arg(long, conflicts_with_all = ["socket", "group", "allow_uid", "allow_write_uid"])]
     stdio: bool,
     /// Unix socket path (JSON-RPC over HTTP/1.1).
     #[arg(long, default_value = kubecert::rpc::unix::DEFAULT_SOCKET)]
@@ -678,14 +681,70 @@ struct ServeArgs {
     /// On SIGTERM/SIGINT, wait this long for in-flight calls.
     #[arg(long, default_value = "60s")]
     shutdown_timeout: String,
+    /// The PKI dir served: absent `cert_dir` params mean this, and socket callers other than
+    /// root (and the agent's own uid) may pass no other.
+    #[arg(long, default_value = "/etc/kubernetes/pki")]
+    cert_dir: PathBuf,
+    /// The kubeconfig dir served (admin.conf & co).
+    #[arg(long, default_value = "/etc/kubernetes")]
+    kubeconfig_dir: PathBuf,
+    /// The kubelet PKI dir served.
+    #[arg(long, default_value = "/var/lib/kubelet/pki")]
+    kubelet_pki: PathBuf,
+    /// Where backups go and the only place restore reads them from [default:
+    /// <cert-dir>/../kubecert-backup].
+    #[arg(long)]
+    backup_root: Option<PathBuf>,
+    /// The scheduled renewal's state file `metrics` reads [default:
+    /// <cert-dir>/../kubecert-state.json].
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+    /// The CSR dir of csr-export/csr-import [default: none, so only root may pass one].
+    #[arg(long)]
+    csr_dir: Option<PathBuf>,
+    /// node_exporter's textfile dir `metrics` may write [default: none, so only root may
+    /// pass one].
+    #[arg(long)]
+    textfile_dir: Option<PathBuf>,
+    /// Kubeconfig `approve` reaches the API server with [default: <kubeconfig-dir>/admin.conf].
+    #[arg(long)]
+    api_kubeconfig: Option<PathBuf>,
+    /// Policy file of `approve` [default: none, the built-in policy].
+    #[arg(long)]
+    approve_policy: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The roots the agent serves.
+    fn roots(&self) -> kubecert::confine::Roots {
+        use kubecert::confine::{normalize, Roots};
+        let mut r = Roots::for_dirs(&self.cert_dir, &self.kubeconfig_dir);
+        r.kubelet_pki = normalize(&self.kubelet_pki);
+        let set = |v: &Option<PathBuf>, d: &mut PathBuf| {
+            if let Some(v) = v {
+                *d = normalize(v);
+            }
+        };
+        set(&self.backup_root, &mut r.backup_root);
+        set(&self.state_file, &mut r.state_file);
+        set(&self.api_kubeconfig, &mut r.api_kubeconfig);
+        r.csr_dir = self.csr_dir.as_deref().map(normalize);
+        r.textfile_dir = self.textfile_dir.as_deref().map(normalize);
+        r.approve_policy = self.approve_policy.as_deref().map(normalize);
+        r
+    }
 }
 
 fn serve(a: ServeArgs) -> Result<ExitCode> {
     use kubecert::rpc::{stdio, unix};
+    let roots = a.roots();
     if a.stdio {
-        stdio::run(stdio::StdioOptions {
-            max_request_bytes: a.max_request_bytes,
-        })?;
+        stdio::run(
+            stdio::StdioOptions {
+                max_request_bytes: a.max_request_bytes,
+            },
+            roots,
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let secs = |s: &str| -> Result<std::time::Duration> {
@@ -701,6 +760,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         max_connections: a.max_connections,
         idle_timeout: secs(&a.idle_timeout)?,
         shutdown_timeout: secs(&a.shutdown_timeout)?,
+        roots,
     };
     unix::run(opts, systemd_listener()?)?;
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! authorization tier, `version`'s method list, the OpenRPC document and the files in
 //! `schema/` are all derived from [`METHODS`].
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use jsonrpsee::types::ErrorObjectOwned;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::errors::{self, codes};
 use super::Enforce;
 use crate::check::{CheckParams, CheckResult};
+use crate::confine::{PathParam, PathParams, Roots};
 use crate::csr::{CsrExportParams, CsrExportResult, CsrImportParams, CsrImportResult};
 use crate::kubelet::{KubeletConfParams, KubeletConfResult};
 use crate::metrics::{MetricsParams, MetricsResult};
@@ -56,11 +58,12 @@ pub trait RpcMethod: Sync {
     fn result_file_schema(&self, settings: SchemaSettings) -> Schema;
     /// Name of the result type (OpenRPC result descriptor name).
     fn result_name(&self) -> String;
-    /// Registers the method on `module`.
+    /// Registers the method on `module`, serving `roots`.
     fn register(
         &'static self,
         module: &mut RpcModule<()>,
         enforce: Enforce,
+        roots: Arc<Roots>,
     ) -> Result<(), jsonrpsee::core::RegisterMethodError>;
 }
 
@@ -82,7 +85,7 @@ pub struct Method<P: 'static, R: 'static> {
 }
 
 /// Server-defined errors of read methods.
-pub const READ_ERRORS: &[i32] = &[codes::NOT_AUTHORIZED, codes::FILE];
+pub const READ_ERRORS: &[i32] = &[codes::NOT_AUTHORIZED, codes::FILE, codes::PATH_NOT_ALLOWED];
 /// Server-defined errors of mutating methods.
 pub const WRITE_ERRORS: &[i32] = &[
     codes::CA_KEY_MISSING,
@@ -92,9 +95,23 @@ pub const WRITE_ERRORS: &[i32] = &[
     codes::UNKNOWN_CERTIFICATE,
     codes::FILE,
     codes::CA_EXPIRED,
+    codes::PATH_NOT_ALLOWED,
+];
+/// Server-defined errors of `restore`.
+pub const RESTORE_ERRORS: &[i32] = &[
+    codes::LOCKED,
+    codes::NOT_AUTHORIZED,
+    codes::FILE,
+    codes::PATH_NOT_ALLOWED,
+    codes::BACKUP_REFUSED,
 ];
 /// Server-defined errors of the certificates-API methods.
-pub const KUBE_ERRORS: &[i32] = &[codes::NOT_AUTHORIZED, codes::FILE, codes::KUBE_API];
+pub const KUBE_ERRORS: &[i32] = &[
+    codes::NOT_AUTHORIZED,
+    codes::FILE,
+    codes::KUBE_API,
+    codes::PATH_NOT_ALLOWED,
+];
 /// Server-defined errors of methods that touch no file.
 pub const META_ERRORS: &[i32] = &[codes::NOT_AUTHORIZED];
 
@@ -102,6 +119,36 @@ pub const META_ERRORS: &[i32] = &[codes::NOT_AUTHORIZED];
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NoParams {}
+
+impl PathParams for NoParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        Vec::new()
+    }
+}
+
+/// approve's path fields (beside its row: `confine` does not depend on the `k8s` feature's
+/// module).
+#[cfg(feature = "k8s")]
+impl PathParams for crate::kubeapi::approve::ApproveParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        use crate::confine::{Root, Slot};
+        let p = |name, root, v| PathParam {
+            name,
+            root,
+            slot: Slot::Opt(v),
+        };
+        vec![
+            p("cert_dir", Root::CertDir, &mut self.cert_dir),
+            p(
+                "kubeconfig_dir",
+                Root::KubeconfigDir,
+                &mut self.kubeconfig_dir,
+            ),
+            p("kubeconfig", Root::ApiKubeconfig, &mut self.kubeconfig),
+            p("policy", Root::ApprovePolicy, &mut self.policy),
+        ]
+    }
+}
 
 /// Result of `version`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -201,10 +248,12 @@ pub static METHODS: &[&dyn RpcMethod] = &[
     &Method::<RestoreParams, RestoreResult> {
         name: "restore",
         doc: "Put every file of a backup made by renew back in place, through the same \
-              locked transaction.",
+              locked transaction. The backup dir must be directly under the backup root and \
+              its manifest may only name inventory files of the PKI and plain files of the \
+              backup dir (else -32011, nothing written).",
         mutating: true,
         read_only_if: None,
-        errors: WRITE_ERRORS,
+        errors: RESTORE_ERRORS,
         call: |p| crate::renew::restore(&p),
     },
     &Method::<KubeletConfParams, KubeletConfResult> {
@@ -310,7 +359,7 @@ pub fn parse_params<P: DeserializeOwned>(raw: Option<&str>) -> Result<P, ErrorOb
 
 impl<P, R> RpcMethod for Method<P, R>
 where
-    P: DeserializeOwned + JsonSchema + Send + 'static,
+    P: DeserializeOwned + Serialize + PathParams + JsonSchema + Send + 'static,
     R: Serialize + JsonSchema + Clone + Send + 'static,
 {
     fn name(&self) -> &'static str {
@@ -345,27 +394,135 @@ where
         &'static self,
         module: &mut RpcModule<()>,
         enforce: Enforce,
+        roots: Arc<Roots>,
     ) -> Result<(), jsonrpsee::core::RegisterMethodError> {
-        module.register_async_method(self.name, move |params, _ctx, ext| async move {
-            self.handle(params.as_str(), &ext, enforce).await
+        module.register_async_method(self.name, move |params, _ctx, ext| {
+            let roots = roots.clone();
+            async move { self.handle(params.as_str(), &ext, enforce, &roots).await }
         })?;
         Ok(())
     }
 }
 
+/// Whether calls of `caller` are confined to the configured roots: every socket caller but
+/// root and the agent's own uid (who has the agent's rights anyway); never over stdio, where
+/// the caller runs the agent with its own rights.
+pub fn confined(enforce: Enforce, caller: Option<Caller>) -> bool {
+    match enforce {
+        Enforce::None => false,
+        Enforce::PeerCredentials => {
+            caller.is_none_or(|c| c.uid != 0 && c.uid != super::unix::effective_uid())
+        }
+    }
+}
+
+/// What a mutating call changed, for its audit line: names renewed, installed, exported or
+/// restored (or, for a dry run, that would be), approve's decisions, kubelet.conf, the
+/// metrics textfile; and the backup dir.
+fn audit_changes(result: &serde_json::Value) -> (Vec<String>, Option<String>) {
+    use serde_json::Value;
+    let s = |v: &Value| v.as_str().map(str::to_string);
+    let mut names = Vec::new();
+    for c in result["certificates"].as_array().into_iter().flatten() {
+        if let ("renewed" | "installed" | "exported" | "would-renew" | "would-install", Some(n)) =
+            (c["action"].as_str().unwrap_or(""), s(&c["name"]))
+        {
+            names.push(n);
+        }
+    }
+    names.extend(
+        result["restored"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(s),
+    );
+    for r in result["requests"].as_array().into_iter().flatten() {
+        if let (Some(d @ ("approved" | "denied")), Some(n)) =
+            (r["decision"].as_str(), s(&r["name"]))
+        {
+            names.push(format!("{n}:{d}"));
+        }
+    }
+    if result["changed"] == Value::Bool(true) && result.get("status").is_some() {
+        names.push("kubelet.conf".into());
+    }
+    names.extend(s(&result["textfile"]));
+    (names, s(&result["backupDir"]))
+}
+
+/// The one audit line of a mutating call (target `kubecert::audit`, level info, enabled by
+/// default).
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    method: &str,
+    uid: Option<u32>,
+    pid: Option<i32>,
+    outcome: &str,
+    code: Option<i32>,
+    dry_run: bool,
+    changed: &[String],
+    backup_dir: Option<&str>,
+) {
+    let uid = uid.map_or_else(|| "unknown".to_string(), |u| u.to_string());
+    let pid = pid.map_or_else(|| "-".to_string(), |p| p.to_string());
+    let code = code.map_or_else(|| "-".to_string(), |c| c.to_string());
+    tracing::info!(
+        target: "kubecert::audit",
+        uid = %uid,
+        pid = %pid,
+        method = %method,
+        outcome = %outcome,
+        code = %code,
+        dry_run,
+        changed = %changed.join(","),
+        backup_dir = %backup_dir.unwrap_or("-"),
+        "audit"
+    );
+}
+
 impl<P, R> Method<P, R>
 where
-    P: DeserializeOwned + Send + 'static,
-    R: Send + 'static,
+    P: DeserializeOwned + Serialize + PathParams + Send + 'static,
+    R: Serialize + Send + 'static,
 {
-    async fn handle(
+    /// Runs one call: authorization tier, params, confinement to `roots`, the library call
+    /// on the blocking pool, the audit line of a mutating call.
+    pub async fn handle(
         &'static self,
         raw_params: Option<&str>,
         ext: &Extensions,
         enforce: Enforce,
+        roots: &Roots,
     ) -> Result<R, ErrorObjectOwned> {
         let started = Instant::now();
         let caller = ext.get::<Caller>().copied();
+        let (uid, pid) = match enforce {
+            // stdio: the caller is whoever runs this process.
+            Enforce::None => (Some(super::unix::effective_uid()), None),
+            Enforce::PeerCredentials => (caller.map(|c| c.uid), caller.and_then(|c| c.pid)),
+        };
+        let refuse = |err: ErrorObjectOwned, audited: bool, dry_run: bool| {
+            if audited {
+                let outcome = match err.code() {
+                    codes::NOT_AUTHORIZED | codes::PATH_NOT_ALLOWED | codes::BACKUP_REFUSED => {
+                        "refused"
+                    }
+                    _ => "failed",
+                };
+                audit(
+                    self.name,
+                    uid,
+                    pid,
+                    outcome,
+                    Some(err.code()),
+                    dry_run,
+                    &[],
+                    None,
+                );
+            }
+            err
+        };
         let authorize = |needs_write: bool| -> Result<(), ErrorObjectOwned> {
             if enforce == Enforce::None {
                 return Ok(());
@@ -377,35 +534,67 @@ where
             if ok {
                 return Ok(());
             }
-            let (uid, pid) = (caller.map(|c| c.uid), caller.and_then(|c| c.pid));
-            tracing::warn!(
-                method = self.name,
-                uid,
-                pid,
-                tier = if needs_write { "write" } else { "read" },
-                "refused: caller not authorized"
-            );
-            Err(errors::not_authorized(self.name, uid, needs_write))
+            if !self.mutating {
+                tracing::warn!(
+                    method = self.name,
+                    uid,
+                    pid,
+                    tier = "read",
+                    "refused: caller not authorized"
+                );
+            }
+            Err(refuse(
+                errors::not_authorized(self.name, uid, needs_write),
+                self.mutating,
+                false,
+            ))
         };
         // Refuse before looking at the params when even the weakest tier is not granted.
         let always_write = self.mutating && self.read_only_if.is_none();
         authorize(always_write)?;
-        let p: P = parse_params(raw_params)?;
+        let mut p: P = parse_params(raw_params).map_err(|e| refuse(e, always_write, false))?;
         let needs_write = self.mutating && !self.read_only_if.is_some_and(|f| f(&p));
         authorize(needs_write)?;
+        let params_json = serde_json::to_value(&p).unwrap_or_default();
+        let dry_run = params_json["dry_run"] == serde_json::Value::Bool(true);
+        if let Err(e) = roots.apply(&mut p, confined(enforce, caller)) {
+            let err = errors::to_rpc_error(&e);
+            if !needs_write {
+                tracing::warn!(method = self.name, uid, pid, code = err.code(), error = %err.message(), "refused");
+            }
+            return Err(refuse(err, needs_write, dry_run));
+        }
         let call = self.call;
         let out = tokio::task::spawn_blocking(move || call(p)).await;
-        let (uid, pid) = (caller.map(|c| c.uid), caller.and_then(|c| c.pid));
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match out {
             Ok(Ok(r)) => {
-                tracing::info!(method = self.name, uid, pid, us, "ok");
+                if needs_write {
+                    let v = serde_json::to_value(&r).unwrap_or_default();
+                    let (changed, backup) = audit_changes(&v);
+                    audit(
+                        self.name,
+                        uid,
+                        pid,
+                        "ok",
+                        None,
+                        dry_run,
+                        &changed,
+                        backup.as_deref(),
+                    );
+                } else {
+                    tracing::info!(method = self.name, uid, pid, us, "ok");
+                }
                 Ok(r)
             }
             Ok(Err(e)) => {
                 let err = errors::to_rpc_error(&e);
-                tracing::warn!(method = self.name, uid, pid, us, code = err.code(), error = %err.message(), "failed");
-                Err(err)
+                if needs_write {
+                    Err(refuse(err, true, dry_run))
+                } else {
+                    tracing::warn!(method = self.name, uid, pid, us, code = err.code(), error = %err.message(), "failed");
+                    Err(err)
+                }
             }
             Err(join) => {
                 tracing::error!(
@@ -414,10 +603,8 @@ where
                     pid,
                     "call panicked or was cancelled"
                 );
-                Err(errors::internal(&format!(
-                    "{} did not complete: {join}",
-                    self.name
-                )))
+                let err = errors::internal(&format!("{} did not complete: {join}", self.name));
+                Err(refuse(err, needs_write, dry_run))
             }
         }
     }

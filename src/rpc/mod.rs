@@ -48,6 +48,8 @@ pub mod unix;
 
 use jsonrpsee::RpcModule;
 
+pub use crate::confine::Roots;
+
 pub use api::{Caller, RpcMethod, METHODS};
 
 /// Default maximum size of one request (a stdio line or an HTTP body): 1 MiB.
@@ -63,12 +65,15 @@ pub enum Enforce {
     None,
 }
 
-/// Builds the RPC module: every row of [`METHODS`], registered once.
-pub fn module(enforce: Enforce) -> RpcModule<()> {
+/// Builds the RPC module: every row of [`METHODS`], registered once, serving `roots`
+/// (absent path params are filled from them; confined callers may pass no others, see
+/// [`crate::confine`]).
+pub fn module(enforce: Enforce, roots: Roots) -> RpcModule<()> {
+    let roots = std::sync::Arc::new(roots);
     let mut m = RpcModule::new(());
     for method in METHODS {
         // Names are static and unique (tested): registration cannot fail.
-        if let Err(e) = method.register(&mut m, enforce) {
+        if let Err(e) = method.register(&mut m, enforce, roots.clone()) {
             tracing::error!(method = method.name(), error = %e, "cannot register method");
         }
     }
@@ -82,7 +87,7 @@ mod tests {
 
     #[test]
     fn every_registered_method_is_in_the_table_and_back() {
-        let m = module(Enforce::None);
+        let m = module(Enforce::None, Roots::default());
         let registered: BTreeSet<&str> = m.method_names().collect();
         let table: BTreeSet<&str> = METHODS.iter().map(|r| r.name()).collect();
         assert_eq!(registered, table);

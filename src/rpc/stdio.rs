@@ -237,12 +237,12 @@ where
 
 /// `kubecert serve --stdio`: runs until EOF on stdin; exit status 0 at EOF or when stdout
 /// is closed.
-pub fn run(opts: StdioOptions) -> anyhow::Result<()> {
+pub fn run(opts: StdioOptions, roots: super::Roots) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let module = super::module(super::Enforce::None);
+    let module = super::module(super::Enforce::None, roots);
     let res = rt.block_on(async {
         let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
         serve(&module, stdin, tokio::io::stdout(), &opts).await
@@ -264,7 +264,7 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let module = crate::rpc::module(crate::rpc::Enforce::None);
+        let module = crate::rpc::module(crate::rpc::Enforce::None, crate::rpc::Roots::default());
         let mut out: Vec<u8> = Vec::new();
         rt.block_on(serve(
             &module,

@@ -73,6 +73,8 @@ pub struct SocketOptions {
     pub idle_timeout: Duration,
     /// How long to wait for in-flight calls at shutdown.
     pub shutdown_timeout: Duration,
+    /// The PKI served (see [`crate::confine`]).
+    pub roots: super::Roots,
 }
 
 impl Default for SocketOptions {
@@ -86,6 +88,7 @@ impl Default for SocketOptions {
             max_connections: 1024,
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(60),
+            roots: super::Roots::default(),
         }
     }
 }
@@ -660,7 +663,8 @@ async fn serve(
         .set_config(cfg)
         .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(RunNotifications))
         .to_service_builder();
-    let methods: jsonrpsee::Methods = super::module(Enforce::PeerCredentials).into();
+    let methods: jsonrpsee::Methods =
+        super::module(Enforce::PeerCredentials, opts.roots.clone()).into();
     let (stop_handle, server_handle) = jsonrpsee::server::stop_channel();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(opts.max_connections.max(1) as usize));

@@ -243,9 +243,11 @@ def test_other_uid_refused_for_every_method_without_allow_uid(agent, workroot, p
 
 @needs_setpriv
 def test_allow_uid_reads_but_may_not_mutate(agent_factory, workroot, pki):
-    a = agent_factory("--allow-uid", "65534")
-    os.chmod(a.sock, 0o666)
     d = dirs(pki)
+    # Non-root callers may pass only the agent's own roots (issue 12): serve this PKI.
+    a = agent_factory("--allow-uid", "65534", "--cert-dir", d["cert_dir"],
+                      "--kubeconfig-dir", d["kubeconfig_dir"])
+    os.chmod(a.sock, 0o666)
     for m, p in [("version", None), ("rpc.discover", None), ("check", {**d, "now": NOW}),
                  ("kubelet-conf", {**d})]:
         r = as_nobody(workroot, a.sock, m, p)
@@ -259,13 +261,14 @@ def test_allow_uid_reads_but_may_not_mutate(agent_factory, workroot, pki):
 
 @needs_setpriv
 def test_group_members_read_and_write_uid_writes(agent_factory, workroot, pki):
-    a = agent_factory("--group", "nogroup", "--allow-write-uid", "65533")
+    d = dirs(pki)
+    roots = ("--cert-dir", d["cert_dir"], "--kubeconfig-dir", d["kubeconfig_dir"])
+    a = agent_factory("--group", "nogroup", "--allow-write-uid", "65533", *roots)
     st = os.stat(a.sock)
     assert st.st_mode & 0o777 == 0o660 and st.st_gid == 65534
-    d = dirs(pki)
     assert "result" in as_nobody(workroot, a.sock, "check", {**d, "now": NOW})  # gid nogroup
     err(as_nobody(workroot, a.sock, "renew", {**d, "dry_run": True}), -32004)
-    b = agent_factory("--allow-write-uid", "65534")
+    b = agent_factory("--allow-write-uid", "65534", *roots)
     os.chmod(b.sock, 0o666)
     r = as_nobody(workroot, b.sock, "renew", {**d, "dry_run": True})
     # Allowed through: whatever happens next is the library's answer, not -32004.

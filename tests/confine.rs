@@ -79,10 +79,7 @@ fn no_caller_and_read_only_caller_may_not_renew() {
     assert_eq!(error_code(&r), -32004, "{r}");
     assert_eq!(
         r["error"]["data"]["cause"],
-        format!(
-            "uid {} may not call renew (mutating method)",
-            other_uid()
-        )
+        format!("uid {} may not call renew (mutating method)", other_uid())
     );
     assert_eq!(hash_tree(t.path()), before);
 }
@@ -132,10 +129,7 @@ fn write_caller_with_own_kubeconfig_dir_gets_nothing_signed() {
     );
     assert_eq!(error_code(&r), -32010, "{r}");
     assert_eq!(r["error"]["data"]["param"], "kubeconfig_dir");
-    assert_eq!(
-        r["error"]["data"]["configured"],
-        root.display().to_string()
-    );
+    assert_eq!(r["error"]["data"]["configured"], root.display().to_string());
     assert_eq!((hash_tree(t.path()), hash_tree(t2.path())), before);
 }
 
@@ -164,7 +158,10 @@ fn read_caller_cannot_point_check_at_a_symlinked_secret() {
     assert_eq!(error_code(&r), -32010, "{r}");
     assert_eq!(r["error"]["data"]["param"], "kubeconfig_dir");
     let text = r.to_string();
-    assert!(!text.contains("SECRETBYTES") && !text.contains("BEGIN"), "{text}");
+    assert!(
+        !text.contains("SECRETBYTES") && !text.contains("BEGIN"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -229,7 +226,10 @@ fn write_caller_restore_outside_the_backup_root_is_refused() {
     assert_eq!(error_code(&r), -32010, "{r}");
     assert_eq!(r["error"]["data"]["param"], "backup_root");
     assert_eq!(hash_tree(t.path()), before);
-    assert_eq!(fs::read(&victim).unwrap(), b"root:x:0:0:root:/root:/bin/bash\n");
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        b"root:x:0:0:root:/root:/bin/bash\n"
+    );
 }
 
 /// A caller-written backup dir `<base>/own` whose manifest puts the caller's bytes over a
@@ -289,7 +289,10 @@ fn restore_refuses_a_manifest_outside_the_backup_root() {
         ),
     );
     assert_eq!(hash_tree(t.path()), before);
-    assert_eq!(fs::read(&victim).unwrap(), b"root:x:0:0:root:/root:/bin/bash\n");
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        b"root:x:0:0:root:/root:/bin/bash\n"
+    );
 }
 
 /// The same manifest moved under the backup root: its entries are refused one by one.
@@ -332,13 +335,19 @@ fn restore_refuses_manifest_entries_that_are_not_inventory_files_or_plain_copies
         ),
     );
     manifest(json!([{"target": crt, "copy": "../../shadow"}]));
-    assert_refused(&restore_cli(&root, &inside), "is not a file inside the backup dir");
+    assert_refused(
+        &restore_cli(&root, &inside),
+        "is not a file inside the backup dir",
+    );
     // A copy inside the dir that is a symlink to the root-only file.
     symlink(&shadow, inside.join("link")).unwrap();
     manifest(json!([{"target": crt, "copy": inside.join("link")}]));
     assert_refused(
         &restore_cli(&root, &inside),
-        &format!("backup {} refused: is a symlink", inside.join("link").display()),
+        &format!(
+            "backup {} refused: is a symlink",
+            inside.join("link").display()
+        ),
     );
     // A copy that is not a regular file.
     fs::create_dir(inside.join("dir")).unwrap();
@@ -362,7 +371,10 @@ fn restore_refuses_manifest_entries_that_are_not_inventory_files_or_plain_copies
     let fake = t.path().join("fake.json");
     fs::write(&fake, json!({"created": "x", "entries": []}).to_string()).unwrap();
     symlink(&fake, inside.join("manifest.json")).unwrap();
-    assert_refused(&restore_cli(&root, &inside), "manifest.json refused: is a symlink");
+    assert_refused(
+        &restore_cli(&root, &inside),
+        "manifest.json refused: is a symlink",
+    );
     fs::remove_file(inside.join("manifest.json")).unwrap();
     fs::write(inside.join("manifest.json"), "{\"created\": ").unwrap();
     assert_refused(
@@ -384,7 +396,10 @@ fn restore_refuses_manifest_entries_that_are_not_inventory_files_or_plain_copies
     let mut b = before.clone();
     b.retain(|k, _| !k.starts_with("k8s/kubecert-backup"));
     assert_eq!(after, b);
-    assert_eq!(fs::read(&victim).unwrap(), b"root:x:0:0:root:/root:/bin/bash\n");
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        b"root:x:0:0:root:/root:/bin/bash\n"
+    );
 }
 
 /// A genuine backup still restores, from the CLI, with and without --backup-root.
@@ -417,7 +432,12 @@ fn restore_of_a_real_backup_still_works() {
         "--backup-root",
         root.join("kubecert-backup").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("restored "));
     assert_eq!(hash_tree(&pki), before);
     drop(t);
@@ -490,12 +510,25 @@ fn stdio_agent_audits_mutating_calls() {
         input,
     );
     assert_eq!(code, Some(0), "{err}");
-    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let backup = lines[0]["result"]["backupDir"].as_str().expect("renewed").to_string();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let backup = lines[0]["result"]["backupDir"]
+        .as_str()
+        .expect("renewed")
+        .to_string();
     assert!(backup.starts_with(&root.join("kubecert-backup").display().to_string()));
     let err = strip_ansi(&err);
-    let audit: Vec<&str> = err.lines().filter(|l| l.contains("kubecert::audit")).collect();
-    assert_eq!(audit.len(), 2, "one line per mutating call, none for check: {err}");
+    let audit: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("kubecert::audit"))
+        .collect();
+    assert_eq!(
+        audit.len(),
+        2,
+        "one line per mutating call, none for check: {err}"
+    );
     let uid = kubecert::rpc::unix::effective_uid();
     assert!(
         audit[0].contains(&format!(

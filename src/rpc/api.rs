@@ -609,3 +609,53 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn audit_names_what_changed() {
+        let renew = json!({"backupDir": "/b/1", "changed": true, "certificates": [
+            {"name": "admin.conf", "action": "renewed"},
+            {"name": "apiserver", "action": "skipped"},
+            {"name": "etcd-peer", "action": "would-renew"}]});
+        assert_eq!(
+            audit_changes(&renew),
+            (
+                vec!["admin.conf".to_string(), "etcd-peer".to_string()],
+                Some("/b/1".to_string())
+            )
+        );
+        let restore = json!({"restored": ["/p/a.crt"], "changed": true, "dryRun": false});
+        assert_eq!(audit_changes(&restore).0, vec!["/p/a.crt".to_string()]);
+        let kubelet = json!({"status": {}, "changed": true, "backupDir": null});
+        assert_eq!(audit_changes(&kubelet), (vec!["kubelet.conf".into()], None));
+        let approve = json!({"requests": [{"name": "csr-1", "decision": "approved"},
+                                          {"name": "csr-2", "decision": "pending"}]});
+        assert_eq!(
+            audit_changes(&approve).0,
+            vec!["csr-1:approved".to_string()]
+        );
+    }
+
+    #[test]
+    fn who_is_confined() {
+        let c = |uid| Caller {
+            uid,
+            gid: uid,
+            pid: None,
+            may_read: true,
+            may_write: true,
+        };
+        let me = super::super::unix::effective_uid();
+        let other = if me == 1000 { 1001 } else { 1000 };
+        assert!(!confined(Enforce::None, None));
+        assert!(!confined(Enforce::None, Some(c(other))));
+        assert!(confined(Enforce::PeerCredentials, None));
+        assert!(confined(Enforce::PeerCredentials, Some(c(other))));
+        assert!(!confined(Enforce::PeerCredentials, Some(c(0))));
+        assert!(!confined(Enforce::PeerCredentials, Some(c(me))));
+    }
+}

@@ -68,8 +68,9 @@ impl Lock {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(fs::TryLockError::WouldBlock) => {
-                    let pid = fs::read_to_string(&pid_path)
+                    let pid = crate::pki::fsread::read(&pid_path)
                         .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
                         .and_then(|s| s.trim().parse().ok())
                         .unwrap_or(0);
                     if start.elapsed() >= timeout {
@@ -222,17 +223,23 @@ pub fn journal_exists(dir: &Path) -> bool {
 /// there is no journal. Returns what it did, for logging.
 pub fn recover(lock: &Lock) -> Result<Option<String>> {
     let jp = journal_path(lock);
-    let bytes = match fs::read(&jp) {
+    let bytes = match crate::pki::fsread::read(&jp) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&jp, e)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
     };
     let journal: Journal = match serde_json::from_slice(&bytes) {
         Ok(j) => j,
         Err(e) => {
             // The journal is written atomically, so a torn journal cannot happen; an
             // unreadable one means someone edited it. Refuse to guess.
-            return Err(Error::Recovery(format!("{}: {e}", jp.display())));
+            return Err(Error::Recovery(format!(
+                "{}: {}",
+                jp.display(),
+                crate::error::describe_json(&e)
+            )));
         }
     };
     let what = match journal.state {
@@ -327,7 +334,7 @@ pub fn commit(
                             .unwrap_or_default()
                     );
                     let dst = dir.join(name);
-                    let bytes = fs::read(&w.target).map_err(|e| Error::io(&w.target, e))?;
+                    let bytes = crate::pki::fsread::read(&w.target)?;
                     let mut f = OpenOptions::new()
                         .create_new(true)
                         .write(true)
@@ -427,9 +434,14 @@ pub fn commit(
 /// Reads a backup dir's manifest.
 pub fn read_manifest(dir: &Path) -> Result<BackupManifest> {
     let p = dir.join("manifest.json");
-    let bytes = fs::read(&p).map_err(|e| Error::io(&p, e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))
+    let bytes = crate::pki::fsread::read(&p)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "{}: {}",
+            p.display(),
+            crate::error::describe_json(&e)
+        ))
+    })
 }
 
 /// The writes that put a backup back in place (files that did not exist are left alone).
@@ -437,7 +449,7 @@ pub fn restore_writes(manifest: &BackupManifest) -> Result<Vec<Write_>> {
     let mut out = Vec::new();
     for e in &manifest.entries {
         if let Some(copy) = &e.copy {
-            let contents = fs::read(copy).map_err(|err| Error::io(copy, err))?;
+            let contents = crate::pki::fsread::read(copy)?;
             let mode = fs::metadata(&e.target)
                 .map(|m| m.permissions().mode() & 0o7777)
                 .unwrap_or(0o600);

@@ -346,3 +346,81 @@ pub fn describe_json(e: &serde_json::Error) -> String {
 
 /// Library result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_cause_is_printed_once() {
+        let e = Error::io(
+            "/etc/kubernetes/admin.conf",
+            std::io::Error::from_raw_os_error(13),
+        );
+        assert_eq!(e.to_string(), "/etc/kubernetes/admin.conf");
+        assert_eq!(
+            report(&e),
+            "/etc/kubernetes/admin.conf: Permission denied (os error 13)"
+        );
+        let e = Error::Pem {
+            path: "/p/ca.crt".into(),
+            source: PemError::NoCertificate,
+        };
+        assert_eq!(report(&e), "/p/ca.crt: no CERTIFICATE block found");
+        // Through anyhow's chain printing (what the CLI does), once as well.
+        let a = anyhow::Error::new(Error::io("/x", std::io::Error::from_raw_os_error(2)));
+        assert_eq!(
+            format!("{a:#}"),
+            "/x: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn scrub_cuts_pem_key_lines_and_base64_runs() {
+        let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----\n";
+        let s = scrub(&format!("bad: {key}after"));
+        assert_eq!(s, "bad: [PEM data removed]\nafter");
+        // Lines of a key without its BEGIN line (a parser excerpt from the middle).
+        let s = scrub("7 |     MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n");
+        assert_eq!(s, "7 |     [data removed]\n");
+        // BEGIN without END: cut to the end of that line only.
+        assert_eq!(
+            scrub("a -----BEGIN CERTIFICATE\nnext line"),
+            "a [PEM data removed]\nnext line"
+        );
+        assert_eq!(
+            scrub("no PRIVATE KEY block found"),
+            "no private key block found"
+        );
+        // Left alone: paths, hex serials and digests, ordinary messages.
+        for keep in [
+            "/tmp/.tmpAb3dEf/k8s/pki/apiserver-kubelet-client.crt: Permission denied (os error 13)",
+            "serial 3f1c2a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170",
+            "expired at 2025-01-01T00:00:00Z",
+        ] {
+            assert_eq!(scrub(keep), keep);
+        }
+    }
+
+    #[test]
+    fn yaml_and_json_errors_carry_no_input() {
+        let text = "a: 1\nb: \"-----BEGIN RSA PRIVATE KEY-----\n  MIIEowIBAAKCAQEAsecret\n";
+        let e = serde_saphyr::from_str::<serde_json::Value>(text).unwrap_err();
+        let d = describe_yaml(&e);
+        assert!(d.starts_with("not valid YAML ("), "{d}");
+        assert!(!d.contains("MIIE") && !d.contains("BEGIN"), "{d}");
+        let e = serde_json::from_str::<serde_json::Value>("{\"k\": MIIEsecret}").unwrap_err();
+        assert_eq!(
+            describe_json(&e),
+            "not valid JSON (syntax error at line 1, column 7)"
+        );
+    }
+
+    #[test]
+    fn pem_errors_carry_no_labels_or_bytes() {
+        let e = ::pem::parse_many("-----BEGIN SECRET-A-----\nAAAA\n-----END SECRET-B-----\n")
+            .unwrap_err();
+        let p = pem_error(&e).to_string();
+        assert_eq!(p, "malformed PEM: BEGIN and END labels differ");
+    }
+}

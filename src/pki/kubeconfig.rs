@@ -431,6 +431,44 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_names_are_refused_and_errors_name_nothing_from_the_file() {
+        let dup = KC.replace("- name: other\n", "- name: kubernetes-admin\n");
+        let e = Kubeconfig::parse(Path::new("/k/admin.conf"), dup).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid kubeconfig /k/admin.conf: users entries 1 and 2 have the same name (kubectl refuses such a file)"
+        );
+        let dup = KC.replace(
+            "contexts:\n",
+            "contexts:\n- context: {}\n  name: kubernetes-admin@kubernetes\n",
+        );
+        let e = Kubeconfig::parse(Path::new("/k/admin.conf"), dup).unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "contexts entries 1 and 2 have the same name (kubectl refuses such a file)"
+            ),
+            "{e}"
+        );
+        // A current-context that names nothing: the name is not echoed.
+        let other = KC.replace(
+            "current-context: kubernetes-admin@kubernetes",
+            "current-context: MIIEsecretName",
+        );
+        let e = Kubeconfig::parse(Path::new("/k/admin.conf"), other).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid kubeconfig /k/admin.conf: current-context names no entry of contexts"
+        );
+        // Bad base64: what is wrong, not which bytes.
+        let bad = KC.replace("client-key-data: S0VZ", "client-key-data: S0V@");
+        let k = Kubeconfig::parse(Path::new("/k/admin.conf"), bad).unwrap();
+        assert_eq!(
+            k.client_key_pem().unwrap_err().to_string(),
+            "invalid kubeconfig /k/admin.conf: invalid base64 data (an invalid byte at offset 3)"
+        );
+    }
+
+    #[test]
     fn relative_file_references_resolve_against_dir() {
         let text = KC.replace(
             "    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n",

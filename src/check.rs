@@ -542,16 +542,15 @@ pub fn check(opts: &CheckOptions) -> CheckResult {
             Ok((_lock, Some(what))) => tracing::warn!("{what}"),
             Ok(_) => {}
             Err(e) => {
-                let what = report(&e);
-                tracing::error!("{what}");
                 let what = match e {
-                    crate::Error::Recovery(_) => what,
-                    _ => format!("recovery of an interrupted run failed: {what}"),
+                    crate::Error::Recovery(_) => report(&e),
+                    _ => format!("recovery of an interrupted run failed: {}", report(&e)),
                 };
+                tracing::error!("{what}");
                 global.push(Problem::new(
                     "recovery-failed",
                     format!(
-                        "{what}; the files may be half-installed: fix or remove the journal, then run kubecert again"
+                        "{what}; the files may be half-installed until a kubecert run that can write the PKI recovers them"
                     ),
                 ));
             }

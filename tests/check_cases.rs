@@ -960,7 +960,7 @@ fn failed_recovery_fails_check() {
     assert_eq!(v["status"]["level"], "fail");
     assert_eq!(v["status"]["problems"][0]["code"], "recovery-failed");
     let msg = format!(
-        "recovery of an interrupted run failed: {}: not valid JSON (syntax error at line 1, column 11); the files may be half-installed: fix or remove the journal, then run kubecert again",
+        "recovery of an interrupted run failed: {}: not valid JSON (syntax error at line 1, column 11); the files may be half-installed until a kubecert run that can write the PKI recovers them",
         journal.display()
     );
     assert_eq!(v["status"]["problems"][0]["message"], msg.as_str());
@@ -979,6 +979,48 @@ fn failed_recovery_fails_check() {
     assert!(
         err.contains(&format!("[check] {msg} (recovery-failed)\n")),
         "{err}"
+    );
+    assert_eq!(before, hash_tree(&root));
+    // A valid journal on a PKI this caller cannot write (as on a read-only filesystem): the
+    // rollback fails with EACCES, and check says so and fails.
+    if !have_setpriv() {
+        eprintln!("setpriv missing: the EACCES part is skipped");
+        return;
+    }
+    let staged = pki.join("apiserver.crt.kubecert-new");
+    std::fs::write(&staged, b"partial").unwrap();
+    let j = serde_json::json!({
+        "state": "staging",
+        "backup_dir": null,
+        "entries": [{"target": pki.join("apiserver.crt"), "staged": staged}],
+    });
+    std::fs::write(&journal, j.to_string()).unwrap();
+    open_up(root.parent().unwrap());
+    let before = hash_tree(&root);
+    let o = run_bounded(
+        &[
+            "check",
+            "-o",
+            "json",
+            "--cert-dir",
+            pki.to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+        ],
+        None,
+        true,
+        60,
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", all_output(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"]["level"], "fail");
+    assert_eq!(
+        v["status"]["problems"][0]["message"],
+        format!(
+            "recovery of an interrupted run failed: {}: Permission denied (os error 13); the files may be half-installed until a kubecert run that can write the PKI recovers them",
+            staged.display()
+        )
+        .as_str()
     );
     assert_eq!(before, hash_tree(&root));
 }

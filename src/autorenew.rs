@@ -485,7 +485,7 @@ impl Parked {
 impl Drop for Parked {
     fn drop(&mut self) {
         if let Err(e) = self.restore() {
-            tracing::error!(manifest = %self.manifest.display(), error = %e, "could not move the manifest back; the next run will retry");
+            tracing::error!(manifest = %self.manifest.display(), error = %crate::error::report(&e), "could not move the manifest back; the next run will retry");
         }
     }
 }

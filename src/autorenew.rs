@@ -79,7 +79,7 @@ pub enum AutoRenewError {
         last_output: String,
     },
     /// A command could not be started.
-    #[error("cannot run {what}: {source}")]
+    #[error("cannot run {what}")]
     Spawn {
         /// Which command.
         what: String,
@@ -162,15 +162,17 @@ pub struct RenewState {
 
 /// Reads the state file; `Ok(None)` when it does not exist.
 pub fn read_state(path: &Path) -> Result<Option<RenewState>, AutoRenewError> {
-    match fs::read(path) {
+    match crate::pki::fsread::read(path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
             .map_err(|e| AutoRenewError::State {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                reason: crate::error::describe_json(&e),
             }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AutoRenewError::io(path, e)),
+        Err(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -483,7 +485,7 @@ impl Parked {
 impl Drop for Parked {
     fn drop(&mut self) {
         if let Err(e) = self.restore() {
-            tracing::error!(manifest = %self.manifest.display(), error = %e, "could not move the manifest back; the next run will retry");
+            tracing::error!(manifest = %self.manifest.display(), error = %crate::error::report(&e), "could not move the manifest back; the next run will retry");
         }
     }
 }
@@ -725,7 +727,7 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
             Err(e) => {
                 failure = Some(RunFailure {
                     stage: "recover-manifests".into(),
-                    message: e.to_string(),
+                    message: crate::error::report(&e),
                 })
             }
         }
@@ -757,7 +759,7 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
             Err(e) => {
                 failure = Some(RunFailure {
                     stage: "renew".into(),
-                    message: e.to_string(),
+                    message: crate::error::report(&e),
                 })
             }
         }
@@ -798,11 +800,11 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
                         method: o.restart,
                         ok: false,
                         seconds: 0.0,
-                        message: e.to_string(),
+                        message: crate::error::report(&e),
                     });
                     failure = Some(RunFailure {
                         stage,
-                        message: e.to_string(),
+                        message: crate::error::report(&e),
                     });
                     break;
                 }
@@ -846,7 +848,9 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
         };
         match crate::metrics::metrics(&p) {
             Ok(m) => result.textfile = m.textfile,
-            Err(e) => tracing::warn!(error = %e, "could not refresh the metrics textfile"),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::report(&e), "could not refresh the metrics textfile")
+            }
         }
     }
     Ok(result)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{report, Result};
 use crate::pki::inventory::{CaId, Entry, Kind};
 use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::{self, Cas, Layout, Material};
@@ -43,18 +43,21 @@ pub struct CheckParams {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 pub struct Problem {
     /// Stable code: `expired`, `not-yet-valid`, `key-missing`, `key-unreadable`,
-    /// `key-mismatch`, `not-signed-by-ca`, `ca-missing`, `outlives-ca`, `malformed`,
-    /// `not-a-ca`, `is-ca`, `kubeconfig-invalid`.
+    /// `key-mismatch`, `not-signed-by-ca`, `ca-missing`, `ca-unreadable`, `ca-malformed`,
+    /// `outlives-ca`, `unreadable` (permissions, a refused symlink, not a regular file, over
+    /// the size limit), `malformed`, `not-a-ca`, `is-ca`, `kubeconfig-invalid`; in
+    /// `status.problems`: `recovery-failed`.
     pub code: String,
     /// Human explanation.
     pub message: String,
 }
 
 impl Problem {
+    /// A finding; its message goes through the one scrubber ([`crate::error::scrub`]).
     fn new(code: &str, message: impl Into<String>) -> Self {
         Problem {
             code: code.to_string(),
-            message: message.into(),
+            message: crate::error::scrub(&message.into()),
         }
     }
 
@@ -181,6 +184,10 @@ pub struct CheckStatus {
     /// Rows with error problems.
     #[serde(default)]
     pub unhealthy: Vec<String>,
+    /// Findings about the PKI as a whole: `recovery-failed` (an interrupted run's journal
+    /// could not be replayed, so the files may be half-installed; the level is then `fail`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
 }
 
 /// kubeadm's `CertificateExpirationInfo` plus kubecert's additions.
@@ -282,12 +289,14 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateSta
             row.externally_managed = externally_managed;
             let code = if matches!(err, crate::Error::Kubeconfig { .. }) {
                 "kubeconfig-invalid"
+            } else if err.is_unreadable() {
+                "unreadable"
             } else {
                 "malformed"
             };
             row.detail = Some(CertDetail {
                 path: layout.primary_path(e).display().to_string(),
-                problems: vec![Problem::new(code, err.to_string())],
+                problems: vec![Problem::new(code, report(&err))],
                 ..Default::default()
             });
         }
@@ -329,7 +338,7 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateSta
                             ),
                         )),
                         Ok(_) => {}
-                        Err(err) => problems.push(Problem::new("key-unreadable", err.to_string())),
+                        Err(err) => problems.push(Problem::new("key-unreadable", report(&err))),
                     }
                 }
             }
@@ -360,12 +369,24 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateSta
                     problems.push(Problem::new("is-ca", "a leaf certificate with CA:TRUE"));
                 }
                 if let Some(ca) = e.ca {
-                    match cas.get(ca).and_then(|c| c.cert()) {
-                        None => problems.push(Problem::new(
+                    let ca_material = cas.get(ca).map(|c| &c.cert);
+                    match ca_material {
+                        None | Some(Material::Missing) => problems.push(Problem::new(
                             "ca-missing",
                             format!("its CA {} is missing", ca.name()),
                         )),
-                        Some(ca_cert) => {
+                        Some(Material::Broken(err)) if err.is_unreadable() => {
+                            problems.push(Problem::new(
+                                "ca-unreadable",
+                                format!("its CA {} could not be read: {}", ca.name(), report(err)),
+                            ))
+                        }
+                        Some(Material::Broken(err)) => problems.push(Problem::new(
+                            "ca-malformed",
+                            format!("its CA {} is malformed: {}", ca.name(), report(err)),
+                        )),
+                        Some(Material::Present(ca_found)) => {
+                            let ca_cert = &ca_found.cert;
                             if signed_by != Some(ca) {
                                 let extra = match signed_by {
                                     Some(other) => format!(" (it is signed by {})", other.name()),
@@ -425,7 +446,7 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateSta
 /// The private key PEM of a row (file or embedded), for [`pki::cert::key_matches_quickly`].
 fn key_bytes(found: &pki::Found) -> Option<Vec<u8>> {
     match &found.key {
-        pki::KeyOrigin::File(p) => std::fs::read(p).ok(),
+        pki::KeyOrigin::File(p) => found.read_key_file(p).ok(),
         pki::KeyOrigin::Embedded(_) => found.kubeconfig.as_ref()?.client_key_pem().ok(),
         pki::KeyOrigin::Absent => None,
     }
@@ -467,7 +488,7 @@ pub fn kubelet_conf_status(
         Ok(k) => k,
         Err(e) => {
             st.mode = Some("unknown".into());
-            st.advice = format!("kubelet.conf is unreadable: {e}");
+            st.advice = format!("kubelet.conf is unreadable: {}", report(&e));
             return st;
         }
     };
@@ -509,13 +530,30 @@ pub fn kubelet_conf_status(
 
 /// Runs a check. An interrupted renewal found on disk is completed or rolled back first (the
 /// store's recovery), so the report never shows a half-installed state.
+///
+/// When that recovery fails (a read-only filesystem, an edited journal, no permission), the
+/// files may be half-installed: the result carries a `recovery-failed` problem in
+/// `status.problems` and the level is `fail` (exit 4 on the CLI), whatever the thresholds.
 pub fn check(opts: &CheckOptions) -> CheckResult {
     let layout = &opts.layout;
+    let mut global = Vec::new();
     if crate::pki::store::journal_exists(&layout.cert_dir) {
         match crate::renew::lock_and_recover(layout, std::time::Duration::from_secs(300)) {
             Ok((_lock, Some(what))) => tracing::warn!("{what}"),
             Ok(_) => {}
-            Err(e) => tracing::error!("recovery of an interrupted run failed: {e}"),
+            Err(e) => {
+                let what = match e {
+                    crate::Error::Recovery(_) => report(&e),
+                    _ => format!("recovery of an interrupted run failed: {}", report(&e)),
+                };
+                tracing::error!("{what}");
+                global.push(Problem::new(
+                    "recovery-failed",
+                    format!(
+                        "{what}; the files may be half-installed until a kubecert run that can write the PKI recovers them"
+                    ),
+                ));
+            }
         }
     }
     let cas = Cas::load(layout);
@@ -547,7 +585,8 @@ pub fn check(opts: &CheckOptions) -> CheckResult {
         .map(|c| c.name.clone())
         .collect();
     let within = |t: Option<i64>| t.is_some_and(|t| soonest.is_some_and(|s| s.residual_time <= t));
-    let (level, exit_code) = if within(opts.fail_within)
+    let (level, exit_code) = if !global.is_empty()
+        || within(opts.fail_within)
         || (opts.fail_within.is_some() && !unhealthy.is_empty())
     {
         ("fail", 2)
@@ -567,6 +606,7 @@ pub fn check(opts: &CheckOptions) -> CheckResult {
             soonest: soonest.map(|s| s.name.clone()),
             exit_code,
             unhealthy,
+            problems: global,
         }),
         certificates,
         certificate_authorities: authorities,

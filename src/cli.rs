@@ -169,7 +169,7 @@ enum Cmd {
         #[arg(long, default_value = "/etc/kubernetes")]
         kubeconfig_dir: PathBuf,
         /// Renew only what expires within this duration (default: unconditionally, like kubeadm).
-        #[arg(long)]
+        #[arg(long, value_parser = duration_arg)]
         within: Option<String>,
         /// Print the plan, write nothing.
         #[arg(long)]
@@ -178,7 +178,7 @@ enum Cmd {
         #[arg(long, default_value = "same")]
         key_algorithm: String,
         /// Validity of renewed certificates.
-        #[arg(long, default_value = "8760h")]
+        #[arg(long, default_value = "8760h", value_parser = duration_arg)]
         validity: String,
         /// Backup root (default <cert-dir>/../kubecert-backup).
         #[arg(long)]
@@ -258,10 +258,10 @@ enum Cmd {
         #[arg(long)]
         now: Option<String>,
         /// Exit 3 when a certificate expires within this duration (e.g. 30d, 720h).
-        #[arg(long)]
+        #[arg(long, value_parser = duration_arg)]
         warn_within: Option<String>,
         /// Exit 4 when a certificate expires within this duration.
-        #[arg(long)]
+        #[arg(long, value_parser = duration_arg)]
         fail_within: Option<String>,
         /// Treat etcd as external (default: auto-detect from <cert-dir>/etcd).
         #[arg(long)]
@@ -278,7 +278,7 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         nodes: u32,
         /// Leaf validity (e.g. 8760h, 20d).
-        #[arg(long, default_value = "8760h")]
+        #[arg(long, default_value = "8760h", value_parser = duration_arg)]
         expires_in: String,
         /// Key algorithm (rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384).
         #[arg(long, default_value = "rsa-2048")]
@@ -314,7 +314,24 @@ enum Cmd {
     },
 }
 
+/// stderr for log lines: every event goes through the library's one scrubber
+/// ([`kubecert::error::scrub`]) on its way out (the fmt layer writes one event per call).
+struct ScrubbedStderr;
+
+impl Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = kubecert::error::scrub(&String::from_utf8_lossy(buf));
+        std::io::stderr().lock().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 fn init_logging(format: LogFormat, verbose: u8) {
+    use std::io::IsTerminal;
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -325,13 +342,21 @@ fn init_logging(format: LogFormat, verbose: u8) {
         .unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(format!("{default},kubecert::audit=info"))
         });
+    // Colour only for a terminal: no escape codes in a file, a pipe or the journal.
     let b = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| ScrubbedStderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter);
     match format {
         LogFormat::Json => b.json().init(),
         LogFormat::Text => b.init(),
     }
+}
+
+/// clap value parser of a duration flag: a malformed or negative duration is a usage error
+/// (exit 2), reported before anything runs.
+pub(crate) fn duration_arg(s: &str) -> std::result::Result<String, String> {
+    timefmt::parse_duration(s).map(|_| s.to_string())
 }
 
 fn print(s: &str) -> Result<()> {
@@ -673,13 +698,13 @@ struct ServeArgs {
     #[arg(long, default_value_t = kubecert::rpc::DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
     /// Close a socket connection with no request in flight after this long.
-    #[arg(long, default_value = "60s")]
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
     idle_timeout: String,
     /// Socket connections served at once (more wait in the listen backlog).
     #[arg(long, default_value_t = 1024)]
     max_connections: u32,
     /// On SIGTERM/SIGINT, wait this long for in-flight calls.
-    #[arg(long, default_value = "60s")]
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
     shutdown_timeout: String,
     /// The PKI dir served: absent `cert_dir` params mean this, and socket callers other than
     /// root (and the agent's own uid) may pass no other.
@@ -807,7 +832,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The chain, each cause once (library errors never repeat their source), scrubbed.
+            eprintln!("error: {}", kubecert::error::scrub(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

@@ -1093,7 +1093,10 @@ fn judge(
             None
         }
         Material::Broken(err) => {
-            out.push(finding(FindingCode::CurrentUnreadable, err.to_string()));
+            out.push(finding(
+                FindingCode::CurrentUnreadable,
+                crate::error::report(&err),
+            ));
             None
         }
         Material::Present(found) => {
@@ -1181,7 +1184,10 @@ fn judge(
                         current_der: found.cert.der.clone(),
                     }),
                     Err(err) => {
-                        out.push(finding(FindingCode::NotInstallable, err.to_string()));
+                        out.push(finding(
+                            FindingCode::NotInstallable,
+                            crate::error::report(&err),
+                        ));
                         None
                     }
                 }
@@ -1282,7 +1288,7 @@ fn examine(
     // The signed certificate.
     let signed = match cert::read_file(crt) {
         Err(err) => {
-            f.push(finding(FindingCode::Unreadable, err.to_string()));
+            f.push(finding(FindingCode::Unreadable, crate::error::report(&err)));
             None
         }
         Ok(bytes) => match cert::parse_pem_bundle(&bytes) {
@@ -1313,7 +1319,7 @@ fn examine(
     } else {
         match cert::read_file(key_path) {
             Err(err) => {
-                f.push(finding(FindingCode::Unreadable, err.to_string()));
+                f.push(finding(FindingCode::Unreadable, crate::error::report(&err)));
                 None
             }
             Ok(bytes) => match cert::parse_private_key(&bytes) {

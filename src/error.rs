@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PemError {
-    /// The bytes are not PEM at all.
+    /// The bytes are not PEM at all (what failed, never the bytes: see [`pem_error`]).
     #[error("malformed PEM: {0}")]
     Malformed(String),
     /// PEM, but no `CERTIFICATE` block.
@@ -24,12 +24,32 @@ pub enum PemError {
     UnsupportedKey(String),
 }
 
+/// What failed in a PEM parse, without any of the input (the `pem` crate's messages can
+/// carry labels and bytes of it).
+pub fn pem_error(e: &::pem::PemError) -> PemError {
+    use ::pem::PemError as P;
+    PemError::Malformed(
+        match e {
+            P::MismatchedTags(..) => "BEGIN and END labels differ",
+            P::MalformedFraming => "malformed framing",
+            P::MissingBeginTag => "a BEGIN line is missing",
+            P::MissingEndTag => "an END line is missing",
+            P::MissingData => "a block has no data",
+            P::InvalidData(_) => "a block is not valid base64",
+            P::InvalidHeader(_) => "invalid header",
+            P::NotUtf8(_) => "not UTF-8",
+        }
+        .to_string(),
+    )
+}
+
 /// Errors of the kubecert library.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. The cause is the `source` (printed by
+    /// [`report`], not repeated here).
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -37,8 +57,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A PEM file could not be parsed.
-    #[error("{path}: {source}")]
+    /// A PEM file could not be parsed (what failed is the `source`).
+    #[error("{path}")]
     Pem {
         /// The file.
         path: PathBuf,
@@ -144,6 +164,23 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An input file that must be a regular file is something else (a FIFO, a device, a
+    /// directory, a socket): refused before reading.
+    #[error("{path}: not a regular file ({kind})")]
+    NotRegularFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is (`a FIFO`, `a character device`, `a directory`, ...).
+        kind: &'static str,
+    },
+    /// An input file is larger than [`crate::pki::fsread::MAX_FILE_BYTES`].
+    #[error("{path}: larger than {limit} bytes, the limit for a kubeadm file")]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl Error {
@@ -175,6 +212,8 @@ impl Error {
             | Error::Pem { path, .. }
             | Error::Kubeconfig { path, .. }
             | Error::CaKeyMissing { path, .. }
+            | Error::NotRegularFile { path, .. }
+            | Error::FileTooLarge { path, .. }
             | Error::Symlink(path)
             | Error::BackupRefused { path, .. } => Some(path),
             Error::PathNotAllowed { given, .. } => Some(given),
@@ -182,7 +221,229 @@ impl Error {
             _ => None,
         }
     }
+
+    /// Whether reading the file failed (permissions, a refused symlink, not a regular file,
+    /// over the size limit), as opposed to its contents being wrong.
+    pub fn is_unreadable(&self) -> bool {
+        matches!(
+            self,
+            Error::Io { .. }
+                | Error::Symlink(_)
+                | Error::NotRegularFile { .. }
+                | Error::FileTooLarge { .. }
+        )
+    }
+}
+
+/// An error and its causes as one line, `outer: cause: cause`, scrubbed: the one way an error
+/// becomes text for a result, a log line or stderr (Display of a variant never repeats its
+/// `#[source]`, so each cause appears once).
+pub fn report(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !t.is_empty() {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    scrub(&s)
+}
+
+/// Makes text safe to put in a result, a response, a log line or stderr. Errors about a file
+/// never carry its bytes in the first place (they say which file and what is wrong); this is
+/// the last line of defence, applied to all of them:
+///
+/// - anything from `-----BEGIN` on to the next `-----END …-----` (or to the end of the line)
+///   is cut;
+/// - the words `PRIVATE KEY` never appear (`private key` instead);
+/// - a run of 40 or more base64 characters that mixes upper case, lower case and digits (a
+///   line of PEM or of `*-data` in a kubeconfig) is replaced by `[data removed]`. Hex (serial
+///   numbers, digests) and paths (`.`, `-`, `_` break runs) are left alone.
+pub fn scrub(text: &str) -> String {
+    const CUT: &str = "[PEM data removed]";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("-----BEGIN") {
+        out.push_str(&rest[..i]);
+        out.push_str(CUT);
+        let after = &rest[i + "-----BEGIN".len()..];
+        rest = match after.find("-----END") {
+            Some(j) => {
+                let tail = &after[j + "-----END".len()..];
+                match tail.find("-----") {
+                    Some(k) => &tail[k + "-----".len()..],
+                    None => "",
+                }
+            }
+            // No END: cut to the end of the line (base64 lines after it are caught below).
+            None => after.find('\n').map_or("", |j| &after[j..]),
+        };
+    }
+    out.push_str(rest);
+    let out = scrub_base64_runs(&out);
+    if out.contains("PRIVATE KEY") {
+        out.replace("PRIVATE KEY", "private key")
+    } else {
+        out
+    }
+}
+
+fn scrub_base64_runs(text: &str) -> String {
+    const MIN: usize = 40;
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
+    let mut out = String::with_capacity(text.len());
+    let mut run_start: Option<usize> = None;
+    let flush = |out: &mut String, run: &str| {
+        let mixed = run.chars().any(|c| c.is_ascii_uppercase())
+            && run.chars().any(|c| c.is_ascii_lowercase())
+            && run.chars().any(|c| c.is_ascii_digit());
+        if run.len() >= MIN && mixed {
+            out.push_str("[data removed]");
+        } else {
+            out.push_str(run);
+        }
+    };
+    for (i, c) in text.char_indices() {
+        if is_b64(c) {
+            if run_start.is_none() {
+                run_start = Some(i);
+            }
+        } else {
+            if let Some(s) = run_start.take() {
+                flush(&mut out, &text[s..i]);
+            }
+            out.push(c);
+        }
+    }
+    if let Some(s) = run_start {
+        flush(&mut out, &text[s..]);
+    }
+    out
+}
+
+/// What is wrong with a YAML document, without any of its text: the generic kind and where.
+pub fn describe_yaml(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as Y;
+    let kind = match e {
+        Y::Eof { .. } => "unexpected end of input",
+        Y::MultipleDocuments { .. } => "more than one document",
+        Y::InvalidUtf8Input => "not UTF-8",
+        Y::AliasReplayCounterOverflow { .. }
+        | Y::AliasReplayLimitExceeded { .. }
+        | Y::AliasExpansionLimitExceeded { .. }
+        | Y::AliasReplayStackDepthExceeded { .. } => "too many aliases",
+        _ => "syntax error",
+    };
+    match e.location() {
+        Some(l) if l.line() > 0 => format!(
+            "not valid YAML ({kind} at line {}, column {})",
+            l.line(),
+            l.column()
+        ),
+        _ => format!("not valid YAML ({kind})"),
+    }
+}
+
+/// What is wrong with a JSON document, without any of its text: the category and where.
+pub fn describe_json(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Io => "read error",
+        Category::Syntax => "syntax error",
+        Category::Data => "data error",
+        Category::Eof => "unexpected end of input",
+    };
+    if e.line() > 0 {
+        format!(
+            "not valid JSON ({kind} at line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    } else {
+        format!("not valid JSON ({kind})")
+    }
 }
 
 /// Library result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_cause_is_printed_once() {
+        let e = Error::io(
+            "/etc/kubernetes/admin.conf",
+            std::io::Error::from_raw_os_error(13),
+        );
+        assert_eq!(e.to_string(), "/etc/kubernetes/admin.conf");
+        assert_eq!(
+            report(&e),
+            "/etc/kubernetes/admin.conf: Permission denied (os error 13)"
+        );
+        let e = Error::Pem {
+            path: "/p/ca.crt".into(),
+            source: PemError::NoCertificate,
+        };
+        assert_eq!(report(&e), "/p/ca.crt: no CERTIFICATE block found");
+        // Through anyhow's chain printing (what the CLI does), once as well.
+        let a = anyhow::Error::new(Error::io("/x", std::io::Error::from_raw_os_error(2)));
+        assert_eq!(
+            format!("{a:#}"),
+            "/x: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn scrub_cuts_pem_key_lines_and_base64_runs() {
+        let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----\n";
+        let s = scrub(&format!("bad: {key}after"));
+        assert_eq!(s, "bad: [PEM data removed]\nafter");
+        // Lines of a key without its BEGIN line (a parser excerpt from the middle).
+        let s = scrub("7 |     MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n");
+        assert_eq!(s, "7 |     [data removed]\n");
+        // BEGIN without END: cut to the end of that line only.
+        assert_eq!(
+            scrub("a -----BEGIN CERTIFICATE\nnext line"),
+            "a [PEM data removed]\nnext line"
+        );
+        assert_eq!(
+            scrub("no PRIVATE KEY block found"),
+            "no private key block found"
+        );
+        // Left alone: paths, hex serials and digests, ordinary messages.
+        for keep in [
+            "/tmp/.tmpAb3dEf/k8s/pki/apiserver-kubelet-client.crt: Permission denied (os error 13)",
+            "serial 3f1c2a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170",
+            "expired at 2025-01-01T00:00:00Z",
+        ] {
+            assert_eq!(scrub(keep), keep);
+        }
+    }
+
+    #[test]
+    fn yaml_and_json_errors_carry_no_input() {
+        let text = "a: 1\nb: \"-----BEGIN RSA PRIVATE KEY-----\n  MIIEowIBAAKCAQEAsecret\n";
+        let e = serde_saphyr::from_str::<serde_json::Value>(text).unwrap_err();
+        let d = describe_yaml(&e);
+        assert!(d.starts_with("not valid YAML ("), "{d}");
+        assert!(!d.contains("MIIE") && !d.contains("BEGIN"), "{d}");
+        let e = serde_json::from_str::<serde_json::Value>("{\"k\": MIIEsecret}").unwrap_err();
+        assert_eq!(
+            describe_json(&e),
+            "not valid JSON (syntax error at line 1, column 7)"
+        );
+    }
+
+    #[test]
+    fn pem_errors_carry_no_labels_or_bytes() {
+        let e = ::pem::parse_many("-----BEGIN SECRET-A-----\nAAAA\n-----END SECRET-B-----\n")
+            .unwrap_err();
+        let p = pem_error(&e).to_string();
+        assert_eq!(p, "malformed PEM: BEGIN and END labels differ");
+    }
+}

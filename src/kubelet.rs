@@ -104,7 +104,7 @@ pub fn repair(p: &KubeletConfParams) -> Result<KubeletConfResult> {
     if !pki::file_exists(&current) {
         return refuse(out, format!("{} does not exist", current.display()));
     }
-    let bytes = cert::read_file(&current)?;
+    let bytes = crate::pki::fsread::read_link_in_dir(&current)?;
     let pair = match (
         cert::parse_pem_bundle(&bytes),
         cert::parse_private_key(&bytes),

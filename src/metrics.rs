@@ -121,7 +121,7 @@ impl RenderContext {
         let state = match autorenew::read_state(state_file) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "ignoring the renewal state file");
+                tracing::warn!(error = %crate::error::report(&e), "ignoring the renewal state file");
                 None
             }
         };

@@ -145,9 +145,15 @@ fn row_date(c: &CertificateStatus) -> RowDate {
     }
 }
 
-/// Problems and kubelet.conf advice, for stderr under the table.
+/// Problems and kubelet.conf advice, for stderr under the table (scrubbed, like every
+/// message that leaves kubecert).
 pub fn check_notes(r: &CheckResult) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(st) = &r.status {
+        for p in &st.problems {
+            out.push(format!("[check] {} ({})", p.message, p.code));
+        }
+    }
     for c in r
         .certificates
         .iter()
@@ -164,7 +170,7 @@ pub fn check_notes(r: &CheckResult) -> Vec<String> {
             out.push(format!("[check] kubelet.conf: {}", k.advice));
         }
     }
-    out
+    out.iter().map(|n| crate::error::scrub(n)).collect()
 }
 
 /// JSON as kubeadm's printer writes it (4-space indent), with a trailing newline.

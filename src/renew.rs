@@ -866,7 +866,7 @@ pub fn restore(p: &RestoreParams) -> Result<RestoreResult> {
     let changed_writes: Vec<Write_> = writes
         .into_iter()
         .filter(|w| {
-            std::fs::read(&w.target)
+            crate::pki::fsread::read(&w.target)
                 .map(|b| b != w.contents)
                 .unwrap_or(true)
         })

@@ -57,16 +57,20 @@ pub fn short_human_duration(seconds: i64) -> String {
 }
 
 /// Parses a duration: Go syntax (`8760h`, `1h30m`, `90s`, `500ms` is rejected as sub-second)
-/// plus `d` for days and `w` for weeks. Returns whole seconds.
+/// plus `d` for days and `w` for weeks. Returns whole seconds, never negative: every
+/// duration kubecert takes (thresholds, validity, timeouts) is a length of time, so `-5d` is
+/// refused rather than read as "never" or "after expiry".
 pub fn parse_duration(input: &str) -> Result<i64, String> {
     let s = input.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
+    if s.starts_with('-') {
+        return Err(format!(
+            "invalid duration {input:?}: negative durations are not allowed"
+        ));
+    }
+    let body = s.strip_prefix('+').unwrap_or(s);
     if body == "0" {
         return Ok(0);
     }
@@ -106,7 +110,7 @@ pub fn parse_duration(input: &str) -> Result<i64, String> {
     if !any {
         return Err(format!("invalid duration {input:?}"));
     }
-    Ok(if neg { -total } else { total })
+    Ok(total)
 }
 
 /// Formats seconds as a Go-style duration (`720h0m0s` is what Go prints; we print `720h`).
@@ -171,6 +175,15 @@ mod tests {
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("5y").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+        for neg in ["-5d", "-1h", "-0", "-1h30m", " -30d"] {
+            assert_eq!(
+                parse_duration(neg),
+                Err(format!(
+                    "invalid duration {neg:?}: negative durations are not allowed"
+                ))
+            );
+        }
+        assert_eq!(parse_duration("+1h"), Ok(3600));
         assert_eq!(format_duration(30 * 86400), "30d");
         assert_eq!(format_duration(5400), "1h30m");
     }

@@ -4,6 +4,9 @@
 mod common;
 use common::*;
 use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 fn check_json(root: &std::path::Path, extra: &[&str]) -> (i32, Value) {
     let pki = root.join("pki");
@@ -374,4 +377,650 @@ fn ecdsa_ca_fixture_reads() {
     let ca = row(&v, "ca");
     assert_eq!(ca["detail"]["keyAlgorithm"], "ECDSA-P256");
     assert_eq!(ca["externallyManaged"], true);
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 12: file contents never echoed; bounded, non-following reads; messages.
+
+/// Runs kubecert under a deadline (killed after `secs`) and a 1 GiB address-space limit, so
+/// a runaway read fails the test instead of the machine; optionally as uid/gid 65534.
+fn run_bounded(args: &[&str], stdin: Option<&str>, as_nobody: bool, secs: u64) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "-s",
+        "KILL",
+        &secs.to_string(),
+        "prlimit",
+        "--as=1073741824",
+        "--",
+    ]);
+    if as_nobody {
+        cmd.args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]);
+    }
+    cmd.arg(bin()).args(args);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn kubecert");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn all_output(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn have_setpriv() -> bool {
+    Command::new("setpriv").arg("--version").output().is_ok()
+}
+
+/// Makes a tree readable and traversable by everyone (for runs as uid 65534).
+fn open_up(dir: &Path) {
+    let o = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let mut p = dir.parent();
+    while let Some(d) = p {
+        let _ = Command::new("chmod").args(["a+x"]).arg(d).output();
+        p = d.parent();
+    }
+}
+
+fn problem<'a>(r: &'a Value, code: &str) -> Option<&'a str> {
+    r["detail"]["problems"]
+        .as_array()?
+        .iter()
+        .find(|p| p["code"] == code)?["message"]
+        .as_str()
+}
+
+/// A fresh RSA private key in PEM (PKCS#1, the `BEGIN RSA PRIVATE KEY` kind).
+fn rsa_key_pem(dir: &Path) -> String {
+    let p = dir.join("secret.key");
+    let (ok, out) = openssl(&[
+        "genrsa",
+        "-traditional",
+        "-out",
+        p.to_str().unwrap(),
+        "2048",
+    ]);
+    assert!(ok, "{out}");
+    std::fs::read_to_string(p).unwrap()
+}
+
+#[test]
+fn no_line_of_a_bad_kubeconfig_appears_in_results_errors_or_logs() {
+    let (t, root) = demo(&[]);
+    let key = rsa_key_pem(t.path());
+    let lines: Vec<&str> = key.lines().filter(|l| !l.trim().is_empty()).collect();
+    // admin.conf: YAML holding key lines, with a syntax error right at them.
+    let mut yaml = String::from(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\nusers:\n- name: a\n  user:\n    x: \"",
+    );
+    for l in &lines {
+        yaml.push_str(&format!("    {l}\n"));
+    }
+    yaml.push_str("  : : [\n");
+    std::fs::write(root.join("admin.conf"), &yaml).unwrap();
+    // scheduler.conf: the private key itself.
+    std::fs::write(root.join("scheduler.conf"), &key).unwrap();
+    // controller-manager.conf: a symlink to a root-only file holding the key.
+    let secret = t.path().join("root-only.key");
+    std::fs::write(&secret, &key).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::remove_file(root.join("controller-manager.conf")).unwrap();
+    std::os::unix::fs::symlink(&secret, root.join("controller-manager.conf")).unwrap();
+    let pki = root.join("pki");
+    let dirs = [
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ];
+    let assert_clean = |what: &str, out: &str| {
+        assert!(!out.contains("-----BEGIN"), "{what}: {out}");
+        assert!(!out.contains("PRIVATE KEY"), "{what}: {out}");
+        for l in &lines {
+            assert!(!out.contains(l.trim()), "{what} echoes {l:?}: {out}");
+        }
+    };
+    let mut outputs = Vec::new();
+    for fmt in ["json", "text", "yaml", "prometheus"] {
+        let mut a = vec!["check", "-o", fmt];
+        a.extend_from_slice(&dirs);
+        let o = run_bounded(&a, None, false, 120);
+        assert_eq!(o.status.code(), Some(0), "{}", all_output(&o));
+        assert_clean(fmt, &all_output(&o));
+        outputs.push(o);
+    }
+    let v: Value = serde_json::from_slice(&outputs[0].stdout).unwrap();
+    let adm = row(&v, "admin.conf");
+    assert_eq!(codes(adm), ["kubeconfig-invalid"]);
+    let admin_path = root.join("admin.conf");
+    assert_eq!(
+        problem(adm, "kubeconfig-invalid").unwrap(),
+        format!(
+            "invalid kubeconfig {}: not valid YAML (syntax error at line 7, column 8)",
+            admin_path.display()
+        )
+    );
+    assert_eq!(
+        problem(row(&v, "scheduler.conf"), "kubeconfig-invalid").unwrap(),
+        format!(
+            "invalid kubeconfig {}: not a kubeconfig (top level is not a mapping)",
+            root.join("scheduler.conf").display()
+        )
+    );
+    let cm = row(&v, "controller-manager.conf");
+    assert_eq!(codes(cm), ["unreadable"]);
+    assert_eq!(
+        problem(cm, "unreadable").unwrap(),
+        format!(
+            "refusing symlink at {}",
+            root.join("controller-manager.conf").display()
+        )
+    );
+    // Text mode: the same finding on stderr, once.
+    let err = String::from_utf8_lossy(&outputs[1].stderr).into_owned();
+    assert!(
+        err.contains(&format!(
+            "[check] admin.conf: invalid kubeconfig {}: not valid YAML (syntax error at line 7, column 8) (kubeconfig-invalid)\n",
+            admin_path.display()
+        )),
+        "{err}"
+    );
+    // CLI errors on stderr.
+    for a in [
+        vec!["renew", "admin.conf", "--dry-run"],
+        vec!["renew", "scheduler.conf", "--dry-run"],
+        vec!["csr", "export", "admin.conf", "--csr-dir"],
+    ] {
+        let csr_dir = t.path().join("csr");
+        let mut a: Vec<&str> = a;
+        if a.last() == Some(&"--csr-dir") {
+            a.push(csr_dir.to_str().unwrap());
+        }
+        a.extend_from_slice(&dirs);
+        let o = run_bounded(&a, None, false, 120);
+        assert_eq!(o.status.code(), Some(1), "{a:?}: {}", all_output(&o));
+        assert_clean(&format!("{a:?}"), &all_output(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("invalid kubeconfig"),
+            "{a:?}: {}",
+            all_output(&o)
+        );
+    }
+    // The RPC face (stdio): result and error.
+    let params = serde_json::json!({
+        "cert_dir": pki.to_str().unwrap(),
+        "kubeconfig_dir": root.to_str().unwrap(),
+    });
+    let mut renew = params.clone();
+    renew["names"] = serde_json::json!(["admin.conf"]);
+    renew["dry_run"] = Value::Bool(true);
+    let req = format!(
+        "{}\n{}\n",
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "check", "params": params}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "renew", "params": renew}),
+    );
+    let o = run_bounded(&["serve", "--stdio"], Some(&req), false, 120);
+    assert_clean("rpc", &all_output(&o));
+    let resp: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(resp.len(), 2, "{}", all_output(&o));
+    assert_eq!(
+        problem(row(&resp[0]["result"], "admin.conf"), "kubeconfig-invalid").unwrap(),
+        problem(adm, "kubeconfig-invalid").unwrap()
+    );
+    assert_eq!(resp[1]["error"]["code"], -32006, "{}", resp[1]);
+}
+
+#[test]
+fn devices_fifos_directories_and_big_files_are_refused_by_name() {
+    let (t, root) = demo(&[]);
+    let pki = root.join("pki");
+    // apiserver.crt -> /dev/zero, front-proxy-client.crt a FIFO, apiserver-kubelet-client.crt
+    // 2 MiB, etcd/server.crt a directory, admin.conf -> /dev/urandom.
+    std::fs::remove_file(pki.join("apiserver.crt")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", pki.join("apiserver.crt")).unwrap();
+    std::fs::remove_file(pki.join("front-proxy-client.crt")).unwrap();
+    let o = Command::new("mkfifo")
+        .arg(pki.join("front-proxy-client.crt"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let mut big = std::fs::read(pki.join("apiserver-kubelet-client.crt")).unwrap();
+    big.resize(2 * 1024 * 1024, b'\n');
+    std::fs::write(pki.join("apiserver-kubelet-client.crt"), &big).unwrap();
+    std::fs::remove_file(pki.join("etcd/server.crt")).unwrap();
+    std::fs::create_dir(pki.join("etcd/server.crt")).unwrap();
+    std::fs::remove_file(root.join("admin.conf")).unwrap();
+    std::os::unix::fs::symlink("/dev/urandom", root.join("admin.conf")).unwrap();
+    let before = hash_tree_nofollow(&pki);
+    let dirs = [
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ];
+    let start = std::time::Instant::now();
+    let mut a = vec!["check", "-o", "json"];
+    a.extend_from_slice(&dirs);
+    let o = run_bounded(&a, None, false, 60);
+    assert_eq!(o.status.code(), Some(0), "{}", all_output(&o));
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let msg = |name: &str| -> String {
+        let r = row(&v, name);
+        assert_eq!(codes(r), ["unreadable"], "{name}: {r}");
+        assert_eq!(r["missing"], false, "{name}");
+        problem(r, "unreadable").unwrap().to_string()
+    };
+    assert_eq!(
+        msg("apiserver"),
+        format!(
+            "refusing symlink at {}",
+            pki.join("apiserver.crt").display()
+        )
+    );
+    assert_eq!(
+        msg("front-proxy-client"),
+        format!(
+            "{}: not a regular file (a FIFO)",
+            pki.join("front-proxy-client.crt").display()
+        )
+    );
+    assert_eq!(
+        msg("apiserver-kubelet-client"),
+        format!(
+            "{}: larger than 1048576 bytes, the limit for a kubeadm file",
+            pki.join("apiserver-kubelet-client.crt").display()
+        )
+    );
+    assert_eq!(
+        msg("etcd-server"),
+        format!(
+            "{}: not a regular file (a directory)",
+            pki.join("etcd/server.crt").display()
+        )
+    );
+    assert_eq!(
+        msg("admin.conf"),
+        format!("refusing symlink at {}", root.join("admin.conf").display())
+    );
+    // csr export of admin.conf (its kubeconfig is /dev/urandom): refused quickly, by name.
+    let csr = t.path().join("csr");
+    let mut a = vec![
+        "csr",
+        "export",
+        "admin.conf",
+        "--csr-dir",
+        csr.to_str().unwrap(),
+    ];
+    a.extend_from_slice(&dirs);
+    let o = run_bounded(&a, None, false, 60);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "error: refusing symlink at {}\n",
+            root.join("admin.conf").display()
+        )
+    );
+    assert_eq!(before, hash_tree_nofollow(&pki));
+    // csr import dry run with <name>.crt -> /dev/zero: a finding naming the file.
+    let (t, root) = demo(&[]);
+    let pki = root.join("pki");
+    let dirs = [
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ];
+    let before = hash_tree(&root);
+    let imp = t.path().join("import");
+    std::fs::create_dir(&imp).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", imp.join("front-proxy-client.crt")).unwrap();
+    std::fs::copy(
+        pki.join("front-proxy-client.key"),
+        imp.join("front-proxy-client.key"),
+    )
+    .unwrap();
+    let mut a = vec![
+        "csr",
+        "import",
+        "front-proxy-client",
+        "--dry-run",
+        "--csr-dir",
+        imp.to_str().unwrap(),
+    ];
+    a.extend_from_slice(&dirs);
+    let o = run_bounded(&a, None, false, 60);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!(
+            "refusing symlink at {}",
+            imp.join("front-proxy-client.crt").display()
+        )),
+        "{}",
+        all_output(&o)
+    );
+    assert_eq!(before, hash_tree(&root));
+}
+
+/// Like hash_tree, but records symlinks, FIFOs and directories without reading them.
+fn hash_tree_nofollow(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if m.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
+                );
+            } else if m.is_dir() {
+                out.insert(rel.clone(), "dir".into());
+                walk(base, &p, out);
+            } else if m.is_file() {
+                let bytes = std::fs::read(&p).unwrap();
+                out.insert(rel, format!("{:x}", bytes.len()) + &hex_sha(&bytes));
+            } else {
+                out.insert(rel, "special".into());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn hex_sha(b: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(b))
+}
+
+#[test]
+fn duplicate_kubeconfig_user_names_are_refused() {
+    let (_t, root) = demo(&[]);
+    let adm = root.join("admin.conf");
+    let text = std::fs::read_to_string(&adm).unwrap();
+    // A second user with the current user's name (kubectl refuses such a file).
+    let dup = "- name: kubernetes-admin\n  user:\n    token: abc\n";
+    let text = text.replacen("users:\n", &format!("users:\n{dup}"), 1);
+    std::fs::write(&adm, &text).unwrap();
+    let before = hash_tree(&root);
+    let (code, v) = check_json(&root, &[]);
+    assert_eq!(code, 0);
+    let r = row(&v, "admin.conf");
+    assert_eq!(codes(r), ["kubeconfig-invalid"]);
+    assert_eq!(
+        problem(r, "kubeconfig-invalid").unwrap(),
+        format!(
+            "invalid kubeconfig {}: users entries 1 and 2 have the same name (kubectl refuses such a file)",
+            adm.display()
+        )
+    );
+    let o = kubecert(&[
+        "renew",
+        "admin.conf",
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "error: invalid kubeconfig {}: users entries 1 and 2 have the same name (kubectl refuses such a file)\n",
+            adm.display()
+        )
+    );
+    assert_eq!(before, hash_tree(&root));
+}
+
+#[test]
+fn negative_durations_are_usage_errors() {
+    let (_t, root) = demo(&[]);
+    let pki = root.join("pki");
+    let before = hash_tree(&root);
+    for (args, flag, value) in [
+        (vec!["check", "--warn-within=-1h"], "--warn-within", "-1h"),
+        (vec!["check", "--fail-within=-30d"], "--fail-within", "-30d"),
+        (vec!["renew", "all", "--within=-5d"], "--within", "-5d"),
+        (vec!["renew", "all", "--validity=-1h"], "--validity", "-1h"),
+    ] {
+        let mut a = args.clone();
+        a.extend_from_slice(&[
+            "--cert-dir",
+            pki.to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+        ]);
+        let o = kubecert(&a);
+        assert_eq!(o.status.code(), Some(2), "{a:?}: {}", all_output(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with(&format!("error: invalid value '{value}' for '{flag} <"))
+                && err.contains(&format!(
+                    "invalid duration \"{value}\": negative durations are not allowed"
+                )),
+            "{a:?}: {err}"
+        );
+        assert!(o.stdout.is_empty());
+    }
+    assert_eq!(before, hash_tree(&root));
+    // The RPC face: -32602 with the same cause.
+    let req = format!(
+        "{}\n",
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "check", "params": {
+            "cert_dir": pki.to_str().unwrap(),
+            "kubeconfig_dir": root.to_str().unwrap(),
+            "warn_within": "-1h",
+        }})
+    );
+    let o = run_bounded(&["serve", "--stdio"], Some(&req), false, 60);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert_eq!(
+        r["error"]["data"]["cause"],
+        "invalid duration \"-1h\": negative durations are not allowed"
+    );
+}
+
+#[test]
+fn unreadable_malformed_and_missing_cas_are_told_apart() {
+    if !have_setpriv() {
+        eprintln!("setpriv missing: skipped");
+        return;
+    }
+    let (t, root) = demo(&[]);
+    let pki = root.join("pki");
+    // ca.crt garbage, front-proxy-ca.crt unreadable (mode 000, run as uid 65534),
+    // etcd/ca.crt absent; apiserver.crt unreadable too.
+    std::fs::write(pki.join("ca.crt"), b"garbage\n").unwrap();
+    std::fs::remove_file(pki.join("etcd/ca.crt")).unwrap();
+    open_up(t.path());
+    for f in ["front-proxy-ca.crt", "apiserver.crt"] {
+        std::fs::set_permissions(
+            pki.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o000),
+        )
+        .unwrap();
+    }
+    let o = run_bounded(
+        &[
+            "check",
+            "-o",
+            "json",
+            "--cert-dir",
+            pki.to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+        ],
+        None,
+        true,
+        60,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", all_output(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fp_ca = pki.join("front-proxy-ca.crt");
+    assert_eq!(
+        problem(row(&v, "front-proxy-ca"), "unreadable").unwrap(),
+        format!("{}: Permission denied (os error 13)", fp_ca.display())
+    );
+    assert_eq!(
+        problem(row(&v, "front-proxy-client"), "ca-unreadable").unwrap(),
+        format!(
+            "its CA front-proxy-ca could not be read: {}: Permission denied (os error 13)",
+            fp_ca.display()
+        )
+    );
+    assert_eq!(
+        problem(row(&v, "apiserver"), "unreadable").unwrap(),
+        format!(
+            "{}: Permission denied (os error 13)",
+            pki.join("apiserver.crt").display()
+        )
+    );
+    assert_eq!(codes(row(&v, "ca")), ["malformed"]);
+    assert_eq!(
+        problem(row(&v, "apiserver-kubelet-client"), "ca-malformed").unwrap(),
+        format!(
+            "its CA ca is malformed: {}: no CERTIFICATE block found",
+            pki.join("ca.crt").display()
+        )
+    );
+    assert_eq!(
+        problem(row(&v, "etcd-server"), "ca-missing").unwrap(),
+        "its CA etcd-ca is missing"
+    );
+    // The CLI prints an I/O cause once, without colour codes on a non-terminal stderr.
+    let o = run_bounded(
+        &[
+            "renew",
+            "apiserver",
+            "--dry-run",
+            "--cert-dir",
+            pki.to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+        ],
+        None,
+        true,
+        60,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err,
+        format!(
+            "error: {}: Permission denied (os error 13)\n",
+            pki.join("apiserver.crt").display()
+        )
+    );
+    assert!(!err.contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn failed_recovery_fails_check() {
+    let (_t, root) = demo(&[]);
+    let pki = root.join("pki");
+    let journal = pki.join(".kubecert-journal.json");
+    std::fs::write(&journal, b"{\"state\": 7}\n").unwrap();
+    let before = hash_tree(&root);
+    let (code, v) = check_json(&root, &[]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["status"]["level"], "fail");
+    assert_eq!(v["status"]["problems"][0]["code"], "recovery-failed");
+    let msg = format!(
+        "recovery of an interrupted run failed: {}: not valid JSON (syntax error at line 1, column 11); the files may be half-installed until a kubecert run that can write the PKI recovers them",
+        journal.display()
+    );
+    assert_eq!(v["status"]["problems"][0]["message"], msg.as_str());
+    // Text mode: the log line and the note, no colour codes in a file.
+    let o = kubecert(&[
+        "check",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains('\u{1b}'), "{err}");
+    assert!(err.contains(" ERROR "), "{err}");
+    assert!(
+        err.contains(&format!("[check] {msg} (recovery-failed)\n")),
+        "{err}"
+    );
+    assert_eq!(before, hash_tree(&root));
+    // A valid journal on a PKI this caller cannot write (as on a read-only filesystem): the
+    // rollback fails with EACCES, and check says so and fails.
+    if !have_setpriv() {
+        eprintln!("setpriv missing: the EACCES part is skipped");
+        return;
+    }
+    let staged = pki.join("apiserver.crt.kubecert-new");
+    std::fs::write(&staged, b"partial").unwrap();
+    let j = serde_json::json!({
+        "state": "staging",
+        "backup_dir": null,
+        "entries": [{"target": pki.join("apiserver.crt"), "staged": staged}],
+    });
+    std::fs::write(&journal, j.to_string()).unwrap();
+    open_up(root.parent().unwrap());
+    let before = hash_tree(&root);
+    let o = run_bounded(
+        &[
+            "check",
+            "-o",
+            "json",
+            "--cert-dir",
+            pki.to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+        ],
+        None,
+        true,
+        60,
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", all_output(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"]["level"], "fail");
+    assert_eq!(
+        v["status"]["problems"][0]["message"],
+        format!(
+            "recovery of an interrupted run failed: {}: Permission denied (os error 13); the files may be half-installed until a kubecert run that can write the PKI recovers them",
+            staged.display()
+        )
+        .as_str()
+    );
+    assert_eq!(before, hash_tree(&root));
 }

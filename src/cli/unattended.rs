@@ -91,7 +91,7 @@ pub(super) struct AutoRenewArgs {
     #[arg(default_value = "all")]
     names: Vec<String>,
     /// Renew what expires within this duration.
-    #[arg(long, default_value = "30d", env = "KUBECERT_WITHIN")]
+    #[arg(long, default_value = "30d", env = "KUBECERT_WITHIN", value_parser = super::duration_arg)]
     within: String,
     /// PKI dir.
     #[arg(long, default_value = "/etc/kubernetes/pki", env = "KUBECERT_CERT_DIR")]
@@ -104,7 +104,7 @@ pub(super) struct AutoRenewArgs {
     )]
     kubeconfig_dir: PathBuf,
     /// Validity of renewed certificates.
-    #[arg(long, default_value = "8760h", env = "KUBECERT_VALIDITY")]
+    #[arg(long, default_value = "8760h", env = "KUBECERT_VALIDITY", value_parser = super::duration_arg)]
     validity: String,
     /// same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384.
     #[arg(long, default_value = "same", env = "KUBECERT_KEY_ALGORITHM")]

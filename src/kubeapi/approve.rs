@@ -115,11 +115,13 @@ impl Policy {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| perr(e.to_string()))?;
+        let bytes = crate::pki::fsread::read(path).map_err(|e| perr(crate::error::report(&e)))?;
+        let text = String::from_utf8(bytes).map_err(|_| perr("not UTF-8".into()))?;
         if text.trim().is_empty() {
             return Ok(Policy::default());
         }
-        let p: Policy = serde_saphyr::from_str(&text).map_err(|e| perr(e.to_string()))?;
+        let p: Policy =
+            serde_saphyr::from_str(&text).map_err(|e| perr(crate::error::describe_yaml(&e)))?;
         if p.max_expiration_seconds < 600 {
             return Err(perr(
                 "maxExpirationSeconds must be at least 600 (the API's minimum)".into(),

@@ -176,7 +176,7 @@ pub fn describe(e: &kube::Error) -> String {
                 }
                 src = s.source();
             }
-            crate::rpc::errors::scrub(&m)
+            crate::error::scrub(&m)
         }
     }
 }
@@ -195,11 +195,14 @@ pub fn api_err(op: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeApiErro
 pub async fn client(kubeconfig: &Path) -> Result<Client> {
     let kerr = |reason: String| KubeApiError::Kubeconfig {
         path: kubeconfig.to_path_buf(),
-        reason: crate::rpc::errors::scrub(&reason),
+        reason: crate::error::scrub(&reason),
     };
     if !kubeconfig.is_file() {
         return Err(kerr("not found (pass --kubeconfig)".into()));
     }
+    // Refused unless a regular file, not a symlink, within the size bound (kube's own reader
+    // is unbounded); kube then reads it (it resolves relative file references).
+    crate::pki::fsread::read(kubeconfig).map_err(|e| kerr(crate::error::report(&e)))?;
     let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| kerr(e.to_string()))?;
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await

@@ -295,7 +295,7 @@ fn issue(
         .and_then(|c| c.cert())
         .ok_or_else(|| format!("the {} certificate is missing", ca.name()))?;
     let key_path = o.layout.ca_key(ca);
-    let bytes = cert::read_file(&key_path).map_err(|e| e.to_string())?;
+    let bytes = cert::read_file(&key_path).map_err(|e| crate::error::report(&e))?;
     let key =
         cert::parse_private_key(&bytes).map_err(|e| format!("{}: {e}", key_path.display()))?;
     if !key.matches(&ca_cert.info) {

@@ -225,7 +225,7 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, String> {
 
 /// Parses a PEM bundle: the first `CERTIFICATE` block is the leaf, the rest its chain.
 pub fn parse_pem_bundle(bytes: &[u8]) -> Result<Cert, PemError> {
-    let blocks = ::pem::parse_many(bytes).map_err(|e| PemError::Malformed(e.to_string()))?;
+    let blocks = ::pem::parse_many(bytes).map_err(|e| crate::error::pem_error(&e))?;
     let mut certs = blocks
         .into_iter()
         .filter(|b| b.tag() == "CERTIFICATE")
@@ -291,7 +291,7 @@ impl PrivateKey {
 /// Parses a PEM private key (PKCS#1, SEC1 or PKCS#8; RSA or ECDSA only, like kubeadm).
 /// Errors never include key bytes.
 pub fn parse_private_key(bytes: &[u8]) -> Result<PrivateKey, PemError> {
-    let blocks = ::pem::parse_many(bytes).map_err(|e| PemError::Malformed(e.to_string()))?;
+    let blocks = ::pem::parse_many(bytes).map_err(|e| crate::error::pem_error(&e))?;
     let block = blocks
         .into_iter()
         .find(|b| b.tag().ends_with("PRIVATE KEY"))
@@ -426,13 +426,10 @@ pub fn key_matches_quickly(bytes: &[u8], info: &CertInfo) -> bool {
     }
 }
 
-/// Reads a file that must be a regular file (symlinks allowed only where kubelet uses them:
-/// callers that refuse symlinks check `symlink_metadata` first).
+/// Reads a certificate or key file: a regular file, not a symlink, at most
+/// [`super::fsread::MAX_FILE_BYTES`] (see [`super::fsread::read`]).
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    super::fsread::read(path)
 }
 
 #[cfg(test)]

@@ -82,12 +82,42 @@ fn source(dir: &Path, obj: &Value, data_key: &str, file_key: &str) -> Source {
     Source::Absent
 }
 
-/// Decodes a `*-data` value (base64 of PEM).
+/// Decodes a `*-data` value (base64 of PEM). The error says what is wrong, never which
+/// bytes.
 pub fn decode_data(path: &Path, b64: &str) -> Result<Vec<u8>> {
     let cleaned: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(cleaned.as_bytes())
-        .map_err(|e| invalid(path, format!("invalid base64 data: {e}")))
+        .map_err(|e| {
+            let what = match e {
+                base64::DecodeError::InvalidByte(at, _) => {
+                    format!("an invalid byte at offset {at}")
+                }
+                base64::DecodeError::InvalidLength(_) => "an invalid length".into(),
+                base64::DecodeError::InvalidLastSymbol(at, _) => {
+                    format!("an invalid last symbol at offset {at}")
+                }
+                base64::DecodeError::InvalidPadding => "invalid padding".into(),
+            };
+            invalid(path, format!("invalid base64 data ({what})"))
+        })
+}
+
+/// The first two entries of `list` with the same `name` (1-based), if any: client-go refuses
+/// such a file ("duplicate name ... in list"), so kubecert does too.
+fn duplicate_names(doc: &Value, list: &str) -> Option<(usize, usize)> {
+    let items = doc.get(list)?.as_array()?;
+    let names: Vec<Option<&str>> = items
+        .iter()
+        .map(|e| e.get("name").and_then(Value::as_str))
+        .collect();
+    names.iter().enumerate().find_map(|(j, n)| {
+        let n = (*n)?;
+        names[..j]
+            .iter()
+            .position(|m| *m == Some(n))
+            .map(|i| (i + 1, j + 1))
+    })
 }
 
 /// Encodes PEM bytes as a `*-data` value.
@@ -98,13 +128,24 @@ pub fn encode_data(pem: &[u8]) -> String {
 impl Kubeconfig {
     /// Parses kubeconfig text.
     pub fn parse(path: &Path, text: String) -> Result<Self> {
+        // Errors say what is wrong and where, never a byte of the file (nor a name from it).
         let doc: Value = serde_saphyr::from_str(&text)
-            .map_err(|e| invalid(path, format!("not valid YAML: {e}")))?;
+            .map_err(|e| invalid(path, crate::error::describe_yaml(&e)))?;
         if !doc.is_object() {
             return Err(invalid(
                 path,
                 "not a kubeconfig (top level is not a mapping)",
             ));
+        }
+        for list in ["clusters", "contexts", "users"] {
+            if let Some((i, j)) = duplicate_names(&doc, list) {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "{list} entries {i} and {j} have the same name (kubectl refuses such a file)"
+                    ),
+                ));
+            }
         }
         let current_context = doc
             .get("current-context")
@@ -113,21 +154,21 @@ impl Kubeconfig {
             .ok_or_else(|| invalid(path, "no current-context"))?
             .to_string();
         let ctx = find_named(&doc, "contexts", &current_context, "context")
-            .ok_or_else(|| invalid(path, format!("missing context {current_context}")))?;
+            .ok_or_else(|| invalid(path, "current-context names no entry of contexts"))?;
         let cluster = ctx
             .get("cluster")
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid(path, format!("context {current_context} has no cluster")))?
+            .ok_or_else(|| invalid(path, "the current context has no cluster"))?
             .to_string();
         let user = ctx
             .get("user")
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid(path, format!("context {current_context} has no user")))?
+            .ok_or_else(|| invalid(path, "the current context has no user"))?
             .to_string();
         let cl = find_named(&doc, "clusters", &cluster, "cluster")
-            .ok_or_else(|| invalid(path, format!("missing cluster {cluster}")))?;
+            .ok_or_else(|| invalid(path, "the current context's cluster is not in clusters"))?;
         let us = find_named(&doc, "users", &user, "user")
-            .ok_or_else(|| invalid(path, format!("missing authInfo {user}")))?;
+            .ok_or_else(|| invalid(path, "the current context's user is not in users"))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         Ok(Kubeconfig {
             path: path.to_path_buf(),
@@ -148,9 +189,10 @@ impl Kubeconfig {
         })
     }
 
-    /// Reads and parses a kubeconfig file.
+    /// Reads (through [`crate::pki::fsread::read`]: no symlink, a regular file, bounded) and
+    /// parses a kubeconfig file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::pki::fsread::read(path)?;
         let text = String::from_utf8(bytes).map_err(|_| invalid(path, "not UTF-8"))?;
         Self::parse(path, text)
     }
@@ -159,10 +201,10 @@ impl Kubeconfig {
     pub fn client_cert_pem(&self) -> Result<Vec<u8>> {
         match &self.client_cert {
             Source::Embedded(b) => decode_data(&self.path, b),
-            Source::File(p) => std::fs::read(p).map_err(|e| Error::io(p, e)),
+            Source::File(p) => crate::pki::fsread::read_link_in_dir(p),
             Source::Absent => Err(invalid(
                 &self.path,
-                format!("user {} has no client certificate", self.user),
+                "the current context's user has no client certificate",
             )),
         }
     }
@@ -171,10 +213,10 @@ impl Kubeconfig {
     pub fn client_key_pem(&self) -> Result<Vec<u8>> {
         match &self.client_key {
             Source::Embedded(b) => decode_data(&self.path, b),
-            Source::File(p) => std::fs::read(p).map_err(|e| Error::io(p, e)),
+            Source::File(p) => crate::pki::fsread::read_link_in_dir(p),
             Source::Absent => Err(invalid(
                 &self.path,
-                format!("user {} has no client key", self.user),
+                "the current context's user has no client key",
             )),
         }
     }
@@ -386,6 +428,44 @@ mod tests {
         assert!(Kubeconfig::parse(Path::new("a.conf"), cut.into()).is_err());
         assert!(Kubeconfig::parse(Path::new("a.conf"), "{{{".into()).is_err());
         assert!(Kubeconfig::parse(Path::new("a.conf"), "".into()).is_err());
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_and_errors_name_nothing_from_the_file() {
+        let dup = KC.replace("- name: other\n", "- name: kubernetes-admin\n");
+        let e = Kubeconfig::parse(Path::new("/k/admin.conf"), dup).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid kubeconfig /k/admin.conf: users entries 1 and 2 have the same name (kubectl refuses such a file)"
+        );
+        let dup = KC.replace(
+            "contexts:\n",
+            "contexts:\n- context: {}\n  name: kubernetes-admin@kubernetes\n",
+        );
+        let e = Kubeconfig::parse(Path::new("/k/admin.conf"), dup).unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "contexts entries 1 and 2 have the same name (kubectl refuses such a file)"
+            ),
+            "{e}"
+        );
+        // A current-context that names nothing: the name is not echoed.
+        let other = KC.replace(
+            "current-context: kubernetes-admin@kubernetes",
+            "current-context: MIIEsecretName",
+        );
+        let e = Kubeconfig::parse(Path::new("/k/admin.conf"), other).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid kubeconfig /k/admin.conf: current-context names no entry of contexts"
+        );
+        // Bad base64: what is wrong, not which bytes.
+        let bad = KC.replace("client-key-data: S0VZ", "client-key-data: S0V@");
+        let k = Kubeconfig::parse(Path::new("/k/admin.conf"), bad).unwrap();
+        assert_eq!(
+            k.client_key_pem().unwrap_err().to_string(),
+            "invalid kubeconfig /k/admin.conf: invalid base64 data (an invalid byte at offset 3)"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the on-disk layout and the crash-safe store.
 
 pub mod cert;
+pub mod fsread;
 pub mod inventory;
 pub mod issue;
 pub mod kubeconfig;
@@ -130,10 +131,12 @@ pub enum Material {
     Present(Box<Found>),
 }
 
-/// Loads a row's certificate.
+/// Loads a row's certificate. A row is missing when nothing is at its path; anything else
+/// there is read through [`fsread`] (a symlink, a device, a FIFO, a directory or an oversized
+/// file is a typed error naming the file, never followed or read into memory).
 pub fn load(layout: &Layout, e: &Entry) -> Material {
     let primary = layout.primary_path(e);
-    if !file_exists(&primary) {
+    if !fsread::exists_nofollow(&primary) {
         return Material::Missing;
     }
     match e.location {
@@ -161,9 +164,9 @@ pub fn load(layout: &Layout, e: &Entry) -> Material {
                 Err(err) => return Material::Broken(err),
             };
             let (pem, cert_path) = match &kc.client_cert {
-                Source::File(p) => match std::fs::read(p) {
+                Source::File(p) => match fsread::read_link_in_dir(p) {
                     Ok(b) => (b, p.clone()),
-                    Err(err) => return Material::Broken(Error::io(p, err)),
+                    Err(err) => return Material::Broken(err),
                 },
                 _ => match kc.client_cert_pem() {
                     Ok(b) => (b, primary.clone()),
@@ -196,7 +199,7 @@ impl Found {
     pub fn load_key(&self) -> Result<PrivateKey> {
         match &self.key {
             KeyOrigin::File(p) => {
-                let bytes = cert::read_file(p)?;
+                let bytes = self.read_key_file(p)?;
                 cert::parse_private_key(&bytes).map_err(|source| Error::Pem {
                     path: p.clone(),
                     source,
@@ -217,6 +220,16 @@ impl Found {
                 path: self.cert_path.clone(),
                 reason: "no client key".into(),
             }),
+        }
+    }
+
+    /// Reads a key file: a PKI key must be a regular file; a kubeconfig's `client-key` may be
+    /// the kubelet's rotation symlink within its own directory.
+    pub fn read_key_file(&self, p: &Path) -> Result<Vec<u8>> {
+        if self.kubeconfig.is_some() {
+            fsread::read_link_in_dir(p)
+        } else {
+            fsread::read(p)
         }
     }
 

@@ -68,8 +68,9 @@ impl Lock {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(fs::TryLockError::WouldBlock) => {
-                    let pid = fs::read_to_string(&pid_path)
+                    let pid = crate::pki::fsread::read(&pid_path)
                         .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
                         .and_then(|s| s.trim().parse().ok())
                         .unwrap_or(0);
                     if start.elapsed() >= timeout {
@@ -222,17 +223,23 @@ pub fn journal_exists(dir: &Path) -> bool {
 /// there is no journal. Returns what it did, for logging.
 pub fn recover(lock: &Lock) -> Result<Option<String>> {
     let jp = journal_path(lock);
-    let bytes = match fs::read(&jp) {
+    let bytes = match crate::pki::fsread::read(&jp) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&jp, e)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
     };
     let journal: Journal = match serde_json::from_slice(&bytes) {
         Ok(j) => j,
         Err(e) => {
             // The journal is written atomically, so a torn journal cannot happen; an
             // unreadable one means someone edited it. Refuse to guess.
-            return Err(Error::Recovery(format!("{}: {e}", jp.display())));
+            return Err(Error::Recovery(format!(
+                "{}: {}",
+                jp.display(),
+                crate::error::describe_json(&e)
+            )));
         }
     };
     let what = match journal.state {
@@ -327,7 +334,7 @@ pub fn commit(
                             .unwrap_or_default()
                     );
                     let dst = dir.join(name);
-                    let bytes = fs::read(&w.target).map_err(|e| Error::io(&w.target, e))?;
+                    let bytes = crate::pki::fsread::read(&w.target)?;
                     let mut f = OpenOptions::new()
                         .create_new(true)
                         .write(true)
@@ -476,37 +483,24 @@ pub fn backup_dir_in(root: &Path, dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Reads a regular file without following a symlink at `path`, refusing anything larger
-/// than `limit` bytes.
+/// Reads a file of a backup through the one bounded reader ([`crate::pki::fsread::read`]:
+/// no symlink, regular file, at most 1 MiB), refusing anything larger than `limit` bytes and
+/// saying why in restore's own terms.
 fn read_plain_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => refused(path, "is a symlink"),
-            _ => Error::io(path, e),
-        })?;
-    let m = f.metadata().map_err(|e| Error::io(path, e))?;
-    if !m.is_file() {
-        return Err(refused(path, "not a regular file"));
-    }
-    if m.len() > limit {
+    let bytes = crate::pki::fsread::read(path).map_err(|e| match e {
+        Error::Symlink(_) => refused(path, "is a symlink"),
+        Error::NotRegularFile { kind, .. } => refused(path, format!("not a regular file ({kind})")),
+        Error::FileTooLarge { .. } => refused(path, format!("more than {limit} bytes")),
+        other => other,
+    })?;
+    if bytes.len() as u64 > limit {
         return Err(refused(
             path,
             format!(
                 "{} bytes, more than the {limit} a backup file may hold",
-                m.len()
+                bytes.len()
             ),
         ));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(m.len()).unwrap_or(0));
-    f.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(refused(path, format!("more than {limit} bytes")));
     }
     Ok(bytes)
 }

@@ -68,18 +68,8 @@ pub fn message(code: i32) -> &'static str {
         .unwrap_or("error")
 }
 
-/// Makes text safe to put in a response or a log: anything that looks like a PEM block is
-/// cut out, and the words "PRIVATE KEY" never appear.
-pub fn scrub(text: &str) -> String {
-    let mut s = match text.find("-----BEGIN") {
-        Some(i) => format!("{}[PEM data removed]", &text[..i]),
-        None => text.to_string(),
-    };
-    if s.contains("PRIVATE KEY") {
-        s = s.replace("PRIVATE KEY", "private key");
-    }
-    s
-}
+/// The one scrubber of the library ([`crate::error::scrub`]): causes go through it.
+pub use crate::error::scrub;
 
 fn data(cert: Option<&str>, path: Option<&std::path::Path>, cause: &str) -> Value {
     json!({
@@ -100,7 +90,7 @@ fn server_error(
 
 /// THE mapping from library errors to JSON-RPC errors.
 pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
-    let cause = e.to_string();
+    let cause = crate::error::report(e);
     let (cert, path) = (e.cert(), e.path());
     let code = match e {
         Error::CaKeyMissing { .. } => codes::CA_KEY_MISSING,

@@ -358,7 +358,7 @@ fn restore_refuses_manifest_entries_that_are_not_inventory_files_or_plain_copies
     manifest(json!([{"target": crt, "copy": "big"}]));
     assert_refused(
         &restore_cli(&root, &inside),
-        "1048577 bytes, more than the 1048576 a backup file may hold",
+        "big refused: more than 1048576 bytes",
     );
     // The same target twice.
     manifest(json!([{"target": crt, "copy": null}, {"target": crt, "copy": null}]));

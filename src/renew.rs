@@ -24,7 +24,7 @@ use crate::timefmt;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RenewParams {
-    /// Inventory names, or `["all"]` (the default).
+    /// Inventory names, or `["all"]`; required and non-empty.
     #[serde(default)]
     pub names: Vec<String>,
     /// PKI dir (default `/etc/kubernetes/pki`).
@@ -54,9 +54,13 @@ pub struct RenewParams {
     /// Fixed clock, RFC 3339.
     #[serde(default)]
     pub now: Option<String>,
-    /// Sign even when the CA has expired.
+    /// Sign even when the CA has expired or is not yet valid.
     #[serde(default)]
     pub allow_expired_ca: bool,
+    /// Renew a certificate even when it was not issued by the CA that will sign it, or its
+    /// subject, SANs or usages are not what kubeadm issues for its row (logged at warn).
+    #[serde(default)]
+    pub allow_foreign_identity: bool,
 }
 
 /// What happened to one certificate.
@@ -178,8 +182,10 @@ pub struct RenewOptions {
     pub backup_root: PathBuf,
     /// Clock.
     pub now: i64,
-    /// Allow signing under an expired CA.
+    /// Allow signing under an expired or not yet valid CA.
     pub allow_expired_ca: bool,
+    /// Allow renewing a certificate of a foreign issuer or identity.
+    pub allow_foreign_identity: bool,
     /// How long to wait for the PKI lock.
     pub lock_timeout: Duration,
 }
@@ -218,6 +224,12 @@ impl RenewParams {
                 .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
             self.external_etcd,
         );
+        // An empty list is a caller's mistake (e.g. an unset variable), never "everything".
+        if self.names.is_empty() {
+            return Err(Error::InvalidArgument(
+                "names must not be empty: give inventory names or [\"all\"]".into(),
+            ));
+        }
         let (entries, all) = select(&self.names, &layout)?;
         let parse = |s: &str| timefmt::parse_duration(s).map_err(Error::InvalidArgument);
         let validity = match &self.validity {
@@ -247,6 +259,7 @@ impl RenewParams {
             backup_root,
             now,
             allow_expired_ca: self.allow_expired_ca,
+            allow_foreign_identity: self.allow_foreign_identity,
             lock_timeout: Duration::from_secs(300),
         })
     }
@@ -431,6 +444,73 @@ pub fn item_line(i: &RenewItem) -> String {
     }
 }
 
+/// "couldn't load <ca> certificate authority from <dir>" with the reason: which file, and
+/// whether it is absent or what is wrong with it.
+pub(crate) fn ca_missing_error(layout: &Layout, ca: CaId, cas: &Cas) -> Error {
+    let reason = match cas.get(ca).map(|m| &m.cert) {
+        Some(Material::Broken(err)) => err.to_string(),
+        Some(Material::Present(_)) => "it is present and readable".to_string(),
+        Some(Material::Missing) | None => format!(
+            "{} does not exist",
+            layout.primary_path(ca.entry()).display()
+        ),
+    };
+    Error::CaMissing {
+        ca: ca.name().into(),
+        dir: layout.cert_dir.clone(),
+        reason,
+    }
+}
+
+/// Refuses to re-sign a certificate that the CA about to sign it did not issue (checked by
+/// signature with that CA's public key, never by name), or whose subject, SANs or usages are
+/// not what kubeadm issues for its inventory row. With `allow`, logs the mismatch at warn
+/// and returns it (for the item's reason) instead.
+pub(crate) fn check_identity(
+    e: &Entry,
+    found: &Found,
+    ca: CaId,
+    ca_cert: &cert::Cert,
+    layout: &Layout,
+    allow: bool,
+) -> Result<Option<String>> {
+    let mut why: Vec<String> = Vec::new();
+    if !cert::signed_by(&found.cert.der, &ca_cert.der) {
+        why.push(format!(
+            "was not issued by {} (its signature does not verify with the public key of {}; its issuer is {:?})",
+            ca.name(),
+            layout.primary_path(ca.entry()).display(),
+            found.cert.info.issuer
+        ));
+    }
+    let mismatches = e.identity_mismatches(&found.cert.info);
+    if !mismatches.is_empty() {
+        why.push(format!(
+            "is not what kubeadm issues for {}: {}",
+            e.name,
+            mismatches.join("; ")
+        ));
+    }
+    if why.is_empty() {
+        return Ok(None);
+    }
+    let reason = why.join(", and ");
+    if !allow {
+        return Err(Error::ForeignIdentity {
+            cert: e.name.to_string(),
+            path: found.cert_path.clone(),
+            reason,
+        });
+    }
+    tracing::warn!(
+        cert = e.name,
+        path = %found.cert_path.display(),
+        reason = %reason,
+        "renewing a certificate kubeadm would not have issued (allow_foreign_identity)"
+    );
+    Ok(Some(reason))
+}
+
 fn ca_expired_error(ca: CaId, c: &CertInfo) -> Error {
     Error::CaExpired {
         ca: ca.name().to_string(),
@@ -474,15 +554,11 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
             Material::Present(f) => f,
         };
         item.old = Some(CertSnapshot::of(&found.cert.info));
-        let ca_mat = cas.get(ca).ok_or_else(|| Error::CaMissing {
-            ca: ca.name().into(),
-            dir: layout.cert_dir.clone(),
-        })?;
+        let ca_mat = cas
+            .get(ca)
+            .ok_or_else(|| ca_missing_error(layout, ca, &cas))?;
         let Some(ca_cert) = ca_mat.cert() else {
-            return Err(Error::CaMissing {
-                ca: ca.name().into(),
-                dir: layout.cert_dir.clone(),
-            });
+            return Err(ca_missing_error(layout, ca, &cas));
         };
         if ca_mat.externally_managed() {
             item.action = RenewAction::ExternallyManaged;
@@ -511,6 +587,13 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         if ca_cert.info.not_after < o.now && !o.allow_expired_ca {
             return Err(ca_expired_error(ca, &ca_cert.info));
         }
+        if ca_cert.info.not_before > o.now && !o.allow_expired_ca {
+            return Err(Error::CaNotYetValid {
+                ca: ca.name().to_string(),
+                not_before: timefmt::rfc3339(ca_cert.info.not_before),
+            });
+        }
+        let overridden = check_identity(e, &found, ca, ca_cert, layout, o.allow_foreign_identity)?;
         let not_before = o.now - issue::BACKDATE_SECONDS;
         let mut not_after = o.now + o.validity;
         // An expired CA the user insisted on cannot cap anything: the leaf would end before it
@@ -542,6 +625,11 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                 "; NotAfter capped at the {} NotAfter {}",
                 ca.name(),
                 timefmt::rfc3339(not_after)
+            ));
+        }
+        if let Some(why) = overridden {
+            reason.push_str(&format!(
+                "; renewed despite a foreign identity (allow_foreign_identity): it {why}"
             ));
         }
         item.capped_at_ca = capped;
@@ -589,10 +677,7 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         let ca_cert = cas
             .get(p.ca)
             .and_then(|c| c.cert())
-            .ok_or_else(|| Error::CaMissing {
-                ca: p.ca.name().into(),
-                dir: layout.cert_dir.clone(),
-            })?;
+            .ok_or_else(|| ca_missing_error(layout, p.ca, &cas))?;
         if !key.matches(&ca_cert.info) {
             return Err(Error::Validation {
                 cert: p.ca.name().into(),
@@ -634,12 +719,10 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                                 ca: p.ca.name().into(),
                                 path: layout.ca_key(p.ca),
                             })?;
-                        let ca_cert = cas.get(p.ca).and_then(|c| c.cert()).ok_or_else(|| {
-                            Error::CaMissing {
-                                ca: p.ca.name().into(),
-                                dir: layout.cert_dir.clone(),
-                            }
-                        })?;
+                        let ca_cert = cas
+                            .get(p.ca)
+                            .and_then(|c| c.cert())
+                            .ok_or_else(|| ca_missing_error(layout, p.ca, cas))?;
                         let kp = issue::generate_key(p.alg).map_err(issue_err)?;
                         let der = issue::sign_leaf(
                             &p.spec,
@@ -759,11 +842,31 @@ pub fn render_text(r: &RenewResult, all: bool) -> String {
     if all && !r.dry_run {
         s.push_str("\nDone renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.\n");
     }
-    if r.components_to_restart.is_empty() {
+    let n = r
+        .certificates
+        .iter()
+        .filter(|i| matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew))
+        .count();
+    let certs = if n == 1 {
+        "certificate"
+    } else {
+        "certificates"
+    };
+    if !r.changed {
         if r.dry_run {
             s.push_str("[dry-run] nothing would change\n");
         } else {
             s.push_str("No certificate changed; no component needs a restart.\n");
+        }
+    } else if r.components_to_restart.is_empty() {
+        if r.dry_run {
+            s.push_str(&format!(
+                "[dry-run] {n} {certs} would be renewed; no component would need a restart\n"
+            ));
+        } else {
+            s.push_str(&format!(
+                "{n} {certs} renewed; no component needs a restart.\n"
+            ));
         }
     } else {
         let verb = if r.dry_run { "would change" } else { "changed" };

@@ -170,11 +170,7 @@ pub async fn renew_with_api(
             Material::Present(f) => f,
         };
         if cas.get(ca).and_then(|c| c.cert()).is_none() {
-            return Err(Error::CaMissing {
-                ca: ca.name().into(),
-                dir: layout.cert_dir.clone(),
-            }
-            .into());
+            return Err(crate::renew::ca_missing_error(layout, ca, &cas).into());
         }
         match signer_for(e, &found.cert.info, o.signer_name.as_deref()) {
             Ok(s) => {

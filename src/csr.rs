@@ -675,6 +675,8 @@ pub enum FindingCode {
     CurrentUnreadable,
     /// The CA certificate is missing from the PKI.
     CaMissing,
+    /// The PKI's CA certificate is not a CA (CA:FALSE).
+    CaNotACa,
     /// The files cannot be installed where the current certificate lives.
     NotInstallable,
 }
@@ -702,6 +704,7 @@ impl FindingCode {
             FindingCode::NoCurrentCertificate => "no-current-certificate",
             FindingCode::CurrentUnreadable => "current-unreadable",
             FindingCode::CaMissing => "ca-missing",
+            FindingCode::CaNotACa => "ca-not-a-ca",
             FindingCode::NotInstallable => "not-installable",
         }
     }
@@ -783,6 +786,8 @@ fn finding(code: FindingCode, message: impl Into<String>) -> Finding {
 }
 
 /// Walks from the leaf to the PKI CA through the certificates that follow it in the file.
+/// Returns the chain to install after the leaf: the intermediates in chain order, then the CA
+/// and its own issuers once each when the file carried them (never duplicates or strays).
 #[allow(clippy::too_many_arguments)]
 fn check_chain(
     e: &Entry,
@@ -793,7 +798,7 @@ fn check_chain(
     cas: &Cas,
     now: i64,
     out: &mut Vec<Finding>,
-) {
+) -> Vec<Vec<u8>> {
     let n = signed.chain.len();
     let mut used = vec![false; n];
     let mut path: Vec<usize> = Vec::new();
@@ -850,7 +855,7 @@ fn check_chain(
             )
         };
         out.push(finding(FindingCode::WrongCa, msg));
-        return;
+        return Vec::new();
     }
     for &i in &path {
         let Some(der) = signed.chain.get(i) else {
@@ -899,6 +904,13 @@ fn check_chain(
             }
         }
     }
+    let mut keep: Vec<Vec<u8>> = path
+        .iter()
+        .filter_map(|&i| signed.chain.get(i).cloned())
+        .collect();
+    if signed.chain.iter().any(|c| *c == ca.der) {
+        keep.push(ca.der.clone());
+    }
     // Whatever else follows must be the CA itself or the CA's own issuers.
     let mut cur: &[u8] = &ca.der;
     while let Some(j) = (0..n).find(|&j| {
@@ -910,7 +922,12 @@ fn check_chain(
     }) {
         used[j] = true;
         match signed.chain.get(j) {
-            Some(c) => cur = c,
+            Some(c) => {
+                if !keep.contains(c) {
+                    keep.push(c.clone());
+                }
+                cur = c
+            }
             None => break,
         }
     }
@@ -927,6 +944,7 @@ fn check_chain(
             ));
         }
     }
+    keep
 }
 
 /// Whether two subjects (as text) hold the same attributes, ignoring their order.
@@ -1112,9 +1130,23 @@ fn judge(
             ),
         ));
     }
+    let mut chain: Vec<Vec<u8>> = Vec::new();
     if let Some(s) = signed {
         if let Some(ca) = ca_cert {
-            check_chain(e, ca_id, ca, &layout.ca_crt(ca_id), s, cas, now, out);
+            if ca.info.is_ca {
+                chain = check_chain(e, ca_id, ca, &layout.ca_crt(ca_id), s, cas, now, out);
+            } else {
+                out.push(finding(
+                    FindingCode::CaNotACa,
+                    format!(
+                        "the {} certificate {} is not a certificate authority (CA:FALSE), so \
+                         nothing signed by it can be trusted as {}",
+                        ca_id.name(),
+                        layout.ca_crt(ca_id).display(),
+                        e.name
+                    ),
+                ));
+            }
         }
         if let Some(k) = key {
             if !k.matches(&s.info) {
@@ -1161,7 +1193,7 @@ fn judge(
     }
     let accepted = match (signed, key, &found, out.is_empty()) {
         (Some(s), Some(k), Some(found), true) => {
-            let unchanged = s.der == found.cert.der && s.chain == found.cert.chain;
+            let unchanged = s.der == found.cert.der && chain == found.cert.chain;
             if unchanged {
                 Some(Judged {
                     unchanged: true,
@@ -1170,7 +1202,7 @@ fn judge(
                 })
             } else {
                 let mut cert_pem = issue::cert_pem(&s.der);
-                for c in &s.chain {
+                for c in &chain {
                     cert_pem.push_str(&issue::cert_pem(c));
                 }
                 let key_pem = key_pem_same_format(k);

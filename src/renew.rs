@@ -426,6 +426,22 @@ fn verify_issued(plan: &Plan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Re
     Ok(info)
 }
 
+/// The certificates of `chain` that, in file order, each sign the one before (starting with
+/// `leaf`): the chain that verifies it. Stops at the first one that does not link, and at a
+/// repeat, so unrelated certificates and duplicates are not carried over.
+pub(crate) fn verified_chain<'a>(leaf: &[u8], chain: &'a [Vec<u8>]) -> Vec<&'a Vec<u8>> {
+    let mut out: Vec<&Vec<u8>> = Vec::new();
+    let mut cur: &[u8] = leaf;
+    for c in chain {
+        if c.as_slice() == cur || out.contains(&c) || !cert::signed_by(cur, c) {
+            break;
+        }
+        out.push(c);
+        cur = c;
+    }
+    out
+}
+
 /// kubeadm's text line for an item.
 pub fn item_line(i: &RenewItem) -> String {
     match i.action {
@@ -698,7 +714,7 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
             items[*idx].files = files;
         }
     } else {
-        type Issued = Result<(usize, CertInfo, Vec<Write_>)>;
+        type Issued = Result<(usize, CertInfo, Vec<Write_>, usize)>;
         let results: Vec<Issued> = std::thread::scope(|s| {
             let handles: Vec<_> = plans
                 .iter()
@@ -742,15 +758,19 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                         })?;
                         let info = verify_issued(p, &der, &ca_cert.der, &new_key)?;
                         let mut cert_pem = issue::cert_pem(&der);
+                        let mut dropped = 0;
                         if matches!(p.entry.location, Location::Pki { .. }) {
-                            // Keep any chain that followed the leaf in the old file.
-                            for c in &p.found.cert.chain {
+                            // Keep the chain that followed the leaf in the old file only as
+                            // far as it verifies the new leaf; junk is not carried over.
+                            let keep = verified_chain(&der, &p.found.cert.chain);
+                            dropped = p.found.cert.chain.len() - keep.len();
+                            for c in keep {
                                 cert_pem.push_str(&issue::cert_pem(c));
                             }
                         }
                         let w =
                             install_writes(p.entry, &p.found, layout, &cert_pem, &key_pem, ca_pem)?;
-                        Ok((*idx, info, w))
+                        Ok((*idx, info, w, dropped))
                     })
                 })
                 .collect();
@@ -767,8 +787,16 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                 .collect()
         });
         for r in results {
-            let (idx, info, writes) = r?;
+            let (idx, info, writes, dropped) = r?;
             let item = &mut items[idx];
+            if dropped > 0 {
+                item.reason.push_str(&format!(
+                    "; dropped {dropped} certificate{} that followed the leaf but {} not its chain to {}",
+                    if dropped == 1 { "" } else { "s" },
+                    if dropped == 1 { "is" } else { "are" },
+                    item.ca_name
+                ));
+            }
             item.new = Some(CertSnapshot::of(&info));
             item.files = writes
                 .iter()

@@ -1116,3 +1116,31 @@ fn missing_or_broken_ca_says_why() {
     assert!(!err.contains("AAAA"), "{err}");
     assert!(!root.join("kubecert-backup").exists());
 }
+
+#[test]
+fn unrelated_certificates_after_the_leaf_are_not_carried_over() {
+    // Issue 12 item 9: junk after the leaf (a foreign CA, the CA twice) was copied into the
+    // renewed file. Only the chain that verifies the new leaf (here: ca.crt once) is kept.
+    let (t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    let crt = cert_dir.join("apiserver.crt");
+    let (fca, _) = foreign_ca(t.path());
+    let ca_pem = std::fs::read_to_string(cert_dir.join("ca.crt")).unwrap();
+    let mut bundle = std::fs::read_to_string(&crt).unwrap();
+    bundle.push_str(&ca_pem);
+    bundle.push_str(&ca_pem);
+    bundle.push_str(&std::fs::read_to_string(&fca).unwrap());
+    std::fs::write(&crt, &bundle).unwrap();
+    let (code, out, err) = renew_on(&root, &["apiserver", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["certificates"][0]["reason"].as_str().unwrap().ends_with(
+            "; dropped 2 certificates that followed the leaf but are not its chain to ca"
+        ),
+        "{v}"
+    );
+    let text = std::fs::read_to_string(&crt).unwrap();
+    assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 2, "{text}");
+    assert!(text.ends_with(&ca_pem));
+}

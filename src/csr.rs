@@ -908,7 +908,7 @@ fn check_chain(
         .iter()
         .filter_map(|&i| signed.chain.get(i).cloned())
         .collect();
-    if signed.chain.iter().any(|c| *c == ca.der) {
+    if signed.chain.contains(&ca.der) {
         keep.push(ca.der.clone());
     }
     // Whatever else follows must be the CA itself or the CA's own issuers.

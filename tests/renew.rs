@@ -1144,3 +1144,130 @@ fn unrelated_certificates_after_the_leaf_are_not_carried_over() {
     assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 2, "{text}");
     assert!(text.ends_with(&ca_pem));
 }
+
+/// The dry run and the real run fail alike (exit 1, the same stderr, starting with `want`),
+/// and leave the tree as it was.
+fn refused_alike(root: &Path, names: &[&str], want: &str) {
+    let h = hash_tree(root);
+    let mut dry = names.to_vec();
+    dry.push("--dry-run");
+    let (code, out, dry_err) = renew_on(root, &dry);
+    assert_eq!(code, 1, "dry run: {out}");
+    assert!(dry_err.starts_with(want), "{dry_err}\nwanted {want}");
+    let (code, out, err) = renew_on(root, names);
+    assert_eq!((code, err.as_str()), (1, dry_err.as_str()), "real run: {out}");
+    assert_eq!(h, hash_tree(root), "tree changed");
+}
+
+#[test]
+fn symlinked_etcd_dir_is_refused() {
+    // Issue 12 item 9: a symlinked pki/etcd was written through.
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    std::fs::rename(cert_dir.join("etcd"), root.join("etcd-elsewhere")).unwrap();
+    std::os::unix::fs::symlink(root.join("etcd-elsewhere"), cert_dir.join("etcd")).unwrap();
+    refused_alike(
+        &root,
+        &["etcd-server"],
+        &format!(
+            "error: refusing symlink at {}\n",
+            cert_dir.join("etcd").display()
+        ),
+    );
+}
+
+#[test]
+fn dry_run_fails_where_the_apply_fails() {
+    // Issue 12 item 9: dry-run said OK for a symlinked file, a key path that is a directory,
+    // and a JSON kubeconfig; the real run then failed.
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    let key = cert_dir.join("front-proxy-client.key");
+    std::fs::remove_file(&key).unwrap();
+    std::fs::create_dir(&key).unwrap();
+    refused_alike(
+        &root,
+        &["front-proxy-client"],
+        &format!(
+            "error: {}: is a directory; refusing to replace it",
+            key.display()
+        ),
+    );
+    assert!(!root.join("kubecert-backup").exists());
+
+    let (_t, root) = demo(&[]);
+    let crt = root.join("pki/apiserver.crt");
+    std::fs::rename(&crt, root.join("real.crt")).unwrap();
+    std::os::unix::fs::symlink(root.join("real.crt"), &crt).unwrap();
+    refused_alike(
+        &root,
+        &["apiserver"],
+        &format!("error: refusing symlink at {}\n", crt.display()),
+    );
+
+    // admin.conf as JSON (valid YAML; kubectl reads it; kubecert cannot rewrite it in place).
+    let (_t, root) = demo(&[]);
+    let adm = root.join("admin.conf");
+    let data = |k: &str| {
+        std::fs::read_to_string(&adm)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{k}: ")).map(str::to_string))
+            .unwrap()
+    };
+    let json = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "a@k",
+        "clusters": [{"name": "kubernetes", "cluster": {
+            "certificate-authority-data": data("certificate-authority-data"),
+            "server": "https://127.0.0.1:6443"}}],
+        "contexts": [{"name": "a@k", "context": {"cluster": "kubernetes", "user": "kubernetes-admin"}}],
+        "users": [{"name": "kubernetes-admin", "user": {
+            "client-certificate-data": data("client-certificate-data"),
+            "client-key-data": data("client-key-data")}}],
+    });
+    std::fs::write(&adm, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    refused_alike(
+        &root,
+        &["admin.conf"],
+        &format!(
+            "error: invalid kubeconfig {}: cannot rewrite client-certificate-data: its value is not a single-line scalar\n",
+            adm.display()
+        ),
+    );
+}
+
+#[test]
+fn a_failed_run_leaves_no_backup_dir_and_no_journal() {
+    // Issue 12 item 9: a run that failed after its backup left the backup dir behind (a full
+    // disk never frees). A stray directory where the staged file goes makes staging fail.
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    let stray = cert_dir.join("front-proxy-client.crt.kubecert-new");
+    std::fs::create_dir(&stray).unwrap();
+    let h = hash_tree(&root);
+    let (code, out, err) = renew_on(&root, &["front-proxy-client", "apiserver"]);
+    assert_eq!(code, 1, "{out}");
+    // (How an I/O cause is printed is another helper's item; the path and cause are ours.)
+    assert!(
+        err.starts_with(&format!(
+            "error: {}: File exists (os error 17)",
+            stray.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(h, hash_tree(&root), "tree changed");
+    let backups: Vec<_> = std::fs::read_dir(root.join("kubecert-backup"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(backups.is_empty(), "{backups:?}");
+    let left: Vec<String> = std::fs::read_dir(&cert_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kubecert-journal") || n.ends_with(".kubecert-new"))
+        .collect();
+    assert_eq!(
+        left,
+        ["front-proxy-client.crt.kubecert-new"],
+        "only the stray dir stays"
+    );
+}

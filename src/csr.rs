@@ -1492,6 +1492,7 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
         .map(|i| i.name.clone())
         .collect();
     let mut all_writes: Vec<Write_> = Vec::new();
+    let mut dry_writes: Vec<Write_> = Vec::new();
     for a in &accepted {
         let Some(item) = items.get_mut(a.idx) else {
             continue;
@@ -1508,12 +1509,15 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
         } else if p.dry_run {
             item.action = ImportAction::WouldInstall;
             item.reason = "valid; dry run".into();
+            dry_writes.extend(a.writes.iter().cloned());
         } else {
             item.action = ImportAction::Installed;
             item.reason = "valid; installed".into();
             all_writes.extend(a.writes.iter().cloned());
         }
     }
+    // A dry run makes every check the apply makes on its writes.
+    store::preflight(&dry_writes)?;
     let mut backup_dir = None;
     if !all_writes.is_empty() {
         if let Some(lock) = &lock {

@@ -291,6 +291,9 @@ pub fn lock_and_recover(layout: &Layout, timeout: Duration) -> Result<(Lock, Opt
     Ok((lock, recovered))
 }
 
+/// Stands in for the new key when a dry run builds the writes of its plan (never written).
+const DRY_RUN_KEY_PLACEHOLDER: &str = "kubecert dry-run: the new key would go here\n";
+
 /// A planned renewal of one row.
 struct Plan {
     entry: &'static Entry,
@@ -709,10 +712,24 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
     // Issue (in parallel: key generation dominates) unless this is a dry run.
     let mut all_writes: Vec<Write_> = Vec::new();
     if o.dry_run {
+        // Build the writes the apply would make (with the old certificate and a placeholder
+        // key standing in for the new ones) and run every check the apply runs on them, so
+        // the plan fails exactly where the apply would.
+        let mut writes: Vec<Write_> = Vec::new();
         for (idx, p) in &plans {
+            let cert_pem = issue::cert_pem(&p.found.cert.der);
+            writes.extend(install_writes(
+                p.entry,
+                &p.found,
+                layout,
+                &cert_pem,
+                DRY_RUN_KEY_PLACEHOLDER,
+                ca_pem.as_deref(),
+            )?);
             let files = planned_files(p, layout);
             items[*idx].files = files;
         }
+        store::preflight(&writes)?;
     } else {
         type Issued = Result<(usize, CertInfo, Vec<Write_>, usize)>;
         let results: Vec<Issued> = std::thread::scope(|s| {

@@ -1155,7 +1155,11 @@ fn refused_alike(root: &Path, names: &[&str], want: &str) {
     assert_eq!(code, 1, "dry run: {out}");
     assert!(dry_err.starts_with(want), "{dry_err}\nwanted {want}");
     let (code, out, err) = renew_on(root, names);
-    assert_eq!((code, err.as_str()), (1, dry_err.as_str()), "real run: {out}");
+    assert_eq!(
+        (code, err.as_str()),
+        (1, dry_err.as_str()),
+        "real run: {out}"
+    );
     assert_eq!(h, hash_tree(root), "tree changed");
 }
 

@@ -660,7 +660,11 @@ mod tests {
         let err = commit(&lock, &[w], Some(&backups), "T").unwrap_err();
         assert_eq!(err.path(), Some(pki.join(JOURNAL_FILE).as_path()));
         assert_eq!(fs::read(&a).unwrap(), b"old");
-        assert_eq!(fs::read_dir(&backups).unwrap().count(), 0, "backup dir left");
+        assert_eq!(
+            fs::read_dir(&backups).unwrap().count(),
+            0,
+            "backup dir left"
+        );
         let mut left: Vec<String> = fs::read_dir(&pki)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

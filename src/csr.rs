@@ -207,8 +207,8 @@ pub struct CsrExportParams {
     /// Inventory names, or `["all"]` (the default).
     #[serde(default)]
     pub names: Vec<String>,
-    /// Where `<name>.csr` and `<name>.key` go (created 0700). It may be the cert dir only for
-    /// names that collide with no live file.
+    /// Where `<name>.csr` and `<name>.key` go (created 0700): a directory of its own, never
+    /// one that holds live files of the cluster (the cert dir, `pki/etcd`, the kubeconfig dir).
     pub csr_dir: String,
     /// PKI dir (default `/etc/kubernetes/pki`).
     #[serde(default)]
@@ -425,6 +425,20 @@ pub fn export(p: &CsrExportParams) -> Result<CsrExportResult> {
             "refusing to write {}: it is the live file {} in use by the cluster; pass --csr-dir \
              with a directory of its own (nothing was written)",
             target.display(),
+            live.display()
+        )));
+    }
+    // Nor may the CSR dir be a directory the cluster keeps live files in (the cert dir,
+    // pki/etcd, the kubeconfig dir): new keys do not belong next to the ones in use.
+    let here = resolved(&dir);
+    if let Some(live) = live_files(&layout)
+        .into_iter()
+        .find(|l| exists_nofollow(l) && l.parent().is_some_and(|d| resolved(d) == here))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "refusing --csr-dir {}: it holds live files of the cluster (such as {}); pass \
+             --csr-dir with a directory of its own (nothing was written)",
+            dir.display(),
             live.display()
         )));
     }

@@ -186,9 +186,13 @@ enum Cmd {
         /// Fixed clock (RFC 3339).
         #[arg(long)]
         now: Option<String>,
-        /// Sign even when the CA has expired.
+        /// Sign even when the CA has expired or is not yet valid.
         #[arg(long)]
         allow_expired_ca: bool,
+        /// Renew certificates that the signing CA did not issue, or whose subject, SANs or
+        /// usages are not what kubeadm issues for them (logged as a warning).
+        #[arg(long)]
+        allow_foreign_identity: bool,
         /// Treat etcd as external.
         #[arg(long)]
         external_etcd: bool,
@@ -386,6 +390,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             backup_dir,
             now,
             allow_expired_ca,
+            allow_foreign_identity,
             external_etcd,
             output,
             csr_only,
@@ -423,6 +428,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 backup_dir: backup_dir.as_deref().map(path_str),
                 now,
                 allow_expired_ca,
+                allow_foreign_identity,
             };
             let opts = params.resolve()?;
             if use_api {

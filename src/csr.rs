@@ -207,8 +207,8 @@ pub struct CsrExportParams {
     /// Inventory names, or `["all"]` (the default).
     #[serde(default)]
     pub names: Vec<String>,
-    /// Where `<name>.csr` and `<name>.key` go (created 0700). It may be the cert dir only for
-    /// names that collide with no live file.
+    /// Where `<name>.csr` and `<name>.key` go (created 0700): a directory of its own, never
+    /// one that holds live files of the cluster (the cert dir, `pki/etcd`, the kubeconfig dir).
     pub csr_dir: String,
     /// PKI dir (default `/etc/kubernetes/pki`).
     #[serde(default)]
@@ -425,6 +425,20 @@ pub fn export(p: &CsrExportParams) -> Result<CsrExportResult> {
             "refusing to write {}: it is the live file {} in use by the cluster; pass --csr-dir \
              with a directory of its own (nothing was written)",
             target.display(),
+            live.display()
+        )));
+    }
+    // Nor may the CSR dir be a directory the cluster keeps live files in (the cert dir,
+    // pki/etcd, the kubeconfig dir): new keys do not belong next to the ones in use.
+    let here = resolved(&dir);
+    if let Some(live) = live_files(&layout)
+        .into_iter()
+        .find(|l| exists_nofollow(l) && l.parent().is_some_and(|d| resolved(d) == here))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "refusing --csr-dir {}: it holds live files of the cluster (such as {}); pass \
+             --csr-dir with a directory of its own (nothing was written)",
+            dir.display(),
             live.display()
         )));
     }
@@ -675,6 +689,8 @@ pub enum FindingCode {
     CurrentUnreadable,
     /// The CA certificate is missing from the PKI.
     CaMissing,
+    /// The PKI's CA certificate is not a CA (CA:FALSE).
+    CaNotACa,
     /// The files cannot be installed where the current certificate lives.
     NotInstallable,
 }
@@ -702,6 +718,7 @@ impl FindingCode {
             FindingCode::NoCurrentCertificate => "no-current-certificate",
             FindingCode::CurrentUnreadable => "current-unreadable",
             FindingCode::CaMissing => "ca-missing",
+            FindingCode::CaNotACa => "ca-not-a-ca",
             FindingCode::NotInstallable => "not-installable",
         }
     }
@@ -783,6 +800,8 @@ fn finding(code: FindingCode, message: impl Into<String>) -> Finding {
 }
 
 /// Walks from the leaf to the PKI CA through the certificates that follow it in the file.
+/// Returns the chain to install after the leaf: the intermediates in chain order, then the CA
+/// and its own issuers once each when the file carried them (never duplicates or strays).
 #[allow(clippy::too_many_arguments)]
 fn check_chain(
     e: &Entry,
@@ -793,7 +812,7 @@ fn check_chain(
     cas: &Cas,
     now: i64,
     out: &mut Vec<Finding>,
-) {
+) -> Vec<Vec<u8>> {
     let n = signed.chain.len();
     let mut used = vec![false; n];
     let mut path: Vec<usize> = Vec::new();
@@ -850,7 +869,7 @@ fn check_chain(
             )
         };
         out.push(finding(FindingCode::WrongCa, msg));
-        return;
+        return Vec::new();
     }
     for &i in &path {
         let Some(der) = signed.chain.get(i) else {
@@ -899,6 +918,13 @@ fn check_chain(
             }
         }
     }
+    let mut keep: Vec<Vec<u8>> = path
+        .iter()
+        .filter_map(|&i| signed.chain.get(i).cloned())
+        .collect();
+    if signed.chain.contains(&ca.der) {
+        keep.push(ca.der.clone());
+    }
     // Whatever else follows must be the CA itself or the CA's own issuers.
     let mut cur: &[u8] = &ca.der;
     while let Some(j) = (0..n).find(|&j| {
@@ -910,7 +936,12 @@ fn check_chain(
     }) {
         used[j] = true;
         match signed.chain.get(j) {
-            Some(c) => cur = c,
+            Some(c) => {
+                if !keep.contains(c) {
+                    keep.push(c.clone());
+                }
+                cur = c
+            }
             None => break,
         }
     }
@@ -927,6 +958,7 @@ fn check_chain(
             ));
         }
     }
+    keep
 }
 
 /// Whether two subjects (as text) hold the same attributes, ignoring their order.
@@ -1115,9 +1147,23 @@ fn judge(
             ),
         ));
     }
+    let mut chain: Vec<Vec<u8>> = Vec::new();
     if let Some(s) = signed {
         if let Some(ca) = ca_cert {
-            check_chain(e, ca_id, ca, &layout.ca_crt(ca_id), s, cas, now, out);
+            if ca.info.is_ca {
+                chain = check_chain(e, ca_id, ca, &layout.ca_crt(ca_id), s, cas, now, out);
+            } else {
+                out.push(finding(
+                    FindingCode::CaNotACa,
+                    format!(
+                        "the {} certificate {} is not a certificate authority (CA:FALSE), so \
+                         nothing signed by it can be trusted as {}",
+                        ca_id.name(),
+                        layout.ca_crt(ca_id).display(),
+                        e.name
+                    ),
+                ));
+            }
         }
         if let Some(k) = key {
             if !k.matches(&s.info) {
@@ -1164,7 +1210,7 @@ fn judge(
     }
     let accepted = match (signed, key, &found, out.is_empty()) {
         (Some(s), Some(k), Some(found), true) => {
-            let unchanged = s.der == found.cert.der && s.chain == found.cert.chain;
+            let unchanged = s.der == found.cert.der && chain == found.cert.chain;
             if unchanged {
                 Some(Judged {
                     unchanged: true,
@@ -1173,7 +1219,7 @@ fn judge(
                 })
             } else {
                 let mut cert_pem = issue::cert_pem(&s.der);
-                for c in &s.chain {
+                for c in &chain {
                     cert_pem.push_str(&issue::cert_pem(c));
                 }
                 let key_pem = key_pem_same_format(k);
@@ -1466,6 +1512,7 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
         .map(|i| i.name.clone())
         .collect();
     let mut all_writes: Vec<Write_> = Vec::new();
+    let mut dry_writes: Vec<Write_> = Vec::new();
     for a in &accepted {
         let Some(item) = items.get_mut(a.idx) else {
             continue;
@@ -1482,12 +1529,15 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
         } else if p.dry_run {
             item.action = ImportAction::WouldInstall;
             item.reason = "valid; dry run".into();
+            dry_writes.extend(a.writes.iter().cloned());
         } else {
             item.action = ImportAction::Installed;
             item.reason = "valid; installed".into();
             all_writes.extend(a.writes.iter().cloned());
         }
     }
+    // A dry run makes every check the apply makes on its writes.
+    store::preflight(&dry_writes)?;
     let mut backup_dir = None;
     if !all_writes.is_empty() {
         if let Some(lock) = &lock {

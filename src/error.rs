@@ -77,13 +77,16 @@ pub enum Error {
     /// A name that is not in the inventory (kubeadm: "%s is not a valid certificate for this cluster").
     #[error("{0} is not a valid certificate for this cluster")]
     UnknownCertificate(String),
-    /// The CA certificate is absent ("couldn't load %s certificate authority from %s").
-    #[error("couldn't load {ca} certificate authority from {dir}")]
+    /// The CA certificate is absent or unusable ("couldn't load %s certificate authority
+    /// from %s", plus why).
+    #[error("couldn't load {ca} certificate authority from {dir}: {reason}")]
     CaMissing {
         /// CA name.
         ca: String,
         /// Cert dir.
         dir: PathBuf,
+        /// Which file and what is wrong with it (never its bytes).
+        reason: String,
     },
     /// The CA key is absent: the CA is externally managed.
     #[error("the {ca} key is absent ({path}): {ca} is externally managed")]
@@ -100,6 +103,29 @@ pub enum Error {
         ca: String,
         /// Its NotAfter, RFC 3339.
         not_after: String,
+    },
+    /// The CA certificate is not valid yet (NotBefore in the future); what it signs would not
+    /// verify either.
+    #[error("{ca} is not yet valid (NotBefore {not_before}); refusing to sign with it (pass --allow-expired-ca to override)")]
+    CaNotYetValid {
+        /// CA name.
+        ca: String,
+        /// Its NotBefore, RFC 3339.
+        not_before: String,
+    },
+    /// The certificate to renew is not one kubeadm would have issued for its row under the CA
+    /// that is about to sign it (another issuer, or another subject, SANs or usages): renewing
+    /// it would launder a foreign identity into one signed by the cluster CA.
+    #[error(
+        "refusing to renew {cert}: {path} {reason} (pass --allow-foreign-identity to override)"
+    )]
+    ForeignIdentity {
+        /// The inventory name.
+        cert: String,
+        /// The file holding the certificate.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// The file named as a CA is not a CA certificate.
     #[error("{ca} certificate is not a certificate authority")]
@@ -199,8 +225,11 @@ impl Error {
             Error::CaMissing { ca, .. }
             | Error::CaKeyMissing { ca, .. }
             | Error::CaExpired { ca, .. }
+            | Error::CaNotYetValid { ca, .. }
             | Error::NotACa { ca } => Some(ca),
-            Error::Validation { cert, .. } | Error::Issue { cert, .. } => Some(cert),
+            Error::Validation { cert, .. }
+            | Error::Issue { cert, .. }
+            | Error::ForeignIdentity { cert, .. } => Some(cert),
             _ => None,
         }
     }
@@ -214,6 +243,7 @@ impl Error {
             | Error::CaKeyMissing { path, .. }
             | Error::NotRegularFile { path, .. }
             | Error::FileTooLarge { path, .. }
+            | Error::ForeignIdentity { path, .. }
             | Error::Symlink(path)
             | Error::BackupRefused { path, .. } => Some(path),
             Error::PathNotAllowed { given, .. } => Some(given),

@@ -24,7 +24,7 @@ use crate::timefmt;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RenewParams {
-    /// Inventory names, or `["all"]` (the default).
+    /// Inventory names, or `["all"]`; required and non-empty.
     #[serde(default)]
     pub names: Vec<String>,
     /// PKI dir (default `/etc/kubernetes/pki`).
@@ -54,9 +54,13 @@ pub struct RenewParams {
     /// Fixed clock, RFC 3339.
     #[serde(default)]
     pub now: Option<String>,
-    /// Sign even when the CA has expired.
+    /// Sign even when the CA has expired or is not yet valid.
     #[serde(default)]
     pub allow_expired_ca: bool,
+    /// Renew a certificate even when it was not issued by the CA that will sign it, or its
+    /// subject, SANs or usages are not what kubeadm issues for its row (logged at warn).
+    #[serde(default)]
+    pub allow_foreign_identity: bool,
 }
 
 /// What happened to one certificate.
@@ -178,8 +182,10 @@ pub struct RenewOptions {
     pub backup_root: PathBuf,
     /// Clock.
     pub now: i64,
-    /// Allow signing under an expired CA.
+    /// Allow signing under an expired or not yet valid CA.
     pub allow_expired_ca: bool,
+    /// Allow renewing a certificate of a foreign issuer or identity.
+    pub allow_foreign_identity: bool,
     /// How long to wait for the PKI lock.
     pub lock_timeout: Duration,
 }
@@ -218,6 +224,12 @@ impl RenewParams {
                 .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
             self.external_etcd,
         );
+        // An empty list is a caller's mistake (e.g. an unset variable), never "everything".
+        if self.names.is_empty() {
+            return Err(Error::InvalidArgument(
+                "names must not be empty: give inventory names or [\"all\"]".into(),
+            ));
+        }
         let (entries, all) = select(&self.names, &layout)?;
         let parse = |s: &str| timefmt::parse_duration(s).map_err(Error::InvalidArgument);
         let validity = match &self.validity {
@@ -247,6 +259,7 @@ impl RenewParams {
             backup_root,
             now,
             allow_expired_ca: self.allow_expired_ca,
+            allow_foreign_identity: self.allow_foreign_identity,
             lock_timeout: Duration::from_secs(300),
         })
     }
@@ -277,6 +290,9 @@ pub fn lock_and_recover(layout: &Layout, timeout: Duration) -> Result<(Lock, Opt
     let recovered = store::recover(&lock)?;
     Ok((lock, recovered))
 }
+
+/// Stands in for the new key when a dry run builds the writes of its plan (never written).
+const DRY_RUN_KEY_PLACEHOLDER: &str = "kubecert dry-run: the new key would go here\n";
 
 /// A planned renewal of one row.
 struct Plan {
@@ -413,6 +429,22 @@ fn verify_issued(plan: &Plan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Re
     Ok(info)
 }
 
+/// The certificates of `chain` that, in file order, each sign the one before (starting with
+/// `leaf`): the chain that verifies it. Stops at the first one that does not link, and at a
+/// repeat, so unrelated certificates and duplicates are not carried over.
+pub(crate) fn verified_chain<'a>(leaf: &[u8], chain: &'a [Vec<u8>]) -> Vec<&'a Vec<u8>> {
+    let mut out: Vec<&Vec<u8>> = Vec::new();
+    let mut cur: &[u8] = leaf;
+    for c in chain {
+        if c.as_slice() == cur || out.contains(&c) || !cert::signed_by(cur, c) {
+            break;
+        }
+        out.push(c);
+        cur = c;
+    }
+    out
+}
+
 /// kubeadm's text line for an item.
 pub fn item_line(i: &RenewItem) -> String {
     match i.action {
@@ -429,6 +461,73 @@ pub fn item_line(i: &RenewItem) -> String {
         }
         RenewAction::Skipped => format!("{} skipped: {}", i.long_name, i.reason),
     }
+}
+
+/// "couldn't load <ca> certificate authority from <dir>" with the reason: which file, and
+/// whether it is absent or what is wrong with it.
+pub(crate) fn ca_missing_error(layout: &Layout, ca: CaId, cas: &Cas) -> Error {
+    let reason = match cas.get(ca).map(|m| &m.cert) {
+        Some(Material::Broken(err)) => err.to_string(),
+        Some(Material::Present(_)) => "it is present and readable".to_string(),
+        Some(Material::Missing) | None => format!(
+            "{} does not exist",
+            layout.primary_path(ca.entry()).display()
+        ),
+    };
+    Error::CaMissing {
+        ca: ca.name().into(),
+        dir: layout.cert_dir.clone(),
+        reason,
+    }
+}
+
+/// Refuses to re-sign a certificate that the CA about to sign it did not issue (checked by
+/// signature with that CA's public key, never by name), or whose subject, SANs or usages are
+/// not what kubeadm issues for its inventory row. With `allow`, logs the mismatch at warn
+/// and returns it (for the item's reason) instead.
+pub(crate) fn check_identity(
+    e: &Entry,
+    found: &Found,
+    ca: CaId,
+    ca_cert: &cert::Cert,
+    layout: &Layout,
+    allow: bool,
+) -> Result<Option<String>> {
+    let mut why: Vec<String> = Vec::new();
+    if !cert::signed_by(&found.cert.der, &ca_cert.der) {
+        why.push(format!(
+            "was not issued by {} (its signature does not verify with the public key of {}; its issuer is {:?})",
+            ca.name(),
+            layout.primary_path(ca.entry()).display(),
+            found.cert.info.issuer
+        ));
+    }
+    let mismatches = e.identity_mismatches(&found.cert.info);
+    if !mismatches.is_empty() {
+        why.push(format!(
+            "is not what kubeadm issues for {}: {}",
+            e.name,
+            mismatches.join("; ")
+        ));
+    }
+    if why.is_empty() {
+        return Ok(None);
+    }
+    let reason = why.join(", and ");
+    if !allow {
+        return Err(Error::ForeignIdentity {
+            cert: e.name.to_string(),
+            path: found.cert_path.clone(),
+            reason,
+        });
+    }
+    tracing::warn!(
+        cert = e.name,
+        path = %found.cert_path.display(),
+        reason = %reason,
+        "renewing a certificate kubeadm would not have issued (allow_foreign_identity)"
+    );
+    Ok(Some(reason))
 }
 
 fn ca_expired_error(ca: CaId, c: &CertInfo) -> Error {
@@ -474,15 +573,11 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
             Material::Present(f) => f,
         };
         item.old = Some(CertSnapshot::of(&found.cert.info));
-        let ca_mat = cas.get(ca).ok_or_else(|| Error::CaMissing {
-            ca: ca.name().into(),
-            dir: layout.cert_dir.clone(),
-        })?;
+        let ca_mat = cas
+            .get(ca)
+            .ok_or_else(|| ca_missing_error(layout, ca, &cas))?;
         let Some(ca_cert) = ca_mat.cert() else {
-            return Err(Error::CaMissing {
-                ca: ca.name().into(),
-                dir: layout.cert_dir.clone(),
-            });
+            return Err(ca_missing_error(layout, ca, &cas));
         };
         if ca_mat.externally_managed() {
             item.action = RenewAction::ExternallyManaged;
@@ -511,6 +606,13 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         if ca_cert.info.not_after < o.now && !o.allow_expired_ca {
             return Err(ca_expired_error(ca, &ca_cert.info));
         }
+        if ca_cert.info.not_before > o.now && !o.allow_expired_ca {
+            return Err(Error::CaNotYetValid {
+                ca: ca.name().to_string(),
+                not_before: timefmt::rfc3339(ca_cert.info.not_before),
+            });
+        }
+        let overridden = check_identity(e, &found, ca, ca_cert, layout, o.allow_foreign_identity)?;
         let not_before = o.now - issue::BACKDATE_SECONDS;
         let mut not_after = o.now + o.validity;
         // An expired CA the user insisted on cannot cap anything: the leaf would end before it
@@ -542,6 +644,11 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                 "; NotAfter capped at the {} NotAfter {}",
                 ca.name(),
                 timefmt::rfc3339(not_after)
+            ));
+        }
+        if let Some(why) = overridden {
+            reason.push_str(&format!(
+                "; renewed despite a foreign identity (allow_foreign_identity): it {why}"
             ));
         }
         item.capped_at_ca = capped;
@@ -589,10 +696,7 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         let ca_cert = cas
             .get(p.ca)
             .and_then(|c| c.cert())
-            .ok_or_else(|| Error::CaMissing {
-                ca: p.ca.name().into(),
-                dir: layout.cert_dir.clone(),
-            })?;
+            .ok_or_else(|| ca_missing_error(layout, p.ca, &cas))?;
         if !key.matches(&ca_cert.info) {
             return Err(Error::Validation {
                 cert: p.ca.name().into(),
@@ -608,12 +712,26 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
     // Issue (in parallel: key generation dominates) unless this is a dry run.
     let mut all_writes: Vec<Write_> = Vec::new();
     if o.dry_run {
+        // Build the writes the apply would make (with the old certificate and a placeholder
+        // key standing in for the new ones) and run every check the apply runs on them, so
+        // the plan fails exactly where the apply would.
+        let mut writes: Vec<Write_> = Vec::new();
         for (idx, p) in &plans {
+            let cert_pem = issue::cert_pem(&p.found.cert.der);
+            writes.extend(install_writes(
+                p.entry,
+                &p.found,
+                layout,
+                &cert_pem,
+                DRY_RUN_KEY_PLACEHOLDER,
+                ca_pem.as_deref(),
+            )?);
             let files = planned_files(p, layout);
             items[*idx].files = files;
         }
+        store::preflight(&writes)?;
     } else {
-        type Issued = Result<(usize, CertInfo, Vec<Write_>)>;
+        type Issued = Result<(usize, CertInfo, Vec<Write_>, usize)>;
         let results: Vec<Issued> = std::thread::scope(|s| {
             let handles: Vec<_> = plans
                 .iter()
@@ -634,12 +752,10 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                                 ca: p.ca.name().into(),
                                 path: layout.ca_key(p.ca),
                             })?;
-                        let ca_cert = cas.get(p.ca).and_then(|c| c.cert()).ok_or_else(|| {
-                            Error::CaMissing {
-                                ca: p.ca.name().into(),
-                                dir: layout.cert_dir.clone(),
-                            }
-                        })?;
+                        let ca_cert = cas
+                            .get(p.ca)
+                            .and_then(|c| c.cert())
+                            .ok_or_else(|| ca_missing_error(layout, p.ca, cas))?;
                         let kp = issue::generate_key(p.alg).map_err(issue_err)?;
                         let der = issue::sign_leaf(
                             &p.spec,
@@ -659,15 +775,19 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                         })?;
                         let info = verify_issued(p, &der, &ca_cert.der, &new_key)?;
                         let mut cert_pem = issue::cert_pem(&der);
+                        let mut dropped = 0;
                         if matches!(p.entry.location, Location::Pki { .. }) {
-                            // Keep any chain that followed the leaf in the old file.
-                            for c in &p.found.cert.chain {
+                            // Keep the chain that followed the leaf in the old file only as
+                            // far as it verifies the new leaf; junk is not carried over.
+                            let keep = verified_chain(&der, &p.found.cert.chain);
+                            dropped = p.found.cert.chain.len() - keep.len();
+                            for c in keep {
                                 cert_pem.push_str(&issue::cert_pem(c));
                             }
                         }
                         let w =
                             install_writes(p.entry, &p.found, layout, &cert_pem, &key_pem, ca_pem)?;
-                        Ok((*idx, info, w))
+                        Ok((*idx, info, w, dropped))
                     })
                 })
                 .collect();
@@ -684,8 +804,16 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                 .collect()
         });
         for r in results {
-            let (idx, info, writes) = r?;
+            let (idx, info, writes, dropped) = r?;
             let item = &mut items[idx];
+            if dropped > 0 {
+                item.reason.push_str(&format!(
+                    "; dropped {dropped} certificate{} that followed the leaf but {} not its chain to {}",
+                    if dropped == 1 { "" } else { "s" },
+                    if dropped == 1 { "is" } else { "are" },
+                    item.ca_name
+                ));
+            }
             item.new = Some(CertSnapshot::of(&info));
             item.files = writes
                 .iter()
@@ -759,11 +887,31 @@ pub fn render_text(r: &RenewResult, all: bool) -> String {
     if all && !r.dry_run {
         s.push_str("\nDone renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.\n");
     }
-    if r.components_to_restart.is_empty() {
+    let n = r
+        .certificates
+        .iter()
+        .filter(|i| matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew))
+        .count();
+    let certs = if n == 1 {
+        "certificate"
+    } else {
+        "certificates"
+    };
+    if !r.changed {
         if r.dry_run {
             s.push_str("[dry-run] nothing would change\n");
         } else {
             s.push_str("No certificate changed; no component needs a restart.\n");
+        }
+    } else if r.components_to_restart.is_empty() {
+        if r.dry_run {
+            s.push_str(&format!(
+                "[dry-run] {n} {certs} would be renewed; no component would need a restart\n"
+            ));
+        } else {
+            s.push_str(&format!(
+                "{n} {certs} renewed; no component needs a restart.\n"
+            ));
         }
     } else {
         let verb = if r.dry_run { "would change" } else { "changed" };

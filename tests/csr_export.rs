@@ -281,22 +281,32 @@ fn collision_with_the_cert_dir_writes_nothing() {
         1,
         "wrote into the CSR dir"
     );
-    // The kubeconfig dir holds live kubeconfigs: <name>.conf.csr/.key do not collide, so
-    // a kubeconfig-only export there is allowed and leaves every live file alone.
-    let o = c.run(&[
-        "renew",
-        "admin.conf",
-        "--csr-only",
-        "--csr-dir",
-        c.kube.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    let after = hash_tree(&c.kube);
-    for (k, v) in &before {
-        assert_eq!(after.get(k), Some(v), "{k} changed");
+    // Issue 12 item 9: a directory holding live files is refused even where no name would
+    // collide (the kubeconfig dir for admin.conf.csr/.key, pki/etcd for admin.conf).
+    for d in [c.kube.clone(), c.pki.join("etcd")] {
+        let o = c.run(&[
+            "renew",
+            "admin.conf",
+            "--csr-only",
+            "--csr-dir",
+            d.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let live = if d == c.kube {
+            d.join("admin.conf")
+        } else {
+            d.join("ca.crt")
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            format!(
+                "error: refusing --csr-dir {}: it holds live files of the cluster (such as {}); pass --csr-dir with a directory of its own (nothing was written)\n",
+                d.display(),
+                live.display()
+            )
+        );
+        assert_eq!(hash_tree(&c.kube), before);
     }
-    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
-    assert_eq!(new, ["admin.conf.csr", "admin.conf.key"]);
 }
 
 #[test]

@@ -542,3 +542,21 @@ fn file_referenced_kubeconfigs_get_their_files() {
     assert!(text(&o).contains("pass --csr-dir"));
     assert_eq!(hash_tree(&c.kube), before);
 }
+
+#[test]
+fn copies_of_the_ca_after_the_leaf_are_installed_once() {
+    // Issue 12 item 9: 999 junk certificates after the leaf were copied into the installed
+    // file. Copies of the CA are accepted as chain, but written once.
+    let (c, _) = exported_and_signed("ecdsa-p256");
+    let ca_pem = std::fs::read_to_string(c.pki.join("ca.crt")).unwrap();
+    let signed = c.csr.join("apiserver.crt");
+    let mut bundle = std::fs::read_to_string(&signed).unwrap();
+    for _ in 0..50 {
+        bundle.push_str(&ca_pem);
+    }
+    std::fs::write(&signed, &bundle).unwrap();
+    c.ok(&["csr", "import", "apiserver", "--csr-dir", c.csr_dir()]);
+    let installed = std::fs::read_to_string(c.pki.join("apiserver.crt")).unwrap();
+    assert_eq!(installed.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(installed.ends_with(&ca_pem));
+}

@@ -512,3 +512,58 @@ fn import_from_the_cert_dir_is_refused() {
     assert!(text(&o).contains("pass --csr-dir"), "{}", text(&o));
     assert_eq!(hash_tree(&c.kube), before);
 }
+
+#[test]
+fn refuses_a_pki_ca_that_is_not_a_ca() {
+    // Issue 12 item 9: a ca.crt with CA:FALSE (same key, so signatures still verify) was
+    // accepted by csr import although renew refuses it.
+    let (c, _) = exported_and_signed("ecdsa-p256");
+    let (_, key) = c.ca_files(CaId::Ca);
+    let crt = c.pki.join("ca.crt");
+    openssl(&[
+        "req",
+        "-x509",
+        "-key",
+        key.to_str().unwrap(),
+        "-subj",
+        "/CN=kubernetes",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-days",
+        "3650",
+        "-out",
+        crt.to_str().unwrap(),
+    ]);
+    let before = hash_tree(&c.kube);
+    for dry in [false, true] {
+        let mut args = vec![
+            "csr",
+            "import",
+            "all",
+            "--csr-dir",
+            c.csr_dir(),
+            "-o",
+            "json",
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        let o = c.run(&args);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        for name in ["apiserver", "admin.conf", "apiserver-kubelet-client"] {
+            let it = item(&v, name);
+            assert_eq!(it["action"], "refused", "{it}");
+            assert_eq!(it["findings"][0]["code"], "ca-not-a-ca", "{it}");
+            assert_eq!(
+                it["findings"][0]["message"],
+                format!(
+                    "the ca certificate {} is not a certificate authority (CA:FALSE), so nothing signed by it can be trusted as {name}",
+                    crt.display()
+                ),
+            );
+        }
+        assert_eq!(item(&v, "front-proxy-client")["action"], "would-install");
+        assert_eq!(hash_tree(&c.kube), before);
+    }
+}

@@ -223,6 +223,7 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
         backup_dir: a.backup_dir.as_deref().map(path_str),
         now: a.now,
         allow_expired_ca: false,
+        allow_foreign_identity: false,
     };
     let renew = params.resolve()?;
     let restart = match (a.restart, &a.restart_command) {

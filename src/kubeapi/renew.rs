@@ -169,13 +169,11 @@ pub async fn renew_with_api(
             Material::Broken(err) => return Err(err.into()),
             Material::Present(f) => f,
         };
-        if cas.get(ca).and_then(|c| c.cert()).is_none() {
-            return Err(Error::CaMissing {
-                ca: ca.name().into(),
-                dir: layout.cert_dir.clone(),
-            }
-            .into());
-        }
+        let Some(ca_cert) = cas.get(ca).and_then(|c| c.cert()) else {
+            return Err(crate::renew::ca_missing_error(layout, ca, &cas).into());
+        };
+        // The API's signer must not launder a foreign identity either (issue 12 item 2).
+        crate::renew::check_identity(e, &found, ca, ca_cert, layout, r.allow_foreign_identity)?;
         match signer_for(e, &found.cert.info, o.signer_name.as_deref()) {
             Ok(s) => {
                 item.old = Some(snapshot(&found.cert.info));

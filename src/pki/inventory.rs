@@ -3,6 +3,9 @@
 //! certificate means adding a row here.
 
 use serde::{Deserialize, Serialize};
+use x509_parser::prelude::FromDer;
+
+use crate::pki::cert::CertInfo;
 
 /// The three kubeadm certificate authorities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -99,6 +102,73 @@ pub enum Role {
     ServerAndClient,
 }
 
+impl Role {
+    /// The extended key usages kubeadm issues for this role, exactly (`certlist.go`).
+    pub fn ext_key_usages(self) -> &'static [&'static str] {
+        match self {
+            Role::Server => &["serverAuth"],
+            Role::Client => &["clientAuth"],
+            Role::ServerAndClient => &["serverAuth", "clientAuth"],
+            Role::Authority => &[],
+        }
+    }
+
+    /// How the role is named in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+            Role::ServerAndClient => "server-and-client (etcd)",
+            Role::Authority => "CA",
+        }
+    }
+
+    /// Whether kubeadm puts SANs into certificates of this role: server and etcd
+    /// server/peer certificates carry DNS and IP SANs (`GetAPIServerAltNames`,
+    /// `getAltNames`), client certificates carry none.
+    pub fn has_sans(self) -> bool {
+        matches!(self, Role::Server | Role::ServerAndClient | Role::Authority)
+    }
+}
+
+/// The subject CN kubeadm gives a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommonName {
+    /// A constant (`kube-apiserver`, `kubernetes-admin`, ...).
+    Fixed(&'static str),
+    /// The node name (`nodeRegistration.name`, mutator `setCommonNameToNodeName`): any
+    /// non-empty value.
+    NodeName,
+    /// A CA: whatever the CA says (CAs are never renewed).
+    Any,
+}
+
+/// Who a row's certificate identifies, as every kubeadm version issued it: the subject holds
+/// only CN and O (`NewSignedCert`: `Subject = {CN, O}`), the CN is [`CommonName`], and the O
+/// values are exactly one of `organizations` (compared as sets). Checked by renew before it
+/// re-signs anything, so that renewal cannot turn a foreign identity into a kubeadm one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The CN.
+    pub common_name: CommonName,
+    /// Every O set kubeadm has issued for the row; `&[]` is "no O".
+    pub organizations: &'static [&'static [&'static str]],
+}
+
+/// No O at all (the only choice for most rows).
+const NO_O: &[&[&str]] = &[&[]];
+/// `kubeadm:cluster-admins` (kubeadm >= 1.29) or `system:masters` (before).
+const ADMINS: &[&[&str]] = &[&["kubeadm:cluster-admins"], &["system:masters"]];
+/// None (recent kubeadm) or `system:masters` (kubeadm <= 1.2x, e.g. v1.11-v1.22 fixtures).
+const NONE_OR_MASTERS: &[&[&str]] = &[&[], &["system:masters"]];
+
+const fn fixed(cn: &'static str, organizations: &'static [&'static [&'static str]]) -> Identity {
+    Identity {
+        common_name: CommonName::Fixed(cn),
+        organizations,
+    }
+}
+
 /// A control-plane component that reads certificates and must restart to pick up new ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -144,12 +214,128 @@ pub struct Entry {
     pub local_etcd: bool,
     /// Components that read this certificate.
     pub components: &'static [Component],
+    /// The subject kubeadm issues for this row.
+    pub identity: Identity,
 }
 
 impl Entry {
     /// Whether this row is a CA.
     pub fn is_ca(&self) -> bool {
         self.kind == Kind::Ca
+    }
+
+    /// What in `info` differs from what kubeadm issues for this row (its [`Identity`], the
+    /// usages of its [`Role`], SANs of the right kinds only, CA:FALSE); empty when it is a
+    /// certificate kubeadm could have issued. Each entry names the offending value and what
+    /// was expected; values are certificate attributes, never file bytes.
+    pub fn identity_mismatches(&self, info: &CertInfo) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.is_ca() {
+            return out;
+        }
+        // Subject: CN and O only, one CN.
+        match x509_parser::x509::X509Name::from_der(&info.subject_der) {
+            Ok((_, name)) => {
+                let mut cns = 0;
+                for a in name.iter_attributes() {
+                    let oid = a.attr_type();
+                    if *oid == x509_parser::oid_registry::OID_X509_COMMON_NAME {
+                        cns += 1;
+                    } else if *oid != x509_parser::oid_registry::OID_X509_ORGANIZATION_NAME {
+                        let short = x509_parser::oid_registry::format_oid(
+                            oid,
+                            x509_parser::objects::oid_registry(),
+                        );
+                        out.push(format!(
+                            "subject attribute {short} (kubeadm puts only CN and O in a subject)"
+                        ));
+                    }
+                }
+                if cns > 1 {
+                    out.push(format!("{cns} CN attributes (kubeadm puts exactly one)"));
+                }
+            }
+            Err(_) => out.push("subject does not parse".to_string()),
+        }
+        let cn = info.common_name.as_deref().unwrap_or("");
+        match self.identity.common_name {
+            CommonName::Fixed(want) if cn != want => {
+                out.push(format!("CN={cn:?} (expected {want:?})"));
+            }
+            CommonName::NodeName if cn.is_empty() => {
+                out.push("an empty CN (expected the node name)".to_string());
+            }
+            _ => {}
+        }
+        let mut orgs: Vec<&str> = info.organizations.iter().map(String::as_str).collect();
+        orgs.sort_unstable();
+        let org_ok = self.identity.organizations.iter().any(|set| {
+            let mut want = set.to_vec();
+            want.sort_unstable();
+            want == orgs
+        });
+        if !org_ok {
+            let show = |v: &[&str]| {
+                if v.is_empty() {
+                    "no O".to_string()
+                } else {
+                    v.iter()
+                        .map(|o| format!("O={o}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            };
+            let want: Vec<String> = self
+                .identity
+                .organizations
+                .iter()
+                .map(|s| show(s))
+                .collect();
+            out.push(format!(
+                "{} (expected {})",
+                show(
+                    &info
+                        .organizations
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                ),
+                want.join(" or ")
+            ));
+        }
+        let mut eku: Vec<&str> = info.ext_key_usage.iter().map(String::as_str).collect();
+        eku.sort_unstable();
+        eku.dedup();
+        let mut want_eku = self.role.ext_key_usages().to_vec();
+        want_eku.sort_unstable();
+        if eku != want_eku {
+            out.push(format!(
+                "extended key usages [{}] (expected [{}] for a {} certificate)",
+                eku.join(", "),
+                self.role.ext_key_usages().join(", "),
+                self.role.describe()
+            ));
+        }
+        if info.is_ca {
+            out.push("CA:TRUE (a leaf is CA:FALSE)".to_string());
+        }
+        if self.role.has_sans() {
+            for u in &info.uris {
+                out.push(format!(
+                    "SAN URI:{u} (kubeadm server certificates carry DNS and IP SANs only)"
+                ));
+            }
+            for e in &info.emails {
+                out.push(format!(
+                    "SAN email:{e} (kubeadm server certificates carry DNS and IP SANs only)"
+                ));
+            }
+        } else {
+            for s in info.san_strings() {
+                out.push(format!("SAN {s} (a client certificate carries no SANs)"));
+            }
+        }
+        out
     }
 }
 
@@ -169,6 +355,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Ca,
         role: Role::Authority,
         local_etcd: false,
+        identity: Identity { common_name: CommonName::Any, organizations: &[] },
         components: &[],
     },
     Entry {
@@ -179,6 +366,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Ca,
         role: Role::Authority,
         local_etcd: true,
+        identity: Identity { common_name: CommonName::Any, organizations: &[] },
         components: &[],
     },
     Entry {
@@ -191,6 +379,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Ca,
         role: Role::Authority,
         local_etcd: false,
+        identity: Identity { common_name: CommonName::Any, organizations: &[] },
         components: &[],
     },
     Entry {
@@ -201,6 +390,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::KubeconfigClient,
         role: Role::Client,
         local_etcd: false,
+        identity: fixed("kubernetes-admin", ADMINS),
         components: &[],
     },
     Entry {
@@ -211,6 +401,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Leaf,
         role: Role::Server,
         local_etcd: false,
+        identity: fixed("kube-apiserver", NO_O),
         components: &[KubeApiserver],
     },
     Entry {
@@ -223,6 +414,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Leaf,
         role: Role::Client,
         local_etcd: true,
+        identity: fixed("kube-apiserver-etcd-client", NONE_OR_MASTERS),
         components: &[KubeApiserver],
     },
     Entry {
@@ -235,6 +427,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Leaf,
         role: Role::Client,
         local_etcd: false,
+        identity: fixed("kube-apiserver-kubelet-client", ADMINS),
         components: &[KubeApiserver],
     },
     Entry {
@@ -247,6 +440,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::KubeconfigClient,
         role: Role::Client,
         local_etcd: false,
+        identity: fixed("system:kube-controller-manager", NO_O),
         components: &[KubeControllerManager],
     },
     Entry {
@@ -259,6 +453,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Leaf,
         role: Role::Client,
         local_etcd: true,
+        identity: fixed("kube-etcd-healthcheck-client", NONE_OR_MASTERS),
         components: &[],
     },
     Entry {
@@ -269,6 +464,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Leaf,
         role: Role::ServerAndClient,
         local_etcd: true,
+        identity: Identity { common_name: CommonName::NodeName, organizations: NO_O },
         components: &[Etcd],
     },
     Entry {
@@ -279,6 +475,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Leaf,
         role: Role::ServerAndClient,
         local_etcd: true,
+        identity: Identity { common_name: CommonName::NodeName, organizations: NO_O },
         components: &[Etcd],
     },
     Entry {
@@ -291,6 +488,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::Leaf,
         role: Role::Client,
         local_etcd: false,
+        identity: fixed("front-proxy-client", NO_O),
         components: &[KubeApiserver],
     },
     Entry {
@@ -303,6 +501,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::KubeconfigClient,
         role: Role::Client,
         local_etcd: false,
+        identity: fixed("system:kube-scheduler", NO_O),
         components: &[KubeScheduler],
     },
     Entry {
@@ -315,6 +514,7 @@ pub static INVENTORY: [Entry; 14] = [
         kind: Kind::KubeconfigClient,
         role: Role::Client,
         local_etcd: false,
+        identity: fixed("kubernetes-super-admin", &[&["system:masters"]]),
         components: &[],
     },
 ];
@@ -391,6 +591,60 @@ mod tests {
         assert_eq!(renewable(true).count(), 7);
         let cas: Vec<_> = rows(true).filter(|e| e.is_ca()).map(|e| e.name).collect();
         assert_eq!(cas, ["ca", "front-proxy-ca"]);
+    }
+
+    /// Every certificate of every real kubeadm fixture (v1.7 to v1.31) has the identity its
+    /// row says kubeadm issues, and is signed by its row's CA.
+    #[test]
+    fn every_real_fixture_has_a_kubeadm_identity() {
+        use crate::pki::{load, Cas, Layout, Material};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut checked = 0;
+        for f in std::fs::read_dir(&root).unwrap() {
+            let dir = f.unwrap().path();
+            if !dir.join("ca.crt").exists() {
+                continue;
+            }
+            let layout = Layout::new(&dir, dir.join("kubeconfig"), None);
+            let cas = Cas::load(&layout);
+            for e in renewable(layout.external_etcd) {
+                let Material::Present(found) = load(&layout, e) else {
+                    continue;
+                };
+                let m = e.identity_mismatches(&found.cert.info);
+                assert!(m.is_empty(), "{}: {}: {m:?}", dir.display(), e.name);
+                let ca = cas.get(e.ca.unwrap()).and_then(|c| c.cert()).unwrap();
+                assert!(crate::pki::cert::signed_by(&found.cert.der, &ca.der));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 50, "{checked}");
+    }
+
+    #[test]
+    fn identity_mismatches_name_the_value() {
+        let e = find("apiserver-kubelet-client").unwrap();
+        let info = crate::pki::cert::parse_der(
+            &crate::pki::issue::self_signed_ca(
+                "kube-apiserver-kubelet-client",
+                &crate::pki::issue::generate_key(crate::pki::issue::KeyAlgorithm::EcdsaP256)
+                    .unwrap(),
+                0,
+                1000,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let m = e.identity_mismatches(&info);
+        assert_eq!(
+            m,
+            [
+                "no O (expected O=kubeadm:cluster-admins or O=system:masters)",
+                "extended key usages [] (expected [clientAuth] for a client certificate)",
+                "CA:TRUE (a leaf is CA:FALSE)",
+                "SAN DNS:kube-apiserver-kubelet-client (a client certificate carries no SANs)",
+            ]
+        );
     }
 
     #[test]

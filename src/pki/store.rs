@@ -192,9 +192,19 @@ fn staged_path(target: &Path) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` durably via a temp file + rename (used for the journal itself).
+/// On failure the temp file is removed, so a full disk leaves no stray `*.kubecert-new`.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = staged_path(path);
+    let r = write_atomic_inner(path, &tmp, bytes, mode);
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}
+
+fn write_atomic_inner(path: &Path, tmp: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tmp.to_path_buf();
     {
         let mut f = OpenOptions::new()
             .create(true)
@@ -298,34 +308,121 @@ fn make_backup_dir(root: &Path, stamp: &str) -> Result<PathBuf> {
     )))
 }
 
+/// Refuses a symlink at `dir` or at any directory above it (absent ones are fine: they are
+/// created as real directories).
+fn refuse_symlinked_dirs(dir: &Path) -> Result<()> {
+    let abs = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+    for a in abs.ancestors() {
+        refuse_symlink(a)?;
+    }
+    Ok(())
+}
+
+/// Every check [`commit`] makes before it changes anything, without changing anything (the
+/// dry run of renew and csr import runs it too, so a plan never says OK where the apply then
+/// fails): no target and no directory above it is a symlink; an existing target is a regular
+/// file that can be read (for its backup). Returns each target's metadata (`None`: absent).
+pub fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
+    let mut meta = Vec::with_capacity(writes.len());
+    for w in writes {
+        refuse_symlink(&w.target)?;
+        refuse_symlinked_dirs(w.target.parent().unwrap_or(Path::new(".")))?;
+        let m = match fs::symlink_metadata(&w.target) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&w.target, e)),
+        };
+        if let Some(m) = &m {
+            if !m.file_type().is_file() {
+                let what = if m.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                };
+                return Err(Error::io(
+                    &w.target,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("is {what}; refusing to replace it"),
+                    ),
+                ));
+            }
+            File::open(&w.target).map_err(|e| Error::io(&w.target, e))?;
+        }
+        meta.push(m);
+    }
+    Ok(meta)
+}
+
 /// Applies `writes` as one transaction: backup (into a new dir under `backup_root`, if
-/// given), stage, journal, rename. Returns the backup dir.
+/// given), stage, journal, rename. Returns the backup dir. A run that fails before every
+/// staged file is durable removes what it made (staged files, journal, backup dir); once the
+/// journal says `prepared`, it is left for [`recover`] to roll forward.
 pub fn commit(
     lock: &Lock,
     writes: &[Write_],
     backup_root: Option<&Path>,
     stamp: &str,
 ) -> Result<Option<PathBuf>> {
-    // Preflight: no symlinks, parents exist, old metadata captured.
-    let mut meta = Vec::with_capacity(writes.len());
+    let meta = preflight(writes)?;
     for w in writes {
-        refuse_symlink(&w.target)?;
         let parent = w.target.parent().unwrap_or(Path::new("."));
         if !parent.is_dir() {
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        meta.push(fs::metadata(&w.target).ok());
     }
+    let mut made = Made::default();
+    let r = commit_inner(lock, writes, &meta, backup_root, stamp, &mut made);
+    if r.is_err() && !made.prepared {
+        made.undo(lock);
+    }
+    r
+}
+
+/// What a [`commit`] created, so that a failure before `prepared` can take it back.
+#[derive(Default)]
+struct Made {
+    backup_dir: Option<PathBuf>,
+    staged: Vec<PathBuf>,
+    journal: bool,
+    prepared: bool,
+}
+
+impl Made {
+    fn undo(&self, lock: &Lock) {
+        for s in &self.staged {
+            let _ = fs::remove_file(s);
+        }
+        if self.journal {
+            let _ = fs::remove_file(journal_path(lock));
+            let _ = fs::remove_file(staged_path(&journal_path(lock)));
+            let _ = sync_dir(&lock.dir);
+        }
+        if let Some(d) = &self.backup_dir {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn commit_inner(
+    lock: &Lock,
+    writes: &[Write_],
+    meta: &[Option<fs::Metadata>],
+    backup_root: Option<&Path>,
+    stamp: &str,
+    made: &mut Made,
+) -> Result<Option<PathBuf>> {
     // Backup.
     let backup_dir = match backup_root {
         Some(root) => {
             let dir = make_backup_dir(root, stamp)?;
+            made.backup_dir = Some(dir.clone());
             let mut manifest = BackupManifest {
                 created: stamp.to_string(),
                 entries: vec![],
             };
             for (i, w) in writes.iter().enumerate() {
-                let copy = if meta[i].is_some() {
+                let copy = if meta.get(i).is_some_and(Option::is_some) {
                     let name = format!(
                         "{i:02}-{}",
                         w.target
@@ -377,6 +474,7 @@ pub fn commit(
     let jbytes = |j: &Journal| {
         serde_json::to_vec_pretty(j).map_err(|e| Error::InvalidArgument(e.to_string()))
     };
+    made.journal = true;
     write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
     failpoint("after-journal-staging");
     // Stage.
@@ -384,7 +482,7 @@ pub fn commit(
     for (i, w) in writes.iter().enumerate() {
         let staged = staged_path(&w.target);
         let _ = fs::remove_file(&staged);
-        let old = meta[i].as_ref();
+        let old = meta.get(i).and_then(Option::as_ref);
         let mode = match old {
             Some(m) if !w.force_mode => m.permissions().mode() & 0o7777,
             _ => w.mode,
@@ -395,6 +493,7 @@ pub fn commit(
             .mode(0o600)
             .open(&staged)
             .map_err(|e| Error::io(&staged, e))?;
+        made.staged.push(staged.clone());
         f.write_all(&w.contents)
             .map_err(|e| Error::io(&staged, e))?;
         if let Some(m) = old {
@@ -416,6 +515,7 @@ pub fn commit(
     }
     journal.state = State::Prepared;
     write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
+    made.prepared = true;
     failpoint("after-journal-prepared");
     // Swap.
     for (i, w) in writes.iter().enumerate() {
@@ -683,5 +783,40 @@ mod tests {
             Err(Error::Symlink(_))
         ));
         assert_eq!(fs::read(&real).unwrap(), b"x");
+    }
+
+    /// Issue 12 item 9: a commit that failed writing its journal left the backup dir and a
+    /// stray `.kubecert-journal.json.kubecert-new` behind.
+    #[test]
+    fn failed_commit_removes_its_backup_and_temp_files() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        fs::create_dir(&pki).unwrap();
+        let a = pki.join("a.crt");
+        fs::write(&a, b"old").unwrap();
+        // The journal cannot be renamed into place: its path is a directory.
+        fs::create_dir(pki.join(JOURNAL_FILE)).unwrap();
+        let lock = Lock::acquire(&pki, Duration::from_secs(1)).unwrap();
+        let w = Write_ {
+            target: a.clone(),
+            contents: b"new".to_vec(),
+            mode: 0o644,
+            force_mode: false,
+        };
+        let backups = d.path().join("backup");
+        let err = commit(&lock, &[w], Some(&backups), "T").unwrap_err();
+        assert_eq!(err.path(), Some(pki.join(JOURNAL_FILE).as_path()));
+        assert_eq!(fs::read(&a).unwrap(), b"old");
+        assert_eq!(
+            fs::read_dir(&backups).unwrap().count(),
+            0,
+            "backup dir left"
+        );
+        let mut left: Vec<String> = fs::read_dir(&pki)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [JOURNAL_FILE, PID_FILE, "a.crt"]);
     }
 }

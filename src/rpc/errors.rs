@@ -99,7 +99,7 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
             d["pid"] = json!(pid);
             return ErrorObjectOwned::owned(codes::LOCKED, message(codes::LOCKED), Some(d));
         }
-        Error::Validation { .. } => codes::VALIDATION,
+        Error::Validation { .. } | Error::ForeignIdentity { .. } => codes::VALIDATION,
         Error::UnknownCertificate(_) => codes::UNKNOWN_CERTIFICATE,
         Error::Io { .. }
         | Error::Pem { .. }
@@ -108,7 +108,7 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         | Error::CaMissing { .. }
         | Error::NotACa { .. }
         | Error::Recovery(_) => codes::FILE,
-        Error::CaExpired { .. } => codes::CA_EXPIRED,
+        Error::CaExpired { .. } | Error::CaNotYetValid { .. } => codes::CA_EXPIRED,
         Error::KubeApi(_) => codes::KUBE_API,
         Error::PathNotAllowed {
             param, configured, ..

@@ -34,9 +34,10 @@ options:
   names:
     description:
       - The kubeadm names of the certificates to renew (C(apiserver), C(etcd-peer), C(admin.conf), ...), or V(all).
-      - When not set, the agent renews all of them.
+      - The agent refuses an empty list; the default is V([all]).
     type: list
     elements: str
+    default: [all]
   external_etcd:
     description:
       - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
@@ -242,7 +243,7 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec(
             PATHS_ARGUMENT_SPEC,
-            names=dict(type='list', elements='str'),
+            names=dict(type='list', elements='str', default=['all']),
             external_etcd=dict(type='bool'),
             within=dict(type='str'),
             key_algorithm=dict(type='str', choices=KEY_ALGORITHMS, no_log=False),

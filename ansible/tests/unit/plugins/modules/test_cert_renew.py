@@ -19,6 +19,7 @@ class CertRenewTest(ModuleCase):
         self.assertEqual(actions['admin.conf'], 'skipped')
         self.assertNotIn('diff', result)
         self.assertEqual(self.last_params(), {
+            'names': ['all'],
             'cert_dir': '/etc/kubernetes/pki', 'kubeconfig_dir': '/etc/kubernetes', 'within': '30d',
             'allow_expired_ca': False, 'dry_run': False})
 

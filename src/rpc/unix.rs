@@ -1,5 +1,6 @@
-//! `kubecert serve --socket PATH`: JSON-RPC over HTTP/1.1 on a unix socket, served by
-//! jsonrpsee's tower service on a tokio `UnixListener` (the Docker-socket convention):
+//! `kubecert serve --socket PATH`: JSON-RPC over HTTP/1.1 on a unix socket (the
+//! Docker-socket convention), hyper serving each connection (jsonrpsee's
+//! `serve_with_graceful_shutdown`) and the request path shared with stdio ([`wire`]):
 //!
 //! ```text
 //! curl -s --unix-socket /run/kubecert/kubecert.sock http://localhost \
@@ -9,23 +10,32 @@
 //! Socket file: created 0600 (0660 and group-owned with `--group`) under a temporary name
 //! and renamed into place, so it is never reachable with looser permissions; its parent dir
 //! is created 0755 when absent; a symlink at the path is refused; an existing socket is
-//! replaced only when nobody listens on it; `<socket>.lock` (flock) is held while serving.
-//! With systemd socket activation the inherited socket is used as is (systemd owns the
-//! file and its mode).
+//! replaced only when nobody listens on it; `<socket>.lock` (flock) is held while serving;
+//! a path longer than a socket address holds (107 bytes) is refused before anything is
+//! created. With systemd socket activation the inherited socket is used as is (systemd
+//! owns the file and its mode).
 //!
 //! Authorization: the kernel checks the socket file's mode first; then SO_PEERCRED gives the
-//! caller's uid/gid/pid, turned into a [`Caller`] put in every request's extensions. Read
+//! caller's uid/gid/pid, turned into a [`Caller`] put in every call's extensions. Read
 //! methods: root, the server's own uid, `--allow-uid`, `--allow-write-uid` and members of
 //! `--group`. Mutating methods: root, the server's own uid and `--allow-write-uid`. A refused
 //! call gets -32004 and is logged with uid/pid.
 //!
-//! Robustness: one task per connection (a slow client only holds its own task); the library
-//! calls run on the blocking pool; request bodies over the limit get -32008; connections
-//! with no request in flight for `idle_timeout` (a request whose body stopped arriving
-//! counts as none) are closed (and jsonrpsee closes connections
-//! that send no request within 30 s); at most `max_connections` connections are accepted at
-//! once (more wait in the listen backlog). SIGTERM/SIGINT: stop accepting, remove the
-//! socket, let in-flight calls finish (up to `shutdown_timeout`), exit 0.
+//! HTTP: `POST` with a JSON content type; every JSON-RPC answer (parse errors and invalid
+//! requests included) is 200, notifications only → 204, a body over the limit → 413 with
+//! -32008 (by `Content-Length` or, chunked, at the first byte over), a broken HTTP body →
+//! 400, other methods → 405, other content types → 415.
+//!
+//! Robustness (docs/rpc.md "Limits"): one task per connection; the library calls run on
+//! the blocking pool. Every byte read or written is seen by the connection's [`State`]:
+//! a request must arrive whole (headers and body) within `request_timeout` of its first
+//! byte and may not stall for `idle_timeout`; a connection between requests is closed after
+//! `idle_timeout` (and jsonrpsee closes one that sends no request within 30 s). At most
+//! `max_connections` connections hold a slot; when all are taken, a new connection takes
+//! the slot of the connection whose current phase (idle, receiving, or not reading its
+//! response) started earliest; only connections running a call are never evicted, and a
+//! new connection waits only when every slot runs a call. SIGTERM/SIGINT: stop accepting,
+//! remove the socket, let in-flight calls finish (up to `shutdown_timeout`), exit 0.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
@@ -427,6 +437,7 @@ impl Conn {
             }
             let why = match s.receiving_since {
                 Some(t) if t.elapsed() >= request_timeout => "request deadline passed",
+                Some(_) if s.last.elapsed() >= idle_timeout => "request stalled",
                 None if s.last.elapsed() >= idle_timeout => "idle",
                 _ => return None,
             };
@@ -437,9 +448,7 @@ impl Conn {
 
     /// When its current phase (idle or receiving) started, if it may be evicted.
     fn evictable_since(&self) -> Option<Instant> {
-        self.with(|s| {
-            (s.executing == 0 && !s.closing).then(|| s.receiving_since.unwrap_or(s.last))
-        })
+        self.with(|s| (s.executing == 0 && !s.closing).then(|| s.receiving_since.unwrap_or(s.last)))
     }
 
     /// Marks it closing if it still runs no call.
@@ -494,7 +503,10 @@ impl Slots {
             if !Self::evict_oldest(&conns) {
                 return false;
             }
-            tracing::debug!(max = self.max, "all connection slots taken: evicted the oldest connection not running a call");
+            tracing::debug!(
+                max = self.max,
+                "all connection slots taken: evicted the oldest connection not running a call"
+            );
         }
         conns.push(conn.clone());
         true
@@ -634,10 +646,7 @@ pub fn declared_too_large(headers: &hyper::HeaderMap, limit: usize) -> bool {
 }
 
 /// Reads a body of at most `limit` bytes (stops reading at the first byte over it).
-async fn read_body(
-    body: hyper::body::Incoming,
-    limit: usize,
-) -> Result<Vec<u8>, BodyError> {
+async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Vec<u8>, BodyError> {
     use hyper::body::Body;
     let mut body = std::pin::pin!(body);
     let mut buf = Vec::new();

@@ -173,7 +173,9 @@ pub fn bad_id(raw: &str) -> Option<&'static str> {
 }
 
 fn entry(raw: &RawValue) -> Entry<'_> {
-    let text = raw.get().trim_matches(|c: char| c.is_ascii() && is_json_ws(&(c as u8)));
+    let text = raw
+        .get()
+        .trim_matches(|c: char| c.is_ascii() && is_json_ws(&(c as u8)));
     if !text.starts_with('{') {
         return Entry::Invalid(invalid("null", "not a request object"));
     }
@@ -182,7 +184,10 @@ fn entry(raw: &RawValue) -> Entry<'_> {
         Err(e) => {
             return Entry::Invalid(invalid(
                 "null",
-                &format!("malformed request object: {}", errors::scrub(&e.to_string())),
+                &format!(
+                    "malformed request object: {}",
+                    errors::scrub(&e.to_string())
+                ),
             ))
         }
     };
@@ -198,7 +203,10 @@ fn entry(raw: &RawValue) -> Entry<'_> {
         }
     }
     let echo = id.unwrap_or("null");
-    if req.jsonrpc.map(RawValue::get).map(serde_json::from_str::<String>)
+    if req
+        .jsonrpc
+        .map(RawValue::get)
+        .map(serde_json::from_str::<String>)
         .and_then(Result::ok)
         .as_deref()
         != Some("2.0")
@@ -216,10 +224,7 @@ fn entry(raw: &RawValue) -> Entry<'_> {
         None | Some("null") => None,
         Some(p) if p.starts_with('{') || p.starts_with('[') => Some(p),
         Some(_) => {
-            return Entry::Invalid(invalid(
-                echo,
-                "\"params\" must be an object or an array",
-            ))
+            return Entry::Invalid(invalid(echo, "\"params\" must be an object or an array"))
         }
     };
     match id {
@@ -418,16 +423,36 @@ mod tests {
 
     #[test]
     fn ids() {
-        for bad in ["1.5", "-2.5", "1e3", "1.0", "{}", "[1]", "true", "18446744073709551616"] {
+        for bad in [
+            "1.5",
+            "-2.5",
+            "1e3",
+            "1.0",
+            "{}",
+            "[1]",
+            "true",
+            "18446744073709551616",
+        ] {
             let m = format!("{{\"jsonrpc\":\"2.0\",\"id\":{bad},\"method\":\"check\"}}");
             let Message::Single(e) = parse_str(&m) else {
                 panic!("{m}");
             };
             let (id, cause) = invalid_cause(&e);
             assert_eq!(id, serde_json::from_str::<Value>(bad).expect("id"), "{m}");
-            assert!(cause.contains("id must be a string, an integer or null"), "{cause}");
+            assert!(
+                cause.contains("id must be a string, an integer or null"),
+                "{cause}"
+            );
         }
-        for good in ["1", "-3", "0", "\"a\"", "null", "18446744073709551615", "-9223372036854775808"] {
+        for good in [
+            "1",
+            "-3",
+            "0",
+            "\"a\"",
+            "null",
+            "18446744073709551615",
+            "-9223372036854775808",
+        ] {
             let m = format!("{{\"jsonrpc\":\"2.0\",\"id\":{good},\"method\":\"check\"}}");
             assert!(
                 matches!(parse_str(&m), Message::Single(Entry::Call { id, .. }) if id == good),
@@ -437,7 +462,10 @@ mod tests {
         let m = "{\"jsonrpc\":\"2.0\",\"method\":\"check\",\"params\":{}}";
         assert!(matches!(
             parse_str(m),
-            Message::Single(Entry::Notification { params: Some("{}"), .. })
+            Message::Single(Entry::Notification {
+                params: Some("{}"),
+                ..
+            })
         ));
     }
 
@@ -458,14 +486,19 @@ mod tests {
         let Message::Reject(r) = parse_str("[1,2,3,4]") else {
             panic!("long batch");
         };
-        assert!(r.contains("-32008") && r.contains("batch of 4 requests"), "{r}");
+        assert!(
+            r.contains("-32008") && r.contains("batch of 4 requests"),
+            "{r}"
+        );
         let Message::Batch(b) = parse_str("[1, {\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"x\"}, {\"jsonrpc\":\"1.0\",\"id\":7,\"method\":\"x\"}]") else {
             panic!("batch");
         };
         assert_eq!(invalid_cause(&b[0]).1, "not a request object");
         assert!(invalid_cause(&b[1]).1.contains("duplicate field"));
         assert_eq!(invalid_cause(&b[2]).0, 7);
-        let Message::Single(e) = parse_str("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":3}") else {
+        let Message::Single(e) =
+            parse_str("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":3}")
+        else {
             panic!();
         };
         assert!(invalid_cause(&e).1.contains("params"));
@@ -492,7 +525,10 @@ mod tests {
             Limits::default(),
         )
         .expect("answer");
-        assert!(r.starts_with("{\"jsonrpc\":\"2.0\",\"id\":-7,\"result\":"), "{r}");
+        assert!(
+            r.starts_with("{\"jsonrpc\":\"2.0\",\"id\":-7,\"result\":"),
+            "{r}"
+        );
         // Over the bound: -32008 with the id.
         let small = Limits {
             max_batch: 10,
@@ -504,10 +540,16 @@ mod tests {
         )
         .expect("answer");
         let v: Value = serde_json::from_str(&r).expect("json");
-        assert_eq!((v["id"].clone(), v["error"]["code"].clone()), ("d".into(), (-32008).into()));
+        assert_eq!(
+            (v["id"].clone(), v["error"]["code"].clone()),
+            ("d".into(), (-32008).into())
+        );
         // A batch: the second version does not fit; the third does not run.
-        let v1 = run_msg("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"version\"}", small)
-            .expect("answer");
+        let v1 = run_msg(
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"version\"}",
+            small,
+        )
+        .expect("answer");
         let budget = Limits {
             max_batch: 10,
             max_response_bytes: v1.len() + 10,
@@ -526,7 +568,10 @@ mod tests {
             .starts_with("not run"));
         // Notifications only: no answer.
         assert_eq!(
-            run_msg("[{\"jsonrpc\":\"2.0\",\"method\":\"version\"}]", Limits::default()),
+            run_msg(
+                "[{\"jsonrpc\":\"2.0\",\"method\":\"version\"}]",
+                Limits::default()
+            ),
             None
         );
     }

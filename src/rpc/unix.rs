@@ -27,7 +27,7 @@
 //! 400, other methods → 405, other content types → 415.
 //!
 //! Robustness (docs/rpc.md "Limits"): one task per connection; the library calls run on
-//! the blocking pool. Every byte read or written is seen by the connection's [`State`]:
+//! the blocking pool. Every byte read or written is seen by the connection's `State`:
 //! a request must arrive whole (headers and body) within `request_timeout` of its first
 //! byte and may not stall for `idle_timeout`; a connection between requests is closed after
 //! `idle_timeout` (and jsonrpsee closes one that sends no request within 30 s). At most
@@ -1036,6 +1036,90 @@ mod tests {
         assert_eq!(t(2000, 2000), (true, false));
         assert_eq!(t(4000, 500), (true, false));
         assert_eq!(t(4000, 4000), (false, false));
+    }
+
+    fn slots(max: usize) -> Slots {
+        Slots {
+            max,
+            conns: Mutex::new(Vec::new()),
+            freed: Arc::new(Notify::new()),
+        }
+    }
+
+    #[test]
+    fn slots_evict_the_oldest_connection_not_running_a_call() {
+        let s = slots(2);
+        let (a, b) = (Conn::new(s.freed.clone()), Conn::new(s.freed.clone()));
+        assert!(s.admit(&a) && s.admit(&b));
+        // a receives a request (older phase), b is idle since later: a goes first.
+        a.with(|st| st.receiving_since = Some(Instant::now() - Duration::from_secs(5)));
+        let c = Conn::new(s.freed.clone());
+        assert!(s.admit(&c));
+        assert!(a.closing() && !b.closing() && !c.closing());
+        // A call running on a connection protects it: b and c run calls, d must wait.
+        assert!(b.begin_exec() && c.begin_exec());
+        let d = Conn::new(s.freed.clone());
+        assert!(!s.admit(&d));
+        assert!(!b.closing() && !c.closing());
+        // An evicted connection can start no call.
+        assert!(!a.begin_exec());
+        // A call ends: its connection is evictable again, d gets a slot.
+        b.end_exec();
+        assert!(s.admit(&d) && b.closing() && !c.closing());
+    }
+
+    #[test]
+    fn request_deadline_stall_and_idle() {
+        let c = Conn::new(Arc::new(Notify::new()));
+        let (req, idle) = (Duration::from_millis(100), Duration::from_millis(300));
+        assert_eq!(c.expire(req, idle), None);
+        // Trickling: bytes keep arriving, yet the request deadline cuts it.
+        c.on_read();
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(40));
+            c.on_read();
+        }
+        assert_eq!(c.expire(req, idle), Some("request deadline passed"));
+        // Running a call is never cut; once done, the connection idles out.
+        let c = Conn::new(Arc::new(Notify::new()));
+        c.on_read();
+        assert!(c.begin_exec());
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(c.expire(req, idle), None);
+        c.end_exec();
+        assert_eq!(c.expire(req, idle), None);
+        c.with(|st| st.last = Instant::now() - idle);
+        assert_eq!(c.expire(req, idle), Some("idle"));
+        assert!(!c.begin_exec());
+    }
+
+    #[test]
+    fn socket_path_length() {
+        let ok = PathBuf::from(format!("/{}/k.sock", "d".repeat(95)));
+        assert!(check_path_len(&PathBuf::from("/run/kubecert/kubecert.sock")).is_ok());
+        let long = PathBuf::from(format!("/{}", "a".repeat(MAX_SOCKET_PATH)));
+        let e = check_path_len(&long).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            e.contains("is 108 bytes") && e.contains("at most 107 bytes"),
+            "{e}"
+        );
+        // Fits, but its temporary name beside it would not.
+        let e = check_path_len(&ok).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("temporary name"), "{e}");
+    }
+
+    #[test]
+    fn declared_length_over_limit() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(!declared_too_large(&h, 10));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("11"));
+        assert!(declared_too_large(&h, 10));
+        assert!(!declared_too_large(&h, 11));
+        assert!(is_json(Some(&HeaderValue::from_static(
+            "Application/JSON; charset=UTF-8"
+        ))));
+        assert!(!is_json(Some(&HeaderValue::from_static("text/plain"))));
+        assert!(!is_json(None));
     }
 
     #[test]

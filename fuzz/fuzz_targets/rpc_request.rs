@@ -52,7 +52,6 @@ fn world() -> &'static World {
 fn params_of(method: &str, raw: Option<&str>) -> Option<bool> {
     use kubecert::check::CheckParams;
     use kubecert::csr::{CsrExportParams, CsrImportParams};
-    use kubecert::kubeapi::approve::ApproveParams;
     use kubecert::kubelet::KubeletConfParams;
     use kubecert::metrics::MetricsParams;
     use kubecert::renew::{RenewParams, RestoreParams};
@@ -64,7 +63,8 @@ fn params_of(method: &str, raw: Option<&str>) -> Option<bool> {
         "csr-export" => parse_params::<CsrExportParams>(raw).is_ok(),
         "csr-import" => parse_params::<CsrImportParams>(raw).is_ok(),
         "metrics" => parse_params::<MetricsParams>(raw).is_ok(),
-        "approve" => parse_params::<ApproveParams>(raw).is_ok(),
+        #[cfg(feature = "k8s")]
+        "approve" => parse_params::<kubecert::kubeapi::approve::ApproveParams>(raw).is_ok(),
         "version" | "rpc.discover" => parse_params::<NoParams>(raw).is_ok(),
         _ => return None,
     })

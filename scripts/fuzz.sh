@@ -8,10 +8,14 @@
 #   private_key  kubecert::pki::cert::parse_private_key (seeds: every *.key, PKCS#8 and EC forms)
 #   kubeconfig   Kubeconfig::parse + client_cert_pem + rewrite_embedded/rewrite_user_to_file
 #                (seeds: every kubeconfig of tests/fixtures)
+#   rpc_request  the JSON-RPC request path of both transports: stdio line framing, the HTTP
+#                body as one message, rpc::wire::parse (ids, batches), every method's params
+#                parser, rpc::wire::handle with a caller that may call nothing
+#                (seeds: requests, batches and bad ids written below)
 #
 # Environment:
 #   FUZZ_SECONDS   seconds per target (default 180)
-#   FUZZ_TARGETS   space-separated subset (default: all four)
+#   FUZZ_TARGETS   space-separated subset (default: all five)
 #   FUZZ_NICE      niceness of the fuzzing processes (default 10: other builds keep going)
 #   FUZZ_SANITIZER address (default) | none
 #   FUZZ_TIMEOUT   seconds one input may take before libFuzzer calls it a hang (default 30)
@@ -28,7 +32,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-180}
 FUZZ_NICE=${FUZZ_NICE:-10}
 FUZZ_SANITIZER=${FUZZ_SANITIZER:-address}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-30}
-read -r -a TARGETS <<<"${FUZZ_TARGETS:-pem_bundle der_cert private_key kubeconfig}"
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-pem_bundle der_cert private_key kubeconfig rpc_request}"
 
 if ! rustc --version | grep -q nightly; then
     export RUSTC_BOOTSTRAP=1
@@ -72,10 +76,26 @@ while IFS= read -r f; do
     grep -E '^\s*client-certificate-data:' "$f" | awk '{print $2}' | tr -d '"' |
         base64 -d 2>/dev/null | seed pem_bundle "${rel//\//_}.client.crt" || true
 done < <(find "$FIX" -path '*/kubeconfig/*.conf' -type f | sort)
+# JSON-RPC messages: one request per method, notifications, batches, ids of every kind,
+# several stdio lines in one input.
+req() { printf '{"jsonrpc":"2.0","id":%s,"method":"%s","params":%s}' "$1" "$2" "$3"; }
+for m in check renew restore kubelet-conf csr-export csr-import metrics approve version rpc.discover; do
+    req 1 "$m" '{}' | seed rpc_request "$m"
+done
+req '"a"' check '{"cert_dir":"/nonexistent","now":"2026-12-01T00:00:00Z","warn_within":"30d"}' | seed rpc_request check-params
+req -3 renew '{"names":["apiserver","admin.conf"],"dry_run":true,"within":"720h"}' | seed rpc_request renew-params
+for id in 1.5 1e3 '{"a":1}' '[1]' true null 18446744073709551616 -9223372036854775808; do
+    req "$id" version '[]' | seed rpc_request "id-$id"
+done
+printf '{"jsonrpc":"2.0","method":"version"}' | seed rpc_request notification
+printf '[%s,{"jsonrpc":"2.0","method":"version"},%s,42]' "$(req 1 version null)" "$(req 2.5 renew '{}')" |
+    seed rpc_request batch
+printf '%s\r\n%s\n[]\n{not json\n' "$(req 1 version '{}')" "$(req '"x"' rpc.discover '[]')" |
+    seed rpc_request lines
 # Empty seed files (an absent value) are of no use.
 find fuzz/corpus -type f -empty -delete
 
-declare -A DICT=([pem_bundle]=pem [der_cert]=der [private_key]=pem [kubeconfig]=kubeconfig)
+declare -A DICT=([pem_bundle]=pem [der_cert]=der [private_key]=pem [kubeconfig]=kubeconfig [rpc_request]=rpc)
 
 # ---- build once, so build time is not fuzzing time ----
 echo "[fuzz] building ${TARGETS[*]} (sanitizer: $FUZZ_SANITIZER)"

@@ -703,6 +703,15 @@ struct ServeArgs {
     /// Largest request accepted (a stdio line or an HTTP body), in bytes.
     #[arg(long, default_value_t = kubecert::rpc::DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
+    /// Largest batch (request objects in one array); a longer one gets -32008 and nothing runs.
+    #[arg(long, default_value_t = kubecert::rpc::wire::DEFAULT_MAX_BATCH)]
+    max_batch: usize,
+    /// Bound of the responses to one request or batch, in bytes (over it: -32008).
+    #[arg(long, default_value_t = kubecert::rpc::wire::DEFAULT_MAX_RESPONSE_BYTES)]
+    max_response_bytes: usize,
+    /// Socket: a request (headers and body) must arrive within this time of its first byte.
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    request_timeout: String,
     /// Close a socket connection with no request in flight after this long.
     #[arg(long, default_value = "60s", value_parser = duration_arg)]
     idle_timeout: String,
@@ -767,12 +776,17 @@ impl ServeArgs {
 }
 
 fn serve(a: ServeArgs) -> Result<ExitCode> {
-    use kubecert::rpc::{stdio, unix};
+    use kubecert::rpc::{stdio, unix, wire};
     let roots = a.roots();
+    let limits = wire::Limits {
+        max_batch: a.max_batch.max(1),
+        max_response_bytes: a.max_response_bytes,
+    };
     if a.stdio {
         stdio::run(
             stdio::StdioOptions {
                 max_request_bytes: a.max_request_bytes,
+                limits,
             },
             roots,
         )?;
@@ -788,6 +802,8 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         allow_uids: a.allow_uid,
         allow_write_uids: a.allow_write_uid,
         max_request_bytes: a.max_request_bytes,
+        limits,
+        request_timeout: secs(&a.request_timeout)?,
         max_connections: a.max_connections,
         idle_timeout: secs(&a.idle_timeout)?,
         shutdown_timeout: secs(&a.shutdown_timeout)?,

@@ -33,7 +33,7 @@ pub mod codes {
     pub const FILE: i32 = -32006;
     /// The CA has expired (renew refused without `allow_expired_ca`).
     pub const CA_EXPIRED: i32 = -32007;
-    /// The request is larger than the server's limit.
+    /// The request (body, line or batch length) or the response is over the server's bound.
     pub const TOO_LARGE: i32 = -32008;
     /// The Kubernetes API failed or refused (certificates API methods).
     pub const KUBE_API: i32 = -32009;
@@ -53,7 +53,7 @@ pub const SERVER_ERRORS: &[(i32, &str)] = &[
     (codes::UNKNOWN_CERTIFICATE, "unknown certificate name"),
     (codes::FILE, "PKI or file error"),
     (codes::CA_EXPIRED, "CA expired"),
-    (codes::TOO_LARGE, "request too large"),
+    (codes::TOO_LARGE, "request or response too large"),
     (codes::KUBE_API, "Kubernetes API error"),
     (codes::PATH_NOT_ALLOWED, "path not allowed for this caller"),
     (codes::BACKUP_REFUSED, "backup refused"),
@@ -143,6 +143,11 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         _ => codes::FILE,
     };
     server_error(code, cert, path, &cause)
+}
+
+/// The `data` of an error that has only a cause: `{"cert": null, "path": null, "cause"}`.
+pub fn cause_data(cause: &str) -> Value {
+    data(None, None, cause)
 }
 
 /// -32602 with a cause.

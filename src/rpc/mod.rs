@@ -45,6 +45,7 @@ pub mod errors;
 pub mod openrpc;
 pub mod stdio;
 pub mod unix;
+pub mod wire;
 
 use jsonrpsee::RpcModule;
 

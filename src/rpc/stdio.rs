@@ -4,31 +4,30 @@
 //! Responses go to stdout, one per line, in the order of the input lines; notifications are
 //! executed and answered with nothing; a batch is answered with an array of the responses
 //! to its requests (nothing when it held only notifications). Empty lines are skipped.
-//! Garbage → -32700 (id null); a non-object, or an empty array → -32600; a line over the
-//! size limit → -32008 (id null), and the stream goes on at the next line. Lines are
+//! A line over the size limit → -32008 (id null), its bytes discarded unbuffered, and the
+//! stream goes on at the next line. Everything else (validation of ids and request objects,
+//! batch and response bounds, dispatch) is [`wire`], shared with the socket. Lines are
 //! processed one after the other. EOF ends the loop. Logs go to stderr only.
-//!
-//! jsonrpsee's `raw_json_request` handles one request object with an integer or string id;
-//! this module does the framing, the batch/notification handling and the validation around
-//! it.
 
-use jsonrpsee::RpcModule;
-use serde_json::{Map, Value};
+use jsonrpsee::{Extensions, RpcModule};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::errors::{self, codes};
+use super::{errors, wire};
 
 /// Options of the stdio transport.
 #[derive(Debug, Clone)]
 pub struct StdioOptions {
     /// Maximum line length in bytes (without the newline).
     pub max_request_bytes: usize,
+    /// Batch length and response bounds.
+    pub limits: wire::Limits,
 }
 
 impl Default for StdioOptions {
     fn default() -> Self {
         StdioOptions {
             max_request_bytes: super::DEFAULT_MAX_REQUEST_BYTES,
+            limits: wire::Limits::default(),
         }
     }
 }
@@ -99,112 +98,14 @@ fn strip_cr(mut b: Vec<u8>) -> Vec<u8> {
     b
 }
 
-fn error_line(id: Value, code: i32, msg: &str) -> String {
-    errors::response(id, code, msg, None).to_string()
-}
-
-fn invalid_request(id: Value) -> String {
-    error_line(id, codes::INVALID_REQUEST, "Invalid request")
-}
-
-/// Handles one request object; `None` for a notification.
-async fn handle_one(module: &RpcModule<()>, v: Value) -> Option<String> {
-    let Value::Object(obj) = v else {
-        return Some(invalid_request(Value::Null));
-    };
-    let id = obj.get("id").cloned();
-    let id_ok = matches!(
-        id,
-        None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Number(_))
-    );
-    let valid = id_ok
-        && obj.get("jsonrpc").and_then(Value::as_str) == Some("2.0")
-        && obj.get("method").is_some_and(Value::is_string)
-        && matches!(
-            obj.get("params"),
-            None | Some(Value::Object(_)) | Some(Value::Array(_)) | Some(Value::Null)
-        );
-    if !valid {
-        let echo = if id_ok {
-            id.unwrap_or(Value::Null)
-        } else {
-            Value::Null
-        };
-        return Some(invalid_request(echo));
-    }
-    // jsonrpsee ids are u64, string or null: other numbers (negative, fractional) are
-    // replaced for the call and put back in the response.
-    let passes = match &id {
-        Some(Value::Number(n)) => n.is_u64(),
-        Some(_) => true,
-        None => false,
-    };
-    let mut req = Map::new();
-    req.insert("jsonrpc".into(), Value::from("2.0"));
-    req.insert(
-        "id".into(),
-        if passes {
-            id.clone().unwrap_or(Value::Null)
-        } else {
-            Value::from(0)
-        },
-    );
-    if let Some(m) = obj.get("method") {
-        req.insert("method".into(), m.clone());
-    }
-    if let Some(p) = obj.get("params") {
-        req.insert("params".into(), p.clone());
-    }
-    let text = Value::Object(req).to_string();
-    let resp = match module.raw_json_request(&text, 1).await {
-        Ok((raw, _subscriptions)) => raw,
-        Err(_) => return id.map(invalid_request),
-    };
-    let id = id?; // a notification: executed, not answered
-    if passes {
-        return Some(resp.get().to_string());
-    }
-    match serde_json::from_str::<Value>(resp.get()) {
-        Ok(mut v) => {
-            v["id"] = id;
-            Some(v.to_string())
-        }
-        Err(_) => Some(error_line(id, codes::INTERNAL, "Internal error")),
-    }
-}
-
 /// Handles one line (a message or a batch); `None` when nothing is to be answered.
-pub async fn handle_message(module: &RpcModule<()>, line: &[u8]) -> Option<String> {
-    let text = match std::str::from_utf8(line) {
-        Ok(t) => t.trim(),
-        Err(_) => return Some(error_line(Value::Null, codes::PARSE_ERROR, "Parse error")),
-    };
-    if text.is_empty() {
-        return None;
-    }
-    let v: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(_) => return Some(error_line(Value::Null, codes::PARSE_ERROR, "Parse error")),
-    };
-    match v {
-        Value::Array(items) => {
-            if items.is_empty() {
-                return Some(invalid_request(Value::Null));
-            }
-            let mut out = Vec::new();
-            for item in items {
-                if let Some(r) = handle_one(module, item).await {
-                    out.push(r);
-                }
-            }
-            if out.is_empty() {
-                None
-            } else {
-                Some(format!("[{}]", out.join(",")))
-            }
-        }
-        other => handle_one(module, other).await,
-    }
+pub async fn handle_message(
+    module: &RpcModule<()>,
+    line: &[u8],
+    limits: &wire::Limits,
+) -> Option<String> {
+    let msg = wire::parse(line, limits);
+    wire::handle(module, msg, &Extensions::new(), limits).await
 }
 
 /// Serves `module` on `reader`/`writer` until EOF.
@@ -224,7 +125,7 @@ where
                 tracing::warn!(limit = opts.max_request_bytes, "request line too large");
                 Some(errors::too_large_response(opts.max_request_bytes).to_string())
             }
-            Line::Data(bytes) => handle_message(module, &bytes).await,
+            Line::Data(bytes) => handle_message(module, &bytes, &opts.limits).await,
         };
         if let Some(mut s) = out {
             s.push('\n');
@@ -258,6 +159,7 @@ pub fn run(opts: StdioOptions, roots: super::Roots) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn run_lines(input: &str, max: usize) -> Vec<Value> {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -272,6 +174,7 @@ mod tests {
             &mut out,
             &StdioOptions {
                 max_request_bytes: max,
+                limits: wire::Limits::default(),
             },
         ))
         .expect("serve");
@@ -355,11 +258,13 @@ mod tests {
             (codes[3].clone(), out[3]["id"].clone()),
             (Value::from(-32600), Value::from(5))
         );
-        assert!(out[4]["id"].is_null());
+        assert_eq!(out[4]["id"], serde_json::json!({}));
         assert_eq!(codes[5], -32600);
         assert_eq!(codes[6], -32600);
         assert_eq!(out[7]["id"], -3);
         assert!(out[7]["result"].is_object());
+        // An id that is neither a string, an integer nor null: -32600, echoed, not run.
+        assert_eq!(out[4]["error"]["code"], -32600);
         // The last line had no newline: still answered.
         assert_eq!(out[8]["id"], 8);
     }

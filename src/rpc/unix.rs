@@ -1,5 +1,6 @@
-//! `kubecert serve --socket PATH`: JSON-RPC over HTTP/1.1 on a unix socket, served by
-//! jsonrpsee's tower service on a tokio `UnixListener` (the Docker-socket convention):
+//! `kubecert serve --socket PATH`: JSON-RPC over HTTP/1.1 on a unix socket (the
+//! Docker-socket convention), hyper serving each connection (jsonrpsee's
+//! `serve_with_graceful_shutdown`) and the request path shared with stdio ([`wire`]):
 //!
 //! ```text
 //! curl -s --unix-socket /run/kubecert/kubecert.sock http://localhost \
@@ -9,47 +10,51 @@
 //! Socket file: created 0600 (0660 and group-owned with `--group`) under a temporary name
 //! and renamed into place, so it is never reachable with looser permissions; its parent dir
 //! is created 0755 when absent; a symlink at the path is refused; an existing socket is
-//! replaced only when nobody listens on it; `<socket>.lock` (flock) is held while serving.
-//! With systemd socket activation the inherited socket is used as is (systemd owns the
-//! file and its mode).
+//! replaced only when nobody listens on it; `<socket>.lock` (flock) is held while serving;
+//! a path longer than a socket address holds (107 bytes) is refused before anything is
+//! created. With systemd socket activation the inherited socket is used as is (systemd
+//! owns the file and its mode).
 //!
 //! Authorization: the kernel checks the socket file's mode first; then SO_PEERCRED gives the
-//! caller's uid/gid/pid, turned into a [`Caller`] put in every request's extensions. Read
+//! caller's uid/gid/pid, turned into a [`Caller`] put in every call's extensions. Read
 //! methods: root, the server's own uid, `--allow-uid`, `--allow-write-uid` and members of
 //! `--group`. Mutating methods: root, the server's own uid and `--allow-write-uid`. A refused
 //! call gets -32004 and is logged with uid/pid.
 //!
-//! Robustness: one task per connection (a slow client only holds its own task); the library
-//! calls run on the blocking pool; request bodies over the limit get -32008; connections
-//! with no request in flight for `idle_timeout` (a request whose body stopped arriving
-//! counts as none) are closed (and jsonrpsee closes connections
-//! that send no request within 30 s); at most `max_connections` connections are accepted at
-//! once (more wait in the listen backlog). SIGTERM/SIGINT: stop accepting, remove the
-//! socket, let in-flight calls finish (up to `shutdown_timeout`), exit 0.
+//! HTTP: `POST` with a JSON content type; every JSON-RPC answer (parse errors and invalid
+//! requests included) is 200, notifications only → 204, a body over the limit → 413 with
+//! -32008 (by `Content-Length` or, chunked, at the first byte over), a broken HTTP body →
+//! 400, other methods → 405, other content types → 415.
+//!
+//! Robustness (docs/rpc.md "Limits"): one task per connection; the library calls run on
+//! the blocking pool. Every byte read or written is seen by the connection's `State`:
+//! a request must arrive whole (headers and body) within `request_timeout` of its first
+//! byte and may not stall for `idle_timeout`; a connection between requests is closed after
+//! `idle_timeout` (and jsonrpsee closes one that sends no request within 30 s). At most
+//! `max_connections` connections hold a slot; when all are taken, a new connection takes
+//! the slot of the connection whose current phase (idle, receiving, or not reading its
+//! response) started earliest; only connections running a call are never evicted, and a
+//! new connection waits only when every slot runs a call. SIGTERM/SIGINT: stop accepting,
+//! remove the socket, let in-flight calls finish (up to `shutdown_timeout`), exit 0.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use jsonrpsee::server::middleware::rpc::{
-    Batch, BatchEntry, MethodResponse, Notification, Request, RpcServiceBuilder, RpcServiceT,
-};
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, Server, ServerConfig};
-use jsonrpsee::types::Id;
-use std::future::Future;
+use hyper::header::{self, HeaderValue};
+use hyper::StatusCode;
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use tokio::net::UnixStream;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
-use tower::Service;
 
-use super::{errors, Caller, Enforce};
+use super::{errors, wire, Caller, Enforce};
 
 /// Default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/kubecert/kubecert.sock";
@@ -67,6 +72,10 @@ pub struct SocketOptions {
     pub allow_write_uids: Vec<u32>,
     /// Maximum HTTP request body.
     pub max_request_bytes: usize,
+    /// Batch length and response bounds.
+    pub limits: wire::Limits,
+    /// A request (headers and body) must arrive within this time of its first byte.
+    pub request_timeout: Duration,
     /// Maximum connections served at once.
     pub max_connections: u32,
     /// Close a connection with no request in flight after this long.
@@ -85,6 +94,8 @@ impl Default for SocketOptions {
             allow_uids: Vec::new(),
             allow_write_uids: Vec::new(),
             max_request_bytes: super::DEFAULT_MAX_REQUEST_BYTES,
+            limits: wire::Limits::default(),
+            request_timeout: Duration::from_secs(10),
             max_connections: 1024,
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(60),
@@ -263,13 +274,22 @@ fn ensure_parent(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(parent)
 }
 
+/// The temporary name the socket is bound under, beside `path`.
+fn temp_name(path: &Path) -> PathBuf {
+    let name = format!(".kubecert-{}.sock", std::process::id());
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
 /// Creates the socket: refuses a symlink, replaces a stale socket only if nobody listens,
 /// binds under a temporary name, sets mode/group, renames into place.
 fn bind(
     path: &Path,
     group: Option<&Group>,
 ) -> anyhow::Result<(std::os::unix::net::UnixListener, Owned)> {
-    let parent = ensure_parent(path)?;
+    ensure_parent(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
             bail!("refusing symlink at {}", path.display())
@@ -290,7 +310,7 @@ fn bind(
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
     }
-    let tmp = parent.join(format!(".kubecert-{}.sock", std::process::id()));
+    let tmp = temp_name(path);
     let _ = std::fs::remove_file(&tmp);
     let listener = std::os::unix::net::UnixListener::bind(&tmp)
         .with_context(|| format!("cannot bind {}", tmp.display()))?;
@@ -320,218 +340,417 @@ fn bind(
     ))
 }
 
-/// Counts requests in flight on one connection and remembers when something last happened
-/// (a request started or ended, a piece of a request body arrived).
-struct Activity {
-    in_flight: AtomicUsize,
-    /// Request bodies still being received.
-    reading: AtomicUsize,
-    last: Mutex<Instant>,
+/// What one connection is doing, for the timeouts and the slot policy.
+#[derive(Debug)]
+struct State {
+    /// When a byte was last read or written, or a call ended.
+    last: Instant,
+    /// When the first byte of the request being received arrived (`None`: between
+    /// requests, or a call is running).
+    receiving_since: Option<Instant>,
+    /// Calls running on this connection.
+    executing: usize,
+    /// Told to close (idle, deadline passed, evicted): no call may start any more.
+    closing: bool,
 }
 
-/// A request body that reports its progress to the connection's [`Activity`], so that a
-/// client that stops sending in the middle of a body is treated as idle (and disconnected)
-/// rather than as a call in flight.
-struct TrackedBody {
-    inner: Pin<Box<hyper::body::Incoming>>,
-    activity: Arc<Activity>,
-    done: bool,
+/// One connection: its [`State`], and how to tell it to close.
+struct Conn {
+    state: Mutex<State>,
+    /// Wakes the connection's task when it is evicted.
+    close: Notify,
+    /// Wakes the accept loop when a slot may have become free.
+    freed: Arc<Notify>,
 }
 
-impl TrackedBody {
-    fn new(inner: hyper::body::Incoming, activity: Arc<Activity>) -> Self {
-        activity.reading.fetch_add(1, Ordering::SeqCst);
-        TrackedBody {
-            inner: Box::pin(inner),
-            activity,
-            done: false,
+impl Conn {
+    fn new(freed: Arc<Notify>) -> Arc<Self> {
+        Arc::new(Conn {
+            state: Mutex::new(State {
+                last: Instant::now(),
+                receiving_since: None,
+                executing: 0,
+                closing: false,
+            }),
+            close: Notify::new(),
+            freed,
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        match self.state.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
         }
     }
 
-    fn finish(&mut self) {
-        if !self.done {
-            self.done = true;
-            self.activity.reading.fetch_sub(1, Ordering::SeqCst);
+    /// Bytes arrived: the first byte between requests starts the request deadline.
+    fn on_read(&self) {
+        self.with(|s| {
+            s.last = Instant::now();
+            if s.executing == 0 && s.receiving_since.is_none() {
+                s.receiving_since = Some(s.last);
+            }
+        });
+    }
+
+    fn on_write(&self) {
+        self.with(|s| s.last = Instant::now());
+    }
+
+    /// A request's headers are in (a pipelined request may start without a new read).
+    fn request_started(&self) {
+        self.with(|s| {
+            if s.executing == 0 && s.receiving_since.is_none() {
+                s.receiving_since = Some(Instant::now());
+            }
+        });
+    }
+
+    /// The request is complete: its calls may run, unless the connection is closing.
+    fn begin_exec(&self) -> bool {
+        self.with(|s| {
+            if s.closing {
+                return false;
+            }
+            s.executing += 1;
+            s.receiving_since = None;
+            true
+        })
+    }
+
+    fn end_exec(&self) {
+        self.with(|s| {
+            s.executing = s.executing.saturating_sub(1);
+            s.last = Instant::now();
+        });
+        self.freed.notify_one();
+    }
+
+    fn busy(&self) -> bool {
+        self.with(|s| s.executing > 0)
+    }
+
+    /// Marks the connection closing when it is not running a call and a timeout passed;
+    /// returns which.
+    fn expire(&self, request_timeout: Duration, idle_timeout: Duration) -> Option<&'static str> {
+        self.with(|s| {
+            if s.executing > 0 || s.closing {
+                return None;
+            }
+            let why = match s.receiving_since {
+                Some(t) if t.elapsed() >= request_timeout => "request deadline passed",
+                Some(_) if s.last.elapsed() >= idle_timeout => "request stalled",
+                None if s.last.elapsed() >= idle_timeout => "idle",
+                _ => return None,
+            };
+            s.closing = true;
+            Some(why)
+        })
+    }
+
+    /// When its current phase (idle or receiving) started, if it may be evicted.
+    fn evictable_since(&self) -> Option<Instant> {
+        self.with(|s| (s.executing == 0 && !s.closing).then(|| s.receiving_since.unwrap_or(s.last)))
+    }
+
+    /// Marks it closing if it still runs no call.
+    fn evict(&self) -> bool {
+        let done = self.with(|s| {
+            if s.executing > 0 || s.closing {
+                return false;
+            }
+            s.closing = true;
+            true
+        });
+        if done {
+            self.close.notify_one();
         }
+        done
+    }
+
+    fn closing(&self) -> bool {
+        self.with(|s| s.closing)
     }
 }
 
-impl Drop for TrackedBody {
-    fn drop(&mut self) {
-        self.finish();
+/// The connection slots (`--max-connections`). A connection not running a call (idle,
+/// still sending its request, or not reading its response) holds its slot only until a
+/// new connection needs it: then the one whose current phase started earliest is closed.
+struct Slots {
+    max: usize,
+    conns: Mutex<Vec<Arc<Conn>>>,
+    freed: Arc<Notify>,
+}
+
+impl Slots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Closes the oldest connection that runs no call; false when every one runs a call.
+    fn evict_oldest(conns: &[Arc<Conn>]) -> bool {
+        let mut candidates: Vec<(Instant, &Arc<Conn>)> = conns
+            .iter()
+            .filter_map(|c| c.evictable_since().map(|t| (t, c)))
+            .collect();
+        candidates.sort_by_key(|(t, _)| *t);
+        candidates.into_iter().any(|(_, c)| c.evict())
+    }
+
+    /// Takes a slot for `conn`, evicting if needed; false when all slots run calls.
+    fn admit(&self, conn: &Arc<Conn>) -> bool {
+        let mut conns = self.lock();
+        let live = conns.iter().filter(|c| !c.closing()).count();
+        if live >= self.max {
+            if !Self::evict_oldest(&conns) {
+                return false;
+            }
+            tracing::debug!(
+                max = self.max,
+                "all connection slots taken: evicted the oldest connection not running a call"
+            );
+        }
+        conns.push(conn.clone());
+        true
+    }
+
+    /// Frees a file descriptor (accept failed with EMFILE/ENFILE).
+    fn evict_one(&self) -> bool {
+        Self::evict_oldest(&self.lock())
+    }
+
+    fn remove(&self, conn: &Arc<Conn>) {
+        self.lock().retain(|c| !Arc::ptr_eq(c, conn));
+        self.freed.notify_one();
     }
 }
 
-impl hyper::body::Body for TrackedBody {
-    type Data = hyper::body::Bytes;
-    type Error = hyper::Error;
+/// The socket, reporting every byte read or written to its [`Conn`].
+struct Tracked {
+    inner: UnixStream,
+    conn: Arc<Conn>,
+}
 
-    fn poll_frame(
+impl tokio::io::AsyncRead for Tracked {
+    fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let r = self.inner.as_mut().poll_frame(cx);
-        match &r {
-            std::task::Poll::Ready(None) | std::task::Poll::Ready(Some(Err(_))) => self.finish(),
-            std::task::Poll::Ready(Some(Ok(_))) => {
-                self.activity.touch();
-                if self.inner.is_end_stream() {
-                    self.finish();
-                }
-            }
-            std::task::Poll::Pending => {}
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.conn.on_read();
         }
         r
     }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
-impl Activity {
-    fn touch(&self) {
-        if let Ok(mut l) = self.last.lock() {
-            *l = Instant::now();
+impl tokio::io::AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.conn.on_write();
         }
+        r
     }
-    fn idle_for(&self) -> Duration {
-        self.last.lock().map(|l| l.elapsed()).unwrap_or_default()
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
-    /// A call is running (not just waiting for the rest of its request body).
-    fn busy(&self) -> bool {
-        self.in_flight.load(Ordering::SeqCst) > self.reading.load(Ordering::SeqCst)
-    }
-}
-
-struct InFlight(Arc<Activity>);
-
-impl InFlight {
-    fn enter(a: &Arc<Activity>) -> Self {
-        a.in_flight.fetch_add(1, Ordering::SeqCst);
-        a.touch();
-        InFlight(a.clone())
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
-impl Drop for InFlight {
+/// Ends a call on its connection, even when the request's future is dropped.
+struct Exec(Arc<Conn>);
+
+impl Drop for Exec {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.end_exec();
     }
 }
 
-/// jsonrpsee's HTTP transport accepts notifications (requests without `id`) but does not run
-/// them. JSON-RPC 2.0 says the server executes them and sends nothing back: this RPC
-/// middleware runs them as calls (with the caller's extensions) and drops the response.
-#[derive(Clone)]
-struct RunNotifications<S>(S);
-
-fn notification_as_call(n: Notification<'_>) -> Request<'static> {
-    let ext = n.extensions().clone();
-    let params = n.params.map(|p| p.into_owned());
-    let mut r = Request::owned(n.method.into_owned(), params, Id::Null);
-    *r.extensions_mut() = ext;
-    r
+/// What every request of the server shares.
+struct Shared {
+    methods: jsonrpsee::Methods,
+    limits: wire::Limits,
+    max_request_bytes: usize,
 }
 
-/// Marks a response that must have no body (only notifications were sent): jsonrpsee would
-/// answer `null`; the HTTP layer turns it into `204 No Content`.
-#[derive(Debug, Clone, Copy)]
-struct NoContent;
-
-fn no_content() -> MethodResponse {
-    let mut ext = jsonrpsee::Extensions::new();
-    ext.insert(NoContent);
-    MethodResponse::notification().with_extensions(ext)
-}
-
-impl<S> RpcServiceT for RunNotifications<S>
-where
-    S: RpcServiceT<
-            MethodResponse = MethodResponse,
-            BatchResponse = MethodResponse,
-            NotificationResponse = MethodResponse,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-{
-    type MethodResponse = MethodResponse;
-    type BatchResponse = MethodResponse;
-    type NotificationResponse = MethodResponse;
-
-    fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        self.0.call(req)
-    }
-
-    fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let s = self.0.clone();
-        async move {
-            let mut rest = Vec::new();
-            let mut notes = Vec::new();
-            for e in batch {
-                match e {
-                    Ok(BatchEntry::Notification(n)) => notes.push(n),
-                    other => rest.push(other),
-                }
-            }
-            let only_notes = rest.is_empty() && !notes.is_empty();
-            for n in notes {
-                let _ = s.call(notification_as_call(n)).await;
-            }
-            if only_notes {
-                return no_content();
-            }
-            s.batch(Batch::from(rest)).await
-        }
-    }
-
-    fn notification<'a>(
-        &self,
-        n: Notification<'a>,
-    ) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let s = self.0.clone();
-        async move {
-            let _ = s.call(notification_as_call(n)).await;
-            no_content()
-        }
-    }
-}
-
-/// Post-processes jsonrpsee's HTTP responses: notifications only → 204 without a body;
-/// an oversized body is answered by jsonrpsee with its own code (-32007, which kubecert
-/// uses for "CA expired"): rewritten to kubecert's -32008.
-fn fix_response(resp: HttpResponse, limit: usize) -> HttpResponse {
-    if resp.extensions().get::<NoContent>().is_some() {
-        let mut r = HttpResponse::new(HttpBody::empty());
-        *r.status_mut() = hyper::StatusCode::NO_CONTENT;
-        return r;
-    }
-    if resp.status() != hyper::StatusCode::PAYLOAD_TOO_LARGE {
-        return resp;
-    }
-    let body = errors::too_large_response(limit).to_string();
+fn text(status: StatusCode, body: &'static str) -> HttpResponse {
     let mut r = HttpResponse::new(HttpBody::from(body));
-    *r.status_mut() = hyper::StatusCode::PAYLOAD_TOO_LARGE;
+    *r.status_mut() = status;
     r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
 }
 
-/// Serves one connection until it ends, goes idle, or the server shuts down.
+fn json(status: StatusCode, body: String) -> HttpResponse {
+    let mut r = HttpResponse::new(HttpBody::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
+/// Answered before the body was read to its end: the connection cannot be reused.
+fn closing(mut r: HttpResponse) -> HttpResponse {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// The content types jsonrpsee accepts as JSON.
+fn is_json(v: Option<&HeaderValue>) -> bool {
+    v.and_then(|v| v.to_str().ok()).is_some_and(|c| {
+        let c = c.to_ascii_lowercase().replace(' ', "");
+        matches!(
+            c.as_str(),
+            "application/json"
+                | "application/json;charset=utf-8"
+                | "application/json-rpc"
+                | "application/json-rpc;charset=utf-8"
+        )
+    })
+}
+
+/// Why a request body was not read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over the limit (by `Content-Length` or by the bytes that arrived).
+    TooLarge,
+    /// The HTTP framing of the body is broken (bad chunk, connection cut).
+    Broken,
+}
+
+/// Whether a declared `Content-Length` is already over `limit`.
+pub fn declared_too_large(headers: &hyper::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+}
+
+/// Reads a body of at most `limit` bytes (stops reading at the first byte over it).
+async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Vec<u8>, BodyError> {
+    use hyper::body::Body;
+    let mut body = std::pin::pin!(body);
+    let mut buf = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await;
+        match frame {
+            None => return Ok(buf),
+            Some(Err(_)) => return Err(BodyError::Broken),
+            Some(Ok(f)) => {
+                if let Some(d) = f.data_ref() {
+                    if buf.len() + d.len() > limit {
+                        return Err(BodyError::TooLarge);
+                    }
+                    buf.extend_from_slice(d);
+                }
+            }
+        }
+    }
+}
+
+/// One HTTP request: `POST` with a JSON content type and a body within the limit, then
+/// the shared request path ([`wire`]). Status codes: 200 with a JSON-RPC response (errors
+/// included: parse errors and invalid requests too), 204 when only notifications were
+/// sent, 413 over the size limit, 400 for a broken HTTP body, 405 / 415 for the wrong
+/// method / content type.
+async fn http_request(
+    req: HttpRequest<hyper::body::Incoming>,
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    caller: Caller,
+) -> HttpResponse {
+    conn.request_started();
+    if req.method() != hyper::Method::POST {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Used HTTP Method is not allowed. POST is required\n",
+        );
+    }
+    if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+        return closing(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Supplied content type is not allowed. Content-Type: application/json is required\n",
+        ));
+    }
+    let limit = shared.max_request_bytes;
+    let too_large = || {
+        tracing::warn!(limit, "request body too large");
+        closing(json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            errors::too_large_response(limit).to_string(),
+        ))
+    };
+    if declared_too_large(req.headers(), limit) {
+        return too_large();
+    }
+    let body = match read_body(req.into_body(), limit).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Broken) => {
+            return closing(text(StatusCode::BAD_REQUEST, "Malformed HTTP body\n"))
+        }
+    };
+    if !conn.begin_exec() {
+        return closing(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Connection closing\n",
+        ));
+    }
+    let _exec = Exec(conn.clone());
+    let msg = match wire::parse(&body, &shared.limits) {
+        // An empty body is not JSON.
+        wire::Message::Empty => wire::Message::Reject(wire::parse_error()),
+        m => m,
+    };
+    let mut ext = jsonrpsee::Extensions::new();
+    ext.insert(caller);
+    let out = wire::handle(&shared.methods, msg, &ext, &shared.limits).await;
+    match out {
+        Some(body) => json(StatusCode::OK, body),
+        None => {
+            let mut r = HttpResponse::new(HttpBody::empty());
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r
+        }
+    }
+}
+
+/// Per-connection timeouts.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    request: Duration,
+    idle: Duration,
+}
+
+/// Serves one connection until it ends, times out, is evicted, or the server shuts down.
 async fn connection<S>(
-    sock: UnixStream,
+    sock: Tracked,
     svc: S,
-    activity: Arc<Activity>,
+    conn: Arc<Conn>,
     mut shutdown: watch::Receiver<bool>,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
 ) where
     S: tower::Service<
             HttpRequest<hyper::body::Incoming>,
@@ -546,11 +765,11 @@ async fn connection<S>(
     let stopped = async move {
         let _ = stop_rx.wait_for(|v| *v).await;
     };
-    let conn = jsonrpsee::server::serve_with_graceful_shutdown(sock, svc, stopped);
-    tokio::pin!(conn);
+    let serve = jsonrpsee::server::serve_with_graceful_shutdown(sock, svc, stopped);
+    tokio::pin!(serve);
     let mut tick = tokio::time::interval(
-        Duration::from_millis(250)
-            .min(idle_timeout)
+        (timeouts.request.min(timeouts.idle) / 4)
+            .min(Duration::from_millis(250))
             .max(Duration::from_millis(10)),
     );
     let mut stopping: Option<Instant> = None;
@@ -561,7 +780,7 @@ async fn connection<S>(
             stopping = Some(Instant::now());
         }
         tokio::select! {
-            r = &mut conn => {
+            r = &mut serve => {
                 if let Err(e) = r {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
@@ -570,17 +789,19 @@ async fn connection<S>(
             changed = shutdown.changed(), if !shutdown_seen => {
                 shutdown_seen = changed.is_err() || *shutdown.borrow();
             }
+            _ = conn.close.notified() => {
+                tracing::debug!("connection evicted: its slot went to a new connection");
+                return;
+            }
             _ = tick.tick() => {
-                let busy = activity.busy();
-                if stopping.is_none() && !busy && activity.idle_for() >= idle_timeout {
-                    tracing::debug!("closing idle connection");
-                    let _ = stop_tx.send(true);
-                    stopping = Some(Instant::now());
+                if let Some(why) = conn.expire(timeouts.request, timeouts.idle) {
+                    tracing::debug!(reason = why, "closing connection");
+                    return;
                 }
-                // A connection that does not close promptly once told (e.g. a half-sent
+                // At shutdown, a connection that does not close promptly (e.g. a half-sent
                 // request) is dropped, unless a call is still running on it.
                 if let Some(t) = stopping {
-                    if !busy && t.elapsed() >= Duration::from_secs(2) {
+                    if !conn.busy() && t.elapsed() >= Duration::from_secs(2) {
                         return;
                     }
                 }
@@ -589,12 +810,41 @@ async fn connection<S>(
     }
 }
 
+/// Longest path a unix socket address holds (`sun_path` is 108 bytes with its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Refuses a socket path (or the temporary name it is bound under) that does not fit in a
+/// unix socket address: bound, it would be unreachable.
+pub fn check_path_len(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let n = path.as_os_str().as_bytes().len();
+    if n > MAX_SOCKET_PATH {
+        bail!(
+            "socket path {} is {n} bytes; a unix socket path is at most {MAX_SOCKET_PATH} bytes",
+            path.display()
+        );
+    }
+    let tmp = temp_name(path);
+    let t = tmp.as_os_str().as_bytes().len();
+    if t > MAX_SOCKET_PATH {
+        bail!(
+            "socket path {}: its temporary name {} is {t} bytes; a unix socket path is at most {MAX_SOCKET_PATH} bytes",
+            path.display(),
+            tmp.display()
+        );
+    }
+    Ok(())
+}
+
 /// `kubecert serve --socket`: runs until SIGTERM/SIGINT. `inherited` is a listening socket
 /// passed by systemd (socket activation), used instead of binding `opts.path`.
 pub fn run(
     opts: SocketOptions,
     inherited: Option<std::os::unix::net::UnixListener>,
 ) -> anyhow::Result<()> {
+    if inherited.is_none() {
+        check_path_len(&opts.path)?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -635,6 +885,7 @@ async fn serve(
             (l, None, lock)
         }
         None => {
+            check_path_len(&opts.path)?;
             ensure_parent(&opts.path)?;
             let lock = take_lock(&opts.path)?;
             let (l, owned) = bind(&opts.path, group.as_ref())?;
@@ -649,47 +900,47 @@ async fn serve(
         group = ?group.as_ref().map(|g| &g.name),
         allow_uids = ?policy.read_uids,
         allow_write_uids = ?policy.write_uids,
+        max_connections = opts.max_connections,
         "kubecert agent listening"
     );
 
-    let limit = opts.max_request_bytes;
-    let cfg = ServerConfig::builder()
-        .max_request_body_size(u32::try_from(limit).unwrap_or(u32::MAX))
-        .max_response_body_size(u32::MAX)
-        .max_connections(opts.max_connections.max(1))
-        .http_only()
-        .build();
-    let svc_builder = Server::builder()
-        .set_config(cfg)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(RunNotifications))
-        .to_service_builder();
-    let methods: jsonrpsee::Methods =
-        super::module(Enforce::PeerCredentials, opts.roots.clone()).into();
-    let (stop_handle, server_handle) = jsonrpsee::server::stop_channel();
+    let shared = Arc::new(Shared {
+        methods: super::module(Enforce::PeerCredentials, opts.roots.clone()).into(),
+        limits: opts.limits,
+        max_request_bytes: opts.max_request_bytes,
+    });
+    let timeouts = Timeouts {
+        request: opts.request_timeout,
+        idle: opts.idle_timeout,
+    };
+    let freed = Arc::new(Notify::new());
+    let slots = Arc::new(Slots {
+        max: opts.max_connections.max(1) as usize,
+        conns: Mutex::new(Vec::new()),
+        freed: freed.clone(),
+    });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(opts.max_connections.max(1) as usize));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
 
-    loop {
+    'accept: loop {
         while tasks.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let (sock, _) = tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors: a connection not running a call gives its up.
+                    let fds = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
+                    if fds && slots.evict_one() {
+                        tracing::warn!(error = %e, "accept failed: evicted a connection");
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    } else {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     continue;
                 }
             },
@@ -702,6 +953,17 @@ async fn serve(
             }
         };
         let caller = policy.caller(cred.uid(), cred.gid(), cred.pid());
+        let conn = Conn::new(freed.clone());
+        // A slot: free, or taken from the oldest connection not running a call; when every
+        // slot runs a call, wait until one ends.
+        while !slots.admit(&conn) {
+            tokio::select! {
+                _ = sigterm.recv() => break 'accept,
+                _ = sigint.recv() => break 'accept,
+                _ = freed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
         tracing::debug!(
             uid = caller.uid,
             gid = caller.gid,
@@ -710,36 +972,22 @@ async fn serve(
             write = caller.may_write,
             "connection accepted"
         );
-        let activity = Arc::new(Activity {
-            in_flight: AtomicUsize::new(0),
-            reading: AtomicUsize::new(0),
-            last: Mutex::new(Instant::now()),
-        });
-        let (b, m, stop, act) = (
-            svc_builder.clone(),
-            methods.clone(),
-            stop_handle.clone(),
-            activity.clone(),
-        );
+        let (sh, c) = (shared.clone(), conn.clone());
         let svc = tower::service_fn(move |req: HttpRequest<hyper::body::Incoming>| {
-            let guard = InFlight::enter(&act);
-            let mut req = req.map(|body| TrackedBody::new(body, act.clone()));
-            req.extensions_mut().insert(caller);
-            let mut svc = b.clone().build(m.clone(), stop.clone());
-            async move {
-                let resp = svc.call(req).await;
-                drop(guard);
-                // anyhow::Error (not BoxError) sidesteps a higher-ranked lifetime inference
-                // problem in serve_with_graceful_shutdown's bounds (as jsonrpsee's examples do).
-                resp.map(|r| fix_response(r, limit))
-                    .map_err(|e| anyhow::anyhow!("{e}"))
-            }
+            let (sh, c) = (sh.clone(), c.clone());
+            // anyhow::Error (not BoxError) sidesteps a higher-ranked lifetime inference
+            // problem in serve_with_graceful_shutdown's bounds (as jsonrpsee's examples do).
+            async move { Ok::<_, anyhow::Error>(http_request(req, sh, c, caller).await) }
         });
+        let io = Tracked {
+            inner: sock,
+            conn: conn.clone(),
+        };
         let shutdown = shutdown_rx.clone();
-        let idle = opts.idle_timeout;
+        let slots = slots.clone();
         tasks.spawn(async move {
-            connection(sock, svc, activity, shutdown, idle).await;
-            drop(permit);
+            connection(io, svc, conn.clone(), shutdown, timeouts).await;
+            slots.remove(&conn);
         });
     }
 
@@ -752,7 +1000,6 @@ async fn serve(
         o.remove();
     }
     let _ = shutdown_tx.send(true);
-    let _ = server_handle.stop();
     let wait_all = async { while tasks.join_next().await.is_some() {} };
     tokio::select! {
         _ = wait_all => tracing::info!("all connections closed"),
@@ -792,6 +1039,90 @@ mod tests {
         assert_eq!(t(2000, 2000), (true, false));
         assert_eq!(t(4000, 500), (true, false));
         assert_eq!(t(4000, 4000), (false, false));
+    }
+
+    fn slots(max: usize) -> Slots {
+        Slots {
+            max,
+            conns: Mutex::new(Vec::new()),
+            freed: Arc::new(Notify::new()),
+        }
+    }
+
+    #[test]
+    fn slots_evict_the_oldest_connection_not_running_a_call() {
+        let s = slots(2);
+        let (a, b) = (Conn::new(s.freed.clone()), Conn::new(s.freed.clone()));
+        assert!(s.admit(&a) && s.admit(&b));
+        // a receives a request (older phase), b is idle since later: a goes first.
+        a.with(|st| st.receiving_since = Some(Instant::now() - Duration::from_secs(5)));
+        let c = Conn::new(s.freed.clone());
+        assert!(s.admit(&c));
+        assert!(a.closing() && !b.closing() && !c.closing());
+        // A call running on a connection protects it: b and c run calls, d must wait.
+        assert!(b.begin_exec() && c.begin_exec());
+        let d = Conn::new(s.freed.clone());
+        assert!(!s.admit(&d));
+        assert!(!b.closing() && !c.closing());
+        // An evicted connection can start no call.
+        assert!(!a.begin_exec());
+        // A call ends: its connection is evictable again, d gets a slot.
+        b.end_exec();
+        assert!(s.admit(&d) && b.closing() && !c.closing());
+    }
+
+    #[test]
+    fn request_deadline_stall_and_idle() {
+        let c = Conn::new(Arc::new(Notify::new()));
+        let (req, idle) = (Duration::from_millis(100), Duration::from_millis(300));
+        assert_eq!(c.expire(req, idle), None);
+        // Trickling: bytes keep arriving, yet the request deadline cuts it.
+        c.on_read();
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(40));
+            c.on_read();
+        }
+        assert_eq!(c.expire(req, idle), Some("request deadline passed"));
+        // Running a call is never cut; once done, the connection idles out.
+        let c = Conn::new(Arc::new(Notify::new()));
+        c.on_read();
+        assert!(c.begin_exec());
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(c.expire(req, idle), None);
+        c.end_exec();
+        assert_eq!(c.expire(req, idle), None);
+        c.with(|st| st.last = Instant::now() - idle);
+        assert_eq!(c.expire(req, idle), Some("idle"));
+        assert!(!c.begin_exec());
+    }
+
+    #[test]
+    fn socket_path_length() {
+        let ok = PathBuf::from(format!("/{}/k.sock", "d".repeat(95)));
+        assert!(check_path_len(&PathBuf::from("/run/kubecert/kubecert.sock")).is_ok());
+        let long = PathBuf::from(format!("/{}", "a".repeat(MAX_SOCKET_PATH)));
+        let e = check_path_len(&long).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            e.contains("is 108 bytes") && e.contains("at most 107 bytes"),
+            "{e}"
+        );
+        // Fits, but its temporary name beside it would not.
+        let e = check_path_len(&ok).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("temporary name"), "{e}");
+    }
+
+    #[test]
+    fn declared_length_over_limit() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(!declared_too_large(&h, 10));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("11"));
+        assert!(declared_too_large(&h, 10));
+        assert!(!declared_too_large(&h, 11));
+        assert!(is_json(Some(&HeaderValue::from_static(
+            "Application/JSON; charset=UTF-8"
+        ))));
+        assert!(!is_json(Some(&HeaderValue::from_static("text/plain"))));
+        assert!(!is_json(None));
     }
 
     #[test]

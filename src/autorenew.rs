@@ -457,41 +457,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn templates_expand() {
-        assert_eq!(
-            expand(
-                "crictl ps --name '^{component}$' # {manifest}",
-                Component::KubeApiserver,
-                Path::new("/m/kube-apiserver.yaml")
-            ),
-            "crictl ps --name '^kube-apiserver$' # /m/kube-apiserver.yaml"
-        );
-    }
-
-    #[test]
-    fn bounded_command_is_killed() {
-        let t = Instant::now();
-        let r = run_bounded(
-            "sleep 30",
-            Component::Etcd,
-            Path::new("/nonexistent"),
-            Duration::from_millis(300),
-        )
-        .unwrap();
-        assert!(r.timed_out && !r.success);
-        assert!(t.elapsed() < Duration::from_secs(10));
-        let r = run_bounded(
-            "echo hello; echo $KUBECERT_COMPONENT >&2",
-            Component::Etcd,
-            Path::new("/x"),
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        assert!(r.success);
-        assert!(r.output.contains("hello") && r.output.contains("etcd"));
-    }
-
-    #[test]
     fn state_roundtrip_and_default_paths() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("sub/state.json");
@@ -518,30 +483,5 @@ mod tests {
             default_park_dir(Path::new("/etc/kubernetes/manifests")),
             Path::new("/etc/kubernetes/kubecert-parked-manifests")
         );
-    }
-
-    #[test]
-    fn parked_manifests_come_back() {
-        let d = tempfile::tempdir().unwrap();
-        let m = d.path().join("manifests");
-        let park = d.path().join("parked");
-        std::fs::create_dir_all(&m).unwrap();
-        std::fs::write(m.join("etcd.yaml"), "x").unwrap();
-        {
-            let _p = Parked::park(&m.join("etcd.yaml"), &park).unwrap();
-            assert!(!m.join("etcd.yaml").exists());
-            assert!(park.join("etcd.yaml").exists());
-        } // dropped → moved back
-        assert!(m.join("etcd.yaml").exists());
-        // Simulate a killed run.
-        std::fs::rename(m.join("etcd.yaml"), park.join("etcd.yaml")).unwrap();
-        let moved = recover_parked(&m, &park).unwrap();
-        assert_eq!(moved.len(), 1);
-        assert!(m.join("etcd.yaml").exists());
-        assert!(recover_parked(&m, &park).unwrap().is_empty());
-        // Files kubecert never parks stay where they are.
-        std::fs::write(park.join("haproxy.yaml"), "x").unwrap();
-        assert!(recover_parked(&m, &park).unwrap().is_empty());
-        assert!(!m.join("haproxy.yaml").exists());
     }
 }

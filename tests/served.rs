@@ -739,3 +739,115 @@ fn restart_command_method_and_a_restart_that_does_not_reload_is_a_served_failure
         std::panic::resume_unwind(e);
     }
 }
+
+// ------------------------------------------------------------------- the RPC methods
+
+mod rpc {
+    use super::*;
+    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use serde_json::json;
+
+    fn caller(may_write: bool) -> Caller {
+        let me = kubecert::rpc::unix::effective_uid();
+        let uid = if me == 1000 { 1001 } else { 1000 };
+        Caller {
+            uid,
+            gid: uid,
+            pid: Some(4242),
+            may_read: true,
+            may_write,
+        }
+    }
+
+    fn call(roots: &Roots, who: Caller, method: &str, params: Value) -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut m = module(Enforce::PeerCredentials, roots.clone());
+        m.extensions_mut().insert(who);
+        let req =
+            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
+        serde_json::from_str(resp.get()).unwrap()
+    }
+
+    #[test]
+    fn tiers_and_confinement_of_restart_health_served() {
+        let (t, root) = demo(&[]);
+        let m = manifests_dir(&root);
+        let roots = Roots::for_dirs(root.join("pki"), &root);
+        assert_eq!(roots.manifests_dir, m);
+        let before = hash_tree(t.path());
+        let marker = t.path().join("ran");
+        // Read tier: restart only as a dry run.
+        let r = call(
+            &roots,
+            caller(false),
+            "restart",
+            json!({"components": ["etcd"]}),
+        );
+        assert_eq!(r["error"]["code"], -32004, "{r}");
+        let r = call(
+            &roots,
+            caller(false),
+            "restart",
+            json!({"components": ["kube-scheduler", "etcd"], "dry_run": true}),
+        );
+        assert_eq!(
+            r["result"]["components"],
+            json!(["etcd", "kube-scheduler"]),
+            "{r}"
+        );
+        assert_eq!(r["result"]["dryRun"], true);
+        // Write tier, confined: no command templates, no foreign manifests dir.
+        let r = call(
+            &roots,
+            caller(true),
+            "restart",
+            json!({"components": ["etcd"], "method": "command",
+                   "restart_command": format!("touch {}", marker.display())}),
+        );
+        assert_eq!(r["error"]["code"], -32010, "{r}");
+        assert_eq!(r["error"]["data"]["param"], "restart_command");
+        let r = call(
+            &roots,
+            caller(true),
+            "restart",
+            json!({"components": ["etcd"], "manifests_dir": "/tmp"}),
+        );
+        assert_eq!(r["error"]["code"], -32010, "{r}");
+        assert_eq!(r["error"]["data"]["param"], "manifests_dir");
+        let r = call(&roots, caller(true), "restart", json!({}));
+        assert_eq!(r["error"]["code"], -32602, "{r}");
+        assert!(!marker.exists());
+        assert_eq!(hash_tree(t.path()), before, "nothing changed");
+        // Read tier: served and health, but no endpoint overrides.
+        let r = call(
+            &roots,
+            caller(false),
+            "served",
+            json!({"endpoints": [{"endpoint": "kube-apiserver", "address": "10.0.0.1:6443"}]}),
+        );
+        assert_eq!(r["error"]["code"], -32010, "{r}");
+        assert_eq!(r["error"]["data"]["param"], "endpoints[].address");
+        let r = call(
+            &roots,
+            caller(false),
+            "served",
+            json!({"components": ["kube-controller-manager"], "timeout_ms": 300}),
+        );
+        let e = &r["result"]["endpoints"][0];
+        assert_eq!(e["endpoint"], "kube-controller-manager", "{r}");
+        assert!(["unreachable", "not-checked"].contains(&e["verdict"].as_str().unwrap()));
+        let t0 = Instant::now();
+        let r = call(
+            &roots,
+            caller(false),
+            "health",
+            json!({"components": ["kube-scheduler"], "timeout_ms": 800, "interval_ms": 100}),
+        );
+        assert!(t0.elapsed() < Duration::from_millis(2000));
+        assert_eq!(r["result"]["healthy"], false, "{r}");
+    }
+}

@@ -114,6 +114,7 @@ pub struct EndpointOverride {
 /// Where an address or file came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+#[schemars(rename = "EndpointSource")]
 pub enum Source {
     /// The static pod manifest.
     Manifest,

@@ -45,6 +45,7 @@ pub struct ServedParams {
 /// Verdict on one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+#[schemars(rename = "ServedVerdict")]
 pub enum Verdict {
     /// Serves the certificate on disk.
     Current,
@@ -61,6 +62,7 @@ pub enum Verdict {
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
+#[schemars(rename = "ServedLevel")]
 pub enum Level {
     /// Every probed endpoint serves its file, or has none to compare with.
     Ok,

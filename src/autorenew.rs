@@ -235,6 +235,8 @@ impl RunLock {
 /// the run lock so that a run in progress is not disturbed.
 pub fn recover_manifests(o: &AutoRenewOptions) -> Result<Vec<String>, AutoRenewError> {
     let _lock = RunLock::acquire(&lock_path(&o.state_file), o.lock_timeout)?;
+    let _restart_lock =
+        crate::ops::restart::RestartLock::acquire(&o.restart.park_dir, o.lock_timeout)?;
     Ok(recover_parked(
         &o.restart.manifests_dir,
         &o.restart.park_dir,
@@ -270,6 +272,15 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
         textfile: None,
     };
     let mut failure: Option<RunFailure> = None;
+    // Serializes with `restart` calls of the agent (the run lock only excludes other runs).
+    let _restart_lock = if dry_run || o.restart.method == RestartMethod::None {
+        None
+    } else {
+        Some(crate::ops::restart::RestartLock::acquire(
+            &o.restart.park_dir,
+            o.lock_timeout,
+        )?)
+    };
     if !dry_run && o.restart.method == RestartMethod::ManifestMove {
         match recover_parked(&o.restart.manifests_dir, &o.restart.park_dir) {
             Ok(m) => result.recovered_manifests = m,

@@ -52,10 +52,9 @@ impl Drop for Proc {
 fn serial(pem: &Path) -> String {
     let (okk, out) = openssl(&["x509", "-noout", "-serial", "-in", pem.to_str().unwrap()]);
     assert!(okk, "{out}");
-    out.trim()
-        .trim_start_matches("serial=")
-        .trim_start_matches('0')
-        .to_ascii_lowercase()
+    // kubecert prints the serial's bytes in lowercase hex, leading zero bytes included, as
+    // openssl does (kubecert's serials never need a sign byte).
+    out.trim().trim_start_matches("serial=").to_ascii_lowercase()
 }
 
 /// A one-member TLS etcd on loopback, with a kubeadm-like static pod manifest describing it.

@@ -146,6 +146,57 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// An exclusive lock serializing restarts on this node (`restart` calls and `auto-renew`):
+/// `<park_dir>.lock`, an flock held while the value lives.
+pub struct RestartLock {
+    _file: File,
+}
+
+impl RestartLock {
+    /// The lock path of `park_dir`.
+    pub fn path(park_dir: &Path) -> PathBuf {
+        let mut s = park_dir.as_os_str().to_os_string();
+        s.push(".lock");
+        PathBuf::from(s)
+    }
+
+    /// Waits up to `timeout` for the lock.
+    pub fn acquire(park_dir: &Path, timeout: Duration) -> crate::Result<Self> {
+        let path = Self::path(park_dir);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(RestartLock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::io(
+                        &path,
+                        std::io::Error::new(
+                            std::io::ErrorKind::WouldBlock,
+                            format!(
+                                "another kubecert restart holds this lock (waited {}s)",
+                                start.elapsed().as_secs()
+                            ),
+                        ),
+                    ))
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+}
+
 /// Moves parked manifests back when the manifests dir lacks them (a run was killed while a
 /// pod was down). Returns the manifests moved back.
 pub fn recover_parked(manifests_dir: &Path, park_dir: &Path) -> crate::Result<Vec<String>> {
@@ -888,6 +939,7 @@ pub fn restart(p: &RestartParams) -> crate::Result<RestartResult> {
     if p.dry_run {
         return Ok(r);
     }
+    let _lock = RestartLock::acquire(&o.park_dir, Duration::from_secs(300))?;
     if o.method == RestartMethod::ManifestMove {
         r.recovered_manifests = recover_parked(&o.manifests_dir, &o.park_dir)?;
     }
@@ -979,6 +1031,23 @@ mod tests {
         assert!(r.success);
         assert_eq!(r.stdout, "hello");
         assert!(r.output.contains("hello") && r.output.contains("etcd"));
+    }
+
+    #[test]
+    fn restart_lock_excludes_a_second_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let park = d.path().join("parked");
+        let held = RestartLock::acquire(&park, Duration::from_secs(1)).unwrap();
+        let e = RestartLock::acquire(&park, Duration::from_millis(200))
+            .err()
+            .expect("held");
+        assert!(
+            e.to_string()
+                .contains("another kubecert restart holds this lock"),
+            "{e}"
+        );
+        drop(held);
+        RestartLock::acquire(&park, Duration::from_millis(200)).expect("released");
     }
 
     #[test]

@@ -54,7 +54,9 @@ fn serial(pem: &Path) -> String {
     assert!(okk, "{out}");
     // kubecert prints the serial's bytes in lowercase hex, leading zero bytes included, as
     // openssl does (kubecert's serials never need a sign byte).
-    out.trim().trim_start_matches("serial=").to_ascii_lowercase()
+    out.trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
 }
 
 /// A one-member TLS etcd on loopback, with a kubeadm-like static pod manifest describing it.

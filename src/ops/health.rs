@@ -395,8 +395,8 @@ fn check_one(c: Component, o: &HealthOptions, cl: &Clients, deadline: Instant) -
 }
 
 /// Polls `components` until all are healthy or `timeout` has passed (the call returns
-/// within `timeout` plus at most one connect attempt's slack). Errors only on unusable PKI
-/// files for the API server's CA.
+/// within `timeout` plus at most one connect attempt's slack); with `interval >= timeout`
+/// it checks once. Errors only on unusable PKI files for the API server's CA.
 pub fn wait_healthy(
     o: &HealthOptions,
     components: &[Component],

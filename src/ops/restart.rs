@@ -438,8 +438,10 @@ fn probe(
             }
         }
         None => {
+            // One check (an interval as long as the bound): the caller's loop repeats it.
             let mut h = o.health.clone();
             h.request_timeout = bound;
+            h.interval = bound;
             let r = health::wait_healthy(&h, &[c], bound)?;
             let detail = r
                 .components
@@ -1031,6 +1033,60 @@ mod tests {
         assert!(r.success);
         assert_eq!(r.stdout, "hello");
         assert!(r.output.contains("hello") && r.output.contains("etcd"));
+    }
+
+    #[test]
+    fn native_stop_wait_checks_once_and_health_wait_is_bounded() {
+        use super::super::endpoints::Endpoint;
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("manifests");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(m.join("kube-scheduler.yaml"), "x").unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let overrides = vec![EndpointOverride {
+            endpoint: Some(Endpoint::KubeScheduler),
+            address: Some(dead),
+            cert: None,
+        }];
+        let mut health = HealthOptions::new(d.path(), &m);
+        health.overrides = overrides;
+        let o = RestartOptions {
+            method: RestartMethod::ManifestMove,
+            manifests_dir: m.clone(),
+            park_dir: d.path().join("parked"),
+            restart_command: None,
+            crictl: "crictl".into(),
+            stop_wait: StopWait::HealthFails,
+            stop_timeout: Duration::from_secs(10),
+            health_commands: vec![],
+            health,
+            health_timeout: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(100),
+            command_timeout: Duration::from_secs(5),
+            served: None,
+        };
+        let t = Instant::now();
+        let e = restart_one(&o, Component::KubeScheduler).expect_err("never healthy");
+        let took = t.elapsed();
+        assert_eq!(e.stage, "health:kube-scheduler");
+        assert!(
+            e.message.starts_with(
+                "kube-scheduler did not become healthy within 1s (last output: cannot connect"
+            ),
+            "{}",
+            e.message
+        );
+        // The stop is seen at the first check (not after a 5 s command bound); the health
+        // wait ends at its 1 s bound.
+        assert!(took < Duration::from_millis(3000), "{took:?}");
+        assert!(
+            m.join("kube-scheduler.yaml").is_file(),
+            "manifest moved back"
+        );
     }
 
     #[test]

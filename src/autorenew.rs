@@ -6,34 +6,26 @@
 //! wait, bounded, for each to be healthy → record success or failure in the state file
 //! (read by [`crate::metrics`]) → optionally refresh the node_exporter textfile.
 //!
-//! Restart methods:
-//! - [`RestartMethod::ManifestMove`] (default): move `<manifests>/<component>.yaml` to a park
-//!   dir beside the manifests dir (same filesystem: a rename), wait until the pod has stopped
-//!   (a stop command, by default "the health command fails", or a fixed delay), move it
-//!   back, then poll the health command until it succeeds. The manifest is always moved back,
-//!   on error too; one left parked by a killed run is moved back by the next run.
-//! - [`RestartMethod::Command`]: run a command template (e.g. `crictl stop …`), then poll
-//!   the health command.
-//! - [`RestartMethod::None`]: renew only; the report lists what needs a restart.
-//!
-//! Command templates run with `/bin/sh -c`; `{component}` and `{manifest}` are replaced, and
-//! `KUBECERT_COMPONENT` / `KUBECERT_MANIFEST` are set in their environment. Component names
-//! come from kubecert's fixed inventory, never from input.
+//! Restarts, health waits and the served-certificate proof are [`crate::ops`]'s (shared with
+//! the `restart`, `health` and `served` methods): after each restart the component must be
+//! healthy and, unless disabled, serve the certificate files on disk; "restarted but still
+//! serving the old certificate" fails the run at stage `served:<component>`.
 //!
 //! Missing files (e.g. super-admin.conf on a node that joined) are reported `missing` by
 //! renew and never trigger a renewal or a restart.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::pki::inventory::Component;
+pub use crate::ops::restart::{
+    default_park_dir, recover_parked, RestartMethod, RestartOptions, RestartOutcome, StopWait,
+};
+pub use crate::ops::served::COMPONENTS;
 use crate::renew::{RenewAction, RenewOptions, RenewResult};
 use crate::timefmt;
 
@@ -60,41 +52,6 @@ pub enum AutoRenewError {
         /// The parse error.
         reason: String,
     },
-    /// A restart step failed.
-    #[error("restart of {component} failed: {reason}")]
-    Restart {
-        /// The component.
-        component: String,
-        /// What failed.
-        reason: String,
-    },
-    /// The component did not become healthy in time.
-    #[error("{component} did not become healthy within {timeout_secs}s{}", last_output_suffix(.last_output))]
-    Unhealthy {
-        /// The component.
-        component: String,
-        /// The bound.
-        timeout_secs: u64,
-        /// The tail of the health command's last output.
-        last_output: String,
-    },
-    /// A command could not be started.
-    #[error("cannot run {what}")]
-    Spawn {
-        /// Which command.
-        what: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn last_output_suffix(s: &str) -> String {
-    if s.trim().is_empty() {
-        String::new()
-    } else {
-        format!(" (last output: {})", s.trim())
-    }
 }
 
 impl AutoRenewError {
@@ -109,14 +66,6 @@ pub fn default_state_file(cert_dir: &Path) -> PathBuf {
     abs.parent()
         .map(|p| p.join("kubecert-state.json"))
         .unwrap_or_else(|| PathBuf::from("kubecert-state.json"))
-}
-
-/// `<manifests_dir>/../kubecert-parked-manifests`.
-pub fn default_park_dir(manifests_dir: &Path) -> PathBuf {
-    let abs = std::path::absolute(manifests_dir).unwrap_or_else(|_| manifests_dir.to_path_buf());
-    abs.parent()
-        .map(|p| p.join("kubecert-parked-manifests"))
-        .unwrap_or_else(|| PathBuf::from("kubecert-parked-manifests"))
 }
 
 /// One recorded run.
@@ -190,57 +139,6 @@ pub fn write_state(path: &Path, state: &RenewState) -> Result<(), AutoRenewError
     Ok(())
 }
 
-/// How components are restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartMethod {
-    /// Move the static pod manifest out and back.
-    ManifestMove,
-    /// Run `restart_command`.
-    Command,
-    /// Do not restart.
-    None,
-}
-
-/// How to tell that a component's old pod has stopped (manifest-move method).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StopWait {
-    /// Poll until the component's health command fails.
-    HealthFails,
-    /// Poll until this command template succeeds.
-    Command(String),
-    /// Sleep this long.
-    Delay(Duration),
-}
-
-/// kubeadm's own probe endpoints for each control-plane component.
-pub fn default_health_command(c: Component) -> &'static str {
-    match c {
-        Component::Etcd => "curl -fsS --max-time 5 -o /dev/null http://127.0.0.1:2381/health",
-        Component::KubeApiserver => {
-            "curl -fsSk --max-time 5 -o /dev/null https://127.0.0.1:6443/readyz"
-        }
-        Component::KubeControllerManager => {
-            "curl -fsSk --max-time 5 -o /dev/null https://127.0.0.1:10257/healthz"
-        }
-        Component::KubeScheduler => {
-            "curl -fsSk --max-time 5 -o /dev/null https://127.0.0.1:10259/healthz"
-        }
-    }
-}
-
-/// Every component, in restart order (etcd first, then the API server, then its clients).
-pub const COMPONENTS: [Component; 4] = [
-    Component::Etcd,
-    Component::KubeApiserver,
-    Component::KubeControllerManager,
-    Component::KubeScheduler,
-];
-
-fn component_by_name(name: &str) -> Option<Component> {
-    COMPONENTS.into_iter().find(|c| c.name() == name)
-}
-
 /// Resolved options of a run.
 #[derive(Debug, Clone)]
 pub struct AutoRenewOptions {
@@ -248,56 +146,12 @@ pub struct AutoRenewOptions {
     pub renew: RenewOptions,
     /// The state file.
     pub state_file: PathBuf,
-    /// Restart method.
-    pub restart: RestartMethod,
-    /// The static pod manifests dir.
-    pub manifests_dir: PathBuf,
-    /// Where manifests are parked while their pod stops.
-    pub park_dir: PathBuf,
-    /// Template for [`RestartMethod::Command`].
-    pub restart_command: Option<String>,
-    /// How to wait for the old pod to stop (manifest-move).
-    pub stop_wait: StopWait,
-    /// Bound on that wait.
-    pub stop_timeout: Duration,
-    /// Health command template per component (defaults: [`default_health_command`]).
-    pub health_commands: Vec<(Component, String)>,
-    /// Bound on the wait for health.
-    pub health_timeout: Duration,
-    /// Pause between polls.
-    pub poll_interval: Duration,
-    /// Bound on one command invocation.
-    pub command_timeout: Duration,
+    /// How to restart, wait for health and prove what is served.
+    pub restart: RestartOptions,
     /// Refresh `<dir>/kubecert.prom` after the run.
     pub textfile_dir: Option<PathBuf>,
     /// How long to wait for another run's lock.
     pub lock_timeout: Duration,
-}
-
-impl AutoRenewOptions {
-    fn health_command(&self, c: Component) -> String {
-        self.health_commands
-            .iter()
-            .find(|(k, _)| *k == c)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| default_health_command(c).to_string())
-    }
-}
-
-/// What happened to one component.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct RestartOutcome {
-    /// The component.
-    pub component: String,
-    /// The method used.
-    pub method: RestartMethod,
-    /// Restarted and healthy.
-    pub ok: bool,
-    /// Seconds from the start of the restart until healthy (or the failure).
-    pub seconds: f64,
-    /// What happened.
-    pub message: String,
 }
 
 /// The failure of a run.
@@ -379,317 +233,16 @@ impl RunLock {
     }
 }
 
-fn sync_dir(dir: &Path) {
-    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::warn!(dir = %dir.display(), error = %e, "fsync of directory failed");
-    }
-}
-
-/// Moves parked manifests back when the manifests dir lacks them (a run was killed while a
-/// pod was down). Returns the manifests moved back.
-pub fn recover_parked(
-    manifests_dir: &Path,
-    park_dir: &Path,
-) -> Result<Vec<String>, AutoRenewError> {
-    let entries = match fs::read_dir(park_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(AutoRenewError::io(park_dir, e)),
-    };
-    let mut moved = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| AutoRenewError::io(park_dir, e))?;
-        let name = entry.file_name();
-        let parked = entry.path();
-        // Only what kubecert parks: `<component>.yaml` of the four control-plane pods.
-        let ours = COMPONENTS
-            .iter()
-            .any(|c| name.to_str() == Some(format!("{}.yaml", c.name()).as_str()));
-        if !ours || !parked.is_file() {
-            continue;
-        }
-        let target = manifests_dir.join(&name);
-        if target.exists() {
-            tracing::warn!(
-                parked = %parked.display(),
-                "a parked manifest exists but so does {}; leaving both",
-                target.display()
-            );
-            continue;
-        }
-        fs::rename(&parked, &target).map_err(|e| AutoRenewError::io(&target, e))?;
-        tracing::warn!(manifest = %target.display(), "moved back a manifest an interrupted run had parked");
-        moved.push(target.display().to_string());
-    }
-    if !moved.is_empty() {
-        sync_dir(manifests_dir);
-        sync_dir(park_dir);
-    }
-    Ok(moved)
-}
-
-/// A manifest moved to the park dir; moved back by [`Parked::restore`] or, failing that,
-/// when dropped.
-struct Parked {
-    manifest: PathBuf,
-    parked: PathBuf,
-    restored: bool,
-}
-
-impl Parked {
-    fn park(manifest: &Path, park_dir: &Path) -> Result<Self, AutoRenewError> {
-        let name = manifest
-            .file_name()
-            .ok_or_else(|| AutoRenewError::Restart {
-                component: manifest.display().to_string(),
-                reason: "manifest path has no file name".into(),
-            })?;
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(park_dir)
-                .map_err(|e| AutoRenewError::io(park_dir, e))?;
-        }
-        let parked = park_dir.join(name);
-        fs::rename(manifest, &parked).map_err(|e| AutoRenewError::io(manifest, e))?;
-        if let Some(d) = manifest.parent() {
-            sync_dir(d);
-        }
-        sync_dir(park_dir);
-        Ok(Parked {
-            manifest: manifest.to_path_buf(),
-            parked,
-            restored: false,
-        })
-    }
-
-    fn restore(&mut self) -> Result<(), AutoRenewError> {
-        if self.restored {
-            return Ok(());
-        }
-        fs::rename(&self.parked, &self.manifest)
-            .map_err(|e| AutoRenewError::io(&self.manifest, e))?;
-        self.restored = true;
-        if let Some(d) = self.manifest.parent() {
-            sync_dir(d);
-        }
-        if let Some(d) = self.parked.parent() {
-            sync_dir(d);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Parked {
-    fn drop(&mut self) {
-        if let Err(e) = self.restore() {
-            tracing::error!(manifest = %self.manifest.display(), error = %crate::error::report(&e), "could not move the manifest back; the next run will retry");
-        }
-    }
-}
-
-/// The outcome of one bounded command invocation.
-struct CmdOutcome {
-    success: bool,
-    timed_out: bool,
-    output: String,
-}
-
-fn expand(template: &str, component: Component, manifest: &Path) -> String {
-    template
-        .replace("{component}", component.name())
-        .replace("{manifest}", &manifest.display().to_string())
-}
-
-/// Runs `sh -c <template expanded>` with a bound; on timeout its process group is killed.
-fn run_bounded(
-    template: &str,
-    component: Component,
-    manifest: &Path,
-    timeout: Duration,
-) -> Result<CmdOutcome, AutoRenewError> {
-    use std::os::unix::process::CommandExt;
-    let cmd = expand(template, component, manifest);
-    let spawn_err = |source| AutoRenewError::Spawn {
-        what: cmd.clone(),
-        source,
-    };
-    let mut out = tempfile::tempfile().map_err(spawn_err)?;
-    let out2 = out.try_clone().map_err(spawn_err)?;
-    let out3 = out.try_clone().map_err(spawn_err)?;
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(&cmd)
-        .env("KUBECERT_COMPONENT", component.name())
-        .env("KUBECERT_MANIFEST", manifest)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out2))
-        .stderr(Stdio::from(out3))
-        .process_group(0)
-        .spawn()
-        .map_err(spawn_err)?;
-    let deadline = Instant::now() + timeout;
-    let (success, timed_out) = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break (status.success(), false),
-            Ok(None) if Instant::now() >= deadline => {
-                // The whole group: `sh -c` may have forked.
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-                let _ = child.kill();
-                let _ = child.wait();
-                break (false, true);
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(spawn_err(e)),
-        }
-    };
-    let mut output = String::new();
-    let len = out.seek(SeekFrom::End(0)).unwrap_or(0);
-    let _ = out.seek(SeekFrom::Start(len.saturating_sub(400)));
-    let mut buf = Vec::new();
-    let _ = out.read_to_end(&mut buf);
-    output.push_str(String::from_utf8_lossy(&buf).trim());
-    Ok(CmdOutcome {
-        success,
-        timed_out,
-        output,
-    })
-}
-
-/// Polls `template` until it succeeds (`want_success`) or fails (`!want_success`), within
-/// `timeout`. Returns the last outcome's output on timeout.
-fn poll(
-    o: &AutoRenewOptions,
-    template: &str,
-    component: Component,
-    manifest: &Path,
-    timeout: Duration,
-    want_success: bool,
-) -> Result<Result<(), String>, AutoRenewError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let bound = o.command_timeout.min(remaining).max(Duration::from_secs(1));
-        let r = run_bounded(template, component, manifest, bound)?;
-        let reached = if want_success {
-            r.success
-        } else {
-            !r.success && !r.timed_out
-        };
-        if reached {
-            return Ok(Ok(()));
-        }
-        if Instant::now() >= deadline {
-            let mut last = r.output;
-            if r.timed_out {
-                last = format!("command timed out after {}s; {last}", bound.as_secs());
-            }
-            return Ok(Err(last));
-        }
-        std::thread::sleep(
-            o.poll_interval
-                .min(deadline.saturating_duration_since(Instant::now())),
-        );
-    }
-}
-
-/// Restarts one component and waits for it to be healthy. Err = (stage, error).
-fn restart_one(o: &AutoRenewOptions, c: Component) -> Result<f64, (String, AutoRenewError)> {
-    let started = Instant::now();
-    let manifest = o.manifests_dir.join(format!("{}.yaml", c.name()));
-    let health = o.health_command(c);
-    let restart_err = |reason: String| {
-        (
-            format!("restart:{}", c.name()),
-            AutoRenewError::Restart {
-                component: c.name().to_string(),
-                reason,
-            },
-        )
-    };
-    match o.restart {
-        RestartMethod::None => return Ok(0.0),
-        RestartMethod::ManifestMove => {
-            if !manifest.is_file() {
-                return Err(restart_err(format!(
-                    "static pod manifest {} not found",
-                    manifest.display()
-                )));
-            }
-            let mut parked = Parked::park(&manifest, &o.park_dir)
-                .map_err(|e| (format!("restart:{}", c.name()), e))?;
-            tracing::info!(
-                component = c.name(),
-                "manifest parked; waiting for the pod to stop"
-            );
-            let stopped = match &o.stop_wait {
-                StopWait::Delay(d) => {
-                    std::thread::sleep(*d);
-                    Ok(Ok(()))
-                }
-                StopWait::Command(t) => poll(o, t, c, &manifest, o.stop_timeout, true),
-                StopWait::HealthFails => poll(o, &health, c, &manifest, o.stop_timeout, false),
-            };
-            // Move it back whatever happened.
-            let restored = parked.restore();
-            match stopped {
-                Err(e) => return Err((format!("restart:{}", c.name()), e)),
-                Ok(Err(last)) => {
-                    return Err(restart_err(format!(
-                        "the pod did not stop within {}s (manifest moved back){}",
-                        o.stop_timeout.as_secs(),
-                        last_output_suffix(&last)
-                    )))
-                }
-                Ok(Ok(())) => {}
-            }
-            restored.map_err(|e| (format!("restart:{}", c.name()), e))?;
-        }
-        RestartMethod::Command => {
-            let Some(t) = &o.restart_command else {
-                return Err(restart_err("no --restart-command given".into()));
-            };
-            let r = run_bounded(t, c, &manifest, o.stop_timeout)
-                .map_err(|e| (format!("restart:{}", c.name()), e))?;
-            if !r.success {
-                return Err(restart_err(format!(
-                    "restart command {}{}",
-                    if r.timed_out {
-                        format!("timed out after {}s", o.stop_timeout.as_secs())
-                    } else {
-                        "failed".to_string()
-                    },
-                    last_output_suffix(&r.output)
-                )));
-            }
-        }
-    }
-    tracing::info!(component = c.name(), "waiting for health");
-    match poll(o, &health, c, &manifest, o.health_timeout, true) {
-        Ok(Ok(())) => Ok(started.elapsed().as_secs_f64()),
-        Ok(Err(last)) => Err((
-            format!("health:{}", c.name()),
-            AutoRenewError::Unhealthy {
-                component: c.name().to_string(),
-                timeout_secs: o.health_timeout.as_secs(),
-                last_output: last,
-            },
-        )),
-        Err(e) => Err((format!("health:{}", c.name()), e)),
-    }
-}
-
 /// Only moves back manifests a killed run left parked (the unit's `ExecStopPost=`), under
 /// the run lock so that a run in progress is not disturbed.
 pub fn recover_manifests(o: &AutoRenewOptions) -> Result<Vec<String>, AutoRenewError> {
     let _lock = RunLock::acquire(&lock_path(&o.state_file), o.lock_timeout)?;
-    recover_parked(&o.manifests_dir, &o.park_dir)
+    let _restart_lock =
+        crate::ops::restart::RestartLock::acquire(&o.restart.park_dir, o.lock_timeout)?;
+    Ok(recover_parked(
+        &o.restart.manifests_dir,
+        &o.restart.park_dir,
+    )?)
 }
 
 fn lock_path(state_file: &Path) -> PathBuf {
@@ -721,8 +274,17 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
         textfile: None,
     };
     let mut failure: Option<RunFailure> = None;
-    if !dry_run && o.restart == RestartMethod::ManifestMove {
-        match recover_parked(&o.manifests_dir, &o.park_dir) {
+    // Serializes with `restart` calls of the agent (the run lock only excludes other runs).
+    let _restart_lock = if dry_run || o.restart.method == RestartMethod::None {
+        None
+    } else {
+        Some(crate::ops::restart::RestartLock::acquire(
+            &o.restart.park_dir,
+            o.lock_timeout,
+        )?)
+    };
+    if !dry_run && o.restart.method == RestartMethod::ManifestMove {
+        match recover_parked(&o.restart.manifests_dir, &o.restart.park_dir) {
             Ok(m) => result.recovered_manifests = m,
             Err(e) => {
                 failure = Some(RunFailure {
@@ -746,7 +308,7 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
                 backup_dir = r.backup_dir.clone();
                 let mut wanted: BTreeSet<&str> =
                     r.components_to_restart.iter().map(String::as_str).collect();
-                if o.restart != RestartMethod::None {
+                if o.restart.method != RestartMethod::None {
                     wanted.extend(state.pending_restart.iter().map(String::as_str));
                 }
                 result.components_to_restart = COMPONENTS
@@ -771,44 +333,30 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
     // Remember what must restart before restarting anything: a run killed from here on
     // leaves the next run (or `--recover-manifests` + the next run) a list to finish.
     if failure.is_none()
-        && o.restart != RestartMethod::None
+        && o.restart.method != RestartMethod::None
         && state.pending_restart != result.components_to_restart
     {
         state.pending_restart = result.components_to_restart.clone();
         write_state(&o.state_file, &state)?;
     }
     let mut restarted: Vec<String> = vec![];
-    if failure.is_none() && o.restart != RestartMethod::None {
-        for name in result.components_to_restart.clone() {
-            let Some(c) = component_by_name(&name) else {
-                continue;
-            };
-            match restart_one(o, c) {
-                Ok(secs) => {
-                    result.restarts.push(RestartOutcome {
-                        component: name.clone(),
-                        method: o.restart,
-                        ok: true,
-                        seconds: secs,
-                        message: "restarted and healthy".into(),
-                    });
-                    restarted.push(name);
-                }
-                Err((stage, e)) => {
-                    result.restarts.push(RestartOutcome {
-                        component: name.clone(),
-                        method: o.restart,
-                        ok: false,
-                        seconds: 0.0,
-                        message: crate::error::report(&e),
-                    });
-                    failure = Some(RunFailure {
-                        stage,
-                        message: crate::error::report(&e),
-                    });
-                    break;
-                }
-            }
+    if failure.is_none() && o.restart.method != RestartMethod::None {
+        let components: Vec<_> = COMPONENTS
+            .into_iter()
+            .filter(|c| result.components_to_restart.iter().any(|n| n == c.name()))
+            .collect();
+        let (outcomes, fail) = crate::ops::restart::restart_all(&o.restart, &components);
+        restarted = outcomes
+            .iter()
+            .filter(|x| x.ok)
+            .map(|x| x.component.name().to_string())
+            .collect();
+        result.restarts = outcomes;
+        if let Some(f) = fail {
+            failure = Some(RunFailure {
+                stage: f.stage,
+                message: f.message,
+            });
         }
     }
     // Record.
@@ -821,7 +369,7 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
         stage: failure.as_ref().map(|f| f.stage.clone()),
         error: failure.as_ref().map(|f| f.message.clone()),
     };
-    if o.restart != RestartMethod::None {
+    if o.restart.method != RestartMethod::None {
         state.pending_restart = result
             .components_to_restart
             .iter()
@@ -886,11 +434,17 @@ pub fn render_text(r: &AutoRenewResult) -> String {
     for o in &r.restarts {
         if o.ok {
             s.push_str(&format!(
-                "[auto-renew] {} restarted and healthy after {:.1}s\n",
-                o.component, o.seconds
+                "[auto-renew] {} {} after {:.1}s\n",
+                o.component.name(),
+                o.message,
+                o.seconds
             ));
         } else {
-            s.push_str(&format!("[auto-renew] {}: {}\n", o.component, o.message));
+            s.push_str(&format!(
+                "[auto-renew] {}: {}\n",
+                o.component.name(),
+                o.message
+            ));
         }
     }
     match &r.failure {
@@ -916,41 +470,6 @@ pub fn render_text(r: &AutoRenewResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates_expand() {
-        assert_eq!(
-            expand(
-                "crictl ps --name '^{component}$' # {manifest}",
-                Component::KubeApiserver,
-                Path::new("/m/kube-apiserver.yaml")
-            ),
-            "crictl ps --name '^kube-apiserver$' # /m/kube-apiserver.yaml"
-        );
-    }
-
-    #[test]
-    fn bounded_command_is_killed() {
-        let t = Instant::now();
-        let r = run_bounded(
-            "sleep 30",
-            Component::Etcd,
-            Path::new("/nonexistent"),
-            Duration::from_millis(300),
-        )
-        .unwrap();
-        assert!(r.timed_out && !r.success);
-        assert!(t.elapsed() < Duration::from_secs(10));
-        let r = run_bounded(
-            "echo hello; echo $KUBECERT_COMPONENT >&2",
-            Component::Etcd,
-            Path::new("/x"),
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        assert!(r.success);
-        assert!(r.output.contains("hello") && r.output.contains("etcd"));
-    }
 
     #[test]
     fn state_roundtrip_and_default_paths() {
@@ -979,30 +498,5 @@ mod tests {
             default_park_dir(Path::new("/etc/kubernetes/manifests")),
             Path::new("/etc/kubernetes/kubecert-parked-manifests")
         );
-    }
-
-    #[test]
-    fn parked_manifests_come_back() {
-        let d = tempfile::tempdir().unwrap();
-        let m = d.path().join("manifests");
-        let park = d.path().join("parked");
-        std::fs::create_dir_all(&m).unwrap();
-        std::fs::write(m.join("etcd.yaml"), "x").unwrap();
-        {
-            let _p = Parked::park(&m.join("etcd.yaml"), &park).unwrap();
-            assert!(!m.join("etcd.yaml").exists());
-            assert!(park.join("etcd.yaml").exists());
-        } // dropped → moved back
-        assert!(m.join("etcd.yaml").exists());
-        // Simulate a killed run.
-        std::fs::rename(m.join("etcd.yaml"), park.join("etcd.yaml")).unwrap();
-        let moved = recover_parked(&m, &park).unwrap();
-        assert_eq!(moved.len(), 1);
-        assert!(m.join("etcd.yaml").exists());
-        assert!(recover_parked(&m, &park).unwrap().is_empty());
-        // Files kubecert never parks stay where they are.
-        std::fs::write(park.join("haproxy.yaml"), "x").unwrap();
-        assert!(recover_parked(&m, &park).unwrap().is_empty());
-        assert!(!m.join("haproxy.yaml").exists());
     }
 }

@@ -17,6 +17,7 @@ use kubecert::{demo, kubelet, render, timefmt};
 
 #[cfg(feature = "k8s")]
 mod kubeapi;
+mod ops;
 mod unattended;
 
 #[derive(Parser, Debug)]
@@ -300,6 +301,16 @@ enum Cmd {
     /// The scheduled renewal: renew what expires within --within, restart the affected static
     /// pods one by one with a bounded health wait, record the outcome for the metrics.
     AutoRenew(Box<unattended::AutoRenewArgs>),
+    /// Restart control-plane static pods one at a time (manifest-move, crictl or a command),
+    /// wait for each to be healthy and prove it serves the certificates on disk. Exit 4 on
+    /// a failed step.
+    Restart(Box<ops::RestartArgs>),
+    /// Health of the control plane within one bound: etcd members over TLS, kube-apiserver
+    /// /readyz, controller-manager and scheduler /healthz. Exit 4 when not healthy.
+    Health(ops::HealthArgs),
+    /// Served-certificate proof: does each component serve the certificate on disk? Exit 4
+    /// on a stale or expired served certificate, 3 when an endpoint is unreachable.
+    Served(ops::ServedArgs),
     /// Run the JSON-RPC agent (docs/rpc.md) on a unix socket, or on stdin/stdout with --stdio.
     Serve(ServeArgs),
     /// Certificates API signer: sign approved CertificateSigningRequests of a signer name with
@@ -641,6 +652,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Metrics(args) => unattended::metrics_cmd(args),
         Cmd::AutoRenew(args) => unattended::auto_renew_cmd(*args),
+        Cmd::Restart(args) => ops::restart_cmd(*args),
+        Cmd::Health(args) => ops::health_cmd(args),
+        Cmd::Served(args) => ops::served_cmd(args),
         Cmd::Serve(args) => serve(args),
         #[cfg(feature = "k8s")]
         Cmd::Sign(args) => kubeapi::sign_cmd(args),

@@ -25,6 +25,9 @@ use crate::csr::{CsrExportParams, CsrImportParams};
 use crate::error::{Error, Result};
 use crate::kubelet::KubeletConfParams;
 use crate::metrics::MetricsParams;
+use crate::ops::health::HealthParams;
+use crate::ops::restart::RestartParams;
+use crate::ops::served::ServedParams;
 use crate::pki;
 use crate::renew::{self, RenewParams, RestoreParams};
 
@@ -53,6 +56,11 @@ pub struct Roots {
     pub api_kubeconfig: PathBuf,
     /// approve's policy file (`--approve-policy`; none: the built-in policy).
     pub approve_policy: Option<PathBuf>,
+    /// Static pod manifests of `restart`, `health` and `served` (default
+    /// `<kubeconfig-dir>/manifests`).
+    pub manifests_dir: PathBuf,
+    /// Where `restart` parks manifests (default `<manifests-dir>/../kubecert-parked-manifests`).
+    pub park_dir: PathBuf,
 }
 
 impl Default for Roots {
@@ -77,6 +85,8 @@ impl Roots {
             csr_dir: None,
             textfile_dir: None,
             approve_policy: None,
+            manifests_dir: kubeconfig_dir.join("manifests"),
+            park_dir: crate::ops::restart::default_park_dir(&kubeconfig_dir.join("manifests")),
             cert_dir,
             kubeconfig_dir,
         }
@@ -94,6 +104,9 @@ impl Roots {
             Root::TextfileDir => self.textfile_dir.as_deref(),
             Root::ApiKubeconfig => Some(&self.api_kubeconfig),
             Root::ApprovePolicy => self.approve_policy.as_deref(),
+            Root::ManifestsDir => Some(&self.manifests_dir),
+            Root::ParkDir => Some(&self.park_dir),
+            Root::RootOnly => None,
         }
     }
 
@@ -109,6 +122,11 @@ impl Roots {
             .iter()
             .find(|x| x.root == Root::CertDir)
             .is_none_or(|x| x.slot.value().is_none_or(|v| same(v, &self.cert_dir)));
+        // Likewise the park dir follows the manifests dir.
+        let serves_manifests_dir = params
+            .iter()
+            .find(|x| x.root == Root::ManifestsDir)
+            .is_none_or(|x| x.slot.value().is_none_or(|v| same(v, &self.manifests_dir)));
         for x in params.iter_mut() {
             let configured = self.get(x.root);
             match x.slot.value() {
@@ -116,6 +134,7 @@ impl Roots {
                     let fill = match x.root {
                         Root::TextfileDir | Root::CsrDir => false,
                         Root::BackupRoot | Root::StateFile => serves_cert_dir,
+                        Root::ParkDir => serves_manifests_dir,
                         _ => true,
                     };
                     if let (true, Some(c)) = (fill, configured) {
@@ -160,6 +179,13 @@ pub enum Root {
     ApiKubeconfig,
     /// [`Roots::approve_policy`].
     ApprovePolicy,
+    /// [`Roots::manifests_dir`].
+    ManifestsDir,
+    /// [`Roots::park_dir`].
+    ParkDir,
+    /// Never configured: only an unconfined caller (root, the agent's uid, stdio) may pass
+    /// it (command templates, endpoint addresses and certificate overrides).
+    RootOnly,
 }
 
 /// A path field of a params struct.
@@ -322,6 +348,54 @@ impl PathParams for MetricsParams {
     }
 }
 
+fn endpoint_overrides(v: &mut [crate::ops::endpoints::EndpointOverride]) -> Vec<PathParam<'_>> {
+    let mut out = Vec::new();
+    for o in v.iter_mut() {
+        out.push(opt("endpoints[].address", Root::RootOnly, &mut o.address));
+        out.push(opt("endpoints[].cert", Root::RootOnly, &mut o.cert));
+    }
+    out
+}
+
+impl PathParams for ServedParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        let mut v = vec![
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt("manifests_dir", Root::ManifestsDir, &mut self.manifests_dir),
+        ];
+        v.extend(endpoint_overrides(&mut self.endpoints));
+        v
+    }
+}
+
+impl PathParams for HealthParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        let mut v = vec![
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt("manifests_dir", Root::ManifestsDir, &mut self.manifests_dir),
+        ];
+        v.extend(endpoint_overrides(&mut self.endpoints));
+        v
+    }
+}
+
+impl PathParams for RestartParams {
+    /// Command templates run as the agent (root): only unconfined callers may pass them.
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        let mut v = vec![
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt("manifests_dir", Root::ManifestsDir, &mut self.manifests_dir),
+            opt("park_dir", Root::ParkDir, &mut self.park_dir),
+            opt("restart_command", Root::RootOnly, &mut self.restart_command),
+            opt("crictl", Root::RootOnly, &mut self.crictl),
+            opt("stop_command", Root::RootOnly, &mut self.stop_command),
+            opt("health_command", Root::RootOnly, &mut self.health_command),
+        ];
+        v.extend(endpoint_overrides(&mut self.endpoints));
+        v
+    }
+}
+
 pub use crate::pki::store::normalize;
 
 /// Whether `given` names `configured` (lexically).
@@ -415,5 +489,63 @@ mod tests {
             "csr_dir: /tmp/csr is not allowed for this caller: the agent has no csr_dir \
              configured, so only root may pass one"
         );
+    }
+
+    #[test]
+    fn operations_are_confined_to_the_manifests_and_commands_are_root_only() {
+        let roots = Roots::for_dirs("/srv/pki", "/srv/kc");
+        let mut p = RestartParams::default();
+        roots.apply(&mut p, true).expect("absent paths are fine");
+        assert_eq!(p.manifests_dir.as_deref(), Some("/srv/kc/manifests"));
+        assert_eq!(
+            p.park_dir.as_deref(),
+            Some("/srv/kc/kubecert-parked-manifests")
+        );
+        assert_eq!(p.restart_command, None);
+        let mut p = RestartParams {
+            manifests_dir: Some("/tmp/m".into()),
+            ..Default::default()
+        };
+        let e = roots
+            .apply(&mut p, true)
+            .expect_err("foreign manifests dir");
+        assert!(
+            e.to_string()
+                .starts_with("manifests_dir: /tmp/m is not allowed"),
+            "{e}"
+        );
+        // Root may; the park dir then follows the caller's manifests dir (library default).
+        roots.apply(&mut p, false).expect("root may");
+        assert_eq!(p.park_dir, None);
+        let mut p = RestartParams {
+            restart_command: Some("id".into()),
+            ..Default::default()
+        };
+        let e = roots
+            .apply(&mut p, true)
+            .expect_err("commands are root only");
+        assert_eq!(
+            e.to_string(),
+            "restart_command: id is not allowed for this caller: the agent has no \
+             restart_command configured, so only root may pass one"
+        );
+        let mut h = HealthParams {
+            endpoints: vec![crate::ops::endpoints::EndpointOverride {
+                endpoint: Some(crate::ops::endpoints::Endpoint::EtcdClient),
+                address: Some("evil:2379".into()),
+                cert: None,
+            }],
+            ..Default::default()
+        };
+        let e = roots
+            .apply(&mut h, true)
+            .expect_err("addresses are root only");
+        assert!(
+            e.to_string().starts_with("endpoints[].address: evil:2379"),
+            "{e}"
+        );
+        let mut s = ServedParams::default();
+        roots.apply(&mut s, true).expect("defaults");
+        assert_eq!(s.cert_dir.as_deref(), Some("/srv/pki"));
     }
 }

@@ -10,6 +10,7 @@
 //! - [`render`]: kubeadm's table, JSON and YAML renderings;
 //! - [`metrics`]: Prometheus text exposition of a check (x509-certificate-exporter names);
 //! - [`confine`]: the roots the agent serves and which path params a caller may choose;
+//! - [`ops`]: restart, health and the served-certificate proof of the running control plane;
 //! - [`autorenew`]: the scheduled, conditional renewal with static pod restarts;
 //! - `kubeapi` (feature `k8s`, default): the certificates API — `renew --use-api`, the
 //!   `sign` external signer and the policy-checked `approve`.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod kubeapi;
 pub mod kubelet;
 pub mod metrics;
+pub mod ops;
 pub mod pki;
 pub mod render;
 pub mod renew;

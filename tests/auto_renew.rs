@@ -717,3 +717,94 @@ fn sigkill_while_a_pod_is_down_then_exec_stop_post_puts_it_back() {
     );
     assert!(strs(&node.state_json()["pendingRestart"]).is_empty());
 }
+
+/// After a restart, auto-renew proves the component serves the renewed certificate: a
+/// "restart" that does not reload (the stand-in API server, `openssl s_server`, keeps the
+/// certificate it loaded) fails the run at stage `served:kube-apiserver` with its own
+/// message and leaves the component pending; a real restart then succeeds with the proof.
+#[test]
+fn restart_that_does_not_reload_fails_the_served_proof() {
+    let node = Node::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        node.manifests().join("kube-apiserver.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --bind-address=127.0.0.1\n    - --secure-port={port}\n    name: kube-apiserver\n"
+        ),
+    )
+    .unwrap();
+    let pidfile = node.k8s.join("s_server.pid");
+    let script = node.k8s.join("apiserver.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ -f {pid} ]; then kill $(cat {pid}) 2>/dev/null; sleep 0.3; fi\n\
+             openssl s_server -cert {pki}/apiserver.crt -key {pki}/apiserver.key \
+             -accept 127.0.0.1:{port} -www -quiet </dev/null >/dev/null 2>&1 &\necho $! > {pid}\n",
+            pid = pidfile.display(),
+            pki = node.pki(),
+        ),
+    )
+    .unwrap();
+    assert!(Command::new("sh").arg(&script).status().unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let result = std::panic::catch_unwind(|| {
+        let (o, v) = node.auto_renew(&[
+            "apiserver",
+            "--restart",
+            "command",
+            "--restart-command",
+            "true",
+            "--health-command",
+            "true",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{v}");
+        assert_eq!(v["failure"]["stage"], "served:kube-apiserver", "{v}");
+        let msg = v["failure"]["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with(
+                "kube-apiserver was restarted and is healthy but still does not serve the \
+                 certificate on disk: kube-apiserver at 127.0.0.1:"
+            ) && msg.contains("restart kube-apiserver"),
+            "{msg}"
+        );
+        let st = node.state_json();
+        assert_eq!(st["lastFailure"]["stage"], "served:kube-apiserver");
+        assert_eq!(st["pendingRestart"], serde_json::json!(["kube-apiserver"]));
+        let text = String::from_utf8_lossy(&o.stderr);
+        assert!(!text.contains("PRIVATE KEY"));
+        // A restart that reloads: the pending component is restarted, found healthy by
+        // kubecert's own /readyz check (verified against ca.crt) and proven.
+        let restart = format!("sh {}", script.display());
+        let (o, v) = node.auto_renew(&[
+            "apiserver",
+            "--restart",
+            "command",
+            "--restart-command",
+            &restart,
+            "--health-timeout",
+            "20s",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{v}");
+        assert_eq!(v["restarts"][0]["component"], "kube-apiserver");
+        assert_eq!(v["restarts"][0]["served"][0]["verdict"], "current", "{v}");
+        assert_eq!(node.state_json()["pendingRestart"], serde_json::json!([]));
+    });
+    if let Ok(p) = std::fs::read_to_string(&pidfile) {
+        let _ = Command::new("kill").arg(p.trim()).status();
+    }
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

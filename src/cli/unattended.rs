@@ -12,6 +12,8 @@ use anyhow::Result;
 use kubecert::autorenew::{self, AutoRenewOptions, RestartMethod, StopWait};
 use kubecert::check::CheckResult;
 use kubecert::metrics::{self, MetricsParams, RenderContext};
+use kubecert::ops::health::HealthOptions;
+use kubecert::ops::restart::{RestartOptions, ServedProof};
 use kubecert::pki::inventory::Component;
 use kubecert::pki::Layout;
 use kubecert::renew::RenewParams;
@@ -78,6 +80,8 @@ pub(super) fn metrics_cmd(a: MetricsArgs) -> Result<ExitCode> {
 pub(super) enum RestartArg {
     /// Move the static pod manifest out of the manifests dir and back.
     ManifestMove,
+    /// Stop the component's containers with crictl (the kubelet starts them again).
+    Crictl,
     /// Run --restart-command for each component.
     Command,
     /// Renew only; print what needs a restart.
@@ -150,7 +154,8 @@ pub(super) struct AutoRenewArgs {
     /// Bound on the wait for the old pod to stop (and on --restart-command).
     #[arg(long, default_value = "120s", env = "KUBECERT_STOP_TIMEOUT")]
     stop_timeout: String,
-    /// Health command for every component (default: kubeadm's probe endpoint of each).
+    /// Health command for every component (default: kubecert's own check, as `kubecert
+    /// health`: etcd members over TLS, /readyz, /healthz).
     #[arg(long, value_name = "TEMPLATE", env = "KUBECERT_HEALTH_COMMAND")]
     health_command: Option<String>,
     /// Health command for etcd.
@@ -186,6 +191,19 @@ pub(super) struct AutoRenewArgs {
     /// Bound on one invocation of a stop or health command.
     #[arg(long, default_value = "30s", env = "KUBECERT_COMMAND_TIMEOUT")]
     command_timeout: String,
+    /// With --restart crictl: the crictl binary.
+    #[arg(long, default_value = "crictl", env = "KUBECERT_CRICTL")]
+    crictl: String,
+    /// Skip the served-certificate proof after each restart.
+    #[arg(long, env = "KUBECERT_NO_SERVED_PROOF")]
+    no_served_proof: bool,
+    /// The proof fails the run when an endpoint is unreachable too (default: only a stale
+    /// certificate fails it; unreachable is reported).
+    #[arg(long, env = "KUBECERT_SERVED_REQUIRE_REACHABLE")]
+    served_require_reachable: bool,
+    /// Bound on connect + handshake of each endpoint of the proof.
+    #[arg(long, default_value = "3s", env = "KUBECERT_SERVED_TIMEOUT")]
+    served_timeout: String,
     /// Refresh DIR/kubecert.prom after the run.
     #[arg(long, value_name = "DIR", env = "KUBECERT_TEXTFILE_DIR")]
     textfile_dir: Option<PathBuf>,
@@ -203,7 +221,18 @@ pub(super) struct AutoRenewArgs {
     output: TextJson,
 }
 
-fn secs(flag: &str, s: &str) -> Result<Duration> {
+/// A duration flag that also takes milliseconds (`500ms`).
+pub(super) fn millis(flag: &str, s: &str) -> Result<Duration> {
+    match s.trim().strip_suffix("ms") {
+        Some(n) => n
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| anyhow::anyhow!("--{flag}: invalid duration {s:?}")),
+        None => secs(flag, s),
+    }
+}
+
+pub(super) fn secs(flag: &str, s: &str) -> Result<Duration> {
     let v = timefmt::parse_duration(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?;
     u64::try_from(v)
         .map(Duration::from_secs)
@@ -228,6 +257,7 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
     let renew = params.resolve()?;
     let restart = match (a.restart, &a.restart_command) {
         (RestartArg::None, _) => RestartMethod::None,
+        (RestartArg::Crictl, _) => RestartMethod::Crictl,
         (_, Some(_)) | (RestartArg::Command, None) => RestartMethod::Command,
         (RestartArg::ManifestMove, None) => RestartMethod::ManifestMove,
     };
@@ -259,19 +289,36 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
     let park_dir = a
         .park_dir
         .unwrap_or_else(|| autorenew::default_park_dir(&a.manifests_dir));
+    let command_timeout = secs("command-timeout", &a.command_timeout)?;
+    let mut health = HealthOptions::new(&renew.layout.cert_dir, &a.manifests_dir);
+    health.request_timeout = command_timeout;
+    let restart = RestartOptions {
+        method: restart,
+        manifests_dir: a.manifests_dir,
+        park_dir,
+        restart_command: a.restart_command,
+        crictl: a.crictl,
+        stop_wait,
+        stop_timeout: secs("stop-timeout", &a.stop_timeout)?,
+        health_commands,
+        health,
+        health_timeout: secs("health-timeout", &a.health_timeout)?,
+        poll_interval: secs("poll-interval", &a.poll_interval)?,
+        command_timeout,
+        served: (!a.no_served_proof)
+            .then(|| -> Result<ServedProof> {
+                Ok(ServedProof {
+                    overrides: vec![],
+                    timeout: millis("served-timeout", &a.served_timeout)?,
+                    require_reachable: a.served_require_reachable,
+                })
+            })
+            .transpose()?,
+    };
     let opts = AutoRenewOptions {
         renew,
         state_file,
         restart,
-        manifests_dir: a.manifests_dir,
-        park_dir,
-        restart_command: a.restart_command,
-        stop_wait,
-        stop_timeout: secs("stop-timeout", &a.stop_timeout)?,
-        health_commands,
-        health_timeout: secs("health-timeout", &a.health_timeout)?,
-        poll_interval: secs("poll-interval", &a.poll_interval)?,
-        command_timeout: secs("command-timeout", &a.command_timeout)?,
         textfile_dir: a.textfile_dir,
         lock_timeout: Duration::from_secs(600),
     };

@@ -170,7 +170,19 @@ const fn fixed(cn: &'static str, organizations: &'static [&'static [&'static str
 }
 
 /// A control-plane component that reads certificates and must restart to pick up new ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Component {
     /// The etcd static pod.

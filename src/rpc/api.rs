@@ -19,6 +19,9 @@ use crate::confine::{PathParam, PathParams, Roots};
 use crate::csr::{CsrExportParams, CsrExportResult, CsrImportParams, CsrImportResult};
 use crate::kubelet::{KubeletConfParams, KubeletConfResult};
 use crate::metrics::{MetricsParams, MetricsResult};
+use crate::ops::health::{HealthParams, HealthResult};
+use crate::ops::restart::{RestartParams, RestartResult};
+use crate::ops::served::{ServedParams, ServedResult};
 use crate::renew::{RenewParams, RenewResult, RestoreParams, RestoreResult};
 
 /// Who is calling, as the socket server learned it from SO_PEERCRED. Inserted into each
@@ -301,6 +304,48 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         errors: WRITE_ERRORS,
         call: |p| crate::metrics::metrics(&p),
     },
+    &Method::<RestartParams, RestartResult> {
+        name: "restart",
+        doc: "Restart control-plane static pods (components, one at a time in kubeadm's order) \
+              by manifest-move (park the manifest beside the manifests dir, wait for the pod \
+              to stop, move it back; manifests an interrupted run left parked are moved back \
+              first), crictl (stop the containers) or a command; after each, wait within \
+              health_timeout_ms for it to be healthy, then prove that each of its TLS \
+              endpoints serves the certificate file on disk. A failure (stage restart:, \
+              health:, served:) stops the sequence and is in the result (ok=false). Command \
+              templates, crictl and endpoint overrides are for unconfined callers only. \
+              dry_run only says what would be restarted (read tier).",
+        mutating: true,
+        read_only_if: Some(|p| p.dry_run),
+        errors: WRITE_ERRORS,
+        call: |p| crate::ops::restart::restart(&p),
+    },
+    &Method::<HealthParams, HealthResult> {
+        name: "health",
+        doc: "Poll the control plane's health until healthy or timeout_ms (the call returns \
+              within it): etcd's member list (v3 gateway) and /health of every member over \
+              TLS with the etcd healthcheck-client certificate, kube-apiserver /readyz \
+              (verified against ca.crt), controller-manager and scheduler /healthz. \
+              Endpoints from the static pod manifests, overridable.",
+        mutating: false,
+        read_only_if: None,
+        errors: READ_ERRORS,
+        call: |p| crate::ops::health::health_call(&p),
+    },
+    &Method::<ServedParams, ServedResult> {
+        name: "served",
+        doc: "The served-certificate proof: connect over TLS to each endpoint of the \
+              components (etcd client and peer, kube-apiserver, controller-manager :10257, \
+              scheduler :10259; from the static pod manifests, overridable), take the leaf \
+              it presents (no client certificate is sent) and compare it with the \
+              certificate file: current, stale (restart the component), unreachable or \
+              not-checked. level fail on a stale or expired served certificate, warn on an \
+              unreachable endpoint.",
+        mutating: false,
+        read_only_if: None,
+        errors: READ_ERRORS,
+        call: |p| crate::ops::served::served_call(&p),
+    },
     #[cfg(feature = "k8s")]
     &Method::<crate::kubeapi::approve::ApproveParams, crate::kubeapi::approve::ApproveResult> {
         name: "approve",
@@ -448,6 +493,19 @@ fn audit_changes(result: &serde_json::Value) -> (Vec<String>, Option<String>) {
         names.push("kubelet.conf".into());
     }
     names.extend(s(&result["textfile"]));
+    // restart: the components restarted, the manifests moved back.
+    for r in result["restarts"].as_array().into_iter().flatten() {
+        if let (Some(true), Some(c)) = (r["ok"].as_bool(), s(&r["component"])) {
+            names.push(format!("restarted:{c}"));
+        }
+    }
+    names.extend(
+        result["recoveredManifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(s),
+    );
     (names, s(&result["backupDir"]))
 }
 
@@ -637,6 +695,13 @@ mod tests {
         assert_eq!(
             audit_changes(&approve).0,
             vec!["csr-1:approved".to_string()]
+        );
+        let restart = json!({"restarts": [{"component": "etcd", "ok": true},
+                                          {"component": "kube-apiserver", "ok": false}],
+                             "recoveredManifests": ["/m/etcd.yaml"]});
+        assert_eq!(
+            audit_changes(&restart).0,
+            vec!["restarted:etcd".to_string(), "/m/etcd.yaml".to_string()]
         );
     }
 

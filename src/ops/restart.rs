@@ -1098,8 +1098,7 @@ mod tests {
             .err()
             .expect("held");
         assert!(
-            e.to_string()
-                .contains("another kubecert restart holds this lock"),
+            crate::error::report(&e).contains("another kubecert restart holds this lock"),
             "{e}"
         );
         drop(held);

@@ -548,7 +548,7 @@ mod tests {
         // A batch: the second version does not fit; the third does not run.
         let v1 = run_msg(
             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"version\"}",
-            small,
+            Limits::default(),
         )
         .expect("answer");
         let budget = Limits {

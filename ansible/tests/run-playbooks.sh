@@ -83,7 +83,8 @@ reset() {
 play() {  # play EXPECTED_RC PLAYBOOK [ARGS...]: run, compare the exit status
     local expected="$1" rc=0
     shift
-    ansible-playbook -i "$w/inventory.ini" "$@" >"$w/out.txt" 2>&1 || rc=$?
+    # PLAY_INVENTORY: another inventory instead of $w/inventory.ini
+    ansible-playbook -i "${PLAY_INVENTORY:-$w/inventory.ini}" "$@" >"$w/out.txt" 2>&1 || rc=$?
     if [ "$rc" != "$expected" ]; then
         echo "  ansible-playbook $* exited $rc, expected $expected:"
         tail -n 40 "$w/out.txt" | sed 's/^/    /'
@@ -358,7 +359,7 @@ t_report_summary_unchanged() {
 }
 t_renew_kubespray_group() {
     sed 's/^\[control_plane\]/[kube_control_plane]/' "$w/inventory.ini" >"$w/inventory-kubespray.ini"
-    play 0 kubecert.pki.renew_ha -i "$w/inventory-kubespray.ini" &&
+    PLAY_INVENTORY="$w/inventory-kubespray.ini" play 0 kubecert.pki.renew_ha &&
     expect "every kube_control_plane node renewed" test "$(calls | grep -c '^renew ')" = 3
 }
 t_renew_no_host() {
@@ -385,12 +386,19 @@ t_renew_missing_kubeconfigs() {
 }
 t_renew_says_what_it_did() {
     play 0 kubecert.pki.renew_ha -l cp1 &&
-    expect "old -> new NotAfter" grep -q 'renewed apiserver (2026-12-08T06:13:20Z -> 2027-11-18T06:13:20Z)' "$w/out.txt" &&
+    expect "old -> new NotAfter" grep -q 'renewed apiserver (2026-12-08T11:06:40Z -> 2027-11-18T11:06:40Z)' "$w/out.txt" &&
     expect "the backup" grep -q 'backup /var/backups/kubecert/fake' "$w/out.txt" &&
     expect "what was restarted" grep -q 'restarted etcd, kube-apiserver' "$w/out.txt" &&
     play 0 kubecert.pki.renew_ha -l cp1 --check &&
-    expect "check mode says would" grep -q 'would renew apiserver (2026-12-08T06:13:20Z -> 2027-11-18T06:13:20Z)' "$w/out.txt" &&
+    expect "check mode says would" grep -q 'would renew apiserver (2026-12-08T11:06:40Z -> 2027-11-18T11:06:40Z)' "$w/out.txt" &&
     expect "and would restart" grep -q 'would restart etcd, kube-apiserver' "$w/out.txt"
+}
+t_renew_snapshot_serial() {
+    play 0 kubecert.pki.renew_ha -e "kubecert_etcd_snapshot_dir=$w/snap" -e kubecert_serial=3 &&
+    expect "one etcd snapshot, on the first node" test "$(grep -c "snapshot save $w/snap/kubecert-cp1-" "$w/etcdctl.log")" = 1 &&
+    expect "before any renewal, over TLS" grep -q -- "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt .*snapshot save" "$w/etcdctl.log" &&
+    expect "serial 3: one batch" test "$(grep -c '^PLAY \[Renew kubeadm certificates' "$w/out.txt")" = 1 &&
+    expect "every node renewed" test "$(calls | grep -c '^renew ')" = 3
 }
 t_restore_example() {
     # cert_restore's EXAMPLES, as documented, under this ansible-core.
@@ -473,6 +481,7 @@ scenario "renew_ha: a pattern matching no host fails" t_renew_no_host
 scenario "renew_ha: due certificates of an external CA fail the node" t_renew_external_ca
 scenario "renew_ha: missing kubeconfigs fail the node" t_renew_missing_kubeconfigs
 scenario "renew_ha: the result says what was renewed, backed up, restarted" t_renew_says_what_it_did
+scenario "renew_ha: etcd snapshot before the rollout, kubecert_serial" t_renew_snapshot_serial
 scenario "docs: cert_restore EXAMPLES run" t_restore_example
 scenario "renew_ha: every node renewed, restarted, health-gated" t_renew_all_nodes
 scenario "renew_ha: nothing due, nothing restarted" t_nothing_due

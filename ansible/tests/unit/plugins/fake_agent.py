@@ -27,7 +27,7 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler
 
-NOW = 1795000000  # 2026-11-18T06:13:20Z, a fixed clock
+NOW = 1795000000  # 2026-11-18T11:06:40Z, a fixed clock
 DAY = 86400
 
 # name -> (days left, components that read it); a small slice of kubeadm's table.

@@ -419,7 +419,7 @@ t_install_from_tarball() {
     # The collection as a user gets it: built, installed, the role's defaults.
     ansible-galaxy collection build "$dest" --output-path "$w/dist" >"$w/out.txt" 2>&1 &&
     expect "LICENSE in the tarball" tar -tzf "$w"/dist/kubecert-pki-*.tar.gz LICENSE &&
-    ansible-galaxy collection install "$w"/dist/kubecert-pki-*.tar.gz -p "$w/installed" >>"$w/out.txt" 2>&1 &&
+    ANSIBLE_COLLECTIONS_PATH="$w/installed" ansible-galaxy collection install "$w"/dist/kubecert-pki-*.tar.gz -p "$w/installed" >>"$w/out.txt" 2>&1 &&
     cat >"$w/install-tarball.yml" <<EOF &&
 - name: Install kubecert with the role's default unit files
   hosts: cp1
@@ -435,6 +435,7 @@ t_install_from_tarball() {
         kubecert_manage_services: false
 EOF
     mkdir -p "$w/tb-systemd" &&
+    expect "the collection is installed" test -d "$w/installed/ansible_collections/kubecert/pki/roles/install" &&
     ANSIBLE_COLLECTIONS_PATH="$w/installed" play 0 "$w/install-tarball.yml" &&
     expect "four units from the collection" test "$(find "$w/tb-systemd" -type f | wc -l)" = 4 &&
     expect "ExecStart points at kubecert_bin_path" grep -q "^ExecStart=$w/tb/kubecert " "$w/tb-systemd/kubecert.service"

@@ -19,6 +19,7 @@ trap 'rm -rf "${dest%/ansible_collections/*}"' EXIT
 mkdir -p "$dest/tests/unit/contract"
 cp -r "$KUBECERT_REPO/schema" "$dest/tests/unit/contract/schema"
 cp "$KUBECERT_REPO/src/rpc/errors.rs" "$dest/tests/unit/contract/errors.rs"
+cp -r "$KUBECERT_REPO/systemd" "$dest/tests/unit/contract/systemd"
 cd "$dest"
 
 requirements=()

@@ -225,3 +225,22 @@ def test_error_names_cover_every_agent_code():
     assert names is not None
     assert sorted(codes - set(names)) == [], 'codes of src/rpc/errors.rs without a name in rpc.py'
     assert sorted(set(names) - codes) == [], 'names in rpc.py for codes the agent does not have'
+
+
+def _systemd_dir():
+    for candidate in (os.path.join(COLLECTION, '..', 'systemd'),
+                      os.path.join(COLLECTION, 'tests', 'unit', 'contract', 'systemd')):
+        if os.path.isdir(candidate):
+            return candidate
+    pytest.fail('the repository systemd/ directory was not found')
+    return None
+
+
+def test_shipped_units_are_the_repository_units():
+    """roles/install/files is a copy of systemd/ (the collection is installed without the repository)."""
+    files = os.path.join(COLLECTION, 'roles', 'install', 'files')
+    shipped = sorted(os.listdir(files))
+    assert shipped == ['kubecert-renew.service', 'kubecert-renew.timer', 'kubecert.service', 'kubecert.socket']
+    for name in shipped:
+        with open(os.path.join(files, name)) as a, open(os.path.join(_systemd_dir(), name)) as b:
+            assert a.read() == b.read(), 'roles/install/files/{0} differs from systemd/{0}: copy it again'.format(name)

@@ -191,6 +191,7 @@ class ActionModule(ActionBase):
 
         for line in lines + [''] + summaries + [''] + msg:
             display.display(line)
-        result.update(changed=False, failed=failed, msg=' '.join(msg), summary=summaries, rows=rows,
+        # The rows are in the JSON report; the result stays short, as Ansible prints it on failure.
+        result.update(changed=False, failed=failed, msg=' '.join(msg), summary=summaries,
                       failed_hosts=failed_hosts, findings=findings, due=due, report_files=written)
         return result

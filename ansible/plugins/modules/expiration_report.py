@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # Copyright (c) kubecert contributors
-# SPDX-License-Identifier: Apache-2.0
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 DOCUMENTATION = r'''
 module: expiration_report
@@ -22,7 +23,7 @@ description:
     In check mode the report is shown but not written.
   - Used by the C(kubecert.pki.check_expiration) playbook.
 author:
-  - kubecert maintainers
+  - kubecert maintainers (@kubecert)
 extends_documentation_fragment:
   - kubecert.pki.attributes
 attributes:
@@ -92,11 +93,6 @@ due:
   type: list
   elements: str
   sample: [cp1 apiserver]
-rows:
-  description: The table's rows.
-  returned: always
-  type: list
-  elements: dict
 failed_hosts:
   description: Nodes that could not be read.
   returned: always

@@ -113,7 +113,9 @@ def m_check(params):
         present = [(name, 200 if name == 'apiserver' else days) for name, days in present]
     soonest = min(present, key=lambda item: item[1]) if present else None
     unhealthy = [c['name'] for c in certificates if c.get('detail') and c['detail']['problems']]
-    due = (lambda limit: limit is not None and soonest is not None and soonest[1] * DAY <= limit)
+
+    def due(limit):
+        return limit is not None and soonest is not None and soonest[1] * DAY <= limit
     if due(fail_within) or (fail_within is not None and unhealthy):
         level = 'fail'
     elif due(warn_within) or (warn_within is not None and unhealthy):

@@ -73,7 +73,9 @@ class ModuleCase(unittest.TestCase):
         args['_ansible_check_mode'] = check_mode
         args['_ansible_diff'] = diff
         self.warnings = []
-        warn = (lambda module_self, msg: self.warnings.append(msg))
+
+        def warn(module_self, msg):
+            self.warnings.append(msg)
         with _module_args(args):
             with mock.patch.multiple(basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json, warn=warn):
                 with self.assertRaises(ModuleExit) as ctx:

@@ -8,6 +8,10 @@
 #     and nothing else (examples/keygen_floor.rs), serially and with renew's parallelism (one
 #     std::thread::scope thread per key, all at once). Ratio = renew time / floor time.
 #  3. Where check's time goes (examples/check_phases.rs), in-process, per phase.
+#  4. The Ansible collection: kubecert.pki.check_expiration over 3 local hosts vs
+#     `ansible all -m ping` on the same inventory (ansible/tests/bench-ha.sh; goal <= 1.2x).
+#     Needs ansible-playbook (the repository's .venv, or KUBECERT_VENV); skipped without it
+#     or with BENCH_ANSIBLE=0. BENCH_ANSIBLE_RUNS (7) interleaved rounds.
 #
 # Timing: check and the shell loop with hyperfine (installed with apt-get when missing and
 # root; else a bash loop with the same statistics); renew and its floors interleaved, round
@@ -156,3 +160,14 @@ done <"$W/keys"
 echo
 echo "check phases (in-process, $(head -1 "$W/phases"))"
 tail -n +2 "$W/phases"
+
+# ---- 4. the Ansible collection: check_expiration vs ping ----
+if [ "${BENCH_ANSIBLE:-1}" != 0 ]; then
+    echo
+    if [ -x "${KUBECERT_VENV:-.venv}/bin/ansible-playbook" ] || command -v ansible-playbook >/dev/null; then
+        KUBECERT_BIN="$KC" ansible/tests/bench-ha.sh "${BENCH_ANSIBLE_RUNS:-7}" ||
+            echo "[bench] ansible: bench-ha.sh failed" >&2
+    else
+        echo "ansible: skipped (no ansible-playbook; create .venv with scripts/deps.sh)"
+    fi
+fi

@@ -7,9 +7,9 @@
 #
 # Runs are interleaved (ping, cert_info, check_expiration, ping, ...) after one
 # warm-up round; prints every run, the medians and the ratios. The goal is
-# check_expiration <= 1.1 x ping. No etcd is needed.
+# check_expiration <= 1.2 x ping. No etcd is needed.
 #
-# Usage: ansible/tests/bench-ha.sh [RUNS]     (default 7)
+# Usage: ansible/tests/bench-ha.sh [RUNS]     (default 7); also run by `make bench` (bench/run.sh)
 # Environment: KUBECERT_VENV, KUBECERT_BIN, KUBECERT_HA_KEY_ALGORITHM as for run-ha.sh.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -82,6 +82,6 @@ import statistics, sys
 ping, info, check = ([float(x) for x in arg.split()] for arg in sys.argv[1:4])
 mp, mi, mc = (statistics.median(v) for v in (ping, info, check))
 print("  median: ping %.2fs, cert_info-only playbook %.2fs, check_expiration %.2fs" % (mp, mi, mc))
-print("  ratio check_expiration / ping: %.2fx (goal <= 1.1x: %s); cert_info-only / ping: %.2fx"
-      % (mc / mp, "met" if mc / mp <= 1.1 else "NOT met", mi / mp))
+print("  ratio check_expiration / ping: %.2fx (goal <= 1.2x: %s); cert_info-only / ping: %.2fx"
+      % (mc / mp, "met" if mc / mp <= 1.2 else "NOT met", mi / mp))
 PY

@@ -76,13 +76,15 @@ EOF
 passed=0
 failed=0
 reset() {
+    unset FAKE_AGENT_PKI
     rm -f "$w/agent.jsonl" "$w/restarts.log" "$w/etcdctl.log" "$w/etcd-state" "$w/broken"
     rm -rf "$w/host_vars" "$w/out.txt" "$w/kubecert-expiration.txt" "$w/kubecert-expiration.json"
 }
 play() {  # play EXPECTED_RC PLAYBOOK [ARGS...]: run, compare the exit status
     local expected="$1" rc=0
     shift
-    ansible-playbook -i "$w/inventory.ini" "$@" >"$w/out.txt" 2>&1 || rc=$?
+    # PLAY_INVENTORY: another inventory instead of $w/inventory.ini
+    ansible-playbook -i "${PLAY_INVENTORY:-$w/inventory.ini}" "$@" >"$w/out.txt" 2>&1 || rc=$?
     if [ "$rc" != "$expected" ]; then
         echo "  ansible-playbook $* exited $rc, expected $expected:"
         tail -n 40 "$w/out.txt" | sed 's/^/    /'
@@ -95,6 +97,9 @@ calls() {  # calls: the agent's methods and params, one per line
 for line in open(sys.argv[1]):
     r = json.loads(line); print(r["method"], json.dumps(r["params"], sort_keys=True))' "$w/agent.jsonl"
 }
+not_grep() {  # not_grep PATTERN FILE: PATTERN is not in FILE
+    ! grep -q -- "$1" "$2"
+}
 expect() {  # expect DESCRIPTION COMMAND...: a check inside a scenario
     if ! "${@:2}"; then
         echo "  expected: $1"
@@ -104,6 +109,10 @@ expect() {  # expect DESCRIPTION COMMAND...: a check inside a scenario
 scenario() {
     local name="$1"
     shift
+    # KUBECERT_SCENARIOS: an extended regex; only the scenarios whose name matches run.
+    if [ -n "${KUBECERT_SCENARIOS:-}" ] && ! grep -qE -- "$KUBECERT_SCENARIOS" <<<"$name"; then
+        return 0
+    fi
     reset
     if "$@"; then
         echo "ok   $name"
@@ -318,12 +327,163 @@ EOF
     play 0 "$w/install.yml" &&
     expect "idempotent" grep -qE 'cp1 +: ok=[0-9]+ +changed=0 ' "$w/out.txt"
 }
+t_report_key_missing() {
+    # apiserver.key deleted: the agent says level fail and lists the problem; nothing is due.
+    export FAKE_AGENT_PKI=key-missing
+    play 2 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "the failure names the problem" grep -q 'cp1 apiserver: key-missing' "$w/out.txt" &&
+    expect "and the level" grep -q 'cp1: level fail' "$w/out.txt" &&
+    expect "the table does not say ok" grep -q 'cp2  *apiserver  *cert .* UNHEALTHY' "$w/kubecert-expiration.txt"
+}
+t_report_no_pki() {
+    # A wrong cert dir: every row missing, no CA, nothing that expires.
+    export FAKE_AGENT_PKI=empty
+    play 2 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_cert_dir=/nonexistent &&
+    expect "no kubeadm PKI, said so" grep -q 'cp1: no kubeadm PKI found (cert_dir /nonexistent): every certificate and CA is missing' "$w/out.txt" &&
+    expect "not a success message" not_grep 'Nothing expires within' "$w/out.txt"
+}
+t_report_kubelet_conf() {
+    # kubelet.conf embeds a client certificate that expires in 5 days; renew never touches it.
+    export FAKE_AGENT_PKI=kubelet-embedded
+    play 2 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "the finding points at the module" grep -q 'cp1 kubelet.conf: .*kubecert.pki.kubelet_conf' "$w/out.txt" &&
+    expect "not at the CLI" not_grep 'kubecert kubelet-conf repair' "$w/out.txt"
+}
+t_report_summary_unchanged() {
+    play 0 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "a summary line per node" grep -qE 'cp2: level ok, 4 certificates .*soonest apiserver in 20\.0 days' "$w/out.txt" &&
+    expect "changed=0" grep -qE 'cp1 +: ok=[0-9]+ +changed=0 ' "$w/out.txt" &&
+    play 0 kubecert.pki.check_expiration --check --diff -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "check mode: changed=0" grep -qE 'cp1 +: ok=[0-9]+ +changed=0 ' "$w/out.txt" &&
+    expect "check --diff prints no JSON diff" test "$(wc -l <"$w/out.txt")" -lt 120
+}
+t_renew_kubespray_group() {
+    sed 's/^\[control_plane\]/[kube_control_plane]/' "$w/inventory.ini" >"$w/inventory-kubespray.ini"
+    PLAY_INVENTORY="$w/inventory-kubespray.ini" play 0 kubecert.pki.renew_ha &&
+    expect "every kube_control_plane node renewed" test "$(calls | grep -c '^renew ')" = 3
+}
+t_renew_no_host() {
+    play 2 kubecert.pki.renew_ha -e kubecert_hosts=no_such_group &&
+    expect "says so" grep -q 'No host matches no_such_group' "$w/out.txt"
+}
+t_renew_external_ca() {
+    export FAKE_AGENT_PKI=external-ca
+    play 2 kubecert.pki.renew_ha -l cp1 &&
+    expect "the node fails naming what was not renewed" grep -q 'cp1: 2 due certificate(s) not renewed: apiserver (externally-managed: /etc/kubernetes/pki/ca.key is absent), etcd-server (externally-managed' "$w/out.txt" &&
+    expect "nothing restarted" test ! -e "$w/restarts.log" &&
+    play 2 kubecert.pki.renew_ha -l cp1 --check &&
+    expect "check mode fails the same way" grep -q 'cp1: 2 due certificate(s) not renewed' "$w/out.txt" &&
+    play 2 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_renew_names": ["apiserver"]}' &&
+    expect "names: apiserver is not a silent success" grep -q 'cp1: 1 due certificate(s) not renewed: apiserver (externally-managed' "$w/out.txt" &&
+    play 0 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_allow_unrenewable": ["apiserver", "etcd-server"]}' &&
+    expect "allowed, with a warning" grep -q 'not renewed, allowed by kubecert_allow_unrenewable: apiserver, etcd-server' "$w/out.txt"
+}
+t_renew_missing_kubeconfigs() {
+    # A wrong kubeconfig dir: the kubeconfigs are missing.
+    export FAKE_AGENT_PKI=empty
+    play 2 kubecert.pki.renew_ha -l cp1 -e kubecert_kubeconfig_dir=/nonexistent &&
+    expect "missing files fail the node" grep -q 'cp1: 4 due certificate(s) not renewed: admin.conf (missing: /etc/kubernetes/pki/admin.conf.crt does not exist)' "$w/out.txt"
+}
+t_renew_says_what_it_did() {
+    play 0 kubecert.pki.renew_ha -l cp1 &&
+    expect "old -> new NotAfter" grep -q 'renewed apiserver (2026-12-08T11:06:40Z -> 2027-11-18T11:06:40Z)' "$w/out.txt" &&
+    expect "the backup" grep -q 'backup /var/backups/kubecert/fake' "$w/out.txt" &&
+    expect "what was restarted" grep -q 'restarted etcd, kube-apiserver' "$w/out.txt" &&
+    play 0 kubecert.pki.renew_ha -l cp1 --check &&
+    expect "check mode says would" grep -q 'would renew apiserver (2026-12-08T11:06:40Z -> 2027-11-18T11:06:40Z)' "$w/out.txt" &&
+    expect "and would restart" grep -q 'would restart etcd, kube-apiserver' "$w/out.txt"
+}
+t_renew_snapshot_serial() {
+    play 0 kubecert.pki.renew_ha -e "kubecert_etcd_snapshot_dir=$w/snap" -e kubecert_serial=3 &&
+    expect "one etcd snapshot, on the first node" test "$(grep -c "snapshot save $w/snap/kubecert-cp1-" "$w/etcdctl.log")" = 1 &&
+    expect "before any renewal, over TLS" grep -q -- "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt .*snapshot save" "$w/etcdctl.log" &&
+    expect "serial 3: one batch" test "$(grep -c '^PLAY \[Renew kubeadm certificates' "$w/out.txt")" = 1 &&
+    expect "every node renewed" test "$(calls | grep -c '^renew ')" = 3
+}
+t_restore_example() {
+    # cert_restore's EXAMPLES, as documented, under this ansible-core.
+    "$python" - "$dest/plugins/modules/cert_restore.py" "$w/kubecert" >"$w/restore-example.yml" <<'PY'
+import ast, sys, yaml
+tree = ast.parse(open(sys.argv[1]).read())
+examples = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == 'EXAMPLES'][0]
+tasks = yaml.safe_load(examples)[:2]
+play = [{'name': 'cert_restore EXAMPLES', 'hosts': 'cp1', 'gather_facts': False,
+         'module_defaults': {'group/kubecert.pki.kubecert': {'kubecert_bin': sys.argv[2], 'transport': 'stdio'}},
+         'tasks': tasks}]
+print(yaml.safe_dump(play))
+PY
+    play 0 "$w/restore-example.yml" &&
+    expect "the rollback ran" test "$(calls | grep -c '^restore {"backup_dir": "/var/backups/kubecert/fake"')" = 1
+}
+t_install_from_tarball() {
+    # The collection as a user gets it: built, installed, the role's defaults.
+    ansible-galaxy collection build "$dest" --output-path "$w/dist" >"$w/out.txt" 2>&1 &&
+    expect "LICENSE in the tarball" tar -tzf "$w"/dist/kubecert-pki-*.tar.gz LICENSE &&
+    ANSIBLE_COLLECTIONS_PATH="$w/installed" ansible-galaxy collection install "$w"/dist/kubecert-pki-*.tar.gz -p "$w/installed" >>"$w/out.txt" 2>&1 &&
+    cat >"$w/install-tarball.yml" <<EOF &&
+- name: Install kubecert with the role's default unit files
+  hosts: cp1
+  gather_facts: false
+  roles:
+    - role: kubecert.pki.install
+      vars:
+        kubecert_binary_src: $w/kubecert
+        kubecert_bin_path: $w/tb/kubecert
+        kubecert_bin_owner: ""
+        kubecert_bin_group: ""
+        kubecert_systemd_unit_dir: $w/tb-systemd
+        kubecert_manage_services: false
+EOF
+    mkdir -p "$w/tb-systemd" &&
+    expect "the collection is installed" test -d "$w/installed/ansible_collections/kubecert/pki/roles/install" &&
+    ANSIBLE_COLLECTIONS_PATH="$w/installed" play 0 "$w/install-tarball.yml" &&
+    expect "four units from the collection" test "$(find "$w/tb-systemd" -type f | wc -l)" = 4 &&
+    expect "ExecStart points at kubecert_bin_path" grep -q "^ExecStart=$w/tb/kubecert " "$w/tb-systemd/kubecert.service"
+}
+install_url_play() {  # install_url_play CHECKSUM: a playbook installing $w/kubecert from a file:// URL
+    cat >"$w/install-url.yml" <<EOF
+- name: Install kubecert from a URL with a checksum
+  hosts: cp1
+  gather_facts: false
+  roles:
+    - role: kubecert.pki.install
+      vars:
+        kubecert_binary_url: file://$w/kubecert
+        kubecert_binary_checksum: "sha256:$1"
+        kubecert_bin_path: $w/url/kubecert
+        kubecert_bin_owner: ""
+        kubecert_bin_group: ""
+        kubecert_install_systemd: false
+EOF
+}
+t_install_url() {
+    local sum
+    sum="$(sha256sum "$w/kubecert" | cut -d' ' -f1)"
+    install_url_play "$sum" && play 0 "$w/install-url.yml" &&
+    expect "installed from the URL" cmp -s "$w/kubecert" "$w/url/kubecert" &&
+    rm -f "$w/url/kubecert" &&
+    install_url_play 0000000000000000000000000000000000000000000000000000000000000000 &&
+    play 2 "$w/install-url.yml" &&
+    expect "a wrong checksum fails" grep -qi 'checksum mismatch\|did not match' "$w/out.txt" &&
+    expect "and installs nothing" test ! -e "$w/url/kubecert"
+}
 
 scenario "check_expiration: report, nothing due" t_report_ok
 scenario "check_expiration: fails on what expires within the threshold" t_report_expiring
 scenario "check_expiration: fails on unreadable nodes" t_report_unreadable_node
 scenario "check_expiration: --limit checks only those nodes" t_report_limit
 scenario "check_expiration: a pattern matching no node fails" t_report_no_node
+scenario "check_expiration: a missing key fails (level fail, problems)" t_report_key_missing
+scenario "check_expiration: no kubeadm PKI at the path fails" t_report_no_pki
+scenario "check_expiration: kubelet.conf findings point at kubecert.pki.kubelet_conf" t_report_kubelet_conf
+scenario "check_expiration: a summary per node, changed=0, no diff" t_report_summary_unchanged
+scenario "renew_ha: Kubespray's kube_control_plane group" t_renew_kubespray_group
+scenario "renew_ha: a pattern matching no host fails" t_renew_no_host
+scenario "renew_ha: due certificates of an external CA fail the node" t_renew_external_ca
+scenario "renew_ha: missing kubeconfigs fail the node" t_renew_missing_kubeconfigs
+scenario "renew_ha: the result says what was renewed, backed up, restarted" t_renew_says_what_it_did
+scenario "renew_ha: etcd snapshot before the rollout, kubecert_serial" t_renew_snapshot_serial
+scenario "docs: cert_restore EXAMPLES run" t_restore_example
 scenario "renew_ha: every node renewed, restarted, health-gated" t_renew_all_nodes
 scenario "renew_ha: nothing due, nothing restarted" t_nothing_due
 scenario "renew_ha: failed health gate rolls back and stops the rollout" t_rollback_stops_rollout
@@ -334,6 +494,8 @@ scenario "renew_ha: kube-apiserver /readyz in the health checks" t_readyz
 scenario "modules: options from module_defaults group/kubecert.pki.kubecert" t_module_defaults_group
 scenario "install: binary only, idempotent" t_install_without_systemd
 scenario "install: unit files with kubecert_bin_path, without systemd" t_install_unit_files
+scenario "install: from the built tarball with the default units" t_install_from_tarball
+scenario "install: from a URL with a checksum" t_install_url
 
 echo "playbooks: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -14,6 +14,12 @@ kubecert_use_venv ansible-test git
 
 dest="$(kubecert_collection_tree)"
 trap 'rm -rf "${dest%/ansible_collections/*}"' EXIT
+# The contract test (tests/unit/plugins/test_contract.py) checks the modules and the
+# fake agent against the agent's schema/ and error codes, which live outside the collection.
+mkdir -p "$dest/tests/unit/contract"
+cp -r "$KUBECERT_REPO/schema" "$dest/tests/unit/contract/schema"
+cp "$KUBECERT_REPO/src/rpc/errors.rs" "$dest/tests/unit/contract/errors.rs"
+cp -r "$KUBECERT_REPO/systemd" "$dest/tests/unit/contract/systemd"
 cd "$dest"
 
 requirements=()

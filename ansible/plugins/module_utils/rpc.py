@@ -51,6 +51,9 @@ ERROR_NAMES = {
     -32006: 'PKI or file error',
     -32007: 'CA expired',
     -32008: 'request too large',
+    -32009: 'Kubernetes API error',
+    -32010: 'path not allowed for this caller',
+    -32011: 'backup refused',
 }
 
 # Connection errors after which 'auto' may still fall back to stdio: nothing

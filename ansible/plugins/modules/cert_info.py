@@ -129,66 +129,61 @@ certificates:
           sample: /etc/kubernetes/pki/apiserver.crt
         subject:
           description: The subject distinguished name.
-          returned: always
+          returned: when the certificate could be parsed
           type: str
           sample: CN=kube-apiserver
         issuer:
           description: The issuer distinguished name.
-          returned: always
+          returned: when the certificate could be parsed
           type: str
           sample: CN=kubernetes
         serial:
           description: The serial number in hex.
-          returned: always
+          returned: when the certificate could be parsed
           type: str
           sample: 5f3a0c
         signedBy:
           description: Which kubeadm CA's key signed it, found by signature.
-          returned: when the agent reports it
+          returned: when a kubeadm CA's key signed it
           type: str
           sample: ca
         notBefore:
           description: NotBefore in RFC 3339 UTC.
-          returned: always
+          returned: when the certificate could be parsed
           type: str
           sample: '2026-01-02T03:04:05Z'
-        notAfter:
-          description: NotAfter in RFC 3339 UTC.
-          returned: when the agent reports it
-          type: str
-          sample: '2027-01-02T03:04:05Z'
         dnsNames:
           description: DNS subject alternative names.
-          returned: always
+          returned: when not empty
           type: list
           elements: str
           sample: [kubernetes, kubernetes.default]
         ipAddresses:
           description: IP address subject alternative names.
-          returned: always
+          returned: when not empty
           type: list
           elements: str
           sample: [10.96.0.1]
         otherSans:
           description: Other subject alternative names, rendered as text.
-          returned: always
+          returned: when not empty
           type: list
           elements: str
           sample: []
         extKeyUsage:
           description: Extended key usages.
-          returned: always
+          returned: when not empty
           type: list
           elements: str
           sample: [serverAuth]
         keyAlgorithm:
           description: The public key algorithm and size.
-          returned: always
+          returned: when the certificate could be parsed
           type: str
           sample: RSA-2048
         chainLength:
           description: How many certificates follow the first one in the file.
-          returned: when the agent reports it
+          returned: when not zero
           type: int
           sample: 1
         problems:
@@ -212,12 +207,121 @@ certificateAuthorities:
   returned: success
   type: list
   elements: dict
-  sample:
-    - name: ca
-      expirationDate: '2035-01-01T00:00:00Z'
-      residualTime: 283996800
-      externallyManaged: false
-      missing: false
+  contains:
+    name:
+      description: The kubeadm name of the CA (C(ca), C(etcd-ca), C(front-proxy-ca)).
+      returned: always
+      type: str
+      sample: ca
+    expirationDate:
+      description: NotAfter in RFC 3339 UTC, V(null) when missing.
+      returned: always
+      type: str
+      sample: '2035-01-01T00:00:00Z'
+    residualTime:
+      description: Seconds until expiration.
+      returned: always
+      type: int
+      sample: 283996800
+    externallyManaged:
+      description: Whether the CA key is absent (an external CA).
+      returned: always
+      type: bool
+      sample: false
+    caName:
+      description: Not returned for CAs (always absent); listed because rows share one shape.
+      returned: never
+      type: str
+    missing:
+      description: Whether the file is absent.
+      returned: always
+      type: bool
+      sample: false
+    detail:
+      description: What the CA certificate says, the same fields as RV(certificates[].detail).
+      returned: when the certificate is present
+      type: dict
+      contains:
+        path:
+          description: The file it was read from.
+          returned: always
+          type: str
+          sample: /etc/kubernetes/pki/apiserver.crt
+        subject:
+          description: The subject distinguished name.
+          returned: when the certificate could be parsed
+          type: str
+          sample: CN=kube-apiserver
+        issuer:
+          description: The issuer distinguished name.
+          returned: when the certificate could be parsed
+          type: str
+          sample: CN=kubernetes
+        serial:
+          description: The serial number in hex.
+          returned: when the certificate could be parsed
+          type: str
+          sample: 5f3a0c
+        signedBy:
+          description: Which kubeadm CA's key signed it, found by signature.
+          returned: when a kubeadm CA's key signed it
+          type: str
+          sample: ca
+        notBefore:
+          description: NotBefore in RFC 3339 UTC.
+          returned: when the certificate could be parsed
+          type: str
+          sample: '2026-01-02T03:04:05Z'
+        dnsNames:
+          description: DNS subject alternative names.
+          returned: when not empty
+          type: list
+          elements: str
+          sample: [kubernetes, kubernetes.default]
+        ipAddresses:
+          description: IP address subject alternative names.
+          returned: when not empty
+          type: list
+          elements: str
+          sample: [10.96.0.1]
+        otherSans:
+          description: Other subject alternative names, rendered as text.
+          returned: when not empty
+          type: list
+          elements: str
+          sample: []
+        extKeyUsage:
+          description: Extended key usages.
+          returned: when not empty
+          type: list
+          elements: str
+          sample: [serverAuth]
+        keyAlgorithm:
+          description: The public key algorithm and size.
+          returned: when the certificate could be parsed
+          type: str
+          sample: RSA-2048
+        chainLength:
+          description: How many certificates follow the first one in the file.
+          returned: when not zero
+          type: int
+          sample: 1
+        problems:
+          description: What is wrong with it (expired, mismatched key, ...).
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            code:
+              description: A stable code.
+              returned: always
+              type: str
+              sample: expired
+            message:
+              description: A readable explanation.
+              returned: always
+              type: str
+              sample: expired on 2025-01-01T00:00:00Z
 kubeletConf:
   description: The state of C(kubelet.conf) and its client certificate.
   returned: success
@@ -265,7 +369,7 @@ kubeletConf:
       sample: kubelet rotates its client certificate itself
 status:
   description: The overall verdict.
-  returned: success
+  returned: success (absent only from agents older than the verdict)
   type: dict
   contains:
     now:
@@ -274,7 +378,7 @@ status:
       type: str
       sample: '2026-11-29T04:15:00Z'
     level:
-      description: V(ok), V(warn) or V(fail).
+      description: V(ok), V(warn) or V(fail). V(fail) also when a certificate is unhealthy and a fail threshold was given.
       returned: always
       type: str
       sample: ok
@@ -288,24 +392,25 @@ status:
       returned: when a threshold applies
       type: int
       sample: 604800
-    worst:
-      description: The name of the certificate that expires first.
-      returned: when the agent reports it
-      type: str
-      sample: apiserver
     soonest:
-      description: The name of the present certificate that expires first (reported by some agent versions instead of C(worst)).
-      returned: when the agent reports it
+      description: The name of the present certificate that expires first.
+      returned: when some certificate is present
       type: str
       sample: apiserver
     unhealthy:
-      description: The names of certificates with problems that make them unusable.
-      returned: when the agent reports it
+      description:
+        - The names of certificates with problems that make them unusable (expired, key missing or
+          mismatched, not signed by its CA, ...).
+        - A node with any is not healthy, whatever the thresholds say.
+      returned: always
       type: list
       elements: str
       sample: []
     exitCode:
-      description: The exit code C(kubecert check) would use (V(0) ok, V(1) warn, V(2) fail).
+      description:
+        - The verdict as a number, V(0) ok, V(1) warn, V(2) fail.
+        - The CLI C(kubecert check) exits with V(0), V(3) and V(4) for these (V(1) and V(2) are its
+          errors and usage errors), so compare RV(status.level), not this, with an exit status.
       returned: always
       type: int
       sample: 0

@@ -259,6 +259,11 @@ def main():
         'validity', 'backup_dir', 'now', 'allow_expired_ca'))
     params['dry_run'] = module.check_mode
     result = run(module, 'renew', params)
+    # Certificates asked for by name that the agent could not renew: say so, not a silent ok.
+    named = [n for n in module.params['names'] or [] if n != 'all']
+    for cert in result.get('certificates') or []:
+        if isinstance(cert, dict) and cert.get('name') in named and cert.get('action') in ('externally-managed', 'missing'):
+            module.warn('{0} was not renewed: {1} ({2})'.format(cert.get('name'), cert.get('action'), cert.get('reason')))
     exit_with_result(module, result, diff=certificate_diff(result.get('certificates')),
                      changed_actions=('renewed', 'would-renew'))
 

@@ -47,7 +47,8 @@ EXAMPLES = r'''
 - name: Roll back that renewal
   kubecert.pki.cert_restore:
     backup_dir: "{{ kubecert_renew.backupDir }}"
-  when: kubecert_renew.backupDir
+  # backupDir is null when nothing was written; ansible-core 2.19 wants a boolean here.
+  when: kubecert_renew.backupDir is not none
 
 - name: Restore a backup of a non-default layout
   kubecert.pki.cert_restore:

@@ -80,7 +80,9 @@ requests:
       type: str
       sample: csr-8x7lp
     decision:
-      description: V(approved), V(denied), V(pending), V(would-approve) or V(would-deny) (check mode).
+      description:
+        - V(approved), V(denied), V(pending), V(would-approve) or V(would-deny) (check mode),
+        - V(skipped) (not pending - already approved, denied, failed or issued) or V(not-found) (a named request that does not exist).
       returned: always
       type: str
       sample: approved
@@ -90,6 +92,87 @@ requests:
       type: list
       elements: str
       sample: [kubelet-serving request of node cp-1 with SANs matching its addresses]
+    signerName:
+      description: The request's C(spec.signerName).
+      returned: always
+      type: str
+      sample: kubernetes.io/kubelet-serving
+    username:
+      description: The request's C(spec.username), who asked.
+      returned: always
+      type: str
+      sample: system:node:cp-1
+    groups:
+      description: The request's C(spec.groups).
+      returned: always
+      type: list
+      elements: str
+      sample: [system:nodes, system:authenticated]
+    usages:
+      description: The request's C(spec.usages).
+      returned: always
+      type: list
+      elements: str
+      sample: [digital signature, server auth]
+    expirationSeconds:
+      description: The request's C(spec.expirationSeconds), V(null) when it asks for none.
+      returned: always
+      type: int
+      sample: 31536000
+    subject:
+      description: The subject of the certificate request, V(null) when it cannot be parsed.
+      returned: when the request could be read
+      type: str
+      sample: O=system:nodes, CN=system:node:cp-1
+    certificates:
+      description: The kubeadm certificates (inventory names) whose current certificate the request matches (subject or SANs).
+      returned: always
+      type: list
+      elements: str
+      sample: []
+    caName:
+      description: The CA those certificates belong to.
+      returned: when RV(requests[].certificates) is not empty
+      type: str
+      sample: ca
+dryRun:
+  description: Whether the agent only reported what it would decide (check mode).
+  returned: success
+  type: bool
+  sample: false
+policy:
+  description: The policy that was applied, after defaults.
+  returned: success
+  type: dict
+  contains:
+    signerNames:
+      description: Signer names a request may use; an entry ending in C(*) matches by prefix.
+      returned: always
+      type: list
+      elements: str
+      sample: [kubernetes.io/kube-apiserver-client, kubecert.io/*]
+    users:
+      description: Requesters (C(spec.username)) allowed.
+      returned: always
+      type: list
+      elements: str
+      sample: []
+    groups:
+      description: Requester groups (C(spec.groups)) allowed.
+      returned: always
+      type: list
+      elements: str
+      sample: ['kubeadm:cluster-admins', 'system:masters']
+    maxExpirationSeconds:
+      description: The longest C(spec.expirationSeconds) approved.
+      returned: always
+      type: int
+      sample: 31536000
+    unmatched:
+      description: V(leave) or V(deny) requests that share the subject or the SANs with a certificate of this node, but not both.
+      returned: always
+      type: str
+      sample: leave
 '''
 
 from ansible.module_utils.basic import AnsibleModule

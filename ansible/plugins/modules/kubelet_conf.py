@@ -63,8 +63,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-path:
-  description: Path of C(kubelet.conf).
+kubeletConfPath:
+  description:
+    - Path of C(kubelet.conf) (the agent's C(path)).
+    - Renamed because Ansible treats a top-level C(path) as a file and would overwrite RV(mode)
+      with its permissions and add owner, size and similar keys.
   returned: success
   type: str
   sample: /etc/kubernetes/kubelet.conf
@@ -147,6 +150,10 @@ def main():
         'kubeconfig_dir', 'cert_dir', 'kubelet_pki', 'repair', 'now'))
     params['dry_run'] = module.check_mode
     result = run(module, 'kubelet-conf', params)
+    # A top-level 'path' makes AnsibleModule.exit_json() add the file's attributes
+    # (uid, owner, size, ...) and overwrite 'mode' with its permissions.
+    if 'path' in result:
+        result['kubeletConfPath'] = result.pop('path')
     if 'changed' not in result:
         result['changed'] = result.get('action') in ('repaired', 'would-repair')
     exit_with_result(module, result)

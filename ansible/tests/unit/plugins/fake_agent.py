@@ -13,6 +13,7 @@ through the environment:
 - ``FAKE_AGENT_LOG``: append every request (one JSON object a line) to this file.
 - ``FAKE_AGENT_ERROR``: ``method=code`` makes ``method`` answer with that
   JSON-RPC error (data ``{"cert", "path", "cause"}``).
+- ``FAKE_AGENT_PKI``: the PKI the node has (see ``pki_mode()``).
 - ``FAKE_AGENT_MODE``: ``garbage`` answers a non-JSON line, ``wrong-id`` a
   response with another id, ``exit`` exits without answering, ``hang`` never
   answers, ``leak`` puts a PEM private key into results (the client must scrub
@@ -26,7 +27,7 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler
 
-NOW = 1795000000  # 2026-11-18T06:13:20Z, a fixed clock
+NOW = 1795000000  # 2026-11-18T11:06:40Z, a fixed clock
 DAY = 86400
 
 # name -> (days left, components that read it); a small slice of kubeadm's table.
@@ -62,44 +63,90 @@ class RpcFailure(Exception):
 
 
 def m_version(params):
-    return {'version': '0.0.0-fake', 'methods': sorted(METHODS)}
+    return {'version': '0.0.0-fake', 'methods': sorted(METHODS),
+            'mutatingMethods': ['approve', 'csr-export', 'csr-import', 'kubelet-conf', 'renew', 'restore'],
+            'openrpc': '1.3.2'}
+
+
+def pki_mode():
+    """FAKE_AGENT_PKI: ``good`` (default), ``key-missing`` (apiserver.key deleted),
+    ``empty`` (no kubeadm PKI at the path), ``external-ca`` (ca.key absent),
+    ``kubelet-embedded`` (kubelet.conf embeds a client certificate that expires in 5 days)."""
+    return os.environ.get('FAKE_AGENT_PKI', 'good')
+
+
+def _detail(cert_dir, name, days, problems):
+    return {'path': '{0}/{1}.crt'.format(cert_dir, name), 'subject': 'CN=' + name,
+            'issuer': 'CN=kubernetes', 'signedBy': 'ca', 'serial': '0a', 'notBefore': rfc3339(NOW - 300 * DAY),
+            'dnsNames': [], 'ipAddresses': [], 'otherSans': [], 'extKeyUsage': ['clientAuth'],
+            'keyAlgorithm': 'RSA-2048', 'chainLength': 0, 'problems': problems}
 
 
 def m_check(params):
     cert_dir = params.get('cert_dir', '/etc/kubernetes/pki')
+    mode = pki_mode()
+    external = mode == 'external-ca'
     certificates = []
     for name, days, dummy in CERTS:
-        if days is None:
+        if days is None or mode == 'empty':
             certificates.append({'name': name, 'expirationDate': None, 'residualTime': 0,
                                  'externallyManaged': False, 'caName': 'ca', 'missing': True})
             continue
+        problems = []
+        if mode == 'key-missing' and name == 'apiserver':
+            days = 200
+            problems = [{'code': 'key-missing', 'message': '{0}/apiserver.key does not exist'.format(cert_dir)}]
         certificates.append({
             'name': name, 'expirationDate': rfc3339(NOW + days * DAY), 'residualTime': days * DAY,
-            'externallyManaged': False, 'caName': 'ca', 'missing': False,
-            'detail': {'path': '{0}/{1}.crt'.format(cert_dir, name), 'subject': 'CN=' + name,
-                       'issuer': 'CN=kubernetes', 'serial': '0a', 'notBefore': rfc3339(NOW - 300 * DAY),
-                       'notAfter': rfc3339(NOW + days * DAY), 'dnsNames': [], 'ipAddresses': [],
-                       'otherSans': [], 'extKeyUsage': ['clientAuth'], 'keyAlgorithm': 'RSA-2048',
-                       'problems': []}})
-    fail_within = parse_duration(params['fail_within']) if params.get('fail_within') else 7 * DAY
-    warn_within = parse_duration(params['warn_within']) if params.get('warn_within') else 30 * DAY
-    soonest = min(days for dummy, days, dummy2 in CERTS if days is not None) * DAY
-    level = 'fail' if soonest <= fail_within else 'warn' if soonest <= warn_within else 'ok'
+            'externallyManaged': external, 'caName': 'ca', 'missing': False,
+            'detail': _detail(cert_dir, name, days, problems)})
+    if mode == 'empty':
+        authorities = [{'name': 'ca', 'expirationDate': None, 'residualTime': 0,
+                        'externallyManaged': False, 'missing': True}]
+    else:
+        authorities = [{'name': 'ca', 'expirationDate': rfc3339(NOW + 3000 * DAY), 'residualTime': 3000 * DAY,
+                        'externallyManaged': external, 'missing': False}]
+    fail_within = parse_duration(params['fail_within']) if params.get('fail_within') else None
+    warn_within = parse_duration(params['warn_within']) if params.get('warn_within') else None
+    present = [(name, days) for name, days, dummy in CERTS if days is not None and mode != 'empty']
+    if mode == 'key-missing':
+        present = [(name, 200 if name == 'apiserver' else days) for name, days in present]
+    soonest = min(present, key=lambda item: item[1]) if present else None
+    unhealthy = [c['name'] for c in certificates if c.get('detail') and c['detail']['problems']]
+
+    def due(limit):
+        return limit is not None and soonest is not None and soonest[1] * DAY <= limit
+    if due(fail_within) or (fail_within is not None and unhealthy):
+        level = 'fail'
+    elif due(warn_within) or (warn_within is not None and unhealthy):
+        level = 'warn'
+    else:
+        level = 'ok'
+    kubelet_conf = {'path': params.get('kubeconfig_dir', '/etc/kubernetes') + '/kubelet.conf', 'present': True,
+                    'mode': 'file-reference', 'expirationDate': rfc3339(NOW + 200 * DAY),
+                    'residualTime': 200 * DAY,
+                    'clientCurrentPem': params.get('kubelet_pki', '/var/lib/kubelet/pki') + '/kubelet-client-current.pem',
+                    'clientCurrentPemExists': True, 'advice': ''}
+    if mode == 'kubelet-embedded':
+        kubelet_conf.update(mode='embedded', expirationDate=rfc3339(NOW + 5 * DAY), residualTime=5 * DAY,
+                            advice='kubelet.conf embeds a client certificate; run `kubecert kubelet-conf repair` '
+                                   'to point it at kubelet-client-current.pem')
     return {
         'kind': 'CertificateExpirationInfo',
         'apiVersion': 'output.kubeadm.k8s.io/v1alpha3',
         'certificates': certificates,
-        'certificateAuthorities': [
-            {'name': 'ca', 'expirationDate': rfc3339(NOW + 3000 * DAY), 'residualTime': 3000 * DAY,
-             'externallyManaged': False, 'missing': False}],
-        'kubeletConf': {'path': params.get('kubeconfig_dir', '/etc/kubernetes') + '/kubelet.conf', 'present': True,
-                        'mode': 'file-reference', 'expirationDate': rfc3339(NOW + 200 * DAY),
-                        'residualTime': 200 * DAY,
-                        'clientCurrentPem': '/var/lib/kubelet/pki/kubelet-client-current.pem',
-                        'clientCurrentPemExists': True, 'advice': ''},
+        'certificateAuthorities': authorities,
+        'kubeletConf': kubelet_conf,
         'status': {'now': rfc3339(NOW), 'level': level, 'warnWithin': warn_within, 'failWithin': fail_within,
-                   'worst': 'apiserver', 'exitCode': {'ok': 0, 'warn': 1, 'fail': 2}[level]},
+                   'soonest': soonest[0] if soonest else None,
+                   'exitCode': {'ok': 0, 'warn': 1, 'fail': 2}[level], 'unhealthy': unhealthy},
     }
+
+
+def _snapshot(name, not_after, serial):
+    return {'notAfter': rfc3339(not_after), 'notBefore': rfc3339(NOW - 300 * DAY), 'serial': serial,
+            'subject': 'CN=' + name, 'dnsNames': [name], 'ipAddresses': ['10.0.0.1'],
+            'extKeyUsage': ['serverAuth'], 'keyAlgorithm': 'RSA-2048'}
 
 
 def m_renew(params):
@@ -112,21 +159,26 @@ def m_renew(params):
     within = parse_duration(params['within']) if params.get('within') else None
     dry_run = bool(params.get('dry_run'))
     cert_dir = params.get('cert_dir', '/etc/kubernetes/pki')
+    mode = pki_mode()
     out, components = [], set()
     for name, days, reads in CERTS:
         if 'all' not in names and name not in names:
             continue
         item = {'name': name, 'longName': 'certificate ' + name, 'caName': 'ca', 'cappedAtCa': False,
-                'files': ['{0}/{1}.crt'.format(cert_dir, name), '{0}/{1}.key'.format(cert_dir, name)]}
-        if days is None:
-            item.update(action='missing', reason='file absent')
+                'reason': '', 'files': []}
+        if days is None or mode == 'empty':
+            item.update(action='missing', reason='{0}/{1}.crt does not exist'.format(cert_dir, name))
+        elif mode == 'external-ca':
+            item.update(action='externally-managed', reason='{0}/ca.key is absent'.format(cert_dir),
+                        old=_snapshot(name, NOW + days * DAY, '0a'))
         elif within is not None and days * DAY > within:
-            item.update(action='skipped', reason='expires in {0}d'.format(days))
+            item.update(action='skipped', reason='expires in {0}d'.format(days), old=_snapshot(name, NOW + days * DAY, '0a'))
         else:
-            old = {'notAfter': rfc3339(NOW + days * DAY), 'serial': '0a', 'dnsNames': [name],
-                   'ipAddresses': ['10.0.0.1'], 'subject': 'CN=' + name}
-            new = dict(old, notAfter=rfc3339(NOW + 365 * DAY), serial=None if dry_run else '0b')
-            item.update(action='would-renew' if dry_run else 'renewed', reason='due', old=old, new=new)
+            old = _snapshot(name, NOW + days * DAY, '0a')
+            new = _snapshot(name, NOW + 365 * DAY, None if dry_run else '0b')
+            new['notBefore'] = rfc3339(NOW - 300)
+            item.update(action='would-renew' if dry_run else 'renewed', reason='due', old=old, new=new,
+                        files=['{0}/{1}.crt'.format(cert_dir, name), '{0}/{1}.key'.format(cert_dir, name)])
             components.update(reads)
         out.append(item)
     changed = any(item['action'] in ('renewed', 'would-renew') for item in out)
@@ -144,23 +196,35 @@ def m_restore(params):
 
 def m_csr_export(params):
     csr_dir = params.get('csr_dir', '/tmp/csr')
-    return {'certificates': [{'name': 'apiserver', 'action': 'exported', 'csrPath': csr_dir + '/apiserver.csr',
-                              'keyPath': csr_dir + '/apiserver.key', 'subject': 'CN=kube-apiserver',
-                              'dnsNames': ['kubernetes'], 'ipAddresses': ['10.96.0.1'], 'requestedUsages': []}],
+    return {'csrDir': csr_dir,
+            'certificates': [{'name': 'apiserver', 'action': 'exported', 'reason': 'new key and CSR',
+                              'caName': 'ca', 'externallyManaged': True, 'requiredUsages': ['serverAuth'],
+                              'csrPath': csr_dir + '/apiserver.csr', 'keyPath': csr_dir + '/apiserver.key',
+                              'subject': 'CN=kube-apiserver', 'dnsNames': ['kubernetes'],
+                              'ipAddresses': ['10.96.0.1'], 'requestedUsages': [], 'keyAlgorithm': 'RSA-2048',
+                              'keyReused': False}],
             'changed': True}
 
 
 def m_csr_import(params):
     dry_run = bool(params.get('dry_run'))
-    old = {'notAfter': rfc3339(NOW + 20 * DAY), 'serial': '0a', 'dnsNames': ['kubernetes'], 'ipAddresses': []}
-    new = dict(old, notAfter=rfc3339(NOW + 365 * DAY), serial='0c')
-    certs = [{'name': 'apiserver', 'action': 'would-install' if dry_run else 'installed', 'findings': [],
-              'old': old, 'new': new}]
+    csr_dir = params.get('csr_dir', '/tmp/csr')
+    old = _snapshot('kubernetes', NOW + 20 * DAY, '0a')
+    new = _snapshot('kubernetes', NOW + 365 * DAY, '0c')
+
+    def item(name, action, findings, **extra):
+        entry = {'name': name, 'longName': 'certificate ' + name, 'action': action, 'reason': '',
+                 'caName': 'ca', 'crtPath': '{0}/{1}.crt'.format(csr_dir, name),
+                 'keyPath': '{0}/{1}.key'.format(csr_dir, name), 'findings': findings, 'files': []}
+        entry.update(extra)
+        return entry
+    certs = [item('apiserver', 'would-install' if dry_run else 'installed', [], old=old, new=new)]
     if 'front-proxy-client' in (params.get('names') or []):
-        certs.append({'name': 'front-proxy-client', 'action': 'refused',
-                      'findings': [{'code': 'wrong-ca', 'message': 'not signed by front-proxy-ca'}]})
-    return {'certificates': certs, 'backupDir': None if dry_run else '/var/backups/kubecert/import',
-            'changed': not dry_run}
+        certs.append(item('front-proxy-client', 'refused',
+                          [{'code': 'wrong-ca', 'message': 'not signed by front-proxy-ca'}]))
+    return {'dryRun': dry_run, 'csrDir': csr_dir, 'certificates': certs,
+            'backupDir': None if dry_run else '/var/backups/kubecert/import',
+            'componentsToRestart': ['kube-apiserver'], 'changed': True}
 
 
 def m_kubelet_conf(params):
@@ -175,8 +239,14 @@ def m_kubelet_conf(params):
 
 def m_approve(params):
     dry_run = bool(params.get('dry_run'))
-    return {'requests': [{'name': 'csr-1', 'decision': 'would-approve' if dry_run else 'approved', 'reasons': ['ok']}],
-            'changed': True}
+    return {'dryRun': dry_run,
+            'requests': [{'name': 'csr-1', 'decision': 'would-approve' if dry_run else 'approved', 'reasons': ['ok'],
+                          'signerName': 'kubernetes.io/kubelet-serving', 'username': 'system:node:cp1',
+                          'groups': ['system:nodes'], 'usages': ['server auth'], 'expirationSeconds': None,
+                          'subject': 'CN=system:node:cp1', 'certificates': [], 'caName': None}],
+            'policy': {'signerNames': ['kubernetes.io/kubelet-serving'], 'users': ['system:node:*'],
+                       'groups': ['system:nodes'], 'maxExpirationSeconds': 31536000, 'unmatched': 'leave'},
+            'changed': not dry_run}
 
 
 METHODS = {

@@ -74,3 +74,17 @@ class CertRenewTest(ModuleCase):
         failed, result = self.run_module(cert_renew, {})
         self.assertTrue(failed)
         self.assertNotIn('PRIVATE KEY', repr(result))
+
+
+class CertRenewUnrenewableTest(ModuleCase):
+
+    def test_named_certificate_not_renewed_is_a_warning(self):
+        """names: [apiserver] with an external CA is not a silent success."""
+        import os
+        os.environ['FAKE_AGENT_PKI'] = 'external-ca'
+        self.addCleanup(os.environ.pop, 'FAKE_AGENT_PKI', None)
+        failed, result = self.run_module(cert_renew, {'names': ['apiserver']})
+        self.assertFalse(failed)
+        self.assertFalse(result['changed'])
+        self.assertEqual(self.warnings, [
+            'apiserver was not renewed: externally-managed (/etc/kubernetes/pki/ca.key is absent)'])

@@ -72,8 +72,12 @@ class ModuleCase(unittest.TestCase):
         args.setdefault('socket', os.path.join(self.tmp, 'absent.sock'))
         args['_ansible_check_mode'] = check_mode
         args['_ansible_diff'] = diff
+        self.warnings = []
+
+        def warn(module_self, msg):
+            self.warnings.append(msg)
         with _module_args(args):
-            with mock.patch.multiple(basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json):
+            with mock.patch.multiple(basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json, warn=warn):
                 with self.assertRaises(ModuleExit) as ctx:
                     module.main()
         return ctx.exception.failed, ctx.exception.result

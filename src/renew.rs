@@ -467,7 +467,7 @@ pub fn item_line(i: &RenewItem) -> String {
 /// whether it is absent or what is wrong with it.
 pub(crate) fn ca_missing_error(layout: &Layout, ca: CaId, cas: &Cas) -> Error {
     let reason = match cas.get(ca).map(|m| &m.cert) {
-        Some(Material::Broken(err)) => err.to_string(),
+        Some(Material::Broken(err)) => crate::error::report(err),
         Some(Material::Present(_)) => "it is present and readable".to_string(),
         Some(Material::Missing) | None => format!(
             "{} does not exist",

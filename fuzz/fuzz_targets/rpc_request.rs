@@ -63,6 +63,9 @@ fn params_of(method: &str, raw: Option<&str>) -> Option<bool> {
         "csr-export" => parse_params::<CsrExportParams>(raw).is_ok(),
         "csr-import" => parse_params::<CsrImportParams>(raw).is_ok(),
         "metrics" => parse_params::<MetricsParams>(raw).is_ok(),
+        "restart" => parse_params::<kubecert::ops::restart::RestartParams>(raw).is_ok(),
+        "health" => parse_params::<kubecert::ops::health::HealthParams>(raw).is_ok(),
+        "served" => parse_params::<kubecert::ops::served::ServedParams>(raw).is_ok(),
         #[cfg(feature = "k8s")]
         "approve" => parse_params::<kubecert::kubeapi::approve::ApproveParams>(raw).is_ok(),
         "version" | "rpc.discover" => parse_params::<NoParams>(raw).is_ok(),

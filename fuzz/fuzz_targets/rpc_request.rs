@@ -43,7 +43,10 @@ fn world() -> &'static World {
                 .enable_all()
                 .build()
                 .expect("runtime"),
-            module: rpc::module(Enforce::PeerCredentials, kubecert::confine::Roots::default()),
+            module: rpc::module(
+                Enforce::PeerCredentials,
+                kubecert::confine::Roots::default(),
+            ),
         }
     })
 }
@@ -114,9 +117,7 @@ fn message(w: &World, bytes: &[u8]) {
         may_read: false,
         may_write: false,
     });
-    let out = w
-        .rt
-        .block_on(wire::handle(&w.module, msg, &ext, &LIMITS));
+    let out = w.rt.block_on(wire::handle(&w.module, msg, &ext, &LIMITS));
     let answered: Vec<&(Option<String>, bool)> = entries.iter().filter(|(_, a)| *a).collect();
     let Some(out) = out else {
         assert!(answered.is_empty(), "answerable entries got no answer");

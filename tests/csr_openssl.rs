@@ -63,8 +63,28 @@ fn external_ca_round_trip_with_openssl_ca() {
         assert_eq!(ca["externallyManaged"].as_bool(), Some(external), "{ca}");
     }
 
-    // renew all: skips them like kubeadm (exit 0), renews the etcd rows.
-    let out = c.ok(&["renew", "all"]);
+    // renew all: the external rows are due and cannot be renewed here, so it fails (exit 4)
+    // naming each; nothing of theirs is written.
+    let before_ext = std::fs::read(c.pki.join("apiserver.crt")).unwrap();
+    let refused = c.run(&["renew", "all"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    for name in [
+        "admin.conf",
+        "apiserver ",
+        "front-proxy-client",
+        "super-admin.conf",
+    ] {
+        assert!(err.contains(name), "{name}: {err}");
+    }
+    assert!(err.contains("--allow-unrenewable"), "{err}");
+    assert_eq!(
+        std::fs::read(c.pki.join("apiserver.crt")).unwrap(),
+        before_ext
+    );
+    // With the rows accepted explicitly: kubeadm's behaviour, they are skipped with its
+    // notice (exit 0) and the etcd rows are renewed.
+    let out = c.ok(&["renew", "all", "--allow-unrenewable", "all"]);
     assert!(
         out.contains(
             "Detected external ca, certificate for serving the Kubernetes API can't be renewed"

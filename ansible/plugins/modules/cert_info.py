@@ -406,6 +406,23 @@ status:
       type: list
       elements: str
       sample: []
+    problems:
+      description:
+        - Findings about the PKI as a whole, for example C(recovery-failed) (an interrupted run's journal
+          could not be replayed, so the files may be half-installed; the level is then V(fail)).
+      returned: when there are any
+      type: list
+      elements: dict
+      contains:
+        code:
+          description: A stable code.
+          returned: always
+          type: str
+          sample: recovery-failed
+        message:
+          description: A readable explanation.
+          returned: always
+          type: str
     exitCode:
       description:
         - The verdict as a number, V(0) ok, V(1) warn, V(2) fail.

@@ -64,7 +64,7 @@ class RpcFailure(Exception):
 
 def m_version(params):
     return {'version': '0.0.0-fake', 'methods': sorted(METHODS),
-            'mutatingMethods': ['approve', 'csr-export', 'csr-import', 'kubelet-conf', 'renew', 'restore'],
+            'mutatingMethods': ['approve', 'csr-export', 'csr-import', 'kubelet-conf', 'renew', 'restart', 'restore'],
             'openrpc': '1.3.2'}
 
 
@@ -249,10 +249,107 @@ def m_approve(params):
             'changed': not dry_run}
 
 
+COMPONENT_ENDPOINTS = {'etcd': [('etcd-client', '127.0.0.1:2379', 'etcd/server'), ('etcd-peer', '10.0.0.1:2380', 'etcd/peer')],
+                       'kube-apiserver': [('kube-apiserver', '10.0.0.1:6443', 'apiserver')],
+                       'kube-controller-manager': [('kube-controller-manager', '127.0.0.1:10257', None)],
+                       'kube-scheduler': [('kube-scheduler', '127.0.0.1:10259', None)]}
+ALL_COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']
+
+
+def _components(params, required=False):
+    names = params.get('components') or []
+    if required and not names:
+        raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None,
+                                                    'cause': 'components: name at least one component to restart'})
+    for name in names:
+        if name not in ALL_COMPONENTS:
+            raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None, 'cause': 'unknown component ' + name})
+    return [c for c in ALL_COMPONENTS if c in names] if names else list(ALL_COMPONENTS)
+
+
+def _served_endpoints(component, cert_dir, stale):
+    """FAKE_AGENT_SERVED=stale:<component>: that component serves the old serial."""
+    out = []
+    for endpoint, address, cert in COMPONENT_ENDPOINTS[component]:
+        entry = {'endpoint': endpoint, 'component': component, 'address': address, 'addressSource': 'default',
+                 'certPath': '{0}/{1}.crt'.format(cert_dir, cert) if cert else None, 'servedExpired': False}
+        if cert is None:
+            entry.update(onDisk=None, served={'serial': '1f', 'notAfter': rfc3339(NOW + 365 * DAY), 'subject': 'CN=' + component},
+                         verdict='not-checked', message='{0} {1}: self-signed, nothing to compare'.format(endpoint, address))
+        else:
+            disk = {'serial': '0b', 'notAfter': rfc3339(NOW + 365 * DAY), 'subject': 'CN=' + component}
+            served = dict(disk, serial='0a', notAfter=rfc3339(NOW + 20 * DAY)) if component in stale else disk
+            verdict = 'stale' if component in stale else 'current'
+            entry.update(onDisk=disk, served=served, verdict=verdict,
+                         message='{0} {1} serves serial {2} ({3})'.format(endpoint, address, served['serial'], verdict))
+        out.append(entry)
+    return out
+
+
+def _stale():
+    spec = os.environ.get('FAKE_AGENT_SERVED', '')
+    return set(spec.split(':', 1)[1].split(',')) if spec.startswith('stale:') else set()
+
+
+def m_restart(params):
+    components = _components(params, required=True)
+    method = params.get('method') or 'manifest-move'
+    if method == 'command' and not params.get('restart_command'):
+        raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None, 'cause': 'method command needs restart_command'})
+    result = {'dryRun': bool(params.get('dry_run')), 'ok': True, 'method': method, 'components': components,
+              'recoveredManifests': [], 'restarts': []}
+    if result['dryRun']:
+        return result
+    stale = _stale()
+    cert_dir = params.get('cert_dir') or '/etc/kubernetes/pki'
+    for component in components:
+        served = _served_endpoints(component, cert_dir, stale) if params.get('served', True) is not False else []
+        outcome = {'component': component, 'method': method, 'ok': True, 'seconds': 1.5,
+                   'message': 'restarted, healthy, serving its files', 'served': served}
+        if component in stale:
+            outcome.update(ok=False, stage='served:' + component,
+                           message='{0} still serves serial 0a after its restart'.format(component))
+            result.update(ok=False, failedStage='served:' + component, error=outcome['message'])
+        result['restarts'].append(outcome)
+        if not outcome['ok']:
+            break
+    return result
+
+
+def m_health(params):
+    components = _components(params)
+    unhealthy = os.environ.get('FAKE_AGENT_HEALTH', '') == 'unhealthy'
+    out = []
+    for component in components:
+        entry = {'component': component, 'healthy': not unhealthy,
+                 'url': 'https://127.0.0.1:2379/health' if component == 'etcd' else 'https://127.0.0.1/readyz',
+                 'detail': 'connection refused' if unhealthy else 'ok'}
+        if component == 'etcd':
+            members = [{'id': str(i), 'name': 'cp{0}'.format(i), 'clientUrls': ['https://10.0.0.{0}:2379'.format(i)],
+                        'peerUrls': ['https://10.0.0.{0}:2380'.format(i)], 'healthy': not (unhealthy and i > 1),
+                        'detail': 'ok'} for i in (1, 2, 3)]
+            healthy = sum(1 for m in members if m['healthy'])
+            entry['etcd'] = {'endpoint': 'https://127.0.0.1:2379', 'members': members, 'healthyMembers': healthy,
+                             'quorum': healthy * 2 > len(members)}
+        out.append(entry)
+    timeout = params.get('timeout_ms') or 30000
+    return {'healthy': not unhealthy, 'components': out, 'elapsedMs': timeout if unhealthy else 12,
+            'polls': 3 if unhealthy else 1}
+
+
+def m_served(params):
+    components = _components(params)
+    cert_dir = params.get('cert_dir') or '/etc/kubernetes/pki'
+    stale = _stale()
+    endpoints = [e for c in components for e in _served_endpoints(c, cert_dir, stale)]
+    staleComponents = [c for c in components if c in stale]
+    return {'level': 'fail' if staleComponents else 'ok', 'endpoints': endpoints, 'staleComponents': staleComponents}
+
+
 METHODS = {
     'version': m_version, 'check': m_check, 'renew': m_renew, 'restore': m_restore,
     'csr-export': m_csr_export, 'csr-import': m_csr_import, 'kubelet-conf': m_kubelet_conf,
-    'approve': m_approve,
+    'approve': m_approve, 'restart': m_restart, 'health': m_health, 'served': m_served,
 }
 
 

@@ -23,6 +23,7 @@ through the environment:
 import json
 import os
 import socketserver
+import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler
@@ -286,8 +287,22 @@ def _served_endpoints(component, cert_dir, stale):
     return out
 
 
+def _state(name):
+    """FAKE_AGENT_<name>, else the contents of the file FAKE_AGENT_<name>_FILE (the playbook tests)."""
+    value = os.environ.get('FAKE_AGENT_' + name, '')
+    path = os.environ.get('FAKE_AGENT_{0}_FILE'.format(name), '')
+    if not value and path and os.path.exists(path):
+        with open(path) as handle:
+            value = handle.read().strip()
+    return value
+
+
+def _unhealthy():
+    return _state('HEALTH') == 'unhealthy'
+
+
 def _stale():
-    spec = os.environ.get('FAKE_AGENT_SERVED', '')
+    spec = _state('SERVED')
     return set(spec.split(':', 1)[1].split(',')) if spec.startswith('stale:') else set()
 
 
@@ -300,25 +315,66 @@ def m_restart(params):
               'recoveredManifests': [], 'restarts': []}
     if result['dryRun']:
         return result
-    stale = _stale()
     cert_dir = params.get('cert_dir') or '/etc/kubernetes/pki'
+    manifests = params.get('manifests_dir') or '/etc/kubernetes/manifests'
+    park = params.get('park_dir') or os.path.join(os.path.dirname(manifests.rstrip('/')), 'kubecert-parked-manifests')
+    if method == 'manifest-move' and os.path.isdir(park):
+        for name in sorted(os.listdir(park)):
+            os.rename(os.path.join(park, name), os.path.join(manifests, name))
+            result['recoveredManifests'].append(os.path.join(manifests, name))
     for component in components:
-        served = _served_endpoints(component, cert_dir, stale) if params.get('served', True) is not False else []
         outcome = {'component': component, 'method': method, 'ok': True, 'seconds': 1.5,
-                   'message': 'restarted, healthy, serving its files', 'served': served}
+                   'message': 'restarted, healthy, serving its files', 'served': []}
+        result['restarts'].append(outcome)
+        failure = _fake_restart(method, params, component, manifests, park)
+        if failure is None and _unhealthy():
+            failure = 'health:' + component, '{0} not healthy within {1} ms'.format(
+                component, params.get('health_timeout_ms') or 300000)
+        if failure is not None:
+            outcome.update(ok=False, stage=failure[0], message=failure[1])
+            result.update(ok=False, failedStage=failure[0], error=failure[1])
+            break
+        stale = _stale()
+        if params.get('served', True) is not False:
+            outcome['served'] = _served_endpoints(component, cert_dir, stale)
         if component in stale:
             outcome.update(ok=False, stage='served:' + component,
                            message='{0} still serves serial 0a after its restart'.format(component))
             result.update(ok=False, failedStage='served:' + component, error=outcome['message'])
-        result['restarts'].append(outcome)
-        if not outcome['ok']:
             break
     return result
 
 
+def _fake_restart(method, params, component, manifests, park):
+    """Method command runs the command (the playbook tests log and inject with it);
+    manifest-move moves the manifest out and back. Returns (stage, message) on failure."""
+    if method == 'command':
+        command = params['restart_command'].replace('{component}', component).replace(
+            '{manifest}', os.path.join(manifests, component + '.yaml'))
+        proc = subprocess.run(['/bin/sh', '-c', command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        if proc.returncode != 0:
+            lines = proc.stdout.decode('utf-8', 'replace').strip().splitlines()
+            return 'restart:' + component, 'restart command exited {0}: {1}'.format(
+                proc.returncode, lines[-1] if lines else '')
+    elif method == 'manifest-move':
+        source = os.path.join(manifests, component + '.yaml')
+        if os.path.exists(source):
+            if not os.path.isdir(park):
+                os.makedirs(park, 0o700)
+            os.rename(source, os.path.join(park, component + '.yaml'))
+            if os.environ.get('FAKE_AGENT_MANIFESTS_LOG'):
+                with open(os.environ['FAKE_AGENT_MANIFESTS_LOG'], 'a') as handle:
+                    handle.write('parked {0}\n'.format(component))
+            os.rename(os.path.join(park, component + '.yaml'), source)
+    return None
+
+
 def m_health(params):
     components = _components(params)
-    unhealthy = os.environ.get('FAKE_AGENT_HEALTH', '') == 'unhealthy'
+    unhealthy = _unhealthy()
+    if unhealthy and os.environ.get('FAKE_AGENT_HEALTH_FILE'):
+        # The playbook tests: the agent waits its bound, once.
+        time.sleep(min(params.get('timeout_ms') or 30000, 30000) / 1000.0)
     out = []
     for component in components:
         entry = {'component': component, 'healthy': not unhealthy,

@@ -58,7 +58,7 @@ class ModuleCase(unittest.TestCase):
         os.chmod(self.binary, 0o755)
         self.log = os.path.join(self.tmp, 'requests.jsonl')
         patcher = mock.patch.dict(os.environ, {'FAKE_AGENT_LOG': self.log, 'FAKE_AGENT_MODE': '', 'FAKE_AGENT_ERROR': '',
-                                                'FAKE_AGENT_SERVED': '', 'FAKE_AGENT_HEALTH': ''})
+                                               'FAKE_AGENT_SERVED': '', 'FAKE_AGENT_HEALTH': ''})
         patcher.start()
         self.addCleanup(patcher.stop)
 

@@ -225,11 +225,13 @@ def main():
     module.params['timeout'] = transport_timeout(module, p['health_timeout'] if p['health_timeout'] is not None else 30)
     result = run(module, 'health', params)
     result.pop('changed', None)
-    if p['fail_on_unhealthy'] and not result.get('healthy', False):
-        module.fail_json(msg='not healthy after {0} ms ({1} polls): {2}'.format(
-            result.get('elapsedMs'), result.get('polls'), summary(result)), changed=False, **result)
-    module.exit_json(changed=False, msg='healthy after {0} ms: {1}'.format(result.get('elapsedMs'), summary(result)),
-                     **result)
+    if not result.get('healthy', False):
+        msg = 'not healthy after {0} ms ({1} polls): {2}'.format(result.get('elapsedMs'), result.get('polls'), summary(result))
+        if p['fail_on_unhealthy']:
+            module.fail_json(msg=msg, changed=False, **result)
+    else:
+        msg = 'healthy after {0} ms: {1}'.format(result.get('elapsedMs'), summary(result))
+    module.exit_json(changed=False, msg=msg, **result)
 
 
 if __name__ == '__main__':

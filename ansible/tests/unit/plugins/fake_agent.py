@@ -328,6 +328,9 @@ def m_restart(params):
         result['restarts'].append(outcome)
         failure = _fake_restart(method, params, component, manifests, park)
         if failure is None and _unhealthy():
+            if os.environ.get('FAKE_AGENT_HEALTH_FILE'):
+                # The playbook tests: the agent waits its bound, once.
+                time.sleep(min(params.get('health_timeout_ms') or 300000, 30000) / 1000.0)
             failure = 'health:' + component, '{0} not healthy within {1} ms'.format(
                 component, params.get('health_timeout_ms') or 300000)
         if failure is not None:

@@ -102,6 +102,7 @@ class HealthTest(ModuleCase):
         failed, result = self.run_module(health, {'fail_on_unhealthy': False}, check_mode=True)
         self.assertFalse(failed)
         self.assertFalse(result['healthy'])
+        self.assertTrue(result['msg'].startswith('not healthy after 30000 ms (3 polls): etcd UNHEALTHY'), result['msg'])
 
 
 class ServedTest(ModuleCase):

@@ -16,7 +16,7 @@ description:
   - Manifests left parked by an interrupted run are moved back first (C(recoveredManifests)).
   - A failure (stage C(restart:<component>), C(health:<component>) or C(served:<component>)) stops
     the sequence; the module then fails with the agent's result, unless O(fail_on_error=false).
-  - In check mode the agent is asked for a dry run (C(dry_run=true)): it says what it would restart.
+  - In check mode the agent is asked for a dry run (C(dry_run=true)) and says what it would restart.
   - All durations are in seconds (the agent takes milliseconds). The transport waits as long as the
     bounds given allow.
 author:

@@ -12,7 +12,10 @@
 //! serving the old certificate" fails the run at stage `served:<component>`.
 //!
 //! Missing files (e.g. super-admin.conf on a node that joined) are reported `missing` by
-//! renew and never trigger a renewal or a restart.
+//! renew and never trigger a renewal or a restart. A due certificate that cannot be renewed
+//! (CA key absent, file missing; super-admin.conf excepted) fails the run at stage
+//! `unrenewable` after the rest was renewed and restarted, unless `--allow-unrenewable`
+//! accepts it.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -296,6 +299,9 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
     }
     let mut renewed: Vec<String> = vec![];
     let mut backup_dir = None;
+    // Due certificates that could not be renewed: the run fails, after what could be renewed
+    // was installed and restarted.
+    let mut unrenewable: Option<String> = None;
     if failure.is_none() {
         match crate::renew::renew(&o.renew) {
             Ok(r) => {
@@ -306,6 +312,7 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
                     .map(|i| i.name.clone())
                     .collect();
                 backup_dir = r.backup_dir.clone();
+                unrenewable = crate::renew::unrenewable_message(&r);
                 let mut wanted: BTreeSet<&str> =
                     r.components_to_restart.iter().map(String::as_str).collect();
                 if o.restart.method != RestartMethod::None {
@@ -326,7 +333,18 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
             }
         }
     }
+    let unrenewable_failure = |failure: &mut Option<RunFailure>| {
+        if failure.is_none() {
+            if let Some(m) = &unrenewable {
+                *failure = Some(RunFailure {
+                    stage: "unrenewable".into(),
+                    message: m.clone(),
+                });
+            }
+        }
+    };
     if dry_run {
+        unrenewable_failure(&mut failure);
         result.failure = failure;
         return Ok(result);
     }
@@ -359,6 +377,7 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
             });
         }
     }
+    unrenewable_failure(&mut failure);
     // Record.
     let record = RunRecord {
         time: timefmt::rfc3339(now),

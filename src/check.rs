@@ -168,7 +168,8 @@ pub struct KubeletConfStatus {
 pub struct CheckStatus {
     /// The clock used, RFC 3339.
     pub now: String,
-    /// `ok`, `warn` or `fail`.
+    /// `ok`, `warn` or `fail`; always `fail` when a row is `expired`, `key-missing`,
+    /// `key-mismatch` or `not-signed-by-ca`.
     pub level: String,
     /// The warn threshold in seconds, if given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -179,7 +180,7 @@ pub struct CheckStatus {
     /// The present certificate that expires first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soonest: Option<String>,
-    /// The exit code `kubecert check` returns: 0 ok, 1 warn, 2 fail.
+    /// The verdict as a number: 0 ok, 1 warn, 2 fail (`kubecert check` exits 0, 3, 4).
     pub exit_code: i32,
     /// Rows with error problems.
     #[serde(default)]
@@ -217,6 +218,9 @@ pub struct CheckOptions {
     pub layout: Layout,
     /// Clock.
     pub now: i64,
+    /// Nanoseconds past `now` (0 with a fixed `--now`): residual times truncate like
+    /// kubeadm's (see [`timefmt::residual_seconds`]).
+    pub now_nanos: u32,
     /// Warn threshold, seconds.
     pub warn_within: Option<i64>,
     /// Fail threshold, seconds.
@@ -235,9 +239,12 @@ impl CheckParams {
                 .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
             self.external_etcd,
         );
-        let now = match &self.now {
-            Some(s) => timefmt::parse_rfc3339(s).map_err(crate::Error::InvalidArgument)?,
-            None => timefmt::now_unix(),
+        let (now, now_nanos) = match &self.now {
+            Some(s) => (
+                timefmt::parse_rfc3339(s).map_err(crate::Error::InvalidArgument)?,
+                0,
+            ),
+            None => timefmt::now_precise(),
         };
         let dur = |o: &Option<String>| -> Result<Option<i64>> {
             o.as_deref()
@@ -248,6 +255,7 @@ impl CheckParams {
         Ok(CheckOptions {
             layout,
             now,
+            now_nanos,
             warn_within: dur(&self.warn_within)?,
             fail_within: dur(&self.fail_within)?,
             kubelet_pki: PathBuf::from(
@@ -259,7 +267,13 @@ impl CheckParams {
     }
 }
 
-fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateStatus {
+fn status_for(
+    e: &Entry,
+    layout: &Layout,
+    cas: &Cas,
+    now: i64,
+    now_nanos: u32,
+) -> CertificateStatus {
     let ca_name = e.ca.map(|c| c.name().to_string());
     let externally_managed = match e.ca {
         Some(ca) => cas.get(ca).is_some_and(|c| c.externally_managed()),
@@ -304,7 +318,7 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas, now: i64) -> CertificateSta
             let info = &found.cert.info;
             row.externally_managed = externally_managed;
             row.expiration_date = Some(timefmt::rfc3339(info.not_after));
-            row.residual_time = info.not_after - now;
+            row.residual_time = timefmt::residual_seconds(info.not_after, now, now_nanos);
             let mut problems = Vec::new();
             if now > info.not_after {
                 problems.push(Problem::new(
@@ -534,7 +548,9 @@ pub fn kubelet_conf_status(
 /// When that recovery fails (a read-only filesystem, an edited journal, no permission), the
 /// files may be half-installed: the result carries a `recovery-failed` problem in
 /// `status.problems` and the level is `fail` (exit 4 on the CLI), whatever the thresholds.
-pub fn check(opts: &CheckOptions) -> CheckResult {
+///
+/// Errors: [`crate::Error::NoPki`] when not one row's file exists (a wrong directory).
+pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
     let layout = &opts.layout;
     let mut global = Vec::new();
     if crate::pki::store::journal_exists(&layout.cert_dir) {
@@ -560,12 +576,20 @@ pub fn check(opts: &CheckOptions) -> CheckResult {
     let mut certificates = Vec::new();
     let mut authorities = Vec::new();
     for e in layout.rows() {
-        let st = status_for(e, layout, &cas, opts.now);
+        let st = status_for(e, layout, &cas, opts.now, opts.now_nanos);
         if e.kind == Kind::Ca {
             authorities.push(st);
         } else {
             certificates.push(st);
         }
+    }
+    if global.is_empty()
+        && certificates
+            .iter()
+            .chain(authorities.iter())
+            .all(|c| c.missing)
+    {
+        return Err(no_pki(layout));
     }
     let kubelet = kubelet_conf_status(layout, &opts.kubelet_pki, opts.now);
     // Verdict.
@@ -584,8 +608,17 @@ pub fn check(opts: &CheckOptions) -> CheckResult {
         })
         .map(|c| c.name.clone())
         .collect();
+    // Unusable whatever the thresholds: expired, key missing or mismatched, wrong CA.
+    let unusable = certificates.iter().chain(authorities.iter()).any(|c| {
+        c.detail.as_ref().is_some_and(|d| {
+            d.problems
+                .iter()
+                .any(|p| ALWAYS_FAIL.contains(&p.code.as_str()))
+        })
+    });
     let within = |t: Option<i64>| t.is_some_and(|t| soonest.is_some_and(|s| s.residual_time <= t));
     let (level, exit_code) = if !global.is_empty()
+        || unusable
         || within(opts.fail_within)
         || (opts.fail_within.is_some() && !unhealthy.is_empty())
     {
@@ -595,7 +628,7 @@ pub fn check(opts: &CheckOptions) -> CheckResult {
     } else {
         ("ok", 0)
     };
-    CheckResult {
+    Ok(CheckResult {
         kind: "CertificateExpirationInfo".into(),
         api_version: "output.kubeadm.k8s.io/v1alpha3".into(),
         status: Some(CheckStatus {
@@ -611,5 +644,27 @@ pub fn check(opts: &CheckOptions) -> CheckResult {
         certificates,
         certificate_authorities: authorities,
         kubelet_conf: Some(kubelet),
+    })
+}
+
+/// Problem codes that make the level `fail` with or without thresholds.
+pub const ALWAYS_FAIL: &[&str] = &["expired", "key-missing", "key-mismatch", "not-signed-by-ca"];
+
+/// The error of a check that found no kubeadm file at all, naming what it looked for.
+fn no_pki(layout: &Layout) -> crate::Error {
+    let (mut pki_files, mut kc_files) = (Vec::new(), Vec::new());
+    for e in layout.rows() {
+        let p = layout.primary_path(e);
+        if let Ok(rel) = p.strip_prefix(&layout.cert_dir) {
+            pki_files.push(rel.display().to_string());
+        } else if let Ok(rel) = p.strip_prefix(&layout.kubeconfig_dir) {
+            kc_files.push(rel.display().to_string());
+        }
+    }
+    crate::Error::NoPki {
+        cert_dir: layout.cert_dir.clone(),
+        pki_files: pki_files.join(", "),
+        kubeconfig_dir: layout.kubeconfig_dir.clone(),
+        kubeconfig_files: kc_files.join(", "),
     }
 }

@@ -1,7 +1,8 @@
 //! Command-line flags ("low args") and their conversion into library params. Exit codes:
 //! 0 success; 1 error; 2 usage error; `check`: 3 when something expires within
 //! `--warn-within`, 4 within `--fail-within` (or a certificate is unusable and a threshold
-//! was given).
+//! was given), and 4 whatever the thresholds when one is expired, has a missing or mismatched
+//! key or is not signed by its CA.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -194,6 +195,16 @@ enum Cmd {
         /// usages are not what kubeadm issues for them (logged as a warning).
         #[arg(long)]
         allow_foreign_identity: bool,
+        /// Accept that these due certificates (inventory names, comma-separated, or `all`)
+        /// cannot be renewed (CA key absent: externally managed; file missing). Without it
+        /// such a certificate fails the run: exit 4, the names on stderr.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_name = "NAME",
+            alias = "allow-external"
+        )]
+        allow_unrenewable: Vec<String>,
         /// Treat etcd as external.
         #[arg(long)]
         external_etcd: bool,
@@ -402,6 +413,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             now,
             allow_expired_ca,
             allow_foreign_identity,
+            allow_unrenewable,
             external_etcd,
             output,
             csr_only,
@@ -440,6 +452,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 now,
                 allow_expired_ca,
                 allow_foreign_identity,
+                allow_unrenewable,
             };
             let opts = params.resolve()?;
             if use_api {
@@ -449,6 +462,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             match output {
                 TextJson::Text => print(&renew::render_text(&result, opts.all))?,
                 TextJson::Json => print(&render::json(&result))?,
+            }
+            if let Some(m) = renew::unrenewable_message(&result) {
+                eprintln!("error: {m}");
+                return Ok(ExitCode::from(4));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -603,7 +620,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 kubelet_pki: Some(path_str(&kubelet_pki)),
             };
             let opts = params.resolve()?;
-            let report = check::check(&opts);
+            let report = check::check(&opts)?;
             match output {
                 CheckOutput::Text => {
                     print(&render::check_text(&report))?;

@@ -199,6 +199,19 @@ pub enum Error {
         /// What it is (`a FIFO`, `a character device`, `a directory`, ...).
         kind: &'static str,
     },
+    /// `check` found no file of a kubeadm PKI at all: a wrong `--cert-dir` /
+    /// `--kubeconfig-dir` rather than a node whose certificates are all missing.
+    #[error("no kubeadm PKI found: none of {pki_files} in {cert_dir} nor {kubeconfig_files} in {kubeconfig_dir}")]
+    NoPki {
+        /// The PKI dir searched.
+        cert_dir: PathBuf,
+        /// The files looked for there, comma-separated.
+        pki_files: String,
+        /// The kubeconfig dir searched.
+        kubeconfig_dir: PathBuf,
+        /// The kubeconfigs looked for there, comma-separated.
+        kubeconfig_files: String,
+    },
     /// An input file is larger than [`crate::pki::fsread::MAX_FILE_BYTES`].
     #[error("{path}: larger than {limit} bytes, the limit for a kubeadm file")]
     FileTooLarge {

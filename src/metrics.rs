@@ -149,7 +149,7 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
         Some(s) => PathBuf::from(s),
         None => autorenew::default_state_file(&opts.layout.cert_dir),
     };
-    let report = crate::check::check(&opts);
+    let report = crate::check::check(&opts)?;
     let ctx = RenderContext::for_layout(&opts.layout, &state_file);
     let text = render(&report, &ctx);
     let textfile = match &p.textfile_dir {

@@ -61,6 +61,11 @@ pub struct RenewParams {
     /// subject, SANs or usages are not what kubeadm issues for its row (logged at warn).
     #[serde(default)]
     pub allow_foreign_identity: bool,
+    /// Inventory names (or `["all"]`) whose renewal may be impossible without failing the
+    /// run: a due certificate whose CA key is absent (externally managed) or whose file is
+    /// missing is otherwise listed in the result's `unrenewable` (CLI: exit 4).
+    #[serde(default)]
+    pub allow_unrenewable: Vec<String>,
 }
 
 /// What happened to one certificate.
@@ -159,6 +164,42 @@ pub struct RenewResult {
     /// What recovery of an interrupted earlier run did, if anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered: Option<String>,
+    /// Due certificates that could not be renewed (`externally-managed`: their CA key is
+    /// absent; `missing`: the file is absent) and that `allow_unrenewable` did not accept.
+    /// Non-empty means the run failed (the CLI exits 4). A missing super-admin.conf is never
+    /// listed (kubeadm < 1.29 and joined control-plane nodes have none).
+    #[serde(default)]
+    pub unrenewable: Vec<String>,
+}
+
+/// The message of a run whose `unrenewable` is not empty (None when it is empty).
+pub fn unrenewable_message(r: &RenewResult) -> Option<String> {
+    if r.unrenewable.is_empty() {
+        return None;
+    }
+    let rows: Vec<String> = r
+        .unrenewable
+        .iter()
+        .map(|n| {
+            let why = r.certificates.iter().find(|i| &i.name == n).map(|i| {
+                let what = match i.action {
+                    RenewAction::Missing => "missing",
+                    _ => "externally managed",
+                };
+                format!(" ({what}: {})", i.reason)
+            });
+            format!("{n}{}", why.unwrap_or_default())
+        })
+        .collect();
+    let (count, verb, them) = match r.unrenewable.len() {
+        1 => ("1 certificate".to_string(), "was", "it"),
+        n => (format!("{n} certificates"), "were", "them"),
+    };
+    Some(format!(
+        "{count} due for renewal {verb} not renewed: {}; renew {them} by other means, or accept this with --allow-unrenewable {} (or all)",
+        rows.join(", "),
+        r.unrenewable.join(",")
+    ))
 }
 
 /// Resolved renew options.
@@ -188,6 +229,8 @@ pub struct RenewOptions {
     pub allow_foreign_identity: bool,
     /// How long to wait for the PKI lock.
     pub lock_timeout: Duration,
+    /// Rows whose renewal may be impossible without failing the run.
+    pub allow_unrenewable: Vec<&'static Entry>,
 }
 
 /// Resolves the `names` list against the inventory (kubeadm's error for unknown names).
@@ -240,6 +283,11 @@ impl RenewParams {
             return Err(Error::InvalidArgument("--validity must be positive".into()));
         }
         let within = self.within.as_deref().map(parse).transpose()?;
+        let allow_unrenewable = if self.allow_unrenewable.is_empty() {
+            vec![]
+        } else {
+            select(&self.allow_unrenewable, &layout)?.0
+        };
         let now = match &self.now {
             Some(s) => timefmt::parse_rfc3339(s).map_err(Error::InvalidArgument)?,
             None => timefmt::now_unix(),
@@ -261,6 +309,7 @@ impl RenewParams {
             allow_expired_ca: self.allow_expired_ca,
             allow_foreign_identity: self.allow_foreign_identity,
             lock_timeout: Duration::from_secs(300),
+            allow_unrenewable,
         })
     }
 }
@@ -467,7 +516,7 @@ pub fn item_line(i: &RenewItem) -> String {
 /// whether it is absent or what is wrong with it.
 pub(crate) fn ca_missing_error(layout: &Layout, ca: CaId, cas: &Cas) -> Error {
     let reason = match cas.get(ca).map(|m| &m.cert) {
-        Some(Material::Broken(err)) => err.to_string(),
+        Some(Material::Broken(err)) => crate::error::report(err),
         Some(Material::Present(_)) => "it is present and readable".to_string(),
         Some(Material::Missing) | None => format!(
             "{} does not exist",
@@ -549,6 +598,7 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
     let cas = Cas::load(layout);
     let mut items: Vec<RenewItem> = Vec::new();
     let mut plans: Vec<(usize, Plan)> = Vec::new();
+    let mut unrenewable: Vec<String> = Vec::new();
     for e in &o.entries {
         let ca =
             e.ca.ok_or_else(|| Error::UnknownCertificate(e.name.to_string()))?;
@@ -566,6 +616,11 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         let found = match pki::load(layout, e) {
             Material::Missing => {
                 item.reason = format!("{} does not exist", layout.primary_path(e).display());
+                // super-admin.conf exists only on the first control-plane node of kubeadm
+                // >= 1.29: its absence is normal, as in `check`.
+                if e.name != "super-admin.conf" && !o.allow_unrenewable.contains(e) {
+                    unrenewable.push(e.name.to_string());
+                }
                 items.push(item);
                 continue;
             }
@@ -579,13 +634,17 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         let Some(ca_cert) = ca_mat.cert() else {
             return Err(ca_missing_error(layout, ca, &cas));
         };
+        let residual = found.cert.info.not_after - o.now;
         if ca_mat.externally_managed() {
             item.action = RenewAction::ExternallyManaged;
             item.reason = format!("{} is absent", layout.ca_key(ca).display());
+            let due = o.within.is_none_or(|w| residual <= w);
+            if due && !o.allow_unrenewable.contains(e) {
+                unrenewable.push(e.name.to_string());
+            }
             items.push(item);
             continue;
         }
-        let residual = found.cert.info.not_after - o.now;
         if let Some(w) = o.within {
             if residual > w {
                 item.action = RenewAction::Skipped;
@@ -847,6 +906,7 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         components_to_restart: components.into_iter().map(str::to_string).collect(),
         changed,
         recovered,
+        unrenewable,
     })
 }
 

@@ -27,6 +27,25 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
         .map_err(|e| format!("invalid RFC 3339 time {s:?}: {e}"))
 }
 
+/// The current time: Unix seconds and the nanoseconds past them (kubeadm's clock is
+/// sub-second; see [`residual_seconds`]).
+pub fn now_precise() -> (i64, u32) {
+    let t = Timestamp::now();
+    (t.as_second(), t.subsec_nanosecond().max(0) as u32)
+}
+
+/// Seconds from `now` (+ `now_nanos`) until `not_after`, truncated toward zero as Go's
+/// `int(d.Seconds())` does: 365 days after a certificate issued at second S, checked at
+/// S + 0.4 s, leaves 364d 23h 59m 59 s (kubeadm's `364d`), not 365 days (`1y`).
+pub fn residual_seconds(not_after: i64, now: i64, now_nanos: u32) -> i64 {
+    let whole = not_after - now;
+    if now_nanos > 0 && whole > 0 {
+        whole - 1
+    } else {
+        whole
+    }
+}
+
 /// The current time in Unix seconds.
 pub fn now_unix() -> i64 {
     Timestamp::now().as_second()
@@ -137,6 +156,17 @@ pub fn format_duration(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn residual_truncates_toward_zero_like_go() {
+        let year = 365 * 86400;
+        assert_eq!(residual_seconds(year, 0, 0), year);
+        assert_eq!(residual_seconds(year, 0, 400_000_000), year - 1);
+        assert_eq!(short_human_duration(residual_seconds(year, 0, 1)), "364d");
+        // At or past NotAfter: -0.4 s truncates to 0, -5.4 s to -5.
+        assert_eq!(residual_seconds(10, 10, 400_000_000), 0);
+        assert_eq!(residual_seconds(10, 15, 400_000_000), -5);
+    }
 
     #[test]
     fn short_human_duration_matches_apimachinery() {

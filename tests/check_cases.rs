@@ -121,10 +121,9 @@ fn key_mismatch_and_wrong_ca_are_row_problems() {
     // garbage key
     std::fs::write(pki.join("apiserver-kubelet-client.key"), b"not a key").unwrap();
     let (code, v) = check_json(&root, &[]);
-    assert_eq!(
-        code, 0,
-        "no thresholds: problems are reported, exit 0 like kubeadm"
-    );
+    // issue 13: a mismatched key or a wrong CA fails even without thresholds (was exit 0).
+    assert_eq!(code, 4, "no thresholds: unusable certificates still fail");
+    assert_eq!(v["status"]["level"], "fail");
     assert_eq!(codes(row(&v, "apiserver")), ["key-mismatch"]);
     let fp = row(&v, "front-proxy-client");
     assert_eq!(codes(fp), ["not-signed-by-ca"]);
@@ -204,7 +203,7 @@ fn kubelet_conf_modes_on_real_fixtures() {
         ("pki-zetaoss-2024", "file-reference"),
     ] {
         let d = fixtures().join(f);
-        let out = ok(&[
+        let o = kubecert(&[
             "check",
             "--cert-dir",
             d.to_str().unwrap(),
@@ -215,7 +214,15 @@ fn kubelet_conf_modes_on_real_fixtures() {
             "--kubelet-pki",
             "/nonexistent",
         ]);
-        let v: Value = serde_json::from_str(&out).unwrap();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        // issue 13: these real PKIs hold expired certificates at today's clock, which is
+        // `fail` (exit 4) with no thresholds; the verdict and the exit code agree.
+        let want = match v["status"]["level"].as_str() {
+            Some("fail") => 4,
+            Some("ok") => 0,
+            other => panic!("{f}: level {other:?}"),
+        };
+        assert_eq!(o.status.code(), Some(want), "{f}");
         assert_eq!(v["kubeletConf"]["mode"], mode, "{f}");
         assert_eq!(v["kubeletConf"]["clientCurrentPemExists"], false);
         // kubelet.conf is never a row.
@@ -1023,4 +1030,185 @@ fn failed_recovery_fails_check() {
         .as_str()
     );
     assert_eq!(before, hash_tree(&root));
+}
+
+/// issue 13: `check` on dirs with no kubeadm PKI at all is an error (exit 1) naming what was
+/// looked for, on the CLI and over RPC (the file-error code), not a table of `!MISSING!`.
+#[test]
+fn no_pki_at_all_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let certs = t.path().join("nonexistent");
+    let kcs = t.path().join("nonexistent2");
+    let o = kubecert(&[
+        "check",
+        "--cert-dir",
+        certs.to_str().unwrap(),
+        "--kubeconfig-dir",
+        kcs.to_str().unwrap(),
+        "--fail-within",
+        "30d",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        err.contains(&format!(
+            "no kubeadm PKI found: none of ca.crt, front-proxy-ca.crt, apiserver.crt, apiserver-kubelet-client.crt, front-proxy-client.crt in {} nor admin.conf, controller-manager.conf, scheduler.conf, super-admin.conf in {}",
+            certs.display(),
+            kcs.display()
+        )),
+        "{err}"
+    );
+    // An empty but existing dir is no PKI either.
+    std::fs::create_dir_all(&certs).unwrap();
+    let o = kubecert(&[
+        "check",
+        "--cert-dir",
+        certs.to_str().unwrap(),
+        "--kubeconfig-dir",
+        kcs.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no kubeadm PKI found"));
+    // The RPC face: the file-error code with the same cause.
+    let req = format!(
+        "{}\n",
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "check", "params": {
+            "cert_dir": certs.to_str().unwrap(),
+            "kubeconfig_dir": kcs.to_str().unwrap(),
+        }})
+    );
+    let o = run_bounded(&["serve", "--stdio"], Some(&req), false, 60);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["error"]["code"], -32006, "{r}");
+    assert!(
+        r["error"]["data"]["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("no kubeadm PKI found: none of ca.crt"),
+        "{r}"
+    );
+    // One present file is a PKI: the rest are !MISSING! rows, exit 0 as before.
+    let (_t2, root) = demo(&[]);
+    for f in [
+        "admin.conf",
+        "controller-manager.conf",
+        "scheduler.conf",
+        "super-admin.conf",
+    ] {
+        std::fs::remove_file(root.join(f)).unwrap();
+    }
+    let o = kubecert(&[
+        "check",
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        kcs.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// issue 13: expired, key-missing, key-mismatch and not-signed-by-ca are `fail` (exit 4)
+/// with no thresholds; before, the level was `ok` with the rows listed under `unhealthy`.
+#[test]
+fn unusable_certificates_fail_without_thresholds() {
+    let (_t, root) = demo(&[]);
+    let pki = root.join("pki");
+    std::fs::remove_file(pki.join("apiserver.key")).unwrap();
+    let (code, v) = check_json(&root, &[]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["status"]["level"], "fail");
+    assert_eq!(v["status"]["exitCode"], 2);
+    assert_eq!(v["status"]["unhealthy"], serde_json::json!(["apiserver"]));
+    // Expired leaves (a clock after the leaves' NotAfter, before the CAs').
+    let (_t, root) = demo(&["--expires-in", "20d", "--now", "2026-01-01T00:00:00Z"]);
+    let (code, v) = check_json(&root, &["--now", "2026-02-01T00:00:00Z"]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["status"]["level"], "fail");
+    assert!(codes(row(&v, "apiserver")).contains(&"expired".to_string()));
+    // A healthy PKI with no thresholds stays ok.
+    let (code, v) = check_json(&root, &["--now", "2026-01-02T00:00:00Z"]);
+    assert_eq!(
+        (code, v["status"]["level"].as_str()),
+        (0, Some("ok")),
+        "{v}"
+    );
+    // A wrong-CA row alone fails too.
+    let (_t, root) = demo(&[]);
+    let pki = root.join("pki");
+    for ext in ["crt", "key"] {
+        std::fs::copy(
+            pki.join(format!("etcd/healthcheck-client.{ext}")),
+            pki.join(format!("front-proxy-client.{ext}")),
+        )
+        .unwrap();
+    }
+    let (code, v) = check_json(&root, &[]);
+    assert_eq!(
+        (code, v["status"]["level"].as_str()),
+        (4, Some("fail")),
+        "{v}"
+    );
+}
+
+/// issue 13: right after demo-pki (365-day leaves), kubeadm's table says `364d` (it subtracts
+/// a sub-second clock and truncates like Go's `int(d.Seconds())`); kubecert said `1y`. With a
+/// fixed `--now` the whole-second arithmetic stays.
+#[test]
+fn residual_time_uses_the_precise_clock() {
+    // Leaves issued at second T (a few seconds ahead), checked during second T itself, as
+    // when `check` runs right after `demo-pki` or `renew`.
+    let t = jiff::Timestamp::now().as_second() + 15;
+    let issued = jiff::Timestamp::from_second(t).unwrap().to_string();
+    let (_t, root) = demo(&["--now", &issued, "--key-algorithm", "ecdsa-p256"]);
+    let (pki, kc) = (root.join("pki"), root.clone());
+    loop {
+        let n = jiff::Timestamp::now();
+        assert!(n.as_second() <= t, "demo-pki took too long");
+        if n.as_second() == t && n.subsec_nanosecond() >= 50_000_000 {
+            assert!(n.subsec_nanosecond() < 600_000_000, "too late in second T");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let text = ok(&[
+        "check",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        kc.to_str().unwrap(),
+    ]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("apiserver "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("   364d   "), "{text}");
+    // Fixed clock: whole seconds, as before (365 days exactly = `1y`).
+    let (_, v) = check_json(&root, &["--now", &issued]);
+    let r = row(&v, "apiserver");
+    assert_eq!(r["residualTime"], 365 * 86400, "{r}");
+    let text = ok(&[
+        "check",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        kc.to_str().unwrap(),
+        "--now",
+        &issued,
+    ]);
+    assert!(
+        text.contains("\napiserver ") && text.contains("   1y   "),
+        "{text}"
+    );
 }

@@ -15,9 +15,24 @@ const FIXTURES: &[&str] = &[
     "pki-zetaoss-2024",
 ];
 
+/// Runs `check`; it must produce its report and exit 0 or 4. issue 13: fixtures with expired
+/// certificates or missing keys (at their clocks) are `fail`, exit 4, with no thresholds;
+/// before, these ran through `ok()` (exit 0). The report itself is unchanged.
+fn checked(args: &[&str]) -> String {
+    let o = kubecert(args);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let code = o.status.code();
+    assert!(
+        matches!(code, Some(0) | Some(4)) && !out.is_empty(),
+        "kubecert {args:?}: {code:?}\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
 fn check_json(fixture: &str, now: &str) -> Value {
     let dir = fixtures().join(fixture);
-    let out = ok(&[
+    let out = checked(&[
         "check",
         "--cert-dir",
         dir.to_str().unwrap(),
@@ -75,7 +90,7 @@ fn every_fixture_matches_openssl_expectations() {
 #[test]
 fn json_key_order_and_indent_are_kubeadms() {
     let dir = fixtures().join("pki-zetaoss-2024");
-    let out = ok(&[
+    let out = checked(&[
         "check",
         "--cert-dir",
         dir.to_str().unwrap(),
@@ -94,7 +109,7 @@ fn golden_text_zetaoss() {
     // Built from kubeadm's format rules (tabwriter minwidth 10 padding 3, `%-8v` yes/no,
     // `Jan 02, 2006 15:04 MST`, ShortHumanDuration); dates from openssl-facts.txt.
     let dir = fixtures().join("pki-zetaoss-2024");
-    let out = ok(&[
+    let out = checked(&[
         "check",
         "--cert-dir",
         dir.to_str().unwrap(),
@@ -124,7 +139,7 @@ fn golden_text_missing_and_external() {
         ),
     ] {
         let dir = fixtures().join(f);
-        let out = ok(&[
+        let out = checked(&[
             "check",
             "--cert-dir",
             dir.to_str().unwrap(),
@@ -141,7 +156,7 @@ fn golden_text_missing_and_external() {
 #[test]
 fn yaml_is_kubeadm_shaped() {
     let dir = fixtures().join("pki-maxxmoney-2019");
-    let out = ok(&[
+    let out = checked(&[
         "check",
         "--cert-dir",
         dir.to_str().unwrap(),

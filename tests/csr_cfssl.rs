@@ -10,7 +10,17 @@ use kubecert::pki::inventory;
 fn round_trip(alg: &str, expect_key_label: &str) {
     let c = Cluster::demo(alg);
     c.externalize();
-    let renewed = c.ok(&["renew", "all"]);
+    // renew all cannot renew the rows of an external CA: exit 4, each one named.
+    let refused = c.run(&["renew", "all"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("7 certificates due for renewal were not renewed")
+            && err.contains("apiserver (externally managed:"),
+        "{err}"
+    );
+    // Accepting that explicitly turns it into kubeadm's behaviour: skipped with a notice.
+    let renewed = c.ok(&["renew", "all", "--allow-unrenewable", "all"]);
     assert!(renewed.contains("Detected external ca, "), "{renewed}");
     let before = hash_tree(&c.kube);
     c.ok(&["csr", "export", "all", "--csr-dir", c.csr_dir()]);

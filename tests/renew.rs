@@ -226,14 +226,23 @@ fn renew_all_on_real_fixtures() {
         let cas = cas_and_sa(&cert_dir);
         let kubelet = std::fs::read(kc_dir.join("kubelet.conf")).ok();
         let start = now();
-        let out = ok(&[
+        let mut args = vec![
             "renew",
             "all",
             "--cert-dir",
             cert_dir.to_str().unwrap(),
             "--kubeconfig-dir",
             kc_dir.to_str().unwrap(),
-        ]);
+        ];
+        // issue 13: nielslemmens has no kubeconfigs; missing = not renewed = exit 4 unless
+        // accepted (before, ok() passed on exit 0).
+        if f == "pki-nielslemmens-2017" {
+            args.extend([
+                "--allow-unrenewable",
+                "admin.conf,controller-manager.conf,scheduler.conf",
+            ]);
+        }
+        let out = ok(&args);
         assert!(
             out.contains("certificate for serving the Kubernetes API renewed"),
             "{out}"
@@ -342,7 +351,20 @@ fn external_ca_rows_skipped_with_kubeadm_message() {
         "--kubeconfig-dir",
         root.to_str().unwrap(),
     ]);
-    assert!(o.status.success());
+    // issue 13: the due rows that could not be renewed fail the run (was: exit 0); the
+    // others are renewed and kubeadm's lines kept.
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "error: 7 certificates due for renewal were not renewed: admin.conf (externally managed: {} is absent), apiserver (",
+            cert_dir.join("ca.key").display()
+        )) && err.contains(&format!(
+            ", front-proxy-client (missing: {} does not exist), ",
+            cert_dir.join("front-proxy-client.crt").display()
+        )),
+        "{err}"
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains(
@@ -1274,4 +1296,104 @@ fn a_failed_run_leaves_no_backup_dir_and_no_journal() {
         ["front-proxy-client.crt.kubecert-new"],
         "only the stray dir stays"
     );
+}
+
+/// issue 13: a due certificate that cannot be renewed (its CA key absent, its file missing)
+/// fails the run (exit 4, the names on stderr, kubeadm's lines kept on stdout) unless the
+/// user accepts it with `--allow-unrenewable NAME,...|all` (RPC `allow_unrenewable`).
+/// super-admin.conf absent is normal (kubeadm < 1.29, joined nodes) and never fails.
+#[test]
+fn due_certificates_that_cannot_be_renewed_fail_the_run() {
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    std::fs::rename(
+        cert_dir.join("front-proxy-ca.key"),
+        root.join("fp.key.offline"),
+    )
+    .unwrap();
+    std::fs::remove_file(root.join("super-admin.conf")).unwrap();
+    let fp_key = cert_dir.join("front-proxy-ca.key");
+    let h = hash_tree(&root);
+    let (code, out, err) = renew_on(&root, &["front-proxy-client"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(out.contains("Detected external front-proxy-ca, certificate for the front proxy client can't be renewed"), "{out}");
+    assert!(err.contains(&format!(
+        "error: 1 certificate due for renewal was not renewed: front-proxy-client (externally managed: {} is absent); renew it by other means, or accept this with --allow-unrenewable front-proxy-client (or all)",
+        fp_key.display()
+    )), "{err}");
+    assert_eq!(h, hash_tree(&root), "nothing was renewed");
+    // Accepted explicitly: exit 0, same output.
+    let (code, out, err) = renew_on(
+        &root,
+        &[
+            "front-proxy-client",
+            "--allow-unrenewable",
+            "front-proxy-client",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Detected external front-proxy-ca"), "{out}");
+    // Not due (outside --within): not a failure.
+    let (code, out, err) = renew_on(&root, &["front-proxy-client", "--within", "30d"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // all: the others are renewed, the run still fails, naming the one.
+    let (code, out, err) = renew_on(&root, &["all", "--dry-run"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("1 certificate due for renewal was not renewed: front-proxy-client ("),
+        "{err}"
+    );
+    assert!(!err.contains("super-admin.conf"), "{err}");
+    // Wrong kubeconfig dir: the kubeconfigs are missing, not silently skipped.
+    let wrong = root.join("nope");
+    let o = kubecert(&[
+        "renew",
+        "all",
+        "--dry-run",
+        "--allow-unrenewable",
+        "front-proxy-client",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        wrong.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains(&format!(
+        "error: 3 certificates due for renewal were not renewed: admin.conf (missing: {0}/admin.conf does not exist), controller-manager.conf (missing: {0}/controller-manager.conf does not exist), scheduler.conf (missing: {0}/scheduler.conf does not exist); renew them by other means, or accept this with --allow-unrenewable admin.conf,controller-manager.conf,scheduler.conf (or all)",
+        wrong.display()
+    )), "{err}");
+    // The RPC face: the same verdict in the result, accepted by `allow_unrenewable`.
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let req = |allow: serde_json::Value| {
+        serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "renew",
+            "params": {"names": ["front-proxy-client"], "dry_run": true,
+                       "cert_dir": cert_dir.to_str().unwrap(),
+                       "kubeconfig_dir": root.to_str().unwrap(),
+                       "allow_unrenewable": allow}
+        })
+    };
+    for (allow, want) in [
+        (
+            serde_json::json!([]),
+            serde_json::json!(["front-proxy-client"]),
+        ),
+        (serde_json::json!(["all"]), serde_json::json!([])),
+    ] {
+        let mut child = Command::new(bin())
+            .args(["serve", "--stdio"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{}", req(allow)).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+        assert_eq!(v["result"]["unrenewable"], want, "{v}");
+    }
+    assert_eq!(h, hash_tree(&root));
 }

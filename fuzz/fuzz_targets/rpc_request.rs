@@ -43,7 +43,10 @@ fn world() -> &'static World {
                 .enable_all()
                 .build()
                 .expect("runtime"),
-            module: rpc::module(Enforce::PeerCredentials, kubecert::confine::Roots::default()),
+            module: rpc::module(
+                Enforce::PeerCredentials,
+                kubecert::confine::Roots::default(),
+            ),
         }
     })
 }
@@ -63,6 +66,9 @@ fn params_of(method: &str, raw: Option<&str>) -> Option<bool> {
         "csr-export" => parse_params::<CsrExportParams>(raw).is_ok(),
         "csr-import" => parse_params::<CsrImportParams>(raw).is_ok(),
         "metrics" => parse_params::<MetricsParams>(raw).is_ok(),
+        "restart" => parse_params::<kubecert::ops::restart::RestartParams>(raw).is_ok(),
+        "health" => parse_params::<kubecert::ops::health::HealthParams>(raw).is_ok(),
+        "served" => parse_params::<kubecert::ops::served::ServedParams>(raw).is_ok(),
         #[cfg(feature = "k8s")]
         "approve" => parse_params::<kubecert::kubeapi::approve::ApproveParams>(raw).is_ok(),
         "version" | "rpc.discover" => parse_params::<NoParams>(raw).is_ok(),
@@ -111,9 +117,7 @@ fn message(w: &World, bytes: &[u8]) {
         may_read: false,
         may_write: false,
     });
-    let out = w
-        .rt
-        .block_on(wire::handle(&w.module, msg, &ext, &LIMITS));
+    let out = w.rt.block_on(wire::handle(&w.module, msg, &ext, &LIMITS));
     let answered: Vec<&(Option<String>, bool)> = entries.iter().filter(|(_, a)| *a).collect();
     let Some(out) = out else {
         assert!(answered.is_empty(), "answerable entries got no answer");

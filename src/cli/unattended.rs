@@ -97,6 +97,16 @@ pub(super) struct AutoRenewArgs {
     /// Renew what expires within this duration.
     #[arg(long, default_value = "30d", env = "KUBECERT_WITHIN", value_parser = super::duration_arg)]
     within: String,
+    /// Accept that these due certificates (names, comma-separated, or `all`) cannot be
+    /// renewed (CA key absent, file missing); otherwise the run fails at stage `unrenewable`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "NAME",
+        alias = "allow-external",
+        env = "KUBECERT_ALLOW_UNRENEWABLE"
+    )]
+    allow_unrenewable: Vec<String>,
     /// PKI dir.
     #[arg(long, default_value = "/etc/kubernetes/pki", env = "KUBECERT_CERT_DIR")]
     cert_dir: PathBuf,
@@ -253,6 +263,7 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
         now: a.now,
         allow_expired_ca: false,
         allow_foreign_identity: false,
+        allow_unrenewable: a.allow_unrenewable,
     };
     let renew = params.resolve()?;
     let restart = match (a.restart, &a.restart_command) {

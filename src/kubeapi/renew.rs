@@ -388,6 +388,7 @@ fn finish(items: Vec<RenewItem>, backup_dir: Option<String>) -> RenewResult {
         components_to_restart: components.into_iter().collect(),
         changed,
         recovered: None,
+        unrenewable: vec![],
     }
 }
 

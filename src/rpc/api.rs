@@ -224,7 +224,7 @@ fn discover(_: NoParams) -> crate::Result<OpenRpcDocument> {
 }
 
 fn check(p: CheckParams) -> crate::Result<CheckResult> {
-    Ok(crate::check::check(&p.resolve()?))
+    crate::check::check(&p.resolve()?)
 }
 
 /// The method table. Add a row here to add a method (see the module docs of [`super`]).

@@ -107,7 +107,8 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         | Error::Symlink(_)
         | Error::CaMissing { .. }
         | Error::NotACa { .. }
-        | Error::Recovery(_) => codes::FILE,
+        | Error::Recovery(_)
+        | Error::NoPki { .. } => codes::FILE,
         Error::CaExpired { .. } | Error::CaNotYetValid { .. } => codes::CA_EXPIRED,
         Error::KubeApi(_) => codes::KUBE_API,
         Error::PathNotAllowed {

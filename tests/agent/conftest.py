@@ -119,7 +119,10 @@ def keyscan(workroot):
 @pytest.fixture(scope="session")
 def demo_template(binary, workroot):
     d = os.path.join(workroot, "template")
-    subprocess.run([binary, "demo-pki", d], check=True, stdout=subprocess.DEVNULL)
+    # Issued at the tests' fixed clock (NOW in the test files), so that calls with "now" see
+    # CAs that are already valid (renew refuses a CA whose NotBefore is in the future).
+    subprocess.run([binary, "demo-pki", d, "--now", "2026-12-01T00:00:00Z"], check=True,
+                   stdout=subprocess.DEVNULL)
     return d
 
 

@@ -148,7 +148,7 @@ def example_lines():
     return lines
 
 
-def test_agent_examples_run_literally(agent_factory, binary, keyscan):
+def test_agent_examples_run_literally(agent_factory, binary, keyscan, pki):
     lines = example_lines()
     assert any(l.startswith("curl ") for l in lines) and any("--stdio" in l for l in lines)
     default = "/run/kubecert/kubecert.sock"
@@ -163,9 +163,14 @@ def test_agent_examples_run_literally(agent_factory, binary, keyscan):
             pass
         finally:
             s.close()
-    a = agent_factory(sock=default)
+    # The examples run on a node, against its PKI: here the agent serves a demo PKI (the socket
+    # agent is started for it; a stdio agent gets the same two flags, nothing else changes).
+    d = dirs(pki)
+    roots = ["--cert-dir", d["cert_dir"], "--kubeconfig-dir", d["kubeconfig_dir"]]
+    a = agent_factory(*roots, sock=default)
     env = dict(os.environ, PATH=os.path.dirname(os.path.abspath(binary)) + ":" + os.environ["PATH"])
-    for line in lines:
+    for example in lines:
+        line = example.replace("kubecert serve --stdio", "kubecert serve --stdio " + " ".join(roots))
         # The requests in the line, to validate each answer against its method's schema.
         methods = {}
         for q in re.findall(r"'([\[{].*?[\]}])'", line):

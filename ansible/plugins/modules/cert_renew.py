@@ -220,6 +220,16 @@ componentsToRestart:
   type: list
   elements: str
   sample: [kube-apiserver]
+unrenewable:
+  description:
+    - Due certificates that could not be renewed (V(externally-managed), their CA key is absent, or
+      V(missing), the file is absent) and that were not accepted through the agent's
+      C(allow_unrenewable). Non-empty means the node's renewal is incomplete. A missing
+      C(super-admin.conf) is never listed.
+  returned: success
+  type: list
+  elements: str
+  sample: []
 recovered:
   description: What the agent did to recover an interrupted earlier run before this one, if anything.
   returned: when an earlier run was recovered

@@ -33,6 +33,13 @@ options:
       - The backup to restore, as returned in C(backupDir) by M(kubecert.pki.cert_renew) or M(kubecert.pki.csr_import).
     type: path
     required: true
+  backup_root:
+    description:
+      - The directory the backup was made in (the O(kubecert.pki.cert_renew#module:backup_dir) given to the renewal).
+        The agent restores only a backup that is a direct child of its backup root; without this option that is
+        the agent's own (its C(--backup-root), by default C(<cert_dir>/../kubecert-backup)).
+      - A non-root caller of the socket agent may pass only the agent's configured backup root.
+    type: path
 seealso:
   - module: kubecert.pki.cert_renew
   - module: kubecert.pki.csr_import
@@ -86,10 +93,13 @@ def main():
         argument_spec=argument_spec(
             PATHS_ARGUMENT_SPEC,
             backup_dir=dict(type='path', required=True),
+            backup_root=dict(type='path'),
         ),
         supports_check_mode=True,
     )
     params = dict((name, module.params[name]) for name in ('backup_dir', 'cert_dir', 'kubeconfig_dir'))
+    if module.params['backup_root']:
+        params['backup_root'] = module.params['backup_root']
     params['dry_run'] = module.check_mode
     result = run(module, 'restore', params)
     restored = result.get('restored') or []

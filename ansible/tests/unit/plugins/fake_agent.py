@@ -183,9 +183,15 @@ def m_renew(params):
             components.update(reads)
         out.append(item)
     changed = any(item['action'] in ('renewed', 'would-renew') for item in out)
+    allowed = params.get('allow_unrenewable') or []
+    unrenewable = [item['name'] for item in out
+                   if item['action'] in ('externally-managed', 'missing')
+                   and item['name'] != 'super-admin.conf'
+                   and 'all' not in allowed and item['name'] not in allowed]
     return {'dryRun': dry_run,
             'backupDir': '/var/backups/kubecert/fake' if changed and not dry_run else None,
-            'certificates': out, 'componentsToRestart': sorted(components), 'changed': changed}
+            'certificates': out, 'componentsToRestart': sorted(components), 'changed': changed,
+            'unrenewable': unrenewable}
 
 
 def m_restore(params):

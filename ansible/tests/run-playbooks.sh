@@ -394,7 +394,13 @@ t_renew_external_ca() {
     play 2 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_renew_names": ["apiserver"]}' &&
     expect "names: apiserver is not a silent success" grep -q 'cp1: 1 due certificate(s) not renewed: apiserver (externally-managed' "$w/out.txt" &&
     play 0 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_allow_unrenewable": ["apiserver", "etcd-server"]}' &&
-    expect "allowed, with a warning" grep -q 'not renewed, allowed by kubecert_allow_unrenewable: apiserver, etcd-server' "$w/out.txt"
+    expect "allowed, with a warning" grep -q 'not renewed, allowed by kubecert_allow_unrenewable: apiserver, etcd-server' "$w/out.txt" &&
+    expect "the agent decides, given allow_unrenewable (with kubecert_allow_missing)" \
+        grep -q '"allow_unrenewable": \["apiserver", "etcd-server", "super-admin.conf"\]' "$FAKE_AGENT_LOG" &&
+    play 2 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_allow_unrenewable": ["apiserver"]}' &&
+    expect "only what is not allowed fails the node" grep -q 'cp1: 1 due certificate(s) not renewed: etcd-server (externally-managed' "$w/out.txt" &&
+    play 0 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_allow_unrenewable": ["all"]}' &&
+    expect "all: allowed, with a warning" grep -q 'not renewed, allowed by kubecert_allow_unrenewable: admin.conf, apiserver' "$w/out.txt"
 }
 t_renew_missing_kubeconfigs() {
     # A wrong kubeconfig dir: the kubeconfigs are missing.

@@ -184,9 +184,19 @@ def m_renew(params):
         out.append(item)
     changed = any(item['action'] in ('renewed', 'would-renew') for item in out)
     allowed = params.get('allow_unrenewable') or []
+    if 'all' in allowed and len(allowed) > 1:
+        raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None,
+                                                    'cause': '`all` cannot be combined with other names'})
+    for name in allowed:
+        if name != 'all' and name not in known:
+            raise RpcFailure(-32005, 'unknown certificate name', {'cert': name, 'path': None,
+                                                                  'cause': 'not in the inventory'})
+    # As the agent: a missing file (but super-admin.conf) is always due; an externally
+    # managed certificate only when it expires within `within` (or no `within`).
+    due = dict((name, days is None or within is None or days * DAY <= within) for name, days, dummy in CERTS)
     unrenewable = [item['name'] for item in out
-                   if item['action'] in ('externally-managed', 'missing')
-                   and item['name'] != 'super-admin.conf'
+                   if ((item['action'] == 'missing' and item['name'] != 'super-admin.conf')
+                       or (item['action'] == 'externally-managed' and due[item['name']]))
                    and 'all' not in allowed and item['name'] not in allowed]
     return {'dryRun': dry_run,
             'backupDir': '/var/backups/kubecert/fake' if changed and not dry_run else None,

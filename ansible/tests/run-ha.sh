@@ -259,7 +259,11 @@ play "$w/checkmode.out" "$KUBECERT_COLLECTION/playbooks/renew_ha.yml" --check --
 check "the check-mode run succeeds" expect_rc 0 "$w/checkmode.out"
 check "every node reports its 11 certificates as would-renew" test "$(would_renew "$w/checkmode.out")" = "node1=11 node2=11 node3=11"
 check "the diff shows NotAfter and serial before and after" grep -q '^-serial: ' "$w/checkmode.out"
-check "every node reported as changed" test "$(recap "$w/checkmode.out" node1 changed)$(recap "$w/checkmode.out" node2 changed)$(recap "$w/checkmode.out" node3 changed)" = 111
+check "every node reported as changed: the renewal and the restart it would do" test "$(recap "$w/checkmode.out" node1 changed)$(recap "$w/checkmode.out" node2 changed)$(recap "$w/checkmode.out" node3 changed)" = 222
+for k in 1 2 3; do
+    check "node$k: check mode says what it would restart" grep -q \
+        "\"msg\": \"node$k: would renew .*; would restart etcd, kube-apiserver, kube-controller-manager, kube-scheduler" "$w/checkmode.out"
+done
 for k in 1 2 3; do
     ha_tree "$pki/node-$k" >"$w/tree-check-node$k"
     check "check mode changed no byte on node$k" cmp -s "$w/tree0-node$k" "$w/tree-check-node$k"

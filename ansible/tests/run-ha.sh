@@ -7,27 +7,35 @@
 # certificates with mutual TLS on client and peer ports.
 #
 # The role restarts components with the `command` method: etcd is restarted for
-# real (`etcd_cluster.py restart-node --node K`, which reads the certificates
-# now on disk and fails unless the member rejoins); kube-apiserver,
-# kube-controller-manager and kube-scheduler do not run here, so their restart
-# command only logs. Only etcd is real. The role's health gate is the real one:
-# `etcdctl endpoint health --cluster` and `member list` over TLS with that
-# node's healthcheck-client certificate, every member healthy.
+# real (ha/restart-etcd.sh: `etcd_cluster.py restart-node --node K`, which reads the
+# certificates now on disk and fails unless the member rejoins, then openssl records
+# the serials the live member serves on its client and peer ports);
+# kube-apiserver, kube-controller-manager and kube-scheduler do not run here, so
+# their restart command only logs, their health wait is `true` and the inventory
+# declares them kubecert_served_not_required. Only etcd is real. The agent does the
+# rest, as in production: its health wait after each restart (`kubecert health etcd`),
+# its served-certificate proof (etcd client and peer ports, kubecert_endpoints), the
+# health gate (every member healthy over TLS with the node's healthcheck-client cert).
 #
 # Phases, in order, on the same cluster:
 #   1. check_expiration, threshold 30d, certs expiring in 20d: fails, lists all nodes
 #   2. renew_ha --check --diff: reports the changes of every node, changes no byte
-#   3. renew_ha: every node renewed (openssl: new serials, later NotAfter; etcd
-#      serves the new certs), no moment without quorum (watcher, 200 ms probes)
+#   3. renew_ha: every node renewed (openssl: new serials, later NotAfter; right after
+#      its restart etcd serves the new certs on both ports, as the agent's proof said),
+#      no moment without quorum (watcher, 200 ms probes)
 #   4. check_expiration, threshold 30d: passes, lists all nodes
 #   5. renew_ha again (within 30d): changed=0 on every host, nothing restarted
 #   6. failure injection (within 400d, so everything is due again): node 2's
 #      etcd restarts with a peer cert from a foreign CA and does not rejoin; the
-#      health gate fails, node 2 is rolled back byte for byte and healthy again,
-#      node 1 stays renewed, node 3 is untouched, the play fails with a clear
+#      restart's health wait fails, node 2 is rolled back byte for byte and healthy
+#      again, node 1 stays renewed, node 3 is untouched, the play fails with a clear
 #      message, quorum never lost
 #   7. the same, but the restart command itself fails (restart-node's exit
-#      status when the member does not rejoin) instead of the health gate
+#      status when the member does not rejoin)
+#   8. the same, but node 2's etcd restarts healthy on a copy of its old certificate
+#      files (a restart that does not reload): openssl sees the old serials on the live
+#      ports, the agent's served proof fails the node naming etcd and both serials, and
+#      the rollback leaves node 2 serving its (restored) files
 #
 # Usage: ansible/tests/run-ha.sh      (make e2e-ha)
 # Environment:
@@ -162,6 +170,19 @@ served_serial() {
         -cert "$c/healthcheck-client.crt" -key "$c/healthcheck-client.key" </dev/null 2>/dev/null \
         | openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
 }
+# norm: a serial as one form (openssl prints upper-case hex, the agent may not)
+norm() { tr -d ':' | tr 'a-f' 'A-F' | sed 's/^0*//'; }
+# served_after_restart NODE ENDPOINT [SKIP]: the serial openssl saw on etcd node K's
+# ENDPOINT (etcd-client, etcd-peer) right after its restart (ha/restart-etcd.sh), in
+# served.log past line SKIP
+served_after_restart() {  # [SKIP [NTH]]: the NTH such restart (default 1)
+    tail -n +$((${3:-0} + 1)) "$w/served.log" 2>/dev/null | sed -n "s/^node$1 $2 //p" | sed -n "${4:-1}p" | norm
+}
+# agent_proof OUT NODE ENDPOINT: the serial the agent's served proof reported as current
+# in node K's summary line
+agent_proof() {
+    sed -n "s/^ *\"msg\": \"node$2: renewed .*serving: .*$3 \([0-9A-Fa-f:]*\) (current).*/\1/p" "$1" | head -n 1 | norm
+}
 watch_start() { harness watch --state "$state" --out "$1" --interval 0.2 --detach >/dev/null; }
 watch_stop() {  # watch_stop OUT: stop the watcher, keep its summary in $w/last-watch.json
     harness watch-stop --state "$state" --out "$1" --assert-quorum >"$w/last-watch.json"
@@ -206,14 +227,7 @@ harness start --root "$pki" --state "$state" --nodes 3 --port-base 0 >"$w/start.
 port="$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_port"])' "$state/cluster.json")"
 peer_port=$((port + 1))
 mkdir -p "$(dirname "$inv")" "$w/backups" "$w/bin"
-# The role's etcdctl: the real one, with its command lines logged.
-cat >"$w/bin/etcdctl" <<EOF
-#!/bin/sh
-echo "\$*" >>"$w/etcdctl.log"
-exec "$(command -v etcdctl)" "\$@"
-EOF
-chmod +x "$w/bin/etcdctl"
-HA_ETCDCTL="$w/bin/etcdctl" ha_inventory "$inv" "$bin" "$pki" "$w" "$port" "$state" "$harness"
+ha_inventory "$inv" "$bin" "$pki" "$w" "$port" "$state" "$harness"
 echo "   etcd members https://127.0.1.{1,2,3}:$port (peers :$peer_port), kubecert $bin"
 names=(etcd/server etcd/peer apiserver admin.conf)
 declare -A serial0 notafter0
@@ -245,7 +259,11 @@ play "$w/checkmode.out" "$KUBECERT_COLLECTION/playbooks/renew_ha.yml" --check --
 check "the check-mode run succeeds" expect_rc 0 "$w/checkmode.out"
 check "every node reports its 11 certificates as would-renew" test "$(would_renew "$w/checkmode.out")" = "node1=11 node2=11 node3=11"
 check "the diff shows NotAfter and serial before and after" grep -q '^-serial: ' "$w/checkmode.out"
-check "every node reported as changed" test "$(recap "$w/checkmode.out" node1 changed)$(recap "$w/checkmode.out" node2 changed)$(recap "$w/checkmode.out" node3 changed)" = 111
+check "every node reported as changed: the renewal and the restart it would do" test "$(recap "$w/checkmode.out" node1 changed)$(recap "$w/checkmode.out" node2 changed)$(recap "$w/checkmode.out" node3 changed)" = 222
+for k in 1 2 3; do
+    check "node$k: check mode says what it would restart" grep -q \
+        "\"msg\": \"node$k: would renew .*; would restart etcd, kube-apiserver, kube-controller-manager, kube-scheduler" "$w/checkmode.out"
+done
 for k in 1 2 3; do
     ha_tree "$pki/node-$k" >"$w/tree-check-node$k"
     check "check mode changed no byte on node$k" cmp -s "$w/tree0-node$k" "$w/tree-check-node$k"
@@ -265,11 +283,11 @@ for k in 1 2 3; do
     check "node$k changed, not failed" test "$(recap "$w/renew.out" "node$k" changed)" -gt 0 -a "$(recap "$w/renew.out" "node$k" failed)" = 0
 done
 for k in 1 2 3; do
-    check "node$k's health checks: every member, over TLS with node$k's healthcheck-client cert" grep -q -- \
-        "--endpoints=https://127.0.1.$k:$port,.* --cacert=$pki/node-$k/pki/etcd/ca.crt --cert=$pki/node-$k/pki/etcd/healthcheck-client.crt --key=$pki/node-$k/pki/etcd/healthcheck-client.key .*endpoint health --cluster" \
-        "$w/etcdctl.log"
+    check "node$k: the agent's health gate, every etcd member healthy over TLS (summary)" grep -qE \
+        "^ *\"msg\": \"node$k: renewed .*; health gate: healthy after [0-9]+ ms: etcd healthy \(3/3 members healthy, quorum ok\)" "$w/renew.out"
+    check "node$k: the components that do not run here are reported unreachable, not required" grep -qE \
+        "^ *\"msg\": \"node$k: renewed .*serving: .*kube-apiserver \? \(unreachable, not required\)" "$w/renew.out"
 done
-check "the health gate passed on every node" test "$(grep -c 'Cluster healthy after the renewal: etcd 3/3 members healthy, quorum ok' "$w/renew.out")" = 3
 check "the components restarted node by node, etcd first" diff <(
     for k in 1 2 3; do
         printf 'node%s %s\n' "$k" etcd "$k" "kube-apiserver not running in this test" \
@@ -283,8 +301,16 @@ for k in 1 2 3; do
     done
     check "node$k etcd/server and etcd/peer chain to the etcd CA" \
         quiet openssl verify -CAfile "$pki/node-$k/pki/etcd/ca.crt" "$pki/node-$k/pki/etcd/server.crt" "$pki/node-$k/pki/etcd/peer.crt"
-    check "node$k etcd serves its renewed server certificate" test "$(served_serial "$k" "$port")" = "$(cert_serial "$k" etcd/server)"
-    check "node$k etcd serves its renewed peer certificate" test "$(served_serial "$k" "$peer_port")" = "$(cert_serial "$k" etcd/peer)"
+    for pair in etcd-client:etcd/server etcd-peer:etcd/peer; do
+        ep="${pair%%:*}" n="${pair#*:}"
+        disk="$(cert_serial "$k" "$n" | norm)"
+        check "node$k $ep right after its restart (openssl s_client): the new serial of $n on disk, not the old" \
+            test "$(served_after_restart "$k" "$ep")" = "$disk" -a "$disk" != "$(norm <<<"${serial0[$k/$n]}")"
+        check "node$k $ep: the agent's served proof reported that same serial as current" \
+            test "$(agent_proof "$w/renew.out" "$k" "$ep")" = "$disk"
+    done
+    check "node$k etcd serves its renewed server certificate (end of phase)" test "$(served_serial "$k" "$port")" = "$(cert_serial "$k" etcd/server)"
+    check "node$k etcd serves its renewed peer certificate (end of phase)" test "$(served_serial "$k" "$peer_port")" = "$(cert_serial "$k" etcd/peer)"
     check "node$k backed up what it replaced" test "$(find "$w/backups/node-$k" -mindepth 1 -maxdepth 1 -type d | wc -l)" = 1
 done
 check "etcd cluster healthy after the renewal" quiet harness health --state "$state" --node 3
@@ -314,22 +340,23 @@ done
 check "nothing restarted" test "$(wc -l <"$w/restarts.log")" = "$restarts_before" -a "$(etcd_pids)" = "$pids_before"
 phase_done "5. renew_ha again: changed=0 everywhere"
 
-# --- 6 and 7. failure injection on node 2
-# failure_run MODE NUMBER TITLE EXPECTED_MESSAGE: renew_ha within 400d (everything
-# is due again) with node 2's etcd restarted on a foreign peer certificate
-# (ha/restart-etcd-foreign-peer.sh MODE), then what must hold after the rollback.
+# --- 6, 7 and 8. failure injection on node 2
+# failure_run NUMBER TITLE ETCD_RESTART_COMMAND MESSAGE FIRST_RESTART: renew_ha within
+# 400d (everything is due again) with node 2's etcd restarted by ETCD_RESTART_COMMAND,
+# then what must hold after the rollback. MESSAGE: an extended regex the failure message
+# must match between "FAILED on node2 at " and " -- Restored"; FIRST_RESTART: node 2's
+# first line in restarts.log.
 failure_run() {
-    local mode="$1" nr="$2" title="$3" message="$4" k n node3_pid refused_before restarts_before
+    local nr="$1" title="$2" command="$3" message="$4" first="$5" k n node3_pid restarts_before
     local -A serial_before
-    note "$nr. renew_ha.yml within 400d, node 2's etcd restarted on a foreign peer certificate ($title)"
+    note "$nr. renew_ha.yml within 400d, node 2's etcd: $title"
     mkdir -p "$w/inventory/host_vars"
     rm -f "$w/injected"
     cat >"$w/inventory/host_vars/node2.yml" <<EOT
-# Failure injection (run-ha.sh phase $nr): see ansible/tests/ha/restart-etcd-foreign-peer.sh
+# Failure injection (run-ha.sh phase $nr)
 kubecert_restart_commands:
   etcd: >-
-    $KUBECERT_COLLECTION/tests/ha/restart-etcd-foreign-peer.sh $mode $w/injected $harness $state 2
-    $w/foreign/node-2/pki/etcd $pki/node-2/pki $w/restarts.log
+    $command
 EOT
     for k in 1 2 3; do
         ha_tree "$pki/node-$k" >"$w/tree-before$nr-node$k"
@@ -339,15 +366,13 @@ EOT
     refused_before="$(cat "$state/node-1.log" "$state/node-3.log" | grep -c 'unknown authority' || true)"
     restarts_before="$(wc -l <"$w/restarts.log")"
     watch_start "$w/watch-failure$nr.jsonl"
-    # A shorter health gate (3 polls): node 2 will not recover by itself.
+    # A short health bound: node 2 will not recover by itself.
     play "$w/failure$nr.out" "$KUBECERT_COLLECTION/playbooks/renew_ha.yml" -e kubecert_renew_within=400d -e kubecert_health_timeout=2
     check "no moment without quorum during the failure and the rollback (watcher)" watch_stop "$w/watch-failure$nr.jsonl"
     watch_notes+=("$(watch_field probes) probes, fewest members healthy $(watch_field min_healthy_members)/3 during phase $nr")
     check "the play fails (exit 2)" expect_rc 2 "$w/failure$nr.out"
-    check "the injection happened: members 1 and 3 refused node 2's foreign peer certificate" \
-        test "$(cat "$state/node-1.log" "$state/node-3.log" | grep -c 'unknown authority')" -gt "$refused_before"
-    check "a clear message: what failed, what was restored, health after the rollback" grep -q \
-        "kubecert rolling renew FAILED on node2 at $message -- Restored [0-9]* files from $w/backups/node-2/[0-9TZ]*\. Cluster health after the rollback: OK (etcd 3/3 members healthy, quorum ok; kube-apiserver not checked)\. No further node will be touched\." \
+    check "a clear message: node, component, what failed, what was restored, health after the rollback" grep -qE \
+        "kubecert rolling renew FAILED on node2 at $message -- Restored [0-9]+ files from $w/backups/node-2/[0-9TZ]+\. Restarted etcd, kube-apiserver, kube-controller-manager, kube-scheduler on the restored certificates\. Cluster health after the rollback: OK \(healthy after [0-9]+ ms: etcd healthy \(3/3 members healthy, quorum ok\)\)\. No further node will be touched\." \
         "$w/failure$nr.out"
     check "node1 was renewed before node 2 failed" \
         test "$(cert_serial 1 etcd/server)" != "${serial_before[1/etcd/server]}" -a "$(recap "$w/failure$nr.out" node1 failed)" = 0
@@ -355,21 +380,54 @@ EOT
     check "node3 untouched: its files byte-identical" cmp -s "$w/tree-before$nr-node3" <(ha_tree "$pki/node-3")
     check "node3 not run and its etcd not restarted" \
         test -z "$(recap "$w/failure$nr.out" node3 ok)" -a "$(cat "$state/node-3.pid")" = "$node3_pid"
-    check "node2 restarted on the restored certificates after the rollback" diff <(
-        echo "node2 etcd (with a foreign peer certificate)"
-        printf 'node2 %s not running in this test\n' kube-apiserver kube-controller-manager kube-scheduler
+    check "node2: the rollout stopped at etcd, then everything restarted on the restored certificates" diff <(
+        echo "$first"
         echo "node2 etcd"
         printf 'node2 %s not running in this test\n' kube-apiserver kube-controller-manager kube-scheduler
     ) <(tail -n +$((restarts_before + 1)) "$w/restarts.log" | grep '^node2')
     check "node2 etcd serves its pre-run server certificate" test "$(served_serial 2 "$port")" = "${serial_before[2/etcd/server]}"
     check "node2 etcd serves its pre-run peer certificate" test "$(served_serial 2 "$peer_port")" = "${serial_before[2/etcd/peer]}"
     check "etcd cluster healthy again, all 3 members" quiet harness health --state "$state" --node 2
-    phase_done "$nr. failure on node 2 ($title): rolled back"
 }
-failure_run gate 6 "the health gate fails" \
-    "Health | the cluster is healthy (after the renewal): Cluster not healthy after the renewal on node2: etcd 2/3 members healthy, quorum ok, unhealthy: https://127.0.1.2:$port; kube-apiserver not checked"
-failure_run restart 7 "the restart fails" \
-    "Restart | run the restart command of each component: One or more items failed (etcd: etcd node 2 did not rejoin the cluster within 3s after its restart (rc 1))"
+failure_run 6 "restarted with a foreign peer certificate, the restart's health wait fails" \
+    "$KUBECERT_COLLECTION/tests/ha/restart-etcd-foreign-peer.sh gate $w/injected $harness $state 2 $w/foreign/node-2/pki/etcd $pki/node-2/pki $w/restarts.log" \
+    "Restart the components that read a renewed certificate, and prove they serve it: kubecert restart failed at health:etcd: etcd did not become healthy within 2s.*" \
+    "node2 etcd (with a foreign peer certificate)"
+check "the injection happened: members 1 and 3 refused node 2's foreign peer certificate" \
+    test "$(cat "$state/node-1.log" "$state/node-3.log" | grep -c 'unknown authority')" -gt "$refused_before"
+phase_done "6. node 2 restarted on a foreign peer cert (health wait fails): rolled back"
+failure_run 7 "restarted with a foreign peer certificate, the restart command fails" \
+    "$KUBECERT_COLLECTION/tests/ha/restart-etcd-foreign-peer.sh restart $w/injected $harness $state 2 $w/foreign/node-2/pki/etcd $pki/node-2/pki $w/restarts.log" \
+    "Restart the components that read a renewed certificate, and prove they serve it: kubecert restart failed at restart:etcd: restart command failed.*did not rejoin the cluster within 3s.*" \
+    "node2 etcd (with a foreign peer certificate)"
+check "the injection happened: members 1 and 3 refused node 2's foreign peer certificate" \
+    test "$(cat "$state/node-1.log" "$state/node-3.log" | grep -c 'unknown authority')" -gt "$refused_before"
+phase_done "7. node 2's restart command fails: rolled back"
+
+# 8: node 2's etcd restarts healthy on a copy of its files taken now (before the run):
+# it serves the old serials while the renewed files are on disk.
+rm -rf "$w/stale-pki"
+mkdir -p "$w/stale-pki"
+cp -a "$pki/node-1" "$pki/node-2" "$pki/node-3" "$w/stale-pki/"
+stale_server="$(cert_serial 2 etcd/server | norm)" stale_peer="$(cert_serial 2 etcd/peer | norm)"
+served_mark="$(wc -l <"$w/served.log")"
+failure_run 8 "restarted healthy on a copy of its old certificate files (does not reload)" \
+    "$KUBECERT_COLLECTION/tests/ha/restart-etcd-stale.sh $w/injected 2 $w $state $harness $w/stale-pki" \
+    "Restart the components that read a renewed certificate, and prove they serve it: kubecert restart failed at served:etcd: etcd was restarted and is healthy but still does not serve the certificate on disk: etcd-client at 127\.0\.1\.2:$port is serving a certificate other than the one on disk \(served serial [0-9A-Fa-f:]+, NotAfter [0-9TZ:-]+; on disk serial [0-9A-Fa-f:]+, NotAfter [0-9TZ:-]+\) — restart etcd; etcd-peer at 127\.0\.1\.2:$peer_port is serving a certificate other than the one on disk .*" \
+    "node2 etcd (on a copy of its old certificate files)"
+# What the agent said, against what openssl saw on the live ports.
+stale_msg="$(grep -o 'etcd-client at 127\.0\.1\.2:[0-9]* is serving a certificate other than the one on disk (served serial [0-9A-Fa-f:]*, NotAfter [^;]*; on disk serial [0-9A-Fa-f:]*' "$w/failure8.out" | head -n 1)"
+msg_served="$(sed -n 's/.*(served serial \([0-9A-Fa-f:]*\),.*/\1/p' <<<"$stale_msg" | norm)"
+msg_disk="$(sed -n 's/.*on disk serial \([0-9A-Fa-f:]*\)$/\1/p' <<<"$stale_msg" | norm)"
+check "openssl: right after the stale restart node 2's client port served its OLD server serial" \
+    test "$(served_after_restart 2 etcd-client "$served_mark")" = "$stale_server"
+check "openssl: and its peer port its OLD peer serial" \
+    test "$(served_after_restart 2 etcd-peer "$served_mark")" = "$stale_peer"
+check "the failure message names the served (old) serial openssl saw" test -n "$msg_served" -a "$msg_served" = "$stale_server"
+check "and the serial on disk then, a new one (not the old)" test -n "$msg_disk" -a "$msg_disk" != "$stale_server"
+check "after the rollback node 2's files hold the old serial again (byte-identical, above) and it serves them" \
+    test "$(served_after_restart 2 etcd-client "$served_mark" 2)" = "$stale_server"
+phase_done "8. node 2 serves its old certificate after its restart: served proof fails, rolled back"
 
 harness stop --state "$state" >/dev/null
 rm -rf "$state"

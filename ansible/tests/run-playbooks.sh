@@ -27,6 +27,10 @@ export ANSIBLE_NOCOLOR=1
 export ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_LOCALHOST_WARNING=0
 export FAKE_AGENT_LOG="$w/agent.jsonl"
+# The fake agent's health and served proof read these (written by the restart commands).
+export FAKE_AGENT_HEALTH_FILE="$w/etcd-state"
+export FAKE_AGENT_SERVED_FILE="$w/served-state"
+export FAKE_AGENT_MANIFESTS_LOG="$w/manifests.log"
 
 cat >"$w/kubecert" <<EOF
 #!/bin/sh
@@ -77,7 +81,7 @@ passed=0
 failed=0
 reset() {
     unset FAKE_AGENT_PKI
-    rm -f "$w/agent.jsonl" "$w/restarts.log" "$w/etcdctl.log" "$w/etcd-state" "$w/broken"
+    rm -f "$w/agent.jsonl" "$w/restarts.log" "$w/etcdctl.log" "$w/etcd-state" "$w/broken" "$w/served-state" "$w/manifests.log"
     rm -rf "$w/host_vars" "$w/out.txt" "$w/kubecert-expiration.txt" "$w/kubecert-expiration.json"
 }
 play() {  # play EXPECTED_RC PLAYBOOK [ARGS...]: run, compare the exit status
@@ -103,6 +107,7 @@ not_grep() {  # not_grep PATTERN FILE: PATTERN is not in FILE
 expect() {  # expect DESCRIPTION COMMAND...: a check inside a scenario
     if ! "${@:2}"; then
         echo "  expected: $1"
+        [ -z "${KUBECERT_PLAY_DEBUG:-}" ] || grep -E '"msg"|^ok:|^changed:|^fatal:|^skipping:' "$w/out.txt" | cut -c1-600 | sed 's/^/    | /'
         return 1
     fi
 }
@@ -164,8 +169,11 @@ t_renew_all_nodes() {
     play 0 kubecert.pki.renew_ha &&
     expect "one renew per node, within 30d" test "$(calls | grep -c '^renew .*"within": "30d"')" = 3 &&
     expect "only the affected components restarted, node by node" diff <(printf '%s\n' 'cp1 etcd' 'cp1 kube-apiserver' 'cp2 etcd' 'cp2 kube-apiserver' 'cp3 etcd' 'cp3 kube-apiserver') "$w/restarts.log" &&
-    expect "etcd checked over TLS on every member" grep -q -- '^3 --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key --command-timeout=5s endpoint health --cluster -w json' "$w/etcdctl.log" &&
-    expect "the gate says so" grep -q 'Cluster healthy after the renewal: etcd 3/3 members healthy, quorum ok' "$w/out.txt"
+    expect "one restart call per node, by the agent, with the served proof" test "$(calls | grep '^restart ' | grep '"components": \["etcd", "kube-apiserver"\]' | grep '"method": "command"' | grep -c '"served": true')" = 3 &&
+    expect "the restart waits kubecert_health_timeout for health, polling every kubecert_health_delay" test "$(calls | grep '^restart ' | grep '"health_timeout_ms": 2000' | grep -c '"poll_interval_ms": 1000')" = 3 &&
+    expect "etcd health gate by the agent, on etcd's client address" test "$(calls | grep '^health .*"components": \["etcd"\], "endpoints": \[{"address": "127.0.0.1:2379", "endpoint": "etcd-client"}\]' | grep -c '"timeout_ms": 2000')" = 3 &&
+    expect "etcdctl no longer used for health" test ! -e "$w/etcdctl.log" &&
+    expect "each node says what it serves now" grep -q 'cp3: renewed apiserver .*; restarted etcd, kube-apiserver; serving: etcd-client 0b (current), etcd-peer 0b (current), kube-apiserver 0b (current)' "$w/out.txt"
 }
 t_nothing_due() {
     play 0 kubecert.pki.renew_ha -e kubecert_renew_within=10d &&
@@ -183,34 +191,69 @@ EOF
     expect "cp2 restored its own backup" test "$(calls | grep -c '^restore {"backup_dir": "/var/backups/kubecert/fake"')" = 1 &&
     expect "cp3 never touched" test "$(calls | grep -c '^renew')" = 2 &&
     expect "components restarted again after the restore" test "$(grep -c '^cp2 etcd' "$w/restarts.log")" = 2 &&
-    expect "a clear message" grep -q 'kubecert rolling renew FAILED on cp2 at Health | the cluster is healthy (after the renewal): Cluster not healthy after the renewal on cp2: etcd 2/3 members healthy, quorum ok, unhealthy: https://10.0.0.2:2379.* -- Restored 2 files from /var/backups/kubecert/fake. Cluster health after the rollback: OK (etcd 3/3 members healthy.*No further node will be touched.' "$w/out.txt"
+    expect "a clear message" grep -q 'kubecert rolling renew FAILED on cp2 at Restart the components that read a renewed certificate, and prove they serve it: kubecert restart failed at health:etcd: etcd not healthy within 2000 ms -- Restored 2 files from /var/backups/kubecert/fake. Restarted etcd, kube-apiserver on the restored certificates. Cluster health after the rollback: OK (healthy after .*etcd healthy (3/3 members healthy, quorum ok)). No further node will be touched.' "$w/out.txt"
+}
+t_served_stale_rolls_back() {
+    mkdir -p "$w/host_vars"
+    # On cp2 the restart "does not reload": etcd keeps serving the old serial (until the rollback restores it).
+    cat >"$w/host_vars/cp2.yml" <<EOF
+kubecert_restart_commands:
+  etcd: "if [ -e $w/broken ]; then rm -f $w/served-state; else touch $w/broken; echo stale:etcd >$w/served-state; fi; echo cp2 {component} >>$w/restarts.log"
+EOF
+    play 2 kubecert.pki.renew_ha &&
+    expect "cp1 proved and passed" grep -q 'cp1: renewed .*serving: etcd-client 0b (current)' "$w/out.txt" &&
+    expect "cp2 failed on the served proof" grep -q 'kubecert rolling renew FAILED on cp2 at Restart .*: kubecert restart failed at served:etcd: etcd still serves serial 0a after its restart -- Restored 2 files from /var/backups/kubecert/fake. Restarted etcd, kube-apiserver on the restored certificates.' "$w/out.txt" &&
+    expect "cp2 restored its backup" test "$(calls | grep -c '^restore ')" = 1 &&
+    expect "kube-apiserver not restarted after the failed etcd" test "$(grep -c '^cp2 ' "$w/restarts.log")" = 3 &&
+    expect "cp3 never touched" test "$(calls | grep -c '^renew')" = 2
+}
+t_health_bound() {
+    # kubecert_health_timeout bounds each wait once. The failing run waits three times (the
+    # restart's health wait, the rollback's restart and its health check): going from a 1 s
+    # to a 6 s bound adds 3 x 5 s, not 3 x 3 x 5 s as when every check retried for the bound.
+    mkdir -p "$w/host_vars"
+    cat >"$w/host_vars/cp1.yml" <<EOF
+kubecert_restart_command: "echo unhealthy >$w/etcd-state; echo cp1 {component} >>$w/restarts.log"
+EOF
+    local t0 t1 t2
+    t0=$(date +%s)
+    play 2 kubecert.pki.renew_ha -l cp1 -e kubecert_health_timeout=1 &&
+    t1=$(date +%s) &&
+    rm -f "$w/agent.jsonl" "$w/etcd-state" &&
+    play 2 kubecert.pki.renew_ha -l cp1 -e kubecert_health_timeout=6 &&
+    t2=$(date +%s) &&
+    expect "one bounded wait per phase: the restart, the rollback's restart and health check" test "$(calls | grep -c '"health_timeout_ms": 6000\|"timeout_ms": 6000')" = 3 &&
+    expect "the gate fails at its bound" grep -q 'kubecert restart failed at health:etcd: etcd not healthy within 6000 ms' "$w/out.txt" &&
+    expect "the rollback's health check waited its bound once" grep -q 'Cluster health after the rollback: NOT OK (not healthy after 6000 ms' "$w/out.txt" &&
+    expect "5 s more per wait, not 3 x 5 s: took $(( (t2 - t1) - (t1 - t0) )) s more" test $(( (t2 - t1) - (t1 - t0) )) -ge 13 -a $(( (t2 - t1) - (t1 - t0) )) -le 25
 }
 t_preflight_unhealthy() {
     echo unhealthy >"$w/etcd-state"
     play 2 kubecert.pki.renew_ha &&
     expect "nothing renewed" test "$(calls | grep -c '^renew')" = 0 &&
-    expect "a clear message" grep -q 'preflight failed on cp1: Cluster not healthy before the renewal on cp1: etcd 2/3 members healthy.*Nothing was changed on this node and no further node will be touched.' "$w/out.txt"
+    expect "a clear message" grep -q 'preflight failed on cp1: not healthy after 1000 ms (3 polls): etcd UNHEALTHY (1/3 members healthy, quorum LOST) Nothing was changed on this node and no further node will be touched.' "$w/out.txt"
 }
 t_check_mode() {
     play 0 kubecert.pki.renew_ha --check --diff -l cp1 &&
-    expect "a dry run" test "$(calls | grep -c '"dry_run": true')" = 1 &&
+    expect "a dry run of the renewal and of the restart" test "$(calls | grep -c '"dry_run": true')" = 2 &&
     expect "no restart" test ! -e "$w/restarts.log" &&
+    expect "says what it would restart" grep -q 'cp1: would renew apiserver .*; would restart etcd, kube-apiserver' "$w/out.txt" &&
     expect "a diff per certificate" grep -q '+++ after: apiserver (would-renew)' "$w/out.txt"
 }
 t_manifests() {
     mkdir -p "$w/manifests"
     touch "$w/manifests/etcd.yaml" "$w/manifests/kube-apiserver.yaml" "$w/manifests/kube-scheduler.yaml"
     local args=(-e kubecert_restart_method=manifests -e "kubecert_manifests_dir=$w/manifests"
-        -e "kubecert_manifests_park_dir=$w/parked" -e kubecert_manifests_stop_wait=0 -e kubecert_manifests_start_wait=0)
+        -e "kubecert_manifests_park_dir=$w/parked" -e kubecert_manifests_stop_wait=0)
     play 0 kubecert.pki.renew_ha -l cp1 "${args[@]}" &&
-    expect "manifests moved out and back" grep -q 'changed: \[cp1\] => (item=kube-apiserver.yaml)' "$w/out.txt" &&
+    expect "the agent moved the manifests out and back" diff <(printf '%s\n' 'parked etcd' 'parked kube-apiserver') "$w/manifests.log" &&
+    expect "asked for manifest-move with the park dir" test "$(calls | grep '^restart ' | grep '"method": "manifest-move"' | grep -c "\"park_dir\": \"$w/parked\"")" = 1 &&
     expect "all manifests in place" test -e "$w/manifests/etcd.yaml" -a -e "$w/manifests/kube-apiserver.yaml" -a -e "$w/manifests/kube-scheduler.yaml" &&
     expect "nothing left parked" test -z "$(ls -A "$w/parked")" &&
     mv "$w/manifests/etcd.yaml" "$w/parked/" &&
     rm -f "$w/agent.jsonl" &&
-    play 2 kubecert.pki.renew_ha -l cp1 "${args[@]}" &&
-    expect "a parked manifest stops the preflight" grep -q 'Static pod manifests are parked in' "$w/out.txt" &&
-    expect "nothing renewed" test "$(calls | grep -c '^renew')" = 0
+    play 0 kubecert.pki.renew_ha -l cp1 "${args[@]}" &&
+    expect "a manifest left parked by an interrupted run is moved back by the agent" test -e "$w/manifests/etcd.yaml" -a -z "$(ls -A "$w/parked")"
 }
 t_install_unit_files() {
     mkdir -p "$w/units"
@@ -243,39 +286,14 @@ EOF
     play 0 "$w/install-units.yml" &&
     expect "idempotent" grep -qE 'cp1 +: ok=[0-9]+ +changed=0 ' "$w/out.txt"
 }
-# A local HTTP endpoint standing in for the API server's /readyz.
-start_readyz() {
-    mkdir -p "$w/www"
-    echo ok >"$w/www/readyz"
-    "$python" - "$w/www" >"$w/readyz.port" 2>/dev/null <<'PY' &
-import functools, http.server, sys
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
-server = http.server.HTTPServer(('127.0.0.1', 0), handler)
-print(server.server_address[1], flush=True)
-server.serve_forever()
-PY
-    readyz_pid=$!
-
-    for _ in $(seq 1 100); do
-        [ -s "$w/readyz.port" ] && break
-        sleep 0.1
-    done
-    readyz_port="$(cat "$w/readyz.port")"
-}
 t_readyz() {
-    start_readyz
-    local rc=0
-    {
-        play 0 kubecert.pki.renew_ha -l cp1 -e "kubecert_apiserver_readyz_url=http://127.0.0.1:$readyz_port/readyz" &&
-        expect "the API server is checked" grep -q "kube-apiserver http://127.0.0.1:$readyz_port/readyz ready" "$w/out.txt" &&
-        rm -f "$w/agent.jsonl" &&
-        play 2 kubecert.pki.renew_ha -l cp1 -e "kubecert_apiserver_readyz_url=http://127.0.0.1:$readyz_port/notready" &&
-        expect "a failing /readyz stops the preflight" grep -q "preflight failed on cp1: .*not ready (HTTP 404" "$w/out.txt" &&
-        expect "nothing renewed" test "$(calls | grep -c '^renew')" = 0
-    } || rc=1
-    kill "$readyz_pid"
-    wait "$readyz_pid" 2>/dev/null || true
-    return "$rc"
+    play 0 kubecert.pki.renew_ha -l cp1 -e "kubecert_apiserver_readyz_url=https://10.0.0.1:6443/readyz" &&
+    expect "the API server is checked by the agent, on the /readyz address" test "$(calls | grep -c '^health .*"components": \["etcd", "kube-apiserver"\], "endpoints": \[{"address": "127.0.0.1:2379", "endpoint": "etcd-client"}, {"address": "10.0.0.1:6443", "endpoint": "kube-apiserver"}\]')" = 2 &&
+    rm -f "$w/agent.jsonl" &&
+    echo unhealthy >"$w/etcd-state" &&
+    play 2 kubecert.pki.renew_ha -l cp1 -e "kubecert_apiserver_readyz_url=https://10.0.0.1:6443/readyz" &&
+    expect "an unready API server stops the preflight" grep -q "preflight failed on cp1: not healthy after 1000 ms (3 polls): etcd UNHEALTHY (1/3 members healthy, quorum LOST); kube-apiserver UNHEALTHY (connection refused)" "$w/out.txt" &&
+    expect "nothing renewed" test "$(calls | grep -c '^renew')" = 0
 }
 t_module_defaults_group() {
     cat >"$w/group.yml" <<EOF
@@ -376,7 +394,13 @@ t_renew_external_ca() {
     play 2 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_renew_names": ["apiserver"]}' &&
     expect "names: apiserver is not a silent success" grep -q 'cp1: 1 due certificate(s) not renewed: apiserver (externally-managed' "$w/out.txt" &&
     play 0 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_allow_unrenewable": ["apiserver", "etcd-server"]}' &&
-    expect "allowed, with a warning" grep -q 'not renewed, allowed by kubecert_allow_unrenewable: apiserver, etcd-server' "$w/out.txt"
+    expect "allowed, with a warning" grep -q 'not renewed, allowed by kubecert_allow_unrenewable: apiserver, etcd-server' "$w/out.txt" &&
+    expect "the agent decides, given allow_unrenewable (with kubecert_allow_missing)" \
+        grep -q '"allow_unrenewable": \["apiserver", "etcd-server", "super-admin.conf"\]' "$FAKE_AGENT_LOG" &&
+    play 2 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_allow_unrenewable": ["apiserver"]}' &&
+    expect "only what is not allowed fails the node" grep -q 'cp1: 1 due certificate(s) not renewed: etcd-server (externally-managed' "$w/out.txt" &&
+    play 0 kubecert.pki.renew_ha -l cp1 -e '{"kubecert_allow_unrenewable": ["all"]}' &&
+    expect "all: allowed, with a warning" grep -q 'not renewed, allowed by kubecert_allow_unrenewable: admin.conf, apiserver' "$w/out.txt"
 }
 t_renew_missing_kubeconfigs() {
     # A wrong kubeconfig dir: the kubeconfigs are missing.
@@ -487,6 +511,8 @@ scenario "docs: cert_restore EXAMPLES run" t_restore_example
 scenario "renew_ha: every node renewed, restarted, health-gated" t_renew_all_nodes
 scenario "renew_ha: nothing due, nothing restarted" t_nothing_due
 scenario "renew_ha: failed health gate rolls back and stops the rollout" t_rollback_stops_rollout
+scenario "renew_ha: a member serving its old certificate after the restart fails the node, rolled back" t_served_stale_rolls_back
+scenario "renew_ha: kubecert_health_timeout bounds the health gate once" t_health_bound
 scenario "renew_ha: unhealthy cluster, nothing touched" t_preflight_unhealthy
 scenario "renew_ha: check mode is a dry run with diff" t_check_mode
 scenario "renew_ha: restart through static pod manifests" t_manifests

@@ -73,6 +73,15 @@ options:
       - Renew even when the issuing CA has expired (the agent refuses by default, JSON-RPC error -32007).
     type: bool
     default: false
+  allow_unrenewable:
+    description:
+      - Inventory names (or V([all])) of certificates that may stay unrenewed although due. Any other due
+        certificate the agent could not renew (V(externally-managed), its CA key is absent, or V(missing))
+        is listed in RV(unrenewable), with a warning, in check mode too (the rolling_renew role fails the node
+        on it).
+    type: list
+    elements: str
+    default: []
 seealso:
   - module: kubecert.pki.cert_info
   - module: kubecert.pki.cert_restore
@@ -261,19 +270,22 @@ def main():
             backup_dir=dict(type='path'),
             now=dict(type='str'),
             allow_expired_ca=dict(type='bool', default=False),
+            allow_unrenewable=dict(type='list', elements='str', default=[]),
         ),
         supports_check_mode=True,
     )
     params = dict((name, module.params[name]) for name in (
         'names', 'cert_dir', 'kubeconfig_dir', 'external_etcd', 'within', 'key_algorithm',
-        'validity', 'backup_dir', 'now', 'allow_expired_ca'))
+        'validity', 'backup_dir', 'now', 'allow_expired_ca', 'allow_unrenewable'))
+    if not params['allow_unrenewable']:
+        del params['allow_unrenewable']  # the agent's default: none
     params['dry_run'] = module.check_mode
     result = run(module, 'renew', params)
     # Certificates asked for by name that the agent could not renew: say so, not a silent ok.
-    named = [n for n in module.params['names'] or [] if n != 'all']
+    unrenewable = result.get('unrenewable') or []
     for cert in result.get('certificates') or []:
-        if isinstance(cert, dict) and cert.get('name') in named and cert.get('action') in ('externally-managed', 'missing'):
-            module.warn('{0} was not renewed: {1} ({2})'.format(cert.get('name'), cert.get('action'), cert.get('reason')))
+        if isinstance(cert, dict) and cert.get('name') in unrenewable:
+            module.warn('{0} is due and was not renewed: {1} ({2})'.format(cert.get('name'), cert.get('action'), cert.get('reason')))
     exit_with_result(module, result, diff=certificate_diff(result.get('certificates')),
                      changed_actions=('renewed', 'would-renew'))
 

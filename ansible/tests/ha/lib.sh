@@ -64,15 +64,19 @@ ha_pki() {
 # (outside the node's directory, so that a node's tree can be compared byte for
 # byte), loopback address 127.0.1.K and etcd endpoints (its own member first).
 # With CLIENT_PORT and STATE_DIR, the restart method is `command`: etcd is
-# restarted for real with `etcd_cluster.py restart-node --node K`, which fails
-# unless the member rejoins a healthy cluster; kube-apiserver,
-# kube-controller-manager and kube-scheduler do not run in this test, so their
-# "restart" only appends a line to WORK_DIR/restarts.log.
+# restarted for real with ha/restart-etcd.sh (`etcd_cluster.py restart-node --node K`,
+# which fails unless the member rejoins a healthy cluster, then openssl records the
+# served serials); kube-apiserver, kube-controller-manager and kube-scheduler do not
+# run in this test, so their "restart" only appends a line to WORK_DIR/restarts.log,
+# their health wait is `true` and they are declared kubecert_served_not_required.
 # HA_ETCDCTL, when set, is the etcdctl the role's health checks run.
 ha_inventory() {
     local file="$1" bin="$2" pki="$3" w="$4" port="${5:-}" state="${6:-}" harness="${7:-}" k j eps
-    local python
+    local python peer_port=""
     python="$(command -v python3)"
+    if [ -n "$state" ]; then
+        peer_port="$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["peer_port"])' "$state/cluster.json")"
+    fi
     {
         cat <<EOF
 # Written by ansible/tests/ha/lib.sh (ha_inventory).
@@ -92,6 +96,16 @@ control_plane:
     kubecert_health_delay: 1
     kubecert_health_timeout: 4
     kubecert_preflight_timeout: 4
+EOF
+        if [ -n "$state" ]; then
+            cat <<EOF
+    # Only etcd runs here: the served proof cannot reach the other components' endpoints,
+    # and says so (unreachable) without failing the node; etcd's client and peer ports must
+    # serve the renewed certificates.
+    kubecert_served_not_required: [kube-apiserver, kube-controller-manager, kube-scheduler]
+EOF
+        fi
+        cat <<EOF
   hosts:
 EOF
         for k in $(seq 1 "$HA_NODES"); do
@@ -111,7 +125,19 @@ EOF
             if [ -n "$state" ]; then
                 cat <<EOF
       kubecert_restart_commands:
-        etcd: "echo {{ inventory_hostname }} etcd >>$w/restarts.log && $python $harness restart-node --state $state --node $k --timeout 30 >/dev/null"
+        etcd: "$KUBECERT_COLLECTION/tests/ha/restart-etcd.sh $k $w $state $harness"
+      # Where etcd node $k listens (no static pod manifest here to read it from): the agent's
+      # health checks and served proof connect there.
+      kubecert_endpoints:
+        - {endpoint: etcd-client, address: "127.0.1.$k:$port"}
+        - {endpoint: etcd-peer, address: "127.0.1.$k:$peer_port"}
+      # The agent's health wait after each restart: the native etcd check (the agent's CLI);
+      # the other components do not run here.
+      kubecert_restart_health_command: >-
+        case '{component}' in
+        etcd) $bin health etcd --cert-dir $pki/node-$k/pki --endpoint etcd-client=127.0.1.$k:$port
+        --timeout 2s --request-timeout 1s >/dev/null ;;
+        *) true ;; esac
 EOF
             fi
         done

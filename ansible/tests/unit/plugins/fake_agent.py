@@ -23,6 +23,7 @@ through the environment:
 import json
 import os
 import socketserver
+import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler
@@ -64,7 +65,7 @@ class RpcFailure(Exception):
 
 def m_version(params):
     return {'version': '0.0.0-fake', 'methods': sorted(METHODS),
-            'mutatingMethods': ['approve', 'csr-export', 'csr-import', 'kubelet-conf', 'renew', 'restore'],
+            'mutatingMethods': ['approve', 'csr-export', 'csr-import', 'kubelet-conf', 'renew', 'restart', 'restore'],
             'openrpc': '1.3.2'}
 
 
@@ -183,9 +184,19 @@ def m_renew(params):
         out.append(item)
     changed = any(item['action'] in ('renewed', 'would-renew') for item in out)
     allowed = params.get('allow_unrenewable') or []
+    if 'all' in allowed and len(allowed) > 1:
+        raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None,
+                                                    'cause': '`all` cannot be combined with other names'})
+    for name in allowed:
+        if name != 'all' and name not in known:
+            raise RpcFailure(-32005, 'unknown certificate name', {'cert': name, 'path': None,
+                                                                  'cause': 'not in the inventory'})
+    # As the agent: a missing file (but super-admin.conf) is always due; an externally
+    # managed certificate only when it expires within `within` (or no `within`).
+    due = dict((name, days is None or within is None or days * DAY <= within) for name, days, dummy in CERTS)
     unrenewable = [item['name'] for item in out
-                   if item['action'] in ('externally-managed', 'missing')
-                   and item['name'] != 'super-admin.conf'
+                   if ((item['action'] == 'missing' and item['name'] != 'super-admin.conf')
+                       or (item['action'] == 'externally-managed' and due[item['name']]))
                    and 'all' not in allowed and item['name'] not in allowed]
     return {'dryRun': dry_run,
             'backupDir': '/var/backups/kubecert/fake' if changed and not dry_run else None,
@@ -255,10 +266,165 @@ def m_approve(params):
             'changed': not dry_run}
 
 
+COMPONENT_ENDPOINTS = {'etcd': [('etcd-client', '127.0.0.1:2379', 'etcd/server'), ('etcd-peer', '10.0.0.1:2380', 'etcd/peer')],
+                       'kube-apiserver': [('kube-apiserver', '10.0.0.1:6443', 'apiserver')],
+                       'kube-controller-manager': [('kube-controller-manager', '127.0.0.1:10257', None)],
+                       'kube-scheduler': [('kube-scheduler', '127.0.0.1:10259', None)]}
+ALL_COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']
+
+
+def _components(params, required=False):
+    names = params.get('components') or []
+    if required and not names:
+        raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None,
+                                                    'cause': 'components: name at least one component to restart'})
+    for name in names:
+        if name not in ALL_COMPONENTS:
+            raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None, 'cause': 'unknown component ' + name})
+    return [c for c in ALL_COMPONENTS if c in names] if names else list(ALL_COMPONENTS)
+
+
+def _served_endpoints(component, cert_dir, stale):
+    """FAKE_AGENT_SERVED=stale:<component>: that component serves the old serial."""
+    out = []
+    for endpoint, address, cert in COMPONENT_ENDPOINTS[component]:
+        entry = {'endpoint': endpoint, 'component': component, 'address': address, 'addressSource': 'default',
+                 'certPath': '{0}/{1}.crt'.format(cert_dir, cert) if cert else None, 'servedExpired': False}
+        if cert is None:
+            entry.update(onDisk=None, served={'serial': '1f', 'notAfter': rfc3339(NOW + 365 * DAY), 'subject': 'CN=' + component},
+                         verdict='not-checked', message='{0} {1}: self-signed, nothing to compare'.format(endpoint, address))
+        else:
+            disk = {'serial': '0b', 'notAfter': rfc3339(NOW + 365 * DAY), 'subject': 'CN=' + component}
+            served = dict(disk, serial='0a', notAfter=rfc3339(NOW + 20 * DAY)) if component in stale else disk
+            verdict = 'stale' if component in stale else 'current'
+            entry.update(onDisk=disk, served=served, verdict=verdict,
+                         message='{0} {1} serves serial {2} ({3})'.format(endpoint, address, served['serial'], verdict))
+        out.append(entry)
+    return out
+
+
+def _state(name):
+    """FAKE_AGENT_<name>, else the contents of the file FAKE_AGENT_<name>_FILE (the playbook tests)."""
+    value = os.environ.get('FAKE_AGENT_' + name, '')
+    path = os.environ.get('FAKE_AGENT_{0}_FILE'.format(name), '')
+    if not value and path and os.path.exists(path):
+        with open(path) as handle:
+            value = handle.read().strip()
+    return value
+
+
+def _unhealthy():
+    return _state('HEALTH') == 'unhealthy'
+
+
+def _stale():
+    spec = _state('SERVED')
+    return set(spec.split(':', 1)[1].split(',')) if spec.startswith('stale:') else set()
+
+
+def m_restart(params):
+    components = _components(params, required=True)
+    method = params.get('method') or 'manifest-move'
+    if method == 'command' and not params.get('restart_command'):
+        raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None, 'cause': 'method command needs restart_command'})
+    result = {'dryRun': bool(params.get('dry_run')), 'ok': True, 'method': method, 'components': components,
+              'recoveredManifests': [], 'restarts': []}
+    if result['dryRun']:
+        return result
+    cert_dir = params.get('cert_dir') or '/etc/kubernetes/pki'
+    manifests = params.get('manifests_dir') or '/etc/kubernetes/manifests'
+    park = params.get('park_dir') or os.path.join(os.path.dirname(manifests.rstrip('/')), 'kubecert-parked-manifests')
+    if method == 'manifest-move' and os.path.isdir(park):
+        for name in sorted(os.listdir(park)):
+            os.rename(os.path.join(park, name), os.path.join(manifests, name))
+            result['recoveredManifests'].append(os.path.join(manifests, name))
+    for component in components:
+        outcome = {'component': component, 'method': method, 'ok': True, 'seconds': 1.5,
+                   'message': 'restarted, healthy, serving its files', 'served': []}
+        result['restarts'].append(outcome)
+        failure = _fake_restart(method, params, component, manifests, park)
+        if failure is None and _unhealthy():
+            if os.environ.get('FAKE_AGENT_HEALTH_FILE'):
+                # The playbook tests: the agent waits its bound, once.
+                time.sleep(min(params.get('health_timeout_ms') or 300000, 30000) / 1000.0)
+            failure = 'health:' + component, '{0} not healthy within {1} ms'.format(
+                component, params.get('health_timeout_ms') or 300000)
+        if failure is not None:
+            outcome.update(ok=False, stage=failure[0], message=failure[1])
+            result.update(ok=False, failedStage=failure[0], error=failure[1])
+            break
+        stale = _stale()
+        if params.get('served', True) is not False:
+            outcome['served'] = _served_endpoints(component, cert_dir, stale)
+        if component in stale:
+            outcome.update(ok=False, stage='served:' + component,
+                           message='{0} still serves serial 0a after its restart'.format(component))
+            result.update(ok=False, failedStage='served:' + component, error=outcome['message'])
+            break
+    return result
+
+
+def _fake_restart(method, params, component, manifests, park):
+    """Method command runs the command (the playbook tests log and inject with it);
+    manifest-move moves the manifest out and back. Returns (stage, message) on failure."""
+    if method == 'command':
+        command = params['restart_command'].replace('{component}', component).replace(
+            '{manifest}', os.path.join(manifests, component + '.yaml'))
+        proc = subprocess.run(['/bin/sh', '-c', command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        if proc.returncode != 0:
+            lines = proc.stdout.decode('utf-8', 'replace').strip().splitlines()
+            return 'restart:' + component, 'restart command exited {0}: {1}'.format(
+                proc.returncode, lines[-1] if lines else '')
+    elif method == 'manifest-move':
+        source = os.path.join(manifests, component + '.yaml')
+        if os.path.exists(source):
+            if not os.path.isdir(park):
+                os.makedirs(park, 0o700)
+            os.rename(source, os.path.join(park, component + '.yaml'))
+            if os.environ.get('FAKE_AGENT_MANIFESTS_LOG'):
+                with open(os.environ['FAKE_AGENT_MANIFESTS_LOG'], 'a') as handle:
+                    handle.write('parked {0}\n'.format(component))
+            os.rename(os.path.join(park, component + '.yaml'), source)
+    return None
+
+
+def m_health(params):
+    components = _components(params)
+    unhealthy = _unhealthy()
+    if unhealthy and os.environ.get('FAKE_AGENT_HEALTH_FILE'):
+        # The playbook tests: the agent waits its bound, once.
+        time.sleep(min(params.get('timeout_ms') or 30000, 30000) / 1000.0)
+    out = []
+    for component in components:
+        entry = {'component': component, 'healthy': not unhealthy,
+                 'url': 'https://127.0.0.1:2379/health' if component == 'etcd' else 'https://127.0.0.1/readyz',
+                 'detail': 'connection refused' if unhealthy else 'ok'}
+        if component == 'etcd':
+            members = [{'id': str(i), 'name': 'cp{0}'.format(i), 'clientUrls': ['https://10.0.0.{0}:2379'.format(i)],
+                        'peerUrls': ['https://10.0.0.{0}:2380'.format(i)], 'healthy': not (unhealthy and i > 1),
+                        'detail': 'ok'} for i in (1, 2, 3)]
+            healthy = sum(1 for m in members if m['healthy'])
+            entry['etcd'] = {'endpoint': 'https://127.0.0.1:2379', 'members': members, 'healthyMembers': healthy,
+                             'quorum': healthy * 2 > len(members)}
+        out.append(entry)
+    timeout = params.get('timeout_ms') or 30000
+    return {'healthy': not unhealthy, 'components': out, 'elapsedMs': timeout if unhealthy else 12,
+            'polls': 3 if unhealthy else 1}
+
+
+def m_served(params):
+    components = _components(params)
+    cert_dir = params.get('cert_dir') or '/etc/kubernetes/pki'
+    stale = _stale()
+    endpoints = [e for c in components for e in _served_endpoints(c, cert_dir, stale)]
+    staleComponents = [c for c in components if c in stale]
+    return {'level': 'fail' if staleComponents else 'ok', 'endpoints': endpoints, 'staleComponents': staleComponents}
+
+
 METHODS = {
     'version': m_version, 'check': m_check, 'renew': m_renew, 'restore': m_restore,
     'csr-export': m_csr_export, 'csr-import': m_csr_import, 'kubelet-conf': m_kubelet_conf,
-    'approve': m_approve,
+    'approve': m_approve, 'restart': m_restart, 'health': m_health, 'served': m_served,
 }
 
 

@@ -58,6 +58,9 @@ MODULES = {
     'csr_import': 'csr-import',
     'csr_approve': 'approve',
     'kubelet_conf': 'kubelet-conf',
+    'restart': 'restart',
+    'health': 'health',
+    'served': 'served',
 }
 # Keys a module adds to (or renames in) the agent's result, documented in its RETURN.
 MODULE_KEYS = {
@@ -169,6 +172,10 @@ CALLS = [
     ('kubelet-conf', {'repair': True, 'dry_run': True}),
     ('approve', {}),
     ('approve', {'dry_run': True}),
+    ('restart', {'components': ['etcd', 'kube-apiserver']}),
+    ('restart', {'components': ['etcd'], 'dry_run': True}),
+    ('health', {}),
+    ('served', {'components': ['etcd']}),
 ]
 
 
@@ -179,6 +186,8 @@ def test_fake_agent_answers_as_the_schema_says(method, params, pki, monkeypatch)
     monkeypatch.delenv('FAKE_AGENT_MODE', raising=False)
     monkeypatch.delenv('FAKE_AGENT_ERROR', raising=False)
     monkeypatch.delenv('FAKE_AGENT_LOG', raising=False)
+    monkeypatch.setenv('FAKE_AGENT_SERVED', 'stale:kube-apiserver' if pki == 'key-missing' else '')
+    monkeypatch.setenv('FAKE_AGENT_HEALTH', 'unhealthy' if pki == 'key-missing' else '')
     response = fake_agent.handle(json.dumps({'jsonrpc': '2.0', 'id': 1, 'method': method, 'params': params}))
     assert 'result' in response, response
     schema = strict(load_schema(method))

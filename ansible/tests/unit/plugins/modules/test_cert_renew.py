@@ -50,11 +50,12 @@ class CertRenewTest(ModuleCase):
         self.run_module(cert_renew, {
             'names': ['all'], 'cert_dir': '/srv/pki', 'kubeconfig_dir': '/srv', 'external_etcd': False,
             'within': '720h', 'key_algorithm': 'ecdsa-p256', 'validity': '4380h', 'backup_dir': '/srv/bk',
-            'now': '2026-11-18T06:13:20Z', 'allow_expired_ca': True})
+            'now': '2026-11-18T06:13:20Z', 'allow_expired_ca': True, 'allow_unrenewable': ['apiserver']})
         self.assertEqual(self.last_params(), {
             'names': ['all'], 'cert_dir': '/srv/pki', 'kubeconfig_dir': '/srv', 'external_etcd': False,
             'within': '720h', 'key_algorithm': 'ecdsa-p256', 'validity': '4380h', 'backup_dir': '/srv/bk',
-            'now': '2026-11-18T06:13:20Z', 'allow_expired_ca': True, 'dry_run': False})
+            'now': '2026-11-18T06:13:20Z', 'allow_expired_ca': True, 'allow_unrenewable': ['apiserver'],
+            'dry_run': False})
 
     def test_unknown_name_fails_with_rpc_error(self):
         failed, result = self.run_module(cert_renew, {'names': ['nope']})
@@ -86,5 +87,22 @@ class CertRenewUnrenewableTest(ModuleCase):
         failed, result = self.run_module(cert_renew, {'names': ['apiserver']})
         self.assertFalse(failed)
         self.assertFalse(result['changed'])
+        self.assertEqual(result['unrenewable'], ['apiserver'])
         self.assertEqual(self.warnings, [
-            'apiserver was not renewed: externally-managed (/etc/kubernetes/pki/ca.key is absent)'])
+            'apiserver is due and was not renewed: externally-managed (/etc/kubernetes/pki/ca.key is absent)'])
+
+    def test_due_unrenewable_within_and_allowed(self):
+        """The agent's unrenewable lists the due ones only; allow_unrenewable is passed on."""
+        import os
+        os.environ['FAKE_AGENT_PKI'] = 'external-ca'
+        self.addCleanup(os.environ.pop, 'FAKE_AGENT_PKI', None)
+        failed, result = self.run_module(cert_renew, {'within': '30d'})
+        self.assertFalse(failed)
+        self.assertEqual(result['unrenewable'], ['apiserver', 'etcd-server'])
+        self.assertEqual(self.warnings, [
+            'apiserver is due and was not renewed: externally-managed (/etc/kubernetes/pki/ca.key is absent)',
+            'etcd-server is due and was not renewed: externally-managed (/etc/kubernetes/pki/ca.key is absent)'])
+        failed, result = self.run_module(cert_renew, {'within': '30d', 'allow_unrenewable': ['apiserver']})
+        self.assertFalse(failed)
+        self.assertEqual(result['unrenewable'], ['etcd-server'])
+        self.assertEqual(self.last_params()['allow_unrenewable'], ['apiserver'])

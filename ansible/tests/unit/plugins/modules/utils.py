@@ -57,7 +57,8 @@ class ModuleCase(unittest.TestCase):
             handle.write('#!/bin/sh\nexec "{0}" "{1}" "$@"\n'.format(sys.executable, FAKE_AGENT))
         os.chmod(self.binary, 0o755)
         self.log = os.path.join(self.tmp, 'requests.jsonl')
-        patcher = mock.patch.dict(os.environ, {'FAKE_AGENT_LOG': self.log, 'FAKE_AGENT_MODE': '', 'FAKE_AGENT_ERROR': ''})
+        patcher = mock.patch.dict(os.environ, {'FAKE_AGENT_LOG': self.log, 'FAKE_AGENT_MODE': '', 'FAKE_AGENT_ERROR': '',
+                                               'FAKE_AGENT_SERVED': '', 'FAKE_AGENT_HEALTH': ''})
         patcher.start()
         self.addCleanup(patcher.stop)
 

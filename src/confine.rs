@@ -79,7 +79,7 @@ impl Roots {
         let kubeconfig_dir = normalize(&kubeconfig_dir.into());
         Roots {
             backup_root: renew::default_backup_root(&cert_dir),
-            state_file: crate::autorenew::default_state_file(&cert_dir),
+            state_file: crate::renew_state::default_state_file(&cert_dir),
             api_kubeconfig: kubeconfig_dir.join("admin.conf"),
             kubelet_pki: PathBuf::from(pki::DEFAULT_KUBELET_PKI),
             csr_dir: None,

@@ -14,9 +14,8 @@
 //!   is refused, installs nothing and says exactly what is wrong with each file.
 
 use std::collections::BTreeSet;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,7 +33,6 @@ use crate::renew::{self, CertSnapshot};
 use crate::timefmt;
 
 const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
-const TMP_SUFFIX: &str = ".kubecert-new";
 
 // ---------------------------------------------------------------------------------------------
 // Shared
@@ -366,38 +364,6 @@ fn build_request(
     Ok((der, key_pem_same_format(&key)))
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
-}
-
-/// Writes a 0600 file durably via a temp file and a rename.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(TMP_SUFFIX);
-    let tmp = PathBuf::from(tmp);
-    store::refuse_symlink(&tmp)?;
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&tmp, e)),
-    }
-    {
-        let mut f = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
 /// Writes a CSR and a private key for each selected certificate into the CSR dir. Nothing is
 /// written unless every request could be built, and nothing in the PKI is ever touched.
 pub fn export(p: &CsrExportParams) -> Result<CsrExportResult> {
@@ -534,9 +500,9 @@ pub fn export(p: &CsrExportParams) -> Result<CsrExportResult> {
                 .map_err(|e| Error::io(&dir, e))?;
         }
         for o in &outputs {
-            write_private(&o.path, &o.contents)?;
+            // 0600 whatever the file is (CSRs too: they sit beside their keys).
+            store::write_atomic(&o.path, &o.contents, 0o600)?;
         }
-        sync_dir(&dir)?;
     }
     Ok(CsrExportResult {
         csr_dir: dir.display().to_string(),

@@ -32,18 +32,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::autorenew::{self, RenewState};
 use crate::check::{CertificateStatus, CheckParams, CheckResult};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pki::inventory::{self, Location};
 use crate::pki::kubeconfig::Kubeconfig;
 use crate::pki::Layout;
+use crate::renew_state::{self, RenewState};
 use crate::timefmt;
 
 /// The file name written in a textfile-collector dir.
@@ -118,7 +117,7 @@ impl RenderContext {
                 }
             }
         }
-        let state = match autorenew::read_state(state_file) {
+        let state = match renew_state::read_state(state_file) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %crate::error::report(&e), "ignoring the renewal state file");
@@ -147,7 +146,7 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
     let opts = check_params.resolve()?;
     let state_file = match &p.state_file {
         Some(s) => PathBuf::from(s),
-        None => autorenew::default_state_file(&opts.layout.cert_dir),
+        None => renew_state::default_state_file(&opts.layout.cert_dir),
     };
     let report = crate::check::check(&opts)?;
     let ctx = RenderContext::for_layout(&opts.layout, &state_file);
@@ -167,38 +166,8 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
 /// fsync of the dir. node_exporter never sees a partial file.
 pub fn write_textfile(dir: &Path, text: &str) -> Result<PathBuf> {
     let target = dir.join(TEXTFILE_NAME);
-    write_atomic(&target, text.as_bytes(), 0o644)?;
+    crate::pki::store::write_atomic(&target, text.as_bytes(), 0o644)?;
     Ok(target)
-}
-
-/// Replaces `target` atomically with `bytes` (temp file beside it, fsync, rename, dir fsync).
-pub(crate) fn write_atomic(target: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(Error::Symlink(target.to_path_buf()));
-    }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kubecert-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(target)
-        .map_err(|e| Error::io(target, e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))?;
-    Ok(())
 }
 
 /// One metric family being built: HELP/TYPE once, then its samples.

@@ -179,22 +179,28 @@ pub struct BackupManifest {
     pub entries: Vec<BackupEntry>,
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
-}
-
 fn staged_path(target: &Path) -> PathBuf {
     let mut s = target.as_os_str().to_owned();
     s.push(STAGED_SUFFIX);
     PathBuf::from(s)
 }
 
-/// Writes `bytes` to `path` durably via a temp file + rename (used for the journal itself).
-/// On failure the temp file is removed, so a full disk leaves no stray `*.kubecert-new`.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// Replaces `path` atomically and durably with `bytes`: the one atomic write of kubecert
+/// (the journal, backup manifests, CSR-dir files, the state file, the metrics textfile).
+///
+/// A symlink at `path` is refused. The new contents go to `<path>.kubecert-new` (any stale
+/// one is removed first, and it is created exclusively, so a symlink planted there is never
+/// followed), get `mode` regardless of the umask, are fsynced, renamed over `path`, and the
+/// directory is fsynced. On failure the temp file is removed, so a full disk leaves no stray
+/// `*.kubecert-new`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    refuse_symlink(path)?;
     let tmp = staged_path(path);
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&tmp, e)),
+    }
     let r = write_atomic_inner(path, &tmp, bytes, mode);
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -203,21 +209,31 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 }
 
 fn write_atomic_inner(path: &Path, tmp: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tmp.to_path_buf();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     {
         let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .write(true)
             .mode(mode)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            .open(tmp)
+            .map_err(|e| Error::io(tmp, e))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(tmp, e))?;
     }
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
     sync_dir(dir)
+}
+
+/// fsyncs a directory, so that a rename or a new entry in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 fn journal_path(lock: &Lock) -> PathBuf {

@@ -27,9 +27,9 @@ use crate::pki::cert::{self, Cert, CertInfo, KeyFormat, PrivateKey};
 use crate::pki::inventory::{self, CaId, Entry, Location, Role};
 use crate::pki::issue::{self, KeyAlgorithm, LeafSpec};
 use crate::pki::kubeconfig::{Kubeconfig, Source};
-use crate::pki::store::{self, Write_};
+use crate::pki::snapshot::CertSnapshot;
+use crate::pki::store::{self, Store, Write_};
 use crate::pki::{self, Cas, Found, KeyOrigin, Layout, Material};
-use crate::renew::{self, CertSnapshot};
 use crate::timefmt;
 
 const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
@@ -368,7 +368,7 @@ fn build_request(
 /// written unless every request could be built, and nothing in the PKI is ever touched.
 pub fn export(p: &CsrExportParams) -> Result<CsrExportResult> {
     let layout = layout_of(&p.cert_dir, &p.kubeconfig_dir, p.external_etcd);
-    let (entries, _) = renew::select(&p.names, &layout)?;
+    let (entries, _) = inventory::select(&p.names, &layout)?;
     let dir = csr_dir_of(&p.csr_dir)?;
     if p.reuse_key && p.key_algorithm != KeyAlgorithm::Same {
         return Err(Error::InvalidArgument(
@@ -1189,7 +1189,9 @@ fn judge(
                     cert_pem.push_str(&issue::cert_pem(c));
                 }
                 let key_pem = key_pem_same_format(k);
-                match crate::renew::install_writes(e, found, layout, &cert_pem, &key_pem, ca_pem) {
+                match crate::pki::install::install_writes(
+                    e, found, layout, &cert_pem, &key_pem, ca_pem,
+                ) {
                     Ok(w) => Some(Judged {
                         unchanged: false,
                         writes: w,
@@ -1368,7 +1370,7 @@ fn examine(
 /// transaction — or none of them, when any is refused.
 pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
     let layout = layout_of(&p.cert_dir, &p.kubeconfig_dir, p.external_etcd);
-    let (entries, all) = renew::select(&p.names, &layout)?;
+    let (entries, all) = inventory::select(&p.names, &layout)?;
     let dir = csr_dir_of(&p.csr_dir)?;
     let now = match &p.now {
         Some(s) => timefmt::parse_rfc3339(s).map_err(Error::InvalidArgument)?,
@@ -1376,7 +1378,7 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
     };
     let backup_root = match &p.backup_dir {
         Some(b) => PathBuf::from(b),
-        None => renew::default_backup_root(&layout.cert_dir),
+        None => store::default_backup_root(&layout.cert_dir),
     };
     if !dir.is_dir() {
         return Err(Error::io(
@@ -1396,12 +1398,14 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
             live.display()
         )));
     }
-    let (lock, recovered) = if p.dry_run {
-        (None, None)
+    let mut store = if p.dry_run {
+        None
     } else {
-        let (l, r) = renew::lock_and_recover(&layout, LOCK_TIMEOUT)?;
-        (Some(l), r)
+        Some(Store::open(&layout.cert_dir, LOCK_TIMEOUT)?)
     };
+    let recovered = store
+        .as_ref()
+        .and_then(|s| s.recovered().map(str::to_string));
     let cas = Cas::load(&layout);
     let ca_pem = cas
         .get(CaId::Ca)
@@ -1503,14 +1507,14 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
         }
     }
     // A dry run makes every check the apply makes on its writes.
-    store::preflight(&dry_writes)?;
+    store::plan(&dry_writes)?;
     let mut backup_dir = None;
     if !all_writes.is_empty() {
-        if let Some(lock) = &lock {
-            backup_dir = store::commit(lock, &all_writes, Some(&backup_root), &renew::stamp(now))?;
+        if let Some(s) = &mut store {
+            backup_dir = s.commit(&all_writes, &backup_root, &store::stamp(now))?;
         }
     }
-    drop(lock);
+    drop(store);
     let changing = |i: &ImportItem| {
         i.action == ImportAction::Installed
             || (i.action == ImportAction::WouldInstall && failed.is_empty())

@@ -5,7 +5,7 @@
 //! validity capped at the CA, expired CAs refused, file-referenced kubeconfigs supported.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pki::cert::{self, CertInfo, KeyFormat, PrivateKey};
+use crate::pki::install::install_writes;
 use crate::pki::inventory::{self, CaId, Entry, Location};
 use crate::pki::issue::{self, CaSigner, KeyAlgorithm, LeafSpec};
 use crate::pki::kubeconfig::Source;
-use crate::pki::store::{self, Lock, Write_};
+use crate::pki::snapshot::CertSnapshot;
+use crate::pki::store::{self, Store, Write_};
 use crate::pki::{self, Cas, Found, Layout, Material};
 use crate::timefmt;
 
@@ -82,43 +84,6 @@ pub enum RenewAction {
     Missing,
     /// Its CA key is absent (kubeadm: `Detected external ...`).
     ExternallyManaged,
-}
-
-/// The attributes of a certificate before or after renewal.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct CertSnapshot {
-    /// NotAfter, RFC 3339.
-    pub not_after: String,
-    /// NotBefore, RFC 3339.
-    pub not_before: String,
-    /// Serial (hex); null for a dry-run plan.
-    pub serial: Option<String>,
-    /// Subject.
-    pub subject: String,
-    /// DNS SANs.
-    pub dns_names: Vec<String>,
-    /// IP SANs.
-    pub ip_addresses: Vec<String>,
-    /// Extended key usages.
-    pub ext_key_usage: Vec<String>,
-    /// Key algorithm.
-    pub key_algorithm: String,
-}
-
-impl CertSnapshot {
-    fn of(info: &CertInfo) -> Self {
-        CertSnapshot {
-            not_after: timefmt::rfc3339(info.not_after),
-            not_before: timefmt::rfc3339(info.not_before),
-            serial: Some(info.serial.clone()),
-            subject: info.subject.clone(),
-            dns_names: info.dns_names.clone(),
-            ip_addresses: info.ip_addresses.iter().map(|i| i.to_string()).collect(),
-            ext_key_usage: info.ext_key_usage.clone(),
-            key_algorithm: info.key_algorithm.clone(),
-        }
-    }
 }
 
 /// One certificate's outcome.
@@ -233,30 +198,6 @@ pub struct RenewOptions {
     pub allow_unrenewable: Vec<&'static Entry>,
 }
 
-/// Resolves the `names` list against the inventory (kubeadm's error for unknown names).
-pub fn select(names: &[String], layout: &Layout) -> Result<(Vec<&'static Entry>, bool)> {
-    let all = names.is_empty() || names.iter().any(|n| n == "all");
-    if all {
-        if names.len() > 1 {
-            return Err(Error::InvalidArgument(
-                "`all` cannot be combined with other names".into(),
-            ));
-        }
-        return Ok((inventory::renewable(layout.external_etcd).collect(), true));
-    }
-    let mut out: Vec<&'static Entry> = Vec::new();
-    for n in names {
-        let e = inventory::renewable(layout.external_etcd)
-            .find(|e| e.name == n)
-            .ok_or_else(|| Error::UnknownCertificate(n.clone()))?;
-        if !out.contains(&e) {
-            out.push(e);
-        }
-    }
-    out.sort_by_key(|e| e.name);
-    Ok((out, false))
-}
-
 impl RenewParams {
     /// Resolves defaults and parses durations/times.
     pub fn resolve(&self) -> Result<RenewOptions> {
@@ -273,7 +214,7 @@ impl RenewParams {
                 "names must not be empty: give inventory names or [\"all\"]".into(),
             ));
         }
-        let (entries, all) = select(&self.names, &layout)?;
+        let (entries, all) = inventory::select(&self.names, &layout)?;
         let parse = |s: &str| timefmt::parse_duration(s).map_err(Error::InvalidArgument);
         let validity = match &self.validity {
             Some(v) => parse(v)?,
@@ -286,7 +227,7 @@ impl RenewParams {
         let allow_unrenewable = if self.allow_unrenewable.is_empty() {
             vec![]
         } else {
-            select(&self.allow_unrenewable, &layout)?.0
+            inventory::select(&self.allow_unrenewable, &layout)?.0
         };
         let now = match &self.now {
             Some(s) => timefmt::parse_rfc3339(s).map_err(Error::InvalidArgument)?,
@@ -294,7 +235,7 @@ impl RenewParams {
         };
         let backup_root = match &self.backup_dir {
             Some(b) => PathBuf::from(b),
-            None => default_backup_root(&layout.cert_dir),
+            None => store::default_backup_root(&layout.cert_dir),
         };
         Ok(RenewOptions {
             layout,
@@ -314,32 +255,6 @@ impl RenewParams {
     }
 }
 
-/// `<cert_dir>/../kubecert-backup` (e.g. /etc/kubernetes/kubecert-backup).
-pub fn default_backup_root(cert_dir: &Path) -> PathBuf {
-    let abs = std::path::absolute(cert_dir).unwrap_or_else(|_| cert_dir.to_path_buf());
-    abs.parent()
-        .map(|p| p.join("kubecert-backup"))
-        .unwrap_or_else(|| PathBuf::from("kubecert-backup"))
-}
-
-/// A backup dir name for `now`: `20261129T041500Z`.
-pub fn stamp(now: i64) -> String {
-    timefmt::rfc3339(now).replace(['-', ':'], "")
-}
-
-/// Takes the PKI lock and recovers an interrupted run. Every mutating command starts here.
-pub fn lock_and_recover(layout: &Layout, timeout: Duration) -> Result<(Lock, Option<String>)> {
-    if !layout.cert_dir.is_dir() {
-        return Err(Error::io(
-            &layout.cert_dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "cert dir not found"),
-        ));
-    }
-    let lock = Lock::acquire(&layout.cert_dir, timeout)?;
-    let recovered = store::recover(&lock)?;
-    Ok((lock, recovered))
-}
-
 /// Stands in for the new key when a dry run builds the writes of its plan (never written).
 const DRY_RUN_KEY_PLACEHOLDER: &str = "kubecert dry-run: the new key would go here\n";
 
@@ -350,97 +265,6 @@ struct Plan {
     ca: CaId,
     alg: KeyAlgorithm,
     spec: LeafSpec,
-}
-
-/// The files a new certificate + key become, for renew, csr import and the certificates API:
-/// the PKI `.key`/`.crt`, or a kubeconfig's referenced files and/or its embedded data (with the
-/// cluster CA re-embedded from `ca_pem`). `cert_pem` is written as given (renew appends the
-/// old file's chain for PKI rows). A kubeconfig user without a client key is refused: the new
-/// key would have nowhere to go.
-pub(crate) fn install_writes(
-    e: &Entry,
-    found: &Found,
-    layout: &Layout,
-    cert_pem: &str,
-    key_pem: &str,
-    ca_pem: Option<&[u8]>,
-) -> Result<Vec<Write_>> {
-    let mut out = Vec::new();
-    match e.location {
-        Location::Pki { base } => {
-            out.push(Write_ {
-                target: layout.pki_key(base),
-                contents: key_pem.as_bytes().to_vec(),
-                mode: 0o600,
-                force_mode: true,
-            });
-            out.push(Write_ {
-                target: layout.pki_crt(base),
-                contents: cert_pem.as_bytes().to_vec(),
-                mode: 0o644,
-                force_mode: false,
-            });
-        }
-        Location::Kubeconfig { .. } => {
-            let kc = found.kubeconfig.as_ref().ok_or_else(|| Error::Kubeconfig {
-                path: layout.primary_path(e),
-                reason: "not loaded".into(),
-            })?;
-            if matches!(kc.client_key, Source::Absent) {
-                return Err(Error::Kubeconfig {
-                    path: kc.path.clone(),
-                    reason: format!(
-                        "user {} has no client key to replace, so the new key has nowhere to go",
-                        kc.user
-                    ),
-                });
-            }
-            match (&kc.client_cert, &kc.client_key) {
-                (Source::File(c), Source::File(k)) if c == k => out.push(Write_ {
-                    target: c.clone(),
-                    contents: format!("{cert_pem}{key_pem}").into_bytes(),
-                    mode: 0o600,
-                    force_mode: true,
-                }),
-                (cs, ks) => {
-                    if let Source::File(k) = ks {
-                        out.push(Write_ {
-                            target: k.clone(),
-                            contents: key_pem.as_bytes().to_vec(),
-                            mode: 0o600,
-                            force_mode: true,
-                        });
-                    }
-                    if let Source::File(c) = cs {
-                        out.push(Write_ {
-                            target: c.clone(),
-                            contents: cert_pem.as_bytes().to_vec(),
-                            mode: 0o644,
-                            force_mode: false,
-                        });
-                    }
-                }
-            }
-            let embedded_cert = matches!(kc.client_cert, Source::Embedded(_));
-            let embedded_key = matches!(kc.client_key, Source::Embedded(_));
-            if embedded_cert || embedded_key || matches!(kc.ca, Source::Embedded(_)) {
-                let text = kc.rewrite_embedded(
-                    embedded_cert.then_some(cert_pem.as_bytes()),
-                    embedded_key.then_some(key_pem.as_bytes()),
-                    ca_pem,
-                )?;
-                if text != kc.text {
-                    out.push(Write_ {
-                        target: kc.path.clone(),
-                        contents: text.into_bytes(),
-                        mode: 0o600,
-                        force_mode: false,
-                    });
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Checks an issued certificate against what it replaces (never trust our own signer blindly).
@@ -589,12 +413,14 @@ fn ca_expired_error(ca: CaId, c: &CertInfo) -> Error {
 /// Runs a renewal.
 pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
     let layout = &o.layout;
-    let (lock, recovered) = if o.dry_run {
-        (None, None)
+    let mut store = if o.dry_run {
+        None
     } else {
-        let (l, r) = lock_and_recover(layout, o.lock_timeout)?;
-        (Some(l), r)
+        Some(Store::open(&layout.cert_dir, o.lock_timeout)?)
     };
+    let recovered = store
+        .as_ref()
+        .and_then(|s| s.recovered().map(str::to_string));
     let cas = Cas::load(layout);
     let mut items: Vec<RenewItem> = Vec::new();
     let mut plans: Vec<(usize, Plan)> = Vec::new();
@@ -788,7 +614,7 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
             let files = planned_files(p, layout);
             items[*idx].files = files;
         }
-        store::preflight(&writes)?;
+        store::plan(&writes)?;
     } else {
         type Issued = Result<(usize, CertInfo, Vec<Write_>, usize)>;
         let results: Vec<Issued> = std::thread::scope(|s| {
@@ -883,8 +709,8 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
     }
     let mut backup_dir = None;
     if !all_writes.is_empty() {
-        if let Some(lock) = &lock {
-            backup_dir = store::commit(lock, &all_writes, Some(&o.backup_root), &stamp(o.now))?;
+        if let Some(s) = &mut store {
+            backup_dir = s.commit(&all_writes, &o.backup_root, &store::stamp(o.now))?;
         }
     }
     let mut components: BTreeSet<&str> = BTreeSet::new();
@@ -898,7 +724,7 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
     let changed = items
         .iter()
         .any(|i| matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew));
-    drop(lock);
+    drop(store);
     Ok(RenewResult {
         dry_run: o.dry_run,
         backup_dir: backup_dir.map(|p| p.display().to_string()),
@@ -984,113 +810,4 @@ pub fn render_text(r: &RenewResult, all: bool) -> String {
         s.push_str(&format!("Backup of the replaced files: {b}\n"));
     }
     s
-}
-
-/// Parameters of `restore`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RestoreParams {
-    /// A backup dir reported by `renew` or `csr-import`.
-    pub backup_dir: String,
-    /// PKI dir (its lock serializes the restore).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Kubeconfig dir.
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// The backup root: `backup_dir` must be a directory directly under it (default
-    /// `<cert_dir>/../kubecert-backup`, where renew puts backups by default).
-    #[serde(default)]
-    pub backup_root: Option<String>,
-    /// Report only.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// Result of `restore`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct RestoreResult {
-    /// Files put back (or that would be).
-    pub restored: Vec<String>,
-    /// Whether anything changed.
-    pub changed: bool,
-    /// Dry run.
-    pub dry_run: bool,
-}
-
-/// The files a backup of `layout` may put back: the certificate and key of every inventory
-/// row, every kubeconfig of the inventory and the files those kubeconfigs reference today,
-/// and kubelet.conf — exactly what renew, csr import and kubelet-conf write. Lexically
-/// normalised.
-pub fn restorable_targets(layout: &Layout) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    for e in inventory::rows(false) {
-        match e.location {
-            Location::Pki { base } => {
-                out.insert(store::normalize(&layout.pki_crt(base)));
-                out.insert(store::normalize(&layout.pki_key(base)));
-            }
-            Location::Kubeconfig { file } => {
-                let path = layout.kubeconfig_dir.join(file);
-                if let Ok(kc) = pki::kubeconfig::Kubeconfig::load(&path) {
-                    for s in [&kc.client_cert, &kc.client_key] {
-                        if let Source::File(f) = s {
-                            out.insert(store::normalize(f));
-                        }
-                    }
-                }
-                out.insert(store::normalize(&path));
-            }
-        }
-    }
-    out.insert(store::normalize(
-        &layout.kubeconfig_dir.join("kubelet.conf"),
-    ));
-    out
-}
-
-/// Puts a backup back in place through the same transaction machinery.
-///
-/// The backup dir must be a directory directly under the backup root (not a symlink), and
-/// every manifest entry must put an inventory file of this layout back from a plain file of
-/// that dir ([`store::restore_writes`]); otherwise [`Error::BackupRefused`] and nothing is
-/// written.
-pub fn restore(p: &RestoreParams) -> Result<RestoreResult> {
-    let layout = Layout::new(
-        p.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
-        p.kubeconfig_dir
-            .as_deref()
-            .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
-        None,
-    );
-    let root = match &p.backup_root {
-        Some(r) => PathBuf::from(r),
-        None => default_backup_root(&layout.cert_dir),
-    };
-    let dir = store::backup_dir_in(&root, Path::new(&p.backup_dir))?;
-    let manifest = store::read_manifest(&dir)?;
-    let writes = store::restore_writes(&dir, &manifest, &restorable_targets(&layout))?;
-    let changed_writes: Vec<Write_> = writes
-        .into_iter()
-        .filter(|w| {
-            crate::pki::fsread::read(&w.target)
-                .map(|b| b != w.contents)
-                .unwrap_or(true)
-        })
-        .collect();
-    let restored = changed_writes
-        .iter()
-        .map(|w| w.target.display().to_string())
-        .collect();
-    let changed = !changed_writes.is_empty();
-    if !p.dry_run && changed {
-        let (lock, _) = lock_and_recover(&layout, Duration::from_secs(300))?;
-        store::commit(&lock, &changed_writes, None, "restore")?;
-    }
-    Ok(RestoreResult {
-        restored,
-        changed,
-        dry_run: p.dry_run,
-    })
 }

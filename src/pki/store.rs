@@ -111,6 +111,79 @@ impl Drop for Lock {
     }
 }
 
+/// An open PKI store: the exclusive lock on the cert dir is held and any run an earlier crash
+/// interrupted has been finished or undone. Every mutating path (renew, csr import,
+/// kubelet-conf, the certificates API, auto-renew, restore) writes through one of these.
+#[derive(Debug)]
+pub struct Store {
+    lock: Lock,
+    recovered: Option<String>,
+}
+
+impl Store {
+    /// Takes the lock on `cert_dir` (waiting up to `timeout` for another holder) and
+    /// recovers an interrupted run ([`recover`]).
+    pub fn open(cert_dir: &Path, timeout: Duration) -> Result<Store> {
+        if !cert_dir.is_dir() {
+            return Err(Error::io(
+                cert_dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "cert dir not found"),
+            ));
+        }
+        let lock = Lock::acquire(cert_dir, timeout)?;
+        let recovered = recover(&lock)?;
+        Ok(Store { lock, recovered })
+    }
+
+    /// What recovery did when the store was opened, if anything (for the result and logs).
+    pub fn recovered(&self) -> Option<&str> {
+        self.recovered.as_deref()
+    }
+
+    /// The locked cert dir.
+    pub fn dir(&self) -> &Path {
+        self.lock.dir()
+    }
+
+    /// Applies `writes` as one transaction with a backup into a new dir
+    /// `<backup_root>/<stamp>[-N]` (see [`stamp`]). Returns the backup dir. Runs every check of
+    /// [`plan`] first.
+    pub fn commit(
+        &mut self,
+        writes: &[Write_],
+        backup_root: &Path,
+        stamp: &str,
+    ) -> Result<Option<PathBuf>> {
+        commit(&self.lock, writes, Some(backup_root), stamp)
+    }
+
+    /// Puts the files of a backup back (the writes of [`restore_writes`]) as one transaction,
+    /// without making a backup of its own.
+    pub fn restore(&mut self, writes: &[Write_]) -> Result<()> {
+        commit(&self.lock, writes, None, "restore").map(|_| ())
+    }
+}
+
+/// `<cert_dir>/../kubecert-backup` (e.g. /etc/kubernetes/kubecert-backup).
+pub fn default_backup_root(cert_dir: &Path) -> PathBuf {
+    let abs = std::path::absolute(cert_dir).unwrap_or_else(|_| cert_dir.to_path_buf());
+    abs.parent()
+        .map(|p| p.join("kubecert-backup"))
+        .unwrap_or_else(|| PathBuf::from("kubecert-backup"))
+}
+
+/// A backup dir name for `now`: `20261129T041500Z`.
+pub fn stamp(now: i64) -> String {
+    crate::timefmt::rfc3339(now).replace(['-', ':'], "")
+}
+
+/// Every check a [`Store::commit`] of `writes` makes before it changes anything, without
+/// changing anything and without the lock: the dry runs of renew and csr import run it, so a
+/// plan never says OK where the apply then fails.
+pub fn plan(writes: &[Write_]) -> Result<()> {
+    preflight(writes).map(|_| ())
+}
+
 /// Refuses a symlink at `path` (absent paths are fine).
 pub fn refuse_symlink(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
@@ -247,7 +320,7 @@ pub fn journal_exists(dir: &Path) -> bool {
 
 /// Finishes or undoes an interrupted run. Must be called with the lock held; a no-op when
 /// there is no journal. Returns what it did, for logging.
-pub fn recover(lock: &Lock) -> Result<Option<String>> {
+fn recover(lock: &Lock) -> Result<Option<String>> {
     let jp = journal_path(lock);
     let bytes = match crate::pki::fsread::read(&jp) {
         Ok(b) => b,
@@ -334,11 +407,10 @@ fn refuse_symlinked_dirs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Every check [`commit`] makes before it changes anything, without changing anything (the
-/// dry run of renew and csr import runs it too, so a plan never says OK where the apply then
-/// fails): no target and no directory above it is a symlink; an existing target is a regular
+/// Every check [`commit`] makes before it changes anything, without changing anything: no
+/// target and no directory above it is a symlink; an existing target is a regular
 /// file that can be read (for its backup). Returns each target's metadata (`None`: absent).
-pub fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
+fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
     let mut meta = Vec::with_capacity(writes.len());
     for w in writes {
         refuse_symlink(&w.target)?;
@@ -374,7 +446,7 @@ pub fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
 /// given), stage, journal, rename. Returns the backup dir. A run that fails before every
 /// staged file is durable removes what it made (staged files, journal, backup dir); once the
 /// journal says `prepared`, it is left for [`recover`] to roll forward.
-pub fn commit(
+fn commit(
     lock: &Lock,
     writes: &[Write_],
     backup_root: Option<&Path>,

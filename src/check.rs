@@ -554,8 +554,11 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
     let layout = &opts.layout;
     let mut global = Vec::new();
     if crate::pki::store::journal_exists(&layout.cert_dir) {
-        match crate::renew::lock_and_recover(layout, std::time::Duration::from_secs(300)) {
-            Ok((_lock, Some(what))) => tracing::warn!("{what}"),
+        match crate::pki::store::Store::open(&layout.cert_dir, std::time::Duration::from_secs(300))
+        {
+            Ok(store) if store.recovered().is_some() => {
+                tracing::warn!("{}", store.recovered().unwrap_or_default())
+            }
             Ok(_) => {}
             Err(e) => {
                 let what = match e {

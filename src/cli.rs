@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use kubecert::check::{self, CheckParams};
 use kubecert::csr::{self, CsrExportParams, CsrImportParams};
-use kubecert::renew::{self, RenewParams, RestoreParams};
+use kubecert::pki::restore::{self, RestoreParams};
+use kubecert::renew::{self, RenewParams};
 use kubecert::{demo, kubelet, render, timefmt};
 
 #[cfg(feature = "k8s")]
@@ -544,7 +545,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
             output,
         } => {
-            let r = renew::restore(&RestoreParams {
+            let r = restore::restore(&RestoreParams {
                 backup_dir: path_str(&backup_dir),
                 cert_dir: Some(path_str(&cert_dir)),
                 kubeconfig_dir: Some(path_str(&kubeconfig_dir)),

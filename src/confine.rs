@@ -29,7 +29,8 @@ use crate::ops::health::HealthParams;
 use crate::ops::restart::RestartParams;
 use crate::ops::served::ServedParams;
 use crate::pki;
-use crate::renew::{self, RenewParams, RestoreParams};
+use crate::pki::restore::RestoreParams;
+use crate::renew::RenewParams;
 
 /// What the agent serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +79,8 @@ impl Roots {
         let cert_dir = normalize(&cert_dir.into());
         let kubeconfig_dir = normalize(&kubeconfig_dir.into());
         Roots {
-            backup_root: renew::default_backup_root(&cert_dir),
-            state_file: crate::autorenew::default_state_file(&cert_dir),
+            backup_root: crate::pki::store::default_backup_root(&cert_dir),
+            state_file: crate::renew_state::default_state_file(&cert_dir),
             api_kubeconfig: kubeconfig_dir.join("admin.conf"),
             kubelet_pki: PathBuf::from(pki::DEFAULT_KUBELET_PKI),
             csr_dir: None,
@@ -275,7 +276,7 @@ impl PathParams for RenewParams {
 
 impl PathParams for RestoreParams {
     /// `backup_dir` itself is not a root: restore accepts it only as a direct child of
-    /// `backup_root`, for every caller (see [`crate::renew::restore`]).
+    /// `backup_root`, for every caller (see [`crate::pki::restore::restore`]).
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
         vec![
             opt("cert_dir", Root::CertDir, &mut self.cert_dir),

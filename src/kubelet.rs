@@ -14,9 +14,8 @@ use crate::error::{Error, Result};
 use crate::pki::cert;
 use crate::pki::inventory::CaId;
 use crate::pki::kubeconfig::{Kubeconfig, Source};
-use crate::pki::store::{self, Write_};
+use crate::pki::store::{self, Store, Write_};
 use crate::pki::{self, Layout};
-use crate::renew::{default_backup_root, lock_and_recover, stamp};
 use crate::timefmt;
 
 /// Parameters of `kubelet-conf`.
@@ -163,19 +162,18 @@ pub fn repair(p: &KubeletConfParams) -> Result<KubeletConfResult> {
         out.changed = true;
         return Ok(out);
     }
-    let (lock, _) = lock_and_recover(&layout, Duration::from_secs(300))?;
-    let backup = store::commit(
-        &lock,
+    let mut store = Store::open(&layout.cert_dir, Duration::from_secs(300))?;
+    let backup = store.commit(
         &[Write_ {
             target: path.clone(),
             contents: text.into_bytes(),
             mode: 0o600,
             force_mode: false,
         }],
-        Some(&default_backup_root(&layout.cert_dir)),
-        &stamp(now),
+        &store::default_backup_root(&layout.cert_dir),
+        &store::stamp(now),
     )?;
-    drop(lock);
+    drop(store);
     out.status = kubelet_conf_status(&layout, &kubelet_pki, now);
     out.action = "repaired".into();
     out.reason = format!("kubelet.conf now references {}", current.display());

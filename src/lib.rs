@@ -11,6 +11,7 @@
 //! - [`metrics`]: Prometheus text exposition of a check (x509-certificate-exporter names);
 //! - [`confine`]: the roots the agent serves and which path params a caller may choose;
 //! - [`ops`]: restart, health and the served-certificate proof of the running control plane;
+//! - [`renew_state`]: the scheduled renewal's state file (written by autorenew, read by metrics);
 //! - [`autorenew`]: the scheduled, conditional renewal with static pod restarts;
 //! - `kubeapi` (feature `k8s`, default): the certificates API — `renew --use-api`, the
 //!   `sign` external signer and the policy-checked `approve`.
@@ -32,6 +33,7 @@ pub mod ops;
 pub mod pki;
 pub mod render;
 pub mod renew;
+pub mod renew_state;
 pub mod rpc;
 pub mod timefmt;
 

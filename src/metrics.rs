@@ -32,18 +32,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::autorenew::{self, RenewState};
 use crate::check::{CertificateStatus, CheckParams, CheckResult};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pki::inventory::{self, Location};
 use crate::pki::kubeconfig::Kubeconfig;
 use crate::pki::Layout;
+use crate::renew_state::{self, RenewState};
 use crate::timefmt;
 
 /// The file name written in a textfile-collector dir.
@@ -118,7 +117,7 @@ impl RenderContext {
                 }
             }
         }
-        let state = match autorenew::read_state(state_file) {
+        let state = match renew_state::read_state(state_file) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %crate::error::report(&e), "ignoring the renewal state file");
@@ -147,7 +146,7 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
     let opts = check_params.resolve()?;
     let state_file = match &p.state_file {
         Some(s) => PathBuf::from(s),
-        None => autorenew::default_state_file(&opts.layout.cert_dir),
+        None => renew_state::default_state_file(&opts.layout.cert_dir),
     };
     let report = crate::check::check(&opts)?;
     let ctx = RenderContext::for_layout(&opts.layout, &state_file);
@@ -167,38 +166,8 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
 /// fsync of the dir. node_exporter never sees a partial file.
 pub fn write_textfile(dir: &Path, text: &str) -> Result<PathBuf> {
     let target = dir.join(TEXTFILE_NAME);
-    write_atomic(&target, text.as_bytes(), 0o644)?;
+    crate::pki::store::write_atomic(&target, text.as_bytes(), 0o644)?;
     Ok(target)
-}
-
-/// Replaces `target` atomically with `bytes` (temp file beside it, fsync, rename, dir fsync).
-pub(crate) fn write_atomic(target: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(Error::Symlink(target.to_path_buf()));
-    }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kubecert-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(target)
-        .map_err(|e| Error::io(target, e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))?;
-    Ok(())
 }
 
 /// One metric family being built: HELP/TYPE once, then its samples.
@@ -392,64 +361,104 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
         .status
         .as_ref()
         .and_then(|s| timefmt::parse_rfc3339(&s.now).ok());
-    let mut not_before = Family::new(
-        "x509_cert_not_before",
-        "Unix timestamp of the certificate's NotBefore.",
+    let mut families = cert_families(report, ctx, now);
+    families.extend(kubelet_families(report));
+    let mut check_ts = Family::new(
+        "kubecert_check_timestamp_seconds",
+        "The clock of the check these metrics come from.",
     );
-    let mut not_after = Family::new(
-        "x509_cert_not_after",
-        "Unix timestamp of the certificate's NotAfter.",
-    );
-    let mut expired = Family::new(
-        "x509_cert_expired",
-        "1 if the certificate is expired, 0 otherwise.",
-    );
-    let mut cert_error = Family::new(
-        "x509_cert_error",
-        "1 if the certificate file could not be read or parsed, 0 otherwise.",
-    );
-    let mut read_errors = Family::new(
-        "x509_read_errors",
-        "Number of certificate files that could not be read or parsed.",
-    );
-    let mut k_not_after = Family::new(
-        "kubecert_cert_not_after_timestamp_seconds",
-        "NotAfter of each kubeadm certificate, by inventory name.",
-    );
-    let mut residual = Family::new(
-        "kubecert_cert_residual_seconds",
-        "Seconds from the check's clock to NotAfter (negative once expired).",
-    );
-    let mut missing = Family::new(
-        "kubecert_cert_missing",
-        "1 if the certificate's file is absent.",
-    );
-    let mut external = Family::new(
-        "kubecert_cert_externally_managed",
-        "1 if the certificate's CA key is absent (kubecert cannot renew it).",
-    );
-    let mut problems = Family::new(
-        "kubecert_cert_problems",
-        "1 for each finding about a certificate (code: expired, key-mismatch, ...).",
-    );
-    let mut errors = 0i64;
-    let rows = report
-        .certificate_authorities
-        .iter()
-        .chain(report.certificates.iter());
-    for row in rows {
+    if let Some(n) = now {
+        check_ts.push(&[], n);
+    }
+    families.push(check_ts);
+    families.extend(state_families(ctx));
+    let mut out = String::new();
+    for f in &families {
+        if !f.samples.is_empty() {
+            f.write_to(&mut out);
+        }
+    }
+    out
+}
+
+/// The per-certificate families (x509-certificate-exporter's and kubecert's own).
+struct CertFamilies {
+    not_before: Family,
+    not_after: Family,
+    expired: Family,
+    cert_error: Family,
+    read_errors: Family,
+    k_not_after: Family,
+    residual: Family,
+    missing: Family,
+    external: Family,
+    problems: Family,
+    /// Rows whose file could not be read or parsed.
+    errors: i64,
+}
+
+impl CertFamilies {
+    fn new() -> Self {
+        CertFamilies {
+            not_before: Family::new(
+                "x509_cert_not_before",
+                "Unix timestamp of the certificate's NotBefore.",
+            ),
+            not_after: Family::new(
+                "x509_cert_not_after",
+                "Unix timestamp of the certificate's NotAfter.",
+            ),
+            expired: Family::new(
+                "x509_cert_expired",
+                "1 if the certificate is expired, 0 otherwise.",
+            ),
+            cert_error: Family::new(
+                "x509_cert_error",
+                "1 if the certificate file could not be read or parsed, 0 otherwise.",
+            ),
+            read_errors: Family::new(
+                "x509_read_errors",
+                "Number of certificate files that could not be read or parsed.",
+            ),
+            k_not_after: Family::new(
+                "kubecert_cert_not_after_timestamp_seconds",
+                "NotAfter of each kubeadm certificate, by inventory name.",
+            ),
+            residual: Family::new(
+                "kubecert_cert_residual_seconds",
+                "Seconds from the check's clock to NotAfter (negative once expired).",
+            ),
+            missing: Family::new(
+                "kubecert_cert_missing",
+                "1 if the certificate's file is absent.",
+            ),
+            external: Family::new(
+                "kubecert_cert_externally_managed",
+                "1 if the certificate's CA key is absent (kubecert cannot renew it).",
+            ),
+            problems: Family::new(
+                "kubecert_cert_problems",
+                "1 for each finding about a certificate (code: expired, key-mismatch, ...).",
+            ),
+            errors: 0,
+        }
+    }
+
+    /// Adds one row's samples.
+    fn push_row(&mut self, row: &CertificateStatus, ctx: &RenderContext, now: Option<i64>) {
         let ca = row.ca_name.clone().unwrap_or_else(|| row.name.clone());
         let name = row.name.as_str();
-        missing.push(&[("name", name)], i64::from(row.missing));
-        external.push(&[("name", name)], i64::from(row.externally_managed));
+        self.missing.push(&[("name", name)], i64::from(row.missing));
+        self.external
+            .push(&[("name", name)], i64::from(row.externally_managed));
         if let Some(d) = &row.detail {
             for p in &d.problems {
-                problems.push(&[("name", name), ("code", &p.code)], 1);
+                self.problems.push(&[("name", name), ("code", &p.code)], 1);
             }
         }
         let present = row.expiration_date.is_some();
         let Some(labels) = x509_labels(row, ctx) else {
-            continue;
+            return;
         };
         let lv: Vec<(&str, &str)> = labels
             .iter()
@@ -467,23 +476,56 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
         match (present, not_after_s) {
             (true, Some(na)) => {
                 if let Some(nb) = not_before_s {
-                    not_before.push(&lv, nb);
+                    self.not_before.push(&lv, nb);
                 }
-                not_after.push(&lv, na);
+                self.not_after.push(&lv, na);
                 let is_expired = now.map(|n| n > na).unwrap_or(row.residual_time < 0);
-                expired.push(&lv, i64::from(is_expired));
-                cert_error.push(&lv, 0);
-                k_not_after.push(&[("name", name), ("ca", &ca)], na);
-                residual.push(&[("name", name), ("ca", &ca)], row.residual_time);
+                self.expired.push(&lv, i64::from(is_expired));
+                self.cert_error.push(&lv, 0);
+                self.k_not_after.push(&[("name", name), ("ca", &ca)], na);
+                self.residual
+                    .push(&[("name", name), ("ca", &ca)], row.residual_time);
             }
             _ => {
-                errors += 1;
-                cert_error.push(&lv, 1);
+                self.errors += 1;
+                self.cert_error.push(&lv, 1);
             }
         }
     }
-    read_errors.push(&[], errors);
 
+    /// The families, in the order they are rendered.
+    fn into_vec(mut self) -> Vec<Family> {
+        self.read_errors.push(&[], self.errors);
+        vec![
+            self.not_before,
+            self.not_after,
+            self.expired,
+            self.cert_error,
+            self.read_errors,
+            self.k_not_after,
+            self.residual,
+            self.missing,
+            self.external,
+            self.problems,
+        ]
+    }
+}
+
+/// The per-certificate families, in order.
+fn cert_families(report: &CheckResult, ctx: &RenderContext, now: Option<i64>) -> Vec<Family> {
+    let mut f = CertFamilies::new();
+    let rows = report
+        .certificate_authorities
+        .iter()
+        .chain(report.certificates.iter());
+    for row in rows {
+        f.push_row(row, ctx, now);
+    }
+    f.into_vec()
+}
+
+/// The families about kubelet.conf's client certificate.
+fn kubelet_families(report: &CheckResult) -> Vec<Family> {
     let mut kubelet_embedded = Family::new(
         "kubecert_kubelet_conf_embedded_client_cert",
         "1 if kubelet.conf embeds its client certificate, which the kubelet never rotates (kubeadm#1753).",
@@ -506,13 +548,11 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
         }
     }
 
-    let mut check_ts = Family::new(
-        "kubecert_check_timestamp_seconds",
-        "The clock of the check these metrics come from.",
-    );
-    if let Some(n) = now {
-        check_ts.push(&[], n);
-    }
+    vec![kubelet_embedded, kubelet_not_after]
+}
+
+/// The families of the scheduled renewal's state file.
+fn state_families(ctx: &RenderContext) -> Vec<Family> {
     let state = ctx.state.clone().unwrap_or_default();
     let mut last_success = Family::new(
         "kubecert_renew_last_success_timestamp_seconds",
@@ -556,31 +596,7 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
     );
     pending.push(&[], state.pending_restart.len() as i64);
 
-    let mut out = String::new();
-    for f in [
-        &not_before,
-        &not_after,
-        &expired,
-        &cert_error,
-        &read_errors,
-        &k_not_after,
-        &residual,
-        &missing,
-        &external,
-        &problems,
-        &kubelet_embedded,
-        &kubelet_not_after,
-        &check_ts,
-        &last_success,
-        &last_failure,
-        &last_renewed,
-        &pending,
-    ] {
-        if !f.samples.is_empty() {
-            f.write_to(&mut out);
-        }
-    }
-    out
+    vec![last_success, last_failure, last_renewed, pending]
 }
 
 #[cfg(test)]

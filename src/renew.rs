@@ -5,7 +5,7 @@
 //! validity capped at the CA, expired CAs refused, file-referenced kubeconfigs supported.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pki::cert::{self, CertInfo, KeyFormat, PrivateKey};
+use crate::pki::install::install_writes;
 use crate::pki::inventory::{self, CaId, Entry, Location};
 use crate::pki::issue::{self, CaSigner, KeyAlgorithm, LeafSpec};
 use crate::pki::kubeconfig::Source;
-use crate::pki::store::{self, Lock, Write_};
+use crate::pki::snapshot::CertSnapshot;
+use crate::pki::store::{self, Store, Write_};
 use crate::pki::{self, Cas, Found, Layout, Material};
 use crate::timefmt;
 
@@ -82,43 +84,6 @@ pub enum RenewAction {
     Missing,
     /// Its CA key is absent (kubeadm: `Detected external ...`).
     ExternallyManaged,
-}
-
-/// The attributes of a certificate before or after renewal.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct CertSnapshot {
-    /// NotAfter, RFC 3339.
-    pub not_after: String,
-    /// NotBefore, RFC 3339.
-    pub not_before: String,
-    /// Serial (hex); null for a dry-run plan.
-    pub serial: Option<String>,
-    /// Subject.
-    pub subject: String,
-    /// DNS SANs.
-    pub dns_names: Vec<String>,
-    /// IP SANs.
-    pub ip_addresses: Vec<String>,
-    /// Extended key usages.
-    pub ext_key_usage: Vec<String>,
-    /// Key algorithm.
-    pub key_algorithm: String,
-}
-
-impl CertSnapshot {
-    fn of(info: &CertInfo) -> Self {
-        CertSnapshot {
-            not_after: timefmt::rfc3339(info.not_after),
-            not_before: timefmt::rfc3339(info.not_before),
-            serial: Some(info.serial.clone()),
-            subject: info.subject.clone(),
-            dns_names: info.dns_names.clone(),
-            ip_addresses: info.ip_addresses.iter().map(|i| i.to_string()).collect(),
-            ext_key_usage: info.ext_key_usage.clone(),
-            key_algorithm: info.key_algorithm.clone(),
-        }
-    }
 }
 
 /// One certificate's outcome.
@@ -233,30 +198,6 @@ pub struct RenewOptions {
     pub allow_unrenewable: Vec<&'static Entry>,
 }
 
-/// Resolves the `names` list against the inventory (kubeadm's error for unknown names).
-pub fn select(names: &[String], layout: &Layout) -> Result<(Vec<&'static Entry>, bool)> {
-    let all = names.is_empty() || names.iter().any(|n| n == "all");
-    if all {
-        if names.len() > 1 {
-            return Err(Error::InvalidArgument(
-                "`all` cannot be combined with other names".into(),
-            ));
-        }
-        return Ok((inventory::renewable(layout.external_etcd).collect(), true));
-    }
-    let mut out: Vec<&'static Entry> = Vec::new();
-    for n in names {
-        let e = inventory::renewable(layout.external_etcd)
-            .find(|e| e.name == n)
-            .ok_or_else(|| Error::UnknownCertificate(n.clone()))?;
-        if !out.contains(&e) {
-            out.push(e);
-        }
-    }
-    out.sort_by_key(|e| e.name);
-    Ok((out, false))
-}
-
 impl RenewParams {
     /// Resolves defaults and parses durations/times.
     pub fn resolve(&self) -> Result<RenewOptions> {
@@ -273,7 +214,7 @@ impl RenewParams {
                 "names must not be empty: give inventory names or [\"all\"]".into(),
             ));
         }
-        let (entries, all) = select(&self.names, &layout)?;
+        let (entries, all) = inventory::select(&self.names, &layout)?;
         let parse = |s: &str| timefmt::parse_duration(s).map_err(Error::InvalidArgument);
         let validity = match &self.validity {
             Some(v) => parse(v)?,
@@ -286,7 +227,7 @@ impl RenewParams {
         let allow_unrenewable = if self.allow_unrenewable.is_empty() {
             vec![]
         } else {
-            select(&self.allow_unrenewable, &layout)?.0
+            inventory::select(&self.allow_unrenewable, &layout)?.0
         };
         let now = match &self.now {
             Some(s) => timefmt::parse_rfc3339(s).map_err(Error::InvalidArgument)?,
@@ -294,7 +235,7 @@ impl RenewParams {
         };
         let backup_root = match &self.backup_dir {
             Some(b) => PathBuf::from(b),
-            None => default_backup_root(&layout.cert_dir),
+            None => store::default_backup_root(&layout.cert_dir),
         };
         Ok(RenewOptions {
             layout,
@@ -314,137 +255,11 @@ impl RenewParams {
     }
 }
 
-/// `<cert_dir>/../kubecert-backup` (e.g. /etc/kubernetes/kubecert-backup).
-pub fn default_backup_root(cert_dir: &Path) -> PathBuf {
-    let abs = std::path::absolute(cert_dir).unwrap_or_else(|_| cert_dir.to_path_buf());
-    abs.parent()
-        .map(|p| p.join("kubecert-backup"))
-        .unwrap_or_else(|| PathBuf::from("kubecert-backup"))
-}
-
-/// A backup dir name for `now`: `20261129T041500Z`.
-pub fn stamp(now: i64) -> String {
-    timefmt::rfc3339(now).replace(['-', ':'], "")
-}
-
-/// Takes the PKI lock and recovers an interrupted run. Every mutating command starts here.
-pub fn lock_and_recover(layout: &Layout, timeout: Duration) -> Result<(Lock, Option<String>)> {
-    if !layout.cert_dir.is_dir() {
-        return Err(Error::io(
-            &layout.cert_dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "cert dir not found"),
-        ));
-    }
-    let lock = Lock::acquire(&layout.cert_dir, timeout)?;
-    let recovered = store::recover(&lock)?;
-    Ok((lock, recovered))
-}
-
 /// Stands in for the new key when a dry run builds the writes of its plan (never written).
 const DRY_RUN_KEY_PLACEHOLDER: &str = "kubecert dry-run: the new key would go here\n";
 
-/// A planned renewal of one row.
-struct Plan {
-    entry: &'static Entry,
-    found: Box<Found>,
-    ca: CaId,
-    alg: KeyAlgorithm,
-    spec: LeafSpec,
-}
-
-/// The files a new certificate + key become, for renew, csr import and the certificates API:
-/// the PKI `.key`/`.crt`, or a kubeconfig's referenced files and/or its embedded data (with the
-/// cluster CA re-embedded from `ca_pem`). `cert_pem` is written as given (renew appends the
-/// old file's chain for PKI rows). A kubeconfig user without a client key is refused: the new
-/// key would have nowhere to go.
-pub(crate) fn install_writes(
-    e: &Entry,
-    found: &Found,
-    layout: &Layout,
-    cert_pem: &str,
-    key_pem: &str,
-    ca_pem: Option<&[u8]>,
-) -> Result<Vec<Write_>> {
-    let mut out = Vec::new();
-    match e.location {
-        Location::Pki { base } => {
-            out.push(Write_ {
-                target: layout.pki_key(base),
-                contents: key_pem.as_bytes().to_vec(),
-                mode: 0o600,
-                force_mode: true,
-            });
-            out.push(Write_ {
-                target: layout.pki_crt(base),
-                contents: cert_pem.as_bytes().to_vec(),
-                mode: 0o644,
-                force_mode: false,
-            });
-        }
-        Location::Kubeconfig { .. } => {
-            let kc = found.kubeconfig.as_ref().ok_or_else(|| Error::Kubeconfig {
-                path: layout.primary_path(e),
-                reason: "not loaded".into(),
-            })?;
-            if matches!(kc.client_key, Source::Absent) {
-                return Err(Error::Kubeconfig {
-                    path: kc.path.clone(),
-                    reason: format!(
-                        "user {} has no client key to replace, so the new key has nowhere to go",
-                        kc.user
-                    ),
-                });
-            }
-            match (&kc.client_cert, &kc.client_key) {
-                (Source::File(c), Source::File(k)) if c == k => out.push(Write_ {
-                    target: c.clone(),
-                    contents: format!("{cert_pem}{key_pem}").into_bytes(),
-                    mode: 0o600,
-                    force_mode: true,
-                }),
-                (cs, ks) => {
-                    if let Source::File(k) = ks {
-                        out.push(Write_ {
-                            target: k.clone(),
-                            contents: key_pem.as_bytes().to_vec(),
-                            mode: 0o600,
-                            force_mode: true,
-                        });
-                    }
-                    if let Source::File(c) = cs {
-                        out.push(Write_ {
-                            target: c.clone(),
-                            contents: cert_pem.as_bytes().to_vec(),
-                            mode: 0o644,
-                            force_mode: false,
-                        });
-                    }
-                }
-            }
-            let embedded_cert = matches!(kc.client_cert, Source::Embedded(_));
-            let embedded_key = matches!(kc.client_key, Source::Embedded(_));
-            if embedded_cert || embedded_key || matches!(kc.ca, Source::Embedded(_)) {
-                let text = kc.rewrite_embedded(
-                    embedded_cert.then_some(cert_pem.as_bytes()),
-                    embedded_key.then_some(key_pem.as_bytes()),
-                    ca_pem,
-                )?;
-                if text != kc.text {
-                    out.push(Write_ {
-                        target: kc.path.clone(),
-                        contents: text.into_bytes(),
-                        mode: 0o600,
-                        force_mode: false,
-                    });
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Checks an issued certificate against what it replaces (never trust our own signer blindly).
-fn verify_issued(plan: &Plan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Result<CertInfo> {
+fn verify_issued(plan: &RowPlan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Result<CertInfo> {
     let name = plan.entry.name;
     let fail = |reason: String| Error::Validation {
         cert: name.to_string(),
@@ -586,163 +401,263 @@ fn ca_expired_error(ca: CaId, c: &CertInfo) -> Error {
     }
 }
 
-/// Runs a renewal.
+/// A planned renewal of one row: everything issuing its new certificate needs.
+struct RowPlan {
+    entry: &'static Entry,
+    found: Box<Found>,
+    ca: CaId,
+    alg: KeyAlgorithm,
+    spec: LeafSpec,
+}
+
+/// What a renewal will do, decided before anything is written: per row what happens and why
+/// (the dry run's answer), and for each row to renew which CA signs it and the new
+/// certificate's validity, subject and SANs. Made by [`plan`], carried out by [`apply`].
+pub struct RenewalPlan {
+    items: Vec<RenewItem>,
+    rows: Vec<(usize, RowPlan)>,
+    unrenewable: Vec<String>,
+    cas: Cas,
+    ca_keys: Vec<(CaId, PrivateKey)>,
+    ca_pem: Option<Vec<u8>>,
+    layout: Layout,
+    backup_root: PathBuf,
+    now: i64,
+}
+
+impl RenewalPlan {
+    /// Per certificate: what will happen and why (`new` holds the planned validity).
+    pub fn items(&self) -> &[RenewItem] {
+        &self.items
+    }
+}
+
+/// Runs a renewal: [`plan`], then, unless `dry_run`, [`apply`] under the PKI lock.
 pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
-    let layout = &o.layout;
-    let (lock, recovered) = if o.dry_run {
-        (None, None)
-    } else {
-        let (l, r) = lock_and_recover(layout, o.lock_timeout)?;
-        (Some(l), r)
-    };
-    let cas = Cas::load(layout);
+    if o.dry_run {
+        return dry_run(plan(o)?);
+    }
+    // Open the store (lock + recovery) before planning: recovering an interrupted run may
+    // change the files the plan reads.
+    let mut store = Store::open(&o.layout.cert_dir, o.lock_timeout)?;
+    let p = plan(o)?;
+    apply(p, &mut store)
+}
+
+/// Decides what a renewal does, writing nothing: reads the PKI, judges each selected row and,
+/// for the rows to renew, loads (and checks) the CA keys that will sign them.
+pub fn plan(o: &RenewOptions) -> Result<RenewalPlan> {
+    let cas = Cas::load(&o.layout);
     let mut items: Vec<RenewItem> = Vec::new();
-    let mut plans: Vec<(usize, Plan)> = Vec::new();
+    let mut rows: Vec<(usize, RowPlan)> = Vec::new();
     let mut unrenewable: Vec<String> = Vec::new();
     for e in &o.entries {
-        let ca =
-            e.ca.ok_or_else(|| Error::UnknownCertificate(e.name.to_string()))?;
-        let mut item = RenewItem {
-            name: e.name.to_string(),
-            long_name: e.long_name.to_string(),
-            action: RenewAction::Missing,
-            reason: String::new(),
-            ca_name: ca.name().to_string(),
-            old: None,
-            new: None,
-            capped_at_ca: false,
-            files: vec![],
-        };
-        let found = match pki::load(layout, e) {
-            Material::Missing => {
-                item.reason = format!("{} does not exist", layout.primary_path(e).display());
-                // super-admin.conf exists only on the first control-plane node of kubeadm
-                // >= 1.29: its absence is normal, as in `check`.
-                if e.name != "super-admin.conf" && !o.allow_unrenewable.contains(e) {
+        match plan_row(o, &cas, e)? {
+            RowDecision::Keep {
+                item,
+                unrenewable: u,
+            } => {
+                if u {
                     unrenewable.push(e.name.to_string());
                 }
                 items.push(item);
-                continue;
             }
-            Material::Broken(err) => return Err(err),
-            Material::Present(f) => f,
-        };
-        item.old = Some(CertSnapshot::of(&found.cert.info));
-        let ca_mat = cas
-            .get(ca)
-            .ok_or_else(|| ca_missing_error(layout, ca, &cas))?;
-        let Some(ca_cert) = ca_mat.cert() else {
-            return Err(ca_missing_error(layout, ca, &cas));
-        };
-        let residual = found.cert.info.not_after - o.now;
-        if ca_mat.externally_managed() {
-            item.action = RenewAction::ExternallyManaged;
-            item.reason = format!("{} is absent", layout.ca_key(ca).display());
-            let due = o.within.is_none_or(|w| residual <= w);
-            if due && !o.allow_unrenewable.contains(e) {
-                unrenewable.push(e.name.to_string());
-            }
-            items.push(item);
-            continue;
-        }
-        if let Some(w) = o.within {
-            if residual > w {
-                item.action = RenewAction::Skipped;
-                item.reason = format!(
-                    "expires in {}, outside --within {}",
-                    timefmt::short_human_duration(residual),
-                    timefmt::format_duration(w)
-                );
+            RowDecision::Renew(item, row) => {
+                rows.push((items.len(), *row));
                 items.push(item);
-                continue;
             }
         }
-        if !ca_cert.info.is_ca {
-            return Err(Error::NotACa {
-                ca: ca.name().into(),
-            });
+    }
+    let ca_keys = load_ca_keys(&o.layout, &cas, &rows)?;
+    let ca_pem = cas
+        .get(CaId::Ca)
+        .and_then(|c| c.cert())
+        .map(|c| issue::cert_pem(&c.der).into_bytes());
+    Ok(RenewalPlan {
+        items,
+        rows,
+        unrenewable,
+        cas,
+        ca_keys,
+        ca_pem,
+        layout: o.layout.clone(),
+        backup_root: o.backup_root.clone(),
+        now: o.now,
+    })
+}
+
+/// What [`plan_row`] decided for one row.
+enum RowDecision {
+    /// Nothing to issue (missing, externally managed, not due). `unrenewable`: a due row
+    /// that cannot be renewed and that `allow_unrenewable` does not accept.
+    Keep { item: RenewItem, unrenewable: bool },
+    /// Renew it.
+    Renew(RenewItem, Box<RowPlan>),
+}
+
+fn plan_row(o: &RenewOptions, cas: &Cas, e: &'static Entry) -> Result<RowDecision> {
+    let layout = &o.layout;
+    let ca =
+        e.ca.ok_or_else(|| Error::UnknownCertificate(e.name.to_string()))?;
+    let mut item = RenewItem {
+        name: e.name.to_string(),
+        long_name: e.long_name.to_string(),
+        action: RenewAction::Missing,
+        reason: String::new(),
+        ca_name: ca.name().to_string(),
+        old: None,
+        new: None,
+        capped_at_ca: false,
+        files: vec![],
+    };
+    let found = match pki::load(layout, e) {
+        Material::Missing => {
+            item.reason = format!("{} does not exist", layout.primary_path(e).display());
+            // super-admin.conf exists only on the first control-plane node of kubeadm
+            // >= 1.29: its absence is normal, as in `check`.
+            let unrenewable = e.name != "super-admin.conf" && !o.allow_unrenewable.contains(&e);
+            return Ok(RowDecision::Keep { item, unrenewable });
         }
-        if ca_cert.info.not_after < o.now && !o.allow_expired_ca {
-            return Err(ca_expired_error(ca, &ca_cert.info));
-        }
-        if ca_cert.info.not_before > o.now && !o.allow_expired_ca {
-            return Err(Error::CaNotYetValid {
-                ca: ca.name().to_string(),
-                not_before: timefmt::rfc3339(ca_cert.info.not_before),
-            });
-        }
-        let overridden = check_identity(e, &found, ca, ca_cert, layout, o.allow_foreign_identity)?;
-        let not_before = o.now - issue::BACKDATE_SECONDS;
-        let mut not_after = o.now + o.validity;
-        // An expired CA the user insisted on cannot cap anything: the leaf would end before it
-        // starts. kubeadm does not cap at all; kubecert caps whenever the CA is still valid.
-        let ca_expired = ca_cert.info.not_after < o.now;
-        let capped = !ca_expired && not_after > ca_cert.info.not_after;
-        if capped {
-            not_after = ca_cert.info.not_after;
-        }
-        if not_after <= not_before {
-            return Err(Error::Validation {
-                cert: e.name.into(),
-                reason: "its CA expires before the new certificate would start".into(),
-            });
-        }
-        let mut spec = LeafSpec::from_existing(&found.cert.info, not_before, not_after);
-        spec.normalize();
-        let alg = o.key_algorithm.resolve(&found.cert.info.key_algorithm);
-        let mut reason = match o.within {
-            Some(w) => format!(
-                "expires in {}, within --within {}",
+        Material::Broken(err) => return Err(err),
+        Material::Present(f) => f,
+    };
+    item.old = Some(CertSnapshot::of(&found.cert.info));
+    let ca_mat = cas
+        .get(ca)
+        .ok_or_else(|| ca_missing_error(layout, ca, cas))?;
+    let Some(ca_cert) = ca_mat.cert() else {
+        return Err(ca_missing_error(layout, ca, cas));
+    };
+    let residual = found.cert.info.not_after - o.now;
+    if ca_mat.externally_managed() {
+        item.action = RenewAction::ExternallyManaged;
+        item.reason = format!("{} is absent", layout.ca_key(ca).display());
+        let due = o.within.is_none_or(|w| residual <= w);
+        let unrenewable = due && !o.allow_unrenewable.contains(&e);
+        return Ok(RowDecision::Keep { item, unrenewable });
+    }
+    if let Some(w) = o.within {
+        if residual > w {
+            item.action = RenewAction::Skipped;
+            item.reason = format!(
+                "expires in {}, outside --within {}",
                 timefmt::short_human_duration(residual),
                 timefmt::format_duration(w)
-            ),
-            None => "unconditional renewal".to_string(),
-        };
-        if capped {
-            reason.push_str(&format!(
-                "; NotAfter capped at the {} NotAfter {}",
-                ca.name(),
-                timefmt::rfc3339(not_after)
-            ));
+            );
+            return Ok(RowDecision::Keep {
+                item,
+                unrenewable: false,
+            });
         }
-        if let Some(why) = overridden {
-            reason.push_str(&format!(
-                "; renewed despite a foreign identity (allow_foreign_identity): it {why}"
-            ));
-        }
-        item.capped_at_ca = capped;
-        item.action = if o.dry_run {
-            RenewAction::WouldRenew
-        } else {
-            RenewAction::Renewed
-        };
-        item.reason = reason;
-        item.new = Some(CertSnapshot {
-            not_after: timefmt::rfc3339(not_after),
-            not_before: timefmt::rfc3339(not_before),
-            serial: None,
-            subject: found.cert.info.subject.clone(),
-            dns_names: spec.dns_names.clone(),
-            ip_addresses: spec.ip_addresses.iter().map(|i| i.to_string()).collect(),
-            ext_key_usage: spec.ext_key_usage.clone(),
-            key_algorithm: alg.display().to_string(),
+    }
+    check_ca_usable(o, ca, &ca_cert.info)?;
+    let overridden = check_identity(e, &found, ca, ca_cert, layout, o.allow_foreign_identity)?;
+    let (not_before, not_after, capped) = new_validity(o, e, &ca_cert.info)?;
+    let mut spec = LeafSpec::from_existing(&found.cert.info, not_before, not_after);
+    spec.normalize();
+    let alg = o.key_algorithm.resolve(&found.cert.info.key_algorithm);
+    item.reason = renew_reason(o, residual, capped.then_some((ca, not_after)), overridden);
+    item.capped_at_ca = capped;
+    item.action = RenewAction::WouldRenew;
+    item.new = Some(CertSnapshot {
+        not_after: timefmt::rfc3339(not_after),
+        not_before: timefmt::rfc3339(not_before),
+        serial: None,
+        subject: found.cert.info.subject.clone(),
+        dns_names: spec.dns_names.clone(),
+        ip_addresses: spec.ip_addresses.iter().map(|i| i.to_string()).collect(),
+        ext_key_usage: spec.ext_key_usage.clone(),
+        key_algorithm: alg.display().to_string(),
+    });
+    let row = RowPlan {
+        entry: e,
+        found,
+        ca,
+        alg,
+        spec,
+    };
+    Ok(RowDecision::Renew(item, Box::new(row)))
+}
+
+/// Refuses to sign under a certificate that is not a CA, or (unless `allow_expired_ca`) an
+/// expired or not yet valid one.
+fn check_ca_usable(o: &RenewOptions, ca: CaId, ca_info: &CertInfo) -> Result<()> {
+    if !ca_info.is_ca {
+        return Err(Error::NotACa {
+            ca: ca.name().into(),
         });
-        let idx = items.len();
-        items.push(item);
-        plans.push((
-            idx,
-            Plan {
-                entry: e,
-                found,
-                ca,
-                alg,
-                spec,
-            },
+    }
+    if ca_info.not_after < o.now && !o.allow_expired_ca {
+        return Err(ca_expired_error(ca, ca_info));
+    }
+    if ca_info.not_before > o.now && !o.allow_expired_ca {
+        return Err(Error::CaNotYetValid {
+            ca: ca.name().to_string(),
+            not_before: timefmt::rfc3339(ca_info.not_before),
+        });
+    }
+    Ok(())
+}
+
+/// The new certificate's (NotBefore, NotAfter, capped at the CA's NotAfter).
+fn new_validity(o: &RenewOptions, e: &Entry, ca_info: &CertInfo) -> Result<(i64, i64, bool)> {
+    let not_before = o.now - issue::BACKDATE_SECONDS;
+    let mut not_after = o.now + o.validity;
+    // An expired CA the user insisted on cannot cap anything: the leaf would end before it
+    // starts. kubeadm does not cap at all; kubecert caps whenever the CA is still valid.
+    let ca_expired = ca_info.not_after < o.now;
+    let capped = !ca_expired && not_after > ca_info.not_after;
+    if capped {
+        not_after = ca_info.not_after;
+    }
+    if not_after <= not_before {
+        return Err(Error::Validation {
+            cert: e.name.into(),
+            reason: "its CA expires before the new certificate would start".into(),
+        });
+    }
+    Ok((not_before, not_after, capped))
+}
+
+/// Why a row is renewed: due (or unconditional), plus the cap and an accepted foreign
+/// identity.
+fn renew_reason(
+    o: &RenewOptions,
+    residual: i64,
+    capped_at: Option<(CaId, i64)>,
+    overridden: Option<String>,
+) -> String {
+    let mut reason = match o.within {
+        Some(w) => format!(
+            "expires in {}, within --within {}",
+            timefmt::short_human_duration(residual),
+            timefmt::format_duration(w)
+        ),
+        None => "unconditional renewal".to_string(),
+    };
+    if let Some((ca, not_after)) = capped_at {
+        reason.push_str(&format!(
+            "; NotAfter capped at the {} NotAfter {}",
+            ca.name(),
+            timefmt::rfc3339(not_after)
         ));
     }
-    // Load each CA key needed once.
+    if let Some(why) = overridden {
+        reason.push_str(&format!(
+            "; renewed despite a foreign identity (allow_foreign_identity): it {why}"
+        ));
+    }
+    reason
+}
+
+/// Loads each CA key the plan needs once, and checks it matches its CA certificate.
+fn load_ca_keys(
+    layout: &Layout,
+    cas: &Cas,
+    rows: &[(usize, RowPlan)],
+) -> Result<Vec<(CaId, PrivateKey)>> {
     let mut ca_keys: Vec<(CaId, PrivateKey)> = Vec::new();
-    for (_, p) in &plans {
+    for (_, p) in rows {
         if ca_keys.iter().any(|(c, _)| *c == p.ca) {
             continue;
         }
@@ -755,7 +670,7 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         let ca_cert = cas
             .get(p.ca)
             .and_then(|c| c.cert())
-            .ok_or_else(|| ca_missing_error(layout, p.ca, &cas))?;
+            .ok_or_else(|| ca_missing_error(layout, p.ca, cas))?;
         if !key.matches(&ca_cert.info) {
             return Err(Error::Validation {
                 cert: p.ca.name().into(),
@@ -764,153 +679,188 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         }
         ca_keys.push((p.ca, key));
     }
-    let ca_pem = cas
-        .get(CaId::Ca)
-        .and_then(|c| c.cert())
-        .map(|c| issue::cert_pem(&c.der).into_bytes());
-    // Issue (in parallel: key generation dominates) unless this is a dry run.
+    Ok(ca_keys)
+}
+
+/// The dry run's result: the plan, after every check the apply makes on its writes (built
+/// with the old certificate and a placeholder key standing in for the new ones), so the plan
+/// fails exactly where the apply would.
+fn dry_run(mut p: RenewalPlan) -> Result<RenewResult> {
+    let mut writes: Vec<Write_> = Vec::new();
+    for (idx, r) in &p.rows {
+        let cert_pem = issue::cert_pem(&r.found.cert.der);
+        writes.extend(install_writes(
+            r.entry,
+            &r.found,
+            &p.layout,
+            &cert_pem,
+            DRY_RUN_KEY_PLACEHOLDER,
+            p.ca_pem.as_deref(),
+        )?);
+        p.items[*idx].files = planned_files(r, &p.layout);
+    }
+    store::plan(&writes)?;
+    Ok(finish(p.items, true, None, None, p.unrenewable))
+}
+
+/// Carries out a plan: issues every new certificate (in parallel: key generation
+/// dominates), checks each against what it replaces, and installs every file in one
+/// transaction of `store`, with a backup under the plan's backup root.
+pub fn apply(p: RenewalPlan, store: &mut Store) -> Result<RenewResult> {
+    let results = issue_all(&p);
+    let mut items = p.items;
     let mut all_writes: Vec<Write_> = Vec::new();
-    if o.dry_run {
-        // Build the writes the apply would make (with the old certificate and a placeholder
-        // key standing in for the new ones) and run every check the apply runs on them, so
-        // the plan fails exactly where the apply would.
-        let mut writes: Vec<Write_> = Vec::new();
-        for (idx, p) in &plans {
-            let cert_pem = issue::cert_pem(&p.found.cert.der);
-            writes.extend(install_writes(
-                p.entry,
-                &p.found,
-                layout,
-                &cert_pem,
-                DRY_RUN_KEY_PLACEHOLDER,
-                ca_pem.as_deref(),
-            )?);
-            let files = planned_files(p, layout);
-            items[*idx].files = files;
+    for r in results {
+        let (idx, issued) = r?;
+        let Some(item) = items.get_mut(idx) else {
+            continue;
+        };
+        item.action = RenewAction::Renewed;
+        if issued.dropped > 0 {
+            let dropped = issued.dropped;
+            item.reason.push_str(&format!(
+                "; dropped {dropped} certificate{} that followed the leaf but {} not its chain to {}",
+                if dropped == 1 { "" } else { "s" },
+                if dropped == 1 { "is" } else { "are" },
+                item.ca_name
+            ));
         }
-        store::preflight(&writes)?;
-    } else {
-        type Issued = Result<(usize, CertInfo, Vec<Write_>, usize)>;
-        let results: Vec<Issued> = std::thread::scope(|s| {
-            let handles: Vec<_> = plans
-                .iter()
-                .map(|(idx, p)| {
-                    let ca_keys = &ca_keys;
-                    let cas = &cas;
-                    let ca_pem = ca_pem.as_deref();
-                    s.spawn(move || -> Issued {
-                        let issue_err = |e: issue::IssueError| Error::Issue {
-                            cert: p.entry.name.into(),
-                            reason: e.to_string(),
-                        };
-                        let ca_key = ca_keys
-                            .iter()
-                            .find(|(c, _)| *c == p.ca)
-                            .map(|(_, k)| k)
-                            .ok_or_else(|| Error::CaKeyMissing {
-                                ca: p.ca.name().into(),
-                                path: layout.ca_key(p.ca),
-                            })?;
-                        let ca_cert = cas
-                            .get(p.ca)
-                            .and_then(|c| c.cert())
-                            .ok_or_else(|| ca_missing_error(layout, p.ca, cas))?;
-                        let kp = issue::generate_key(p.alg).map_err(issue_err)?;
-                        let der = issue::sign_leaf(
-                            &p.spec,
-                            &kp,
-                            &CaSigner {
-                                cert: ca_cert,
-                                key: ca_key,
-                            },
-                        )
-                        .map_err(issue_err)?;
-                        let key_pem = issue::key_pem(&kp, KeyFormat::Pkcs8).map_err(issue_err)?;
-                        let new_key = cert::parse_private_key(key_pem.as_bytes()).map_err(|e| {
-                            Error::Issue {
-                                cert: p.entry.name.into(),
-                                reason: e.to_string(),
-                            }
-                        })?;
-                        let info = verify_issued(p, &der, &ca_cert.der, &new_key)?;
-                        let mut cert_pem = issue::cert_pem(&der);
-                        let mut dropped = 0;
-                        if matches!(p.entry.location, Location::Pki { .. }) {
-                            // Keep the chain that followed the leaf in the old file only as
-                            // far as it verifies the new leaf; junk is not carried over.
-                            let keep = verified_chain(&der, &p.found.cert.chain);
-                            dropped = p.found.cert.chain.len() - keep.len();
-                            for c in keep {
-                                cert_pem.push_str(&issue::cert_pem(c));
-                            }
-                        }
-                        let w =
-                            install_writes(p.entry, &p.found, layout, &cert_pem, &key_pem, ca_pem)?;
-                        Ok((*idx, info, w, dropped))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Issue {
-                            cert: "?".into(),
-                            reason: "issuing thread panicked".into(),
-                        })
-                    })
-                })
-                .collect()
-        });
-        for r in results {
-            let (idx, info, writes, dropped) = r?;
-            let item = &mut items[idx];
-            if dropped > 0 {
-                item.reason.push_str(&format!(
-                    "; dropped {dropped} certificate{} that followed the leaf but {} not its chain to {}",
-                    if dropped == 1 { "" } else { "s" },
-                    if dropped == 1 { "is" } else { "are" },
-                    item.ca_name
-                ));
-            }
-            item.new = Some(CertSnapshot::of(&info));
-            item.files = writes
-                .iter()
-                .map(|w| w.target.display().to_string())
-                .collect();
-            all_writes.extend(writes);
-        }
+        item.new = Some(CertSnapshot::of(&issued.info));
+        item.files = issued
+            .writes
+            .iter()
+            .map(|w| w.target.display().to_string())
+            .collect();
+        all_writes.extend(issued.writes);
     }
     let mut backup_dir = None;
     if !all_writes.is_empty() {
-        if let Some(lock) = &lock {
-            backup_dir = store::commit(lock, &all_writes, Some(&o.backup_root), &stamp(o.now))?;
-        }
+        backup_dir = store.commit(&all_writes, &p.backup_root, &store::stamp(p.now))?;
     }
-    let mut components: BTreeSet<&str> = BTreeSet::new();
-    for i in &items {
-        if matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew) {
-            if let Some(e) = inventory::find(&i.name) {
-                components.extend(e.components.iter().map(|c| c.name()));
-            }
-        }
-    }
-    let changed = items
-        .iter()
-        .any(|i| matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew));
-    drop(lock);
-    Ok(RenewResult {
-        dry_run: o.dry_run,
-        backup_dir: backup_dir.map(|p| p.display().to_string()),
-        certificates: items,
-        components_to_restart: components.into_iter().map(str::to_string).collect(),
-        changed,
-        recovered,
-        unrenewable,
+    let recovered = store.recovered().map(str::to_string);
+    Ok(finish(items, false, backup_dir, recovered, p.unrenewable))
+}
+
+/// A certificate issued for one row, checked, and the files it becomes.
+struct Issued {
+    info: CertInfo,
+    writes: Vec<Write_>,
+    /// Certificates that followed the old leaf but are not its chain (not carried over).
+    dropped: usize,
+}
+
+/// Issues every row of the plan, one thread per row; results in row order.
+fn issue_all(p: &RenewalPlan) -> Vec<Result<(usize, Issued)>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = p
+            .rows
+            .iter()
+            .map(|(idx, row)| s.spawn(move || issue_row(p, row).map(|i| (*idx, i))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Issue {
+                        cert: "?".into(),
+                        reason: "issuing thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
     })
 }
 
-fn planned_files(p: &Plan, layout: &Layout) -> Vec<String> {
+/// New key, signed certificate, checked against what it replaces, and its writes.
+fn issue_row(p: &RenewalPlan, row: &RowPlan) -> Result<Issued> {
+    let layout = &p.layout;
+    let issue_err = |e: issue::IssueError| Error::Issue {
+        cert: row.entry.name.into(),
+        reason: e.to_string(),
+    };
+    let ca_key = p
+        .ca_keys
+        .iter()
+        .find(|(c, _)| *c == row.ca)
+        .map(|(_, k)| k)
+        .ok_or_else(|| Error::CaKeyMissing {
+            ca: row.ca.name().into(),
+            path: layout.ca_key(row.ca),
+        })?;
+    let ca_cert = p
+        .cas
+        .get(row.ca)
+        .and_then(|c| c.cert())
+        .ok_or_else(|| ca_missing_error(layout, row.ca, &p.cas))?;
+    let kp = issue::generate_key(row.alg).map_err(issue_err)?;
+    let signer = CaSigner {
+        cert: ca_cert,
+        key: ca_key,
+    };
+    let der = issue::sign_leaf(&row.spec, &kp, &signer).map_err(issue_err)?;
+    let key_pem = issue::key_pem(&kp, KeyFormat::Pkcs8).map_err(issue_err)?;
+    let new_key = cert::parse_private_key(key_pem.as_bytes()).map_err(|e| Error::Issue {
+        cert: row.entry.name.into(),
+        reason: e.to_string(),
+    })?;
+    let info = verify_issued(row, &der, &ca_cert.der, &new_key)?;
+    let mut cert_pem = issue::cert_pem(&der);
+    let mut dropped = 0;
+    if matches!(row.entry.location, Location::Pki { .. }) {
+        // Keep the chain that followed the leaf in the old file only as far as it verifies
+        // the new leaf; junk is not carried over.
+        let keep = verified_chain(&der, &row.found.cert.chain);
+        dropped = row.found.cert.chain.len() - keep.len();
+        for c in keep {
+            cert_pem.push_str(&issue::cert_pem(c));
+        }
+    }
+    let writes = install_writes(
+        row.entry,
+        &row.found,
+        layout,
+        &cert_pem,
+        &key_pem,
+        p.ca_pem.as_deref(),
+    )?;
+    Ok(Issued {
+        info,
+        writes,
+        dropped,
+    })
+}
+
+/// The result of a run from its items: the components to restart and whether anything
+/// changed (or would, in a dry run).
+fn finish(
+    items: Vec<RenewItem>,
+    dry_run: bool,
+    backup_dir: Option<PathBuf>,
+    recovered: Option<String>,
+    unrenewable: Vec<String>,
+) -> RenewResult {
+    let changing =
+        |i: &RenewItem| matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew);
+    let mut components: BTreeSet<&str> = BTreeSet::new();
+    for i in items.iter().filter(|i| changing(i)) {
+        if let Some(e) = inventory::find(&i.name) {
+            components.extend(e.components.iter().map(|c| c.name()));
+        }
+    }
+    let components_to_restart = components.into_iter().map(str::to_string).collect();
+    let changed = items.iter().any(changing);
+    RenewResult {
+        dry_run,
+        backup_dir: backup_dir.map(|p| p.display().to_string()),
+        certificates: items,
+        components_to_restart,
+        changed,
+        recovered,
+        unrenewable,
+    }
+}
+
+fn planned_files(p: &RowPlan, layout: &Layout) -> Vec<String> {
     match p.entry.location {
         Location::Pki { base } => vec![
             layout.pki_key(base).display().to_string(),
@@ -984,113 +934,4 @@ pub fn render_text(r: &RenewResult, all: bool) -> String {
         s.push_str(&format!("Backup of the replaced files: {b}\n"));
     }
     s
-}
-
-/// Parameters of `restore`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RestoreParams {
-    /// A backup dir reported by `renew` or `csr-import`.
-    pub backup_dir: String,
-    /// PKI dir (its lock serializes the restore).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Kubeconfig dir.
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// The backup root: `backup_dir` must be a directory directly under it (default
-    /// `<cert_dir>/../kubecert-backup`, where renew puts backups by default).
-    #[serde(default)]
-    pub backup_root: Option<String>,
-    /// Report only.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// Result of `restore`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct RestoreResult {
-    /// Files put back (or that would be).
-    pub restored: Vec<String>,
-    /// Whether anything changed.
-    pub changed: bool,
-    /// Dry run.
-    pub dry_run: bool,
-}
-
-/// The files a backup of `layout` may put back: the certificate and key of every inventory
-/// row, every kubeconfig of the inventory and the files those kubeconfigs reference today,
-/// and kubelet.conf — exactly what renew, csr import and kubelet-conf write. Lexically
-/// normalised.
-pub fn restorable_targets(layout: &Layout) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    for e in inventory::rows(false) {
-        match e.location {
-            Location::Pki { base } => {
-                out.insert(store::normalize(&layout.pki_crt(base)));
-                out.insert(store::normalize(&layout.pki_key(base)));
-            }
-            Location::Kubeconfig { file } => {
-                let path = layout.kubeconfig_dir.join(file);
-                if let Ok(kc) = pki::kubeconfig::Kubeconfig::load(&path) {
-                    for s in [&kc.client_cert, &kc.client_key] {
-                        if let Source::File(f) = s {
-                            out.insert(store::normalize(f));
-                        }
-                    }
-                }
-                out.insert(store::normalize(&path));
-            }
-        }
-    }
-    out.insert(store::normalize(
-        &layout.kubeconfig_dir.join("kubelet.conf"),
-    ));
-    out
-}
-
-/// Puts a backup back in place through the same transaction machinery.
-///
-/// The backup dir must be a directory directly under the backup root (not a symlink), and
-/// every manifest entry must put an inventory file of this layout back from a plain file of
-/// that dir ([`store::restore_writes`]); otherwise [`Error::BackupRefused`] and nothing is
-/// written.
-pub fn restore(p: &RestoreParams) -> Result<RestoreResult> {
-    let layout = Layout::new(
-        p.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
-        p.kubeconfig_dir
-            .as_deref()
-            .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
-        None,
-    );
-    let root = match &p.backup_root {
-        Some(r) => PathBuf::from(r),
-        None => default_backup_root(&layout.cert_dir),
-    };
-    let dir = store::backup_dir_in(&root, Path::new(&p.backup_dir))?;
-    let manifest = store::read_manifest(&dir)?;
-    let writes = store::restore_writes(&dir, &manifest, &restorable_targets(&layout))?;
-    let changed_writes: Vec<Write_> = writes
-        .into_iter()
-        .filter(|w| {
-            crate::pki::fsread::read(&w.target)
-                .map(|b| b != w.contents)
-                .unwrap_or(true)
-        })
-        .collect();
-    let restored = changed_writes
-        .iter()
-        .map(|w| w.target.display().to_string())
-        .collect();
-    let changed = !changed_writes.is_empty();
-    if !p.dry_run && changed {
-        let (lock, _) = lock_and_recover(&layout, Duration::from_secs(300))?;
-        store::commit(&lock, &changed_writes, None, "restore")?;
-    }
-    Ok(RestoreResult {
-        restored,
-        changed,
-        dry_run: p.dry_run,
-    })
 }

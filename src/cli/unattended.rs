@@ -24,7 +24,7 @@ use super::{path_str, print, TextJson};
 /// `check -o prometheus`: the same rendering as `kubecert metrics`, with the state file at
 /// its default place.
 pub(super) fn check_prometheus(report: &CheckResult, layout: &Layout) -> String {
-    let state = autorenew::default_state_file(&layout.cert_dir);
+    let state = kubecert::renew_state::default_state_file(&layout.cert_dir);
     metrics::render(report, &RenderContext::for_layout(layout, &state))
 }
 
@@ -296,7 +296,7 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
     }
     let state_file = a
         .state_file
-        .unwrap_or_else(|| autorenew::default_state_file(&renew.layout.cert_dir));
+        .unwrap_or_else(|| kubecert::renew_state::default_state_file(&renew.layout.cert_dir));
     let park_dir = a
         .park_dir
         .unwrap_or_else(|| autorenew::default_park_dir(&a.manifests_dir));

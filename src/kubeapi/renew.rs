@@ -37,9 +37,10 @@ use crate::error::Error;
 use crate::pki::cert::{self, CertInfo, KeyFormat, PrivateKey};
 use crate::pki::inventory::{self, CaId, Entry, Role};
 use crate::pki::issue::{self, LeafSpec};
-use crate::pki::store;
+use crate::pki::snapshot::CertSnapshot;
+use crate::pki::store::{self, Store};
 use crate::pki::{self, Cas, Material};
-use crate::renew::{self, CertSnapshot, RenewAction, RenewItem, RenewOptions, RenewResult};
+use crate::renew::{self, RenewAction, RenewItem, RenewOptions, RenewResult};
 use crate::timefmt;
 
 /// Options of `renew --use-api`.
@@ -305,7 +306,7 @@ pub async fn renew_with_api(
         });
     }
     // Validate under the PKI lock, then install everything in one transaction.
-    let (lock, recovered) = renew::lock_and_recover(layout, r.lock_timeout)?;
+    let mut store = Store::open(&layout.cert_dir, r.lock_timeout)?;
     let cas = Cas::load(layout);
     let now = timefmt::now_unix();
     let mut all_writes = Vec::new();
@@ -352,9 +353,10 @@ pub async fn renew_with_api(
     let backup_dir = if all_writes.is_empty() {
         None
     } else {
-        store::commit(&lock, &all_writes, Some(&r.backup_root), &renew::stamp(now))?
+        store.commit(&all_writes, &r.backup_root, &store::stamp(now))?
     };
-    drop(lock);
+    let recovered = store.recovered().map(str::to_string);
+    drop(store);
     let mut res = finish(items, backup_dir.map(|d| d.display().to_string()));
     res.recovered = recovered;
     Ok(res)

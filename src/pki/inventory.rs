@@ -549,6 +549,33 @@ pub fn find(name: &str) -> Option<&'static Entry> {
     INVENTORY.iter().find(|e| e.name == name)
 }
 
+/// Resolves the `names` list against the inventory (kubeadm's error for unknown names).
+pub fn select(
+    names: &[String],
+    layout: &crate::pki::Layout,
+) -> crate::Result<(Vec<&'static Entry>, bool)> {
+    let all = names.is_empty() || names.iter().any(|n| n == "all");
+    if all {
+        if names.len() > 1 {
+            return Err(crate::Error::InvalidArgument(
+                "`all` cannot be combined with other names".into(),
+            ));
+        }
+        return Ok((renewable(layout.external_etcd).collect(), true));
+    }
+    let mut out: Vec<&'static Entry> = Vec::new();
+    for n in names {
+        let e = renewable(layout.external_etcd)
+            .find(|e| e.name == n)
+            .ok_or_else(|| crate::Error::UnknownCertificate(n.clone()))?;
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out.sort_by_key(|e| e.name);
+    Ok((out, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

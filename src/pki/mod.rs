@@ -3,9 +3,12 @@
 
 pub mod cert;
 pub mod fsread;
+pub mod install;
 pub mod inventory;
 pub mod issue;
 pub mod kubeconfig;
+pub mod restore;
+pub mod snapshot;
 pub mod store;
 
 use std::path::{Path, PathBuf};

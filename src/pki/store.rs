@@ -111,6 +111,79 @@ impl Drop for Lock {
     }
 }
 
+/// An open PKI store: the exclusive lock on the cert dir is held and any run an earlier crash
+/// interrupted has been finished or undone. Every mutating path (renew, csr import,
+/// kubelet-conf, the certificates API, auto-renew, restore) writes through one of these.
+#[derive(Debug)]
+pub struct Store {
+    lock: Lock,
+    recovered: Option<String>,
+}
+
+impl Store {
+    /// Takes the lock on `cert_dir` (waiting up to `timeout` for another holder) and
+    /// recovers an interrupted run ([`recover`]).
+    pub fn open(cert_dir: &Path, timeout: Duration) -> Result<Store> {
+        if !cert_dir.is_dir() {
+            return Err(Error::io(
+                cert_dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "cert dir not found"),
+            ));
+        }
+        let lock = Lock::acquire(cert_dir, timeout)?;
+        let recovered = recover(&lock)?;
+        Ok(Store { lock, recovered })
+    }
+
+    /// What recovery did when the store was opened, if anything (for the result and logs).
+    pub fn recovered(&self) -> Option<&str> {
+        self.recovered.as_deref()
+    }
+
+    /// The locked cert dir.
+    pub fn dir(&self) -> &Path {
+        self.lock.dir()
+    }
+
+    /// Applies `writes` as one transaction with a backup into a new dir
+    /// `<backup_root>/<stamp>[-N]` (see [`stamp`]). Returns the backup dir. Runs every check of
+    /// [`plan`] first.
+    pub fn commit(
+        &mut self,
+        writes: &[Write_],
+        backup_root: &Path,
+        stamp: &str,
+    ) -> Result<Option<PathBuf>> {
+        commit(&self.lock, writes, Some(backup_root), stamp)
+    }
+
+    /// Puts the files of a backup back (the writes of [`restore_writes`]) as one transaction,
+    /// without making a backup of its own.
+    pub fn restore(&mut self, writes: &[Write_]) -> Result<()> {
+        commit(&self.lock, writes, None, "restore").map(|_| ())
+    }
+}
+
+/// `<cert_dir>/../kubecert-backup` (e.g. /etc/kubernetes/kubecert-backup).
+pub fn default_backup_root(cert_dir: &Path) -> PathBuf {
+    let abs = std::path::absolute(cert_dir).unwrap_or_else(|_| cert_dir.to_path_buf());
+    abs.parent()
+        .map(|p| p.join("kubecert-backup"))
+        .unwrap_or_else(|| PathBuf::from("kubecert-backup"))
+}
+
+/// A backup dir name for `now`: `20261129T041500Z`.
+pub fn stamp(now: i64) -> String {
+    crate::timefmt::rfc3339(now).replace(['-', ':'], "")
+}
+
+/// Every check a [`Store::commit`] of `writes` makes before it changes anything, without
+/// changing anything and without the lock: the dry runs of renew and csr import run it, so a
+/// plan never says OK where the apply then fails.
+pub fn plan(writes: &[Write_]) -> Result<()> {
+    preflight(writes).map(|_| ())
+}
+
 /// Refuses a symlink at `path` (absent paths are fine).
 pub fn refuse_symlink(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
@@ -179,22 +252,28 @@ pub struct BackupManifest {
     pub entries: Vec<BackupEntry>,
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
-}
-
 fn staged_path(target: &Path) -> PathBuf {
     let mut s = target.as_os_str().to_owned();
     s.push(STAGED_SUFFIX);
     PathBuf::from(s)
 }
 
-/// Writes `bytes` to `path` durably via a temp file + rename (used for the journal itself).
-/// On failure the temp file is removed, so a full disk leaves no stray `*.kubecert-new`.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// Replaces `path` atomically and durably with `bytes`: the one atomic write of kubecert
+/// (the journal, backup manifests, CSR-dir files, the state file, the metrics textfile).
+///
+/// A symlink at `path` is refused. The new contents go to `<path>.kubecert-new` (any stale
+/// one is removed first, and it is created exclusively, so a symlink planted there is never
+/// followed), get `mode` regardless of the umask, are fsynced, renamed over `path`, and the
+/// directory is fsynced. On failure the temp file is removed, so a full disk leaves no stray
+/// `*.kubecert-new`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    refuse_symlink(path)?;
     let tmp = staged_path(path);
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&tmp, e)),
+    }
     let r = write_atomic_inner(path, &tmp, bytes, mode);
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -203,21 +282,31 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 }
 
 fn write_atomic_inner(path: &Path, tmp: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tmp.to_path_buf();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     {
         let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .write(true)
             .mode(mode)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            .open(tmp)
+            .map_err(|e| Error::io(tmp, e))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(tmp, e))?;
     }
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
     sync_dir(dir)
+}
+
+/// fsyncs a directory, so that a rename or a new entry in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 fn journal_path(lock: &Lock) -> PathBuf {
@@ -231,7 +320,7 @@ pub fn journal_exists(dir: &Path) -> bool {
 
 /// Finishes or undoes an interrupted run. Must be called with the lock held; a no-op when
 /// there is no journal. Returns what it did, for logging.
-pub fn recover(lock: &Lock) -> Result<Option<String>> {
+fn recover(lock: &Lock) -> Result<Option<String>> {
     let jp = journal_path(lock);
     let bytes = match crate::pki::fsread::read(&jp) {
         Ok(b) => b,
@@ -318,11 +407,10 @@ fn refuse_symlinked_dirs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Every check [`commit`] makes before it changes anything, without changing anything (the
-/// dry run of renew and csr import runs it too, so a plan never says OK where the apply then
-/// fails): no target and no directory above it is a symlink; an existing target is a regular
+/// Every check [`commit`] makes before it changes anything, without changing anything: no
+/// target and no directory above it is a symlink; an existing target is a regular
 /// file that can be read (for its backup). Returns each target's metadata (`None`: absent).
-pub fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
+fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
     let mut meta = Vec::with_capacity(writes.len());
     for w in writes {
         refuse_symlink(&w.target)?;
@@ -358,7 +446,7 @@ pub fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
 /// given), stage, journal, rename. Returns the backup dir. A run that fails before every
 /// staged file is durable removes what it made (staged files, journal, backup dir); once the
 /// journal says `prepared`, it is left for [`recover`] to roll forward.
-pub fn commit(
+fn commit(
     lock: &Lock,
     writes: &[Write_],
     backup_root: Option<&Path>,

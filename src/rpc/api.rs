@@ -22,7 +22,8 @@ use crate::metrics::{MetricsParams, MetricsResult};
 use crate::ops::health::{HealthParams, HealthResult};
 use crate::ops::restart::{RestartParams, RestartResult};
 use crate::ops::served::{ServedParams, ServedResult};
-use crate::renew::{RenewParams, RenewResult, RestoreParams, RestoreResult};
+use crate::pki::restore::{RestoreParams, RestoreResult};
+use crate::renew::{RenewParams, RenewResult};
 
 /// Who is calling, as the socket server learned it from SO_PEERCRED. Inserted into each
 /// HTTP request's extensions; methods read it before doing anything.
@@ -257,7 +258,7 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         mutating: true,
         read_only_if: None,
         errors: RESTORE_ERRORS,
-        call: |p| crate::renew::restore(&p),
+        call: |p| crate::pki::restore::restore(&p),
     },
     &Method::<KubeletConfParams, KubeletConfResult> {
         name: "kubelet-conf",

@@ -4,7 +4,7 @@
 //! Responses go to stdout, one per line, in the order of the input lines; notifications are
 //! executed and answered with nothing; a batch is answered with an array of the responses
 //! to its requests (nothing when it held only notifications). Empty lines are skipped.
-//! A line over the size limit → -32008 (id null), its bytes discarded unbuffered, and the
+//! A line over the size limit → -31008 (id null), its bytes discarded unbuffered, and the
 //! stream goes on at the next line. Everything else (validation of ids and request objects,
 //! batch and response bounds, dispatch) is [`wire`], shared with the socket. Lines are
 //! processed one after the other. EOF ends the loop. Logs go to stderr only.
@@ -302,10 +302,10 @@ mod tests {
             format!("{long}{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"version\"}}\r\n{long}");
         let out = run_lines(&input, 100);
         assert_eq!(out.len(), 3, "{out:?}");
-        assert_eq!(out[0]["error"]["code"], -32008);
+        assert_eq!(out[0]["error"]["code"], -31008);
         assert!(out[0]["id"].is_null());
         assert_eq!(out[1]["id"], 2);
-        assert_eq!(out[2]["error"]["code"], -32008);
+        assert_eq!(out[2]["error"]["code"], -31008);
     }
 
     #[test]

@@ -19,11 +19,11 @@
 //! caller's uid/gid/pid, turned into a [`Caller`] put in every call's extensions. Read
 //! methods: root, the server's own uid, `--allow-uid`, `--allow-write-uid` and members of
 //! `--group`. Mutating methods: root, the server's own uid and `--allow-write-uid`. A refused
-//! call gets -32004 and is logged with uid/pid.
+//! call gets -31004 and is logged with uid/pid.
 //!
 //! HTTP: `POST` with a JSON content type; every JSON-RPC answer (parse errors and invalid
 //! requests included) is 200, notifications only → 204, a body over the limit → 413 with
-//! -32008 (by `Content-Length` or, chunked, at the first byte over), a broken HTTP body →
+//! -31008 (by `Content-Length` or, chunked, at the first byte over), a broken HTTP body →
 //! 400, other methods → 405, other content types → 415.
 //!
 //! Robustness (docs/rpc.md "Limits"): one task per connection; the library calls run on

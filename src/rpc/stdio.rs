@@ -138,11 +138,15 @@ where
 
 /// `kubecert serve --stdio`: runs until EOF on stdin; exit status 0 at EOF or when stdout
 /// is closed.
-pub fn run(opts: StdioOptions, roots: super::Roots) -> anyhow::Result<()> {
+pub fn run(opts: StdioOptions, roots: super::Roots) -> Result<(), super::ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(|source| super::ServeError::Os {
+            what: "cannot start the tokio runtime",
+            source,
+        })?;
     let module = super::module(super::Enforce::None, roots);
     let res = rt.block_on(async {
         let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
@@ -152,7 +156,10 @@ pub fn run(opts: StdioOptions, roots: super::Roots) -> anyhow::Result<()> {
     match res {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(source) => Err(super::ServeError::Os {
+            what: "stdio",
+            source,
+        }),
     }
 }
 

@@ -3,9 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use anyhow::bail;
-
-use super::super::Caller;
+use super::super::{Caller, ServeError};
 
 /// A group from /etc/group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +17,7 @@ pub struct Group {
 }
 
 /// Looks a group up in `/etc/group` by name or number.
-pub fn lookup_group(name_or_gid: &str) -> anyhow::Result<Group> {
+pub fn lookup_group(name_or_gid: &str) -> Result<Group, ServeError> {
     let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let numeric: Option<u32> = name_or_gid.parse().ok();
     for line in text.lines() {
@@ -48,7 +46,7 @@ pub fn lookup_group(name_or_gid: &str) -> anyhow::Result<Group> {
             gid,
             members: Vec::new(),
         }),
-        None => bail!("unknown group {name_or_gid:?} (not in /etc/group)"),
+        None => Err(ServeError::UnknownGroup(name_or_gid.to_string())),
     }
 }
 

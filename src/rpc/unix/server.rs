@@ -10,7 +10,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use super::super::Enforce;
+use super::super::{Enforce, ServeError};
 use super::auth::{effective_uid, lookup_group, Policy};
 use super::conn::{Conn, Slots, Tracked};
 use super::http::{http_request, Shared};
@@ -35,7 +35,7 @@ async fn connection<S>(
     S: tower::Service<
             HttpRequest<hyper::body::Incoming>,
             Response = HttpResponse,
-            Error = anyhow::Error,
+            Error = std::convert::Infallible,
         > + Clone
         + Send
         + 'static,
@@ -95,13 +95,17 @@ async fn connection<S>(
 pub fn run(
     opts: SocketOptions,
     inherited: Option<std::os::unix::net::UnixListener>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     if inherited.is_none() {
         check_path_len(&opts.path)?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(|source| ServeError::Os {
+            what: "cannot start the tokio runtime",
+            source,
+        })?;
     let shutdown_timeout = opts.shutdown_timeout;
     let r = rt.block_on(serve(opts, inherited));
     rt.shutdown_timeout(shutdown_timeout);
@@ -111,7 +115,7 @@ pub fn run(
 async fn serve(
     opts: SocketOptions,
     inherited: Option<std::os::unix::net::UnixListener>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let group = opts.group.as_deref().map(lookup_group).transpose()?;
     let policy = Arc::new(Policy {
         server_uid: effective_uid(),
@@ -146,8 +150,13 @@ async fn serve(
             (l, Some(owned), Some(lock))
         }
     };
-    std_listener.set_nonblocking(true)?;
-    let listener = tokio::net::UnixListener::from_std(std_listener)?;
+    let listener = std_listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixListener::from_std(std_listener))
+        .map_err(|source| ServeError::Os {
+            what: "cannot listen on the socket",
+            source,
+        })?;
     tracing::info!(
         path = %opts.path.display(),
         server_uid = policy.server_uid,
@@ -175,8 +184,12 @@ async fn serve(
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
+    let signals = |source| ServeError::Os {
+        what: "cannot handle signals",
+        source,
+    };
+    let mut sigterm = signal(SignalKind::terminate()).map_err(signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(signals)?;
 
     'accept: loop {
         while tasks.try_join_next().is_some() {}
@@ -229,9 +242,8 @@ async fn serve(
         let (sh, c) = (shared.clone(), conn.clone());
         let svc = tower::service_fn(move |req: HttpRequest<hyper::body::Incoming>| {
             let (sh, c) = (sh.clone(), c.clone());
-            // anyhow::Error (not BoxError) sidesteps a higher-ranked lifetime inference
-            // problem in serve_with_graceful_shutdown's bounds (as jsonrpsee's examples do).
-            async move { Ok::<_, anyhow::Error>(http_request(req, sh, c, caller).await) }
+            // Every request gets an HTTP answer: the service never fails.
+            async move { Ok::<_, std::convert::Infallible>(http_request(req, sh, c, caller).await) }
         });
         let io = Tracked {
             inner: sock,

@@ -6,8 +6,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-
+use super::super::ServeError;
 use super::auth::Group;
 
 /// The socket file this process created (removed at exit only if still the same file).
@@ -38,7 +37,7 @@ fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-pub(super) fn take_lock(path: &Path) -> anyhow::Result<File> {
+pub(super) fn take_lock(path: &Path) -> Result<File, ServeError> {
     let lp = lock_path(path);
     let f = OpenOptions::new()
         .read(true)
@@ -48,35 +47,44 @@ pub(super) fn take_lock(path: &Path) -> anyhow::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&lp)
-        .with_context(|| format!("cannot open lock file {}", lp.display()))?;
+        .map_err(|source| ServeError::Io {
+            what: "cannot open lock file",
+            path: lp.clone(),
+            source,
+        })?;
     match f.try_lock() {
         Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "another kubecert serve holds {} (serving {})",
-            lp.display(),
-            path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", lp.display()))
-        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::Locked {
+            lock: lp,
+            socket: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(ServeError::Io {
+            what: "cannot lock",
+            path: lp,
+            source,
+        }),
     }
 }
 
 /// The socket's parent dir, created 0755 when absent.
-pub(super) fn ensure_parent(path: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn ensure_parent(path: &Path) -> Result<PathBuf, ServeError> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     if path.file_name().is_none() {
-        bail!("{} is not a socket file path", path.display());
+        return Err(ServeError::NotAFilePath(path.to_path_buf()));
     }
     if !parent.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
             .create(&parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+            .map_err(|source| ServeError::Io {
+                what: "cannot create",
+                path: parent.clone(),
+                source,
+            })?;
     }
     Ok(parent)
 }
@@ -95,48 +103,80 @@ fn temp_name(path: &Path) -> PathBuf {
 pub(super) fn bind(
     path: &Path,
     group: Option<&Group>,
-) -> anyhow::Result<(std::os::unix::net::UnixListener, Owned)> {
+) -> Result<(std::os::unix::net::UnixListener, Owned), ServeError> {
     ensure_parent(path)?;
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            bail!("refusing symlink at {}", path.display())
-        }
+        Ok(m) if m.file_type().is_symlink() => return Err(ServeError::Symlink(path.to_path_buf())),
         Ok(m) if m.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => bail!("{} is in use: a server is listening on it", path.display()),
+            Ok(_) => return Err(ServeError::InUse(path.to_path_buf())),
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
                 tracing::info!(path = %path.display(), "removing stale socket");
-                std::fs::remove_file(path)
-                    .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+                std::fs::remove_file(path).map_err(|source| ServeError::Io {
+                    what: "cannot remove stale socket",
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot probe {}", path.display())),
+            Err(source) => {
+                return Err(ServeError::Io {
+                    what: "cannot probe",
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         },
-        Ok(_) => bail!(
-            "{} exists and is not a socket; refusing to replace it",
-            path.display()
-        ),
+        Ok(_) => return Err(ServeError::NotASocket(path.to_path_buf())),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
+        Err(source) => {
+            return Err(ServeError::Io {
+                what: "cannot stat",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     }
     let tmp = temp_name(path);
     let _ = std::fs::remove_file(&tmp);
-    let listener = std::os::unix::net::UnixListener::bind(&tmp)
-        .with_context(|| format!("cannot bind {}", tmp.display()))?;
-    let setup = || -> anyhow::Result<()> {
+    let listener =
+        std::os::unix::net::UnixListener::bind(&tmp).map_err(|source| ServeError::Io {
+            what: "cannot bind",
+            path: tmp.clone(),
+            source,
+        })?;
+    let setup = || -> Result<(), ServeError> {
         let mode = if group.is_some() { 0o660 } else { 0o600 };
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(
+            |source| ServeError::Io {
+                what: "cannot set the mode of",
+                path: tmp.clone(),
+                source,
+            },
+        )?;
         if let Some(g) = group {
-            std::os::unix::fs::chown(&tmp, None, Some(g.gid))
-                .with_context(|| format!("cannot chown {} to group {}", tmp.display(), g.name))?;
+            std::os::unix::fs::chown(&tmp, None, Some(g.gid)).map_err(|source| {
+                ServeError::Chown {
+                    path: tmp.clone(),
+                    group: g.name.clone(),
+                    source,
+                }
+            })?;
         }
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+        std::fs::rename(&tmp, path).map_err(|source| ServeError::Rename {
+            from: tmp.clone(),
+            to: path.to_path_buf(),
+            source,
+        })?;
         Ok(())
     };
     if let Err(e) = setup() {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    let m = std::fs::symlink_metadata(path)?;
+    let m = std::fs::symlink_metadata(path).map_err(|source| ServeError::Io {
+        what: "cannot stat",
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok((
         listener,
         Owned {
@@ -152,23 +192,26 @@ pub const MAX_SOCKET_PATH: usize = 107;
 
 /// Refuses a socket path (or the temporary name it is bound under) that does not fit in a
 /// unix socket address: bound, it would be unreachable.
-pub fn check_path_len(path: &Path) -> anyhow::Result<()> {
+pub fn check_path_len(path: &Path) -> Result<(), ServeError> {
     use std::os::unix::ffi::OsStrExt;
     let n = path.as_os_str().as_bytes().len();
     if n > MAX_SOCKET_PATH {
-        bail!(
-            "socket path {} is {n} bytes; a unix socket path is at most {MAX_SOCKET_PATH} bytes",
-            path.display()
-        );
+        return Err(ServeError::PathTooLong {
+            path: path.to_path_buf(),
+            temp: None,
+            len: n,
+            max: MAX_SOCKET_PATH,
+        });
     }
     let tmp = temp_name(path);
     let t = tmp.as_os_str().as_bytes().len();
     if t > MAX_SOCKET_PATH {
-        bail!(
-            "socket path {}: its temporary name {} is {t} bytes; a unix socket path is at most {MAX_SOCKET_PATH} bytes",
-            path.display(),
-            tmp.display()
-        );
+        return Err(ServeError::PathTooLong {
+            path: path.to_path_buf(),
+            temp: Some(tmp),
+            len: t,
+            max: MAX_SOCKET_PATH,
+        });
     }
     Ok(())
 }
@@ -190,6 +233,25 @@ mod tests {
         // Fits, but its temporary name beside it would not.
         let e = check_path_len(&ok).map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("temporary name"), "{e}");
+    }
+
+    #[test]
+    fn second_lock_is_refused_with_a_typed_error() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let sock = d.path().join("k.sock");
+        let _held = take_lock(&sock).expect("first lock");
+        let e = take_lock(&sock).map(|_| ()).unwrap_err();
+        assert!(matches!(e, ServeError::Locked { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "another kubecert serve holds {}.lock (serving {})",
+                sock.display(),
+                sock.display()
+            )
+        );
+        let e = bind(Path::new("/"), None).map(|_| ()).unwrap_err();
+        assert_eq!(e.to_string(), "/ is not a socket file path");
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub enum ServeError {
         max: usize,
     },
     /// `--group` names no group.
-    #[error("unknown group {0:?} (not in /etc/group)")]
+    #[error("unknown group {0:?} (not in the group database)")]
     UnknownGroup(String),
 }
 

@@ -735,10 +735,10 @@ struct ServeArgs {
     /// Largest request accepted (a stdio line or an HTTP body), in bytes.
     #[arg(long, default_value_t = kubecert::rpc::DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
-    /// Largest batch (request objects in one array); a longer one gets -32008 and nothing runs.
+    /// Largest batch (request objects in one array); a longer one gets -31008 and nothing runs.
     #[arg(long, default_value_t = kubecert::rpc::wire::DEFAULT_MAX_BATCH)]
     max_batch: usize,
-    /// Bound of the responses to one request or batch, in bytes (over it: -32008).
+    /// Bound of the responses to one request or batch, in bytes (over it: -31008).
     #[arg(long, default_value_t = kubecert::rpc::wire::DEFAULT_MAX_RESPONSE_BYTES)]
     max_response_bytes: usize,
     /// Socket: a request (headers and body) must arrive within this time of its first byte.

@@ -212,6 +212,22 @@ pub enum Error {
         /// The kubeconfigs looked for there, comma-separated.
         kubeconfig_files: String,
     },
+    /// A file of kubecert's own store (the journal of a run, a backup manifest) could not be
+    /// encoded or does not read back: the store refuses to guess.
+    #[error("{path}: {reason}")]
+    StoreCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never its contents).
+        reason: String,
+    },
+    /// The async runtime a call needs could not be started.
+    #[error("tokio runtime")]
+    Runtime {
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// An input file is larger than [`crate::pki::fsread::MAX_FILE_BYTES`].
     #[error("{path}: larger than {limit} bytes, the limit for a kubeadm file")]
     FileTooLarge {
@@ -258,6 +274,7 @@ impl Error {
             | Error::FileTooLarge { path, .. }
             | Error::ForeignIdentity { path, .. }
             | Error::Symlink(path)
+            | Error::StoreCorrupt { path, .. }
             | Error::BackupRefused { path, .. } => Some(path),
             Error::PathNotAllowed { given, .. } => Some(given),
             Error::CaMissing { dir, .. } | Error::Locked { dir, .. } => Some(dir),

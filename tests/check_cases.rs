@@ -599,7 +599,7 @@ fn no_line_of_a_bad_kubeconfig_appears_in_results_errors_or_logs() {
         problem(row(&resp[0]["result"], "admin.conf"), "kubeconfig-invalid").unwrap(),
         problem(adm, "kubeconfig-invalid").unwrap()
     );
-    assert_eq!(resp[1]["error"]["code"], -32006, "{}", resp[1]);
+    assert_eq!(resp[1]["error"]["code"], -31006, "{}", resp[1]);
 }
 
 #[test]
@@ -1086,7 +1086,7 @@ fn no_pki_at_all_is_an_error() {
     );
     let o = run_bounded(&["serve", "--stdio"], Some(&req), false, 60);
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["error"]["code"], -32006, "{r}");
+    assert_eq!(r["error"]["code"], -31006, "{r}");
     assert!(
         r["error"]["data"]["cause"]
             .as_str()

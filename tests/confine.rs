@@ -65,7 +65,7 @@ fn no_caller_and_read_only_caller_may_not_renew() {
     let roots = roots_of(&root);
     let before = hash_tree(t.path());
     let r = call(&roots, None, "renew", json!({"names": ["apiserver"]}));
-    assert_eq!(error_code(&r), -32004, "{r}");
+    assert_eq!(error_code(&r), -31004, "{r}");
     assert_eq!(
         r["error"]["data"]["cause"],
         "an unidentified caller may not call renew (mutating method)"
@@ -76,7 +76,7 @@ fn no_caller_and_read_only_caller_may_not_renew() {
         "renew",
         json!({"names": ["apiserver"]}),
     );
-    assert_eq!(error_code(&r), -32004, "{r}");
+    assert_eq!(error_code(&r), -31004, "{r}");
     assert_eq!(
         r["error"]["data"]["cause"],
         format!("uid {} may not call renew (mutating method)", other_uid())
@@ -97,7 +97,7 @@ fn write_caller_with_foreign_cert_dir_is_refused() {
         "renew",
         json!({"names": ["apiserver"], "cert_dir": foreign}),
     );
-    assert_eq!(error_code(&r), -32010, "{r}");
+    assert_eq!(error_code(&r), -31010, "{r}");
     let d = &r["error"]["data"];
     assert_eq!(d["param"], "cert_dir");
     assert_eq!(d["configured"], root.join("pki").display().to_string());
@@ -127,7 +127,7 @@ fn write_caller_with_own_kubeconfig_dir_gets_nothing_signed() {
         "renew",
         json!({"names": ["admin.conf"], "cert_dir": root.join("pki"), "kubeconfig_dir": own}),
     );
-    assert_eq!(error_code(&r), -32010, "{r}");
+    assert_eq!(error_code(&r), -31010, "{r}");
     assert_eq!(r["error"]["data"]["param"], "kubeconfig_dir");
     assert_eq!(r["error"]["data"]["configured"], root.display().to_string());
     assert_eq!((hash_tree(t.path()), hash_tree(t2.path())), before);
@@ -155,7 +155,7 @@ fn read_caller_cannot_point_check_at_a_symlinked_secret() {
         "check",
         json!({"kubeconfig_dir": evil}),
     );
-    assert_eq!(error_code(&r), -32010, "{r}");
+    assert_eq!(error_code(&r), -31010, "{r}");
     assert_eq!(r["error"]["data"]["param"], "kubeconfig_dir");
     let text = r.to_string();
     assert!(
@@ -206,7 +206,7 @@ fn write_caller_restore_outside_the_backup_root_is_refused() {
         "restore",
         json!({"backup_dir": own}),
     );
-    assert_eq!(error_code(&r), -32011, "{r}");
+    assert_eq!(error_code(&r), -31011, "{r}");
     assert_eq!(
         r["error"]["data"]["cause"],
         format!(
@@ -223,7 +223,7 @@ fn write_caller_restore_outside_the_backup_root_is_refused() {
         "restore",
         json!({"backup_dir": own, "backup_root": t.path()}),
     );
-    assert_eq!(error_code(&r), -32010, "{r}");
+    assert_eq!(error_code(&r), -31010, "{r}");
     assert_eq!(r["error"]["data"]["param"], "backup_root");
     assert_eq!(hash_tree(t.path()), before);
     assert_eq!(
@@ -540,7 +540,7 @@ fn stdio_agent_audits_mutating_calls() {
     );
     assert!(
         audit[1].contains(&format!(
-            "audit uid={uid} pid=- method=renew outcome=failed code=-32005 dry_run=false \
+            "audit uid={uid} pid=- method=renew outcome=failed code=-31005 dry_run=false \
              changed= backup_dir=-"
         )),
         "{}",

@@ -788,7 +788,7 @@ mod rpc {
             "restart",
             json!({"components": ["etcd"]}),
         );
-        assert_eq!(r["error"]["code"], -32004, "{r}");
+        assert_eq!(r["error"]["code"], -31004, "{r}");
         let r = call(
             &roots,
             caller(false),
@@ -809,7 +809,7 @@ mod rpc {
             json!({"components": ["etcd"], "method": "command",
                    "restart_command": format!("touch {}", marker.display())}),
         );
-        assert_eq!(r["error"]["code"], -32010, "{r}");
+        assert_eq!(r["error"]["code"], -31010, "{r}");
         assert_eq!(r["error"]["data"]["param"], "restart_command");
         let r = call(
             &roots,
@@ -817,7 +817,7 @@ mod rpc {
             "restart",
             json!({"components": ["etcd"], "manifests_dir": "/tmp"}),
         );
-        assert_eq!(r["error"]["code"], -32010, "{r}");
+        assert_eq!(r["error"]["code"], -31010, "{r}");
         assert_eq!(r["error"]["data"]["param"], "manifests_dir");
         let r = call(&roots, caller(true), "restart", json!({}));
         assert_eq!(r["error"]["code"], -32602, "{r}");
@@ -830,7 +830,7 @@ mod rpc {
             "served",
             json!({"endpoints": [{"endpoint": "kube-apiserver", "address": "10.0.0.1:6443"}]}),
         );
-        assert_eq!(r["error"]["code"], -32010, "{r}");
+        assert_eq!(r["error"]["code"], -31010, "{r}");
         assert_eq!(r["error"]["data"]["param"], "endpoints[].address");
         let r = call(
             &roots,

@@ -77,7 +77,7 @@ fn params_of(method: &str, raw: Option<&str>) -> Option<bool> {
 }
 
 /// Error codes a caller without rights can get back.
-const EXPECTED: &[i64] = &[-32700, -32600, -32601, -32004, -32008];
+const EXPECTED: &[i64] = &[-32700, -32600, -32601, -31004, -31008];
 
 fn check_response(v: &Value, id: Option<&str>) {
     assert_eq!(v["jsonrpc"], "2.0", "{v}");

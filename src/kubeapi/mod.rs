@@ -224,7 +224,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| KubeApiError::InvalidArgument(format!("tokio runtime: {e}")))?;
+                .map_err(|source| crate::Error::Runtime { source })?;
             Ok(rt.block_on(f))
         }
     }

@@ -346,12 +346,15 @@ pub fn run_command(mut cmd: Command, what: &str, timeout: Duration) -> crate::Re
         match child.try_wait() {
             Ok(Some(status)) => break (status.success(), false),
             Ok(None) if Instant::now() >= deadline => {
-                // The whole group: `sh -c` may have forked.
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
+                // The whole group: `sh -c` may have forked. The child leads its group
+                // (`process_group(0)`), so the group id is its pid.
+                let group = i32::try_from(child.id())
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw);
+                if let Some(pgid) = group {
+                    let _ =
+                        rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 break (false, true);
@@ -1033,6 +1036,34 @@ mod tests {
         assert!(r.success);
         assert_eq!(r.stdout, "hello");
         assert!(r.output.contains("hello") && r.output.contains("etcd"));
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_process_group() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let pidfile = d.path().join("pid");
+        let r = run_bounded(
+            &format!("sleep 30 & echo $! > {}; wait", pidfile.display()),
+            Component::Etcd,
+            Path::new("/nonexistent"),
+            Duration::from_millis(500),
+        )
+        .expect("run");
+        assert!(r.timed_out && !r.success);
+        let pid = std::fs::read_to_string(&pidfile).expect("pid written");
+        let stat = format!("/proc/{}/stat", pid.trim());
+        // The grandchild `sleep` got SIGKILL with its group: gone, or a zombie until reaped.
+        let t = Instant::now();
+        let alive = || {
+            std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| s.rsplit(") ").next().map(|r| !r.starts_with('Z')))
+                .unwrap_or(false)
+        };
+        while alive() && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "{stat} still running");
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub enum IssueError {
     /// `Same` was not resolved.
     #[error("key algorithm must be resolved before generating a key")]
     Unresolved,
+    /// The system random number generator failed (drawing a serial).
+    #[error("the system random number generator failed")]
+    Random,
 }
 
 /// Generates a fresh private key.
@@ -295,11 +298,15 @@ fn offset(unix: i64) -> ::time::OffsetDateTime {
 }
 
 /// A random serial in [1, 2^63), as kubeadm draws it.
-pub fn random_serial() -> Vec<u8> {
+pub fn random_serial() -> Result<Vec<u8>, IssueError> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| IssueError::Random)?;
     // First byte in 1..=0x7f: positive, minimal DER, never zero.
-    let mut b: [u8; 8] = rand::random();
     b[0] = (b[0] & 0x7f).max(1);
-    b.to_vec()
+    Ok(b.to_vec())
 }
 
 fn placeholder_dn() -> DistinguishedName {
@@ -376,7 +383,7 @@ pub fn sign_leaf_for(
     p.is_ca = IsCa::ExplicitNoCa;
     p.not_before = offset(spec.not_before);
     p.not_after = offset(spec.not_after);
-    p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    p.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     p.use_authority_key_identifier_extension = ca.cert.info.subject_key_id.is_some();
     let mut ip = CertificateParams::default();
     ip.distinguished_name = placeholder_dn();
@@ -412,7 +419,7 @@ pub fn self_signed_ca(
     ];
     p.not_before = offset(not_before);
     p.not_after = offset(not_after);
-    p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    p.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     p.key_identifier_method = KeyIdMethod::Sha256;
     let c = p.self_signed(key)?;
     let subject = name_der(common_name, &[]);
@@ -534,7 +541,7 @@ mod tests {
     #[test]
     fn serials_positive_and_nonzero() {
         for _ in 0..200 {
-            let s = random_serial();
+            let s = random_serial().expect("system RNG");
             assert_eq!(s.len(), 8);
             assert!(s[0] >= 1 && s[0] < 0x80);
         }

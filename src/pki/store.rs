@@ -537,9 +537,12 @@ fn commit_inner(
                     copy,
                 });
             }
-            let mj = serde_json::to_vec_pretty(&manifest)
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            write_atomic(&dir.join("manifest.json"), &mj, 0o600)?;
+            let mp = dir.join("manifest.json");
+            let mj = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::StoreCorrupt {
+                path: mp.clone(),
+                reason: crate::error::describe_json(&e),
+            })?;
+            write_atomic(&mp, &mj, 0o600)?;
             sync_dir(&dir)?;
             Some(dir)
         }
@@ -560,7 +563,10 @@ fn commit_inner(
         entries,
     };
     let jbytes = |j: &Journal| {
-        serde_json::to_vec_pretty(j).map_err(|e| Error::InvalidArgument(e.to_string()))
+        serde_json::to_vec_pretty(j).map_err(|e| Error::StoreCorrupt {
+            path: jp.clone(),
+            reason: crate::error::describe_json(&e),
+        })
     };
     made.journal = true;
     write_atomic(&jp, &jbytes(&journal)?, 0o600)?;

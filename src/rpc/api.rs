@@ -100,6 +100,7 @@ pub const WRITE_ERRORS: &[i32] = &[
     codes::FILE,
     codes::CA_EXPIRED,
     codes::PATH_NOT_ALLOWED,
+    codes::STORE_CORRUPT,
 ];
 /// Server-defined errors of `restore`.
 pub const RESTORE_ERRORS: &[i32] = &[
@@ -108,6 +109,7 @@ pub const RESTORE_ERRORS: &[i32] = &[
     codes::FILE,
     codes::PATH_NOT_ALLOWED,
     codes::BACKUP_REFUSED,
+    codes::STORE_CORRUPT,
 ];
 /// Server-defined errors of the certificates-API methods.
 pub const KUBE_ERRORS: &[i32] = &[
@@ -115,6 +117,7 @@ pub const KUBE_ERRORS: &[i32] = &[
     codes::FILE,
     codes::KUBE_API,
     codes::PATH_NOT_ALLOWED,
+    codes::RUNTIME,
 ];
 /// Server-defined errors of methods that touch no file.
 pub const META_ERRORS: &[i32] = &[codes::NOT_AUTHORIZED];
@@ -243,7 +246,7 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         name: "renew",
         doc: "Renew certificates (all, or by name; optionally only those expiring within a \
               duration) in one locked, journaled, backed-up transaction. Waits up to 300 s \
-              for the PKI lock held by another run, then fails with -32002.",
+              for the PKI lock held by another run, then fails with -31002.",
         mutating: true,
         read_only_if: None,
         errors: WRITE_ERRORS,
@@ -254,7 +257,7 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         doc: "Put every file of a backup made by renew back in place, through the same \
               locked transaction. The backup dir must be directly under the backup root and \
               its manifest may only name inventory files of the PKI and plain files of the \
-              backup dir (else -32011, nothing written).",
+              backup dir (else -31011, nothing written).",
         mutating: true,
         read_only_if: None,
         errors: RESTORE_ERRORS,

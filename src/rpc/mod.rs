@@ -53,6 +53,94 @@ pub use crate::confine::Roots;
 
 pub use api::{Caller, RpcMethod, METHODS};
 
+/// Why a transport could not start or serve (the calls' own errors are JSON-RPC errors,
+/// [`errors::to_rpc_error`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A system call on a file or socket failed (`what` says which, then the path).
+    #[error("{what} {}", path.display())]
+    Io {
+        /// What failed ("cannot bind", "cannot open lock file", ...).
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A system call not about one file failed (runtime, signals, the listener, stdio).
+    #[error("{what}")]
+    Os {
+        /// What failed.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The socket could not be given to `--group`.
+    #[error("cannot chown {} to group {group}", path.display())]
+    Chown {
+        /// The socket (under its temporary name).
+        path: std::path::PathBuf,
+        /// The group.
+        group: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The socket could not be renamed into place.
+    #[error("cannot rename {} to {}", from.display(), to.display())]
+    Rename {
+        /// The temporary name.
+        from: std::path::PathBuf,
+        /// The socket path.
+        to: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another `kubecert serve` holds the socket's lock.
+    #[error("another kubecert serve holds {} (serving {})", lock.display(), socket.display())]
+    Locked {
+        /// The lock file.
+        lock: std::path::PathBuf,
+        /// The socket it guards.
+        socket: std::path::PathBuf,
+    },
+    /// The socket path names no file (`/`, `..`).
+    #[error("{} is not a socket file path", .0.display())]
+    NotAFilePath(std::path::PathBuf),
+    /// A symlink at the socket path.
+    #[error("refusing symlink at {}", .0.display())]
+    Symlink(std::path::PathBuf),
+    /// A live server already listens on the socket path.
+    #[error("{} is in use: a server is listening on it", .0.display())]
+    InUse(std::path::PathBuf),
+    /// Something other than a socket is at the socket path.
+    #[error("{} exists and is not a socket; refusing to replace it", .0.display())]
+    NotASocket(std::path::PathBuf),
+    /// The socket path (or the temporary name it is bound under, `temp`) does not fit in a
+    /// unix socket address.
+    #[error("socket path {}{}", path.display(), match temp {
+        None => format!(" is {len} bytes; a unix socket path is at most {max} bytes"),
+        Some(t) => format!(": its temporary name {} is {len} bytes; a unix socket path is at most {max} bytes", t.display()),
+    })]
+    PathTooLong {
+        /// The socket path.
+        path: std::path::PathBuf,
+        /// The temporary name, when it is the one too long.
+        temp: Option<std::path::PathBuf>,
+        /// Its length in bytes.
+        len: usize,
+        /// The most a socket address holds.
+        max: usize,
+    },
+    /// `--group` names no group.
+    #[error("unknown group {0:?} (not in the group database)")]
+    UnknownGroup(String),
+}
+
 /// Default maximum size of one request (a stdio line or an HTTP body): 1 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
 

@@ -36,6 +36,18 @@ fn error_object(code: i32) -> Value {
     json!({"code": code, "message": message})
 }
 
+/// `components.errors`: every code the agent answers with, by name.
+fn component_errors() -> Map<String, Value> {
+    let mut out = Map::new();
+    for (code, name) in errors::STANDARD_ERRORS {
+        out.insert((*name).to_string(), error_object(*code));
+    }
+    for e in errors::SERVER_ERRORS {
+        out.insert(e.name.to_string(), error_object(e.code));
+    }
+    out
+}
+
 /// Builds the document (uncached).
 pub fn build_document() -> Value {
     // Params are read (deserialize contract), results are written (serialize contract):
@@ -96,11 +108,14 @@ pub fn build_document() -> Value {
             "description": "Certificate check, renewal and repair for kubeadm clusters as JSON-RPC 2.0 \
                             (params by name). Transports: HTTP/1.1 over a unix socket \
                             (`kubecert serve --socket`), NDJSON over stdio (`kubecert serve --stdio`). \
-                            Server-defined errors carry data {cert, path, cause}.",
+                            kubecert's own error codes are in -31001..-31099 (outside the \
+                            -32768..-32000 band of JSON-RPC, where jsonrpsee emits codes of its \
+                            own) and carry data {cert, path, cause}; components.errors lists \
+                            every code.",
             "license": {"name": "Apache-2.0"}
         },
         "methods": methods,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "errors": component_errors()},
     })
 }
 

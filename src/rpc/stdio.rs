@@ -4,7 +4,7 @@
 //! Responses go to stdout, one per line, in the order of the input lines; notifications are
 //! executed and answered with nothing; a batch is answered with an array of the responses
 //! to its requests (nothing when it held only notifications). Empty lines are skipped.
-//! A line over the size limit → -32008 (id null), its bytes discarded unbuffered, and the
+//! A line over the size limit → -31008 (id null), its bytes discarded unbuffered, and the
 //! stream goes on at the next line. Everything else (validation of ids and request objects,
 //! batch and response bounds, dispatch) is [`wire`], shared with the socket. Lines are
 //! processed one after the other. EOF ends the loop. Logs go to stderr only.
@@ -138,11 +138,15 @@ where
 
 /// `kubecert serve --stdio`: runs until EOF on stdin; exit status 0 at EOF or when stdout
 /// is closed.
-pub fn run(opts: StdioOptions, roots: super::Roots) -> anyhow::Result<()> {
+pub fn run(opts: StdioOptions, roots: super::Roots) -> Result<(), super::ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(|source| super::ServeError::Os {
+            what: "cannot start the tokio runtime",
+            source,
+        })?;
     let module = super::module(super::Enforce::None, roots);
     let res = rt.block_on(async {
         let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
@@ -152,7 +156,10 @@ pub fn run(opts: StdioOptions, roots: super::Roots) -> anyhow::Result<()> {
     match res {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(source) => Err(super::ServeError::Os {
+            what: "stdio",
+            source,
+        }),
     }
 }
 
@@ -302,10 +309,10 @@ mod tests {
             format!("{long}{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"version\"}}\r\n{long}");
         let out = run_lines(&input, 100);
         assert_eq!(out.len(), 3, "{out:?}");
-        assert_eq!(out[0]["error"]["code"], -32008);
+        assert_eq!(out[0]["error"]["code"], -31008);
         assert!(out[0]["id"].is_null());
         assert_eq!(out[1]["id"], 2);
-        assert_eq!(out[2]["error"]["code"], -32008);
+        assert_eq!(out[2]["error"]["code"], -31008);
     }
 
     #[test]

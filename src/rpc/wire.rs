@@ -6,7 +6,7 @@
 //! Rules (docs/rpc.md, "Limits"):
 //! - a message is one request object or a batch (array) of 1..=`max_batch` of them;
 //!   invalid JSON → -32700, an empty batch or a message that is neither → -32600, a longer
-//!   batch → -32008 (nothing runs);
+//!   batch → -31008 (nothing runs);
 //! - every request object is validated before anything runs, in a batch element by
 //!   element: `jsonrpc` must be `"2.0"`, `method` a string, `params` absent, null, an
 //!   object or an array, and `id` absent (a notification: run, never answered), null, a
@@ -15,8 +15,8 @@
 //! - the id of a call is echoed byte for byte (jsonrpsee itself only knows u64 and string
 //!   ids: calls are dispatched with a null id and the client's id is put back);
 //! - the responses of one message together stay within `max_response_bytes` (plus one
-//!   short error object per batch element): a call whose result does not fit gets -32008
-//!   (it ran; its result is dropped) and the rest of the batch does not run (-32008 each).
+//!   short error object per batch element): a call whose result does not fit gets -31008
+//!   (it ran; its result is dropped) and the rest of the batch does not run (-31008 each).
 
 use jsonrpsee::core::JsonRawValue as RawValue;
 use jsonrpsee::types::{ErrorCode, ErrorObject, Id, Params};
@@ -251,7 +251,9 @@ async fn run(
     }
 }
 
-/// jsonrpsee's code for a response over the bound (its `BoundedWriter`).
+/// jsonrpsee's code for a response over the bound (its `BoundedWriter`). No kubecert method
+/// error uses it (kubecert's codes are in [`errors::KUBECERT_CODES`]), so a call answered with
+/// it ran over the bound, and gets kubecert's [`codes::TOO_LARGE`] with the cause.
 const JSONRPSEE_OVERSIZED: i32 = jsonrpsee::types::error::OVERSIZED_RESPONSE_CODE;
 
 fn too_large(id: &str, cause: &str) -> String {
@@ -487,7 +489,7 @@ mod tests {
             panic!("long batch");
         };
         assert!(
-            r.contains("-32008") && r.contains("batch of 4 requests"),
+            r.contains("-31008") && r.contains("batch of 4 requests"),
             "{r}"
         );
         let Message::Batch(b) = parse_str("[1, {\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"x\"}, {\"jsonrpc\":\"1.0\",\"id\":7,\"method\":\"x\"}]") else {
@@ -530,7 +532,7 @@ mod tests {
             r.starts_with("{\"jsonrpc\":\"2.0\",\"id\":-7,\"result\":"),
             "{r}"
         );
-        // Over the bound: -32008 with the id.
+        // Over the bound: -31008 with the id.
         let small = Limits {
             max_batch: 10,
             max_response_bytes: 300,
@@ -543,7 +545,7 @@ mod tests {
         let v: Value = serde_json::from_str(&r).expect("json");
         assert_eq!(
             (v["id"].clone(), v["error"]["code"].clone()),
-            ("d".into(), (-32008).into())
+            ("d".into(), (-31008).into())
         );
         // A batch: the second version does not fit; the third does not run.
         let v1 = run_msg(
@@ -562,7 +564,7 @@ mod tests {
         .expect("answer");
         let v: Value = serde_json::from_str(&r).expect("json");
         assert!(v[0]["result"].is_object(), "{v}");
-        assert_eq!(v[1]["error"]["code"], -32008);
+        assert_eq!(v[1]["error"]["code"], -31008);
         assert!(v[2]["error"]["data"]["cause"]
             .as_str()
             .unwrap_or_default()

@@ -228,7 +228,7 @@ def test_kernel_mode_blocks_other_uids_by_default(agent, workroot):
 def test_other_uid_refused_for_every_method_without_allow_uid(agent, workroot, pki):
     os.chmod(agent.sock, 0o666)  # get past the kernel's check: SO_PEERCRED is what is tested
     for m in CORE_METHODS:
-        e = err(as_nobody(workroot, agent.sock, m, {}), -32004)
+        e = err(as_nobody(workroot, agent.sock, m, {}), -31004)
         assert e["data"]["uid"] == 65534
     log = agent.log()
     assert "refused" in log and "uid=65534" in log and "pid=" in log
@@ -243,7 +243,7 @@ def test_other_uid_refused_for_every_method_without_allow_uid(agent, workroot, p
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                         NOBODY_PYTHON, client, agent.sock], capture_output=True, timeout=60)
     out = json.loads(r.stdout)
-    assert [x["error"]["code"] for x in out] == [-32004, -32004], out
+    assert [x["error"]["code"] for x in out] == [-31004, -31004], out
 
 
 @needs_setpriv
@@ -260,7 +260,7 @@ def test_allow_uid_reads_but_may_not_mutate(agent_factory, workroot, pki):
         validate(m, p, r)
     for m, p in [("renew", {**d, "dry_run": True}), ("restore", {"backup_dir": "/nonexistent"}),
                  ("kubelet-conf", {**d, "repair": True})]:
-        err(as_nobody(workroot, a.sock, m, p), -32004)
+        err(as_nobody(workroot, a.sock, m, p), -31004)
     assert re.search(r"refused.*uid=65534", a.log()) or re.search(r"uid=65534.*refused", a.log())
 
 
@@ -272,12 +272,12 @@ def test_group_members_read_and_write_uid_writes(agent_factory, workroot, pki):
     st = os.stat(a.sock)
     assert st.st_mode & 0o777 == 0o660 and st.st_gid == 65534
     assert "result" in as_nobody(workroot, a.sock, "check", {**d, "now": NOW})  # gid nogroup
-    err(as_nobody(workroot, a.sock, "renew", {**d, "dry_run": True}), -32004)
+    err(as_nobody(workroot, a.sock, "renew", {**d, "dry_run": True}), -31004)
     b = agent_factory("--allow-write-uid", "65534", *roots)
     os.chmod(b.sock, 0o666)
     r = as_nobody(workroot, b.sock, "renew", {**d, "dry_run": True})
-    # Allowed through: whatever happens next is the library's answer, not -32004.
-    assert r.get("error", {}).get("code") != -32004, r
+    # Allowed through: whatever happens next is the library's answer, not -31004.
+    assert r.get("error", {}).get("code") != -31004, r
 
 
 # --------------------------------------------------------------------------- protocol errors
@@ -291,7 +291,7 @@ def test_socket_protocol_errors_and_server_keeps_serving(agent):
     err(agent.call("restore", {}), -32602)  # backup_dir is required
     err(agent.call("check", {"warn_within": "soon"}), -32602)
     err(agent.call("nope"), -32601)
-    err(agent.call("renew", {"names": ["nope"], "dry_run": True, "cert_dir": "/nonexistent"}), -32005)
+    err(agent.call("renew", {"names": ["nope"], "dry_run": True, "cert_dir": "/nonexistent"}), -31005)
     # batch: two calls and a notification -> two responses
     batch = [rpcclient.request("version", None, 1), {"jsonrpc": "2.0", "method": "version"},
              rpcclient.request("nope", None, 3)]
@@ -305,10 +305,10 @@ def test_socket_protocol_errors_and_server_keeps_serving(agent):
     assert json.loads(body)["error"]["code"] == -32600
     status, body = agent.post(json.dumps(rpcclient.request("version")), content_type="text/plain")
     assert status == 415
-    # too large: -32008, and the server goes on
+    # too large: -31008, and the server goes on
     big = json.dumps(rpcclient.request("version", {"x": "a" * (2 * 1024 * 1024)}))
     status, body = agent.post(big)
-    assert status == 413 and json.loads(body)["error"]["code"] == -32008
+    assert status == 413 and json.loads(body)["error"]["code"] == -31008
     assert json.loads(body)["id"] is None
     # abrupt disconnects: mid-headers, mid-body
     for chunk in (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Ty",
@@ -357,7 +357,7 @@ def test_stdio_protocol_errors(stdio_factory):
     c.send_line(json.dumps({"jsonrpc": "2.0", "method": "version"}))  # notification
     c.send_line(b"x" * 5000)  # over the limit
     r = json.loads(c.recv_line())
-    assert r["error"]["code"] == -32008 and r["id"] is None
+    assert r["error"]["code"] == -31008 and r["id"] is None
     c.send_line(json.dumps([rpcclient.request("version", None, 7),
                             {"jsonrpc": "2.0", "method": "version"},
                             rpcclient.request("check", {"bogus": True}, 8)]))
@@ -615,6 +615,6 @@ def test_schema_files_are_valid_and_openrpc_is_well_formed():
         assert set(m["result"]) <= {"name", "description", "summary", "schema", "required"}
         for e in m["errors"]:
             assert isinstance(e["code"], int) and isinstance(e["message"], str)
-        assert any(e["code"] == -32004 for e in m["errors"])
+        assert any(e["code"] == -31004 for e in m["errors"])
     for name, s in doc["components"]["schemas"].items():
         jsonschema.Draft7Validator.check_schema(s)

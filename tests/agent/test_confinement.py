@@ -77,7 +77,7 @@ def test_write_uid_may_not_choose_the_cert_dir(agent_factory, workroot, pki, dem
     os.chmod(a.sock, 0o666)
     before = (tree(pki), tree(other))
     e = error(as_uid(workroot, a.sock, "renew",
-                     {"names": ["apiserver"], "cert_dir": os.path.join(other, "pki")}), -32010)
+                     {"names": ["apiserver"], "cert_dir": os.path.join(other, "pki")}), -31010)
     assert e["data"]["param"] == "cert_dir"
     assert e["data"]["configured"] == os.path.join(pki, "pki")
     assert e["data"]["cause"] == (
@@ -92,7 +92,7 @@ def test_write_uid_may_not_choose_the_cert_dir(agent_factory, workroot, pki, dem
     backup = r["result"]["backupDir"]
     assert os.path.dirname(backup) == os.path.join(pki, "kubecert-backup"), r
     lines = audit_lines(a)
-    assert any(re.search(rf"uid={NOBODY} pid=\d+ method=renew outcome=refused code=-32010 ", l)
+    assert any(re.search(rf"uid={NOBODY} pid=\d+ method=renew outcome=refused code=-31010 ", l)
                for l in lines), lines
     assert any(f"uid={NOBODY}" in l and "method=renew outcome=ok code=- dry_run=false "
                f"changed=apiserver backup_dir={backup}" in l for l in lines), lines
@@ -110,7 +110,7 @@ def test_issue_item_2a_own_kubeconfig_dir_gets_nothing_signed(agent_factory, wor
     before = (tree(pki), tree(mine))
     e = error(as_uid(workroot, a.sock, "renew",
                      {"names": ["admin.conf"], "cert_dir": os.path.join(pki, "pki"),
-                      "kubeconfig_dir": mine}), -32010)
+                      "kubeconfig_dir": mine}), -31010)
     assert e["data"]["param"] == "kubeconfig_dir" and e["data"]["configured"] == pki
     assert (tree(pki), tree(mine)) == before
 
@@ -129,7 +129,7 @@ def test_issue_item_3_read_tier_symlinked_admin_conf_is_not_echoed(agent_factory
     if not os.path.lexists(link):
         os.symlink(secret, link)
     r = as_uid(workroot, a.sock, "check", {"kubeconfig_dir": mine})
-    e = error(r, -32010)
+    e = error(r, -31010)
     assert e["data"]["param"] == "kubeconfig_dir"
     text = json.dumps(r) + a.log()
     assert "TOPSECRETLINE" not in text and "BEGIN RSA" not in text
@@ -161,19 +161,19 @@ def test_issue_item_1_caller_written_manifest_is_refused(agent_factory, workroot
     before = (tree(pki), tree(mine))
     with open(victim, "rb") as f:
         victim_before = f.read()
-    e = error(as_uid(workroot, a.sock, "restore", {"backup_dir": mine}), -32011)
+    e = error(as_uid(workroot, a.sock, "restore", {"backup_dir": mine}), -31011)
     assert e["data"]["cause"] == (
         f"backup {mine} refused: not a backup of this PKI: backups are read only from "
         f"directories directly under the backup root {pki}/kubecert-backup")
     e = error(as_uid(workroot, a.sock, "restore",
-                     {"backup_dir": mine, "backup_root": workroot}), -32010)
+                     {"backup_dir": mine, "backup_root": workroot}), -31010)
     assert e["data"]["param"] == "backup_root"
     with open(victim, "rb") as f:
         assert f.read() == victim_before
     assert not os.path.exists(stolen)
     assert (tree(pki), tree(mine)) == before
     lines = audit_lines(a)
-    assert any(f"uid={NOBODY}" in l and "method=restore outcome=refused code=-32011" in l
+    assert any(f"uid={NOBODY}" in l and "method=restore outcome=refused code=-31011" in l
                for l in lines), lines
 
 

@@ -225,7 +225,7 @@ def test_http_batch_length_and_response_size_are_bounded(agent_factory):
     status, body = a.post(discover_batch(10000))
     assert len(body) < 4096, len(body)
     r = json.loads(body)
-    assert status == 200 and r["id"] is None and r["error"]["code"] == -32008, r
+    assert status == 200 and r["id"] is None and r["error"]["code"] == -31008, r
     assert "batch of 10000 requests" in r["error"]["data"]["cause"], r
     # Within the batch limit, the responses together stay under the bound.
     status, body = a.post(discover_batch(50))
@@ -235,14 +235,14 @@ def test_http_batch_length_and_response_size_are_bounded(agent_factory):
     assert [x["id"] for x in out] == list(range(50))
     assert "result" in out[0]
     errs = [x for x in out if "error" in x]
-    assert errs and all(x["error"]["code"] == -32008 for x in errs), out[-1]
+    assert errs and all(x["error"]["code"] == -31008 for x in errs), out[-1]
     assert "not run" in errs[-1]["error"]["data"]["cause"], errs[-1]
     # A single response over the bound.
     r = json.loads(a.post(json.dumps(rpcclient.request("rpc.discover", None, 5)))[1])
     assert "result" in r  # one rpc.discover fits in 200000
     c = agent_factory("--max-response-bytes", "1000")
     r = json.loads(c.post(json.dumps(rpcclient.request("rpc.discover", None, 5)))[1])
-    assert r["id"] == 5 and r["error"]["code"] == -32008, r
+    assert r["id"] == 5 and r["error"]["code"] == -31008, r
     assert "response" in r["error"]["data"]["cause"], r
 
 
@@ -252,14 +252,14 @@ def test_stdio_batch_length_and_response_size_are_bounded(stdio_factory):
     line = c.recv_line()
     assert len(line) < 4096
     r = json.loads(line)
-    assert r["id"] is None and r["error"]["code"] == -32008, r
+    assert r["id"] is None and r["error"]["code"] == -31008, r
     assert "batch of 10000 requests" in r["error"]["data"]["cause"], r
     c.send_line(discover_batch(50))
     line = c.recv_line()
     assert len(line) <= 200000 + 50 * 300, len(line)
     out = json.loads(line)
     assert [x["id"] for x in out] == list(range(50))
-    assert any("error" in x and x["error"]["code"] == -32008 for x in out)
+    assert any("error" in x and x["error"]["code"] == -31008 for x in out)
     code, _o, _e = c.close()
     assert code == 0
 
@@ -300,11 +300,11 @@ def test_over_limit_body_is_413_chunked_or_not(agent_factory):
     a = agent_factory("--max-request-bytes", "1000")
     big = json.dumps(rpcclient.request("version", {"x": "a" * 5000}))
     status, body = a.post(big)
-    assert status == 413 and json.loads(body)["error"]["code"] == -32008, (status, body)
+    assert status == 413 and json.loads(body)["error"]["code"] == -31008, (status, body)
     status, body = post_chunked(a.sock, [big[i:i + 300].encode() for i in range(0, len(big), 300)])
     assert status == 413, (status, body)
     r = json.loads(body)
-    assert r["error"]["code"] == -32008 and r["id"] is None, r
+    assert r["error"]["code"] == -31008 and r["id"] is None, r
     # A chunked body under the limit is served.
     small = json.dumps(rpcclient.request("version", None, 4))
     status, body = post_chunked(a.sock, [small[:10].encode(), small[10:].encode()])

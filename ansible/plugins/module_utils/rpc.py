@@ -36,24 +36,28 @@ DEFAULT_BIN = 'kubecert'
 DEFAULT_TIMEOUT = 120
 TRANSPORTS = ('auto', 'socket', 'stdio')
 
-# Standard JSON-RPC codes and the server-defined ones of docs/rpc.md.
+# Standard JSON-RPC codes and kubecert's own (docs/rpc.md "Errors"): those are in
+# -31001..-31099, outside the -32768..-32000 band JSON-RPC reserves (jsonrpsee, the
+# agent's JSON-RPC library, emits codes of its own in -32000..-32011).
 ERROR_NAMES = {
     -32700: 'parse error',
     -32600: 'invalid request',
     -32601: 'method not found',
     -32602: 'invalid params',
     -32603: 'internal error',
-    -32001: 'CA key missing (externally managed)',
-    -32002: 'PKI locked by another kubecert run',
-    -32003: 'validation failed',
-    -32004: 'not authorized',
-    -32005: 'unknown certificate name',
-    -32006: 'PKI or file error',
-    -32007: 'CA expired',
-    -32008: 'request too large',
-    -32009: 'Kubernetes API error',
-    -32010: 'path not allowed for this caller',
-    -32011: 'backup refused',
+    -31001: 'CA key missing (externally managed)',
+    -31002: 'PKI locked by another kubecert run',
+    -31003: 'validation failed',
+    -31004: 'not authorized',
+    -31005: 'unknown certificate name',
+    -31006: 'PKI or file error',
+    -31007: 'CA expired',
+    -31008: 'request too large',
+    -31009: 'Kubernetes API error',
+    -31010: 'path not allowed for this caller',
+    -31011: 'backup refused',
+    -31012: 'kubecert store corrupt',
+    -31013: 'runtime failure',
 }
 
 # Connection errors after which 'auto' may still fall back to stdio: nothing

@@ -70,7 +70,7 @@ options:
     type: str
   allow_expired_ca:
     description:
-      - Renew even when the issuing CA has expired (the agent refuses by default, JSON-RPC error -32007).
+      - Renew even when the issuing CA has expired (the agent refuses by default, JSON-RPC error -31007).
     type: bool
     default: false
   allow_unrenewable:

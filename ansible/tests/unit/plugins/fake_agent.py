@@ -155,7 +155,7 @@ def m_renew(params):
     known = [name for name, dummy, dummy2 in CERTS]
     for name in names:
         if name != 'all' and name not in known:
-            raise RpcFailure(-32005, 'unknown certificate name', {'cert': name, 'path': None,
+            raise RpcFailure(-31005, 'unknown certificate name', {'cert': name, 'path': None,
                                                                   'cause': 'not in the inventory'})
     within = parse_duration(params['within']) if params.get('within') else None
     dry_run = bool(params.get('dry_run'))

@@ -126,8 +126,8 @@ class StdioTest(FakeAgentCase):
         with self.assertRaises(RpcError) as ctx:
             client.call('renew', {'names': ['nope']})
         error = ctx.exception
-        self.assertEqual(error.code, -32005)
-        self.assertEqual(error.to_dict(), {'code': -32005, 'message': 'unknown certificate name',
+        self.assertEqual(error.code, -31005)
+        self.assertEqual(error.to_dict(), {'code': -31005, 'message': 'unknown certificate name',
                                            'data': {'cert': 'nope', 'path': None, 'cause': 'not in the inventory'}})
         self.assertIn('unknown certificate name', str(error))
         self.assertIn('cert: nope', str(error))
@@ -138,10 +138,10 @@ class StdioTest(FakeAgentCase):
         self.assertEqual(ctx.exception.code, -32601)
 
     def test_forced_server_error_names_the_code(self):
-        self.set_env(FAKE_AGENT_ERROR='renew=-32002')
+        self.set_env(FAKE_AGENT_ERROR='renew=-31002')
         with self.assertRaises(RpcError) as ctx:
             self.client(transport='stdio').call('renew')
-        self.assertEqual(ctx.exception.code, -32002)
+        self.assertEqual(ctx.exception.code, -31002)
         self.assertIn('PKI locked by another kubecert run', str(ctx.exception))
 
     def test_garbage_answer(self):
@@ -206,7 +206,7 @@ class SocketTest(FakeAgentCase):
         self.start_socket_agent()
         with self.assertRaises(RpcError) as ctx:
             self.client(transport='socket').call('renew', {'names': ['nope']})
-        self.assertEqual(ctx.exception.code, -32005)
+        self.assertEqual(ctx.exception.code, -31005)
         self.assertEqual(ctx.exception.data['cert'], 'nope')
 
     def test_http_error_without_json_body(self):

@@ -28,12 +28,12 @@ class CertInfoTest(ModuleCase):
         self.assertIs(self.last_params()['external_etcd'], True)
 
     def test_rpc_error_maps_to_fail_json(self):
-        self.set_mode(error='check=-32006')
+        self.set_mode(error='check=-31006')
         failed, result = self.run_module(cert_info, {})
         self.assertTrue(failed)
         self.assertIn('kubecert check failed', result['msg'])
-        self.assertIn('-32006', result['msg'])
-        self.assertEqual(result['rpc_error']['code'], -32006)
+        self.assertIn('-31006', result['msg'])
+        self.assertEqual(result['rpc_error']['code'], -31006)
         self.assertEqual(result['rpc_error']['message'], 'forced error')
         self.assertEqual(result['rpc_error']['data']['cert'], 'apiserver')
 

@@ -60,7 +60,7 @@ class CertRenewTest(ModuleCase):
     def test_unknown_name_fails_with_rpc_error(self):
         failed, result = self.run_module(cert_renew, {'names': ['nope']})
         self.assertTrue(failed)
-        self.assertEqual(result['rpc_error'], {'code': -32005, 'message': 'unknown certificate name',
+        self.assertEqual(result['rpc_error'], {'code': -31005, 'message': 'unknown certificate name',
                                                'data': {'cert': 'nope', 'path': None, 'cause': 'not in the inventory'}})
 
     def test_key_material_is_scrubbed(self):
@@ -71,7 +71,7 @@ class CertRenewTest(ModuleCase):
         self.assertEqual(result['keyPem'], '<private key material removed by kubecert.pki>')
 
     def test_key_material_is_scrubbed_from_errors(self):
-        self.set_mode(mode='leak', error='renew=-32003')
+        self.set_mode(mode='leak', error='renew=-31003')
         failed, result = self.run_module(cert_renew, {})
         self.assertTrue(failed)
         self.assertNotIn('PRIVATE KEY', repr(result))

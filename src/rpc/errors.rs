@@ -13,7 +13,7 @@ use crate::Error;
 /// code kubecert defines itself is in **-31001 ..= -31099**, outside the band -32768 ..=
 /// -32000 that JSON-RPC 2.0 (section 5.1) reserves for pre-defined and implementation-defined
 /// server errors: jsonrpsee, the JSON-RPC library the agent is built on, emits its own codes
-/// from that band (-32000, -31001, -32005 … -32011: unknown error, batches not supported, too
+/// from that band (-32000, -32001, -32005 … -32011: unknown error, batches not supported, too
 /// many subscriptions, oversized request and response, server busy, batch too large; see
 /// `JSONRPSEE_CODES` in the tests below), so a kubecert code there would mean two things.
 /// Nothing kubecert links emits a code in -31001 ..= -31099. The last two digits are those

@@ -189,7 +189,7 @@ def m_renew(params):
                                                     'cause': '`all` cannot be combined with other names'})
     for name in allowed:
         if name != 'all' and name not in known:
-            raise RpcFailure(-32005, 'unknown certificate name', {'cert': name, 'path': None,
+            raise RpcFailure(-31005, 'unknown certificate name', {'cert': name, 'path': None,
                                                                   'cause': 'not in the inventory'})
     # As the agent: a missing file (but super-admin.conf) is always due; an externally
     # managed certificate only when it expires within `within` (or no `within`).

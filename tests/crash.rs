@@ -29,7 +29,7 @@ fn assert_consistent(
     root: &Path,
     original: &std::collections::BTreeMap<String, String>,
     trial: &str,
-) {
+) -> Outcome {
     let cert_dir = root.join("pki");
     // The next invocation recovers (check runs recovery first).
     let out = ok(&[
@@ -90,6 +90,18 @@ fn assert_consistent(
         "{trial}: {changed} of {} files changed",
         creds.len()
     );
+    if changed == 0 {
+        Outcome::Old
+    } else {
+        Outcome::Renewed
+    }
+}
+
+/// What the tree holds after recovery: all old files or all new ones.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Old,
+    Renewed,
 }
 
 #[test]
@@ -167,6 +179,8 @@ fn sigkill_and_failpoints_during_renew_all() {
 fn concurrent_renews_serialize() {
     let (_t, root) = demo(&["--expires-in", "5d"]);
     let cert_dir = root.join("pki");
+    // The baseline is the tree before either run.
+    let before = hash_tree(&root);
     let spawn = || {
         Command::new(bin())
             .args([
@@ -218,6 +232,29 @@ fn concurrent_renews_serialize() {
         a_new == b_old || b_new == a_old,
         "runs interleaved: {va} {vb}"
     );
-    let orig = hash_tree(&root);
-    assert_consistent(&root, &orig, "concurrent");
+    // The tree holds the later run's certificates (no write of either run was lost).
+    let later_new = if a_new == b_old { &b_new } else { &a_new };
+    let on_disk: serde_json::Value = serde_json::from_str(&ok(&[
+        "check",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let disk_serials: Vec<String> = on_disk["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] != "kubelet.conf" && !c["detail"]["serial"].is_null())
+        .map(|c| c["detail"]["serial"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(&disk_serials, later_new, "tree is not the later run's");
+    // Both runs succeeded, so every credential file is new (not a mix, not the old tree).
+    assert_eq!(
+        assert_consistent(&root, &before, "concurrent"),
+        Outcome::Renewed
+    );
 }

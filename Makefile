@@ -61,7 +61,7 @@ schema: build
 
 ## Slow runs, not part of `make test`.
 soak:
-	KUBECERT_CRASH_TRIALS=500 $(CARGO) test --release --test crash -- --nocapture
+	KUBECERT_CRASH_TRIALS=500 $(CARGO) test --release --test crash -- --include-ignored --nocapture
 
 fuzz:
 	./scripts/fuzz.sh

@@ -331,7 +331,10 @@ fn every_failpoint_during_renew_all() {
     };
     for n in &names {
         let (hit, outcome) = run(n);
-        assert!(hit, "failpoint {n} (in src/) was not hit by renew all");
+        assert!(
+            hit,
+            "failpoint {n} (in src/) was not hit by renew all (is the `failpoints` feature on?)"
+        );
         walked.push((n.clone(), outcome));
     }
     // An indexed family is walked from 0 until a run completes without hitting it; every

@@ -253,7 +253,7 @@ fn kubelet_conf_repair_points_at_current_pem() {
         "-o",
         "json",
     ]);
-    assert!(!o.status.success());
+    assert_fails(&o, 1, "kubelet-client-current.pem does not exist");
     // A pem for another identity is refused, kubelet.conf unchanged.
     let before = std::fs::read(&kc).unwrap();
     let tmp = t.path();
@@ -281,8 +281,7 @@ fn kubelet_conf_repair_points_at_current_pem() {
         "-o",
         "json",
     ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("not the same identity"));
+    assert_fails(&o, 1, "not the same identity");
     assert_eq!(before, std::fs::read(&kc).unwrap());
     // The kubelet's own identity: repaired, backed up, now a file reference.
     kubeconfig_cert(&kc, &tmp.join("k.crt"));

@@ -41,6 +41,17 @@ fn etcdctl(endpoint: &str, pki: &Path, cert: &str, key: &str) -> std::process::O
         .expect("etcdctl")
 }
 
+/// etcdctl's refusal: exit 1 and "is unhealthy" (not a usage error or a missing file).
+fn assert_refused(o: &std::process::Output, what: &str) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(1), "etcd accepted {what}: {text}");
+    assert!(text.contains("is unhealthy"), "{what}: {text}");
+}
+
 #[test]
 fn etcd_accepts_renewed_certs_and_refuses_foreign_ones() {
     if Command::new("etcd").arg("--version").output().is_err() {
@@ -138,10 +149,7 @@ fn etcd_accepts_renewed_certs_and_refuses_foreign_ones() {
             &p("apiserver-kubelet-client.crt"),
             &p("apiserver-kubelet-client.key"),
         );
-        assert!(
-            !o.status.success(),
-            "etcd accepted a cert from a foreign CA"
-        );
+        assert_refused(&o, "a cert from a foreign CA");
         // And a cert from an unrelated PKI.
         let (_t2, other) = demo(&[]);
         let op = other.join("pki");
@@ -151,10 +159,22 @@ fn etcd_accepts_renewed_certs_and_refuses_foreign_ones() {
             op.join("etcd/healthcheck-client.crt").to_str().unwrap(),
             op.join("etcd/healthcheck-client.key").to_str().unwrap(),
         );
+        assert_refused(&o, "a cert from another cluster's etcd CA");
+        // etcd refused them for their certificates: its log says so, and it still serves.
+        let log = std::fs::read_to_string(t.path().join("etcd.log")).unwrap();
         assert!(
-            !o.status.success(),
-            "etcd accepted a cert from another cluster's etcd CA"
+            log.matches("certificate signed by unknown authority")
+                .count()
+                >= 2,
+            "{log}"
         );
+        let o = etcdctl(
+            &endpoint,
+            &pki,
+            &p("etcd/healthcheck-client.crt"),
+            &p("etcd/healthcheck-client.key"),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     });
     let _ = etcd.kill();
     let _ = etcd.wait();

@@ -123,3 +123,17 @@ pub fn demo(args: &[&str]) -> (tempfile::TempDir, PathBuf) {
     ok(&a);
     (t, root)
 }
+
+/// Asserts `o` exited with `code` (not a signal, not another failure) and that its stderr or
+/// stdout says `needle`; returns stdout+stderr.
+#[track_caller]
+pub fn assert_fails(o: &Output, code: i32, needle: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(code), "{:?}: {text}", o.status);
+    assert!(text.contains(needle), "wanted {needle:?} in: {text}");
+    text
+}

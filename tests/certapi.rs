@@ -317,7 +317,7 @@ impl Drop for Signer {
 }
 
 fn x509_text(cert: &Path) -> String {
-    let (okk, out) = openssl(&[
+    let (okk, out) = openssl_status(&[
         "x509",
         "-in",
         cert.to_str().unwrap(),
@@ -331,11 +331,11 @@ fn x509_text(cert: &Path) -> String {
 }
 
 fn serial(cert: &Path) -> String {
-    openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"]).1
+    openssl_status(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"]).1
 }
 
 fn verify(ca: &Path, cert: &Path) -> bool {
-    let (okk, out) = openssl(&[
+    let (okk, out) = openssl_status(&[
         "verify",
         "-CAfile",
         ca.to_str().unwrap(),
@@ -450,7 +450,7 @@ fn renew_apiserver_signed_by_kubecert_sign_and_installed() {
     assert_ne!(serial(&crt), old_serial);
     assert!(verify(&env.pki.join("ca.crt"), &crt));
     assert_eq!(x509_text(&crt), before);
-    let (k, out) = openssl(&[
+    let (k, out) = openssl_status(&[
         "x509",
         "-in",
         crt.to_str().unwrap(),
@@ -463,7 +463,7 @@ fn renew_apiserver_signed_by_kubecert_sign_and_installed() {
         "{out}"
     );
     // The key on disk belongs to the installed certificate.
-    let pubkey = |args: &[&str]| openssl(args).1;
+    let pubkey = |args: &[&str]| openssl_status(args).1;
     assert_eq!(
         pubkey(&["x509", "-in", crt.to_str().unwrap(), "-noout", "-pubkey"]),
         pubkey(&[
@@ -682,7 +682,7 @@ fn openssl_csr(dir: &Path, tag: &str, subj: &str, sans: &str, extra: &[&str]) ->
     let cnf = dir.join("openssl.cnf");
     std::fs::write(&cnf, OPENSSL_CNF).unwrap();
     let key = dir.join(format!("{tag}.key"));
-    let (k, out) = openssl(&[
+    let (k, out) = openssl_status(&[
         "genpkey",
         "-algorithm",
         "EC",
@@ -712,7 +712,7 @@ fn openssl_csr(dir: &Path, tag: &str, subj: &str, sans: &str, extra: &[&str]) ->
     for e in extra {
         a.extend(["-addext", e]);
     }
-    let (k, out) = openssl(&a);
+    let (k, out) = openssl_status(&a);
     assert!(k, "{out}");
     std::fs::read_to_string(&csr).unwrap()
 }
@@ -1040,7 +1040,7 @@ fn approve_approves_the_legitimate_request_and_refuses_forged_ones() {
     let issued = env.t.path().join("legit.crt");
     std::fs::write(&issued, pem).unwrap();
     assert!(verify(&env.pki.join("ca.crt"), &issued));
-    let (k, out) = openssl(&[
+    let (k, out) = openssl_status(&[
         "x509",
         "-in",
         issued.to_str().unwrap(),

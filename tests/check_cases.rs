@@ -339,7 +339,7 @@ fn demo_with_three_nodes_shares_cas_and_has_per_node_leaves() {
     for k in 1..=3 {
         let pki = root.join(format!("node-{k}/pki"));
         assert_eq!(ca1, std::fs::read(pki.join("ca.crt")).unwrap());
-        let (okk, out) = openssl(&[
+        let (okk, out) = openssl_status(&[
             "x509",
             "-in",
             pki.join("etcd/server.crt").to_str().unwrap(),
@@ -351,7 +351,7 @@ fn demo_with_three_nodes_shares_cas_and_has_per_node_leaves() {
         assert!(okk);
         assert!(out.contains(&format!("CN = node-{k}")), "{out}");
         assert!(out.contains(&format!("IP Address:127.0.1.{k}")), "{out}");
-        let (okk, out) = openssl(&[
+        let (okk, out) = openssl_status(&[
             "verify",
             "-CAfile",
             pki.join("etcd/ca.crt").to_str().unwrap(),
@@ -461,7 +461,7 @@ fn problem<'a>(r: &'a Value, code: &str) -> Option<&'a str> {
 /// A fresh RSA private key in PEM (PKCS#1, the `BEGIN RSA PRIVATE KEY` kind).
 fn rsa_key_pem(dir: &Path) -> String {
     let p = dir.join("secret.key");
-    let (ok, out) = openssl(&[
+    let (ok, out) = openssl_status(&[
         "genrsa",
         "-traditional",
         "-out",

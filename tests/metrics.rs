@@ -260,7 +260,7 @@ fn zetaoss_not_after_matches_openssl_and_promtool_passes() {
         .iter()
         .find(|s| s.labels["filename"] == "apiserver.crt")
         .unwrap();
-    let (ok, serial) = openssl(&[
+    let (ok, serial) = openssl_status(&[
         "x509",
         "-noout",
         "-serial",

@@ -23,7 +23,7 @@ const KUBECONFIGS: &[&str] = &[
 fn ossl_field(cert: &Path, args: &[&str]) -> String {
     let mut a = vec!["x509", "-in", cert.to_str().unwrap(), "-noout"];
     a.extend_from_slice(args);
-    let (okk, out) = openssl(&a);
+    let (okk, out) = openssl_status(&a);
     assert!(okk, "{out}");
     out
 }
@@ -33,7 +33,7 @@ fn pubkey_of_cert(cert: &Path) -> String {
 }
 
 fn pubkey_of_key(key: &Path) -> String {
-    let (okk, out) = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
+    let (okk, out) = openssl_status(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
     assert!(okk, "{out}");
     out
 }
@@ -119,7 +119,7 @@ fn verify_renewed(cert_dir: &Path, kc_dir: &Path, before: &Snapshot, start: i64,
             continue;
         }
         let ca_crt = cert_dir.join(format!("{ca}.crt"));
-        let (okk, out) = openssl(&[
+        let (okk, out) = openssl_status(&[
             "verify",
             "-CAfile",
             ca_crt.to_str().unwrap(),
@@ -156,7 +156,7 @@ fn verify_renewed(cert_dir: &Path, kc_dir: &Path, before: &Snapshot, start: i64,
         let p = kc_dir.join(kc);
         let pem = tmp.path().join(format!("{kc}.new.pem"));
         kubeconfig_cert(&p, &pem);
-        let (okk, out) = openssl(&[
+        let (okk, out) = openssl_status(&[
             "verify",
             "-CAfile",
             ca_crt.to_str().unwrap(),
@@ -327,7 +327,7 @@ fn key_algorithm_override() {
     ]);
     let text = ossl_field(&cert_dir.join("apiserver.crt"), &["-text"]);
     assert!(text.contains("NIST CURVE: P-256"));
-    let (okk, out) = openssl(&[
+    let (okk, out) = openssl_status(&[
         "verify",
         "-CAfile",
         cert_dir.join("ca.crt").to_str().unwrap(),
@@ -469,7 +469,7 @@ fn repeated_organizations_kept_in_order() {
     let csr = t.path().join("x.csr");
     let ext = t.path().join("ext.cnf");
     std::fs::write(&ext, "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\nsubjectAltName=URI:spiffe://cluster/kubelet-client,email:ops@example.com\n").unwrap();
-    let (okk, out) = openssl(&[
+    let (okk, out) = openssl_status(&[
         "req",
         "-new",
         "-key",
@@ -481,7 +481,7 @@ fn repeated_organizations_kept_in_order() {
     ]);
     assert!(okk, "{out}");
     let crt = cert_dir.join("apiserver-kubelet-client.crt");
-    let (okk, out) = openssl(&[
+    let (okk, out) = openssl_status(&[
         "x509",
         "-req",
         "-in",
@@ -703,7 +703,7 @@ fn kubeconfig_with_file_references_renews_the_files() {
     let new_pub = pubkey_of_cert(&root.join("admin.crt"));
     assert_ne!(old_pub, new_pub);
     assert_eq!(new_pub, pubkey_of_key(&root.join("admin.key")));
-    let (okk, out) = openssl(&[
+    let (okk, out) = openssl_status(&[
         "verify",
         "-CAfile",
         cert_dir.join("ca.crt").to_str().unwrap(),
@@ -749,7 +749,7 @@ fn chain_in_cert_file_is_kept_after_the_new_leaf() {
     let text = std::fs::read_to_string(&crt).unwrap();
     assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 2);
     assert!(text.ends_with(&std::fs::read_to_string(cert_dir.join("ca.crt")).unwrap()));
-    let (okk, out) = openssl(&[
+    let (okk, out) = openssl_status(&[
         "verify",
         "-CAfile",
         cert_dir.join("ca.crt").to_str().unwrap(),
@@ -771,7 +771,7 @@ fn openssl_leaf(
     let csr = tmp.join("leaf.csr");
     let extf = tmp.join("leaf-ext.cnf");
     std::fs::write(&extf, ext).unwrap();
-    let (okk, out) = openssl(&[
+    let (okk, out) = openssl_status(&[
         "req",
         "-new",
         "-newkey",
@@ -803,13 +803,13 @@ fn openssl_leaf(
         Some((c, k)) => args.extend(["-CA", c.to_str().unwrap(), "-CAkey", k.to_str().unwrap()]),
         None => args.extend(["-signkey", key_out.to_str().unwrap()]),
     }
-    let (okk, out) = openssl(&args);
+    let (okk, out) = openssl_status(&args);
     assert!(okk, "{out}");
 }
 
 fn foreign_ca(tmp: &Path) -> (PathBuf, PathBuf) {
     let (crt, key) = (tmp.join("foreign-ca.crt"), tmp.join("foreign-ca.key"));
-    let (okk, out) = openssl(&[
+    let (okk, out) = openssl_status(&[
         "req",
         "-x509",
         "-newkey",

@@ -116,17 +116,8 @@ enum Outcome {
 /// Runs the next kubecert invocation (check recovers first), then checks the tree: no problems,
 /// every pair matches, no journal or staged file left, and all-or-nothing against `before`.
 fn assert_consistent(root: &Path, before: &Tree, trial: &str) -> Outcome {
-    let cert_dir = root.join("pki");
-    let out = ok(&[
-        "check",
-        "--cert-dir",
-        cert_dir.to_str().unwrap(),
-        "--kubeconfig-dir",
-        root.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (code, v) = check(root).json();
+    assert_eq!(code, 0, "{trial}: {v}");
     for c in v["certificates"].as_array().unwrap() {
         let problems = c["detail"]["problems"].as_array().unwrap();
         assert!(
@@ -493,16 +484,8 @@ fn concurrent_renews_serialize() {
     );
     // The tree holds the later run's certificates (no write of either run was lost).
     let later_new = if a_new == b_old { &b_new } else { &a_new };
-    let on_disk: serde_json::Value = serde_json::from_str(&ok(&[
-        "check",
-        "--cert-dir",
-        cert_dir.to_str().unwrap(),
-        "--kubeconfig-dir",
-        root.to_str().unwrap(),
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let (code, on_disk) = check(&root).json();
+    assert_eq!(code, 0, "{on_disk}");
     let disk_serials: Vec<String> = on_disk["certificates"]
         .as_array()
         .unwrap()

@@ -73,6 +73,12 @@ impl Check {
         }
     }
 
+    /// `check` on a fixture of tests/fixtures (certs in it, kubeconfigs in its kubeconfig/).
+    pub fn fixture(name: &str) -> Check {
+        let dir = fixtures().join(name);
+        Check::dirs(&dir, &dir.join("kubeconfig"))
+    }
+
     /// Appends arguments.
     pub fn args<S: AsRef<std::ffi::OsStr>>(mut self, more: &[S]) -> Check {
         self.args

@@ -61,13 +61,7 @@ fn missing_crt_is_a_missing_row_and_exit_zero() {
         assert_eq!(r["expirationDate"], Value::Null);
         assert_eq!(r["residualTime"], 0);
     }
-    let text = ok(&[
-        "check",
-        "--cert-dir",
-        root.join("pki").to_str().unwrap(),
-        "--kubeconfig-dir",
-        root.to_str().unwrap(),
-    ]);
+    let text = Check::dirs(&root.join("pki"), &root).ok();
     assert!(text.contains("\n!MISSING! apiserver   "), "{text}");
 }
 
@@ -140,16 +134,10 @@ fn key_mismatch_and_wrong_ca_are_row_problems() {
     assert_eq!(v["status"]["level"], "fail");
     // Private key material never appears in the output.
     let out = String::from_utf8_lossy(
-        &kubecert(&[
-            "check",
-            "--cert-dir",
-            pki.to_str().unwrap(),
-            "--kubeconfig-dir",
-            root.to_str().unwrap(),
-            "-o",
-            "yaml",
-        ])
-        .stdout,
+        &Check::dirs(&pki, &root)
+            .args(&["-o", "yaml"])
+            .output()
+            .stdout,
     )
     .into_owned();
     assert!(!out.contains("-----BEGIN"));
@@ -170,16 +158,10 @@ fn exit_codes_for_ci() {
     assert_eq!(v["status"]["soonest"], "admin.conf");
     // A fixed clock after expiry: residual negative, `<invalid>` in the table.
     let text = String::from_utf8_lossy(
-        &kubecert(&[
-            "check",
-            "--cert-dir",
-            root.join("pki").to_str().unwrap(),
-            "--kubeconfig-dir",
-            root.to_str().unwrap(),
-            "--now",
-            "2040-01-01T00:00:00Z",
-        ])
-        .stdout,
+        &Check::dirs(&root.join("pki"), &root)
+            .args(&["--now", "2040-01-01T00:00:00Z"])
+            .output()
+            .stdout,
     )
     .into_owned();
     assert!(text.contains("<invalid>"), "{text}");
@@ -203,17 +185,9 @@ fn kubelet_conf_modes_on_real_fixtures() {
         ("pki-zetaoss-2024", "file-reference"),
     ] {
         let d = fixtures().join(f);
-        let o = kubecert(&[
-            "check",
-            "--cert-dir",
-            d.to_str().unwrap(),
-            "--kubeconfig-dir",
-            d.join("kubeconfig").to_str().unwrap(),
-            "-o",
-            "json",
-            "--kubelet-pki",
-            "/nonexistent",
-        ]);
+        let o = Check::dirs(&d, &d.join("kubeconfig"))
+            .args(&["-o", "json", "--kubelet-pki", "/nonexistent"])
+            .output();
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
         // issue 13: these real PKIs hold expired certificates at today's clock, which is
         // `fail` (exit 4) with no thresholds; the verdict and the exit code agree.
@@ -368,17 +342,9 @@ fn demo_with_three_nodes_shares_cas_and_has_per_node_leaves() {
 #[test]
 fn ecdsa_ca_fixture_reads() {
     let d = fixtures().join("pki-edgecenter-ecdsa-2025");
-    let out = ok(&[
-        "check",
-        "--cert-dir",
-        d.to_str().unwrap(),
-        "--kubeconfig-dir",
-        d.join("kubeconfig").to_str().unwrap(),
-        "-o",
-        "json",
-        "--now",
-        "2025-06-20T00:00:00Z",
-    ]);
+    let out = Check::dirs(&d, &d.join("kubeconfig"))
+        .args(&["-o", "json", "--now", "2025-06-20T00:00:00Z"])
+        .ok();
     let v: Value = serde_json::from_str(&out).unwrap();
     let ca = row(&v, "ca");
     assert_eq!(ca["detail"]["keyAlgorithm"], "ECDSA-P256");
@@ -971,13 +937,7 @@ fn failed_recovery_fails_check() {
     );
     assert_eq!(v["status"]["problems"][0]["message"], msg.as_str());
     // Text mode: the log line and the note, no colour codes in a file.
-    let o = kubecert(&[
-        "check",
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubeconfig-dir",
-        root.to_str().unwrap(),
-    ]);
+    let o = Check::dirs(&pki, &root).output();
     assert_eq!(o.status.code(), Some(4));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains('\u{1b}'), "{err}");
@@ -1038,15 +998,9 @@ fn no_pki_at_all_is_an_error() {
     let t = tempfile::tempdir().unwrap();
     let certs = t.path().join("nonexistent");
     let kcs = t.path().join("nonexistent2");
-    let o = kubecert(&[
-        "check",
-        "--cert-dir",
-        certs.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kcs.to_str().unwrap(),
-        "--fail-within",
-        "30d",
-    ]);
+    let o = Check::dirs(&certs, &kcs)
+        .args(&["--fail-within", "30d"])
+        .output();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -1064,15 +1018,7 @@ fn no_pki_at_all_is_an_error() {
     );
     // An empty but existing dir is no PKI either.
     std::fs::create_dir_all(&certs).unwrap();
-    let o = kubecert(&[
-        "check",
-        "--cert-dir",
-        certs.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kcs.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let o = Check::dirs(&certs, &kcs).args(&["-o", "json"]).output();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no kubeadm PKI found"));
     // The RPC face: the file-error code with the same cause.
@@ -1103,13 +1049,7 @@ fn no_pki_at_all_is_an_error() {
     ] {
         std::fs::remove_file(root.join(f)).unwrap();
     }
-    let o = kubecert(&[
-        "check",
-        "--cert-dir",
-        root.join("pki").to_str().unwrap(),
-        "--kubeconfig-dir",
-        kcs.to_str().unwrap(),
-    ]);
+    let o = Check::dirs(&root.join("pki"), &kcs).output();
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -1181,13 +1121,7 @@ fn residual_time_uses_the_precise_clock() {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let text = ok(&[
-        "check",
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kc.to_str().unwrap(),
-    ]);
+    let text = Check::dirs(&pki, &kc).ok();
     let line = text
         .lines()
         .find(|l| l.starts_with("apiserver "))
@@ -1197,15 +1131,7 @@ fn residual_time_uses_the_precise_clock() {
     let (_, v) = check_json(&root, &["--now", &issued]);
     let r = row(&v, "apiserver");
     assert_eq!(r["residualTime"], 365 * 86400, "{r}");
-    let text = ok(&[
-        "check",
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kc.to_str().unwrap(),
-        "--now",
-        &issued,
-    ]);
+    let text = Check::dirs(&pki, &kc).args(&["--now", &issued]).ok();
     assert!(
         text.contains("\napiserver ") && text.contains("   1y   "),
         "{text}"

@@ -385,15 +385,7 @@ fn external_ca_rows_skipped_with_kubeadm_message() {
         before_api,
         std::fs::read(cert_dir.join("apiserver.crt")).unwrap()
     );
-    let check = ok(&[
-        "check",
-        "--cert-dir",
-        cert_dir.to_str().unwrap(),
-        "--kubeconfig-dir",
-        root.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let check = Check::dirs(&cert_dir, &root).args(&["-o", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&check).unwrap();
     for c in v["certificates"].as_array().unwrap() {
         let ext = c["caName"] == "ca";
@@ -626,15 +618,9 @@ fn bad_input_changes_nothing() {
     assert_fails(&o, 1, "admin.conf");
     assert_eq!(h, hash_tree(&root2));
     // check on the same input: a per-row problem, no crash.
-    let out = ok(&[
-        "check",
-        "--cert-dir",
-        root2.join("pki").to_str().unwrap(),
-        "--kubeconfig-dir",
-        root2.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let out = Check::dirs(&root2.join("pki"), &root2)
+        .args(&["-o", "json"])
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let adm = v["certificates"]
         .as_array()
@@ -721,15 +707,7 @@ fn chain_in_cert_file_is_kept_after_the_new_leaf() {
     let mut bundle = std::fs::read(&crt).unwrap();
     bundle.extend(std::fs::read(cert_dir.join("ca.crt")).unwrap());
     std::fs::write(&crt, &bundle).unwrap();
-    let check = ok(&[
-        "check",
-        "--cert-dir",
-        cert_dir.to_str().unwrap(),
-        "--kubeconfig-dir",
-        root.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let check = Check::dirs(&cert_dir, &root).args(&["-o", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&check).unwrap();
     let api = v["certificates"]
         .as_array()

@@ -129,7 +129,8 @@ pub fn copy_dir(src: &Path, dst: &Path) {
 }
 
 /// sha256 and mode of every file, and the mode of every dir, under `dir` (relative path ->
-/// "hex mode"; dirs as "path/" -> "dir mode"). Symlinks are followed for contents.
+/// "hex mode"; dirs as "path/" -> "dir mode"; a symlink as "-> target" and the hash of the
+/// file it points to, never followed into a dir).
 pub fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
     use sha2::{Digest, Sha256};
     fn walk(base: &Path, d: &Path, out: &mut BTreeMap<String, String>) {
@@ -141,7 +142,16 @@ pub fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
         for p in entries {
             let rel = p.strip_prefix(base).unwrap().display().to_string();
             let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
+            if meta.is_symlink() {
+                // The link, and the contents of a file it points to (a dir is not followed).
+                let target = std::fs::read_link(&p).unwrap();
+                let contents = match std::fs::metadata(&p) {
+                    Ok(m) if m.is_file() => hex::encode(Sha256::digest(std::fs::read(&p).unwrap())),
+                    Ok(_) => "not a file".into(),
+                    Err(_) => "dangling".into(),
+                };
+                out.insert(rel, format!("-> {} {contents}", target.display()));
+            } else if meta.is_dir() {
                 out.insert(
                     format!("{rel}/"),
                     format!("dir {:o}", meta.permissions().mode()),

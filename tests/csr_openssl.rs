@@ -63,8 +63,17 @@ fn external_ca_round_trip_with_openssl_ca() {
         assert_eq!(ca["externallyManaged"].as_bool(), Some(external), "{ca}");
     }
 
-    // renew all: skips them like kubeadm (exit 0), renews the etcd rows.
-    let out = c.ok(&["renew", "all"]);
+    // renew all cannot renew the rows of an external CA: exit 4, each one named (as in
+    // csr_cfssl since issue 13).
+    let refused = c.run(&["renew", "all"]);
+    assert_fails(
+        &refused,
+        4,
+        "7 certificates due for renewal were not renewed",
+    );
+    assert_fails(&refused, 4, "apiserver (externally managed:");
+    // With --allow-unrenewable all: skips them like kubeadm (exit 0), renews the etcd rows.
+    let out = c.ok(&["renew", "all", "--allow-unrenewable", "all"]);
     assert!(
         out.contains(
             "Detected external ca, certificate for serving the Kubernetes API can't be renewed"

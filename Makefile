@@ -36,6 +36,8 @@ test: deps lint test-rust test-python sanity
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	# lib and bin as release builds them: without the `failpoints` feature tests enable
+	$(CARGO) clippy -- -D warnings
 
 test-rust:
 	$(CARGO) test --all-targets
@@ -61,7 +63,7 @@ schema: build
 
 ## Slow runs, not part of `make test`.
 soak:
-	KUBECERT_CRASH_TRIALS=500 $(CARGO) test --release --test crash -- --nocapture
+	KUBECERT_CRASH_TRIALS=500 $(CARGO) test --release --test crash -- --include-ignored --nocapture
 
 fuzz:
 	./scripts/fuzz.sh

@@ -61,13 +61,7 @@ fn missing_crt_is_a_missing_row_and_exit_zero() {
         assert_eq!(r["expirationDate"], Value::Null);
         assert_eq!(r["residualTime"], 0);
     }
-    let text = ok(&[
-        "check",
-        "--cert-dir",
-        root.join("pki").to_str().unwrap(),
-        "--kubeconfig-dir",
-        root.to_str().unwrap(),
-    ]);
+    let text = Check::dirs(&root.join("pki"), &root).ok();
     assert!(text.contains("\n!MISSING! apiserver   "), "{text}");
 }
 
@@ -140,16 +134,10 @@ fn key_mismatch_and_wrong_ca_are_row_problems() {
     assert_eq!(v["status"]["level"], "fail");
     // Private key material never appears in the output.
     let out = String::from_utf8_lossy(
-        &kubecert(&[
-            "check",
-            "--cert-dir",
-            pki.to_str().unwrap(),
-            "--kubeconfig-dir",
-            root.to_str().unwrap(),
-            "-o",
-            "yaml",
-        ])
-        .stdout,
+        &Check::dirs(&pki, &root)
+            .args(&["-o", "yaml"])
+            .output()
+            .stdout,
     )
     .into_owned();
     assert!(!out.contains("-----BEGIN"));
@@ -170,16 +158,10 @@ fn exit_codes_for_ci() {
     assert_eq!(v["status"]["soonest"], "admin.conf");
     // A fixed clock after expiry: residual negative, `<invalid>` in the table.
     let text = String::from_utf8_lossy(
-        &kubecert(&[
-            "check",
-            "--cert-dir",
-            root.join("pki").to_str().unwrap(),
-            "--kubeconfig-dir",
-            root.to_str().unwrap(),
-            "--now",
-            "2040-01-01T00:00:00Z",
-        ])
-        .stdout,
+        &Check::dirs(&root.join("pki"), &root)
+            .args(&["--now", "2040-01-01T00:00:00Z"])
+            .output()
+            .stdout,
     )
     .into_owned();
     assert!(text.contains("<invalid>"), "{text}");
@@ -203,17 +185,9 @@ fn kubelet_conf_modes_on_real_fixtures() {
         ("pki-zetaoss-2024", "file-reference"),
     ] {
         let d = fixtures().join(f);
-        let o = kubecert(&[
-            "check",
-            "--cert-dir",
-            d.to_str().unwrap(),
-            "--kubeconfig-dir",
-            d.join("kubeconfig").to_str().unwrap(),
-            "-o",
-            "json",
-            "--kubelet-pki",
-            "/nonexistent",
-        ]);
+        let o = Check::dirs(&d, &d.join("kubeconfig"))
+            .args(&["-o", "json", "--kubelet-pki", "/nonexistent"])
+            .output();
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
         // issue 13: these real PKIs hold expired certificates at today's clock, which is
         // `fail` (exit 4) with no thresholds; the verdict and the exit code agree.
@@ -253,7 +227,7 @@ fn kubelet_conf_repair_points_at_current_pem() {
         "-o",
         "json",
     ]);
-    assert!(!o.status.success());
+    assert_fails(&o, 1, "kubelet-client-current.pem does not exist");
     // A pem for another identity is refused, kubelet.conf unchanged.
     let before = std::fs::read(&kc).unwrap();
     let tmp = t.path();
@@ -281,8 +255,7 @@ fn kubelet_conf_repair_points_at_current_pem() {
         "-o",
         "json",
     ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("not the same identity"));
+    assert_fails(&o, 1, "not the same identity");
     assert_eq!(before, std::fs::read(&kc).unwrap());
     // The kubelet's own identity: repaired, backed up, now a file reference.
     kubeconfig_cert(&kc, &tmp.join("k.crt"));
@@ -340,7 +313,7 @@ fn demo_with_three_nodes_shares_cas_and_has_per_node_leaves() {
     for k in 1..=3 {
         let pki = root.join(format!("node-{k}/pki"));
         assert_eq!(ca1, std::fs::read(pki.join("ca.crt")).unwrap());
-        let (okk, out) = openssl(&[
+        let (okk, out) = openssl_status(&[
             "x509",
             "-in",
             pki.join("etcd/server.crt").to_str().unwrap(),
@@ -352,7 +325,7 @@ fn demo_with_three_nodes_shares_cas_and_has_per_node_leaves() {
         assert!(okk);
         assert!(out.contains(&format!("CN = node-{k}")), "{out}");
         assert!(out.contains(&format!("IP Address:127.0.1.{k}")), "{out}");
-        let (okk, out) = openssl(&[
+        let (okk, out) = openssl_status(&[
             "verify",
             "-CAfile",
             pki.join("etcd/ca.crt").to_str().unwrap(),
@@ -369,17 +342,9 @@ fn demo_with_three_nodes_shares_cas_and_has_per_node_leaves() {
 #[test]
 fn ecdsa_ca_fixture_reads() {
     let d = fixtures().join("pki-edgecenter-ecdsa-2025");
-    let out = ok(&[
-        "check",
-        "--cert-dir",
-        d.to_str().unwrap(),
-        "--kubeconfig-dir",
-        d.join("kubeconfig").to_str().unwrap(),
-        "-o",
-        "json",
-        "--now",
-        "2025-06-20T00:00:00Z",
-    ]);
+    let out = Check::dirs(&d, &d.join("kubeconfig"))
+        .args(&["-o", "json", "--now", "2025-06-20T00:00:00Z"])
+        .ok();
     let v: Value = serde_json::from_str(&out).unwrap();
     let ca = row(&v, "ca");
     assert_eq!(ca["detail"]["keyAlgorithm"], "ECDSA-P256");
@@ -462,7 +427,7 @@ fn problem<'a>(r: &'a Value, code: &str) -> Option<&'a str> {
 /// A fresh RSA private key in PEM (PKCS#1, the `BEGIN RSA PRIVATE KEY` kind).
 fn rsa_key_pem(dir: &Path) -> String {
     let p = dir.join("secret.key");
-    let (ok, out) = openssl(&[
+    let (ok, out) = openssl_status(&[
         "genrsa",
         "-traditional",
         "-out",
@@ -972,13 +937,7 @@ fn failed_recovery_fails_check() {
     );
     assert_eq!(v["status"]["problems"][0]["message"], msg.as_str());
     // Text mode: the log line and the note, no colour codes in a file.
-    let o = kubecert(&[
-        "check",
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubeconfig-dir",
-        root.to_str().unwrap(),
-    ]);
+    let o = Check::dirs(&pki, &root).output();
     assert_eq!(o.status.code(), Some(4));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains('\u{1b}'), "{err}");
@@ -1039,15 +998,9 @@ fn no_pki_at_all_is_an_error() {
     let t = tempfile::tempdir().unwrap();
     let certs = t.path().join("nonexistent");
     let kcs = t.path().join("nonexistent2");
-    let o = kubecert(&[
-        "check",
-        "--cert-dir",
-        certs.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kcs.to_str().unwrap(),
-        "--fail-within",
-        "30d",
-    ]);
+    let o = Check::dirs(&certs, &kcs)
+        .args(&["--fail-within", "30d"])
+        .output();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -1065,15 +1018,7 @@ fn no_pki_at_all_is_an_error() {
     );
     // An empty but existing dir is no PKI either.
     std::fs::create_dir_all(&certs).unwrap();
-    let o = kubecert(&[
-        "check",
-        "--cert-dir",
-        certs.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kcs.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let o = Check::dirs(&certs, &kcs).args(&["-o", "json"]).output();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no kubeadm PKI found"));
     // The RPC face: the file-error code with the same cause.
@@ -1104,13 +1049,7 @@ fn no_pki_at_all_is_an_error() {
     ] {
         std::fs::remove_file(root.join(f)).unwrap();
     }
-    let o = kubecert(&[
-        "check",
-        "--cert-dir",
-        root.join("pki").to_str().unwrap(),
-        "--kubeconfig-dir",
-        kcs.to_str().unwrap(),
-    ]);
+    let o = Check::dirs(&root.join("pki"), &kcs).output();
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -1182,13 +1121,7 @@ fn residual_time_uses_the_precise_clock() {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let text = ok(&[
-        "check",
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kc.to_str().unwrap(),
-    ]);
+    let text = Check::dirs(&pki, &kc).ok();
     let line = text
         .lines()
         .find(|l| l.starts_with("apiserver "))
@@ -1198,15 +1131,7 @@ fn residual_time_uses_the_precise_clock() {
     let (_, v) = check_json(&root, &["--now", &issued]);
     let r = row(&v, "apiserver");
     assert_eq!(r["residualTime"], 365 * 86400, "{r}");
-    let text = ok(&[
-        "check",
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kc.to_str().unwrap(),
-        "--now",
-        &issued,
-    ]);
+    let text = Check::dirs(&pki, &kc).args(&["--now", &issued]).ok();
     assert!(
         text.contains("\napiserver ") && text.contains("   1y   "),
         "{text}"

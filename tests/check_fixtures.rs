@@ -18,31 +18,20 @@ const FIXTURES: &[&str] = &[
 /// Runs `check`; it must produce its report and exit 0 or 4. issue 13: fixtures with expired
 /// certificates or missing keys (at their clocks) are `fail`, exit 4, with no thresholds;
 /// before, these ran through `ok()` (exit 0). The report itself is unchanged.
-fn checked(args: &[&str]) -> String {
-    let o = kubecert(args);
+fn checked(check: Check) -> String {
+    let o = check.output();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     let code = o.status.code();
     assert!(
         matches!(code, Some(0) | Some(4)) && !out.is_empty(),
-        "kubecert {args:?}: {code:?}\n{out}\n{}",
+        "{check:?}: {code:?}\n{out}\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
     out
 }
 
 fn check_json(fixture: &str, now: &str) -> Value {
-    let dir = fixtures().join(fixture);
-    let out = checked(&[
-        "check",
-        "--cert-dir",
-        dir.to_str().unwrap(),
-        "--kubeconfig-dir",
-        dir.join("kubeconfig").to_str().unwrap(),
-        "--now",
-        now,
-        "-o",
-        "json",
-    ]);
+    let out = checked(Check::fixture(fixture).args(&["--now", now, "-o", "json"]));
     serde_json::from_str(&out).unwrap()
 }
 
@@ -89,18 +78,12 @@ fn every_fixture_matches_openssl_expectations() {
 
 #[test]
 fn json_key_order_and_indent_are_kubeadms() {
-    let dir = fixtures().join("pki-zetaoss-2024");
-    let out = checked(&[
-        "check",
-        "--cert-dir",
-        dir.to_str().unwrap(),
-        "--kubeconfig-dir",
-        dir.join("kubeconfig").to_str().unwrap(),
+    let out = checked(Check::fixture("pki-zetaoss-2024").args(&[
         "--now",
         "2024-03-05T00:00:00Z",
         "-o",
         "json",
-    ]);
+    ]));
     assert!(out.starts_with("{\n    \"kind\": \"CertificateExpirationInfo\",\n    \"apiVersion\": \"output.kubeadm.k8s.io/v1alpha3\",\n    \"certificates\": [\n        {\n            \"name\": \"admin.conf\",\n            \"expirationDate\": \"2025-02-03T07:54:"), "{out}");
 }
 
@@ -108,16 +91,7 @@ fn json_key_order_and_indent_are_kubeadms() {
 fn golden_text_zetaoss() {
     // Built from kubeadm's format rules (tabwriter minwidth 10 padding 3, `%-8v` yes/no,
     // `Jan 02, 2006 15:04 MST`, ShortHumanDuration); dates from openssl-facts.txt.
-    let dir = fixtures().join("pki-zetaoss-2024");
-    let out = checked(&[
-        "check",
-        "--cert-dir",
-        dir.to_str().unwrap(),
-        "--kubeconfig-dir",
-        dir.join("kubeconfig").to_str().unwrap(),
-        "--now",
-        "2024-03-05T00:00:00Z",
-    ]);
+    let out = checked(Check::fixture("pki-zetaoss-2024").args(&["--now", "2024-03-05T00:00:00Z"]));
     let golden = std::fs::read_to_string(fixtures().join("golden/zetaoss-2024.txt")).unwrap();
     assert_eq!(out, golden);
 }
@@ -138,16 +112,7 @@ fn golden_text_missing_and_external() {
             "minahilnisar-2025.txt",
         ),
     ] {
-        let dir = fixtures().join(f);
-        let out = checked(&[
-            "check",
-            "--cert-dir",
-            dir.to_str().unwrap(),
-            "--kubeconfig-dir",
-            dir.join("kubeconfig").to_str().unwrap(),
-            "--now",
-            now,
-        ]);
+        let out = checked(Check::fixture(f).args(&["--now", now]));
         let g = std::fs::read_to_string(fixtures().join("golden").join(golden)).unwrap();
         assert_eq!(out, g, "{f}");
     }
@@ -155,18 +120,12 @@ fn golden_text_missing_and_external() {
 
 #[test]
 fn yaml_is_kubeadm_shaped() {
-    let dir = fixtures().join("pki-maxxmoney-2019");
-    let out = checked(&[
-        "check",
-        "--cert-dir",
-        dir.to_str().unwrap(),
-        "--kubeconfig-dir",
-        dir.join("kubeconfig").to_str().unwrap(),
+    let out = checked(Check::fixture("pki-maxxmoney-2019").args(&[
         "--now",
         "2020-01-25T00:00:00Z",
         "-o",
         "yaml",
-    ]);
+    ]));
     // Keys sorted as the k8s YAML printer sorts them.
     let top: Vec<&str> = out
         .lines()

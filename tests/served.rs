@@ -50,7 +50,7 @@ impl Drop for Proc {
 }
 
 fn serial(pem: &Path) -> String {
-    let (okk, out) = openssl(&["x509", "-noout", "-serial", "-in", pem.to_str().unwrap()]);
+    let (okk, out) = openssl_status(&["x509", "-noout", "-serial", "-in", pem.to_str().unwrap()]);
     assert!(okk, "{out}");
     // kubecert prints the serial's bytes in lowercase hex, leading zero bytes included, as
     // openssl does (kubecert's serials never need a sign byte).

@@ -11,7 +11,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -22,11 +21,18 @@ const PID_FILE: &str = ".kubecert.pid";
 const JOURNAL_FILE: &str = ".kubecert-journal.json";
 const STAGED_SUFFIX: &str = ".kubecert-new";
 
-/// Test hook: `KUBECERT_FAILPOINT=<name>` aborts the process at that point;
+/// Test hook, compiled in only with the `failpoints` feature (which `cargo test` enables):
+/// `KUBECERT_FAILPOINT=<name>` aborts the process at that point;
 /// `KUBECERT_STEP_DELAY_MS=<n>` sleeps before every step (widens the window for random
-/// SIGKILL tests). Both are read once.
+/// SIGKILL tests). Both are read once. Without the feature it does nothing.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn failpoint(_name: &str) {}
+
+/// See the no-op version above.
+#[cfg(feature = "failpoints")]
 pub fn failpoint(name: &str) {
-    static FP: OnceLock<(Option<String>, u64)> = OnceLock::new();
+    static FP: std::sync::OnceLock<(Option<String>, u64)> = std::sync::OnceLock::new();
     let (fp, delay) = FP.get_or_init(|| {
         (
             std::env::var("KUBECERT_FAILPOINT").ok(),

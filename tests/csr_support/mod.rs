@@ -1,104 +1,18 @@
 //! Helpers for the external-CA tests (tests/csr_*.rs): a demo PKI whose `ca.key` and
 //! `front-proxy-ca.key` live outside the PKI dir, real `openssl ca` and `cfssl` signers,
-//! tree hashes, and the kubecert binary.
+//! on top of the shared helpers of tests/common (re-exported; `run` is `common::kubecert`).
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::kubecert as run;
+pub use common::*;
+
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use kubecert::pki::inventory::{self, CaId, Role};
-
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kubecert")
-}
-
-pub fn run(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .output()
-        .expect("run kubecert")
-}
-
-pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-pub fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "kubecert {args:?} failed:\n{}",
-        text(&o)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn json(args: &[&str]) -> serde_json::Value {
-    let o = run(args);
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("kubecert {args:?}: not JSON ({e}):\n{}", text(&o)))
-}
-
-/// Runs a tool; returns (success, stdout+stderr).
-pub fn tool(cmd: &str, args: &[&str]) -> (bool, String) {
-    let o = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    (o.status.success(), text(&o))
-}
-
-pub fn openssl(args: &[&str]) -> String {
-    let (ok, out) = tool("openssl", args);
-    assert!(ok, "openssl {args:?} failed:\n{out}");
-    out
-}
-
-/// sha256 and mode of every file under `dir` (relative path -> "hex mode").
-pub fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
-    use sha2::{Digest, Sha256};
-    fn walk(base: &Path, d: &Path, out: &mut BTreeMap<String, String>) {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(d)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
-                out.insert(
-                    format!("{rel}/"),
-                    format!("dir {:o}", meta.permissions().mode()),
-                );
-                walk(base, &p, out);
-            } else {
-                let bytes = std::fs::read(&p).unwrap();
-                out.insert(
-                    rel,
-                    format!(
-                        "{} {:o}",
-                        hex::encode(Sha256::digest(&bytes)),
-                        meta.permissions().mode()
-                    ),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-pub fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
 
 /// A demo cluster in a tempdir: `<root>/k8s` (kubeconfigs) with `<root>/k8s/pki`, CA keys
 /// moved out of the PKI into `<root>/offline`, and a CSR dir `<root>/csr`.

@@ -29,6 +29,7 @@ pub use crate::ops::restart::{
     default_park_dir, recover_parked, RestartMethod, RestartOptions, RestartOutcome, StopWait,
 };
 pub use crate::ops::served::COMPONENTS;
+use crate::pki::inventory::Component;
 use crate::renew::{RenewAction, RenewOptions, RenewResult};
 use crate::timefmt;
 
@@ -177,7 +178,7 @@ pub struct AutoRenewResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renew: Option<RenewResult>,
     /// Components that needed a restart (renewed now, or pending from an earlier run).
-    pub components_to_restart: Vec<String>,
+    pub components_to_restart: Vec<Component>,
     /// Per component, in order.
     pub restarts: Vec<RestartOutcome>,
     /// Manifests an interrupted run had left parked, moved back first.
@@ -313,16 +314,17 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
                     .collect();
                 backup_dir = r.backup_dir.clone();
                 unrenewable = crate::renew::unrenewable_message(&r);
-                let mut wanted: BTreeSet<&str> =
-                    r.components_to_restart.iter().map(String::as_str).collect();
+                let mut wanted: BTreeSet<Component> =
+                    r.components_to_restart.iter().copied().collect();
                 if o.restart.method != RestartMethod::None {
-                    wanted.extend(state.pending_restart.iter().map(String::as_str));
+                    // Names the state file holds that are no component are ignored.
+                    wanted.extend(
+                        COMPONENTS
+                            .into_iter()
+                            .filter(|c| state.pending_restart.iter().any(|n| n == c.name())),
+                    );
                 }
-                result.components_to_restart = COMPONENTS
-                    .iter()
-                    .filter(|c| wanted.contains(c.name()))
-                    .map(|c| c.name().to_string())
-                    .collect();
+                result.components_to_restart = wanted.into_iter().collect();
                 result.renew = Some(r);
             }
             Err(e) => {
@@ -352,18 +354,15 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
     // leaves the next run (or `--recover-manifests` + the next run) a list to finish.
     if failure.is_none()
         && o.restart.method != RestartMethod::None
-        && state.pending_restart != result.components_to_restart
+        && state.pending_restart != component_names(&result.components_to_restart)
     {
-        state.pending_restart = result.components_to_restart.clone();
+        state.pending_restart = component_names(&result.components_to_restart);
         write_state(&o.state_file, &state)?;
     }
     let mut restarted: Vec<String> = vec![];
     if failure.is_none() && o.restart.method != RestartMethod::None {
-        let components: Vec<_> = COMPONENTS
-            .into_iter()
-            .filter(|c| result.components_to_restart.iter().any(|n| n == c.name()))
-            .collect();
-        let (outcomes, fail) = crate::ops::restart::restart_all(&o.restart, &components);
+        let (outcomes, fail) =
+            crate::ops::restart::restart_all(&o.restart, &result.components_to_restart);
         restarted = outcomes
             .iter()
             .filter(|x| x.ok)
@@ -392,8 +391,8 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
         state.pending_restart = result
             .components_to_restart
             .iter()
-            .filter(|c| !restarted.contains(c))
-            .cloned()
+            .filter(|c| !restarted.iter().any(|n| n == c.name()))
+            .map(|c| c.name().to_string())
             .collect();
     }
     if failure.is_some() {
@@ -442,12 +441,12 @@ pub fn render_text(r: &AutoRenewResult) -> String {
     } else if r.dry_run {
         s.push_str(&format!(
             "[auto-renew] [dry-run] would restart: {}\n",
-            r.components_to_restart.join(", ")
+            crate::pki::inventory::join_components(&r.components_to_restart)
         ));
     } else if r.restarts.is_empty() && r.failure.is_none() {
         s.push_str(&format!(
             "[auto-renew] restart these components yourself: {}\n",
-            r.components_to_restart.join(", ")
+            crate::pki::inventory::join_components(&r.components_to_restart)
         ));
     }
     for o in &r.restarts {
@@ -484,6 +483,11 @@ pub fn render_text(r: &AutoRenewResult) -> String {
         s.push_str(&format!("[auto-renew] metrics written to {t}\n"));
     }
     s
+}
+
+/// The names the state file records for `components`.
+fn component_names(components: &[Component]) -> Vec<String> {
+    components.iter().map(|c| c.name().to_string()).collect()
 }
 
 #[cfg(test)]

@@ -381,7 +381,7 @@ fn init_logging(format: LogFormat, verbose: u8) {
 
 /// clap value parser of a duration flag: a malformed or negative duration is a usage error
 /// (exit 2), reported before anything runs.
-pub(crate) fn duration_arg(s: &str) -> std::result::Result<String, String> {
+pub(crate) fn duration_arg(s: &str) -> std::result::Result<String, timefmt::TimeError> {
     timefmt::parse_duration(s).map(|_| s.to_string())
 }
 
@@ -430,12 +430,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     cert_dir: Some(path_str(&cert_dir)),
                     kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
                     external_etcd: external_etcd.then_some(true),
-                    key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                    key_algorithm: key_algorithm.parse()?,
                     ..Default::default()
                 })?;
                 match output {
                     TextJson::Text => print(&csr::render_export_text(&r))?,
-                    TextJson::Json => print(&render::json(&r))?,
+                    TextJson::Json => print(&render::json(&r)?)?,
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -446,7 +446,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 external_etcd: external_etcd.then_some(true),
                 within,
                 dry_run,
-                key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                key_algorithm: key_algorithm.parse()?,
                 validity: Some(validity),
                 backup_dir: backup_dir.as_deref().map(path_str),
                 now,
@@ -461,7 +461,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let result = renew::renew(&opts)?;
             match output {
                 TextJson::Text => print(&renew::render_text(&result, opts.all))?,
-                TextJson::Json => print(&render::json(&result))?,
+                TextJson::Json => print(&render::json(&result)?)?,
             }
             if let Some(m) = renew::unrenewable_message(&result) {
                 eprintln!("error: {m}");
@@ -491,13 +491,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
                 external_etcd: external_etcd.then_some(true),
                 reuse_key,
-                key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                key_algorithm: key_algorithm.parse()?,
                 force,
                 request_usages,
             })?;
             match output {
                 TextJson::Text => print(&csr::render_export_text(&r))?,
-                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Json => print(&render::json(&r)?)?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -527,7 +527,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?;
             match output {
                 TextJson::Text => print(&csr::render_import_text(&r))?,
-                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Json => print(&render::json(&r)?)?,
             }
             if r.ok() {
                 Ok(ExitCode::SUCCESS)
@@ -552,7 +552,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 dry_run,
             })?;
             match output {
-                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Json => print(&render::json(&r)?)?,
                 TextJson::Text => {
                     for f in &r.restored {
                         println!(
@@ -591,10 +591,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 now,
             })?;
             match output {
-                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Json => print(&render::json(&r)?)?,
                 TextJson::Text => println!("[kubelet-conf] {}: {}", r.action, r.reason),
             }
-            Ok(if r.action == "refused" {
+            Ok(if r.action == kubelet::KubeletConfAction::Refused {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -628,8 +628,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         eprintln!("{n}");
                     }
                 }
-                CheckOutput::Json => print(&render::json(&report))?,
-                CheckOutput::Yaml => print(&render::yaml(&report))?,
+                CheckOutput::Json => print(&render::json(&report)?)?,
+                CheckOutput::Yaml => print(&render::yaml(&report)?)?,
                 CheckOutput::Prometheus => {
                     print(&unattended::check_prometheus(&report, &opts.layout))?
                 }
@@ -650,14 +650,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             force,
         } => {
             let now = match now {
-                Some(s) => timefmt::parse_rfc3339(&s).map_err(anyhow::Error::msg)?,
+                Some(s) => timefmt::parse_rfc3339(&s)?,
                 None => timefmt::now_unix(),
             };
             let opts = demo::DemoOptions {
                 dir,
                 nodes,
-                leaf_validity: timefmt::parse_duration(&expires_in).map_err(anyhow::Error::msg)?,
-                key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                leaf_validity: timefmt::parse_duration(&expires_in)?,
+                key_algorithm: key_algorithm.parse()?,
                 now,
                 force,
             };
@@ -824,7 +824,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let secs = |s: &str| -> Result<std::time::Duration> {
-        let n = timefmt::parse_duration(s).map_err(anyhow::Error::msg)?;
+        let n = timefmt::parse_duration(s)?;
         Ok(std::time::Duration::from_secs(n.max(1).unsigned_abs()))
     };
     let opts = unix::SocketOptions {

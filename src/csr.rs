@@ -13,7 +13,6 @@
 //!   through the same locked, journaled, backed-up transaction as `renew` — or, when anything
 //!   is refused, installs nothing and says exactly what is wrong with each file.
 
-use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -25,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pki::cert::{self, Cert, CertInfo, KeyFormat, PrivateKey};
-use crate::pki::inventory::{self, CaId, Entry, Location, Role};
+use crate::pki::inventory::{self, CaId, Component, Entry, Location};
 use crate::pki::issue::{self, KeyAlgorithm, LeafSpec};
 use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::store::{self, Write_};
@@ -39,26 +38,6 @@ const TMP_SUFFIX: &str = ".kubecert-new";
 // ---------------------------------------------------------------------------------------------
 // Shared
 // ---------------------------------------------------------------------------------------------
-
-/// The extended key usages a certificate of `role` must carry (kubeadm's signer contract:
-/// server → serverAuth, client → clientAuth, etcd server/peer → both).
-pub fn required_usages(role: Role) -> &'static [&'static str] {
-    match role {
-        Role::Server => &["serverAuth"],
-        Role::Client => &["clientAuth"],
-        Role::ServerAndClient => &["serverAuth", "clientAuth"],
-        Role::Authority => &[],
-    }
-}
-
-fn role_text(role: Role) -> &'static str {
-    match role {
-        Role::Server => "server",
-        Role::Client => "client",
-        Role::ServerAndClient => "server-and-client (etcd)",
-        Role::Authority => "CA",
-    }
-}
 
 fn layout_of(
     cert_dir: &Option<String>,
@@ -93,26 +72,6 @@ fn exists_nofollow(p: &Path) -> bool {
     fs::symlink_metadata(p).is_ok()
 }
 
-fn snapshot(info: &CertInfo) -> CertSnapshot {
-    CertSnapshot {
-        not_after: timefmt::rfc3339(info.not_after),
-        not_before: timefmt::rfc3339(info.not_before),
-        serial: Some(info.serial.clone()),
-        subject: info.subject.clone(),
-        dns_names: info.dns_names.clone(),
-        ip_addresses: info.ip_addresses.iter().map(|i| i.to_string()).collect(),
-        ext_key_usage: info.ext_key_usage.clone(),
-        key_algorithm: info.key_algorithm.clone(),
-    }
-}
-
-fn pem_lf(label: &str, der: &[u8]) -> String {
-    ::pem::encode_config(
-        &::pem::Pem::new(label, der.to_vec()),
-        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
-    )
-}
-
 /// A private key as PEM in the encoding it was loaded from (PKCS#1 `RSA PRIVATE KEY`, SEC1
 /// `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`), the DER kept verbatim.
 fn key_pem_same_format(k: &PrivateKey) -> String {
@@ -121,7 +80,7 @@ fn key_pem_same_format(k: &PrivateKey) -> String {
         KeyFormat::Sec1 => "EC PRIVATE KEY",
         KeyFormat::Pkcs8 => "PRIVATE KEY",
     };
-    pem_lf(label, k.pair.serialized_der())
+    issue::pem_lf(&::pem::Pem::new(label, k.pair.serialized_der().to_vec()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,7 +269,7 @@ fn build_request(
     };
     let mut spec = LeafSpec::from_existing(info, 0, 0);
     spec.normalize();
-    for u in required_usages(e.role) {
+    for u in e.role.ext_key_usages() {
         if !spec.ext_key_usage.iter().any(|x| x == u) {
             spec.ext_key_usage.push((*u).to_string());
         }
@@ -330,14 +289,13 @@ fn build_request(
             });
         }
         item.key_reused = true;
-        item.key_algorithm = Some(info.key_algorithm.clone());
+        item.key_algorithm = Some(info.key_algorithm.to_string());
         k
     } else {
         let alg = p.key_algorithm.resolve(&info.key_algorithm);
-        let kp = issue::generate_key(alg).map_err(|e| issue_err(e.to_string()))?;
-        let pem = issue::key_pem(&kp, KeyFormat::Pkcs8).map_err(|e| issue_err(e.to_string()))?;
+        let (key, _pem) = issue::new_key(alg).map_err(|e| issue_err(e.to_string()))?;
         item.key_algorithm = Some(alg.display().to_string());
-        cert::parse_private_key(pem.as_bytes()).map_err(|e| issue_err(e.to_string()))?
+        key
     };
     let der =
         issue::csr_der(&spec, &key.pair, p.request_usages).map_err(|e| issue_err(e.to_string()))?;
@@ -459,7 +417,9 @@ pub fn export(p: &CsrExportParams) -> Result<CsrExportResult> {
             reason: String::new(),
             ca_name: ca.name().to_string(),
             externally_managed: cas.get(ca).is_some_and(|c| c.externally_managed()),
-            required_usages: required_usages(e.role)
+            required_usages: e
+                .role
+                .ext_key_usages()
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
@@ -557,13 +517,7 @@ pub fn render_export_text(r: &CsrExportResult) -> String {
                 i.key_path,
                 i.reason,
                 i.ca_name,
-                if i.required_usages.len() == 2 {
-                    "server-and-client"
-                } else if i.required_usages.first().map(String::as_str) == Some("serverAuth") {
-                    "server"
-                } else {
-                    "client"
-                },
+                inventory::find(&i.name).map_or("unknown", |e| e.role.short_name()),
                 i.required_usages.join("+"),
             )),
             ExportAction::Kept => s.push_str(&format!("[csr] {}: {}\n", i.name, i.reason)),
@@ -647,82 +601,8 @@ pub enum ImportAction {
     Absent,
 }
 
-/// Why a signed certificate was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum FindingCode {
-    /// An explicitly named certificate has no `<name>.crt` in the CSR dir.
-    NotFound,
-    /// A file could not be read.
-    Unreadable,
-    /// `<name>.crt` is not a PEM certificate.
-    BadCertificate,
-    /// `<name>.key` is absent.
-    KeyMissing,
-    /// `<name>.key` is not a usable RSA/ECDSA private key.
-    BadKey,
-    /// The certificate's public key is not the key's.
-    KeyMismatch,
-    /// Not signed by the CA this certificate must chain to.
-    WrongCa,
-    /// The certificates following the leaf do not form a valid chain.
-    ChainInvalid,
-    /// Subject (DER) differs from the certificate being replaced.
-    SubjectMismatch,
-    /// SANs (as sets) differ from the certificate being replaced.
-    SanMismatch,
-    /// Extended key usages do not fit the certificate's role.
-    EkuMismatch,
-    /// Key usage unfit for a TLS leaf.
-    KeyUsage,
-    /// A CA certificate where a leaf is required.
-    IsCa,
-    /// NotAfter is in the past.
-    Expired,
-    /// NotBefore is in the future.
-    NotYetValid,
-    /// NotAfter is after the issuing CA's NotAfter.
-    OutlivesCa,
-    /// There is no current certificate to compare with.
-    NoCurrentCertificate,
-    /// The current certificate (or kubeconfig) is unreadable.
-    CurrentUnreadable,
-    /// The CA certificate is missing from the PKI.
-    CaMissing,
-    /// The PKI's CA certificate is not a CA (CA:FALSE).
-    CaNotACa,
-    /// The files cannot be installed where the current certificate lives.
-    NotInstallable,
-}
-
-impl FindingCode {
-    /// The kebab-case code.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingCode::NotFound => "not-found",
-            FindingCode::Unreadable => "unreadable",
-            FindingCode::BadCertificate => "bad-certificate",
-            FindingCode::KeyMissing => "key-missing",
-            FindingCode::BadKey => "bad-key",
-            FindingCode::KeyMismatch => "key-mismatch",
-            FindingCode::WrongCa => "wrong-ca",
-            FindingCode::ChainInvalid => "chain-invalid",
-            FindingCode::SubjectMismatch => "subject-mismatch",
-            FindingCode::SanMismatch => "san-mismatch",
-            FindingCode::EkuMismatch => "eku-mismatch",
-            FindingCode::KeyUsage => "key-usage",
-            FindingCode::IsCa => "is-ca",
-            FindingCode::Expired => "expired",
-            FindingCode::NotYetValid => "not-yet-valid",
-            FindingCode::OutlivesCa => "outlives-ca",
-            FindingCode::NoCurrentCertificate => "no-current-certificate",
-            FindingCode::CurrentUnreadable => "current-unreadable",
-            FindingCode::CaMissing => "ca-missing",
-            FindingCode::CaNotACa => "ca-not-a-ca",
-            FindingCode::NotInstallable => "not-installable",
-        }
-    }
-}
+/// Why a signed certificate was refused: the one finding vocabulary of check, csr and kubeapi.
+pub use crate::pki::finding::FindingCode;
 
 /// One thing wrong with a signed certificate.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -777,7 +657,7 @@ pub struct CsrImportResult {
     /// Per certificate.
     pub certificates: Vec<ImportItem>,
     /// Components whose certificates changed (or would) and must restart.
-    pub components_to_restart: Vec<String>,
+    pub components_to_restart: Vec<Component>,
     /// Whether anything changed (or would, in a dry run).
     pub changed: bool,
     /// What recovery of an interrupted earlier run did, if anything.
@@ -972,13 +852,11 @@ fn same_attributes(a: &str, b: &str) -> bool {
 }
 
 fn san_diff(old: &CertInfo, new: &CertInfo) -> Option<String> {
-    let set = |i: &CertInfo| i.san_strings().into_iter().collect::<BTreeSet<_>>();
-    let (o, n) = (set(old), set(new));
+    let (o, n) = (old.san_set(), new.san_set());
     if o == n {
         return None;
     }
-    let missing: Vec<&str> = o.difference(&n).map(String::as_str).collect();
-    let added: Vec<&str> = n.difference(&o).map(String::as_str).collect();
+    let (missing, added) = cert::san_difference(&o, &n);
     let mut parts = Vec::new();
     if !missing.is_empty() {
         parts.push(format!("missing SAN(s) {}", missing.join(", ")));
@@ -1001,7 +879,7 @@ fn check_leaf(
     now: i64,
     out: &mut Vec<Finding>,
 ) {
-    let need = required_usages(e.role);
+    let need = e.role.ext_key_usages();
     let lacking: Vec<&str> = need
         .iter()
         .copied()
@@ -1012,7 +890,7 @@ fn check_leaf(
             FindingCode::EkuMismatch,
             format!(
                 "has no extendedKeyUsage; a {} certificate needs {}",
-                role_text(e.role),
+                e.role.describe(),
                 need.join(" and ")
             ),
         ));
@@ -1022,7 +900,7 @@ fn check_leaf(
             format!(
                 "extendedKeyUsage is {} but a {} certificate needs {} (missing {})",
                 info.ext_key_usage.join(", "),
-                role_text(e.role),
+                e.role.describe(),
                 need.join(" and "),
                 lacking.join(", ")
             ),
@@ -1132,7 +1010,7 @@ fn judge(
             None
         }
         Material::Present(found) => {
-            old = Some(snapshot(&found.cert.info));
+            old = Some(CertSnapshot::of(&found.cert.info));
             Some(found)
         }
     };
@@ -1295,7 +1173,7 @@ pub fn validate_issued(
             unchanged: j.unchanged,
             current_der: j.current_der,
             old,
-            new: snapshot(&signed.info),
+            new: CertSnapshot::of(&signed.info),
         }),
         _ => {
             if f.is_empty() {
@@ -1349,7 +1227,7 @@ fn examine(
         },
     };
     if let Some(s) = &signed {
-        item.new = Some(snapshot(&s.info));
+        item.new = Some(CertSnapshot::of(&s.info));
     }
     // Its key (errors never carry key bytes).
     let key = if !exists_nofollow(key_path) {
@@ -1405,7 +1283,7 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
     let (entries, all) = renew::select(&p.names, &layout)?;
     let dir = csr_dir_of(&p.csr_dir)?;
     let now = match &p.now {
-        Some(s) => timefmt::parse_rfc3339(s).map_err(Error::InvalidArgument)?,
+        Some(s) => timefmt::parse_rfc3339(s)?,
         None => timefmt::now_unix(),
     };
     let backup_root = match &p.backup_dir {
@@ -1549,18 +1427,18 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
         i.action == ImportAction::Installed
             || (i.action == ImportAction::WouldInstall && failed.is_empty())
     };
-    let mut components: BTreeSet<&str> = BTreeSet::new();
-    for i in items.iter().filter(|i| changing(i)) {
-        if let Some(e) = inventory::find(&i.name) {
-            components.extend(e.components.iter().map(|c| c.name()));
-        }
-    }
+    let components = inventory::components_of(
+        items
+            .iter()
+            .filter(|i| changing(i))
+            .filter_map(|i| inventory::find(&i.name)),
+    );
     let changed = items.iter().any(changing);
     Ok(CsrImportResult {
         dry_run: p.dry_run,
         csr_dir: dir.display().to_string(),
         backup_dir: backup_dir.map(|d| d.display().to_string()),
-        components_to_restart: components.into_iter().map(str::to_string).collect(),
+        components_to_restart: components,
         changed,
         certificates: items,
         recovered,
@@ -1624,7 +1502,7 @@ pub fn render_import_text(r: &CsrImportResult) -> String {
         let verb = if r.dry_run { "would change" } else { "changed" };
         s.push_str(&format!(
             "Components whose certificates {verb}: {}\n",
-            r.components_to_restart.join(", ")
+            inventory::join_components(&r.components_to_restart)
         ));
     }
     if let Some(b) = &r.backup_dir {
@@ -1636,13 +1514,14 @@ pub fn render_import_text(r: &CsrImportResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::inventory::Role;
 
     #[test]
     fn usages_follow_role() {
-        assert_eq!(required_usages(Role::Server), ["serverAuth"]);
-        assert_eq!(required_usages(Role::Client), ["clientAuth"]);
+        assert_eq!(Role::Server.ext_key_usages(), ["serverAuth"]);
+        assert_eq!(Role::Client.ext_key_usages(), ["clientAuth"]);
         assert_eq!(
-            required_usages(Role::ServerAndClient),
+            Role::ServerAndClient.ext_key_usages(),
             ["serverAuth", "clientAuth"]
         );
         let e = inventory::find("etcd-server").map(|e| e.role);

@@ -444,7 +444,7 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
         external.push(&[("name", name)], i64::from(row.externally_managed));
         if let Some(d) = &row.detail {
             for p in &d.problems {
-                problems.push(&[("name", name), ("code", &p.code)], 1);
+                problems.push(&[("name", name), ("code", p.code.as_str())], 1);
             }
         }
         let present = row.expiration_date.is_some();
@@ -495,7 +495,7 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
     if let Some(k) = report.kubelet_conf.as_ref().filter(|k| k.present) {
         kubelet_embedded.push(
             &[("path", &k.path)],
-            i64::from(k.mode.as_deref() == Some("embedded")),
+            i64::from(k.mode == Some(crate::check::KubeletConfMode::Embedded)),
         );
         if let Some(na) = k
             .expiration_date

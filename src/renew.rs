@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::pki::cert::{self, CertInfo, KeyFormat, PrivateKey};
-use crate::pki::inventory::{self, CaId, Entry, Location};
+use crate::pki::cert::{self, CertInfo, PrivateKey};
+use crate::pki::inventory::{self, CaId, Component, Entry, Location};
 use crate::pki::issue::{self, CaSigner, KeyAlgorithm, LeafSpec};
 use crate::pki::kubeconfig::Source;
 use crate::pki::store::{self, Lock, Write_};
@@ -107,7 +107,9 @@ pub struct CertSnapshot {
 }
 
 impl CertSnapshot {
-    fn of(info: &CertInfo) -> Self {
+    /// The snapshot of a parsed certificate: the one constructor renew, csr and the
+    /// certificates API use.
+    pub fn of(info: &CertInfo) -> Self {
         CertSnapshot {
             not_after: timefmt::rfc3339(info.not_after),
             not_before: timefmt::rfc3339(info.not_before),
@@ -116,7 +118,7 @@ impl CertSnapshot {
             dns_names: info.dns_names.clone(),
             ip_addresses: info.ip_addresses.iter().map(|i| i.to_string()).collect(),
             ext_key_usage: info.ext_key_usage.clone(),
-            key_algorithm: info.key_algorithm.clone(),
+            key_algorithm: info.key_algorithm.to_string(),
         }
     }
 }
@@ -158,7 +160,7 @@ pub struct RenewResult {
     /// Per certificate.
     pub certificates: Vec<RenewItem>,
     /// Components whose certificates changed and must restart.
-    pub components_to_restart: Vec<String>,
+    pub components_to_restart: Vec<Component>,
     /// Whether anything changed (or would change, in a dry run).
     pub changed: bool,
     /// What recovery of an interrupted earlier run did, if anything.
@@ -274,7 +276,7 @@ impl RenewParams {
             ));
         }
         let (entries, all) = select(&self.names, &layout)?;
-        let parse = |s: &str| timefmt::parse_duration(s).map_err(Error::InvalidArgument);
+        let parse = |s: &str| timefmt::parse_duration(s).map_err(Error::from);
         let validity = match &self.validity {
             Some(v) => parse(v)?,
             None => issue::DEFAULT_VALIDITY_SECONDS,
@@ -289,7 +291,7 @@ impl RenewParams {
             select(&self.allow_unrenewable, &layout)?.0
         };
         let now = match &self.now {
-            Some(s) => timefmt::parse_rfc3339(s).map_err(Error::InvalidArgument)?,
+            Some(s) => timefmt::parse_rfc3339(s)?,
             None => timefmt::now_unix(),
         };
         let backup_root = match &self.backup_dir {
@@ -450,7 +452,7 @@ fn verify_issued(plan: &Plan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Re
         cert: name.to_string(),
         reason,
     };
-    let info = cert::parse_der(der).map_err(fail)?;
+    let info = cert::parse_der(der).map_err(|e| fail(crate::error::report(&e)))?;
     if !cert::signed_by(der, ca_der) {
         return Err(fail(format!("not signed by {}", plan.ca.name())));
     }
@@ -464,12 +466,7 @@ fn verify_issued(plan: &Plan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Re
         ));
     }
     let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
-    if set(&info.dns_names) != set(&old.dns_names)
-        || info.ip_addresses.iter().collect::<BTreeSet<_>>()
-            != old.ip_addresses.iter().collect::<BTreeSet<_>>()
-        || set(&info.uris) != set(&old.uris)
-        || set(&info.emails) != set(&old.emails)
-    {
+    if info.san_set() != old.san_set() {
         return Err(fail("SANs differ from the certificate they replace".into()));
     }
     if set(&info.ext_key_usage) != set(&old.ext_key_usage) {
@@ -815,23 +812,16 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
                             .get(p.ca)
                             .and_then(|c| c.cert())
                             .ok_or_else(|| ca_missing_error(layout, p.ca, cas))?;
-                        let kp = issue::generate_key(p.alg).map_err(issue_err)?;
+                        let (new_key, key_pem) = issue::new_key(p.alg).map_err(issue_err)?;
                         let der = issue::sign_leaf(
                             &p.spec,
-                            &kp,
+                            &new_key.pair,
                             &CaSigner {
                                 cert: ca_cert,
                                 key: ca_key,
                             },
                         )
                         .map_err(issue_err)?;
-                        let key_pem = issue::key_pem(&kp, KeyFormat::Pkcs8).map_err(issue_err)?;
-                        let new_key = cert::parse_private_key(key_pem.as_bytes()).map_err(|e| {
-                            Error::Issue {
-                                cert: p.entry.name.into(),
-                                reason: e.to_string(),
-                            }
-                        })?;
                         let info = verify_issued(p, &der, &ca_cert.der, &new_key)?;
                         let mut cert_pem = issue::cert_pem(&der);
                         let mut dropped = 0;
@@ -887,14 +877,12 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
             backup_dir = store::commit(lock, &all_writes, Some(&o.backup_root), &stamp(o.now))?;
         }
     }
-    let mut components: BTreeSet<&str> = BTreeSet::new();
-    for i in &items {
-        if matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew) {
-            if let Some(e) = inventory::find(&i.name) {
-                components.extend(e.components.iter().map(|c| c.name()));
-            }
-        }
-    }
+    let components = inventory::components_of(
+        items
+            .iter()
+            .filter(|i| matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew))
+            .filter_map(|i| inventory::find(&i.name)),
+    );
     let changed = items
         .iter()
         .any(|i| matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew));
@@ -903,7 +891,7 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
         dry_run: o.dry_run,
         backup_dir: backup_dir.map(|p| p.display().to_string()),
         certificates: items,
-        components_to_restart: components.into_iter().map(str::to_string).collect(),
+        components_to_restart: components,
         changed,
         recovered,
         unrenewable,
@@ -977,7 +965,7 @@ pub fn render_text(r: &RenewResult, all: bool) -> String {
         let verb = if r.dry_run { "would change" } else { "changed" };
         s.push_str(&format!(
             "Components whose certificates {verb}: {}\n",
-            r.components_to_restart.join(", ")
+            inventory::join_components(&r.components_to_restart)
         ));
     }
     if let Some(b) = &r.backup_dir {

@@ -25,7 +25,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn seconds(flag: &str, s: &str) -> Result<i64> {
-    let n = timefmt::parse_duration(s).map_err(anyhow::Error::msg)?;
+    let n = timefmt::parse_duration(s)?;
     if n <= 0 {
         anyhow::bail!("{flag} must be positive");
     }
@@ -61,7 +61,7 @@ pub(super) fn renew_use_api(
     let r = runtime()?.block_on(api_renew::renew_with_api(&o, &progress))?;
     match output {
         TextJson::Text => print(&api_renew::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -143,7 +143,7 @@ pub(super) fn sign_cmd(a: SignArgs) -> Result<ExitCode> {
     let r = rt.block_on(sign::sign_once(&o))?;
     match a.output {
         TextJson::Text => print(&sign::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(
         if r.requests.iter().any(|i| i.action == SignAction::Failed) {
@@ -203,7 +203,7 @@ pub(super) fn approve_cmd(a: ApproveArgs) -> Result<ExitCode> {
     let r = runtime()?.block_on(approve::approve(&p))?;
     match a.output {
         TextJson::Text => print(&approve::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(
         if r.requests.iter().any(|i| i.decision == Decision::NotFound) {

@@ -120,7 +120,7 @@ pub(super) fn served_cmd(a: ServedArgs) -> Result<ExitCode> {
     })?;
     match a.output {
         TextJson::Text => print(&served::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(ExitCode::from(r.level.exit_code()))
 }
@@ -159,7 +159,7 @@ pub(super) fn health_cmd(a: HealthArgs) -> Result<ExitCode> {
     })?;
     match a.output {
         TextJson::Text => print(&health::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(ExitCode::from(if r.healthy { 0 } else { 4 }))
 }
@@ -270,7 +270,7 @@ pub(super) fn restart_cmd(a: RestartArgs) -> Result<ExitCode> {
     })?;
     match a.output {
         TextJson::Text => print(&restart::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(ExitCode::from(if r.ok { 0 } else { 4 }))
 }

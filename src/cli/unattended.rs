@@ -257,7 +257,7 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
         external_etcd: a.external_etcd.then_some(true),
         within: Some(a.within),
         dry_run: a.dry_run,
-        key_algorithm: a.key_algorithm.parse().map_err(anyhow::Error::msg)?,
+        key_algorithm: a.key_algorithm.parse()?,
         validity: Some(a.validity),
         backup_dir: a.backup_dir.as_deref().map(path_str),
         now: a.now,
@@ -341,14 +341,14 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
                     println!("[auto-renew] moved back parked manifest {m}");
                 }
             }
-            TextJson::Json => print(&render::json(&moved))?,
+            TextJson::Json => print(&render::json(&moved)?)?,
         }
         return Ok(ExitCode::SUCCESS);
     }
     let r = autorenew::auto_renew(&opts)?;
     match a.output {
         TextJson::Text => print(&autorenew::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(if r.succeeded() {
         ExitCode::SUCCESS

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     api_err, client, condition, csr_api, describe, match_request, name_of, parse_request,
-    role_name, usage_problems, CsrState, KubeApiError, Matching, Result, KUBE_APISERVER_CLIENT,
+    usage_problems, CsrState, KubeApiError, Matching, Result, KUBE_APISERVER_CLIENT,
 };
 use crate::pki::inventory::{CaId, Role};
 use crate::pki::{self, Layout};
@@ -270,7 +270,8 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
         Ok(r) => r,
         Err(why) => {
             it.reasons.push(format!(
-                "spec.request cannot be judged ({why}); left pending"
+                "spec.request cannot be judged ({}); left pending",
+                crate::error::report(&why)
             ));
             return it;
         }
@@ -326,7 +327,7 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
         broken.push(format!(
             "signer {signer} issues client certificates from the cluster CA, but {row} is a \
              {} certificate issued by {}",
-            role_name(role),
+            role.api_name(),
             ca.name()
         ));
     }
@@ -373,7 +374,7 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
             "renews {} of this node's PKI: same subject and SANs as the current certificate, \
              usages of a {} certificate, signer {signer} and requester {:?} allowed",
             it.certificates.join(" / "),
-            role_name(role),
+            role.api_name(),
             it.username
         ));
     } else {

@@ -2,6 +2,7 @@
 //! the on-disk layout and the crash-safe store.
 
 pub mod cert;
+pub mod finding;
 pub mod fsread;
 pub mod inventory;
 pub mod issue;

@@ -404,9 +404,11 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
     result.failure = failure;
     if let Some(dir) = &o.textfile_dir {
         let p = crate::metrics::MetricsParams {
-            cert_dir: Some(o.renew.layout.cert_dir.display().to_string()),
-            kubeconfig_dir: Some(o.renew.layout.kubeconfig_dir.display().to_string()),
-            external_etcd: Some(o.renew.layout.external_etcd),
+            location: crate::pki::PkiLocation {
+                cert_dir: Some(o.renew.layout.cert_dir.display().to_string()),
+                kubeconfig_dir: Some(o.renew.layout.kubeconfig_dir.display().to_string()),
+                external_etcd: Some(o.renew.layout.external_etcd),
+            },
             now: Some(timefmt::rfc3339(now)),
             kubelet_pki: None,
             state_file: Some(o.state_file.display().to_string()),

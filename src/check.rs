@@ -10,22 +10,16 @@ use crate::error::{report, Result};
 use crate::pki::finding::FindingCode;
 use crate::pki::inventory::{CaId, Entry, Kind};
 use crate::pki::kubeconfig::{Kubeconfig, Source};
-use crate::pki::{self, Cas, Layout, Material};
+use crate::pki::{self, Cas, Layout, Material, PkiLocation};
 use crate::timefmt;
 
 /// Parameters of `check` (CLI flags and JSON-RPC params).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CheckParams {
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Dir holding admin.conf & co (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd: drop the etcd rows. Default: auto (no `<cert_dir>/etcd`).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: PkiLocation,
     /// Fixed clock, RFC 3339 (default: now).
     #[serde(default)]
     pub now: Option<String>,
@@ -260,13 +254,7 @@ pub struct CheckOptions {
 impl CheckParams {
     /// Resolves defaults and parses durations/times.
     pub fn resolve(&self) -> Result<CheckOptions> {
-        let layout = Layout::new(
-            self.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
-            self.kubeconfig_dir
-                .as_deref()
-                .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
-            self.external_etcd,
-        );
+        let layout = self.location.layout();
         let (now, now_nanos) = match &self.now {
             Some(s) => (timefmt::parse_rfc3339(s)?, 0),
             None => timefmt::now_precise(),

@@ -64,13 +64,13 @@ enum KubeletConfCmd {
     /// Point kubelet.conf at kubelet-client-current.pem (kubeadm#1753).
     Repair {
         /// Dir holding kubelet.conf.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// PKI dir (ca.crt, and the lock).
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// kubelet PKI dir.
-        #[arg(long, default_value = "/var/lib/kubelet/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
         kubelet_pki: PathBuf,
         /// Report only.
         #[arg(long)]
@@ -95,10 +95,10 @@ enum CsrCmd {
         #[arg(long)]
         csr_dir: PathBuf,
         /// PKI dir.
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Kubeconfig dir.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// Treat etcd as external.
         #[arg(long)]
@@ -129,10 +129,10 @@ enum CsrCmd {
         #[arg(long)]
         csr_dir: PathBuf,
         /// PKI dir.
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Kubeconfig dir.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// Treat etcd as external.
         #[arg(long)]
@@ -165,10 +165,10 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
         /// PKI dir.
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Kubeconfig dir.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// Renew only what expires within this duration (default: unconditionally, like kubeadm).
         #[arg(long, value_parser = duration_arg)]
@@ -238,10 +238,10 @@ enum Cmd {
         /// The backup dir renew reported.
         backup_dir: PathBuf,
         /// PKI dir (its lock serializes the restore).
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Kubeconfig dir.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// The backup root: BACKUP_DIR must be a directory directly under it (default
         /// <cert-dir>/../kubecert-backup, where renew puts backups).
@@ -262,10 +262,10 @@ enum Cmd {
     /// Check certificate expiration (output identical to `kubeadm certs check-expiration`).
     Check {
         /// PKI dir.
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Dir with admin.conf, controller-manager.conf, scheduler.conf, super-admin.conf.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = CheckOutput::Text)]
@@ -283,7 +283,7 @@ enum Cmd {
         #[arg(long)]
         external_etcd: bool,
         /// kubelet PKI dir (for the kubelet.conf diagnosis).
-        #[arg(long, default_value = "/var/lib/kubelet/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
         kubelet_pki: PathBuf,
     },
     /// Make a kubeadm-like demo PKI.
@@ -399,6 +399,20 @@ fn path_str(p: &std::path::Path) -> String {
     p.display().to_string()
 }
 
+/// The PKI location params of the `--cert-dir`, `--kubeconfig-dir` and `--external-etcd`
+/// flags (`--external-etcd` absent: auto-detect).
+pub(crate) fn location(
+    cert_dir: &std::path::Path,
+    kubeconfig_dir: &std::path::Path,
+    external_etcd: bool,
+) -> kubecert::pki::PkiLocation {
+    kubecert::pki::PkiLocation {
+        cert_dir: Some(path_str(cert_dir)),
+        kubeconfig_dir: Some(path_str(kubeconfig_dir)),
+        external_etcd: external_etcd.then_some(true),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Renew {
@@ -427,9 +441,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let r = csr::export(&CsrExportParams {
                     names,
                     csr_dir: path_str(csr_dir.as_deref().unwrap_or(&cert_dir)),
-                    cert_dir: Some(path_str(&cert_dir)),
-                    kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                    external_etcd: external_etcd.then_some(true),
+                    location: location(&cert_dir, &kubeconfig_dir, external_etcd),
                     key_algorithm: key_algorithm.parse()?,
                     ..Default::default()
                 })?;
@@ -441,9 +453,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let params = RenewParams {
                 names,
-                cert_dir: Some(path_str(&cert_dir)),
-                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                external_etcd: external_etcd.then_some(true),
+                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
                 within,
                 dry_run,
                 key_algorithm: key_algorithm.parse()?,
@@ -487,9 +497,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let r = csr::export(&CsrExportParams {
                 names,
                 csr_dir: path_str(&csr_dir),
-                cert_dir: Some(path_str(&cert_dir)),
-                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                external_etcd: external_etcd.then_some(true),
+                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
                 reuse_key,
                 key_algorithm: key_algorithm.parse()?,
                 force,
@@ -518,9 +526,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let r = csr::import(&CsrImportParams {
                 names,
                 csr_dir: path_str(&csr_dir),
-                cert_dir: Some(path_str(&cert_dir)),
-                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                external_etcd: external_etcd.then_some(true),
+                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
                 dry_run,
                 now,
                 backup_dir: backup_dir.as_deref().map(path_str),
@@ -611,9 +617,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             kubelet_pki,
         } => {
             let params = CheckParams {
-                cert_dir: Some(path_str(&cert_dir)),
-                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                external_etcd: external_etcd.then_some(true),
+                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
                 now,
                 warn_within,
                 fail_within,
@@ -754,13 +758,13 @@ struct ServeArgs {
     shutdown_timeout: String,
     /// The PKI dir served: absent `cert_dir` params mean this, and socket callers other than
     /// root (and the agent's own uid) may pass no other.
-    #[arg(long, default_value = "/etc/kubernetes/pki")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
     cert_dir: PathBuf,
     /// The kubeconfig dir served (admin.conf & co).
-    #[arg(long, default_value = "/etc/kubernetes")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
     kubeconfig_dir: PathBuf,
     /// The kubelet PKI dir served.
-    #[arg(long, default_value = "/var/lib/kubelet/pki")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
     kubelet_pki: PathBuf,
     /// Where backups go and the only place restore reads them from [default:
     /// <cert-dir>/../kubecert-backup].

@@ -28,7 +28,7 @@ use crate::pki::inventory::{self, CaId, Component, Entry, Location};
 use crate::pki::issue::{self, KeyAlgorithm, LeafSpec};
 use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::store::{self, Write_};
-use crate::pki::{self, Cas, Found, KeyOrigin, Layout, Material};
+use crate::pki::{self, Cas, Found, KeyOrigin, Layout, Material, PkiLocation};
 use crate::renew::{self, CertSnapshot};
 use crate::timefmt;
 
@@ -38,20 +38,6 @@ const TMP_SUFFIX: &str = ".kubecert-new";
 // ---------------------------------------------------------------------------------------------
 // Shared
 // ---------------------------------------------------------------------------------------------
-
-fn layout_of(
-    cert_dir: &Option<String>,
-    kubeconfig_dir: &Option<String>,
-    external_etcd: Option<bool>,
-) -> Layout {
-    Layout::new(
-        cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
-        kubeconfig_dir
-            .as_deref()
-            .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
-        external_etcd,
-    )
-}
 
 fn csr_dir_of(s: &str) -> Result<PathBuf> {
     if s.trim().is_empty() {
@@ -169,15 +155,9 @@ pub struct CsrExportParams {
     /// Where `<name>.csr` and `<name>.key` go (created 0700): a directory of its own, never
     /// one that holds live files of the cluster (the cert dir, `pki/etcd`, the kubeconfig dir).
     pub csr_dir: String,
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Kubeconfig dir (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd (default: auto).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: PkiLocation,
     /// Reuse the certificate's current private key instead of generating one.
     #[serde(default)]
     pub reuse_key: bool,
@@ -359,7 +339,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes a CSR and a private key for each selected certificate into the CSR dir. Nothing is
 /// written unless every request could be built, and nothing in the PKI is ever touched.
 pub fn export(p: &CsrExportParams) -> Result<CsrExportResult> {
-    let layout = layout_of(&p.cert_dir, &p.kubeconfig_dir, p.external_etcd);
+    let layout = p.location.layout();
     let (entries, _) = renew::select(&p.names, &layout)?;
     let dir = csr_dir_of(&p.csr_dir)?;
     if p.reuse_key && p.key_algorithm != KeyAlgorithm::Same {
@@ -565,15 +545,9 @@ pub struct CsrImportParams {
     pub names: Vec<String>,
     /// Where the signed `<name>.crt` files and their `<name>.key` are.
     pub csr_dir: String,
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Kubeconfig dir (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd (default: auto).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: PkiLocation,
     /// Validate and report only; write nothing.
     #[serde(default)]
     pub dry_run: bool,
@@ -1279,7 +1253,7 @@ fn examine(
 /// Validates every signed certificate in the CSR dir and installs them all in one
 /// transaction — or none of them, when any is refused.
 pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
-    let layout = layout_of(&p.cert_dir, &p.kubeconfig_dir, p.external_etcd);
+    let layout = p.location.layout();
     let (entries, all) = renew::select(&p.names, &layout)?;
     let dir = csr_dir_of(&p.csr_dir)?;
     let now = match &p.now {

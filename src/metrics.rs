@@ -56,15 +56,9 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsParams {
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Dir holding admin.conf & co (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd: drop the etcd rows. Default: auto (no `<cert_dir>/etcd`).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: crate::pki::PkiLocation,
     /// Fixed clock, RFC 3339 (default: now).
     #[serde(default)]
     pub now: Option<String>,
@@ -136,9 +130,7 @@ impl RenderContext {
 /// Runs a check and renders it; with `textfile_dir`, also writes the textfile.
 pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
     let check_params = CheckParams {
-        cert_dir: p.cert_dir.clone(),
-        kubeconfig_dir: p.kubeconfig_dir.clone(),
-        external_etcd: p.external_etcd,
+        location: p.location.clone(),
         now: p.now.clone(),
         warn_within: None,
         fail_within: None,

@@ -17,7 +17,7 @@ use crate::pki::inventory::{self, CaId, Component, Entry, Location};
 use crate::pki::issue::{self, CaSigner, KeyAlgorithm, LeafSpec};
 use crate::pki::kubeconfig::Source;
 use crate::pki::store::{self, Lock, Write_};
-use crate::pki::{self, Cas, Found, Layout, Material};
+use crate::pki::{self, Cas, Found, Layout, Material, PkiLocation};
 use crate::timefmt;
 
 /// Parameters of `renew` (CLI flags and JSON-RPC params).
@@ -27,15 +27,9 @@ pub struct RenewParams {
     /// Inventory names, or `["all"]`; required and non-empty.
     #[serde(default)]
     pub names: Vec<String>,
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Kubeconfig dir (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd (default: auto).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: PkiLocation,
     /// Renew only what expires within this duration; absent = unconditionally (kubeadm).
     #[serde(default)]
     pub within: Option<String>,
@@ -262,13 +256,7 @@ pub fn select(names: &[String], layout: &Layout) -> Result<(Vec<&'static Entry>,
 impl RenewParams {
     /// Resolves defaults and parses durations/times.
     pub fn resolve(&self) -> Result<RenewOptions> {
-        let layout = Layout::new(
-            self.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
-            self.kubeconfig_dir
-                .as_deref()
-                .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
-            self.external_etcd,
-        );
+        let layout = self.location.layout();
         // An empty list is a caller's mistake (e.g. an unset variable), never "everything".
         if self.names.is_empty() {
             return Err(Error::InvalidArgument(

@@ -44,10 +44,10 @@ fn parse_pair(s: &str) -> Result<(Endpoint, String), String> {
 #[derive(clap::Args, Debug)]
 pub(super) struct EndpointArgs {
     /// PKI dir.
-    #[arg(long, default_value = "/etc/kubernetes/pki")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
     cert_dir: PathBuf,
     /// Static pod manifests dir the endpoints are read from.
-    #[arg(long, default_value = "/etc/kubernetes/manifests")]
+    #[arg(long, default_value = kubecert::ops::served::DEFAULT_MANIFESTS_DIR)]
     manifests_dir: PathBuf,
     /// Connect to ENDPOINT at HOST:PORT instead (e.g. etcd-client=10.0.0.5:2379); repeatable.
     #[arg(long = "endpoint", value_name = "ENDPOINT=HOST:PORT", value_parser = parse_pair)]

@@ -56,8 +56,11 @@ fn main() {
     );
     per_round("whole check (library, no process start)", rounds, || {
         let o = CheckParams {
-            cert_dir: Some(pki.display().to_string()),
-            kubeconfig_dir: Some(dir.display().to_string()),
+            location: kubecert::pki::PkiLocation {
+                cert_dir: Some(pki.display().to_string()),
+                kubeconfig_dir: Some(dir.display().to_string()),
+                ..Default::default()
+            },
             ..Default::default()
         }
         .resolve()

@@ -34,7 +34,7 @@ fn main() {
             }
         }
     }
-    let alg = alg.resolve("RSA-2048");
+    let alg = alg.resolve(&kubecert::pki::cert::PublicKeyAlgorithm::Rsa(2048));
     let start = Instant::now();
     if parallel {
         std::thread::scope(|s| {

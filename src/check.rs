@@ -7,24 +7,19 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{report, Result};
+use crate::pki::finding::FindingCode;
 use crate::pki::inventory::{CaId, Entry, Kind};
 use crate::pki::kubeconfig::{Kubeconfig, Source};
-use crate::pki::{self, Cas, Layout, Material};
+use crate::pki::{self, Cas, Layout, Material, PkiLocation};
 use crate::timefmt;
 
 /// Parameters of `check` (CLI flags and JSON-RPC params).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CheckParams {
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Dir holding admin.conf & co (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd: drop the etcd rows. Default: auto (no `<cert_dir>/etcd`).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: PkiLocation,
     /// Fixed clock, RFC 3339 (default: now).
     #[serde(default)]
     pub now: Option<String>,
@@ -47,23 +42,23 @@ pub struct Problem {
     /// `outlives-ca`, `unreadable` (permissions, a refused symlink, not a regular file, over
     /// the size limit), `malformed`, `not-a-ca`, `is-ca`, `kubeconfig-invalid`; in
     /// `status.problems`: `recovery-failed`.
-    pub code: String,
+    pub code: FindingCode,
     /// Human explanation.
     pub message: String,
 }
 
 impl Problem {
     /// A finding; its message goes through the one scrubber ([`crate::error::scrub`]).
-    fn new(code: &str, message: impl Into<String>) -> Self {
+    fn new(code: FindingCode, message: impl Into<String>) -> Self {
         Problem {
-            code: code.to_string(),
+            code,
             message: crate::error::scrub(&message.into()),
         }
     }
 
     /// Whether this problem makes the certificate unusable (as opposed to informational).
     pub fn is_error(&self) -> bool {
-        !matches!(self.code.as_str(), "outlives-ca")
+        self.code != FindingCode::OutlivesCa
     }
 }
 
@@ -145,9 +140,9 @@ pub struct KubeletConfStatus {
     pub path: String,
     /// Whether it exists.
     pub present: bool,
-    /// `embedded`, `file-reference` or `unknown`.
+    /// How it authenticates; absent when kubelet.conf does not exist.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<KubeletConfMode>,
     /// NotAfter of the client cert it uses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiration_date: Option<String>,
@@ -162,6 +157,33 @@ pub struct KubeletConfStatus {
     pub advice: String,
 }
 
+/// How kubelet.conf carries its client certificate.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeletConfMode {
+    /// The certificate is embedded (`client-certificate-data`): the kubelet never rotates it.
+    Embedded,
+    /// kubelet.conf references a file (`client-certificate`), which the kubelet rotates.
+    FileReference,
+    /// kubelet.conf is unreadable or has no client certificate (token or exec auth?).
+    Unknown,
+}
+
+/// The verdict of a check.
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "kebab-case")]
+#[schemars(rename = "CheckLevel")]
+pub enum Level {
+    /// Nothing crosses a threshold and no row is unusable.
+    Ok,
+    /// The warn threshold is crossed.
+    Warn,
+    /// The fail threshold is crossed, a row is unusable, or recovery failed.
+    Fail,
+}
+
 /// Overall verdict for CI.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -170,7 +192,7 @@ pub struct CheckStatus {
     pub now: String,
     /// `ok`, `warn` or `fail`; always `fail` when a row is `expired`, `key-missing`,
     /// `key-mismatch` or `not-signed-by-ca`.
-    pub level: String,
+    pub level: Level,
     /// The warn threshold in seconds, if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warn_within: Option<i64>,
@@ -232,25 +254,16 @@ pub struct CheckOptions {
 impl CheckParams {
     /// Resolves defaults and parses durations/times.
     pub fn resolve(&self) -> Result<CheckOptions> {
-        let layout = Layout::new(
-            self.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
-            self.kubeconfig_dir
-                .as_deref()
-                .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
-            self.external_etcd,
-        );
+        let layout = self.location.layout();
         let (now, now_nanos) = match &self.now {
-            Some(s) => (
-                timefmt::parse_rfc3339(s).map_err(crate::Error::InvalidArgument)?,
-                0,
-            ),
+            Some(s) => (timefmt::parse_rfc3339(s)?, 0),
             None => timefmt::now_precise(),
         };
         let dur = |o: &Option<String>| -> Result<Option<i64>> {
             o.as_deref()
                 .map(timefmt::parse_duration)
                 .transpose()
-                .map_err(crate::Error::InvalidArgument)
+                .map_err(crate::Error::from)
         };
         Ok(CheckOptions {
             layout,
@@ -302,11 +315,11 @@ fn status_for(
         Material::Broken(err) => {
             row.externally_managed = externally_managed;
             let code = if matches!(err, crate::Error::Kubeconfig { .. }) {
-                "kubeconfig-invalid"
+                FindingCode::KubeconfigInvalid
             } else if err.is_unreadable() {
-                "unreadable"
+                FindingCode::Unreadable
             } else {
-                "malformed"
+                FindingCode::Malformed
             };
             row.detail = Some(CertDetail {
                 path: layout.primary_path(e).display().to_string(),
@@ -322,12 +335,12 @@ fn status_for(
             let mut problems = Vec::new();
             if now > info.not_after {
                 problems.push(Problem::new(
-                    "expired",
+                    FindingCode::Expired,
                     format!("expired at {}", timefmt::rfc3339(info.not_after)),
                 ));
             } else if now < info.not_before {
                 problems.push(Problem::new(
-                    "not-yet-valid",
+                    FindingCode::NotYetValid,
                     format!("not valid before {}", timefmt::rfc3339(info.not_before)),
                 ));
             }
@@ -336,7 +349,7 @@ fn status_for(
             if key_applies {
                 if !found.key_exists() {
                     problems.push(Problem::new(
-                        "key-missing",
+                        FindingCode::KeyMissing,
                         format!("private key not found ({})", key_desc(&found.key)),
                     ));
                 } else if !key_bytes(&found)
@@ -345,14 +358,16 @@ fn status_for(
                     // Not settled by the public half the key file carries: load it for real.
                     match found.load_key() {
                         Ok(k) if !k.matches(info) => problems.push(Problem::new(
-                            "key-mismatch",
+                            FindingCode::KeyMismatch,
                             format!(
                                 "the private key ({}) does not match the certificate",
                                 key_desc(&found.key)
                             ),
                         )),
                         Ok(_) => {}
-                        Err(err) => problems.push(Problem::new("key-unreadable", report(&err))),
+                        Err(err) => {
+                            problems.push(Problem::new(FindingCode::KeyUnreadable, report(&err)))
+                        }
                     }
                 }
             }
@@ -374,29 +389,32 @@ fn status_for(
             if e.is_ca() {
                 if !info.is_ca {
                     problems.push(Problem::new(
-                        "not-a-ca",
+                        FindingCode::NotACa,
                         format!("{} certificate is not a certificate authority", e.name),
                     ));
                 }
             } else {
                 if info.is_ca {
-                    problems.push(Problem::new("is-ca", "a leaf certificate with CA:TRUE"));
+                    problems.push(Problem::new(
+                        FindingCode::IsCa,
+                        "a leaf certificate with CA:TRUE",
+                    ));
                 }
                 if let Some(ca) = e.ca {
                     let ca_material = cas.get(ca).map(|c| &c.cert);
                     match ca_material {
                         None | Some(Material::Missing) => problems.push(Problem::new(
-                            "ca-missing",
+                            FindingCode::CaMissing,
                             format!("its CA {} is missing", ca.name()),
                         )),
                         Some(Material::Broken(err)) if err.is_unreadable() => {
                             problems.push(Problem::new(
-                                "ca-unreadable",
+                                FindingCode::CaUnreadable,
                                 format!("its CA {} could not be read: {}", ca.name(), report(err)),
                             ))
                         }
                         Some(Material::Broken(err)) => problems.push(Problem::new(
-                            "ca-malformed",
+                            FindingCode::CaMalformed,
                             format!("its CA {} is malformed: {}", ca.name(), report(err)),
                         )),
                         Some(Material::Present(ca_found)) => {
@@ -407,7 +425,7 @@ fn status_for(
                                     None => String::new(),
                                 };
                                 problems.push(Problem::new(
-                                    "not-signed-by-ca",
+                                    FindingCode::NotSignedByCa,
                                     format!(
                                         "certificate {} is not signed by corresponding CA {}{extra}",
                                         e.name,
@@ -416,7 +434,7 @@ fn status_for(
                                 ));
                             } else if info.not_after > ca_cert.info.not_after {
                                 problems.push(Problem::new(
-                                    "outlives-ca",
+                                    FindingCode::OutlivesCa,
                                     format!(
                                         "expires after its CA ({})",
                                         timefmt::rfc3339(ca_cert.info.not_after)
@@ -448,7 +466,7 @@ fn status_for(
                     .chain(info.emails.iter().map(|m| format!("email:{m}")))
                     .collect(),
                 ext_key_usage: info.ext_key_usage.clone(),
-                key_algorithm: Some(info.key_algorithm.clone()),
+                key_algorithm: Some(info.key_algorithm.to_string()),
                 chain_length: found.cert.chain.len(),
                 problems,
             });
@@ -501,7 +519,7 @@ pub fn kubelet_conf_status(
     let kc = match Kubeconfig::load(&path) {
         Ok(k) => k,
         Err(e) => {
-            st.mode = Some("unknown".into());
+            st.mode = Some(KubeletConfMode::Unknown);
             st.advice = format!("kubelet.conf is unreadable: {}", report(&e));
             return st;
         }
@@ -516,7 +534,7 @@ pub fn kubelet_conf_status(
     }
     match kc.client_cert {
         Source::Embedded(_) => {
-            st.mode = Some("embedded".into());
+            st.mode = Some(KubeletConfMode::Embedded);
             st.advice = if current_exists {
                 "kubelet.conf embeds its client certificate, which the kubelet does not rotate (kubeadm#1753); run `kubecert kubelet-conf repair` to point it at kubelet-client-current.pem".into()
             } else {
@@ -524,7 +542,7 @@ pub fn kubelet_conf_status(
             };
         }
         Source::File(ref p) => {
-            st.mode = Some("file-reference".into());
+            st.mode = Some(KubeletConfMode::FileReference);
             st.advice = if pki::file_exists(p) {
                 "kubelet.conf references a client certificate file; the kubelet rotates it".into()
             } else {
@@ -535,7 +553,7 @@ pub fn kubelet_conf_status(
             };
         }
         Source::Absent => {
-            st.mode = Some("unknown".into());
+            st.mode = Some(KubeletConfMode::Unknown);
             st.advice = "kubelet.conf has no client certificate (token or exec auth?)".into();
         }
     }
@@ -567,7 +585,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
                 };
                 tracing::error!("{what}");
                 global.push(Problem::new(
-                    "recovery-failed",
+                    FindingCode::RecoveryFailed,
                     format!(
                         "{what}; the files may be half-installed until a kubecert run that can write the PKI recovers them"
                     ),
@@ -613,11 +631,9 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         .collect();
     // Unusable whatever the thresholds: expired, key missing or mismatched, wrong CA.
     let unusable = certificates.iter().chain(authorities.iter()).any(|c| {
-        c.detail.as_ref().is_some_and(|d| {
-            d.problems
-                .iter()
-                .any(|p| ALWAYS_FAIL.contains(&p.code.as_str()))
-        })
+        c.detail
+            .as_ref()
+            .is_some_and(|d| d.problems.iter().any(|p| ALWAYS_FAIL.contains(&p.code)))
     });
     let within = |t: Option<i64>| t.is_some_and(|t| soonest.is_some_and(|s| s.residual_time <= t));
     let (level, exit_code) = if !global.is_empty()
@@ -625,18 +641,18 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         || within(opts.fail_within)
         || (opts.fail_within.is_some() && !unhealthy.is_empty())
     {
-        ("fail", 2)
+        (Level::Fail, 2)
     } else if within(opts.warn_within) || (opts.warn_within.is_some() && !unhealthy.is_empty()) {
-        ("warn", 1)
+        (Level::Warn, 1)
     } else {
-        ("ok", 0)
+        (Level::Ok, 0)
     };
     Ok(CheckResult {
         kind: "CertificateExpirationInfo".into(),
         api_version: "output.kubeadm.k8s.io/v1alpha3".into(),
         status: Some(CheckStatus {
             now: timefmt::rfc3339(opts.now),
-            level: level.into(),
+            level,
             warn_within: opts.warn_within,
             fail_within: opts.fail_within,
             soonest: soonest.map(|s| s.name.clone()),
@@ -651,7 +667,12 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
 }
 
 /// Problem codes that make the level `fail` with or without thresholds.
-pub const ALWAYS_FAIL: &[&str] = &["expired", "key-missing", "key-mismatch", "not-signed-by-ca"];
+pub const ALWAYS_FAIL: &[FindingCode] = &[
+    FindingCode::Expired,
+    FindingCode::KeyMissing,
+    FindingCode::KeyMismatch,
+    FindingCode::NotSignedByCa,
+];
 
 /// The error of a check that found no kubeadm file at all, naming what it looked for.
 fn no_pki(layout: &Layout) -> crate::Error {

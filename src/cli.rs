@@ -65,13 +65,13 @@ enum KubeletConfCmd {
     /// Point kubelet.conf at kubelet-client-current.pem (kubeadm#1753).
     Repair {
         /// Dir holding kubelet.conf.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// PKI dir (ca.crt, and the lock).
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// kubelet PKI dir.
-        #[arg(long, default_value = "/var/lib/kubelet/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
         kubelet_pki: PathBuf,
         /// Report only.
         #[arg(long)]
@@ -96,10 +96,10 @@ enum CsrCmd {
         #[arg(long)]
         csr_dir: PathBuf,
         /// PKI dir.
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Kubeconfig dir.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// Treat etcd as external.
         #[arg(long)]
@@ -130,10 +130,10 @@ enum CsrCmd {
         #[arg(long)]
         csr_dir: PathBuf,
         /// PKI dir.
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Kubeconfig dir.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// Treat etcd as external.
         #[arg(long)]
@@ -166,10 +166,10 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
         /// PKI dir.
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Kubeconfig dir.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// Renew only what expires within this duration (default: unconditionally, like kubeadm).
         #[arg(long, value_parser = duration_arg)]
@@ -239,10 +239,10 @@ enum Cmd {
         /// The backup dir renew reported.
         backup_dir: PathBuf,
         /// PKI dir (its lock serializes the restore).
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Kubeconfig dir.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// The backup root: BACKUP_DIR must be a directory directly under it (default
         /// <cert-dir>/../kubecert-backup, where renew puts backups).
@@ -263,10 +263,10 @@ enum Cmd {
     /// Check certificate expiration (output identical to `kubeadm certs check-expiration`).
     Check {
         /// PKI dir.
-        #[arg(long, default_value = "/etc/kubernetes/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
         cert_dir: PathBuf,
         /// Dir with admin.conf, controller-manager.conf, scheduler.conf, super-admin.conf.
-        #[arg(long, default_value = "/etc/kubernetes")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = CheckOutput::Text)]
@@ -284,7 +284,7 @@ enum Cmd {
         #[arg(long)]
         external_etcd: bool,
         /// kubelet PKI dir (for the kubelet.conf diagnosis).
-        #[arg(long, default_value = "/var/lib/kubelet/pki")]
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
         kubelet_pki: PathBuf,
     },
     /// Make a kubeadm-like demo PKI.
@@ -382,7 +382,7 @@ fn init_logging(format: LogFormat, verbose: u8) {
 
 /// clap value parser of a duration flag: a malformed or negative duration is a usage error
 /// (exit 2), reported before anything runs.
-pub(crate) fn duration_arg(s: &str) -> std::result::Result<String, String> {
+pub(crate) fn duration_arg(s: &str) -> std::result::Result<String, timefmt::TimeError> {
     timefmt::parse_duration(s).map(|_| s.to_string())
 }
 
@@ -398,6 +398,20 @@ fn print(s: &str) -> Result<()> {
 
 fn path_str(p: &std::path::Path) -> String {
     p.display().to_string()
+}
+
+/// The PKI location params of the `--cert-dir`, `--kubeconfig-dir` and `--external-etcd`
+/// flags (`--external-etcd` absent: auto-detect).
+pub(crate) fn location(
+    cert_dir: &std::path::Path,
+    kubeconfig_dir: &std::path::Path,
+    external_etcd: bool,
+) -> kubecert::pki::PkiLocation {
+    kubecert::pki::PkiLocation {
+        cert_dir: Some(path_str(cert_dir)),
+        kubeconfig_dir: Some(path_str(kubeconfig_dir)),
+        external_etcd: external_etcd.then_some(true),
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -428,26 +442,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let r = csr::export(&CsrExportParams {
                     names,
                     csr_dir: path_str(csr_dir.as_deref().unwrap_or(&cert_dir)),
-                    cert_dir: Some(path_str(&cert_dir)),
-                    kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                    external_etcd: external_etcd.then_some(true),
-                    key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                    location: location(&cert_dir, &kubeconfig_dir, external_etcd),
+                    key_algorithm: key_algorithm.parse()?,
                     ..Default::default()
                 })?;
                 match output {
                     TextJson::Text => print(&csr::render_export_text(&r))?,
-                    TextJson::Json => print(&render::json(&r))?,
+                    TextJson::Json => print(&render::json(&r)?)?,
                 }
                 return Ok(ExitCode::SUCCESS);
             }
             let params = RenewParams {
                 names,
-                cert_dir: Some(path_str(&cert_dir)),
-                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                external_etcd: external_etcd.then_some(true),
+                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
                 within,
                 dry_run,
-                key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                key_algorithm: key_algorithm.parse()?,
                 validity: Some(validity),
                 backup_dir: backup_dir.as_deref().map(path_str),
                 now,
@@ -462,7 +472,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let result = renew::renew(&opts)?;
             match output {
                 TextJson::Text => print(&renew::render_text(&result, opts.all))?,
-                TextJson::Json => print(&render::json(&result))?,
+                TextJson::Json => print(&render::json(&result)?)?,
             }
             if let Some(m) = renew::unrenewable_message(&result) {
                 eprintln!("error: {m}");
@@ -488,17 +498,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let r = csr::export(&CsrExportParams {
                 names,
                 csr_dir: path_str(&csr_dir),
-                cert_dir: Some(path_str(&cert_dir)),
-                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                external_etcd: external_etcd.then_some(true),
+                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
                 reuse_key,
-                key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                key_algorithm: key_algorithm.parse()?,
                 force,
                 request_usages,
             })?;
             match output {
                 TextJson::Text => print(&csr::render_export_text(&r))?,
-                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Json => print(&render::json(&r)?)?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -519,16 +527,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let r = csr::import(&CsrImportParams {
                 names,
                 csr_dir: path_str(&csr_dir),
-                cert_dir: Some(path_str(&cert_dir)),
-                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                external_etcd: external_etcd.then_some(true),
+                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
                 dry_run,
                 now,
                 backup_dir: backup_dir.as_deref().map(path_str),
             })?;
             match output {
                 TextJson::Text => print(&csr::render_import_text(&r))?,
-                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Json => print(&render::json(&r)?)?,
             }
             if r.ok() {
                 Ok(ExitCode::SUCCESS)
@@ -553,7 +559,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 dry_run,
             })?;
             match output {
-                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Json => print(&render::json(&r)?)?,
                 TextJson::Text => {
                     for f in &r.restored {
                         println!(
@@ -592,10 +598,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 now,
             })?;
             match output {
-                TextJson::Json => print(&render::json(&r))?,
+                TextJson::Json => print(&render::json(&r)?)?,
                 TextJson::Text => println!("[kubelet-conf] {}: {}", r.action, r.reason),
             }
-            Ok(if r.action == "refused" {
+            Ok(if r.action == kubelet::KubeletConfAction::Refused {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -612,9 +618,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             kubelet_pki,
         } => {
             let params = CheckParams {
-                cert_dir: Some(path_str(&cert_dir)),
-                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                external_etcd: external_etcd.then_some(true),
+                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
                 now,
                 warn_within,
                 fail_within,
@@ -629,8 +633,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         eprintln!("{n}");
                     }
                 }
-                CheckOutput::Json => print(&render::json(&report))?,
-                CheckOutput::Yaml => print(&render::yaml(&report))?,
+                CheckOutput::Json => print(&render::json(&report)?)?,
+                CheckOutput::Yaml => print(&render::yaml(&report)?)?,
                 CheckOutput::Prometheus => {
                     print(&unattended::check_prometheus(&report, &opts.layout))?
                 }
@@ -651,14 +655,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             force,
         } => {
             let now = match now {
-                Some(s) => timefmt::parse_rfc3339(&s).map_err(anyhow::Error::msg)?,
+                Some(s) => timefmt::parse_rfc3339(&s)?,
                 None => timefmt::now_unix(),
             };
             let opts = demo::DemoOptions {
                 dir,
                 nodes,
-                leaf_validity: timefmt::parse_duration(&expires_in).map_err(anyhow::Error::msg)?,
-                key_algorithm: key_algorithm.parse().map_err(anyhow::Error::msg)?,
+                leaf_validity: timefmt::parse_duration(&expires_in)?,
+                key_algorithm: key_algorithm.parse()?,
                 now,
                 force,
             };
@@ -755,13 +759,13 @@ struct ServeArgs {
     shutdown_timeout: String,
     /// The PKI dir served: absent `cert_dir` params mean this, and socket callers other than
     /// root (and the agent's own uid) may pass no other.
-    #[arg(long, default_value = "/etc/kubernetes/pki")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
     cert_dir: PathBuf,
     /// The kubeconfig dir served (admin.conf & co).
-    #[arg(long, default_value = "/etc/kubernetes")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
     kubeconfig_dir: PathBuf,
     /// The kubelet PKI dir served.
-    #[arg(long, default_value = "/var/lib/kubelet/pki")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
     kubelet_pki: PathBuf,
     /// Where backups go and the only place restore reads them from [default:
     /// <cert-dir>/../kubecert-backup].
@@ -825,7 +829,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let secs = |s: &str| -> Result<std::time::Duration> {
-        let n = timefmt::parse_duration(s).map_err(anyhow::Error::msg)?;
+        let n = timefmt::parse_duration(s)?;
         Ok(std::time::Duration::from_secs(n.max(1).unsigned_abs()))
     };
     let opts = unix::SocketOptions {

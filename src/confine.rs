@@ -28,8 +28,8 @@ use crate::metrics::MetricsParams;
 use crate::ops::health::HealthParams;
 use crate::ops::restart::RestartParams;
 use crate::ops::served::ServedParams;
-use crate::pki;
 use crate::pki::restore::RestoreParams;
+use crate::pki::{self, PkiLocation};
 use crate::renew::RenewParams;
 
 /// What the agent serves.
@@ -246,31 +246,28 @@ fn req<'a>(name: &'static str, root: Root, v: &'a mut String) -> PathParam<'a> {
     }
 }
 
+/// The path params of a [`PkiLocation`] (`cert_dir`, `kubeconfig_dir`), in the order every
+/// params type lists them.
+pub fn location(l: &mut PkiLocation) -> Vec<PathParam<'_>> {
+    vec![
+        opt("cert_dir", Root::CertDir, &mut l.cert_dir),
+        opt("kubeconfig_dir", Root::KubeconfigDir, &mut l.kubeconfig_dir),
+    ]
+}
+
 impl PathParams for CheckParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
-        vec![
-            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
-            opt(
-                "kubeconfig_dir",
-                Root::KubeconfigDir,
-                &mut self.kubeconfig_dir,
-            ),
-            opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
-        ]
+        let mut v = location(&mut self.location);
+        v.push(opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki));
+        v
     }
 }
 
 impl PathParams for RenewParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
-        vec![
-            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
-            opt(
-                "kubeconfig_dir",
-                Root::KubeconfigDir,
-                &mut self.kubeconfig_dir,
-            ),
-            opt("backup_dir", Root::BackupRoot, &mut self.backup_dir),
-        ]
+        let mut v = location(&mut self.location);
+        v.push(opt("backup_dir", Root::BackupRoot, &mut self.backup_dir));
+        v
     }
 }
 
@@ -306,46 +303,30 @@ impl PathParams for KubeletConfParams {
 
 impl PathParams for CsrExportParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
-        vec![
-            req("csr_dir", Root::CsrDir, &mut self.csr_dir),
-            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
-            opt(
-                "kubeconfig_dir",
-                Root::KubeconfigDir,
-                &mut self.kubeconfig_dir,
-            ),
-        ]
+        let mut v = vec![req("csr_dir", Root::CsrDir, &mut self.csr_dir)];
+        v.extend(location(&mut self.location));
+        v
     }
 }
 
 impl PathParams for CsrImportParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
-        vec![
-            req("csr_dir", Root::CsrDir, &mut self.csr_dir),
-            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
-            opt(
-                "kubeconfig_dir",
-                Root::KubeconfigDir,
-                &mut self.kubeconfig_dir,
-            ),
-            opt("backup_dir", Root::BackupRoot, &mut self.backup_dir),
-        ]
+        let mut v = vec![req("csr_dir", Root::CsrDir, &mut self.csr_dir)];
+        v.extend(location(&mut self.location));
+        v.push(opt("backup_dir", Root::BackupRoot, &mut self.backup_dir));
+        v
     }
 }
 
 impl PathParams for MetricsParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
-        vec![
-            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
-            opt(
-                "kubeconfig_dir",
-                Root::KubeconfigDir,
-                &mut self.kubeconfig_dir,
-            ),
+        let mut v = location(&mut self.location);
+        v.extend([
             opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
             opt("state_file", Root::StateFile, &mut self.state_file),
             opt("textfile_dir", Root::TextfileDir, &mut self.textfile_dir),
-        ]
+        ]);
+        v
     }
 }
 
@@ -412,6 +393,40 @@ fn path_string(p: &Path) -> String {
 mod tests {
     use super::*;
 
+    /// The location fields are flattened: still top-level params, and unknown fields (or a
+    /// nested `location`) are still refused.
+    #[test]
+    fn flattened_location_keeps_the_wire_format() {
+        fn roundtrip<P: serde::de::DeserializeOwned + std::fmt::Debug>(
+            extra: &str,
+            location: impl Fn(&P) -> &PkiLocation,
+        ) {
+            let ok =
+                format!(r#"{{{extra}"cert_dir":"/a","kubeconfig_dir":"/b","external_etcd":true}}"#);
+            let p: P = serde_json::from_str(&ok).expect(&ok);
+            assert_eq!(
+                location(&p),
+                &PkiLocation {
+                    cert_dir: Some("/a".into()),
+                    kubeconfig_dir: Some("/b".into()),
+                    external_etcd: Some(true),
+                }
+            );
+            for bad in [
+                format!(r#"{{{extra}"cert_dirr":"/a"}}"#),
+                format!(r#"{{{extra}"location":{{}}}}"#),
+            ] {
+                let e = serde_json::from_str::<P>(&bad).expect_err(&bad);
+                assert!(e.to_string().starts_with("unknown field"), "{bad}: {e}");
+            }
+        }
+        roundtrip::<CheckParams>("", |p| &p.location);
+        roundtrip::<RenewParams>(r#""names":["all"],"#, |p| &p.location);
+        roundtrip::<CsrExportParams>(r#""csr_dir":"/c","#, |p| &p.location);
+        roundtrip::<CsrImportParams>(r#""csr_dir":"/c","#, |p| &p.location);
+        roundtrip::<MetricsParams>("", |p| &p.location);
+    }
+
     #[test]
     fn normalize_is_lexical() {
         assert_eq!(
@@ -433,8 +448,8 @@ mod tests {
             roots
                 .apply(&mut p, confined)
                 .expect("absent paths are fine");
-            assert_eq!(p.cert_dir.as_deref(), Some("/srv/pki"));
-            assert_eq!(p.kubeconfig_dir.as_deref(), Some("/srv/kc"));
+            assert_eq!(p.location.cert_dir.as_deref(), Some("/srv/pki"));
+            assert_eq!(p.location.kubeconfig_dir.as_deref(), Some("/srv/kc"));
             assert_eq!(p.backup_dir.as_deref(), Some("/srv/kubecert-backup"));
         }
         // metrics: textfile_dir is never filled (it makes the call write).
@@ -450,16 +465,22 @@ mod tests {
     fn confined_callers_get_only_the_roots() {
         let roots = Roots::for_dirs("/srv/pki", "/srv/kc");
         let mut p = RenewParams {
-            cert_dir: Some("/srv/x/../pki/".into()),
+            location: PkiLocation {
+                cert_dir: Some("/srv/x/../pki/".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         roots
             .apply(&mut p, true)
             .expect("the same dir, spelled differently");
-        assert_eq!(p.cert_dir.as_deref(), Some("/srv/pki"));
+        assert_eq!(p.location.cert_dir.as_deref(), Some("/srv/pki"));
 
         let mut p = RenewParams {
-            kubeconfig_dir: Some("/home/u/kc".into()),
+            location: PkiLocation {
+                kubeconfig_dir: Some("/home/u/kc".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let e = roots.apply(&mut p, true).expect_err("foreign dir");
@@ -471,11 +492,14 @@ mod tests {
         // Not confined (root, stdio): the caller's own choice stands; backups then follow
         // the caller's cert dir (library default), not the agent's backup root.
         let mut p = RenewParams {
-            cert_dir: Some("/tmp/p".into()),
+            location: PkiLocation {
+                cert_dir: Some("/tmp/p".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         roots.apply(&mut p, false).expect("root may");
-        assert_eq!(p.cert_dir.as_deref(), Some("/tmp/p"));
+        assert_eq!(p.location.cert_dir.as_deref(), Some("/tmp/p"));
         assert_eq!(p.backup_dir, None);
 
         let mut c = CsrExportParams {

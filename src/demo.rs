@@ -73,21 +73,19 @@ fn err(name: &str, e: impl std::fmt::Display) -> Error {
 }
 
 fn alg(a: KeyAlgorithm) -> KeyAlgorithm {
-    a.resolve("RSA-2048")
+    a.resolve(&crate::pki::cert::PublicKeyAlgorithm::Rsa(2048))
 }
 
 fn make_ca(name: &str, cn: &str, o: &DemoOptions) -> Result<Ca> {
-    let kp = issue::generate_key(alg(o.key_algorithm)).map_err(|e| err(name, e))?;
+    let (key, key_pem) = issue::new_key(alg(o.key_algorithm)).map_err(|e| err(name, e))?;
     let der = issue::self_signed_ca(
         cn,
-        &kp,
+        &key.pair,
         o.now - issue::BACKDATE_SECONDS,
         o.now + issue::CA_VALIDITY_SECONDS,
     )
     .map_err(|e| err(name, e))?;
-    let key_pem = issue::key_pem(&kp, KeyFormat::Pkcs8).map_err(|e| err(name, e))?;
-    let key = crate::pki::cert::parse_private_key(key_pem.as_bytes()).map_err(|e| err(name, e))?;
-    let info = parse_der(&der).map_err(|e| err(name, e))?;
+    let info = parse_der(&der).map_err(|e| err(name, crate::error::report(&e)))?;
     Ok(Ca {
         pem: issue::cert_pem(&der),
         cert: Cert {

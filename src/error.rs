@@ -160,9 +160,12 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
-    /// A bad argument (duration, time, key algorithm, option combination).
+    /// A bad argument (key algorithm, option combination).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A time or duration argument that does not parse (an invalid argument to RPC callers).
+    #[error(transparent)]
+    Time(#[from] crate::timefmt::TimeError),
     /// The Kubernetes certificates API failed, or a request was denied, failed or timed out.
     #[error("{0}")]
     KubeApi(String),

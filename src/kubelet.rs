@@ -49,14 +49,46 @@ pub struct KubeletConfResult {
     /// The diagnosis (after the repair, when one was made).
     #[serde(flatten)]
     pub status: KubeletConfStatus,
-    /// `repaired`, `would-repair`, `none` or `refused`.
-    pub action: String,
+    /// What was done.
+    pub action: KubeletConfAction,
     /// Why.
     pub reason: String,
     /// Backup of the old kubelet.conf.
     pub backup_dir: Option<String>,
     /// Whether kubelet.conf changed.
     pub changed: bool,
+}
+
+/// What `kubelet-conf` did.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeletConfAction {
+    /// kubelet.conf now references `kubelet-client-current.pem`.
+    Repaired,
+    /// Dry run: the repair is possible and would be made.
+    WouldRepair,
+    /// Nothing to do, or only a diagnosis was asked for.
+    None,
+    /// The repair is not safe: see the reason.
+    Refused,
+}
+
+impl KubeletConfAction {
+    /// The kebab-case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeletConfAction::Repaired => "repaired",
+            KubeletConfAction::WouldRepair => "would-repair",
+            KubeletConfAction::None => "none",
+            KubeletConfAction::Refused => "refused",
+        }
+    }
+}
+
+impl std::fmt::Display for KubeletConfAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Diagnoses and (optionally) repairs kubelet.conf.
@@ -70,19 +102,19 @@ pub fn repair(p: &KubeletConfParams) -> Result<KubeletConfResult> {
     );
     let kubelet_pki = PathBuf::from(p.kubelet_pki.as_deref().unwrap_or(pki::DEFAULT_KUBELET_PKI));
     let now = match &p.now {
-        Some(s) => timefmt::parse_rfc3339(s).map_err(Error::InvalidArgument)?,
+        Some(s) => timefmt::parse_rfc3339(s)?,
         None => timefmt::now_unix(),
     };
     let status = kubelet_conf_status(&layout, &kubelet_pki, now);
     let mut out = KubeletConfResult {
         status,
-        action: "none".into(),
+        action: KubeletConfAction::None,
         reason: String::new(),
         backup_dir: None,
         changed: false,
     };
     let refuse = |mut o: KubeletConfResult, why: String| {
-        o.action = "refused".into();
+        o.action = KubeletConfAction::Refused;
         o.reason = why;
         Ok(o)
     };
@@ -157,7 +189,7 @@ pub fn repair(p: &KubeletConfParams) -> Result<KubeletConfResult> {
     }
     let text = kc.rewrite_user_to_file(&current)?;
     if p.dry_run {
-        out.action = "would-repair".into();
+        out.action = KubeletConfAction::WouldRepair;
         out.reason = format!("would point kubelet.conf at {}", current.display());
         out.changed = true;
         return Ok(out);
@@ -175,9 +207,27 @@ pub fn repair(p: &KubeletConfParams) -> Result<KubeletConfResult> {
     )?;
     drop(store);
     out.status = kubelet_conf_status(&layout, &kubelet_pki, now);
-    out.action = "repaired".into();
+    out.action = KubeletConfAction::Repaired;
     out.reason = format!("kubelet.conf now references {}", current.display());
     out.backup_dir = backup.map(|b| b.display().to_string());
     out.changed = true;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text output prints `as_str`, JSON the serde name: they must agree.
+    #[test]
+    fn action_names_match_serde() {
+        for a in [
+            KubeletConfAction::Repaired,
+            KubeletConfAction::WouldRepair,
+            KubeletConfAction::None,
+            KubeletConfAction::Refused,
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+    }
 }

@@ -55,15 +55,9 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsParams {
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Dir holding admin.conf & co (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd: drop the etcd rows. Default: auto (no `<cert_dir>/etcd`).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: crate::pki::PkiLocation,
     /// Fixed clock, RFC 3339 (default: now).
     #[serde(default)]
     pub now: Option<String>,
@@ -135,9 +129,7 @@ impl RenderContext {
 /// Runs a check and renders it; with `textfile_dir`, also writes the textfile.
 pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
     let check_params = CheckParams {
-        cert_dir: p.cert_dir.clone(),
-        kubeconfig_dir: p.kubeconfig_dir.clone(),
-        external_etcd: p.external_etcd,
+        location: p.location.clone(),
         now: p.now.clone(),
         warn_within: None,
         fail_within: None,
@@ -453,7 +445,8 @@ impl CertFamilies {
             .push(&[("name", name)], i64::from(row.externally_managed));
         if let Some(d) = &row.detail {
             for p in &d.problems {
-                self.problems.push(&[("name", name), ("code", &p.code)], 1);
+                self.problems
+                    .push(&[("name", name), ("code", p.code.as_str())], 1);
             }
         }
         let present = row.expiration_date.is_some();
@@ -537,7 +530,7 @@ fn kubelet_families(report: &CheckResult) -> Vec<Family> {
     if let Some(k) = report.kubelet_conf.as_ref().filter(|k| k.present) {
         kubelet_embedded.push(
             &[("path", &k.path)],
-            i64::from(k.mode.as_deref() == Some("embedded")),
+            i64::from(k.mode == Some(crate::check::KubeletConfMode::Embedded)),
         );
         if let Some(na) = k
             .expiration_date

@@ -126,7 +126,7 @@ pub fn check_notes(r: &CheckResult) -> Vec<String> {
         }
     }
     if let Some(k) = &r.kubelet_conf {
-        if k.mode.as_deref() == Some("embedded") {
+        if k.mode == Some(crate::check::KubeletConfMode::Embedded) {
             out.push(format!("[check] kubelet.conf: {}", k.advice));
         }
     }
@@ -134,16 +134,27 @@ pub fn check_notes(r: &CheckResult) -> Vec<String> {
 }
 
 /// JSON as kubeadm's printer writes it (4-space indent), with a trailing newline.
-pub fn json<T: Serialize>(v: &T) -> String {
+pub fn json<T: Serialize>(v: &T) -> Result<String, RenderError> {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    if v.serialize(&mut ser).is_err() {
-        return "null\n".into();
-    }
-    let mut s = String::from_utf8(buf).unwrap_or_default();
+    v.serialize(&mut ser).map_err(RenderError::Json)?;
+    // serde_json writes UTF-8 only.
+    let mut s = String::from_utf8_lossy(&buf).into_owned();
     s.push('\n');
-    s
+    Ok(s)
+}
+
+/// A result that could not be rendered (a serializer refused a value).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// JSON serialization failed.
+    #[error("cannot render JSON")]
+    Json(#[source] serde_json::Error),
+    /// YAML serialization failed.
+    #[error("cannot render YAML")]
+    Yaml(#[source] serde_saphyr::SerializeError),
 }
 
 fn sort_keys(v: Value) -> Value {
@@ -164,9 +175,9 @@ fn sort_keys(v: Value) -> Value {
 }
 
 /// YAML with keys sorted alphabetically (the k8s YAML printer's order).
-pub fn yaml<T: Serialize>(v: &T) -> String {
-    let value = serde_json::to_value(v).unwrap_or(Value::Null);
-    serde_saphyr::to_string(&sort_keys(value)).unwrap_or_default()
+pub fn yaml<T: Serialize>(v: &T) -> Result<String, RenderError> {
+    let value = serde_json::to_value(v).map_err(RenderError::Json)?;
+    serde_saphyr::to_string(&sort_keys(value)).map_err(RenderError::Yaml)
 }
 
 #[cfg(test)]

@@ -12,14 +12,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::pki::cert::{self, CertInfo, KeyFormat, PrivateKey};
+use crate::pki::cert::{self, CertInfo, PrivateKey};
 use crate::pki::install::install_writes;
-use crate::pki::inventory::{self, CaId, Entry, Location};
+use crate::pki::inventory::{self, CaId, Component, Entry, Location};
 use crate::pki::issue::{self, CaSigner, KeyAlgorithm, LeafSpec};
 use crate::pki::kubeconfig::Source;
 use crate::pki::snapshot::CertSnapshot;
 use crate::pki::store::{self, Store, Write_};
-use crate::pki::{self, Cas, Found, Layout, Material};
+use crate::pki::{self, Cas, Found, Layout, Material, PkiLocation};
 use crate::timefmt;
 
 /// Parameters of `renew` (CLI flags and JSON-RPC params).
@@ -29,15 +29,9 @@ pub struct RenewParams {
     /// Inventory names, or `["all"]`; required and non-empty.
     #[serde(default)]
     pub names: Vec<String>,
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Kubeconfig dir (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd (default: auto).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: PkiLocation,
     /// Renew only what expires within this duration; absent = unconditionally (kubeadm).
     #[serde(default)]
     pub within: Option<String>,
@@ -123,7 +117,7 @@ pub struct RenewResult {
     /// Per certificate.
     pub certificates: Vec<RenewItem>,
     /// Components whose certificates changed and must restart.
-    pub components_to_restart: Vec<String>,
+    pub components_to_restart: Vec<Component>,
     /// Whether anything changed (or would change, in a dry run).
     pub changed: bool,
     /// What recovery of an interrupted earlier run did, if anything.
@@ -201,13 +195,7 @@ pub struct RenewOptions {
 impl RenewParams {
     /// Resolves defaults and parses durations/times.
     pub fn resolve(&self) -> Result<RenewOptions> {
-        let layout = Layout::new(
-            self.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
-            self.kubeconfig_dir
-                .as_deref()
-                .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
-            self.external_etcd,
-        );
+        let layout = self.location.layout();
         // An empty list is a caller's mistake (e.g. an unset variable), never "everything".
         if self.names.is_empty() {
             return Err(Error::InvalidArgument(
@@ -215,7 +203,7 @@ impl RenewParams {
             ));
         }
         let (entries, all) = inventory::select(&self.names, &layout)?;
-        let parse = |s: &str| timefmt::parse_duration(s).map_err(Error::InvalidArgument);
+        let parse = |s: &str| timefmt::parse_duration(s).map_err(Error::from);
         let validity = match &self.validity {
             Some(v) => parse(v)?,
             None => issue::DEFAULT_VALIDITY_SECONDS,
@@ -230,7 +218,7 @@ impl RenewParams {
             inventory::select(&self.allow_unrenewable, &layout)?.0
         };
         let now = match &self.now {
-            Some(s) => timefmt::parse_rfc3339(s).map_err(Error::InvalidArgument)?,
+            Some(s) => timefmt::parse_rfc3339(s)?,
             None => timefmt::now_unix(),
         };
         let backup_root = match &self.backup_dir {
@@ -265,7 +253,7 @@ fn verify_issued(plan: &RowPlan, der: &[u8], ca_der: &[u8], key: &PrivateKey) ->
         cert: name.to_string(),
         reason,
     };
-    let info = cert::parse_der(der).map_err(fail)?;
+    let info = cert::parse_der(der).map_err(|e| fail(crate::error::report(&e)))?;
     if !cert::signed_by(der, ca_der) {
         return Err(fail(format!("not signed by {}", plan.ca.name())));
     }
@@ -279,12 +267,7 @@ fn verify_issued(plan: &RowPlan, der: &[u8], ca_der: &[u8], key: &PrivateKey) ->
         ));
     }
     let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
-    if set(&info.dns_names) != set(&old.dns_names)
-        || info.ip_addresses.iter().collect::<BTreeSet<_>>()
-            != old.ip_addresses.iter().collect::<BTreeSet<_>>()
-        || set(&info.uris) != set(&old.uris)
-        || set(&info.emails) != set(&old.emails)
-    {
+    if info.san_set() != old.san_set() {
         return Err(fail("SANs differ from the certificate they replace".into()));
     }
     if set(&info.ext_key_usage) != set(&old.ext_key_usage) {
@@ -792,17 +775,12 @@ fn issue_row(p: &RenewalPlan, row: &RowPlan) -> Result<Issued> {
         .get(row.ca)
         .and_then(|c| c.cert())
         .ok_or_else(|| ca_missing_error(layout, row.ca, &p.cas))?;
-    let kp = issue::generate_key(row.alg).map_err(issue_err)?;
+    let (new_key, key_pem) = issue::new_key(row.alg).map_err(issue_err)?;
     let signer = CaSigner {
         cert: ca_cert,
         key: ca_key,
     };
-    let der = issue::sign_leaf(&row.spec, &kp, &signer).map_err(issue_err)?;
-    let key_pem = issue::key_pem(&kp, KeyFormat::Pkcs8).map_err(issue_err)?;
-    let new_key = cert::parse_private_key(key_pem.as_bytes()).map_err(|e| Error::Issue {
-        cert: row.entry.name.into(),
-        reason: e.to_string(),
-    })?;
+    let der = issue::sign_leaf(&row.spec, &new_key.pair, &signer).map_err(issue_err)?;
     let info = verify_issued(row, &der, &ca_cert.der, &new_key)?;
     let mut cert_pem = issue::cert_pem(&der);
     let mut dropped = 0;
@@ -841,13 +819,12 @@ fn finish(
 ) -> RenewResult {
     let changing =
         |i: &RenewItem| matches!(i.action, RenewAction::Renewed | RenewAction::WouldRenew);
-    let mut components: BTreeSet<&str> = BTreeSet::new();
-    for i in items.iter().filter(|i| changing(i)) {
-        if let Some(e) = inventory::find(&i.name) {
-            components.extend(e.components.iter().map(|c| c.name()));
-        }
-    }
-    let components_to_restart = components.into_iter().map(str::to_string).collect();
+    let components_to_restart = inventory::components_of(
+        items
+            .iter()
+            .filter(|i| changing(i))
+            .filter_map(|i| inventory::find(&i.name)),
+    );
     let changed = items.iter().any(changing);
     RenewResult {
         dry_run,
@@ -927,7 +904,7 @@ pub fn render_text(r: &RenewResult, all: bool) -> String {
         let verb = if r.dry_run { "would change" } else { "changed" };
         s.push_str(&format!(
             "Components whose certificates {verb}: {}\n",
-            r.components_to_restart.join(", ")
+            inventory::join_components(&r.components_to_restart)
         ));
     }
     if let Some(b) = &r.backup_dir {

@@ -20,11 +20,55 @@ pub fn rfc3339(unix: i64) -> String {
     }
 }
 
+/// A time or duration a user typed that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimeError {
+    /// Not an RFC 3339 timestamp.
+    #[error("invalid RFC 3339 time {input:?}")]
+    Rfc3339 {
+        /// What was given.
+        input: String,
+        /// jiff's reason.
+        #[source]
+        source: jiff::Error,
+    },
+    /// An empty duration.
+    #[error("empty duration")]
+    EmptyDuration,
+    /// A negative duration (every duration kubecert takes is a length of time).
+    #[error("invalid duration {0:?}: negative durations are not allowed")]
+    NegativeDuration(String),
+    /// A number without a unit.
+    #[error("invalid duration {0:?}: missing unit")]
+    MissingUnit(String),
+    /// A unit kubecert does not know.
+    #[error("invalid duration {input:?}: unknown unit {unit:?}")]
+    UnknownUnit {
+        /// What was given.
+        input: String,
+        /// The unit.
+        unit: String,
+    },
+    /// A number that does not fit.
+    #[error("invalid duration {0:?}: number too large")]
+    NumberTooLarge(String),
+    /// A total that does not fit.
+    #[error("invalid duration {0:?}: too large")]
+    DurationTooLarge(String),
+    /// Not a duration at all.
+    #[error("invalid duration {0:?}")]
+    InvalidDuration(String),
+}
+
 /// Parses an RFC 3339 timestamp into Unix seconds.
-pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
+pub fn parse_rfc3339(s: &str) -> Result<i64, TimeError> {
     s.parse::<Timestamp>()
         .map(|t| t.as_second())
-        .map_err(|e| format!("invalid RFC 3339 time {s:?}: {e}"))
+        .map_err(|source| TimeError::Rfc3339 {
+            input: s.to_string(),
+            source,
+        })
 }
 
 /// The current time: Unix seconds and the nanoseconds past them (kubeadm's clock is
@@ -79,15 +123,13 @@ pub fn short_human_duration(seconds: i64) -> String {
 /// plus `d` for days and `w` for weeks. Returns whole seconds, never negative: every
 /// duration kubecert takes (thresholds, validity, timeouts) is a length of time, so `-5d` is
 /// refused rather than read as "never" or "after expiry".
-pub fn parse_duration(input: &str) -> Result<i64, String> {
+pub fn parse_duration(input: &str) -> Result<i64, TimeError> {
     let s = input.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(TimeError::EmptyDuration);
     }
     if s.starts_with('-') {
-        return Err(format!(
-            "invalid duration {input:?}: negative durations are not allowed"
-        ));
+        return Err(TimeError::NegativeDuration(input.to_string()));
     }
     let body = s.strip_prefix('+').unwrap_or(s);
     if body == "0" {
@@ -99,13 +141,13 @@ pub fn parse_duration(input: &str) -> Result<i64, String> {
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("invalid duration {input:?}: missing unit"))?;
+            .ok_or_else(|| TimeError::MissingUnit(input.to_string()))?;
         if digits == 0 {
-            return Err(format!("invalid duration {input:?}"));
+            return Err(TimeError::InvalidDuration(input.to_string()));
         }
         let n: i64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("invalid duration {input:?}: number too large"))?;
+            .map_err(|_| TimeError::NumberTooLarge(input.to_string()))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -118,16 +160,21 @@ pub fn parse_duration(input: &str) -> Result<i64, String> {
             "h" => 3600,
             "d" => 86400,
             "w" => 7 * 86400,
-            _ => return Err(format!("invalid duration {input:?}: unknown unit {unit:?}")),
+            _ => {
+                return Err(TimeError::UnknownUnit {
+                    input: input.to_string(),
+                    unit: unit.to_string(),
+                })
+            }
         };
         total = n
             .checked_mul(mult)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("invalid duration {input:?}: too large"))?;
+            .ok_or_else(|| TimeError::DurationTooLarge(input.to_string()))?;
         any = true;
     }
     if !any {
-        return Err(format!("invalid duration {input:?}"));
+        return Err(TimeError::InvalidDuration(input.to_string()));
     }
     Ok(total)
 }
@@ -195,11 +242,11 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("8760h"), Ok(8760 * 3600));
-        assert_eq!(parse_duration("30d"), Ok(30 * 86400));
-        assert_eq!(parse_duration("1h30m"), Ok(5400));
-        assert_eq!(parse_duration("0"), Ok(0));
-        assert_eq!(parse_duration("2w"), Ok(14 * 86400));
+        assert_eq!(parse_duration("8760h").ok(), Some(8760 * 3600));
+        assert_eq!(parse_duration("30d").ok(), Some(30 * 86400));
+        assert_eq!(parse_duration("1h30m").ok(), Some(5400));
+        assert_eq!(parse_duration("0").ok(), Some(0));
+        assert_eq!(parse_duration("2w").ok(), Some(14 * 86400));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("h").is_err());
@@ -207,13 +254,13 @@ mod tests {
         assert!(parse_duration("99999999999999999999h").is_err());
         for neg in ["-5d", "-1h", "-0", "-1h30m", " -30d"] {
             assert_eq!(
-                parse_duration(neg),
+                parse_duration(neg).map_err(|e| e.to_string()),
                 Err(format!(
                     "invalid duration {neg:?}: negative durations are not allowed"
                 ))
             );
         }
-        assert_eq!(parse_duration("+1h"), Ok(3600));
+        assert_eq!(parse_duration("+1h").ok(), Some(3600));
         assert_eq!(format_duration(30 * 86400), "30d");
         assert_eq!(format_duration(5400), "1h30m");
     }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use csr_support::*;
+use kubecert::pki::cert::PublicKeyAlgorithm;
 use kubecert::pki::inventory;
 use kubecert::pki::{Layout, Material};
 use x509_parser::certification_request::X509CertificationRequest;
@@ -144,14 +145,14 @@ fn export_on_the_real_fixtures_verifies_and_touches_nothing() {
                     assert_eq!(mode(&out.join(format!("{row}.key"))), 0o600);
                     // The key is kubeadm's: PKCS#1 or SEC1, same algorithm as the cert.
                     let key = std::fs::read_to_string(out.join(format!("{row}.key"))).unwrap();
-                    if info.key_algorithm.starts_with("RSA") {
+                    if matches!(info.key_algorithm, PublicKeyAlgorithm::Rsa(_)) {
                         assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
                     } else {
                         assert!(key.starts_with("-----BEGIN EC PRIVATE KEY-----"));
                     }
                     assert_eq!(
                         it["keyAlgorithm"].as_str(),
-                        Some(info.key_algorithm.as_str())
+                        Some(info.key_algorithm.to_string().as_str())
                     );
                 }
             }

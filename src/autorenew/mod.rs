@@ -29,6 +29,7 @@ pub use crate::ops::restart::{
     default_park_dir, recover_parked, RestartMethod, RestartOptions, RestartOutcome, StopWait,
 };
 pub use crate::ops::served::COMPONENTS;
+use crate::pki::inventory::Component;
 use crate::renew::{RenewAction, RenewOptions, RenewResult};
 use crate::renew_state::{read_state, write_state, RunRecord, StateError};
 use crate::timefmt;
@@ -102,7 +103,7 @@ pub struct AutoRenewResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renew: Option<RenewResult>,
     /// Components that needed a restart (renewed now, or pending from an earlier run).
-    pub components_to_restart: Vec<String>,
+    pub components_to_restart: Vec<Component>,
     /// Per component, in order.
     pub restarts: Vec<RestartOutcome>,
     /// Manifests an interrupted run had left parked, moved back first.
@@ -123,6 +124,11 @@ impl AutoRenewResult {
     pub fn succeeded(&self) -> bool {
         self.failure.is_none()
     }
+}
+
+/// The names the state file records for `components`.
+fn component_names(components: &[Component]) -> Vec<String> {
+    components.iter().map(|c| c.name().to_string()).collect()
 }
 
 #[cfg(test)]

@@ -21,12 +21,12 @@ pub fn render_text(r: &AutoRenewResult) -> String {
     } else if r.dry_run {
         s.push_str(&format!(
             "[auto-renew] [dry-run] would restart: {}\n",
-            r.components_to_restart.join(", ")
+            crate::pki::inventory::join_components(&r.components_to_restart)
         ));
     } else if r.restarts.is_empty() && r.failure.is_none() {
         s.push_str(&format!(
             "[auto-renew] restart these components yourself: {}\n",
-            r.components_to_restart.join(", ")
+            crate::pki::inventory::join_components(&r.components_to_restart)
         ));
     }
     for o in &r.restarts {

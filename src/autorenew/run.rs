@@ -62,16 +62,17 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
                     .collect();
                 backup_dir = r.backup_dir.clone();
                 unrenewable = crate::renew::unrenewable_message(&r);
-                let mut wanted: BTreeSet<&str> =
-                    r.components_to_restart.iter().map(String::as_str).collect();
+                let mut wanted: BTreeSet<Component> =
+                    r.components_to_restart.iter().copied().collect();
                 if o.restart.method != RestartMethod::None {
-                    wanted.extend(state.pending_restart.iter().map(String::as_str));
+                    // Names the state file holds that are no component are ignored.
+                    wanted.extend(
+                        COMPONENTS
+                            .into_iter()
+                            .filter(|c| state.pending_restart.iter().any(|n| n == c.name())),
+                    );
                 }
-                result.components_to_restart = COMPONENTS
-                    .iter()
-                    .filter(|c| wanted.contains(c.name()))
-                    .map(|c| c.name().to_string())
-                    .collect();
+                result.components_to_restart = wanted.into_iter().collect();
                 result.renew = Some(r);
             }
             Err(e) => {
@@ -101,18 +102,15 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
     // leaves the next run (or `--recover-manifests` + the next run) a list to finish.
     if failure.is_none()
         && o.restart.method != RestartMethod::None
-        && state.pending_restart != result.components_to_restart
+        && state.pending_restart != component_names(&result.components_to_restart)
     {
-        state.pending_restart = result.components_to_restart.clone();
+        state.pending_restart = component_names(&result.components_to_restart);
         write_state(&o.state_file, &state)?;
     }
     let mut restarted: Vec<String> = vec![];
     if failure.is_none() && o.restart.method != RestartMethod::None {
-        let components: Vec<_> = COMPONENTS
-            .into_iter()
-            .filter(|c| result.components_to_restart.iter().any(|n| n == c.name()))
-            .collect();
-        let (outcomes, fail) = crate::ops::restart::restart_all(&o.restart, &components);
+        let (outcomes, fail) =
+            crate::ops::restart::restart_all(&o.restart, &result.components_to_restart);
         restarted = outcomes
             .iter()
             .filter(|x| x.ok)
@@ -141,8 +139,8 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
         state.pending_restart = result
             .components_to_restart
             .iter()
-            .filter(|c| !restarted.contains(c))
-            .cloned()
+            .filter(|c| !restarted.iter().any(|n| n == c.name()))
+            .map(|c| c.name().to_string())
             .collect();
     }
     if failure.is_some() {
@@ -154,9 +152,11 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
     result.failure = failure;
     if let Some(dir) = &o.textfile_dir {
         let p = crate::metrics::MetricsParams {
-            cert_dir: Some(o.renew.layout.cert_dir.display().to_string()),
-            kubeconfig_dir: Some(o.renew.layout.kubeconfig_dir.display().to_string()),
-            external_etcd: Some(o.renew.layout.external_etcd),
+            location: crate::pki::PkiLocation {
+                cert_dir: Some(o.renew.layout.cert_dir.display().to_string()),
+                kubeconfig_dir: Some(o.renew.layout.kubeconfig_dir.display().to_string()),
+                external_etcd: Some(o.renew.layout.external_etcd),
+            },
             now: Some(timefmt::rfc3339(now)),
             kubelet_pki: None,
             state_file: Some(o.state_file.display().to_string()),

@@ -15,7 +15,7 @@ use kubecert::pki::Layout;
 use kubecert::renew::RenewOptions;
 use kubecert::{render, timefmt};
 
-use super::{path_str, print, TextJson};
+use super::{location, path_str, print, TextJson};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -25,7 +25,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn seconds(flag: &str, s: &str) -> Result<i64> {
-    let n = timefmt::parse_duration(s).map_err(anyhow::Error::msg)?;
+    let n = timefmt::parse_duration(s)?;
     if n <= 0 {
         anyhow::bail!("{flag} must be positive");
     }
@@ -61,7 +61,7 @@ pub(super) fn renew_use_api(
     let r = runtime()?.block_on(api_renew::renew_with_api(&o, &progress))?;
     match output {
         TextJson::Text => print(&api_renew::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -82,10 +82,10 @@ pub(super) struct SignArgs {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// PKI dir (the CAs and the certificates requests are matched against).
-    #[arg(long, default_value = "/etc/kubernetes/pki")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
     cert_dir: PathBuf,
     /// Kubeconfig dir (admin.conf & co. are inventory rows too).
-    #[arg(long, default_value = "/etc/kubernetes")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
     kubeconfig_dir: PathBuf,
     /// Treat etcd as external.
     #[arg(long)]
@@ -143,7 +143,7 @@ pub(super) fn sign_cmd(a: SignArgs) -> Result<ExitCode> {
     let r = rt.block_on(sign::sign_once(&o))?;
     match a.output {
         TextJson::Text => print(&sign::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(
         if r.requests.iter().any(|i| i.action == SignAction::Failed) {
@@ -172,10 +172,10 @@ pub(super) struct ApproveArgs {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// PKI dir (requests must match a certificate in it).
-    #[arg(long, default_value = "/etc/kubernetes/pki")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
     cert_dir: PathBuf,
     /// Kubeconfig dir.
-    #[arg(long, default_value = "/etc/kubernetes")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
     kubeconfig_dir: PathBuf,
     /// Treat etcd as external.
     #[arg(long)]
@@ -196,14 +196,12 @@ pub(super) fn approve_cmd(a: ApproveArgs) -> Result<ExitCode> {
         kubeconfig: Some(path_str(&kubeconfig_or_default(a.kubeconfig))),
         policy: opt_path(&a.policy),
         dry_run: a.dry_run,
-        cert_dir: Some(path_str(&a.cert_dir)),
-        kubeconfig_dir: Some(path_str(&a.kubeconfig_dir)),
-        external_etcd: a.external_etcd.then_some(true),
+        location: location(&a.cert_dir, &a.kubeconfig_dir, a.external_etcd),
     };
     let r = runtime()?.block_on(approve::approve(&p))?;
     match a.output {
         TextJson::Text => print(&approve::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(
         if r.requests.iter().any(|i| i.decision == Decision::NotFound) {

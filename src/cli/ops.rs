@@ -44,10 +44,10 @@ fn parse_pair(s: &str) -> Result<(Endpoint, String), String> {
 #[derive(clap::Args, Debug)]
 pub(super) struct EndpointArgs {
     /// PKI dir.
-    #[arg(long, default_value = "/etc/kubernetes/pki")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
     cert_dir: PathBuf,
     /// Static pod manifests dir the endpoints are read from.
-    #[arg(long, default_value = "/etc/kubernetes/manifests")]
+    #[arg(long, default_value = kubecert::ops::served::DEFAULT_MANIFESTS_DIR)]
     manifests_dir: PathBuf,
     /// Connect to ENDPOINT at HOST:PORT instead (e.g. etcd-client=10.0.0.5:2379); repeatable.
     #[arg(long = "endpoint", value_name = "ENDPOINT=HOST:PORT", value_parser = parse_pair)]
@@ -120,7 +120,7 @@ pub(super) fn served_cmd(a: ServedArgs) -> Result<ExitCode> {
     })?;
     match a.output {
         TextJson::Text => print(&served::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(ExitCode::from(r.level.exit_code()))
 }
@@ -159,7 +159,7 @@ pub(super) fn health_cmd(a: HealthArgs) -> Result<ExitCode> {
     })?;
     match a.output {
         TextJson::Text => print(&health::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(ExitCode::from(if r.healthy { 0 } else { 4 }))
 }
@@ -270,7 +270,7 @@ pub(super) fn restart_cmd(a: RestartArgs) -> Result<ExitCode> {
     })?;
     match a.output {
         TextJson::Text => print(&restart::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(ExitCode::from(if r.ok { 0 } else { 4 }))
 }

@@ -19,7 +19,7 @@ use kubecert::pki::Layout;
 use kubecert::renew::RenewParams;
 use kubecert::{render, timefmt};
 
-use super::{path_str, print, TextJson};
+use super::{location, path_str, print, TextJson};
 
 /// `check -o prometheus`: the same rendering as `kubecert metrics`, with the state file at
 /// its default place.
@@ -32,12 +32,12 @@ pub(super) fn check_prometheus(report: &CheckResult, layout: &Layout) -> String 
 #[derive(clap::Args, Debug)]
 pub(super) struct MetricsArgs {
     /// PKI dir.
-    #[arg(long, default_value = "/etc/kubernetes/pki", env = "KUBECERT_CERT_DIR")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR, env = "KUBECERT_CERT_DIR")]
     cert_dir: PathBuf,
     /// Dir with admin.conf, controller-manager.conf, scheduler.conf, super-admin.conf.
     #[arg(
         long,
-        default_value = "/etc/kubernetes",
+        default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR,
         env = "KUBECERT_KUBECONFIG_DIR"
     )]
     kubeconfig_dir: PathBuf,
@@ -45,7 +45,7 @@ pub(super) struct MetricsArgs {
     #[arg(long)]
     external_etcd: bool,
     /// kubelet PKI dir (for the kubelet.conf series).
-    #[arg(long, default_value = "/var/lib/kubelet/pki")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
     kubelet_pki: PathBuf,
     /// The state file auto-renew records its runs in (default <cert-dir>/../kubecert-state.json).
     #[arg(long, env = "KUBECERT_STATE_FILE")]
@@ -61,9 +61,7 @@ pub(super) struct MetricsArgs {
 
 pub(super) fn metrics_cmd(a: MetricsArgs) -> Result<ExitCode> {
     let r = metrics::metrics(&MetricsParams {
-        cert_dir: Some(path_str(&a.cert_dir)),
-        kubeconfig_dir: Some(path_str(&a.kubeconfig_dir)),
-        external_etcd: a.external_etcd.then_some(true),
+        location: location(&a.cert_dir, &a.kubeconfig_dir, a.external_etcd),
         now: a.now,
         kubelet_pki: Some(path_str(&a.kubelet_pki)),
         state_file: a.state_file.as_deref().map(path_str),
@@ -108,12 +106,12 @@ pub(super) struct AutoRenewArgs {
     )]
     allow_unrenewable: Vec<String>,
     /// PKI dir.
-    #[arg(long, default_value = "/etc/kubernetes/pki", env = "KUBECERT_CERT_DIR")]
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR, env = "KUBECERT_CERT_DIR")]
     cert_dir: PathBuf,
     /// Kubeconfig dir.
     #[arg(
         long,
-        default_value = "/etc/kubernetes",
+        default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR,
         env = "KUBECERT_KUBECONFIG_DIR"
     )]
     kubeconfig_dir: PathBuf,
@@ -138,7 +136,7 @@ pub(super) struct AutoRenewArgs {
     /// Static pod manifests dir.
     #[arg(
         long,
-        default_value = "/etc/kubernetes/manifests",
+        default_value = kubecert::ops::served::DEFAULT_MANIFESTS_DIR,
         env = "KUBECERT_MANIFESTS_DIR"
     )]
     manifests_dir: PathBuf,
@@ -252,12 +250,10 @@ pub(super) fn secs(flag: &str, s: &str) -> Result<Duration> {
 pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
     let params = RenewParams {
         names: a.names,
-        cert_dir: Some(path_str(&a.cert_dir)),
-        kubeconfig_dir: Some(path_str(&a.kubeconfig_dir)),
-        external_etcd: a.external_etcd.then_some(true),
+        location: location(&a.cert_dir, &a.kubeconfig_dir, a.external_etcd),
         within: Some(a.within),
         dry_run: a.dry_run,
-        key_algorithm: a.key_algorithm.parse().map_err(anyhow::Error::msg)?,
+        key_algorithm: a.key_algorithm.parse()?,
         validity: Some(a.validity),
         backup_dir: a.backup_dir.as_deref().map(path_str),
         now: a.now,
@@ -341,14 +337,14 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
                     println!("[auto-renew] moved back parked manifest {m}");
                 }
             }
-            TextJson::Json => print(&render::json(&moved))?,
+            TextJson::Json => print(&render::json(&moved)?)?,
         }
         return Ok(ExitCode::SUCCESS);
     }
     let r = autorenew::auto_renew(&opts)?;
     match a.output {
         TextJson::Text => print(&autorenew::render_text(&r))?,
-        TextJson::Json => print(&render::json(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
     }
     Ok(if r.succeeded() {
         ExitCode::SUCCESS

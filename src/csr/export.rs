@@ -13,15 +13,9 @@ pub struct CsrExportParams {
     /// Where `<name>.csr` and `<name>.key` go (created 0700): a directory of its own, never
     /// one that holds live files of the cluster (the cert dir, `pki/etcd`, the kubeconfig dir).
     pub csr_dir: String,
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Kubeconfig dir (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd (default: auto).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: PkiLocation,
     /// Reuse the certificate's current private key instead of generating one.
     #[serde(default)]
     pub reuse_key: bool,
@@ -113,7 +107,7 @@ fn build_request(
     };
     let mut spec = LeafSpec::from_existing(info, 0, 0);
     spec.normalize();
-    for u in required_usages(e.role) {
+    for u in e.role.ext_key_usages() {
         if !spec.ext_key_usage.iter().any(|x| x == u) {
             spec.ext_key_usage.push((*u).to_string());
         }
@@ -133,14 +127,13 @@ fn build_request(
             });
         }
         item.key_reused = true;
-        item.key_algorithm = Some(info.key_algorithm.clone());
+        item.key_algorithm = Some(info.key_algorithm.to_string());
         k
     } else {
         let alg = p.key_algorithm.resolve(&info.key_algorithm);
-        let kp = issue::generate_key(alg).map_err(|e| issue_err(e.to_string()))?;
-        let pem = issue::key_pem(&kp, KeyFormat::Pkcs8).map_err(|e| issue_err(e.to_string()))?;
+        let (key, _pem) = issue::new_key(alg).map_err(|e| issue_err(e.to_string()))?;
         item.key_algorithm = Some(alg.display().to_string());
-        cert::parse_private_key(pem.as_bytes()).map_err(|e| issue_err(e.to_string()))?
+        key
     };
     let der =
         issue::csr_der(&spec, &key.pair, p.request_usages).map_err(|e| issue_err(e.to_string()))?;
@@ -172,7 +165,7 @@ fn build_request(
 /// Writes a CSR and a private key for each selected certificate into the CSR dir. Nothing is
 /// written unless every request could be built, and nothing in the PKI is ever touched.
 pub fn export(p: &CsrExportParams) -> Result<CsrExportResult> {
-    let layout = layout_of(&p.cert_dir, &p.kubeconfig_dir, p.external_etcd);
+    let layout = p.location.layout();
     let (entries, _) = inventory::select(&p.names, &layout)?;
     let dir = csr_dir_of(&p.csr_dir)?;
     if p.reuse_key && p.key_algorithm != KeyAlgorithm::Same {
@@ -230,7 +223,9 @@ pub fn export(p: &CsrExportParams) -> Result<CsrExportResult> {
             reason: String::new(),
             ca_name: ca.name().to_string(),
             externally_managed: cas.get(ca).is_some_and(|c| c.externally_managed()),
-            required_usages: required_usages(e.role)
+            required_usages: e
+                .role
+                .ext_key_usages()
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),

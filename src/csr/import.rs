@@ -12,15 +12,9 @@ pub struct CsrImportParams {
     pub names: Vec<String>,
     /// Where the signed `<name>.crt` files and their `<name>.key` are.
     pub csr_dir: String,
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Kubeconfig dir (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd (default: auto).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: PkiLocation,
     /// Validate and report only; write nothing.
     #[serde(default)]
     pub dry_run: bool,
@@ -91,7 +85,7 @@ pub struct CsrImportResult {
     /// Per certificate.
     pub certificates: Vec<ImportItem>,
     /// Components whose certificates changed (or would) and must restart.
-    pub components_to_restart: Vec<String>,
+    pub components_to_restart: Vec<Component>,
     /// Whether anything changed (or would, in a dry run).
     pub changed: bool,
     /// What recovery of an interrupted earlier run did, if anything.
@@ -142,7 +136,7 @@ fn examine(
         },
     };
     if let Some(s) = &signed {
-        item.new = Some(snapshot(&s.info));
+        item.new = Some(CertSnapshot::of(&s.info));
     }
     // Its key (errors never carry key bytes).
     let key = if !exists_nofollow(key_path) {
@@ -184,11 +178,11 @@ fn examine(
 /// Validates every signed certificate in the CSR dir and installs them all in one
 /// transaction — or none of them, when any is refused.
 pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
-    let layout = layout_of(&p.cert_dir, &p.kubeconfig_dir, p.external_etcd);
+    let layout = p.location.layout();
     let (entries, all) = inventory::select(&p.names, &layout)?;
     let dir = csr_dir_of(&p.csr_dir)?;
     let now = match &p.now {
-        Some(s) => timefmt::parse_rfc3339(s).map_err(Error::InvalidArgument)?,
+        Some(s) => timefmt::parse_rfc3339(s)?,
         None => timefmt::now_unix(),
     };
     let backup_root = match &p.backup_dir {
@@ -332,18 +326,18 @@ pub fn import(p: &CsrImportParams) -> Result<CsrImportResult> {
         i.action == ImportAction::Installed
             || (i.action == ImportAction::WouldInstall && failed.is_empty())
     };
-    let mut components: BTreeSet<&str> = BTreeSet::new();
-    for i in items.iter().filter(|i| changing(i)) {
-        if let Some(e) = inventory::find(&i.name) {
-            components.extend(e.components.iter().map(|c| c.name()));
-        }
-    }
+    let components = inventory::components_of(
+        items
+            .iter()
+            .filter(|i| changing(i))
+            .filter_map(|i| inventory::find(&i.name)),
+    );
     let changed = items.iter().any(changing);
     Ok(CsrImportResult {
         dry_run: p.dry_run,
         csr_dir: dir.display().to_string(),
         backup_dir: backup_dir.map(|d| d.display().to_string()),
-        components_to_restart: components.into_iter().map(str::to_string).collect(),
+        components_to_restart: components,
         changed,
         certificates: items,
         recovered,

@@ -13,7 +13,6 @@
 //!   through the same locked, journaled, backed-up transaction as `renew` — or, when anything
 //!   is refused, installs nothing and says exactly what is wrong with each file.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -24,12 +23,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pki::cert::{self, Cert, CertInfo, KeyFormat, PrivateKey};
-use crate::pki::inventory::{self, CaId, Entry, Location, Role};
+use crate::pki::inventory::{self, CaId, Component, Entry, Location};
 use crate::pki::issue::{self, KeyAlgorithm, LeafSpec};
 use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::snapshot::CertSnapshot;
 use crate::pki::store::{self, Store, Write_};
-use crate::pki::{self, Cas, Found, KeyOrigin, Layout, Material};
+use crate::pki::{self, Cas, Found, KeyOrigin, Layout, Material, PkiLocation};
 use crate::timefmt;
 
 mod export;
@@ -48,40 +47,6 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 // ---------------------------------------------------------------------------------------------
 // Shared
 // ---------------------------------------------------------------------------------------------
-
-/// The extended key usages a certificate of `role` must carry (kubeadm's signer contract:
-/// server → serverAuth, client → clientAuth, etcd server/peer → both).
-pub fn required_usages(role: Role) -> &'static [&'static str] {
-    match role {
-        Role::Server => &["serverAuth"],
-        Role::Client => &["clientAuth"],
-        Role::ServerAndClient => &["serverAuth", "clientAuth"],
-        Role::Authority => &[],
-    }
-}
-
-fn role_text(role: Role) -> &'static str {
-    match role {
-        Role::Server => "server",
-        Role::Client => "client",
-        Role::ServerAndClient => "server-and-client (etcd)",
-        Role::Authority => "CA",
-    }
-}
-
-fn layout_of(
-    cert_dir: &Option<String>,
-    kubeconfig_dir: &Option<String>,
-    external_etcd: Option<bool>,
-) -> Layout {
-    Layout::new(
-        cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
-        kubeconfig_dir
-            .as_deref()
-            .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
-        external_etcd,
-    )
-}
 
 fn csr_dir_of(s: &str) -> Result<PathBuf> {
     if s.trim().is_empty() {
@@ -102,26 +67,6 @@ fn exists_nofollow(p: &Path) -> bool {
     fs::symlink_metadata(p).is_ok()
 }
 
-fn snapshot(info: &CertInfo) -> CertSnapshot {
-    CertSnapshot {
-        not_after: timefmt::rfc3339(info.not_after),
-        not_before: timefmt::rfc3339(info.not_before),
-        serial: Some(info.serial.clone()),
-        subject: info.subject.clone(),
-        dns_names: info.dns_names.clone(),
-        ip_addresses: info.ip_addresses.iter().map(|i| i.to_string()).collect(),
-        ext_key_usage: info.ext_key_usage.clone(),
-        key_algorithm: info.key_algorithm.clone(),
-    }
-}
-
-fn pem_lf(label: &str, der: &[u8]) -> String {
-    ::pem::encode_config(
-        &::pem::Pem::new(label, der.to_vec()),
-        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
-    )
-}
-
 /// A private key as PEM in the encoding it was loaded from (PKCS#1 `RSA PRIVATE KEY`, SEC1
 /// `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`), the DER kept verbatim.
 fn key_pem_same_format(k: &PrivateKey) -> String {
@@ -130,7 +75,7 @@ fn key_pem_same_format(k: &PrivateKey) -> String {
         KeyFormat::Sec1 => "EC PRIVATE KEY",
         KeyFormat::Pkcs8 => "PRIVATE KEY",
     };
-    pem_lf(label, k.pair.serialized_der())
+    issue::pem_lf(&::pem::Pem::new(label, k.pair.serialized_der().to_vec()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,13 +153,14 @@ pub fn find_collision(layout: &Layout, paths: &[PathBuf]) -> Option<(PathBuf, Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::inventory::Role;
 
     #[test]
     fn usages_follow_role() {
-        assert_eq!(required_usages(Role::Server), ["serverAuth"]);
-        assert_eq!(required_usages(Role::Client), ["clientAuth"]);
+        assert_eq!(Role::Server.ext_key_usages(), ["serverAuth"]);
+        assert_eq!(Role::Client.ext_key_usages(), ["clientAuth"]);
         assert_eq!(
-            required_usages(Role::ServerAndClient),
+            Role::ServerAndClient.ext_key_usages(),
             ["serverAuth", "clientAuth"]
         );
         let e = inventory::find("etcd-server").map(|e| e.role);

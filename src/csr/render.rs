@@ -14,13 +14,7 @@ pub fn render_export_text(r: &CsrExportResult) -> String {
                 i.key_path,
                 i.reason,
                 i.ca_name,
-                if i.required_usages.len() == 2 {
-                    "server-and-client"
-                } else if i.required_usages.first().map(String::as_str) == Some("serverAuth") {
-                    "server"
-                } else {
-                    "client"
-                },
+                inventory::find(&i.name).map_or("unknown", |e| e.role.short_name()),
                 i.required_usages.join("+"),
             )),
             ExportAction::Kept => s.push_str(&format!("[csr] {}: {}\n", i.name, i.reason)),
@@ -112,7 +106,7 @@ pub fn render_import_text(r: &CsrImportResult) -> String {
         let verb = if r.dry_run { "would change" } else { "changed" };
         s.push_str(&format!(
             "Components whose certificates {verb}: {}\n",
-            r.components_to_restart.join(", ")
+            inventory::join_components(&r.components_to_restart)
         ));
     }
     if let Some(b) = &r.backup_dir {

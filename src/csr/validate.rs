@@ -3,82 +3,8 @@
 
 use super::*;
 
-/// Why a signed certificate was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum FindingCode {
-    /// An explicitly named certificate has no `<name>.crt` in the CSR dir.
-    NotFound,
-    /// A file could not be read.
-    Unreadable,
-    /// `<name>.crt` is not a PEM certificate.
-    BadCertificate,
-    /// `<name>.key` is absent.
-    KeyMissing,
-    /// `<name>.key` is not a usable RSA/ECDSA private key.
-    BadKey,
-    /// The certificate's public key is not the key's.
-    KeyMismatch,
-    /// Not signed by the CA this certificate must chain to.
-    WrongCa,
-    /// The certificates following the leaf do not form a valid chain.
-    ChainInvalid,
-    /// Subject (DER) differs from the certificate being replaced.
-    SubjectMismatch,
-    /// SANs (as sets) differ from the certificate being replaced.
-    SanMismatch,
-    /// Extended key usages do not fit the certificate's role.
-    EkuMismatch,
-    /// Key usage unfit for a TLS leaf.
-    KeyUsage,
-    /// A CA certificate where a leaf is required.
-    IsCa,
-    /// NotAfter is in the past.
-    Expired,
-    /// NotBefore is in the future.
-    NotYetValid,
-    /// NotAfter is after the issuing CA's NotAfter.
-    OutlivesCa,
-    /// There is no current certificate to compare with.
-    NoCurrentCertificate,
-    /// The current certificate (or kubeconfig) is unreadable.
-    CurrentUnreadable,
-    /// The CA certificate is missing from the PKI.
-    CaMissing,
-    /// The PKI's CA certificate is not a CA (CA:FALSE).
-    CaNotACa,
-    /// The files cannot be installed where the current certificate lives.
-    NotInstallable,
-}
-
-impl FindingCode {
-    /// The kebab-case code.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingCode::NotFound => "not-found",
-            FindingCode::Unreadable => "unreadable",
-            FindingCode::BadCertificate => "bad-certificate",
-            FindingCode::KeyMissing => "key-missing",
-            FindingCode::BadKey => "bad-key",
-            FindingCode::KeyMismatch => "key-mismatch",
-            FindingCode::WrongCa => "wrong-ca",
-            FindingCode::ChainInvalid => "chain-invalid",
-            FindingCode::SubjectMismatch => "subject-mismatch",
-            FindingCode::SanMismatch => "san-mismatch",
-            FindingCode::EkuMismatch => "eku-mismatch",
-            FindingCode::KeyUsage => "key-usage",
-            FindingCode::IsCa => "is-ca",
-            FindingCode::Expired => "expired",
-            FindingCode::NotYetValid => "not-yet-valid",
-            FindingCode::OutlivesCa => "outlives-ca",
-            FindingCode::NoCurrentCertificate => "no-current-certificate",
-            FindingCode::CurrentUnreadable => "current-unreadable",
-            FindingCode::CaMissing => "ca-missing",
-            FindingCode::CaNotACa => "ca-not-a-ca",
-            FindingCode::NotInstallable => "not-installable",
-        }
-    }
-}
+/// Why a signed certificate was refused: the one finding vocabulary of check, csr and kubeapi.
+pub use crate::pki::finding::FindingCode;
 
 /// What the checks of one row read: the row, its PKI and the PKI's CAs, the cluster CA's
 /// PEM (re-embedded into kubeconfigs) and the clock.
@@ -279,13 +205,11 @@ fn same_attributes(a: &str, b: &str) -> bool {
 }
 
 fn san_diff(old: &CertInfo, new: &CertInfo) -> Option<String> {
-    let set = |i: &CertInfo| i.san_strings().into_iter().collect::<BTreeSet<_>>();
-    let (o, n) = (set(old), set(new));
+    let (o, n) = (old.san_set(), new.san_set());
     if o == n {
         return None;
     }
-    let missing: Vec<&str> = o.difference(&n).map(String::as_str).collect();
-    let added: Vec<&str> = n.difference(&o).map(String::as_str).collect();
+    let (missing, added) = cert::san_difference(&o, &n);
     let mut parts = Vec::new();
     if !missing.is_empty() {
         parts.push(format!("missing SAN(s) {}", missing.join(", ")));
@@ -308,7 +232,7 @@ fn check_leaf(
     now: i64,
     out: &mut Vec<Finding>,
 ) {
-    let need = required_usages(e.role);
+    let need = e.role.ext_key_usages();
     let lacking: Vec<&str> = need
         .iter()
         .copied()
@@ -319,7 +243,7 @@ fn check_leaf(
             FindingCode::EkuMismatch,
             format!(
                 "has no extendedKeyUsage; a {} certificate needs {}",
-                role_text(e.role),
+                e.role.describe(),
                 need.join(" and ")
             ),
         ));
@@ -329,7 +253,7 @@ fn check_leaf(
             format!(
                 "extendedKeyUsage is {} but a {} certificate needs {} (missing {})",
                 info.ext_key_usage.join(", "),
-                role_text(e.role),
+                e.role.describe(),
                 need.join(" and "),
                 lacking.join(", ")
             ),
@@ -441,7 +365,7 @@ pub(super) fn judge(
             None
         }
         Material::Present(found) => {
-            old = Some(snapshot(&found.cert.info));
+            old = Some(CertSnapshot::of(&found.cert.info));
             Some(found)
         }
     };
@@ -603,7 +527,7 @@ pub fn validate_issued(
             unchanged: j.unchanged,
             current_der: j.current_der,
             old,
-            new: snapshot(&signed.info),
+            new: CertSnapshot::of(&signed.info),
         }),
         _ => {
             if f.is_empty() {

@@ -32,10 +32,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     api_err, client, condition, csr_api, describe, match_request, name_of, parse_request,
-    role_name, usage_problems, CsrState, KubeApiError, Matching, Result, KUBE_APISERVER_CLIENT,
+    usage_problems, CsrState, KubeApiError, Matching, Result, KUBE_APISERVER_CLIENT,
 };
 use crate::pki::inventory::{CaId, Role};
-use crate::pki::{self, Layout};
+use crate::pki::Layout;
 
 /// Default policy: signer names allowed.
 pub const DEFAULT_SIGNER_NAMES: &[&str] = &[KUBE_APISERVER_CLIENT, "kubecert.io/*"];
@@ -163,15 +163,9 @@ pub struct ApproveParams {
     /// Decide and report only; change nothing in the cluster.
     #[serde(default)]
     pub dry_run: bool,
-    /// PKI dir (default `/etc/kubernetes/pki`).
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Kubeconfig dir (default `/etc/kubernetes`).
-    #[serde(default)]
-    pub kubeconfig_dir: Option<String>,
-    /// External etcd (default: auto).
-    #[serde(default)]
-    pub external_etcd: Option<bool>,
+    /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
+    #[serde(flatten)]
+    pub location: crate::pki::PkiLocation,
 }
 
 /// The decision on one request.
@@ -270,7 +264,8 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
         Ok(r) => r,
         Err(why) => {
             it.reasons.push(format!(
-                "spec.request cannot be judged ({why}); left pending"
+                "spec.request cannot be judged ({}); left pending",
+                crate::error::report(&why)
             ));
             return it;
         }
@@ -326,7 +321,7 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
         broken.push(format!(
             "signer {signer} issues client certificates from the cluster CA, but {row} is a \
              {} certificate issued by {}",
-            role_name(role),
+            role.api_name(),
             ca.name()
         ));
     }
@@ -373,7 +368,7 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
             "renews {} of this node's PKI: same subject and SANs as the current certificate, \
              usages of a {} certificate, signer {signer} and requester {:?} allowed",
             it.certificates.join(" / "),
-            role_name(role),
+            role.api_name(),
             it.username
         ));
     } else {
@@ -432,13 +427,7 @@ pub async fn approve(p: &ApproveParams) -> Result<ApproveResult> {
         Some(f) => Policy::load(Path::new(f))?,
         None => Policy::default(),
     };
-    let layout = Layout::new(
-        p.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
-        p.kubeconfig_dir
-            .as_deref()
-            .unwrap_or(pki::DEFAULT_KUBECONFIG_DIR),
-        p.external_etcd,
-    );
+    let layout = p.location.layout();
     if !layout.cert_dir.is_dir() {
         return Err(crate::Error::io(
             &layout.cert_dir,

@@ -29,7 +29,7 @@ use k8s_openapi::api::certificates::v1::{
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension};
+use x509_parser::prelude::{FromDer, ParsedExtension};
 
 use crate::pki::inventory::{CaId, Entry, Role};
 use crate::pki::{self, Layout, Material};
@@ -234,27 +234,11 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
 // Usages
 // ---------------------------------------------------------------------------------------------
 
-/// The `spec.usages` a certificate of `role` is requested with: digital signature, key
-/// encipherment and the role's extended key usages (server auth and/or client auth).
-pub fn role_usages(role: Role) -> Vec<&'static str> {
-    let mut v = vec![DIGITAL_SIGNATURE, KEY_ENCIPHERMENT];
-    match role {
-        Role::Server => v.push(SERVER_AUTH),
-        Role::Client => v.push(CLIENT_AUTH),
-        Role::ServerAndClient => {
-            v.push(SERVER_AUTH);
-            v.push(CLIENT_AUTH);
-        }
-        Role::Authority => {}
-    }
-    v
-}
-
 /// What is wrong with `usages` for a certificate of `role` (empty when they fit): only
 /// digital signature, key encipherment and the role's EKUs may be requested; digital
 /// signature and the role's EKUs must be.
 pub fn usage_problems(usages: &[String], role: Role) -> Vec<String> {
-    let allowed = role_usages(role);
+    let allowed = role.api_usages();
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for u in usages {
@@ -263,7 +247,7 @@ pub fn usage_problems(usages: &[String], role: Role) -> Vec<String> {
         } else if !allowed.contains(&u.as_str()) {
             out.push(format!(
                 "usage \"{u}\" is not allowed for a {} certificate (allowed: {})",
-                role_name(role),
+                role.api_name(),
                 allowed.join(", ")
             ));
         }
@@ -272,21 +256,11 @@ pub fn usage_problems(usages: &[String], role: Role) -> Vec<String> {
         if !usages.iter().any(|u| u == need) {
             out.push(format!(
                 "usage \"{need}\" is missing; a {} certificate needs it",
-                role_name(role)
+                role.api_name()
             ));
         }
     }
     out
-}
-
-/// The role in words.
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Server => "serving",
-        Role::Client => "client",
-        Role::ServerAndClient => "server-and-client (etcd)",
-        Role::Authority => "CA",
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,23 +394,42 @@ impl Request {
     }
 }
 
+/// Why a `spec.request` cannot be judged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Not PEM.
+    #[error("not PEM")]
+    NotPem(#[source] ::pem::PemError),
+    /// PEM without a `CERTIFICATE REQUEST` block.
+    #[error("no CERTIFICATE REQUEST PEM block")]
+    NoRequestBlock,
+    /// The block is not a PKCS#10 request.
+    #[error("not a PKCS#10 request")]
+    NotPkcs10(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
+    /// Bytes after the request's DER.
+    #[error("trailing bytes after the request")]
+    TrailingBytes,
+    /// The self-signature does not verify.
+    #[error("the request's signature does not verify")]
+    BadSignature(#[source] x509_parser::error::X509Error),
+}
+
 /// Parses `spec.request` (PEM `CERTIFICATE REQUEST`), verifies its self-signature and reads
 /// the subject, the SANs and basicConstraints from the extension request.
-pub fn parse_request(pem_bytes: &[u8]) -> std::result::Result<Request, String> {
+pub fn parse_request(pem_bytes: &[u8]) -> std::result::Result<Request, RequestError> {
     use x509_parser::certification_request::X509CertificationRequest;
-    let blocks = ::pem::parse_many(pem_bytes).map_err(|e| format!("not PEM: {e}"))?;
+    let blocks = ::pem::parse_many(pem_bytes).map_err(RequestError::NotPem)?;
     let block = blocks
         .into_iter()
         .find(|b| b.tag() == "CERTIFICATE REQUEST")
-        .ok_or("no CERTIFICATE REQUEST PEM block")?;
+        .ok_or(RequestError::NoRequestBlock)?;
     let der = block.into_contents();
-    let (rest, req) = X509CertificationRequest::from_der(&der)
-        .map_err(|e| format!("not a PKCS#10 request: {e}"))?;
+    let (rest, req) = X509CertificationRequest::from_der(&der).map_err(RequestError::NotPkcs10)?;
     if !rest.is_empty() {
-        return Err("trailing bytes after the request".into());
+        return Err(RequestError::TrailingBytes);
     }
-    req.verify_signature()
-        .map_err(|e| format!("the request's signature does not verify: {e}"))?;
+    req.verify_signature().map_err(RequestError::BadSignature)?;
     let info = &req.certification_request_info;
     let mut r = Request {
         der: der.clone(),
@@ -453,23 +446,12 @@ pub fn parse_request(pem_bytes: &[u8]) -> std::result::Result<Request, String> {
     for ext in req.requested_extensions().into_iter().flatten() {
         match ext {
             ParsedExtension::SubjectAlternativeName(san) => {
-                for gn in &san.general_names {
-                    match gn {
-                        GeneralName::DNSName(d) => r.dns_names.push(d.to_string()),
-                        GeneralName::IPAddress(b) => {
-                            if let Ok(a) = <[u8; 4]>::try_from(*b) {
-                                r.ip_addresses.push(IpAddr::from(a));
-                            } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
-                                r.ip_addresses.push(IpAddr::from(a));
-                            } else {
-                                r.other_sans.push(format!("IP:<{} bytes>", b.len()));
-                            }
-                        }
-                        GeneralName::URI(u) => r.uris.push(u.to_string()),
-                        GeneralName::RFC822Name(e) => r.emails.push(e.to_string()),
-                        other => r.other_sans.push(format!("other:{other}")),
-                    }
-                }
+                let sans = crate::pki::cert::Sans::read(&san.general_names);
+                r.dns_names.extend(sans.dns_names);
+                r.ip_addresses.extend(sans.ip_addresses);
+                r.uris.extend(sans.uris);
+                r.emails.extend(sans.emails);
+                r.other_sans.extend(sans.other);
             }
             ParsedExtension::BasicConstraints(bc) => r.is_ca |= bc.ca,
             _ => {}
@@ -512,15 +494,14 @@ pub fn match_request(layout: &Layout, req: &Request) -> Matching {
             continue;
         };
         let info = &found.cert.info;
-        let have: BTreeSet<String> = info.san_strings().into_iter().collect();
+        let have = info.san_set();
         let same_subject = info.subject_der == req.subject_der;
         let same_sans = have == want;
         if same_subject && same_sans {
             rows.push(RowMatch { entry: e, ca });
         } else if nearest.is_none() && (same_subject || same_sans) {
             let diff = if same_subject {
-                let extra: Vec<&str> = want.difference(&have).map(String::as_str).collect();
-                let missing: Vec<&str> = have.difference(&want).map(String::as_str).collect();
+                let (missing, extra) = crate::pki::cert::san_difference(&have, &want);
                 let mut p = Vec::new();
                 if !extra.is_empty() {
                     p.push(format!("extra SAN(s) {}", extra.join(", ")));
@@ -605,7 +586,7 @@ mod tests {
     #[test]
     fn usages_by_role() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert!(usage_problems(&s(&role_usages(Role::Server)), Role::Server).is_empty());
+        assert!(usage_problems(&s(Role::Server.api_usages()), Role::Server).is_empty());
         assert!(usage_problems(&s(&["digital signature", "client auth"]), Role::Client).is_empty());
         let p = usage_problems(&s(&["digital signature", "server auth"]), Role::Client);
         assert_eq!(p.len(), 2, "{p:?}");
@@ -655,7 +636,8 @@ mod tests {
         if let Some(last) = bad.last_mut() {
             *last ^= 1;
         }
-        let err = parse_request(issue::csr_pem(&bad).as_bytes()).unwrap_err();
+        let err =
+            crate::error::report(&parse_request(issue::csr_pem(&bad).as_bytes()).unwrap_err());
         assert!(err.contains("signature"), "{err}");
         assert!(parse_request(b"garbage").is_err());
         let cert_pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";

@@ -29,12 +29,11 @@ use kube::api::{PostParams, WatchEvent, WatchParams};
 use kube::Api;
 
 use super::{
-    api_err, client, csr_api, generate_name, role_name, role_usages, CsrState, KubeApiError,
-    Result, KUBE_APISERVER_CLIENT,
+    api_err, client, csr_api, generate_name, CsrState, KubeApiError, Result, KUBE_APISERVER_CLIENT,
 };
 use crate::csr;
 use crate::error::Error;
-use crate::pki::cert::{self, CertInfo, KeyFormat, PrivateKey};
+use crate::pki::cert::{self, CertInfo, PrivateKey};
 use crate::pki::inventory::{self, CaId, Entry, Role};
 use crate::pki::issue::{self, LeafSpec};
 use crate::pki::snapshot::CertSnapshot;
@@ -59,12 +58,69 @@ pub struct ApiRenewOptions {
     pub request_expiration: bool,
 }
 
+/// Why a row's request has no signer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoSigner {
+    /// `--signer-name` without a `/`.
+    #[error("--signer-name {given:?} is not a qualified signer name (DOMAIN/PATH, e.g. kubecert.io/{ca})")]
+    NoPath {
+        /// What was given.
+        given: String,
+        /// The row's CA (for the example).
+        ca: &'static str,
+    },
+    /// `--signer-name` whose domain or path is empty, or a domain without a dot.
+    #[error("--signer-name {given:?} is not a qualified signer name (DOMAIN/PATH)")]
+    NotQualified {
+        /// What was given.
+        given: String,
+    },
+    /// No built-in signer issues this row.
+    #[error(
+        "{cert} is a {role} certificate issued by {ca}: no built-in signer issues it; pass \
+         --signer-name and run an external signer for it (e.g. `kubecert sign \
+         --signer-name kubecert.io/{ca}` on a control-plane node)"
+    )]
+    NoBuiltIn {
+        /// Inventory name.
+        cert: &'static str,
+        /// Role wording.
+        role: &'static str,
+        /// CA name.
+        ca: &'static str,
+    },
+    /// `kube-apiserver-client` asked for a row it does not issue.
+    #[error(
+        "{KUBE_APISERVER_CLIENT} issues client certificates from the cluster CA only, \
+         but {cert} is a {role} certificate issued by {ca}; pass another --signer-name"
+    )]
+    NotClientOfCa {
+        /// Inventory name.
+        cert: &'static str,
+        /// Role wording.
+        role: &'static str,
+        /// CA name.
+        ca: &'static str,
+    },
+    /// `kube-apiserver-client` and O=system:masters, which admission refuses.
+    #[error(
+        "{cert} has O=system:masters, which the API server's CertificateSubjectRestriction \
+         admission refuses for {KUBE_APISERVER_CLIENT}; pass --signer-name for an \
+         external signer"
+    )]
+    SystemMasters {
+        /// Inventory name.
+        cert: &'static str,
+    },
+}
+
 /// The signer a row's request goes to, or why there is none.
 pub fn signer_for(
     e: &Entry,
     info: &CertInfo,
     explicit: Option<&str>,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<String, NoSigner> {
     let ca = e.ca.unwrap_or(CaId::Ca);
     let client_of_ca = e.role == Role::Client && ca == CaId::Ca;
     let masters = info.organizations.iter().any(|o| o == "system:masters");
@@ -72,48 +128,37 @@ pub fn signer_for(
         Some(s) => {
             let s = s.trim();
             let Some((domain, path)) = s.split_once('/') else {
-                return Err(format!(
-                    "--signer-name {s:?} is not a qualified signer name (DOMAIN/PATH, e.g. kubecert.io/{})",
-                    ca.name()
-                ));
+                return Err(NoSigner::NoPath {
+                    given: s.to_string(),
+                    ca: ca.name(),
+                });
             };
             if domain.is_empty() || path.is_empty() || !domain.contains('.') {
-                return Err(format!(
-                    "--signer-name {s:?} is not a qualified signer name (DOMAIN/PATH)"
-                ));
+                return Err(NoSigner::NotQualified {
+                    given: s.to_string(),
+                });
             }
             s.to_string()
         }
         None if client_of_ca => KUBE_APISERVER_CLIENT.to_string(),
         None => {
-            return Err(format!(
-                "{} is a {} certificate issued by {}: no built-in signer issues it; pass \
-                 --signer-name and run an external signer for it (e.g. `kubecert sign \
-                 --signer-name kubecert.io/{}` on a control-plane node)",
-                e.name,
-                role_name(e.role),
-                ca.name(),
-                ca.name()
-            ))
+            return Err(NoSigner::NoBuiltIn {
+                cert: e.name,
+                role: e.role.api_name(),
+                ca: ca.name(),
+            })
         }
     };
     if signer == KUBE_APISERVER_CLIENT {
         if !client_of_ca {
-            return Err(format!(
-                "{KUBE_APISERVER_CLIENT} issues client certificates from the cluster CA only, \
-                 but {} is a {} certificate issued by {}; pass another --signer-name",
-                e.name,
-                role_name(e.role),
-                ca.name()
-            ));
+            return Err(NoSigner::NotClientOfCa {
+                cert: e.name,
+                role: e.role.api_name(),
+                ca: ca.name(),
+            });
         }
         if masters {
-            return Err(format!(
-                "{} has O=system:masters, which the API server's CertificateSubjectRestriction \
-                 admission refuses for {KUBE_APISERVER_CLIENT}; pass --signer-name for an \
-                 external signer",
-                e.name
-            ));
+            return Err(NoSigner::SystemMasters { cert: e.name });
         }
     }
     Ok(signer)
@@ -177,12 +222,12 @@ pub async fn renew_with_api(
         crate::renew::check_identity(e, &found, ca, ca_cert, layout, r.allow_foreign_identity)?;
         match signer_for(e, &found.cert.info, o.signer_name.as_deref()) {
             Ok(s) => {
-                item.old = Some(snapshot(&found.cert.info));
+                item.old = Some(CertSnapshot::of(&found.cert.info));
                 let idx = items.len();
                 items.push(item);
                 planned.push((idx, e, found, s));
             }
-            Err(why) => refusals.push(why),
+            Err(why) => refusals.push(why.to_string()),
         }
     }
     if !refusals.is_empty() {
@@ -207,11 +252,7 @@ pub async fn renew_with_api(
             reason,
         };
         let alg = r.key_algorithm.resolve(&info.key_algorithm);
-        let kp = issue::generate_key(alg).map_err(|x| issue_err(x.to_string()))?;
-        let key_pem =
-            issue::key_pem(&kp, KeyFormat::Pkcs8).map_err(|x| issue_err(x.to_string()))?;
-        let key =
-            cert::parse_private_key(key_pem.as_bytes()).map_err(|x| issue_err(x.to_string()))?;
+        let (key, _) = issue::new_key(alg).map_err(|x| issue_err(x.to_string()))?;
         let mut spec = LeafSpec::from_existing(info, 0, 0);
         spec.normalize();
         let der = issue::csr_der(&spec, &key.pair, false).map_err(|x| issue_err(x.to_string()))?;
@@ -234,7 +275,7 @@ pub async fn renew_with_api(
             spec: CertificateSigningRequestSpec {
                 request: ByteString(issue::csr_pem(&der).into_bytes()),
                 signer_name: signer.clone(),
-                usages: Some(role_usages(e.role).into_iter().map(String::from).collect()),
+                usages: Some(e.role.api_usages().iter().map(|u| u.to_string()).collect()),
                 expiration_seconds: expiration,
                 ..Default::default()
             },
@@ -362,32 +403,19 @@ pub async fn renew_with_api(
     Ok(res)
 }
 
-fn snapshot(info: &CertInfo) -> CertSnapshot {
-    CertSnapshot {
-        not_after: timefmt::rfc3339(info.not_after),
-        not_before: timefmt::rfc3339(info.not_before),
-        serial: Some(info.serial.clone()),
-        subject: info.subject.clone(),
-        dns_names: info.dns_names.clone(),
-        ip_addresses: info.ip_addresses.iter().map(|i| i.to_string()).collect(),
-        ext_key_usage: info.ext_key_usage.clone(),
-        key_algorithm: info.key_algorithm.clone(),
-    }
-}
-
 fn finish(items: Vec<RenewItem>, backup_dir: Option<String>) -> RenewResult {
-    let mut components = std::collections::BTreeSet::new();
-    for i in items.iter().filter(|i| i.action == RenewAction::Renewed) {
-        if let Some(e) = inventory::find(&i.name) {
-            components.extend(e.components.iter().map(|c| c.name().to_string()));
-        }
-    }
+    let components = inventory::components_of(
+        items
+            .iter()
+            .filter(|i| i.action == RenewAction::Renewed)
+            .filter_map(|i| inventory::find(&i.name)),
+    );
     let changed = items.iter().any(|i| i.action == RenewAction::Renewed);
     RenewResult {
         dry_run: false,
         backup_dir,
         certificates: items,
-        components_to_restart: components.into_iter().collect(),
+        components_to_restart: components,
         changed,
         recovered: None,
         unrenewable: vec![],
@@ -531,7 +559,7 @@ pub fn render_text(r: &RenewResult) -> String {
     } else {
         s.push_str(&format!(
             "Components whose certificates changed: {}\n",
-            r.components_to_restart.join(", ")
+            inventory::join_components(&r.components_to_restart)
         ));
     }
     if let Some(b) = &r.backup_dir {

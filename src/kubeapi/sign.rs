@@ -152,7 +152,7 @@ fn decide(o: &SignOptions, cas: &Cas, csr: &CertificateSigningRequest, now: i64)
             return Decision::Fail(item(
                 &name,
                 SignAction::Failed,
-                format!("spec.request: {why}"),
+                format!("spec.request: {}", crate::error::report(&why)),
             ))
         }
     };
@@ -318,7 +318,7 @@ fn issue(
     )
     .map_err(|e| format!("signing failed: {e}"))?;
     // Never hand out something we would not accept.
-    let info = cert::parse_der(&der)?;
+    let info = cert::parse_der(&der).map_err(|e| crate::error::report(&e))?;
     if info.spki_der != spki {
         return Err("the issued certificate does not carry the requested public key".into());
     }

@@ -205,7 +205,7 @@ impl ServedParams {
             overrides: self.endpoints.clone(),
             timeout: timeout_ms("timeout_ms", self.timeout_ms, DEFAULT_TIMEOUT_MS)?,
             now: match &self.now {
-                Some(n) => timefmt::parse_rfc3339(n).map_err(Error::InvalidArgument)?,
+                Some(n) => timefmt::parse_rfc3339(n)?,
                 None => timefmt::now_unix(),
             },
         })
@@ -268,8 +268,9 @@ pub fn probe(t: &endpoints::Target, timeout: Duration, now: i64) -> ServedEndpoi
         Err(e) => {
             r.verdict = Verdict::Unreachable;
             r.message = format!(
-                "{} presented a certificate kubecert cannot parse: {e}",
-                t.endpoint.name()
+                "{} presented a certificate kubecert cannot parse: {}",
+                t.endpoint.name(),
+                crate::error::report(&e)
             );
             return r;
         }

@@ -3,6 +3,7 @@
 //! a leaf's issuer by signature rather than by subject (kubeadm 1.11 gave all three CAs the
 //! same subject `CN=kubernetes`).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -66,8 +67,8 @@ pub struct CertInfo {
     pub key_usage: Vec<String>,
     /// basicConstraints CA flag.
     pub is_ca: bool,
-    /// `RSA-2048`, `ECDSA-P256`, ...
-    pub key_algorithm: String,
+    /// The public key's algorithm (shown as `RSA-2048`, `ECDSA-P256`, ...).
+    pub key_algorithm: PublicKeyAlgorithm,
     /// SubjectPublicKeyInfo DER.
     pub spki_der: Vec<u8>,
     /// Subject key identifier, if present.
@@ -80,6 +81,12 @@ impl CertInfo {
         self.not_before <= now && now <= self.not_after
     }
 
+    /// [`CertInfo::san_strings`] as a set: SANs compared as sets, as kubeadm's renewal keeps
+    /// them.
+    pub fn san_set(&self) -> BTreeSet<String> {
+        self.san_strings().into_iter().collect()
+    }
+
     /// The SANs as strings, prefixed by type (`DNS:x`, `IP:1.2.3.4`, `URI:..`, `email:..`).
     pub fn san_strings(&self) -> Vec<String> {
         let mut v: Vec<String> = self.dns_names.iter().map(|d| format!("DNS:{d}")).collect();
@@ -88,6 +95,57 @@ impl CertInfo {
         v.extend(self.emails.iter().map(|e| format!("email:{e}")));
         v
     }
+}
+
+/// The SANs of a certificate or a request, by kind: the one reading of a `subjectAltName`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sans {
+    /// DNS names.
+    pub dns_names: Vec<String>,
+    /// IP addresses (4 or 16 bytes).
+    pub ip_addresses: Vec<IpAddr>,
+    /// URIs.
+    pub uris: Vec<String>,
+    /// Email addresses.
+    pub emails: Vec<String>,
+    /// Everything else, described (`IP:<5 bytes>`, `other:...`).
+    pub other: Vec<String>,
+}
+
+impl Sans {
+    /// Sorts `names` by kind.
+    pub fn read(names: &[GeneralName<'_>]) -> Sans {
+        let mut s = Sans::default();
+        for gn in names {
+            match gn {
+                GeneralName::DNSName(d) => s.dns_names.push(d.to_string()),
+                GeneralName::IPAddress(b) => {
+                    if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                        s.ip_addresses.push(IpAddr::from(a));
+                    } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                        s.ip_addresses.push(IpAddr::from(a));
+                    } else {
+                        s.other.push(format!("IP:<{} bytes>", b.len()));
+                    }
+                }
+                GeneralName::URI(u) => s.uris.push(u.to_string()),
+                GeneralName::RFC822Name(e) => s.emails.push(e.to_string()),
+                other => s.other.push(format!("other:{other}")),
+            }
+        }
+        s
+    }
+}
+
+/// How two SAN sets differ: `(in old only, in new only)`, each sorted; both empty when equal.
+pub fn san_difference<'a>(
+    old: &'a BTreeSet<String>,
+    new: &'a BTreeSet<String>,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    (
+        old.difference(new).map(String::as_str).collect(),
+        new.difference(old).map(String::as_str).collect(),
+    )
 }
 
 fn eku_names(eku: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String> {
@@ -119,11 +177,76 @@ fn eku_names(eku: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String>
     v
 }
 
-fn key_algorithm(x: &X509Certificate<'_>) -> String {
+/// The algorithm (and size or curve) of a certificate's public key. Serialized as its display
+/// name (`RSA-2048`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum PublicKeyAlgorithm {
+    /// RSA with a modulus of this many bits.
+    Rsa(usize),
+    /// ECDSA on NIST P-256.
+    EcdsaP256,
+    /// ECDSA on NIST P-384.
+    EcdsaP384,
+    /// ECDSA on NIST P-521.
+    EcdsaP521,
+    /// ECDSA on another named curve (its OID, dotted).
+    EcdsaOther(String),
+    /// ECDSA without curve parameters.
+    EcdsaUnnamed,
+    /// Another algorithm (its OID, dotted).
+    Other(String),
+    /// The key does not parse.
+    Unknown,
+}
+
+impl std::fmt::Display for PublicKeyAlgorithm {
+    /// `RSA-2048`, `ECDSA-P256`, ...: the names reports have always used.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublicKeyAlgorithm::Rsa(bits) => write!(f, "RSA-{bits}"),
+            PublicKeyAlgorithm::EcdsaP256 => f.write_str("ECDSA-P256"),
+            PublicKeyAlgorithm::EcdsaP384 => f.write_str("ECDSA-P384"),
+            PublicKeyAlgorithm::EcdsaP521 => f.write_str("ECDSA-P521"),
+            PublicKeyAlgorithm::EcdsaOther(oid) => write!(f, "ECDSA-{oid}"),
+            PublicKeyAlgorithm::EcdsaUnnamed => f.write_str("ECDSA"),
+            PublicKeyAlgorithm::Other(oid) => f.write_str(oid),
+            PublicKeyAlgorithm::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+impl From<PublicKeyAlgorithm> for String {
+    fn from(a: PublicKeyAlgorithm) -> String {
+        a.to_string()
+    }
+}
+
+impl From<String> for PublicKeyAlgorithm {
+    /// The inverse of `Display`.
+    fn from(s: String) -> PublicKeyAlgorithm {
+        if let Some(bits) = s.strip_prefix("RSA-").and_then(|b| b.parse().ok()) {
+            return PublicKeyAlgorithm::Rsa(bits);
+        }
+        match s.as_str() {
+            "ECDSA-P256" => PublicKeyAlgorithm::EcdsaP256,
+            "ECDSA-P384" => PublicKeyAlgorithm::EcdsaP384,
+            "ECDSA-P521" => PublicKeyAlgorithm::EcdsaP521,
+            "ECDSA" => PublicKeyAlgorithm::EcdsaUnnamed,
+            "unknown" => PublicKeyAlgorithm::Unknown,
+            _ => match s.strip_prefix("ECDSA-") {
+                Some(oid) => PublicKeyAlgorithm::EcdsaOther(oid.to_string()),
+                None => PublicKeyAlgorithm::Other(s),
+            },
+        }
+    }
+}
+
+fn key_algorithm(x: &X509Certificate<'_>) -> PublicKeyAlgorithm {
     use x509_parser::public_key::PublicKey;
     let spki = x.public_key();
     match spki.parsed() {
-        Ok(PublicKey::RSA(rsa)) => format!("RSA-{}", rsa.key_size()),
+        Ok(PublicKey::RSA(rsa)) => PublicKeyAlgorithm::Rsa(rsa.key_size()),
         Ok(PublicKey::EC(_)) => {
             let curve = spki
                 .algorithm
@@ -132,22 +255,26 @@ fn key_algorithm(x: &X509Certificate<'_>) -> String {
                 .and_then(|p| p.as_oid().ok())
                 .map(|o| o.to_id_string());
             match curve.as_deref() {
-                Some("1.2.840.10045.3.1.7") => "ECDSA-P256".to_string(),
-                Some("1.3.132.0.34") => "ECDSA-P384".to_string(),
-                Some("1.3.132.0.35") => "ECDSA-P521".to_string(),
-                Some(o) => format!("ECDSA-{o}"),
-                None => "ECDSA".to_string(),
+                Some("1.2.840.10045.3.1.7") => PublicKeyAlgorithm::EcdsaP256,
+                Some("1.3.132.0.34") => PublicKeyAlgorithm::EcdsaP384,
+                Some("1.3.132.0.35") => PublicKeyAlgorithm::EcdsaP521,
+                Some(o) => PublicKeyAlgorithm::EcdsaOther(o.to_string()),
+                None => PublicKeyAlgorithm::EcdsaUnnamed,
             }
         }
-        Ok(_) => spki.algorithm.algorithm.to_id_string(),
-        Err(_) => "unknown".to_string(),
+        Ok(_) => PublicKeyAlgorithm::Other(spki.algorithm.algorithm.to_id_string()),
+        Err(_) => PublicKeyAlgorithm::Unknown,
     }
 }
 
+/// DER that is not an X.509 certificate.
+#[derive(Debug, thiserror::Error)]
+#[error("not an X.509 certificate")]
+pub struct NotACertificate(#[source] pub x509_parser::nom::Err<x509_parser::error::X509Error>);
+
 /// Parses one DER certificate into [`CertInfo`].
-pub fn parse_der(der: &[u8]) -> Result<CertInfo, String> {
-    let (_, x) =
-        X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+pub fn parse_der(der: &[u8]) -> Result<CertInfo, NotACertificate> {
+    let (_, x) = X509Certificate::from_der(der).map_err(NotACertificate)?;
     let mut info = CertInfo {
         subject: x.subject().to_string(),
         subject_der: x.subject().as_raw().to_vec(),
@@ -182,21 +309,12 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, String> {
     for ext in x.extensions() {
         match ext.parsed_extension() {
             ParsedExtension::SubjectAlternativeName(san) => {
-                for gn in &san.general_names {
-                    match gn {
-                        GeneralName::DNSName(d) => info.dns_names.push(d.to_string()),
-                        GeneralName::IPAddress(b) => {
-                            if let Ok(a) = <[u8; 4]>::try_from(*b) {
-                                info.ip_addresses.push(IpAddr::from(a));
-                            } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
-                                info.ip_addresses.push(IpAddr::from(a));
-                            }
-                        }
-                        GeneralName::URI(u) => info.uris.push(u.to_string()),
-                        GeneralName::RFC822Name(e) => info.emails.push(e.to_string()),
-                        _ => {}
-                    }
-                }
+                // Other kinds are not part of a certificate's facts (kubeadm issues none).
+                let sans = Sans::read(&san.general_names);
+                info.dns_names.extend(sans.dns_names);
+                info.ip_addresses.extend(sans.ip_addresses);
+                info.uris.extend(sans.uris);
+                info.emails.extend(sans.emails);
             }
             ParsedExtension::ExtendedKeyUsage(eku) => info.ext_key_usage = eku_names(eku),
             ParsedExtension::KeyUsage(ku) => {
@@ -232,7 +350,7 @@ pub fn parse_pem_bundle(bytes: &[u8]) -> Result<Cert, PemError> {
         .map(|b| b.into_contents());
     let der = certs.next().ok_or(PemError::NoCertificate)?;
     let chain: Vec<Vec<u8>> = certs.collect();
-    let info = parse_der(&der).map_err(PemError::BadCertificate)?;
+    let info = parse_der(&der).map_err(|e| PemError::BadCertificate(crate::error::report(&e)))?;
     Ok(Cert { der, chain, info })
 }
 
@@ -370,12 +488,11 @@ pub fn key_matches_quickly(bytes: &[u8], info: &CertInfo) -> bool {
     use x509_parser::public_key::PublicKey;
     use x509_parser::x509::SubjectPublicKeyInfo;
     // Only where parse_private_key would accept the key: RSA 2048..=8192, ECDSA P-256/P-384.
-    let rsa_ok = info
-        .key_algorithm
-        .strip_prefix("RSA-")
-        .and_then(|b| b.parse::<u32>().ok())
-        .is_some_and(|b| (2048..=8192).contains(&b));
-    let ec_ok = matches!(info.key_algorithm.as_str(), "ECDSA-P256" | "ECDSA-P384");
+    let rsa_ok = matches!(info.key_algorithm, PublicKeyAlgorithm::Rsa(bits) if (2048..=8192).contains(&bits));
+    let ec_ok = matches!(
+        info.key_algorithm,
+        PublicKeyAlgorithm::EcdsaP256 | PublicKeyAlgorithm::EcdsaP384
+    );
     if !rsa_ok && !ec_ok {
         return false;
     }

@@ -113,6 +113,44 @@ impl Role {
         }
     }
 
+    /// The certificates API's `spec.usages` for a request of this role: digital signature,
+    /// key encipherment and the role's extended key usages, in the API's words
+    /// (`server auth`), as kubeadm's `certs renew --use-api` requests them.
+    pub fn api_usages(self) -> &'static [&'static str] {
+        match self {
+            Role::Server => &["digital signature", "key encipherment", "server auth"],
+            Role::Client => &["digital signature", "key encipherment", "client auth"],
+            Role::ServerAndClient => &[
+                "digital signature",
+                "key encipherment",
+                "server auth",
+                "client auth",
+            ],
+            Role::Authority => &["digital signature", "key encipherment"],
+        }
+    }
+
+    /// The role in one word for `csr export`'s text (`sign ... as a server certificate`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+            Role::ServerAndClient => "server-and-client",
+            Role::Authority => "CA",
+        }
+    }
+
+    /// How the certificates-API paths (renew `--use-api`, sign, approve) name the role:
+    /// `serving`, as Kubernetes calls server certificates.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Role::Server => "serving",
+            Role::Client => "client",
+            Role::ServerAndClient => "server-and-client (etcd)",
+            Role::Authority => "CA",
+        }
+    }
+
     /// How the role is named in messages.
     pub fn describe(self) -> &'static str {
         match self {
@@ -205,6 +243,31 @@ impl Component {
             Component::KubeScheduler => "kube-scheduler",
         }
     }
+}
+
+impl std::fmt::Display for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The components that read any of `entries`, each once, in restart order (etcd first, then
+/// the apiserver, controller-manager and scheduler: the enum's order).
+pub fn components_of<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<Component> {
+    let set: std::collections::BTreeSet<Component> = entries
+        .into_iter()
+        .flat_map(|e| e.components.iter().copied())
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Joins component names with `, ` (for messages).
+pub fn join_components(components: &[Component]) -> String {
+    components
+        .iter()
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One row of the inventory.

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::der;
-use crate::pki::cert::{Cert, CertInfo, KeyFormat, PrivateKey};
+use crate::pki::cert::{Cert, CertInfo, KeyFormat, PrivateKey, PublicKeyAlgorithm};
 
 /// kubeadm's `CertificateBackdate`.
 pub const BACKDATE_SECONDS: i64 = 5 * 60;
@@ -47,9 +47,14 @@ pub enum KeyAlgorithm {
     EcdsaP384,
 }
 
+/// A key algorithm name kubecert does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key algorithm {0:?} (same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384)")]
+pub struct UnknownKeyAlgorithm(pub String);
+
 impl FromStr for KeyAlgorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownKeyAlgorithm;
+    fn from_str(s: &str) -> Result<Self, UnknownKeyAlgorithm> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "same" => KeyAlgorithm::Same,
             "rsa-2048" | "rsa2048" => KeyAlgorithm::Rsa2048,
@@ -57,27 +62,23 @@ impl FromStr for KeyAlgorithm {
             "rsa-4096" | "rsa4096" => KeyAlgorithm::Rsa4096,
             "ecdsa-p256" | "ecdsa" => KeyAlgorithm::EcdsaP256,
             "ecdsa-p384" => KeyAlgorithm::EcdsaP384,
-            _ => {
-                return Err(format!(
-                "unknown key algorithm {s:?} (same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384)"
-            ))
-            }
+            _ => return Err(UnknownKeyAlgorithm(s.to_string())),
         })
     }
 }
 
 impl KeyAlgorithm {
-    /// The concrete algorithm: `Same` resolves to the one named by `existing`
-    /// (`RSA-2048`, `ECDSA-P256`, ... as [`CertInfo::key_algorithm`] names it).
-    pub fn resolve(self, existing: &str) -> KeyAlgorithm {
+    /// The concrete algorithm: `Same` resolves to the existing key's
+    /// ([`CertInfo::key_algorithm`]); one kubecert cannot issue becomes RSA-2048.
+    pub fn resolve(self, existing: &PublicKeyAlgorithm) -> KeyAlgorithm {
         if self != KeyAlgorithm::Same {
             return self;
         }
         match existing {
-            "RSA-3072" => KeyAlgorithm::Rsa3072,
-            "RSA-4096" => KeyAlgorithm::Rsa4096,
-            "ECDSA-P256" => KeyAlgorithm::EcdsaP256,
-            "ECDSA-P384" => KeyAlgorithm::EcdsaP384,
+            PublicKeyAlgorithm::Rsa(3072) => KeyAlgorithm::Rsa3072,
+            PublicKeyAlgorithm::Rsa(4096) => KeyAlgorithm::Rsa4096,
+            PublicKeyAlgorithm::EcdsaP256 => KeyAlgorithm::EcdsaP256,
+            PublicKeyAlgorithm::EcdsaP384 => KeyAlgorithm::EcdsaP384,
             _ => KeyAlgorithm::Rsa2048,
         }
     }
@@ -117,6 +118,18 @@ pub enum IssueError {
     /// The system random number generator failed (drawing a serial).
     #[error("the system random number generator failed")]
     Random,
+    /// A key just written as PEM does not load back.
+    #[error(transparent)]
+    Reload(crate::error::PemError),
+}
+
+/// A fresh key as kubecert writes it: the PKCS#8 PEM that goes to disk and the key loaded
+/// back from that very PEM, so what is signed and checked with is exactly what is written.
+pub fn new_key(alg: KeyAlgorithm) -> Result<(PrivateKey, String), IssueError> {
+    let kp = generate_key(alg)?;
+    let pem = key_pem(&kp, KeyFormat::Pkcs8)?;
+    let key = crate::pki::cert::parse_private_key(pem.as_bytes()).map_err(IssueError::Reload)?;
+    Ok((key, pem))
 }
 
 /// Generates a fresh private key.
@@ -519,7 +532,7 @@ mod tests {
         assert!(!info.is_ca);
         assert_eq!(info.not_after, 1_100_000_000);
         assert!(crate::pki::cert::signed_by(&der, &ca_cert.der));
-        assert_eq!(info.key_algorithm, "ECDSA-P256");
+        assert_eq!(info.key_algorithm, PublicKeyAlgorithm::EcdsaP256);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the on-disk layout and the crash-safe store.
 
 pub mod cert;
+pub mod finding;
 pub mod fsread;
 pub mod install;
 pub mod inventory;
@@ -24,6 +25,38 @@ pub const DEFAULT_CERT_DIR: &str = "/etc/kubernetes/pki";
 pub const DEFAULT_KUBECONFIG_DIR: &str = "/etc/kubernetes";
 /// Default kubelet PKI dir.
 pub const DEFAULT_KUBELET_PKI: &str = "/var/lib/kubelet/pki";
+
+/// Where a cluster's PKI is, as CLI flags and JSON-RPC params name it. Every `…Params` type
+/// that reads a whole PKI flattens it (`#[serde(flatten)]`), so the three fields stay
+/// top-level params on the wire; [`PkiLocation::layout`] is the one place they become a
+/// [`Layout`].
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct PkiLocation {
+    /// PKI dir (default `/etc/kubernetes/pki`).
+    #[serde(default)]
+    pub cert_dir: Option<String>,
+    /// Dir holding admin.conf & co (default `/etc/kubernetes`).
+    #[serde(default)]
+    pub kubeconfig_dir: Option<String>,
+    /// External etcd: drop the etcd rows. Default: auto (no `<cert_dir>/etcd`).
+    #[serde(default)]
+    pub external_etcd: Option<bool>,
+}
+
+impl PkiLocation {
+    /// The layout, defaults resolved.
+    pub fn layout(&self) -> Layout {
+        Layout::new(
+            self.cert_dir.as_deref().unwrap_or(DEFAULT_CERT_DIR),
+            self.kubeconfig_dir
+                .as_deref()
+                .unwrap_or(DEFAULT_KUBECONFIG_DIR),
+            self.external_etcd,
+        )
+    }
+}
 
 /// Where a cluster's files are.
 #[derive(Debug, Clone, PartialEq, Eq)]

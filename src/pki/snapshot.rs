@@ -40,7 +40,7 @@ impl CertSnapshot {
             dns_names: info.dns_names.clone(),
             ip_addresses: info.ip_addresses.iter().map(|i| i.to_string()).collect(),
             ext_key_usage: info.ext_key_usage.clone(),
-            key_algorithm: info.key_algorithm.clone(),
+            key_algorithm: info.key_algorithm.to_string(),
         }
     }
 }

@@ -145,11 +145,11 @@ impl PathParams for crate::kubeapi::approve::ApproveParams {
             slot: Slot::Opt(v),
         };
         vec![
-            p("cert_dir", Root::CertDir, &mut self.cert_dir),
+            p("cert_dir", Root::CertDir, &mut self.location.cert_dir),
             p(
                 "kubeconfig_dir",
                 Root::KubeconfigDir,
-                &mut self.kubeconfig_dir,
+                &mut self.location.kubeconfig_dir,
             ),
             p("kubeconfig", Root::ApiKubeconfig, &mut self.kubeconfig),
             p("policy", Root::ApprovePolicy, &mut self.policy),

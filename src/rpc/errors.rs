@@ -198,7 +198,7 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
             );
         }
         Error::BackupRefused { .. } => codes::BACKUP_REFUSED,
-        Error::InvalidArgument(_) => {
+        Error::InvalidArgument(_) | Error::Time(_) => {
             return ErrorObjectOwned::owned(
                 codes::INVALID_PARAMS,
                 "Invalid params",

@@ -741,6 +741,58 @@ fn restart_command_method_and_a_restart_that_does_not_reload_is_a_served_failure
     }
 }
 
+/// A component declared not running on this host (`--served-not-required`): its unreachable
+/// endpoint is reported, not a failure; without the declaration the same restart fails at
+/// the served proof naming the endpoint.
+#[test]
+fn served_not_required_reports_an_unreachable_endpoint_without_failing() {
+    let (_t, root) = demo(&["--expires-in", "3d"]);
+    let pki = root.join("pki");
+    let m = manifests_dir(&root);
+    let dead = free_port();
+    let restart = |extra: &[&str]| -> Output {
+        let ep = format!("kube-scheduler=127.0.0.1:{dead}");
+        let mut args = vec![
+            "restart",
+            "kube-scheduler",
+            "--method",
+            "command",
+            "--restart-command",
+            "true",
+            "--health-command",
+            "true",
+            "--cert-dir",
+            pki.to_str().unwrap(),
+            "--manifests-dir",
+            m.to_str().unwrap(),
+            "--endpoint",
+            &ep,
+            "--served-timeout",
+            "500ms",
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        kubecert(&args)
+    };
+    let o = restart(&[]);
+    let v = json_of(&o);
+    assert_eq!(o.status.code(), Some(4), "{v}");
+    assert_eq!(v["failedStage"], "served:kube-scheduler", "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains(&format!("127.0.0.1:{dead}")),
+        "{v}"
+    );
+    let o = restart(&["--served-not-required", "kube-scheduler"]);
+    let v = json_of(&o);
+    assert_eq!(o.status.code(), Some(0), "{v}");
+    assert_eq!(v["restarts"][0]["ok"], true, "{v}");
+    assert_eq!(v["restarts"][0]["served"][0]["verdict"], "unreachable", "{v}");
+    // Another component is not excused by it.
+    let o = restart(&["--served-not-required", "etcd"]);
+    assert_eq!(o.status.code(), Some(4), "{}", json_of(&o));
+}
+
 // ------------------------------------------------------------------- the RPC methods
 
 mod rpc {

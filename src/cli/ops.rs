@@ -225,6 +225,10 @@ pub(super) struct RestartArgs {
     /// The proof fails only on a stale certificate, not on an unreachable endpoint.
     #[arg(long)]
     served_allow_unreachable: bool,
+    /// Components that do not run on this host: their unreachable endpoints are reported,
+    /// not a failure (a stale certificate still fails). Comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_component)]
+    served_not_required: Vec<Component>,
     /// Bound on connect + handshake of each endpoint of the proof.
     #[arg(long, default_value = "3s")]
     served_timeout: String,
@@ -265,6 +269,7 @@ pub(super) fn restart_cmd(a: RestartArgs) -> Result<ExitCode> {
         endpoints: a.ep.overrides(),
         served: Some(!a.no_served_proof),
         served_require_reachable: Some(!a.served_allow_unreachable),
+        served_not_required: a.served_not_required,
         served_timeout_ms: Some(ms("served-timeout", &a.served_timeout)?),
         dry_run: a.dry_run,
     })?;

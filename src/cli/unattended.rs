@@ -318,6 +318,7 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
                     overrides: vec![],
                     timeout: millis("served-timeout", &a.served_timeout)?,
                     require_reachable: a.served_require_reachable,
+                    not_required: vec![],
                 })
             })
             .transpose()?,

@@ -107,6 +107,9 @@ pub struct ServedProof {
     pub timeout: Duration,
     /// An unreachable endpoint fails the restart (else it is only reported).
     pub require_reachable: bool,
+    /// Components that need not answer (not running on this host): their unreachable
+    /// endpoints are only reported, even with `require_reachable`. A stale one still fails.
+    pub not_required: Vec<Component>,
 }
 
 impl RestartOptions {
@@ -666,7 +669,9 @@ pub fn restart_one(
             .iter()
             .filter(|e| {
                 e.verdict == Verdict::Stale
-                    || (p.require_reachable && e.verdict == Verdict::Unreachable)
+                    || (p.require_reachable
+                        && e.verdict == Verdict::Unreachable
+                        && !p.not_required.contains(&e.component))
             })
             .collect();
         if !bad.is_empty() {
@@ -794,6 +799,11 @@ pub struct RestartParams {
     /// With the proof: an unreachable endpoint fails the restart too (default true).
     #[serde(default)]
     pub served_require_reachable: Option<bool>,
+    /// Components whose endpoints need not answer the proof (they do not run on this host):
+    /// unreachable is reported for them, never a failure; serving a stale certificate still
+    /// fails.
+    #[serde(default)]
+    pub served_not_required: Vec<Component>,
     /// Bound on connect + handshake of each endpoint of the proof, in milliseconds (default 3000).
     #[serde(default)]
     pub served_timeout_ms: Option<u64>,
@@ -916,6 +926,7 @@ impl RestartParams {
                         super::served::DEFAULT_TIMEOUT_MS,
                     )?,
                     require_reachable: self.served_require_reachable.unwrap_or(true),
+                    not_required: self.served_not_required.clone(),
                 })
             } else {
                 None

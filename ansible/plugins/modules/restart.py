@@ -107,6 +107,14 @@ options:
     description: With the proof, an unreachable endpoint fails the restart too.
     type: bool
     default: true
+  served_not_required:
+    description:
+      - Components that do not run on this host. The agent reports their unreachable endpoints
+        and does not fail on them; one of their endpoints serving an old certificate still fails.
+    type: list
+    elements: str
+    choices: [etcd, kube-apiserver, kube-controller-manager, kube-scheduler]
+    default: []
   served_timeout:
     description: Bound on connect and handshake of each endpoint of the proof, in seconds (agent default 3).
     type: float
@@ -319,6 +327,8 @@ def main():
             command_timeout=dict(type='float'),
             served=dict(type='bool', default=True),
             served_require_reachable=dict(type='bool', default=True),
+            served_not_required=dict(type='list', elements='str', default=[],
+                                     choices=['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']),
             served_timeout=dict(type='float'),
             fail_on_error=dict(type='bool', default=True),
         ),
@@ -339,6 +349,7 @@ def main():
         'endpoints': endpoint_params(p['endpoints']),
         'served': p['served'],
         'served_require_reachable': p['served_require_reachable'],
+        'served_not_required': p['served_not_required'],
         'dry_run': module.check_mode,
     }
     for name in ('park_dir', 'restart_command', 'crictl', 'stop_command', 'health_command'):

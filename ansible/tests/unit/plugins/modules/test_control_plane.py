@@ -23,7 +23,7 @@ class RestartTest(ModuleCase):
             'components': ['kube-apiserver', 'etcd'], 'method': 'crictl', 'crictl': '/usr/bin/crictl',
             'cert_dir': '/etc/kubernetes/pki', 'manifests_dir': '/etc/kubernetes/manifests',
             'endpoints': [{'endpoint': 'etcd-client', 'address': '10.0.0.1:2379'}],
-            'served': True, 'served_require_reachable': True, 'dry_run': False,
+            'served': True, 'served_require_reachable': True, 'served_not_required': [], 'dry_run': False,
             'health_timeout_ms': 20000, 'stop_timeout_ms': 1500, 'poll_interval_ms': 500, 'served_timeout_ms': 2000})
         self.assertEqual([r['component'] for r in result['restarts']], ['etcd', 'kube-apiserver'])
         self.assertEqual(result['restarts'][0]['served'][0]['verdict'], 'current')

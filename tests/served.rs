@@ -780,14 +780,20 @@ fn served_not_required_reports_an_unreachable_endpoint_without_failing() {
     assert_eq!(o.status.code(), Some(4), "{v}");
     assert_eq!(v["failedStage"], "served:kube-scheduler", "{v}");
     assert!(
-        v["error"].as_str().unwrap().contains(&format!("127.0.0.1:{dead}")),
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{dead}")),
         "{v}"
     );
     let o = restart(&["--served-not-required", "kube-scheduler"]);
     let v = json_of(&o);
     assert_eq!(o.status.code(), Some(0), "{v}");
     assert_eq!(v["restarts"][0]["ok"], true, "{v}");
-    assert_eq!(v["restarts"][0]["served"][0]["verdict"], "unreachable", "{v}");
+    assert_eq!(
+        v["restarts"][0]["served"][0]["verdict"], "unreachable",
+        "{v}"
+    );
     // Another component is not excused by it.
     let o = restart(&["--served-not-required", "etcd"]);
     assert_eq!(o.status.code(), Some(4), "{}", json_of(&o));

@@ -243,12 +243,12 @@ def err_bad_request(msg):
     return APIError(400, "BadRequest", msg)
 
 
-def err_forbidden(name, why):
+def err_forbidden(name, why, qualified=QUALIFIED_RESOURCE, kind=RESOURCE, group=GROUP):
     if name:
-        msg = '%s "%s" is forbidden: %s' % (QUALIFIED_RESOURCE, name, why)
+        msg = '%s "%s" is forbidden: %s' % (qualified, name, why)
     else:
-        msg = "%s is forbidden: %s" % (QUALIFIED_RESOURCE, why)
-    return APIError(403, "Forbidden", msg, _details(name))
+        msg = "%s is forbidden: %s" % (qualified, why)
+    return APIError(403, "Forbidden", msg, _details(name, kind, group))
 
 
 def err_internal(msg):
@@ -2163,6 +2163,10 @@ class Authorizer:
         if resource == "selfsubjectreviews":
             return
         res = resource + ("/" + subresource if subresource else "")
+        if resource == NODE_RESOURCE:
+            # core/v1: group "", and the message names the plain resource
+            raise err_forbidden(name, 'User "%s" cannot %s resource "%s" in API group "" at the cluster scope' % (
+                user.name, verb, res), qualified=NODE_RESOURCE, kind=NODE_RESOURCE, group="")
         group = GROUP if resource == RESOURCE else "authentication.k8s.io"
         raise err_forbidden(name, 'User "%s" cannot %s resource "%s" in API group "%s" at the cluster scope' % (
             user.name, verb, res, group))
@@ -2269,6 +2273,55 @@ def openapi_v3_gv_doc():
 
 OPENAPI_GV_DOC = json.dumps(openapi_v3_gv_doc(), separators=(",", ":")).encode()
 OPENAPI_GV_HASH = hashlib.sha512(OPENAPI_GV_DOC).hexdigest()[:128].upper()
+
+
+def openapi_v3_core_doc():
+    """api/v1 for nodes: create (with fieldValidation, so kubectl validates on the server),
+    get, list, delete (and a PATCH entry kubectl reads; not served). The Node schema is
+    loose: the server does not check unknown fields."""
+    params = [{"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+              for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
+    gvk = {"group": "", "kind": "Node", "version": "v1"}
+    ref = {"$ref": "#/components/schemas/io.k8s.api.core.v1.Node"}
+    body = {"content": {"application/json": {"schema": ref}}}
+    ops = {
+        "/api/v1/nodes": {
+            "post": {"operationId": "createCoreV1Node", "parameters": params, "requestBody": body,
+                     "responses": {"201": body}, "x-kubernetes-action": "post",
+                     "x-kubernetes-group-version-kind": gvk},
+            "get": {"operationId": "listCoreV1Node", "responses": {"200": {}}, "x-kubernetes-action": "list",
+                    "x-kubernetes-group-version-kind": gvk}},
+        "/api/v1/nodes/{name}": {
+            "get": {"operationId": "readCoreV1Node", "responses": {"200": body}, "x-kubernetes-action": "get",
+                    "x-kubernetes-group-version-kind": gvk},
+            "delete": {"operationId": "deleteCoreV1Node", "responses": {"200": {}},
+                       "x-kubernetes-action": "delete", "x-kubernetes-group-version-kind": gvk},
+            # kubectl learns that fieldValidation is supported from a PATCH operation's
+            # parameters (resource.supportsQueryParamV3); this server answers PATCH with 405.
+            "patch": {"operationId": "patchCoreV1Node", "parameters": params,
+                      "requestBody": {"content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
+                      "responses": {"200": body}, "x-kubernetes-action": "patch",
+                      "x-kubernetes-group-version-kind": gvk},
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]},
+    }
+    s = "string"
+    schemas = {"io.k8s.api.core.v1.Node": {
+        "type": "object",
+        "description": "Node is a worker node in Kubernetes. Each node will have a unique identifier in the cache (i.e. in etcd).",
+        "properties": {
+            "apiVersion": {"type": s}, "kind": {"type": s},
+            "metadata": {"type": "object", "description": "Standard object's metadata."},
+            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {
+                "addresses": {"type": "array", "items": {"type": "object", "required": ["type", "address"],
+                                                         "properties": {"type": {"type": s}, "address": {"type": s}}}}}}},
+        "x-kubernetes-group-version-kind": [gvk]}}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": SERVER_GIT_VERSION},
+            "paths": ops, "components": {"schemas": schemas}}
+
+
+OPENAPI_CORE_DOC = json.dumps(openapi_v3_core_doc(), separators=(",", ":")).encode()
+OPENAPI_CORE_HASH = hashlib.sha512(OPENAPI_CORE_DOC).hexdigest()[:128].upper()
 
 
 # --------------------------------------------------------------------------
@@ -2836,14 +2889,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/version":
             return self.send_json(200, version_info())
         if path == "/api":
-            # No core/v1 group: client-go treats an empty resource list as a
-            # discovery failure, and this server has no core resources.
-            return self.send_json(200, {"kind": "APIVersions", "versions": [],
+            # core/v1 serves one resource: nodes (what the kubelet-serving approver reads).
+            return self.send_json(200, {"kind": "APIVersions", "versions": ["v1"],
                                         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
                                                                         "serverAddress": self.app.advertise}]})
         if path == "/api/v1":
-            return self.send_json(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
-                                        "resources": []})
+            return self.send_json(200, core_v1_resource_list())
+        if parts[:3] == ["api", "v1", NODE_RESOURCE]:
+            return self.handle_nodes(method, parts[3:])
         if path == "/api/v1/events" and method == "GET":
             return self.send_json(200, {"kind": "EventList", "apiVersion": "v1",
                                         "metadata": {"resourceVersion": str(self.app.store.current_rv())}, "items": []})
@@ -2878,8 +2931,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/openapi/v3":
             if not self.app.serve_openapi:
                 raise err_path_not_found()
-            return self.send_json(200, {"paths": {"apis/" + GROUP_VERSION: {
-                "serverRelativeURL": "/openapi/v3/apis/%s?hash=%s" % (GROUP_VERSION, OPENAPI_GV_HASH)}}})
+            return self.send_json(200, {"paths": {
+                "apis/" + GROUP_VERSION: {
+                    "serverRelativeURL": "/openapi/v3/apis/%s?hash=%s" % (GROUP_VERSION, OPENAPI_GV_HASH)},
+                "api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=%s" % OPENAPI_CORE_HASH}}})
+        if path == "/openapi/v3/api/v1":
+            if not self.app.serve_openapi:
+                raise err_path_not_found()
+            return self.send_bytes(200, OPENAPI_CORE_DOC, "application/json")
         if path == "/openapi/v3/apis/" + GROUP_VERSION:
             if not self.app.serve_openapi:
                 raise err_path_not_found()
@@ -3134,6 +3193,77 @@ class Handler(http.server.BaseHTTPRequestHandler):
                              "metadata": {"resourceVersion": str(self.app.store.current_rv())},
                              "items": [csr_to_json(o, with_type=False) for o in deleted]})
 
+    # -- core/v1 nodes ---------------------------------------------------
+    def handle_nodes(self, method, rest):
+        nodes = self.app.nodes
+        if len(rest) > 1:
+            raise err_path_not_found()
+        name = rest[0] if rest else ""
+        if method == "GET" and self.query.get("watch", "").lower() in ("true", "1"):
+            raise err_method_not_allowed()  # no watch on nodes in this server
+        if method == "GET":
+            self.app.authz.check(self.user, "get" if name else "list", NODE_RESOURCE, "", name)
+            fmt = negotiate(self.headers.get("Accept"), allow_table=True)
+            if name:
+                obj = nodes.get(name)
+                if obj is None:
+                    raise err_node_not_found(name)
+                if fmt["as"] == "Table":
+                    return self.send_json(200, node_table([obj], obj["metadata"]["resourceVersion"],
+                                                          self._table_fmt(fmt)))
+                if fmt["as"] == "PartialObjectMetadata":
+                    return self.send_json(200, partial_metadata(obj, fmt["v"]))
+                if fmt["as"] == "PartialObjectMetadataList":
+                    raise negotiate_fail()
+                return self.send_json(200, obj)
+            lreqs, freqs = self.selectors()
+            if any(k != "metadata.name" for k, _op, _v in freqs):
+                raise err_bad_request('field label not supported: %s' % [k for k, _o, _v in freqs
+                                                                        if k != "metadata.name"][0])
+            objs, rv = nodes.list()
+            objs = [o for o in objs if label_match(lreqs, o["metadata"].get("labels"))
+                    and all((op == "=") == (o["metadata"]["name"] == v) for _k, op, v in freqs)]
+            if fmt["as"] == "Table":
+                return self.send_json(200, node_table(objs, rv, self._table_fmt(fmt)))
+            if fmt["as"] == "PartialObjectMetadataList":
+                return self.send_json(200, {"kind": "PartialObjectMetadataList",
+                                            "apiVersion": "meta.k8s.io/" + fmt["v"],
+                                            "metadata": {"resourceVersion": str(rv)},
+                                            "items": [partial_metadata(o, fmt["v"]) for o in objs]})
+            if fmt["as"] == "PartialObjectMetadata":
+                raise negotiate_fail()
+            items = []
+            for o in objs:
+                o = dict(o)
+                o.pop("kind", None)
+                o.pop("apiVersion", None)
+                items.append(o)
+            return self.send_json(200, {"kind": "NodeList", "apiVersion": "v1",
+                                        "metadata": {"resourceVersion": str(rv)}, "items": items})
+        if method == "POST" and not name:
+            self.app.authz.check(self.user, "create", NODE_RESOURCE)
+            params = self.check_params(write=True)
+            ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+            body = self.read_body()
+            if ctype != "application/json":
+                raise APIError(415, "UnsupportedMediaType",
+                               "the body of the request was in an unknown format - accepted media types include: application/json",
+                               {})
+            try:
+                raw, _dups = parse_json_body(body)
+            except DecodeError as e:
+                raise err_bad_request("couldn't get version/kind; json parse error: %s" % e)
+            created = nodes.create(raw, dry_run=bool(params.get("dryRun")))
+            return self.send_json(201, created)
+        if method == "DELETE" and name:
+            self.app.authz.check(self.user, "delete", NODE_RESOURCE, "", name)
+            self.read_body()
+            old = nodes.delete(name)
+            return self.send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                        "details": {"name": name, "kind": NODE_RESOURCE,
+                                                    "uid": old["metadata"].get("uid", "")}})
+        raise err_method_not_allowed()
+
     # -- watch -----------------------------------------------------------
     def serve_watch(self, lreqs, freqs, fmt):
         store = self.app.store
@@ -3272,6 +3402,223 @@ def negotiate_fail():
 
 
 # --------------------------------------------------------------------------
+# core/v1 Node objects
+#
+# Just what kubectl (get/create/delete nodes, the Table of printNode) and a
+# kubelet-serving CSR approver (GET /api/v1/nodes/NAME, status.addresses) need.
+# Nodes come from --seed files at startup or from POST (admins only); they are
+# stored as given (status included: the real apiserver accepts status on node
+# create), with uid, creationTimestamp and a resourceVersion from the same
+# counter as the CSRs. No update, patch or watch.
+
+NODE_RESOURCE = "nodes"
+NODE_KIND = "Node"
+NODE_ADDRESS_TYPES = ("Hostname", "InternalIP", "ExternalIP", "InternalDNS", "ExternalDNS")
+
+
+def core_v1_resource_list():
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
+            "resources": [{"name": NODE_RESOURCE, "singularName": "node", "namespaced": False, "kind": NODE_KIND,
+                           "verbs": ["create", "delete", "get", "list"], "shortNames": ["no"],
+                           "storageVersionHash": "XwShjMxG9Fs="}]}
+
+
+def err_node_not_found(name):
+    return APIError(404, "NotFound", '%s "%s" not found' % (NODE_RESOURCE, name), _details(name, NODE_RESOURCE, ""))
+
+
+def err_node_invalid(name, field_errors):
+    msgs = []
+    for fe in field_errors:
+        m = fe.error()
+        if m not in msgs:
+            msgs.append(m)
+    agg = msgs[0] if len(msgs) == 1 else "[" + ", ".join(msgs) + "]"
+    details = _details(name, NODE_KIND, "")
+    details["causes"] = [{"reason": fe.type, "message": fe.body(), "field": fe.field} for fe in field_errors]
+    return APIError(422, "Invalid", '%s "%s" is invalid: %s' % (NODE_KIND, name, agg), details)
+
+
+class GoNodeAddress:
+    """A core.NodeAddress as fmt's %#v prints it in a field error."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __str__(self):
+        return "core.NodeAddress{Type:%s, Address:%s}" % (go_quote(str(self.a.get("type", ""))),
+                                                          go_quote(str(self.a.get("address", ""))))
+
+
+def validate_node(obj):
+    """The parts of ValidateNode the approver depends on: the name (a DNS-1123 subdomain),
+    metadata, and unique status.addresses entries of string type and address. Like
+    kube-apiserver, any address type string is accepted; the kubelet writes Hostname,
+    InternalIP, ExternalIP, InternalDNS and ExternalDNS."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return [fe_required("metadata.name", "name or generateName is required")]
+    errs = validate_object_meta(meta, True)
+    name = meta.get("name")
+    if isinstance(name, str) and name:
+        for m in is_dns1123_subdomain(name):
+            errs.append(fe_invalid("metadata.name", name, m))
+    status = obj.get("status") or {}
+    addrs = status.get("addresses") if isinstance(status, dict) else None
+    seen = set()
+    for i, a in enumerate(addrs or []):
+        path = "status.addresses[%d]" % i
+        if not isinstance(a, dict) or not isinstance(a.get("type", ""), str) \
+                or not isinstance(a.get("address", ""), str):
+            errs.append(fe_invalid(path, json.dumps(a), "must be an object with string type and address"))
+            continue
+        key = (a.get("type", ""), a.get("address", ""))
+        if key in seen:
+            errs.append(fe_duplicate(path, GoNodeAddress(a)))
+        seen.add(key)
+    return errs
+
+
+class NodeStore:
+    def __init__(self, store):
+        self.store = store  # shares its lock and resourceVersion counter (one etcd revision)
+        self.objs = {}
+
+    def get(self, name):
+        with self.store.lock:
+            o = self.objs.get(name)
+            return copy.deepcopy(o) if o is not None else None
+
+    def list(self):
+        with self.store.lock:
+            return [copy.deepcopy(self.objs[k]) for k in sorted(self.objs)], self.store.rv
+
+    def create(self, raw, dry_run=False):
+        if not isinstance(raw, dict):
+            raise err_bad_request("Node in version \"v1\" cannot be handled as a Node: json: cannot unmarshal %s "
+                                  "into Go value of type core.Node" % _jtype(raw))
+        kind, api_version = raw.get("kind") or NODE_KIND, raw.get("apiVersion") or "v1"
+        if kind != NODE_KIND or api_version != "v1":
+            raise err_bad_request("the API version in the data (%s) does not match the expected API version (v1)"
+                                  % api_version if api_version != "v1" else
+                                  "%s in version \"v1\" cannot be handled as a Node: no kind \"%s\" is registered"
+                                  % (kind, kind))
+        obj = copy.deepcopy(raw)
+        obj["kind"], obj["apiVersion"] = NODE_KIND, "v1"
+        meta = obj.setdefault("metadata", {})
+        if isinstance(meta, dict):
+            for k in ("namespace", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink"):
+                meta.pop(k, None)
+            if meta.get("resourceVersion"):
+                raise err_internal("resourceVersion should not be set on objects to be created")
+        errs = validate_node(obj)
+        name = meta.get("name", "") if isinstance(meta, dict) else ""
+        if errs:
+            raise err_node_invalid(name, errs)
+        obj.setdefault("spec", {})
+        obj.setdefault("status", {})
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_time()
+        with self.store.lock:
+            if name in self.objs:
+                raise APIError(409, "AlreadyExists", '%s "%s" already exists' % (NODE_RESOURCE, name),
+                               _details(name, NODE_RESOURCE, ""))
+            if dry_run:
+                return obj
+            self.store.rv += 1
+            meta["resourceVersion"] = str(self.store.rv)
+            self.objs[name] = copy.deepcopy(obj)
+        return obj
+
+    def delete(self, name):
+        with self.store.lock:
+            old = self.objs.pop(name, None)
+            if old is None:
+                raise err_node_not_found(name)
+            self.store.rv += 1
+            return old
+
+
+def load_seed(path):
+    """A --seed file: JSON, one Node or a List/NodeList of them."""
+    with open(path) as f:
+        doc = json.load(f)
+    items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") in ("List", "NodeList") else [doc]
+    if not isinstance(items, list):
+        raise ValueError("%s: items must be a list" % path)
+    return items
+
+
+def _ncol(name, desc, fmt="", priority=0):
+    c = _col(name, desc, fmt)
+    c["priority"] = priority
+    return c
+
+
+NODE_COLUMNS = [
+    CSR_COLUMNS[0],
+    _ncol("Status", "The status of the node"),
+    _ncol("Roles", "The roles of the node"),
+    CSR_COLUMNS[1],
+    _ncol("Version", "Kubelet Version reported by the node."),
+    _ncol("Internal-IP", "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses", priority=1),
+    _ncol("External-IP", "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses", priority=1),
+    _ncol("OS-Image", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).", priority=1),
+    _ncol("Kernel-Version", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).", priority=1),
+    _ncol("Container-Runtime", "Container runtime version reported by the node through runtime remote API (e.g. containerd://1.4.2).", priority=1),
+]
+
+
+def node_cells(obj):
+    """printers.printNode."""
+    st = obj.get("status") or {}
+    conds = {c.get("type"): c for c in st.get("conditions") or [] if isinstance(c, dict)}
+    status = []
+    if "Ready" in conds:
+        status.append("Ready" if conds["Ready"].get("status") == "True" else "NotReady")
+    if not status:
+        status.append("Unknown")
+    if (obj.get("spec") or {}).get("unschedulable"):
+        status.append("SchedulingDisabled")
+    roles = set()
+    for k, v in ((obj["metadata"].get("labels")) or {}).items():
+        if k.startswith("node-role.kubernetes.io/") and k[len("node-role.kubernetes.io/"):]:
+            roles.add(k[len("node-role.kubernetes.io/"):])
+        elif k == "kubernetes.io/role" and v:
+            roles.add(v)
+    ts = obj["metadata"].get("creationTimestamp")
+    age = human_duration(time.time() - parse_time(ts)) if ts else "<unknown>"
+    info = st.get("nodeInfo") or {}
+
+    def addr(t):
+        for a in st.get("addresses") or []:
+            if isinstance(a, dict) and a.get("type") == t:
+                return a.get("address", "")
+        return "<none>"
+
+    return [obj["metadata"].get("name", ""), ",".join(status), ",".join(sorted(roles)) or "<none>", age,
+            info.get("kubeletVersion", ""), addr("InternalIP"), addr("ExternalIP"),
+            info.get("osImage") or "<unknown>", info.get("kernelVersion") or "<unknown>",
+            info.get("containerRuntimeVersion") or "<unknown>"]
+
+
+def node_table(objs, rv, fmt):
+    include = fmt.get("includeObject") or "Metadata"
+    rows = []
+    for o in objs:
+        row = {"cells": node_cells(o)}
+        if include == "Object":
+            row["object"] = o
+        elif include == "Metadata":
+            row["object"] = partial_metadata(o, fmt.get("v", "v1"))
+        else:
+            row["object"] = None
+        rows.append(row)
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/" + fmt.get("v", "v1"),
+            "metadata": {"resourceVersion": str(rv)}, "columnDefinitions": NODE_COLUMNS, "rows": rows}
+
+
+# --------------------------------------------------------------------------
 # main
 
 class App:
@@ -3326,6 +3673,8 @@ def main(argv=None):
     ap.add_argument("--no-openapi", action="store_true", help="answer 404 on /openapi/v3 (forces kubectl --validate=false)")
     ap.add_argument("--min-request-timeout", type=int, default=1800)
     ap.add_argument("--bookmark-interval", type=float, default=60.0)
+    ap.add_argument("--seed", action="append", default=[],
+                    help="JSON file with a Node or a List/NodeList of Nodes created at startup (repeatable)")
     ap.add_argument("--port-file", help="write the chosen port here once listening")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = ap.parse_args(argv)
@@ -3341,6 +3690,15 @@ def main(argv=None):
     app.min_request_timeout = args.min_request_timeout
     app.bookmark_interval = args.bookmark_interval
     app.store = Store()
+    app.nodes = NodeStore(app.store)
+    for f in args.seed:
+        try:
+            for item in load_seed(f):
+                app.nodes.create(item)
+        except (OSError, ValueError) as e:
+            ap.error("--seed %s: %s" % (f, e))
+        except APIError as e:
+            ap.error("--seed %s: %s" % (f, e.message))
     app.authn = Authenticator(args.client_ca, args.token_file)
     app.authz = Authorizer(args.admin_groups or ["system:masters", "kubeadm:cluster-admins"], args.admin_users,
                            [v.strip() for v in args.user_verbs.split(",") if v.strip()])

@@ -24,6 +24,20 @@ SERVER = os.path.join(HERE, "server.py")
 MKENV = os.path.join(HERE, "mkenv.sh")
 KUBECTL = shutil.which("kubectl")
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
+SEED_NODE = {
+    "apiVersion": "v1", "kind": "Node",
+    "metadata": {"name": "seed-node-1", "labels": {"node-role.kubernetes.io/control-plane": ""}},
+    "status": {
+        "addresses": [{"type": "InternalIP", "address": "10.0.0.11"},
+                      {"type": "ExternalIP", "address": "203.0.113.11"},
+                      {"type": "Hostname", "address": "seed-node-1"},
+                      {"type": "InternalDNS", "address": "seed-node-1.cluster.internal"},
+                      {"type": "ExternalDNS", "address": "seed-node-1.example.com"}],
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+        "nodeInfo": {"kubeletVersion": "v1.32.4", "osImage": "Debian GNU/Linux 12 (bookworm)",
+                     "kernelVersion": "6.1.0-28-amd64", "containerRuntimeVersion": "containerd://1.7.24"},
+    },
+}
 
 
 def read_file(path):
@@ -55,12 +69,15 @@ class CertAPIServerTest(unittest.TestCase):
         cls.token_file = os.path.join(cls.tmp, "tokens.csv")
         with open(cls.token_file, "w") as f:
             f.write('s3cr3t-token,token-user,uid-42,"grp1,grp2"\n')
+        cls.seed_file = os.path.join(cls.tmp, "seed.json")
+        with open(cls.seed_file, "w") as f:
+            json.dump({"apiVersion": "v1", "kind": "List", "items": [SEED_NODE]}, f)
         cls.proc = subprocess.Popen(
             [sys.executable, SERVER, "--listen", "127.0.0.1:0",
              "--tls-cert", os.path.join(d, "server.crt"), "--tls-key", os.path.join(d, "server.key"),
              "--client-ca", os.path.join(d, "ca.crt"),
              "--cluster-signing-cert", os.path.join(d, "ca.crt"), "--cluster-signing-key", os.path.join(d, "ca.key"),
-             "--token-file", cls.token_file,
+             "--token-file", cls.token_file, "--seed", cls.seed_file,
              "--port-file", cls.port_file, "--bookmark-interval", "1"],
             stdout=cls.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
@@ -192,6 +209,71 @@ class CertAPIServerTest(unittest.TestCase):
         self.assertEqual((code, doc["kind"], resp.getheader("Content-Type")), (200, "APIGroupList", "application/json"))
         out = self.kubectl("version", "-o", "json").stdout
         self.assertEqual(json.loads(out)["serverVersion"]["gitVersion"], "v1.32.4")
+
+    # -- Node objects (core/v1) ---------------------------------------------
+    def test_nodes_discovery_and_seed(self):
+        out = self.kubectl("api-resources", "--api-group=").stdout
+        self.assertRegex(out, r"nodes\s+no\s+v1\s+false\s+Node")
+        # kubectl get nodes: the Table of the real apiserver (printNode)
+        out = self.kubectl("get", "nodes").stdout
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^NAME\s+STATUS\s+ROLES\s+AGE\s+VERSION$")
+        self.assertRegex(out, r"(?m)^seed-node-1\s+Ready\s+control-plane\s+\S+\s+v1.32.4$")
+        wide = self.kubectl("get", "nodes", "-o", "wide").stdout
+        self.assertRegex(wide.splitlines()[0], r"INTERNAL-IP\s+EXTERNAL-IP\s+OS-IMAGE\s+KERNEL-VERSION\s+CONTAINER-RUNTIME")
+        self.assertRegex(wide, r"seed-node-1\s+Ready.*10\.0\.0\.11\s+203\.0\.113\.11\s+Debian GNU/Linux 12 \(bookworm\)")
+        node = json.loads(self.kubectl("get", "node", "seed-node-1", "-o", "json").stdout)
+        self.assertEqual((node["kind"], node["apiVersion"], node["metadata"]["name"]), ("Node", "v1", "seed-node-1"))
+        self.assertEqual(node["status"]["addresses"], SEED_NODE["status"]["addresses"])
+        self.assertTrue(node["metadata"]["uid"] and node["metadata"]["resourceVersion"])
+        addrs = self.kubectl("get", "node", "seed-node-1", "-o",
+                             "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}").stdout
+        self.assertEqual(addrs, "10.0.0.11")
+        r = self.kubectl("get", "node", "no-such-node", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('nodes "no-such-node" not found', r.stderr)
+
+    def test_nodes_create_delete_validate(self):
+        name = self.unique("node")
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+                "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.12"},
+                                         {"type": "Hostname", "address": name}]}}
+        path = os.path.join(self.tmp, name + ".json")
+        with open(path, "w") as f:
+            json.dump(node, f)
+        out = self.kubectl("create", "-f", path).stdout
+        self.assertEqual(out.strip(), "node/%s created" % name)
+        r = self.kubectl("create", "-f", path, check=False)
+        self.assertIn('nodes "%s" already exists' % name, r.stderr)
+        # no Ready condition: STATUS Unknown, no role, no version (printNode)
+        out = self.kubectl("get", "nodes", name, "--no-headers").stdout
+        self.assertRegex(out, r"^%s\s+Unknown\s+<none>\s+\S+\s*$" % name)
+        got = json.loads(self.kubectl("get", "node", name, "-o", "json").stdout)
+        self.assertEqual(got["status"]["addresses"], node["status"]["addresses"])
+        # list as JSON
+        lst = json.loads(self.kubectl("get", "nodes", "-o", "json").stdout)
+        self.assertIn(name, [n["metadata"]["name"] for n in lst["items"]])
+        # validation: address type and duplicates (ValidateNode)
+        bad = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name + "-BAD"},
+               "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"},
+                                        {"type": "InternalIP", "address": "10.0.0.1"}]}}
+        code, doc, _ = self.https("POST", "/api/v1/nodes", body=bad)
+        self.assertEqual(code, 422, doc)
+        self.assertEqual(doc["reason"], "Invalid")
+        self.assertIn('Node "%s-BAD" is invalid: [' % name, doc["message"])
+        self.assertIn("metadata.name: Invalid value: \"%s-BAD\": a lowercase RFC 1123 subdomain" % name, doc["message"])
+        self.assertIn('status.addresses[1]: Duplicate value: core.NodeAddress{Type:"InternalIP", Address:"10.0.0.1"}',
+                      doc["message"])
+        code, doc, _ = self.https("GET", "/api/v1/nodes/" + name + "-BAD")
+        self.assertEqual((code, doc["reason"]), (404, "NotFound"))
+        # an unprivileged user may not create or read nodes (RBAC wording, core group "")
+        r = self.kubectl("get", "nodes", kubeconfig=self.user, check=False)
+        self.assertIn('nodes is forbidden: User "developer" cannot list resource "nodes" in API group "" at the cluster scope',
+                      r.stderr)
+        out = self.kubectl("delete", "node", name).stdout
+        self.assertEqual(out.strip(), 'node "%s" deleted' % name)
+        code, _, _ = self.https("GET", "/api/v1/nodes/" + name)
+        self.assertEqual(code, 404)
 
     def test_unauthenticated_is_401(self):
         code, doc, _ = self.https("GET", "/apis/certificates.k8s.io/v1/certificatesigningrequests", cert=None)

@@ -162,16 +162,30 @@ pub(super) struct ApproveArgs {
     /// Judge every pending request.
     #[arg(long, conflicts_with = "names")]
     all_pending: bool,
-    /// Policy file (YAML or JSON): signerNames, users, groups, maxExpirationSeconds, unmatched.
+    /// Policy file (YAML or JSON): signerNames, users, groups, maxExpirationSeconds, unmatched,
+    /// issuedWithinSeconds.
     #[arg(long)]
     policy: Option<PathBuf>,
     /// Decide and report; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Judge kubelet serving certificate requests (signer kubernetes.io/kubelet-serving):
+    /// requester and subject system:node:NAME in system:nodes, serving usages, and only DNS
+    /// names and IPs of that Node's status.addresses. Exit 3 when an approved request was
+    /// not issued within --issued-within.
+    #[arg(long)]
+    kubelet_serving: bool,
+    /// With --kubelet-serving: report a request approved but not issued after this long
+    /// [default: the policy's issuedWithinSeconds, 5m].
+    #[arg(long, requires = "kubelet_serving")]
+    issued_within: Option<String>,
+    /// With --kubelet-serving: fixed clock for --issued-within, RFC 3339.
+    #[arg(long, requires = "kubelet_serving")]
+    now: Option<String>,
     /// Kubeconfig to reach the API server with (default /etc/kubernetes/admin.conf).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// PKI dir (requests must match a certificate in it).
+    /// PKI dir (requests must match a certificate in it; not read with --kubelet-serving).
     #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
     cert_dir: PathBuf,
     /// Kubeconfig dir.
@@ -196,6 +210,9 @@ pub(super) fn approve_cmd(a: ApproveArgs) -> Result<ExitCode> {
         kubeconfig: Some(path_str(&kubeconfig_or_default(a.kubeconfig))),
         policy: opt_path(&a.policy),
         dry_run: a.dry_run,
+        kubelet_serving: a.kubelet_serving,
+        issued_within: a.issued_within,
+        now: a.now,
         location: location(&a.cert_dir, &a.kubeconfig_dir, a.external_etcd),
     };
     let r = runtime()?.block_on(approve::approve(&p))?;
@@ -203,9 +220,12 @@ pub(super) fn approve_cmd(a: ApproveArgs) -> Result<ExitCode> {
         TextJson::Text => print(&approve::render_text(&r))?,
         TextJson::Json => print(&render::json(&r)?)?,
     }
+    // 1: a named request does not exist; 3: an approved request was not issued in time.
     Ok(
         if r.requests.iter().any(|i| i.decision == Decision::NotFound) {
             ExitCode::from(1)
+        } else if !r.not_issued().is_empty() {
+            ExitCode::from(3)
         } else {
             ExitCode::SUCCESS
         },

@@ -84,6 +84,10 @@ pub struct Policy {
     /// certificate of this node, but not both.
     #[serde(default)]
     pub unmatched: Unmatched,
+    /// `--kubelet-serving`: a request Approved but without a certificate for longer than this
+    /// is reported (`approved-not-issued`). Default 300 (5 min).
+    #[serde(default = "default_issued_within")]
+    pub issued_within_seconds: i64,
 }
 
 fn default_signers() -> Vec<String> {
@@ -95,6 +99,9 @@ fn default_groups() -> Vec<String> {
 fn default_max() -> i64 {
     DEFAULT_MAX_EXPIRATION_SECONDS
 }
+fn default_issued_within() -> i64 {
+    super::kubelet_serving::DEFAULT_ISSUED_WITHIN_SECONDS
+}
 
 impl Default for Policy {
     fn default() -> Self {
@@ -104,6 +111,7 @@ impl Default for Policy {
             groups: default_groups(),
             max_expiration_seconds: default_max(),
             unmatched: Unmatched::Leave,
+            issued_within_seconds: default_issued_within(),
         }
     }
 }
@@ -126,6 +134,9 @@ impl Policy {
             return Err(perr(
                 "maxExpirationSeconds must be at least 600 (the API's minimum)".into(),
             ));
+        }
+        if p.issued_within_seconds < 0 {
+            return Err(perr("issuedWithinSeconds must not be negative".into()));
         }
         Ok(p)
     }
@@ -163,6 +174,18 @@ pub struct ApproveParams {
     /// Decide and report only; change nothing in the cluster.
     #[serde(default)]
     pub dry_run: bool,
+    /// Judge kubelet serving certificate requests (signer `kubernetes.io/kubelet-serving`)
+    /// by the kubelet rule (requester, subject, usages, SANs among the Node's
+    /// `status.addresses`) instead of this node's PKI.
+    #[serde(default)]
+    pub kubelet_serving: bool,
+    /// With `kubelet_serving`: report a request Approved but not issued after this long
+    /// (duration, e.g. `5m`; default the policy's `issuedWithinSeconds`, 300 s).
+    #[serde(default)]
+    pub issued_within: Option<String>,
+    /// Fixed clock for the approved-not-issued bound, RFC 3339 (default: now).
+    #[serde(default)]
+    pub now: Option<String>,
     /// Where the PKI is: `cert_dir`, `kubeconfig_dir`, `external_etcd` (top-level params).
     #[serde(flatten)]
     pub location: crate::pki::PkiLocation,
@@ -217,6 +240,13 @@ pub struct ApproveItem {
     /// The CA those rows belong to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_name: Option<String>,
+    /// `--kubelet-serving`: the node the request is for (from `spec.username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// `--kubelet-serving`: every denial, pending and report reason as a typed finding (the
+    /// messages are also in `reasons`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<super::kubelet_serving::Finding>,
 }
 
 /// Result of `approve`.
@@ -231,9 +261,27 @@ pub struct ApproveResult {
     pub changed: bool,
     /// The policy applied.
     pub policy: Policy,
+    /// Whether this was `--kubelet-serving`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kubelet_serving: bool,
 }
 
-fn base_item(csr: &CertificateSigningRequest) -> ApproveItem {
+impl ApproveResult {
+    /// Names of the requests reported `approved-not-issued`.
+    pub fn not_issued(&self) -> Vec<&str> {
+        self.requests
+            .iter()
+            .filter(|i| {
+                i.findings
+                    .iter()
+                    .any(|f| f.code == super::kubelet_serving::Code::ApprovedNotIssued)
+            })
+            .map(|i| i.name.as_str())
+            .collect()
+    }
+}
+
+pub(super) fn base_item(csr: &CertificateSigningRequest) -> ApproveItem {
     ApproveItem {
         name: name_of(csr),
         decision: Decision::Pending,
@@ -246,6 +294,29 @@ fn base_item(csr: &CertificateSigningRequest) -> ApproveItem {
         subject: None,
         certificates: vec![],
         ca_name: None,
+        node: None,
+        findings: vec![],
+    }
+}
+
+/// The item of a named request that does not exist.
+pub(super) fn not_found_item(name: &str) -> ApproveItem {
+    ApproveItem {
+        name: name.to_string(),
+        decision: Decision::NotFound,
+        reasons: vec![format!(
+            "certificatesigningrequests.certificates.k8s.io \"{name}\" not found"
+        )],
+        signer_name: String::new(),
+        username: String::new(),
+        groups: vec![],
+        usages: vec![],
+        expiration_seconds: None,
+        subject: None,
+        certificates: vec![],
+        ca_name: None,
+        node: None,
+        findings: vec![],
     }
 }
 
@@ -381,7 +452,7 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
 /// Appends the condition and PUTs the `/approval` subresource (as `kubectl certificate
 /// approve|deny` does), retrying once on a conflict. Refuses when the object is no longer
 /// pending.
-async fn write_decision(
+pub(super) async fn write_decision(
     api: &Api<CertificateSigningRequest>,
     name: &str,
     approve: bool,
@@ -427,6 +498,15 @@ pub async fn approve(p: &ApproveParams) -> Result<ApproveResult> {
         Some(f) => Policy::load(Path::new(f))?,
         None => Policy::default(),
     };
+    let kubeconfig = PathBuf::from(p.kubeconfig.as_deref().unwrap_or(super::DEFAULT_KUBECONFIG));
+    if p.kubelet_serving {
+        return super::kubelet_serving::run(p, policy, client(&kubeconfig).await?).await;
+    }
+    if p.issued_within.is_some() || p.now.is_some() {
+        return Err(KubeApiError::InvalidArgument(
+            "issued_within and now apply to --kubelet-serving only".into(),
+        ));
+    }
     let layout = p.location.layout();
     if !layout.cert_dir.is_dir() {
         return Err(crate::Error::io(
@@ -435,7 +515,6 @@ pub async fn approve(p: &ApproveParams) -> Result<ApproveResult> {
         )
         .into());
     }
-    let kubeconfig = PathBuf::from(p.kubeconfig.as_deref().unwrap_or(super::DEFAULT_KUBECONFIG));
     let api = csr_api(client(&kubeconfig).await?);
     let mut objs: Vec<Result<CertificateSigningRequest, String>> = Vec::new();
     if p.all_pending {
@@ -469,21 +548,7 @@ pub async fn approve(p: &ApproveParams) -> Result<ApproveResult> {
         let csr = match o {
             Ok(c) => c,
             Err(name) => {
-                requests.push(ApproveItem {
-                    name: name.clone(),
-                    decision: Decision::NotFound,
-                    reasons: vec![format!(
-                        "certificatesigningrequests.certificates.k8s.io \"{name}\" not found"
-                    )],
-                    signer_name: String::new(),
-                    username: String::new(),
-                    groups: vec![],
-                    usages: vec![],
-                    expiration_seconds: None,
-                    subject: None,
-                    certificates: vec![],
-                    ca_name: None,
-                });
+                requests.push(not_found_item(&name));
                 continue;
             }
         };
@@ -528,6 +593,7 @@ pub async fn approve(p: &ApproveParams) -> Result<ApproveResult> {
         requests,
         changed,
         policy,
+        kubelet_serving: false,
     })
 }
 
@@ -549,18 +615,39 @@ pub fn render_text(r: &ApproveResult) -> String {
             Decision::Skipped => "skipped",
             Decision::NotFound => "NOT FOUND",
         };
-        let rows = if it.certificates.is_empty() {
-            String::new()
-        } else {
+        let rows = if !it.certificates.is_empty() {
             format!(" ({})", it.certificates.join(", "))
+        } else if let Some(n) = &it.node {
+            format!(" (node {n})")
+        } else {
+            String::new()
         };
         s.push_str(&format!("[approve] {}: {what}{rows}\n", it.name));
-        for why in &it.reasons {
-            s.push_str(&format!("    - {why}\n"));
+        if it.findings.is_empty() {
+            for why in &it.reasons {
+                s.push_str(&format!("    - {why}\n"));
+            }
+        } else {
+            // The reasons that are not findings (the approval, a failed write), then each
+            // finding with its code.
+            for why in it
+                .reasons
+                .iter()
+                .filter(|w| !it.findings.iter().any(|f| &f.message == *w))
+            {
+                s.push_str(&format!("    - {why}\n"));
+            }
+            for f in &it.findings {
+                s.push_str(&format!("    - [{}] {}\n", f.code, f.message));
+            }
         }
     }
     if r.requests.is_empty() {
-        s.push_str("[approve] no pending certificate signing request\n");
+        s.push_str(if r.kubelet_serving {
+            "[approve] no pending kubelet-serving certificate signing request\n"
+        } else {
+            "[approve] no pending certificate signing request\n"
+        });
     }
     s
 }

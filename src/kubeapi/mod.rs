@@ -10,13 +10,16 @@
 //!   requests for a certificate of this node's PKI are signed with the CA that row belongs to;
 //! - [`approve`]: `kubecert approve` — a policy-checked approver that approves only requests
 //!   that renew a certificate of this node's PKI, denies the ones that break the policy, and
-//!   leaves the rest pending.
+//!   leaves the rest pending;
+//! - [`kubelet_serving`]: `kubecert approve --kubelet-serving` — the approver of kubelet
+//!   serving certificate requests: only DNS names and IPs of the requesting node's Node.
 //!
 //! Everything is async (tokio); the CLI creates a runtime, the JSON-RPC agent calls
 //! [`approve::approve_blocking`] from its blocking pool. No error, log line or result carries
 //! key material: private keys never leave memory until they are installed.
 
 pub mod approve;
+pub mod kubelet_serving;
 pub mod renew;
 pub mod sign;
 

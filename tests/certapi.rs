@@ -59,6 +59,11 @@ fn text(o: &Output) -> String {
 
 impl Env {
     fn new(demo_args: &[&str]) -> Env {
+        Env::with_server(demo_args, None, &[])
+    }
+
+    /// An Env whose server is seeded with `nodes` (a core/v1 List) and gets `server_args`.
+    fn with_server(demo_args: &[&str], nodes: Option<&Value>, server_args: &[&str]) -> Env {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("k8s");
         let mut a = vec!["demo-pki", root.to_str().unwrap()];
@@ -79,6 +84,12 @@ impl Env {
         assert!(o.status.success(), "mkenv: {}", text(&o));
         let port_file = t.path().join("port");
         let log = std::fs::File::create(t.path().join("server.log")).unwrap();
+        let mut extra: Vec<String> = server_args.iter().map(|s| s.to_string()).collect();
+        if let Some(n) = nodes {
+            let seed = t.path().join("seed.json");
+            std::fs::write(&seed, serde_json::to_vec(n).unwrap()).unwrap();
+            extra.extend(["--seed".to_string(), seed.display().to_string()]);
+        }
         let server = Command::new("python3")
             .arg(repo().join("tests/certapi/server.py"))
             .args(["--listen", "127.0.0.1:0", "--tls-cert"])
@@ -93,6 +104,7 @@ impl Env {
             .arg(&ca_key)
             .arg("--port-file")
             .arg(&port_file)
+            .args(&extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -138,6 +150,30 @@ impl Env {
 
     fn user_conf(&self) -> PathBuf {
         self.api.join("user.conf")
+    }
+
+    /// A kubeconfig of `system:node:<node>` in `system:nodes` (a client certificate from the
+    /// cluster CA, made by mkenv.sh), as a kubelet has.
+    fn node_conf(&self, node: &str) -> PathBuf {
+        let dir = self.t.path().join(format!("node-{node}"));
+        let cn = format!("system:node:{node}");
+        let o = run(Command::new("bash")
+            .arg(repo().join("tests/certapi/mkenv.sh"))
+            .args(["--ca-cert"])
+            .arg(self.pki.join("ca.crt"))
+            .arg("--ca-key")
+            .arg(self.pki.join("ca.key"))
+            .args([
+                "--server",
+                &self.url,
+                "--user-cn",
+                &cn,
+                "--user-org",
+                "system:nodes",
+            ])
+            .arg(&dir));
+        assert!(o.status.success(), "mkenv node {node}: {}", text(&o));
+        dir.join("user.conf")
     }
 
     /// `--kubeconfig api/admin.conf --cert-dir ... --kubeconfig-dir ...`
@@ -1000,4 +1036,544 @@ fn approve_approves_the_legitimate_request_and_refuses_forged_ones() {
         "{resp}"
     );
     assert_eq!(resp["result"]["dryRun"], true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// approve --kubelet-serving
+// ---------------------------------------------------------------------------------------------
+
+const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
+const SERVING_USAGES: [&str; 3] = ["digital signature", "key encipherment", "server auth"];
+
+fn node_obj(name: &str, addrs: &[(&str, &str)]) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name},
+        "status": {"addresses": addrs.iter()
+            .map(|(t, a)| serde_json::json!({"type": t, "address": a}))
+            .collect::<Vec<_>>()},
+    })
+}
+
+fn node_list(nodes: &[Value]) -> Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": nodes})
+}
+
+/// `kubectl get csr -o json`: name → status (conditions without timestamps, certificate set).
+fn csr_states(env: &Env) -> std::collections::BTreeMap<String, String> {
+    let v: Value = serde_json::from_str(&env.kubectl(&["get", "csr", "-o", "json"])).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let conds: Vec<String> = c["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| format!("{}:{}", x["type"], x["reason"]))
+                .collect();
+            let issued = !c["status"]["certificate"].is_null();
+            (
+                c["metadata"]["name"].as_str().unwrap().to_string(),
+                format!("{conds:?} issued={issued}"),
+            )
+        })
+        .collect()
+}
+
+/// `kubectl get csr NAME -o jsonpath={.status.conditions[*].type}`.
+fn condition_types(env: &Env, name: &str) -> String {
+    env.kubectl(&[
+        "get",
+        "csr",
+        name,
+        "-o",
+        "jsonpath={.status.conditions[*].type}",
+    ])
+}
+
+/// findings of one request in an approve result: (code, message) pairs.
+fn findings_of(v: &Value, name: &str) -> Vec<(String, String)> {
+    let r = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {v}"));
+    r["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn utc_in(seconds: i64) -> String {
+    let o = run(Command::new("date").args([
+        "-u",
+        "-d",
+        &format!("{seconds} seconds"),
+        "+%Y-%m-%dT%H:%M:%SZ",
+    ]));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn approve_kubelet_serving_only_for_addresses_of_the_node() {
+    let nodes = node_list(&[
+        node_obj(
+            "node-a",
+            &[
+                ("InternalIP", "10.0.0.11"),
+                ("ExternalIP", "203.0.113.11"),
+                ("Hostname", "node-a"),
+                ("InternalDNS", "node-a.cluster.internal"),
+            ],
+        ),
+        node_obj(
+            "node-b",
+            &[("InternalIP", "10.0.0.12"), ("Hostname", "node-b")],
+        ),
+    ]);
+    let env = Env::with_server(&["--key-algorithm", "ecdsa-p256"], Some(&nodes), &[]);
+    let d = env.t.path().join("kubelet");
+    std::fs::create_dir_all(&d).unwrap();
+    let (conf_a, conf_c) = (env.node_conf("node-a"), env.node_conf("node-c"));
+    let subj_a = "/O=system:nodes/CN=system:node:node-a";
+    // The kubelet's request: a subset of node-a's addresses.
+    let good = create_csr(
+        &env,
+        &conf_a,
+        "a-good",
+        &openssl_csr(
+            &d,
+            "good",
+            subj_a,
+            "DNS:node-a,DNS:node-a.cluster.internal,IP:10.0.0.11",
+            &[],
+        ),
+        KUBELET_SERVING,
+        &SERVING_USAGES,
+        None,
+    );
+    let extra = create_csr(
+        &env,
+        &conf_a,
+        "a-extra-san",
+        &openssl_csr(
+            &d,
+            "extra",
+            subj_a,
+            "DNS:node-a,IP:10.0.0.11,DNS:evil.example.com",
+            &[],
+        ),
+        KUBELET_SERVING,
+        &SERVING_USAGES,
+        None,
+    );
+    let foreign = create_csr(
+        &env,
+        &conf_a,
+        "a-for-b",
+        &openssl_csr(
+            &d,
+            "foreign",
+            "/O=system:nodes/CN=system:node:node-b",
+            "DNS:node-b,IP:10.0.0.12",
+            &[],
+        ),
+        KUBELET_SERVING,
+        &SERVING_USAGES,
+        None,
+    );
+    let good_pem = openssl_csr(&d, "good2", subj_a, "IP:10.0.0.11", &[]);
+    let other_signer = create_csr(
+        &env,
+        &conf_a,
+        "a-other-signer",
+        &good_pem,
+        "example.com/kubelet-serving",
+        &SERVING_USAGES,
+        None,
+    );
+    let client_usage = create_csr(
+        &env,
+        &conf_a,
+        "a-client-usage",
+        &good_pem,
+        KUBELET_SERVING,
+        &["digital signature", "client auth"],
+        None,
+    );
+    let no_node = create_csr(
+        &env,
+        &conf_c,
+        "c-no-node",
+        &openssl_csr(
+            &d,
+            "c",
+            "/O=system:nodes/CN=system:node:node-c",
+            "DNS:node-c,IP:10.0.0.13",
+            &[],
+        ),
+        KUBELET_SERVING,
+        &SERVING_USAGES,
+        None,
+    );
+    let all = [
+        &good,
+        &extra,
+        &foreign,
+        &other_signer,
+        &client_usage,
+        &no_node,
+    ];
+    let before = csr_states(&env);
+    assert_eq!(before.len(), all.len());
+    assert!(
+        before.values().all(|s| s == "[] issued=false"),
+        "{before:?}"
+    );
+    // The PKI approver does not touch kubelet requests (not this node's business).
+    let o = env.kubecert(&["approve", &good, "--dry-run", "-o", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plain = decisions(&serde_json::from_slice(&o.stdout).unwrap());
+    assert_eq!(plain[&good].0, "pending", "{plain:?}");
+    // Dry run: the decisions, nothing written.
+    let o = env.kubecert(&[
+        "approve",
+        "--kubelet-serving",
+        "--all-pending",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dry: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(dry["kubeletServing"], true);
+    assert_eq!(dry["changed"], false);
+    let got = decisions(&dry);
+    assert_eq!(got[&good].0, "would-approve", "{got:?}");
+    assert_eq!(got[&extra].0, "would-deny", "{got:?}");
+    assert!(
+        !got.contains_key(&other_signer),
+        "another signer is not listed: {got:?}"
+    );
+    assert_eq!(csr_states(&env), before, "the dry run changed the cluster");
+    // The real run.
+    let o = env.kubecert(&[
+        "approve",
+        "--kubelet-serving",
+        "--all-pending",
+        "-o",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let res: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(res["changed"], true);
+    let got = decisions(&res);
+    let expect: [(&String, &str, &str); 5] = [
+        (&good, "approved", "all addresses of the Node"),
+        (
+            &extra,
+            "denied",
+            "CSR \"a-extra-san\": subjectAltName DNS:evil.example.com is not an address of node \"node-a\"",
+        ),
+        (
+            &foreign,
+            "denied",
+            "CSR \"a-for-b\": node \"node-a\" asks for a certificate of node \"node-b\"",
+        ),
+        (
+            &client_usage,
+            "denied",
+            "usage \"client auth\" is not allowed for a kubelet serving certificate",
+        ),
+        (
+            &no_node,
+            "pending",
+            "CSR \"c-no-node\": node \"node-c\" not found",
+        ),
+    ];
+    for (name, decision, why) in expect {
+        let (dec, reasons) = &got[name.as_str()];
+        assert_eq!(dec, decision, "{name}: {reasons}");
+        assert!(reasons.contains(why), "{name}: {reasons}");
+    }
+    assert_eq!(got.len(), 5, "{got:?}");
+    let codes =
+        |n: &str| -> Vec<String> { findings_of(&res, n).into_iter().map(|f| f.0).collect() };
+    assert!(codes(&good).is_empty());
+    assert_eq!(codes(&extra), ["san-not-of-node"]);
+    // a-for-b: another node's CN, and SANs of node-b, not node-a.
+    assert_eq!(
+        codes(&foreign),
+        ["foreign-node", "san-not-of-node", "san-not-of-node"]
+    );
+    assert!(findings_of(&res, &foreign)[1].1.contains("DNS:node-b"));
+    assert_eq!(codes(&client_usage), ["usage-not-allowed", "usage-missing"]);
+    assert_eq!(codes(&no_node), ["node-not-found"]);
+    // The cluster, as kubectl shows it: approved and issued by the built-in signer, denied
+    // with the reasons in the message, the rest untouched.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !listed_with(&env, &good, "Approved,Issued") {
+        assert!(Instant::now() < deadline, "{good} was not issued");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(condition_types(&env, &good), "Approved");
+    let c = env.csr(&good);
+    assert_eq!(
+        condition(&c, "Approved").unwrap()["reason"],
+        "KubecertApprove"
+    );
+    let c = env.csr(&extra);
+    let denied = condition(&c, "Denied").expect("Denied");
+    assert_eq!(denied["reason"], "KubecertPolicy");
+    assert!(denied["message"]
+        .as_str()
+        .unwrap()
+        .contains("DNS:evil.example.com is not an address of node \"node-a\""));
+    assert_eq!(condition_types(&env, &foreign), "Denied");
+    assert_eq!(condition_types(&env, &client_usage), "Denied");
+    assert_eq!(condition_types(&env, &no_node), "");
+    assert_eq!(condition_types(&env, &other_signer), "");
+    let after = csr_states(&env);
+    for n in [&other_signer, &no_node] {
+        assert_eq!(after[n.as_str()], before[n.as_str()], "{n} changed");
+    }
+    // The issued certificate: from the cluster CA, node-a's subject and SANs, serverAuth.
+    use base64::Engine;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(c_cert(&env, &good))
+        .unwrap();
+    let issued = env.t.path().join("a-good.crt");
+    std::fs::write(&issued, pem).unwrap();
+    assert!(verify(&env.pki.join("ca.crt"), &issued));
+    let x = x509_text(&issued);
+    assert!(x.contains("CN = system:node:node-a"), "{x}");
+    assert!(
+        x.contains("DNS:node-a, DNS:node-a.cluster.internal, IP Address:10.0.0.11"),
+        "{x}"
+    );
+    assert!(x.contains("TLS Web Server Authentication"), "{x}");
+    // A wrong signer, named: not touched, said so.
+    let o = env.kubecert(&["approve", "--kubelet-serving", &other_signer, "-o", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(decisions(&v)[&other_signer].0, "pending");
+    assert_eq!(findings_of(&v, &other_signer)[0].0, "not-kubelet-serving");
+    assert_eq!(v["changed"], false);
+    assert_eq!(condition_types(&env, &other_signer), "");
+    // node-c registers: the pending request is approved on the next run (text output).
+    let nc = env.t.path().join("node-c.json");
+    std::fs::write(
+        &nc,
+        serde_json::to_vec(&node_obj(
+            "node-c",
+            &[("InternalIP", "10.0.0.13"), ("Hostname", "node-c")],
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    env.kubectl(&["create", "-f", nc.to_str().unwrap()]);
+    let o = env.kubecert(&["approve", "--kubelet-serving", "--all-pending"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with("[approve] c-no-node: approved (node node-c)\n"),
+        "{out}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !listed_with(&env, &no_node, "Approved,Issued") {
+        assert!(Instant::now() < deadline, "{no_node} was not issued");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Nothing pending is left: the run says so.
+    let o = env.kubecert(&["approve", "--kubelet-serving", "--all-pending"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "[approve] no pending kubelet-serving certificate signing request\n"
+    );
+    // Denied requests are not judged again (skipped), a missing one is exit 1.
+    let o = env.kubecert(&["approve", "--kubelet-serving", &extra, "no-such-csr"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(
+            "[approve] a-extra-san: skipped (node node-a)\n    - not pending (Denied): left alone"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("[approve] no-such-csr: NOT FOUND"), "{out}");
+    // The JSON-RPC `approve` method with kubelet_serving (dry run over stdio).
+    let fresh = create_csr(
+        &env,
+        &conf_a,
+        "a-fresh",
+        &openssl_csr(&d, "fresh", subj_a, "DNS:node-a,IP:203.0.113.11", &[]),
+        KUBELET_SERVING,
+        &["digital signature", "server auth"],
+        None,
+    );
+    let params = serde_json::json!({
+        "names": [&fresh, &extra],
+        "kubelet_serving": true,
+        "dry_run": true,
+        "kubeconfig": env.admin_conf(),
+    });
+    let req = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "approve", "params": params});
+    let mut child = Command::new(bin())
+        .args(["serve", "--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{req}").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    let resp: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &resp["result"];
+    assert_eq!(r["kubeletServing"], true, "{resp}");
+    assert_eq!(r["requests"][0]["decision"], "would-approve", "{resp}");
+    assert_eq!(r["requests"][0]["node"], "node-a", "{resp}");
+    assert_eq!(r["requests"][1]["decision"], "skipped", "{resp}");
+    assert_eq!(condition_types(&env, &fresh), "");
+}
+
+fn c_cert(env: &Env, name: &str) -> String {
+    env.csr(name)["status"]["certificate"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} has no certificate"))
+        .to_string()
+}
+
+#[test]
+fn approve_kubelet_serving_reports_approved_but_not_issued() {
+    let nodes = node_list(&[node_obj("node-a", &[("InternalIP", "10.0.0.11")])]);
+    // No signer for kubelet-serving here: an approved request stays without a certificate.
+    let env = Env::with_server(
+        &["--key-algorithm", "ecdsa-p256"],
+        Some(&nodes),
+        &["--signer", "kubernetes.io/kube-apiserver-client"],
+    );
+    let d = env.t.path().join("kubelet");
+    std::fs::create_dir_all(&d).unwrap();
+    let conf_a = env.node_conf("node-a");
+    let name = create_csr(
+        &env,
+        &conf_a,
+        "a-stuck",
+        &openssl_csr(
+            &d,
+            "stuck",
+            "/O=system:nodes/CN=system:node:node-a",
+            "IP:10.0.0.11",
+            &[],
+        ),
+        KUBELET_SERVING,
+        &SERVING_USAGES,
+        None,
+    );
+    let o = env.kubecert(&["approve", "--kubelet-serving", "--all-pending"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(listed_with(&env, &name, "Approved"));
+    let before = csr_states(&env);
+    // Within the bound (5 min by default): nothing to report.
+    let o = env.kubecert(&[
+        "approve",
+        "--kubelet-serving",
+        "--all-pending",
+        "--now",
+        &utc_in(240),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "[approve] no pending kubelet-serving certificate signing request\n"
+    );
+    // Past it: reported, exit 3, nothing changed.
+    let o = env.kubecert(&[
+        "approve",
+        "--kubelet-serving",
+        "--all-pending",
+        "--now",
+        &utc_in(420),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(decisions(&v)[&name].0, "skipped");
+    let f = findings_of(&v, &name);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "approved-not-issued");
+    assert!(
+        f[0].1
+            .starts_with("CSR \"a-stuck\" (node \"node-a\"): approved 7m"),
+        "{f:?}"
+    );
+    assert!(f[0].1.contains("no certificate issued within 5m"), "{f:?}");
+    assert_eq!(v["policy"]["issuedWithinSeconds"], 300);
+    // --issued-within and the policy field move the bound.
+    let o = env.kubecert(&[
+        "approve",
+        "--kubelet-serving",
+        &name,
+        "--issued-within",
+        "1m",
+        "--now",
+        &utc_in(120),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("    - [approved-not-issued] CSR \"a-stuck\" (node \"node-a\"): approved 2m"),
+        "{out}"
+    );
+    assert!(out.contains("no certificate issued within 1m"), "{out}");
+    let policy = env.t.path().join("policy.yaml");
+    std::fs::write(&policy, "issuedWithinSeconds: 3600\n").unwrap();
+    let o = env.kubecert(&[
+        "approve",
+        "--kubelet-serving",
+        "--all-pending",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--now",
+        &utc_in(420),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Bad input: a clear error, exit 2 (usage) or 1, nothing changed.
+    let o = env.kubecert(&["approve", "--issued-within", "1m", "--all-pending"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--kubelet-serving"),
+        "{}",
+        text(&o)
+    );
+    let o = env.kubecert(&[
+        "approve",
+        "--kubelet-serving",
+        "--all-pending",
+        "--issued-within",
+        "soon",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("issued_within \"soon\""),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(csr_states(&env), before);
 }

@@ -53,6 +53,7 @@ pub const DEFAULT_ISSUED_WITHIN_SECONDS: i64 = 300;
 /// What a finding is about, as a stable kebab-case code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+#[schemars(rename = "KubeletServingCode")]
 #[non_exhaustive]
 pub enum Code {
     /// The signer is not `kubernetes.io/kubelet-serving`: not judged, left alone.
@@ -142,8 +143,9 @@ impl std::fmt::Display for Code {
     }
 }
 
-/// One typed reason.
+/// One typed reason of `approve --kubelet-serving`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "KubeletServingFinding")]
 pub struct Finding {
     /// The code.
     pub code: Code,

@@ -360,7 +360,13 @@ pub static METHODS: &[&dyn RpcMethod] = &[
               requester, expirationSeconds and usages satisfy the policy and it is not a CA \
               request, else denied (Denied condition, reason KubecertPolicy, the broken rules \
               in the message); any other request is left pending. Per-request decisions and \
-              reasons in the result. dry_run decides without writing (read tier).",
+              reasons in the result. dry_run decides without writing (read tier). With \
+              kubelet_serving: judge kubernetes.io/kubelet-serving requests instead: requester \
+              and subject system:node:NAME in system:nodes, usages server auth (+ digital \
+              signature, key encipherment), DNS/IP SANs only among that Node's \
+              status.addresses; typed findings; a missing Node leaves the request pending; \
+              approved requests not issued within issued_within are reported \
+              (approved-not-issued).",
         mutating: true,
         read_only_if: Some(|p| p.dry_run),
         errors: KUBE_ERRORS,

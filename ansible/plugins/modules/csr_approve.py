@@ -12,6 +12,9 @@ description:
     CertificateSigningRequests from the API server and approves or denies them according to a policy
     (for example kubelet serving certificates whose SANs match the node).
   - Requests the policy has no opinion on stay pending.
+  - With O(kubelet_serving=true) it judges kubelet serving certificate requests (signer
+    C(kubernetes.io/kubelet-serving)) instead, by the rule kube-controller-manager does not implement
+    (only DNS names and IPs of the requesting node's Node object); see O(kubelet_serving).
   - In check mode the agent is asked for a dry run (C(dry_run=true)) and reports what it would decide.
 author:
   - kubecert maintainers (@kubecert)
@@ -47,6 +50,26 @@ options:
       - Path of the approval policy file on the node.
       - When not set, the agent's built-in policy applies.
     type: path
+  kubelet_serving:
+    description:
+      - Judge kubelet serving certificate requests (signer C(kubernetes.io/kubelet-serving)) instead of
+        requests that renew this node's kubeadm certificates.
+      - Approved only when the requester is C(system:node:<name>) in C(system:nodes), the subject is
+        CN C(system:node:<name>) O C(system:nodes), the usages are C(server auth) plus optionally
+        C(digital signature) and C(key encipherment), and every DNS name and IP is an address of
+        that Node (C(status.addresses)); no URI or email SANs, no CA, expirationSeconds within the policy.
+      - Denied when a rule about the request itself is broken; left pending when the Node does not
+        exist yet or reports no address yet. Every reason is a typed finding in RV(requests[].findings).
+      - The module fails when a request was approved but not issued within O(issued_within)
+        (finding V(approved-not-issued)), as C(kubecert approve --kubelet-serving) exits 3.
+    type: bool
+    default: false
+  issued_within:
+    description:
+      - With O(kubelet_serving=true), report a request approved but still without a certificate after
+        this long (a duration such as V(5m) or V(1h)).
+      - When not set, the policy's C(issuedWithinSeconds) applies (default 5 minutes).
+    type: str
 seealso:
   - module: kubecert.pki.kubelet_conf
 '''
@@ -57,6 +80,13 @@ EXAMPLES = r'''
     all_pending: true
     kubeconfig: /etc/kubernetes/admin.conf
   register: kubecert_approve
+
+- name: Approve kubelet serving CSRs whose SANs are addresses of the requesting node
+  kubecert.pki.csr_approve:
+    all_pending: true
+    kubelet_serving: true
+    issued_within: 10m
+    kubeconfig: /etc/kubernetes/admin.conf
 
 - name: Decide on two named requests with a custom policy
   kubecert.pki.csr_approve:
@@ -135,6 +165,39 @@ requests:
       returned: when RV(requests[].certificates) is not empty
       type: str
       sample: ca
+    node:
+      description: With O(kubelet_serving=true), the node the request is for (from C(spec.username)).
+      returned: with O(kubelet_serving=true), when the requester is a node
+      type: str
+      sample: cp-1
+    findings:
+      description:
+        - With O(kubelet_serving=true), every reason to deny, leave pending or report, typed.
+        - The messages are also in RV(requests[].reasons).
+      returned: with O(kubelet_serving=true), when there is a finding
+      type: list
+      elements: dict
+      contains:
+        code:
+          description:
+            - V(san-not-of-node), V(foreign-node), V(requester-not-a-node), V(requester-not-in-nodes-group),
+              V(subject-invalid), V(usage-not-allowed), V(usage-missing), V(no-dns-or-ip), V(forbidden-san),
+              V(ca-requested), V(expiration-too-long) (denied);
+            - V(node-not-found), V(node-without-addresses), V(request-unreadable), V(not-kubelet-serving) (left pending);
+            - V(approved-not-issued) (reported).
+          returned: always
+          type: str
+          sample: san-not-of-node
+        message:
+          description: What is wrong, naming the request, the node and the offending SAN or usage.
+          returned: always
+          type: str
+          sample: 'CSR "csr-8x7lp": subjectAltName DNS:evil.example.com is not an address of node "cp-1" (status.addresses: InternalIP=10.0.0.11)'
+kubeletServing:
+  description: Whether the requests were judged as kubelet serving requests (O(kubelet_serving=true)).
+  returned: with O(kubelet_serving=true)
+  type: bool
+  sample: true
 dryRun:
   description: Whether the agent only reported what it would decide (check mode).
   returned: success
@@ -173,6 +236,11 @@ policy:
       returned: always
       type: str
       sample: leave
+    issuedWithinSeconds:
+      description: With O(kubelet_serving=true), how long an approved request may stay without a certificate before it is reported.
+      returned: always
+      type: int
+      sample: 300
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -193,14 +261,28 @@ def main():
             all_pending=dict(type='bool', default=False),
             kubeconfig=dict(type='path'),
             policy=dict(type='path'),
+            kubelet_serving=dict(type='bool', default=False),
+            issued_within=dict(type='str'),
         ),
         mutually_exclusive=[('names', 'all_pending')],
         supports_check_mode=True,
     )
     params = dict((name, module.params[name]) for name in (
-        'names', 'all_pending', 'kubeconfig', 'policy', 'cert_dir', 'kubeconfig_dir'))
+        'names', 'all_pending', 'kubeconfig', 'policy', 'cert_dir', 'kubeconfig_dir', 'kubelet_serving',
+        'issued_within'))
+    if params['issued_within'] is not None and not params['kubelet_serving']:
+        module.fail_json(msg='issued_within applies to kubelet_serving=true only')
     params['dry_run'] = module.check_mode
     result = run(module, 'approve', params)
+    stuck = []
+    for request in result.get('requests') or []:
+        for finding in request.get('findings') or []:
+            if finding.get('code') == 'approved-not-issued':
+                stuck.append('{0}: {1}'.format(request.get('name'), finding.get('message')))
+    if stuck:
+        result = dict(result)
+        changed = bool(result.pop('changed', False))
+        module.fail_json(msg='approved but not issued: {0}'.format(' | '.join(stuck)), changed=changed, **result)
     exit_with_result(module, result, entries='requests', field='decision',
                      changed_actions=('approved', 'denied', 'would-approve', 'would-deny'))
 

@@ -256,14 +256,44 @@ def m_kubelet_conf(params):
 
 def m_approve(params):
     dry_run = bool(params.get('dry_run'))
+    if params.get('kubelet_serving'):
+        return m_approve_kubelet_serving(params, dry_run)
     return {'dryRun': dry_run,
             'requests': [{'name': 'csr-1', 'decision': 'would-approve' if dry_run else 'approved', 'reasons': ['ok'],
                           'signerName': 'kubernetes.io/kubelet-serving', 'username': 'system:node:cp1',
                           'groups': ['system:nodes'], 'usages': ['server auth'], 'expirationSeconds': None,
                           'subject': 'CN=system:node:cp1', 'certificates': [], 'caName': None}],
             'policy': {'signerNames': ['kubernetes.io/kubelet-serving'], 'users': ['system:node:*'],
-                       'groups': ['system:nodes'], 'maxExpirationSeconds': 31536000, 'unmatched': 'leave'},
+                       'groups': ['system:nodes'], 'maxExpirationSeconds': 31536000, 'unmatched': 'leave',
+                       'issuedWithinSeconds': 300},
             'changed': not dry_run}
+
+
+def _kubelet_item(name, decision, reasons, findings):
+    return {'name': name, 'decision': decision, 'reasons': reasons,
+            'signerName': 'kubernetes.io/kubelet-serving', 'username': 'system:node:cp1',
+            'groups': ['system:nodes', 'system:authenticated'],
+            'usages': ['digital signature', 'server auth'], 'subject': 'O=system:nodes, CN=system:node:cp1',
+            'certificates': [], 'node': 'cp1',
+            'findings': [{'code': c, 'message': m} for c, m in findings]}
+
+
+def m_approve_kubelet_serving(params, dry_run):
+    bound = {'10m': 600}.get(params.get('issued_within'), 300)
+    policy = {'signerNames': ['kubernetes.io/kube-apiserver-client', 'kubecert.io/*'], 'users': [],
+              'groups': ['kubeadm:cluster-admins', 'system:masters'], 'maxExpirationSeconds': 31536000,
+              'unmatched': 'leave', 'issuedWithinSeconds': bound}
+    if params.get('names') == ['csr-stuck']:
+        msg = ('CSR "csr-stuck" (node "cp1"): approved 7m ago (2026-12-01T18:00:00Z), no certificate issued '
+               'within 5m')
+        return {'dryRun': dry_run, 'changed': False, 'kubeletServing': True, 'policy': policy,
+                'requests': [_kubelet_item('csr-stuck', 'skipped', [msg], [('approved-not-issued', msg)])]}
+    deny = 'CSR "csr-2": subjectAltName DNS:evil.example.com is not an address of node "cp1" (status.addresses: InternalIP=10.0.0.11)'
+    return {'dryRun': dry_run, 'changed': not dry_run, 'kubeletServing': True, 'policy': policy,
+            'requests': [_kubelet_item('csr-1', 'would-approve' if dry_run else 'approved',
+                                       ['kubelet serving certificate of node "cp1": ...'], []),
+                         _kubelet_item('csr-2', 'would-deny' if dry_run else 'denied', [deny],
+                                       [('san-not-of-node', deny)])]}
 
 
 COMPONENT_ENDPOINTS = {'etcd': [('etcd-client', '127.0.0.1:2379', 'etcd/server'), ('etcd-peer', '10.0.0.1:2380', 'etcd/peer')],

@@ -64,6 +64,40 @@ class CsrApproveTest(ModuleCase):
         self.assertEqual(self.last_params()['names'], ['csr-1'])
         self.assertIs(self.last_params()['dry_run'], True)
 
+    def test_kubelet_serving(self):
+        failed, result = self.run_module(csr_approve, {'all_pending': True, 'kubelet_serving': True,
+                                                       'issued_within': '10m'})
+        self.assertFalse(failed, result)
+        self.assertTrue(result['changed'])
+        self.assertIs(self.last_params()['kubelet_serving'], True)
+        self.assertEqual(self.last_params()['issued_within'], '10m')
+        self.assertTrue(result['kubeletServing'])
+        self.assertEqual(result['requests'][0]['node'], 'cp1')
+        self.assertEqual(result['requests'][1]['decision'], 'denied')
+        self.assertEqual(result['requests'][1]['findings'][0]['code'], 'san-not-of-node')
+
+    def test_kubelet_serving_not_sent_unless_asked(self):
+        failed, result = self.run_module(csr_approve, {'all_pending': True})
+        self.assertFalse(failed, result)
+        self.assertIs(self.last_params()['kubelet_serving'], False)
+        self.assertNotIn('issued_within', self.last_params())
+        self.assertNotIn('kubeletServing', result)
+
+    def test_approved_not_issued_fails(self):
+        failed, result = self.run_module(csr_approve, {'names': ['csr-stuck'], 'kubelet_serving': True})
+        self.assertTrue(failed)
+        self.assertEqual(result['msg'], 'approved but not issued: csr-stuck: CSR "csr-stuck" (node "cp1"): approved 7m ago '
+                                        '(2026-12-01T18:00:00Z), no certificate issued within 5m')
+        self.assertEqual(result['requests'][0]['findings'][0]['code'], 'approved-not-issued')
+        self.assertFalse(result['changed'])
+
+    def test_issued_within_needs_kubelet_serving(self):
+        count = len(self.requests())
+        failed, result = self.run_module(csr_approve, {'all_pending': True, 'issued_within': '10m'})
+        self.assertTrue(failed)
+        self.assertEqual(result['msg'], 'issued_within applies to kubelet_serving=true only')
+        self.assertEqual(len(self.requests()), count)  # the agent was not called
+
     def test_names_and_all_pending_are_exclusive(self):
         failed, result = self.run_module(csr_approve, {'names': ['csr-1'], 'all_pending': True})
         self.assertTrue(failed)

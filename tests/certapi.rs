@@ -1554,6 +1554,43 @@ fn approve_kubelet_serving_reports_approved_but_not_issued() {
         &utc_in(420),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The reports changed nothing.
+    assert_eq!(csr_states(&env), before);
+    // A caller that may not read Nodes (the unprivileged user may list CSRs): the run fails
+    // naming the Node, and nothing is approved or denied.
+    let pending = create_csr(
+        &env,
+        &conf_a,
+        "a-pending",
+        &openssl_csr(
+            &d,
+            "pending",
+            "/O=system:nodes/CN=system:node:node-a",
+            "IP:10.0.0.11",
+            &[],
+        ),
+        KUBELET_SERVING,
+        &SERVING_USAGES,
+        None,
+    );
+    let before = csr_states(&env);
+    let o = run(Command::new(bin())
+        .args([
+            "approve",
+            "--kubelet-serving",
+            "--all-pending",
+            "--kubeconfig",
+        ])
+        .arg(env.user_conf()));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("reading Node \"node-a\" for certificate signing request \"a-pending\" (nothing was approved or denied)"),
+        "{err}"
+    );
+    assert!(err.contains("cannot get resource \"nodes\""), "{err}");
+    assert_eq!(csr_states(&env), before);
+    assert_eq!(condition_types(&env, &pending), "");
     // Bad input: a clear error, exit 2 (usage) or 1, nothing changed.
     let o = env.kubecert(&["approve", "--issued-within", "1m", "--all-pending"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -966,6 +966,25 @@ mod tests {
     }
 
     #[test]
+    fn node_names_and_subjects() {
+        for ok in ["w1", "node-a.example.com", "a"] {
+            assert!(is_node_name(ok), "{ok}");
+        }
+        for bad in ["", "../x", "W1", "-a", "a-", "a..b", "a/b", &"a".repeat(64)] {
+            assert!(!is_node_name(bad), "{bad}");
+        }
+        let c = csr("system:node:../etc", &["system:nodes"], &["server auth"]);
+        assert_eq!(requester_node(&c), None);
+        let c = csr("system:node:w1", &["system:nodes"], &["server auth"]);
+        assert_eq!(requester_node(&c).as_deref(), Some("w1"));
+        use crate::pki::issue;
+        let (cn, o) = subject_cn_o(&issue::name_der("system:node:w1", &["system:nodes", "x"]));
+        assert_eq!(cn.as_deref(), Some("system:node:w1"));
+        assert_eq!(o, ["system:nodes", "x"]);
+        assert_eq!(subject_cn_o(b"garbage"), (None, vec![]));
+    }
+
+    #[test]
     fn codes_serialize_as_as_str() {
         for c in [
             Code::NotKubeletServing,

@@ -597,5 +597,70 @@ mod tests {
         let mut s = ServedParams::default();
         roots.apply(&mut s, true).expect("defaults");
         assert_eq!(s.cert_dir.as_deref(), Some("/srv/pki"));
+        assert_eq!(
+            s.kubelet_config.as_deref(),
+            Some(crate::ops::endpoints::DEFAULT_KUBELET_CONFIG)
+        );
+    }
+
+    /// `check`'s and `metrics`' served options are confined like `served`'s: the manifests
+    /// dir and the kubelet config are roots, endpoint overrides are root only.
+    #[test]
+    fn check_served_options_are_confined() {
+        use crate::ops::served::ServedProbe;
+        let roots = Roots::for_dirs("/srv/pki", "/srv/kc");
+        let mut p = CheckParams {
+            served: ServedProbe {
+                served: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        roots.apply(&mut p, true).expect("defaults");
+        assert_eq!(p.served.manifests_dir.as_deref(), Some("/srv/kc/manifests"));
+        assert_eq!(
+            p.served.kubelet_config.as_deref(),
+            Some("/var/lib/kubelet/config.yaml")
+        );
+        for (probe, param) in [
+            (
+                ServedProbe {
+                    kubelet_config: Some("/tmp/k.yaml".into()),
+                    ..Default::default()
+                },
+                "kubelet_config",
+            ),
+            (
+                ServedProbe {
+                    manifests_dir: Some("/tmp/m".into()),
+                    ..Default::default()
+                },
+                "manifests_dir",
+            ),
+            (
+                ServedProbe {
+                    endpoints: vec![crate::ops::endpoints::EndpointOverride {
+                        endpoint: Some(crate::ops::endpoints::Endpoint::Kubelet),
+                        address: None,
+                        cert: Some("/etc/shadow".into()),
+                    }],
+                    ..Default::default()
+                },
+                "endpoints[].cert",
+            ),
+        ] {
+            let mut c = CheckParams {
+                served: probe.clone(),
+                ..Default::default()
+            };
+            let e = roots.apply(&mut c, true).expect_err(param);
+            assert!(e.to_string().starts_with(&format!("{param}: ")), "{e}");
+            let mut m = MetricsParams {
+                served: probe,
+                ..Default::default()
+            };
+            let e = roots.apply(&mut m, true).expect_err(param);
+            assert!(e.to_string().starts_with(&format!("{param}: ")), "{e}");
+        }
     }
 }

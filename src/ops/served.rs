@@ -721,6 +721,31 @@ mod tests {
         assert_eq!(r.endpoints[0].summary, "unreachable");
     }
 
+    /// `check`'s params carry the probe's options at top level; unknown fields are still
+    /// refused; without `served` the result has no `served` key.
+    #[test]
+    fn check_params_wire_format() {
+        let p: crate::check::CheckParams = serde_json::from_str(
+            r#"{"cert_dir":"/p","served":true,"timeout_ms":500,"kubelet_config":"/k.yaml",
+                "endpoints":[{"endpoint":"kubelet","address":"127.0.0.1:1"}]}"#,
+        )
+        .unwrap();
+        assert!(p.served.served);
+        assert_eq!(p.served.timeout_ms, Some(500));
+        assert_eq!(p.served.kubelet_config.as_deref(), Some("/k.yaml"));
+        assert_eq!(p.served.endpoints[0].endpoint, Some(Endpoint::Kubelet));
+        for bad in [
+            r#"{"served":true,"timeout":5}"#,
+            r#"{"served_options":{}}"#,
+            r#"{"endpoints":[{"endpoint":"kubelet","port":1}]}"#,
+        ] {
+            let e = serde_json::from_str::<crate::check::CheckParams>(bad).expect_err(bad);
+            assert!(e.to_string().starts_with("unknown field"), "{bad}: {e}");
+        }
+        let p: crate::check::CheckParams = serde_json::from_str("{}").unwrap();
+        assert!(!p.served.served);
+    }
+
     /// Six endpoints, none answering TLS: three accept TCP and stay silent (each would hold
     /// a sequential probe for the whole timeout), three are closed. The probes run
     /// concurrently: the run takes about one timeout, not three.

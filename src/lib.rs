@@ -29,7 +29,6 @@ pub mod error;
 pub mod kubeapi;
 pub mod kubelet;
 pub mod metrics;
-pub mod metrics_served;
 pub mod ops;
 pub mod pki;
 pub mod render;

@@ -30,6 +30,8 @@
 //! `ca` is the issuing CA of a leaf, and the CA's own name on a CA row.
 //! No series ever carries key material: only names, paths, subjects, issuers and serials.
 
+pub mod served;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -72,7 +74,7 @@ pub struct MetricsParams {
     #[serde(default)]
     pub textfile_dir: Option<String>,
     /// `served`: also probe what each component serves (`kubecert_served_*` series,
-    /// [`crate::metrics_served`]), with the probe's options (top-level params).
+    /// [`served`]), with the probe's options (top-level params).
     #[serde(flatten)]
     pub served: crate::ops::served::ServedProbe,
 }
@@ -376,7 +378,7 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
         }
     }
     if let Some(s) = &report.served {
-        out.push_str(&crate::metrics_served::render(s));
+        out.push_str(&served::render(s));
     }
     out
 }

@@ -1,8 +1,8 @@
 //! Prometheus series of the served-certificate proof (`kubecert metrics --served`,
 //! `check --served -o prometheus`, the `metrics` method with `served: true`), rendered from
-//! the typed [`ServedResult`] that `check` carries. Kept apart from [`crate::metrics`]'s
-//! per-file families: [`crate::metrics::render`] appends this text when the check has a
-//! served section, and nothing otherwise.
+//! the typed [`ServedResult`] that `check` carries. Kept apart from the per-file families
+//! of [`super`]: [`super::render`] appends this text when the check has a served section,
+//! and nothing otherwise.
 //!
 //! The labels follow the x509-certificate-exporter's conventions where they apply
 //! (`serial_number` in decimal, `subject_CN`), plus what identifies a live endpoint:
@@ -19,7 +19,7 @@
 
 use std::fmt::Write as _;
 
-use crate::metrics::{dn_fields, escape_label, serial_decimal};
+use super::{dn_fields, escape_label, serial_decimal};
 use crate::ops::served::{ServedResult, Verdict};
 use crate::timefmt;
 

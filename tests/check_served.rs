@@ -686,3 +686,86 @@ fn probe_options_are_checked() {
     ]);
     assert_fails(&o, 2, "unknown endpoint \"kubelett\"");
 }
+
+/// The `check` RPC method: `served: true` adds the section and folds its level; without it
+/// there is no `served` key; a confined caller may not name endpoints or another kubelet
+/// config.
+mod rpc {
+    use super::*;
+    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use serde_json::json;
+
+    fn call(roots: &Roots, who: Caller, params: Value) -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut m = module(Enforce::PeerCredentials, roots.clone());
+        m.extensions_mut().insert(who);
+        let req =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "check", "params": params}).to_string();
+        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
+        serde_json::from_str(resp.get()).unwrap()
+    }
+
+    fn caller(uid: u32) -> Caller {
+        Caller {
+            uid,
+            gid: uid,
+            pid: Some(4242),
+            may_read: true,
+            may_write: false,
+        }
+    }
+
+    #[test]
+    fn check_method_served_param() {
+        let (_t, root) = demo(&[]);
+        let mut roots = Roots::for_dirs(root.join("pki"), &root);
+        roots.kubelet_config = root.join("kubelet-config.yaml");
+        let me = kubecert::rpc::unix::effective_uid();
+        let confined = caller(if me == 1000 { 1001 } else { 1000 });
+        let owner = caller(me);
+        let dead = free_port();
+        // Without served: no key, level ok.
+        let r = call(&roots, confined, json!({}));
+        assert!(r["result"].get("served").is_none(), "{r}");
+        assert_eq!(r["result"]["status"]["level"], "ok", "{r}");
+        // Confined: no overrides, no foreign kubelet config.
+        let r = call(
+            &roots,
+            confined,
+            json!({"served": true, "endpoints": [{"endpoint": "kubelet", "address": format!("127.0.0.1:{dead}")}]}),
+        );
+        assert_eq!(r["error"]["code"], -31010, "{r}");
+        assert_eq!(r["error"]["data"]["param"], "endpoints[].address");
+        let r = call(
+            &roots,
+            confined,
+            json!({"served": true, "kubelet_config": "/etc/passwd"}),
+        );
+        assert_eq!(r["error"]["code"], -31010, "{r}");
+        assert_eq!(r["error"]["data"]["param"], "kubelet_config");
+        // The agent's own uid: every endpoint on a dead port, unreachable, level warn.
+        let eps: Vec<Value> = [
+            "etcd-client",
+            "etcd-peer",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kubelet",
+        ]
+        .iter()
+        .map(|e| json!({"endpoint": e, "address": format!("127.0.0.1:{dead}")}))
+        .collect();
+        let r = call(
+            &roots,
+            owner,
+            json!({"served": true, "timeout_ms": 500, "endpoints": eps}),
+        );
+        assert_eq!(verdicts(&r["result"]), all("unreachable"), "{r}");
+        assert_eq!(r["result"]["status"]["level"], "warn", "{r}");
+        assert_eq!(r["result"]["status"]["exitCode"], 1);
+        assert_eq!(r["result"]["served"]["level"], "warn");
+    }
+}

@@ -769,3 +769,82 @@ mod rpc {
         assert_eq!(r["result"]["served"]["level"], "warn");
     }
 }
+
+/// `serverTLSBootstrap: true`: the kubelet serves its rotated `kubelet-server-current.pem`
+/// (a symlink to the dated PEM holding certificate and key); kubecert follows the link in
+/// its directory and compares. The other endpoints are dead here: unreachable, level warn.
+#[test]
+fn kubelet_rotated_serving_certificate() {
+    let (_t, root) = demo(&[]);
+    let kpki = root.join("kubelet-pki");
+    std::fs::create_dir_all(&kpki).unwrap();
+    let (c, k) = (kpki.join("c.pem"), kpki.join("k.pem"));
+    self_signed(&c, &k, "system:node:node-1", 30);
+    let dated = kpki.join("kubelet-server-2026-12-01-00-00-00.pem");
+    let mut pem = std::fs::read(&c).unwrap();
+    pem.extend(std::fs::read(&k).unwrap());
+    std::fs::write(&dated, pem).unwrap();
+    std::os::unix::fs::symlink(
+        "kubelet-server-2026-12-01-00-00-00.pem",
+        kpki.join("kubelet-server-current.pem"),
+    )
+    .unwrap();
+    let port = free_port();
+    let conf = root.join("kubelet-config.yaml");
+    std::fs::write(
+        &conf,
+        format!("kind: KubeletConfiguration\nport: {port}\nserverTLSBootstrap: true\n"),
+    )
+    .unwrap();
+    let _kubelet = s_server(&dated, &dated, port);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let mut a: Vec<String> = [
+        "check",
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--kubelet-pki",
+        kpki.to_str().unwrap(),
+        "--served",
+        "--manifests-dir",
+        root.join("none").to_str().unwrap(),
+        "--kubelet-config",
+        conf.to_str().unwrap(),
+        "--served-timeout",
+        "1s",
+        "-o",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for e in [
+        "etcd-client",
+        "etcd-peer",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        a.push("--endpoint".into());
+        a.push(format!("{e}={dead}"));
+    }
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = kubecert(&a);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+    assert_eq!(o.status.code(), Some(3), "{v}");
+    let e = endpoint(&v, "kubelet");
+    assert_eq!(e["verdict"], "current", "{e}");
+    assert_eq!(e["addressSource"], "kubelet-config");
+    assert_eq!(e["address"], format!("127.0.0.1:{port}"));
+    assert_eq!(
+        e["certPath"],
+        kpki.join("kubelet-server-current.pem")
+            .display()
+            .to_string()
+    );
+    assert_eq!(e["served"]["serial"], serial(&c));
+    assert_eq!(e["onDisk"]["serial"], serial(&c));
+    // The key in that file never shows up in the result.
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("PRIVATE KEY"));
+}

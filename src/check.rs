@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{report, Result};
+use crate::ops::served::{ServedOptions, ServedProbe, ServedResult};
 use crate::pki::finding::FindingCode;
 use crate::pki::inventory::{CaId, Entry, Kind};
 use crate::pki::kubeconfig::{Kubeconfig, Source};
@@ -32,6 +33,10 @@ pub struct CheckParams {
     /// kubelet PKI dir (default `/var/lib/kubelet/pki`).
     #[serde(default)]
     pub kubelet_pki: Option<String>,
+    /// `served` (probe what each component serves) and the probe's options:
+    /// `manifests_dir`, `endpoints`, `timeout_ms`, `kubelet_config` (top-level params).
+    #[serde(flatten)]
+    pub served: ServedProbe,
 }
 
 /// A finding about one certificate.
@@ -231,6 +236,10 @@ pub struct CheckResult {
     /// Verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<CheckStatus>,
+    /// What each component serves (only with `served`): the served leaf next to the one on
+    /// disk and a verdict per endpoint. Its level is folded into `status.level`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<ServedResult>,
 }
 
 /// Resolved options of a check.
@@ -249,6 +258,8 @@ pub struct CheckOptions {
     pub fail_within: Option<i64>,
     /// kubelet PKI dir.
     pub kubelet_pki: PathBuf,
+    /// The served proof (None: not asked for).
+    pub served: Option<ServedOptions>,
 }
 
 impl CheckParams {
@@ -265,17 +276,22 @@ impl CheckParams {
                 .transpose()
                 .map_err(crate::Error::from)
         };
+        let kubelet_pki = PathBuf::from(
+            self.kubelet_pki
+                .as_deref()
+                .unwrap_or(pki::DEFAULT_KUBELET_PKI),
+        );
+        let served =
+            self.served
+                .resolve(&layout.cert_dir, &kubelet_pki, layout.external_etcd, now)?;
         Ok(CheckOptions {
             layout,
             now,
             now_nanos,
             warn_within: dur(&self.warn_within)?,
             fail_within: dur(&self.fail_within)?,
-            kubelet_pki: PathBuf::from(
-                self.kubelet_pki
-                    .as_deref()
-                    .unwrap_or(pki::DEFAULT_KUBELET_PKI),
-            ),
+            kubelet_pki,
+            served,
         })
     }
 }
@@ -647,6 +663,14 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
     } else {
         (Level::Ok, 0)
     };
+    // The served proof: a stale or expired served certificate fails the check; an
+    // unreachable endpoint is at least a warning (never ok: nothing was proven).
+    let served = opts.served.as_ref().map(crate::ops::served::served);
+    let (level, exit_code) = match served.as_ref().map(|s| s.level) {
+        Some(crate::ops::served::Level::Fail) => (Level::Fail, 2),
+        Some(crate::ops::served::Level::Warn) if level == Level::Ok => (Level::Warn, 1),
+        _ => (level, exit_code),
+    };
     Ok(CheckResult {
         kind: "CertificateExpirationInfo".into(),
         api_version: "output.kubeadm.k8s.io/v1alpha3".into(),
@@ -663,6 +687,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         certificates,
         certificate_authorities: authorities,
         kubelet_conf: Some(kubelet),
+        served,
     })
 }
 

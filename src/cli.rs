@@ -286,6 +286,8 @@ enum Cmd {
         /// kubelet PKI dir (for the kubelet.conf diagnosis).
         #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
         kubelet_pki: PathBuf,
+        #[command(flatten)]
+        served: ops::ServedProbeArgs,
     },
     /// Make a kubeadm-like demo PKI.
     DemoPki {
@@ -616,6 +618,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             fail_within,
             external_etcd,
             kubelet_pki,
+            served,
         } => {
             let params = CheckParams {
                 location: location(&cert_dir, &kubeconfig_dir, external_etcd),
@@ -623,12 +626,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 warn_within,
                 fail_within,
                 kubelet_pki: Some(path_str(&kubelet_pki)),
+                served: served.probe()?,
             };
             let opts = params.resolve()?;
             let report = check::check(&opts)?;
             match output {
                 CheckOutput::Text => {
                     print(&render::check_text(&report))?;
+                    if let Some(s) = &report.served {
+                        print(&kubecert::ops::served::render_check_section(s))?;
+                    }
                     for n in render::check_notes(&report) {
                         eprintln!("{n}");
                     }
@@ -767,6 +774,9 @@ struct ServeArgs {
     /// The kubelet PKI dir served.
     #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
     kubelet_pki: PathBuf,
+    /// The kubelet config served (the kubelet's endpoint in the served proof).
+    #[arg(long, default_value = kubecert::ops::endpoints::DEFAULT_KUBELET_CONFIG)]
+    kubelet_config: PathBuf,
     /// Where backups go and the only place restore reads them from [default:
     /// <cert-dir>/../kubecert-backup].
     #[arg(long)]
@@ -796,6 +806,7 @@ impl ServeArgs {
         use kubecert::confine::{normalize, Roots};
         let mut r = Roots::for_dirs(&self.cert_dir, &self.kubeconfig_dir);
         r.kubelet_pki = normalize(&self.kubelet_pki);
+        r.kubelet_config = normalize(&self.kubelet_config);
         let set = |v: &Option<PathBuf>, d: &mut PathBuf| {
             if let Some(v) = v {
                 *d = normalize(v);

@@ -62,6 +62,9 @@ pub struct Roots {
     pub manifests_dir: PathBuf,
     /// Where `restart` parks manifests (default `<manifests-dir>/../kubecert-parked-manifests`).
     pub park_dir: PathBuf,
+    /// The kubelet config the served proof reads the kubelet's endpoint from
+    /// (`--kubelet-config`, default `/var/lib/kubelet/config.yaml`).
+    pub kubelet_config: PathBuf,
 }
 
 impl Default for Roots {
@@ -88,6 +91,7 @@ impl Roots {
             approve_policy: None,
             manifests_dir: kubeconfig_dir.join("manifests"),
             park_dir: crate::ops::restart::default_park_dir(&kubeconfig_dir.join("manifests")),
+            kubelet_config: PathBuf::from(crate::ops::endpoints::DEFAULT_KUBELET_CONFIG),
             cert_dir,
             kubeconfig_dir,
         }
@@ -107,6 +111,7 @@ impl Roots {
             Root::ApprovePolicy => self.approve_policy.as_deref(),
             Root::ManifestsDir => Some(&self.manifests_dir),
             Root::ParkDir => Some(&self.park_dir),
+            Root::KubeletConfig => Some(&self.kubelet_config),
             Root::RootOnly => None,
         }
     }
@@ -184,6 +189,8 @@ pub enum Root {
     ManifestsDir,
     /// [`Roots::park_dir`].
     ParkDir,
+    /// [`Roots::kubelet_config`].
+    KubeletConfig,
     /// Never configured: only an unconfined caller (root, the agent's uid, stdio) may pass
     /// it (command templates, endpoint addresses and certificate overrides).
     RootOnly,
@@ -259,8 +266,19 @@ impl PathParams for CheckParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
         let mut v = location(&mut self.location);
         v.push(opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki));
+        v.extend(served_probe(&mut self.served));
         v
     }
+}
+
+/// The path params of the served proof flattened into `check` and `metrics`.
+fn served_probe(p: &mut crate::ops::served::ServedProbe) -> Vec<PathParam<'_>> {
+    let mut v = vec![
+        opt("manifests_dir", Root::ManifestsDir, &mut p.manifests_dir),
+        opt("kubelet_config", Root::KubeletConfig, &mut p.kubelet_config),
+    ];
+    v.extend(endpoint_overrides(&mut p.endpoints));
+    v
 }
 
 impl PathParams for RenewParams {
@@ -326,6 +344,7 @@ impl PathParams for MetricsParams {
             opt("state_file", Root::StateFile, &mut self.state_file),
             opt("textfile_dir", Root::TextfileDir, &mut self.textfile_dir),
         ]);
+        v.extend(served_probe(&mut self.served));
         v
     }
 }
@@ -344,6 +363,12 @@ impl PathParams for ServedParams {
         let mut v = vec![
             opt("cert_dir", Root::CertDir, &mut self.cert_dir),
             opt("manifests_dir", Root::ManifestsDir, &mut self.manifests_dir),
+            opt(
+                "kubelet_config",
+                Root::KubeletConfig,
+                &mut self.kubelet_config,
+            ),
+            opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
         ];
         v.extend(endpoint_overrides(&mut self.endpoints));
         v
@@ -572,5 +597,70 @@ mod tests {
         let mut s = ServedParams::default();
         roots.apply(&mut s, true).expect("defaults");
         assert_eq!(s.cert_dir.as_deref(), Some("/srv/pki"));
+        assert_eq!(
+            s.kubelet_config.as_deref(),
+            Some(crate::ops::endpoints::DEFAULT_KUBELET_CONFIG)
+        );
+    }
+
+    /// `check`'s and `metrics`' served options are confined like `served`'s: the manifests
+    /// dir and the kubelet config are roots, endpoint overrides are root only.
+    #[test]
+    fn check_served_options_are_confined() {
+        use crate::ops::served::ServedProbe;
+        let roots = Roots::for_dirs("/srv/pki", "/srv/kc");
+        let mut p = CheckParams {
+            served: ServedProbe {
+                served: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        roots.apply(&mut p, true).expect("defaults");
+        assert_eq!(p.served.manifests_dir.as_deref(), Some("/srv/kc/manifests"));
+        assert_eq!(
+            p.served.kubelet_config.as_deref(),
+            Some("/var/lib/kubelet/config.yaml")
+        );
+        for (probe, param) in [
+            (
+                ServedProbe {
+                    kubelet_config: Some("/tmp/k.yaml".into()),
+                    ..Default::default()
+                },
+                "kubelet_config",
+            ),
+            (
+                ServedProbe {
+                    manifests_dir: Some("/tmp/m".into()),
+                    ..Default::default()
+                },
+                "manifests_dir",
+            ),
+            (
+                ServedProbe {
+                    endpoints: vec![crate::ops::endpoints::EndpointOverride {
+                        endpoint: Some(crate::ops::endpoints::Endpoint::Kubelet),
+                        address: None,
+                        cert: Some("/etc/shadow".into()),
+                    }],
+                    ..Default::default()
+                },
+                "endpoints[].cert",
+            ),
+        ] {
+            let mut c = CheckParams {
+                served: probe.clone(),
+                ..Default::default()
+            };
+            let e = roots.apply(&mut c, true).expect_err(param);
+            assert!(e.to_string().starts_with(&format!("{param}: ")), "{e}");
+            let mut m = MetricsParams {
+                served: probe,
+                ..Default::default()
+            };
+            let e = roots.apply(&mut m, true).expect_err(param);
+            assert!(e.to_string().starts_with(&format!("{param}: ")), "{e}");
+        }
     }
 }

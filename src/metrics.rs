@@ -30,6 +30,8 @@
 //! `ca` is the issuing CA of a leaf, and the CA's own name on a CA row.
 //! No series ever carries key material: only names, paths, subjects, issuers and serials.
 
+pub mod served;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -71,6 +73,10 @@ pub struct MetricsParams {
     /// collector). Writing needs the write tier on the socket.
     #[serde(default)]
     pub textfile_dir: Option<String>,
+    /// `served`: also probe what each component serves (`kubecert_served_*` series,
+    /// [`served`]), with the probe's options (top-level params).
+    #[serde(flatten)]
+    pub served: crate::ops::served::ServedProbe,
 }
 
 /// Result of `metrics`.
@@ -134,6 +140,7 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
         warn_within: None,
         fail_within: None,
         kubelet_pki: p.kubelet_pki.clone(),
+        served: p.served.clone(),
     };
     let opts = check_params.resolve()?;
     let state_file = match &p.state_file {
@@ -369,6 +376,9 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
         if !f.samples.is_empty() {
             f.write_to(&mut out);
         }
+    }
+    if let Some(s) = &report.served {
+        out.push_str(&served::render(s));
     }
     out
 }

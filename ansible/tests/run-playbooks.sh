@@ -375,6 +375,21 @@ t_report_summary_unchanged() {
     expect "check mode: changed=0" grep -qE 'cp1 +: ok=[0-9]+ +changed=0 ' "$w/out.txt" &&
     expect "check --diff prints no JSON diff" test "$(wc -l <"$w/out.txt")" -lt 120
 }
+t_report_served() {
+    # Without kubecert_served nothing is probed; with it a kubelet that still serves its old
+    # certificate fails the run, named with the component to restart.
+    play 0 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "no served param without the variable" not_grep '"served"' "$w/agent.jsonl" &&
+    play 0 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 -e kubecert_served=true &&
+    expect "served asked of the agent" grep -q '"served": true' "$w/agent.jsonl" &&
+    expect "the summary says served ok" grep -qE 'cp2: level ok, .*served ok' "$w/out.txt" &&
+    echo stale:kubelet >"$w/served-state" &&
+    play 2 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 -e kubecert_served=true &&
+    expect "the finding names the restart" grep -q 'cp1 served kubelet (127.0.0.1:10250): stale: serving a certificate other than the one on disk .* restart kubelet' "$w/out.txt" &&
+    expect "in the JSON report too" "$python" -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+assert d["hosts"]["cp3"]["served"]["staleComponents"] == ["kubelet"], d["hosts"]["cp3"].get("served")' "$w/kubecert-expiration.json"
+}
 t_renew_kubespray_group() {
     sed 's/^\[control_plane\]/[kube_control_plane]/' "$w/inventory.ini" >"$w/inventory-kubespray.ini"
     PLAY_INVENTORY="$w/inventory-kubespray.ini" play 0 kubecert.pki.renew_ha &&
@@ -501,6 +516,7 @@ scenario "check_expiration: a missing key fails (level fail, problems)" t_report
 scenario "check_expiration: no kubeadm PKI at the path fails" t_report_no_pki
 scenario "check_expiration: kubelet.conf findings point at kubecert.pki.kubelet_conf" t_report_kubelet_conf
 scenario "check_expiration: a summary per node, changed=0, no diff" t_report_summary_unchanged
+scenario "check_expiration: kubecert_served=true reports what each component serves" t_report_served
 scenario "renew_ha: Kubespray's kube_control_plane group" t_renew_kubespray_group
 scenario "renew_ha: a pattern matching no host fails" t_renew_no_host
 scenario "renew_ha: due certificates of an external CA fail the node" t_renew_external_ca

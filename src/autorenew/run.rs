@@ -161,6 +161,7 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
             kubelet_pki: None,
             state_file: Some(o.state_file.display().to_string()),
             textfile_dir: Some(dir.display().to_string()),
+            served: Default::default(),
         };
         match crate::metrics::metrics(&p) {
             Ok(m) => result.textfile = m.textfile,

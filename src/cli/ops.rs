@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use kubecert::ops::endpoints::{Endpoint, EndpointOverride};
+use kubecert::ops::endpoints::{Endpoint, EndpointOverride, Owner};
 use kubecert::ops::health::{self, HealthParams};
 use kubecert::ops::restart::{self, RestartMethod, RestartParams};
-use kubecert::ops::served::{self, ServedParams};
+use kubecert::ops::served::{self, ServedParams, ServedProbe};
 use kubecert::pki::inventory::Component;
 use kubecert::render;
 
@@ -24,11 +24,20 @@ fn parse_component(s: &str) -> Result<Component, String> {
     })
 }
 
+fn parse_owner(s: &str) -> Result<Owner, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+        format!(
+            "unknown component {s:?} (etcd, kube-apiserver, kube-controller-manager, \
+             kube-scheduler, kubelet)"
+        )
+    })
+}
+
 fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
         format!(
             "unknown endpoint {s:?} (etcd-client, etcd-peer, kube-apiserver, \
-             kube-controller-manager, kube-scheduler)"
+             kube-controller-manager, kube-scheduler, kubelet)"
         )
     })
 }
@@ -59,13 +68,21 @@ pub(super) struct EndpointArgs {
 
 impl EndpointArgs {
     fn overrides(&self) -> Vec<EndpointOverride> {
+        overrides(&self.endpoints, &self.endpoint_certs)
+    }
+}
+
+fn overrides(
+    endpoints: &[(Endpoint, String)],
+    endpoint_certs: &[(Endpoint, String)],
+) -> Vec<EndpointOverride> {
+    {
         let mut out: Vec<EndpointOverride> = Vec::new();
-        for (e, addr, cert) in self
-            .endpoints
+        for (e, addr, cert) in endpoints
             .iter()
             .map(|(e, a)| (*e, Some(a.clone()), None))
             .chain(
-                self.endpoint_certs
+                endpoint_certs
                     .iter()
                     .map(|(e, c)| (*e, None, Some(c.clone()))),
             )
@@ -90,14 +107,65 @@ fn ms(flag: &str, s: &str) -> Result<u64> {
     Ok(u64::try_from(millis(flag, s)?.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// `--served` and the flags of the probe, for `check` and `metrics` (the PKI dir, the
+/// kubelet's cert dir and the clock are theirs).
+#[derive(clap::Args, Debug)]
+pub(super) struct ServedProbeArgs {
+    /// Also prove what each component serves over TLS (etcd client and peer, kube-apiserver,
+    /// controller-manager, scheduler, kubelet): a stale or expired served certificate fails,
+    /// an unreachable endpoint warns.
+    #[arg(long)]
+    served: bool,
+    /// With --served: static pod manifests dir the endpoints are read from.
+    #[arg(long, requires = "served", default_value = kubecert::ops::served::DEFAULT_MANIFESTS_DIR)]
+    manifests_dir: PathBuf,
+    /// With --served: connect to ENDPOINT at HOST:PORT instead (e.g.
+    /// kubelet=127.0.0.1:10250); repeatable.
+    #[arg(long = "endpoint", requires = "served", value_name = "ENDPOINT=HOST:PORT", value_parser = parse_pair)]
+    endpoints: Vec<(Endpoint, String)>,
+    /// With --served: compare ENDPOINT with this certificate file instead; repeatable.
+    #[arg(long = "endpoint-cert", requires = "served", value_name = "ENDPOINT=FILE", value_parser = parse_pair)]
+    endpoint_certs: Vec<(Endpoint, String)>,
+    /// With --served: bound on connect + TLS handshake of each endpoint (probed concurrently).
+    #[arg(long, requires = "served", default_value = "3s")]
+    served_timeout: String,
+    /// With --served: the kubelet's config file (address, port, tlsCertFile,
+    /// serverTLSBootstrap).
+    #[arg(long, requires = "served", default_value = kubecert::ops::endpoints::DEFAULT_KUBELET_CONFIG)]
+    kubelet_config: PathBuf,
+}
+
+impl ServedProbeArgs {
+    /// The params (`served: false` when --served is absent).
+    pub(super) fn probe(&self) -> Result<ServedProbe> {
+        if !self.served {
+            return Ok(ServedProbe::default());
+        }
+        Ok(ServedProbe {
+            served: true,
+            manifests_dir: Some(path_str(&self.manifests_dir)),
+            endpoints: overrides(&self.endpoints, &self.endpoint_certs),
+            timeout_ms: Some(ms("served-timeout", &self.served_timeout)?),
+            kubelet_config: Some(path_str(&self.kubelet_config)),
+        })
+    }
+}
+
 /// Flags of `kubecert served`.
 #[derive(clap::Args, Debug)]
 pub(super) struct ServedArgs {
-    /// Components (default: all four).
-    #[arg(value_parser = parse_component)]
-    components: Vec<Component>,
+    /// Components: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet
+    /// (default: all five).
+    #[arg(value_parser = parse_owner)]
+    components: Vec<Owner>,
     #[command(flatten)]
     ep: EndpointArgs,
+    /// The kubelet's config file (address, port, tlsCertFile, serverTLSBootstrap).
+    #[arg(long, default_value = kubecert::ops::endpoints::DEFAULT_KUBELET_CONFIG)]
+    kubelet_config: PathBuf,
+    /// The kubelet's cert dir (kubelet.crt, kubelet-server-current.pem).
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
+    kubelet_pki: PathBuf,
     /// Bound on connect + TLS handshake of each endpoint.
     #[arg(long, default_value = "3s")]
     timeout: String,
@@ -117,6 +185,8 @@ pub(super) fn served_cmd(a: ServedArgs) -> Result<ExitCode> {
         endpoints: a.ep.overrides(),
         timeout_ms: Some(ms("timeout", &a.timeout)?),
         now: a.now,
+        kubelet_config: Some(path_str(&a.kubelet_config)),
+        kubelet_pki: Some(path_str(&a.kubelet_pki)),
     })?;
     match a.output {
         TextJson::Text => print(&served::render_text(&r))?,

@@ -57,6 +57,8 @@ pub(super) struct MetricsArgs {
     /// Fixed clock (RFC 3339).
     #[arg(long)]
     now: Option<String>,
+    #[command(flatten)]
+    served: super::ops::ServedProbeArgs,
 }
 
 pub(super) fn metrics_cmd(a: MetricsArgs) -> Result<ExitCode> {
@@ -66,6 +68,7 @@ pub(super) fn metrics_cmd(a: MetricsArgs) -> Result<ExitCode> {
         kubelet_pki: Some(path_str(&a.kubelet_pki)),
         state_file: a.state_file.as_deref().map(path_str),
         textfile_dir: a.textfile_dir.as_deref().map(path_str),
+        served: a.served.probe()?,
     })?;
     match r.textfile {
         Some(f) => eprintln!("[metrics] wrote {f}"),

@@ -1,6 +1,9 @@
 //! Where each control-plane component listens and which certificate file it serves, read
 //! from its static pod manifest (`<manifests>/<component>.yaml`) when present, kubeadm's
-//! defaults otherwise, and overridable per endpoint.
+//! defaults otherwise, and overridable per endpoint. The kubelet (:10250) is not a static
+//! pod: its address and serving certificate come from its config file
+//! (`/var/lib/kubelet/config.yaml`: `address`, `port`, `tlsCertFile`, `serverTLSBootstrap`)
+//! and its PKI dir, with the kubelet's own defaults (see [`kubelet_cert`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +12,75 @@ use serde::{Deserialize, Serialize};
 
 use crate::pki::inventory::Component;
 
-/// A TLS endpoint of a control-plane component.
+/// Who serves an endpoint: one of the four static pods, or the kubelet (a host service, not
+/// a static pod: `kubecert restart` and `health` never concern it). Serialized like
+/// [`Component`] (`etcd`, `kube-apiserver`, …) plus `kubelet`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+#[schemars(rename = "ServedComponent")]
+pub enum Owner {
+    /// The etcd static pod.
+    Etcd,
+    /// kube-apiserver.
+    KubeApiserver,
+    /// kube-controller-manager.
+    KubeControllerManager,
+    /// kube-scheduler.
+    KubeScheduler,
+    /// The kubelet (systemd service).
+    Kubelet,
+}
+
+/// Every owner, in probe order (the static pods in restart order, then the kubelet).
+pub const OWNERS: [Owner; 5] = [
+    Owner::Etcd,
+    Owner::KubeApiserver,
+    Owner::KubeControllerManager,
+    Owner::KubeScheduler,
+    Owner::Kubelet,
+];
+
+impl Owner {
+    /// The static pod, `None` for the kubelet.
+    pub fn static_pod(self) -> Option<Component> {
+        match self {
+            Owner::Etcd => Some(Component::Etcd),
+            Owner::KubeApiserver => Some(Component::KubeApiserver),
+            Owner::KubeControllerManager => Some(Component::KubeControllerManager),
+            Owner::KubeScheduler => Some(Component::KubeScheduler),
+            Owner::Kubelet => None,
+        }
+    }
+
+    /// Its name (as in `restart <name>`).
+    pub fn name(self) -> &'static str {
+        match self.static_pod() {
+            Some(c) => c.name(),
+            None => "kubelet",
+        }
+    }
+}
+
+impl From<Component> for Owner {
+    fn from(c: Component) -> Self {
+        match c {
+            Component::Etcd => Owner::Etcd,
+            Component::KubeApiserver => Owner::KubeApiserver,
+            Component::KubeControllerManager => Owner::KubeControllerManager,
+            Component::KubeScheduler => Owner::KubeScheduler,
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A TLS endpoint of a control-plane component or of the kubelet.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -25,25 +96,29 @@ pub enum Endpoint {
     KubeControllerManager,
     /// kube-scheduler's secure port (10259).
     KubeScheduler,
+    /// The kubelet's port (10250), from the kubelet config.
+    Kubelet,
 }
 
 /// Every endpoint, in probe order.
-pub const ENDPOINTS: [Endpoint; 5] = [
+pub const ENDPOINTS: [Endpoint; 6] = [
     Endpoint::EtcdClient,
     Endpoint::EtcdPeer,
     Endpoint::KubeApiserver,
     Endpoint::KubeControllerManager,
     Endpoint::KubeScheduler,
+    Endpoint::Kubelet,
 ];
 
 impl Endpoint {
-    /// The component that serves it.
-    pub fn component(self) -> Component {
+    /// Who serves it.
+    pub fn owner(self) -> Owner {
         match self {
-            Endpoint::EtcdClient | Endpoint::EtcdPeer => Component::Etcd,
-            Endpoint::KubeApiserver => Component::KubeApiserver,
-            Endpoint::KubeControllerManager => Component::KubeControllerManager,
-            Endpoint::KubeScheduler => Component::KubeScheduler,
+            Endpoint::EtcdClient | Endpoint::EtcdPeer => Owner::Etcd,
+            Endpoint::KubeApiserver => Owner::KubeApiserver,
+            Endpoint::KubeControllerManager => Owner::KubeControllerManager,
+            Endpoint::KubeScheduler => Owner::KubeScheduler,
+            Endpoint::Kubelet => Owner::Kubelet,
         }
     }
 
@@ -55,15 +130,14 @@ impl Endpoint {
             Endpoint::KubeApiserver => "kube-apiserver",
             Endpoint::KubeControllerManager => "kube-controller-manager",
             Endpoint::KubeScheduler => "kube-scheduler",
+            Endpoint::Kubelet => "kubelet",
         }
     }
 
-    /// The endpoints of `c`.
-    pub fn of(c: Component) -> Vec<Endpoint> {
-        ENDPOINTS
-            .into_iter()
-            .filter(|e| e.component() == c)
-            .collect()
+    /// The endpoints of `o` (a [`Component`] converts into an [`Owner`]).
+    pub fn of(o: impl Into<Owner>) -> Vec<Endpoint> {
+        let o = o.into();
+        ENDPOINTS.into_iter().filter(|e| e.owner() == o).collect()
     }
 
     fn default_port(self) -> u16 {
@@ -73,6 +147,7 @@ impl Endpoint {
             Endpoint::KubeApiserver => 6443,
             Endpoint::KubeControllerManager => 10257,
             Endpoint::KubeScheduler => 10259,
+            Endpoint::Kubelet => 10250,
         }
     }
 
@@ -122,6 +197,8 @@ pub enum Source {
     Default,
     /// The caller's override.
     Override,
+    /// The kubelet's config file (`address`, `port`, `tlsCertFile`, `serverTLSBootstrap`).
+    KubeletConfig,
 }
 
 /// A resolved endpoint.
@@ -242,7 +319,10 @@ pub fn resolve(
     manifests_dir: &Path,
     overrides: &[EndpointOverride],
 ) -> Target {
-    let flags = manifest_flags(manifests_dir, e.component());
+    let flags = e
+        .owner()
+        .static_pod()
+        .and_then(|c| manifest_flags(manifests_dir, c));
     let o = overrides.iter().find(|o| o.endpoint == Some(e));
     let (address, address_source) = match (
         o.and_then(|o| o.address.clone()),
@@ -262,6 +342,120 @@ pub fn resolve(
     };
     Target {
         endpoint: e,
+        address,
+        address_source,
+        cert,
+        cert_source,
+    }
+}
+
+/// The kubelet's default config file (kubeadm writes it; `kubelet --config`).
+pub const DEFAULT_KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
+
+/// What the kubelet config says about serving (absent fields: the kubelet's defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeletServing {
+    /// `address` (default 0.0.0.0).
+    pub address: Option<String>,
+    /// `port` (default 10250).
+    pub port: Option<u16>,
+    /// `tlsCertFile`.
+    pub tls_cert_file: Option<String>,
+    /// `serverTLSBootstrap`.
+    pub server_tls_bootstrap: bool,
+}
+
+/// Reads the serving fields of a KubeletConfiguration; `None` when the file is absent or is
+/// not a YAML mapping (defaults then apply, and the result says so).
+pub fn kubelet_serving(config: &Path) -> Option<KubeletServing> {
+    let bytes = crate::pki::cert::read_file(config).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let v: serde_json::Value = serde_saphyr::from_str(&text).ok()?;
+    v.as_object()?;
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+    };
+    Some(KubeletServing {
+        address: s("address"),
+        port: v
+            .get("port")
+            .and_then(|p| p.as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0),
+        tls_cert_file: s("tlsCertFile"),
+        server_tls_bootstrap: v
+            .get("serverTLSBootstrap")
+            .and_then(|b| b.as_bool())
+            .unwrap_or(false),
+    })
+}
+
+/// The certificate the kubelet serves, as the kubelet chooses it (cmd/kubelet/app/server.go
+/// `InitializeTLS`, pkg/kubelet/certificate `NewKubeletServerCertificateManager`):
+///
+/// - `serverTLSBootstrap: true`: the certificate manager's file store (prefix
+///   `kubelet-server` in the kubelet's cert dir): `kubelet-server-current.pem` (a symlink to
+///   the dated PEM of the last rotation), else `tlsCertFile`, else `kubelet-server.crt`;
+///   none before its first CSR is signed;
+/// - otherwise `tlsCertFile`, and without one `<cert dir>/kubelet.crt`, the self-signed
+///   certificate the kubelet generates on first start.
+pub fn kubelet_cert(serving: &KubeletServing, kubelet_pki: &Path) -> Option<PathBuf> {
+    if serving.server_tls_bootstrap {
+        let current = kubelet_pki.join("kubelet-server-current.pem");
+        if crate::pki::fsread::exists_nofollow(&current) {
+            return Some(current);
+        }
+        if let Some(f) = &serving.tls_cert_file {
+            return Some(PathBuf::from(f));
+        }
+        let plain = kubelet_pki.join("kubelet-server.crt");
+        return crate::pki::fsread::exists_nofollow(&plain).then_some(plain);
+    }
+    Some(match &serving.tls_cert_file {
+        Some(f) => PathBuf::from(f),
+        None => kubelet_pki.join("kubelet.crt"),
+    })
+}
+
+/// Resolves the kubelet's endpoint: the override, else its config file, else the kubelet's
+/// defaults (`0.0.0.0:10250`, probed on loopback, and `<kubelet_pki>/kubelet.crt`).
+pub fn resolve_kubelet(
+    kubelet_config: &Path,
+    kubelet_pki: &Path,
+    overrides: &[EndpointOverride],
+) -> Target {
+    let conf = kubelet_serving(kubelet_config);
+    let o = overrides
+        .iter()
+        .find(|o| o.endpoint == Some(Endpoint::Kubelet));
+    let (address, address_source) = match (o.and_then(|o| o.address.clone()), &conf) {
+        (Some(a), _) => (a, Source::Override),
+        (None, Some(c)) => {
+            let host = match c.address.as_deref() {
+                None | Some("0.0.0.0") => "127.0.0.1",
+                Some("::") => "::1",
+                Some(h) => h,
+            };
+            (
+                host_port(host, c.port.unwrap_or(10250)),
+                Source::KubeletConfig,
+            )
+        }
+        (None, None) => (host_port("127.0.0.1", 10250), Source::Default),
+    };
+    let (cert, cert_source) = match (o.and_then(|o| o.cert.clone()), &conf) {
+        (Some(c), _) => (Some(PathBuf::from(c)), Source::Override),
+        (None, Some(c)) => (kubelet_cert(c, kubelet_pki), Source::KubeletConfig),
+        (None, None) => (
+            kubelet_cert(&KubeletServing::default(), kubelet_pki),
+            Source::Default,
+        ),
+    };
+    Target {
+        endpoint: Endpoint::Kubelet,
         address,
         address_source,
         cert,
@@ -339,6 +533,73 @@ spec:
             (t.address.as_str(), t.address_source, t.cert_source),
             ("127.0.0.1:1", Source::Override, Source::Override)
         );
+    }
+
+    #[test]
+    fn kubelet_config_gives_address_and_served_file() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        let conf = d.path().join("config.yaml");
+        // No config: the kubelet's defaults.
+        let t = resolve_kubelet(&conf, &pki, &[]);
+        assert_eq!(
+            (t.address.as_str(), t.address_source, t.cert.clone()),
+            (
+                "127.0.0.1:10250",
+                Source::Default,
+                Some(pki.join("kubelet.crt"))
+            )
+        );
+        // kubeadm's config: no tlsCertFile, no bootstrap → the self-signed kubelet.crt.
+        std::fs::write(
+            &conf,
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nport: 10350\naddress: 127.0.0.3\n",
+        )
+        .unwrap();
+        let t = resolve_kubelet(&conf, &pki, &[]);
+        assert_eq!(t.address, "127.0.0.3:10350");
+        assert_eq!(t.address_source, Source::KubeletConfig);
+        assert_eq!(t.cert, Some(pki.join("kubelet.crt")));
+        // tlsCertFile.
+        std::fs::write(
+            &conf,
+            "kind: KubeletConfiguration\ntlsCertFile: /srv/k.crt\n",
+        )
+        .unwrap();
+        let t = resolve_kubelet(&conf, &pki, &[]);
+        assert_eq!(t.address, "127.0.0.1:10250");
+        assert_eq!(t.cert.as_deref(), Some(Path::new("/srv/k.crt")));
+        // serverTLSBootstrap: nothing yet, then the rotated current.pem.
+        std::fs::write(
+            &conf,
+            "kind: KubeletConfiguration\nserverTLSBootstrap: true\n",
+        )
+        .unwrap();
+        assert_eq!(resolve_kubelet(&conf, &pki, &[]).cert, None);
+        std::os::unix::fs::symlink(
+            "kubelet-server-2026-01-01.pem",
+            pki.join("kubelet-server-current.pem"),
+        )
+        .unwrap();
+        assert_eq!(
+            resolve_kubelet(&conf, &pki, &[]).cert,
+            Some(pki.join("kubelet-server-current.pem"))
+        );
+        // Override wins.
+        let o = EndpointOverride {
+            endpoint: Some(Endpoint::Kubelet),
+            address: Some("127.0.0.1:1".into()),
+            cert: Some("/x.crt".into()),
+        };
+        let t = resolve_kubelet(&conf, &pki, &[o]);
+        assert_eq!(
+            (t.address.as_str(), t.address_source, t.cert_source),
+            ("127.0.0.1:1", Source::Override, Source::Override)
+        );
+        // The kubelet is no static pod: the static-pod resolver never reads a manifest for it.
+        assert_eq!(Endpoint::of(Owner::Kubelet), vec![Endpoint::Kubelet]);
+        assert_eq!(Endpoint::of(Component::Etcd).len(), 2);
     }
 
     #[test]

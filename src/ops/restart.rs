@@ -657,12 +657,15 @@ pub fn restart_one(
     let mut proof = Vec::new();
     if let Some(p) = &o.served {
         let r = served::served(&ServedOptions {
-            components: vec![c],
+            components: vec![c.into()],
             cert_dir: o.health.cert_dir.clone(),
             manifests_dir: o.manifests_dir.clone(),
             overrides: p.overrides.clone(),
             timeout: p.timeout,
             now: crate::timefmt::now_unix(),
+            // Only static pods are restarted: the kubelet's endpoint is never probed here.
+            kubelet_config: crate::ops::endpoints::DEFAULT_KUBELET_CONFIG.into(),
+            kubelet_pki: crate::pki::DEFAULT_KUBELET_PKI.into(),
         });
         proof = r.endpoints;
         let bad: Vec<&ServedEndpoint> = proof
@@ -671,7 +674,10 @@ pub fn restart_one(
                 e.verdict == Verdict::Stale
                     || (p.require_reachable
                         && e.verdict == Verdict::Unreachable
-                        && !p.not_required.contains(&e.component))
+                        && !e
+                            .component
+                            .static_pod()
+                            .is_some_and(|c| p.not_required.contains(&c)))
             })
             .collect();
         if !bad.is_empty() {

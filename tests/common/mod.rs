@@ -269,6 +269,8 @@ pub struct Etcd {
     child: Child,
     /// `https://127.0.0.1:<port>`.
     pub endpoint: String,
+    /// The peer URL, `https://127.0.0.1:<port>`.
+    pub peer: String,
     pki: PathBuf,
     log: PathBuf,
 }
@@ -323,6 +325,7 @@ impl Etcd {
         Etcd {
             child,
             endpoint,
+            peer,
             pki: pki.to_path_buf(),
             log,
         }

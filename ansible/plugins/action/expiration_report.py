@@ -93,6 +93,16 @@ def analyse(host, info, threshold, allow_missing, cert_dir=None):
     elif [name for name in missing if name not in allow_missing]:
         findings.append('{0}: missing: {1} (kubecert_allow_missing lists the files a node may lack)'.format(
             host, ', '.join(name for name in missing if name not in allow_missing)))
+    # The served section (cert_info served=true): a stale or expired served certificate is a
+    # finding naming the component to restart; an unreachable endpoint is said in the summary.
+    served = info.get('served') or {}
+    unreachable = []
+    for endpoint in served.get('endpoints') or []:
+        if endpoint.get('verdict') == 'stale' or endpoint.get('servedExpired'):
+            findings.append('{0} served {1} ({2}): {3}'.format(
+                host, endpoint.get('endpoint'), endpoint.get('address'), endpoint.get('summary')))
+        elif endpoint.get('verdict') == 'unreachable':
+            unreachable.append(endpoint.get('endpoint'))
     status = info.get('status') or {}
     agent_level = status.get('level') or 'unknown'
     if agent_level in ('fail', 'error') and not findings and not due:
@@ -111,6 +121,10 @@ def analyse(host, info, threshold, allow_missing, cert_dir=None):
     unhealthy = [r['name'] for r in rows if r['state'] == 'UNHEALTHY']
     if unhealthy:
         summary += ', unhealthy: {0}'.format(', '.join(unhealthy))
+    if served:
+        summary += ', served {0}'.format(served.get('level'))
+        if unreachable:
+            summary += ' (unreachable: {0})'.format(', '.join(unreachable))
     return rows, findings, due, summary
 
 

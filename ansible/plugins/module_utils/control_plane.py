@@ -20,6 +20,19 @@ ENDPOINTS_OPTION = dict(
     ),
 )
 
+# The served proof also covers the kubelet (:10250, read from its config file): the
+# served and cert_info (served=true) modules accept it; restart and health do not.
+SERVED_COMPONENTS = COMPONENTS + ['kubelet']
+SERVED_ENDPOINTS = ENDPOINTS + ['kubelet']
+SERVED_ENDPOINTS_OPTION = dict(
+    type='list', elements='dict', default=[],
+    options=dict(
+        endpoint=dict(type='str', required=True, choices=SERVED_ENDPOINTS),
+        address=dict(type='str'),
+        cert=dict(type='path'),
+    ),
+)
+
 CONTROL_PLANE_ARGUMENT_SPEC = dict(
     cert_dir=dict(type='path', default='/etc/kubernetes/pki'),
     manifests_dir=dict(type='path', default='/etc/kubernetes/manifests'),

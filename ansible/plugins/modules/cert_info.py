@@ -11,6 +11,10 @@ description:
   - Calls the kubecert agent's C(check) method and returns its result, a superset of
     C(kubeadm certs check-expiration -o json) (C(CertificateExpirationInfo)).
   - Never changes anything; RV(status) tells whether a certificate expires within O(warn_within) or O(fail_within).
+  - With O(served=true), the agent also connects over TLS to each endpoint (etcd client and peer, kube-apiserver,
+    controller-manager, scheduler, kubelet) and returns RV(served) - the leaf each one presents next to the file on
+    disk, with a verdict. A stale or expired served certificate makes RV(status.level) V(fail); an unreachable
+    endpoint makes it at least V(warn).
 author:
   - kubecert maintainers (@kubecert)
 extends_documentation_fragment:
@@ -43,6 +47,40 @@ options:
       - A certificate expiring within this duration sets RV(status.level) to V(fail).
       - Go style (V(168h)) or days (V(7d)); the agent's default applies when not set.
     type: str
+  served:
+    description:
+      - Also prove what each component serves (the agent's C(served) check parameter); the result then has RV(served).
+      - The options below apply only with V(true).
+    type: bool
+    default: false
+  manifests_dir:
+    description: With O(served) - the static pod manifests directory the endpoints are read from.
+    type: path
+    default: /etc/kubernetes/manifests
+  kubelet_config:
+    description: With O(served) - the kubelet's config file its address, port and serving certificate are read from.
+    type: path
+    default: /var/lib/kubelet/config.yaml
+  endpoints:
+    description: With O(served) - per-endpoint address and certificate file overrides.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      endpoint:
+        description: The endpoint.
+        type: str
+        required: true
+        choices: [etcd-client, etcd-peer, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet]
+      address:
+        description: C(host:port) to connect to.
+        type: str
+      cert:
+        description: The certificate file it should serve.
+        type: path
+  handshake_timeout:
+    description: With O(served) - bound on connect and TLS handshake of each endpoint, in seconds (agent default 3); the endpoints are probed concurrently.
+    type: float
 seealso:
   - module: kubecert.pki.cert_renew
 '''
@@ -68,6 +106,15 @@ EXAMPLES = r'''
     fail_within: 30d
     kubecert_bin: /usr/local/bin/kubecert
     transport: stdio
+
+- name: Also prove that every component serves the certificate on disk
+  kubecert.pki.cert_info:
+    served: true
+  register: kubecert_info
+
+- name: Name the components to restart
+  ansible.builtin.debug:
+    msg: "{{ kubecert_info.served.endpoints | rejectattr('verdict', 'eq', 'current') | map(attribute='summary') | list }}"
 '''
 
 RETURN = r'''
@@ -367,6 +414,98 @@ kubeletConf:
       returned: always
       type: str
       sample: kubelet rotates its client certificate itself
+served:
+  description:
+    - What each component serves, with O(served=true) only. Its level is folded into RV(status.level).
+  returned: when O(served=true)
+  type: dict
+  contains:
+    level:
+      description: "fail when an endpoint serves a stale or expired certificate, warn when one is unreachable, else ok."
+      returned: always
+      type: str
+      sample: ok
+    endpoints:
+      description: "Per endpoint, in order."
+      returned: always
+      type: list
+      elements: dict
+      contains:
+        endpoint:
+          description: "The endpoint (etcd-client, etcd-peer, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet)."
+          returned: always
+          type: str
+        component:
+          description: "The component serving it (a static pod, or kubelet)."
+          returned: always
+          type: str
+        address:
+          description: "host:port probed."
+          returned: always
+          type: str
+        addressSource:
+          description: "Where the address came from (manifest, kubelet-config, default, override)."
+          returned: always
+          type: str
+        certPath:
+          description: "The certificate file it should serve."
+          returned: always
+          type: str
+        onDisk:
+          description: "That file's certificate."
+          returned: always
+          type: dict
+          contains:
+            serial:
+              description: "Serial, lowercase hex."
+              returned: always
+              type: str
+            notAfter:
+              description: "NotAfter, RFC 3339."
+              returned: always
+              type: str
+            subject:
+              description: "Subject."
+              returned: always
+              type: str
+        served:
+          description: "The leaf the server presented."
+          returned: always
+          type: dict
+          contains:
+            serial:
+              description: "Serial, lowercase hex."
+              returned: always
+              type: str
+            notAfter:
+              description: "NotAfter, RFC 3339."
+              returned: always
+              type: str
+            subject:
+              description: "Subject."
+              returned: always
+              type: str
+        servedExpired:
+          description: "The served leaf has expired."
+          returned: always
+          type: bool
+        verdict:
+          description: "current, stale, unreachable or not-checked."
+          returned: always
+          type: str
+        summary:
+          description: "The verdict in words; for a stale one it names the component to restart."
+          returned: always
+          type: str
+        message:
+          description: "Why, in words."
+          returned: always
+          type: str
+    staleComponents:
+      description: "Components serving a stale certificate (restart these; the kubelet with systemctl)."
+      returned: always
+      type: list
+      elements: str
 status:
   description: The overall verdict.
   returned: success (absent only from agents older than the verdict)
@@ -435,6 +574,12 @@ status:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.kubecert.pki.plugins.module_utils.control_plane import (
+    SERVED_ENDPOINTS_OPTION,
+    endpoint_params,
+    millis,
+    transport_timeout,
+)
 from ansible_collections.kubecert.pki.plugins.module_utils.kubecert import (
     DEFAULT_KUBELET_PKI,
     PATHS_ARGUMENT_SPEC,
@@ -452,11 +597,24 @@ def main():
             now=dict(type='str'),
             warn_within=dict(type='str'),
             fail_within=dict(type='str'),
+            served=dict(type='bool', default=False),
+            manifests_dir=dict(type='path', default='/etc/kubernetes/manifests'),
+            kubelet_config=dict(type='path', default='/var/lib/kubelet/config.yaml'),
+            endpoints=SERVED_ENDPOINTS_OPTION,
+            handshake_timeout=dict(type='float'),
         ),
         supports_check_mode=True,
     )
-    params = dict((name, module.params[name]) for name in (
+    p = module.params
+    params = dict((name, p[name]) for name in (
         'cert_dir', 'kubeconfig_dir', 'external_etcd', 'kubelet_pki', 'now', 'warn_within', 'fail_within'))
+    if p['served']:
+        # The probe's options go to the agent only when it is asked to probe.
+        params.update(served=True, manifests_dir=p['manifests_dir'], kubelet_config=p['kubelet_config'],
+                      endpoints=endpoint_params(p['endpoints']))
+        if p['handshake_timeout'] is not None:
+            params['timeout_ms'] = millis(p['handshake_timeout'])
+        module.params['timeout'] = transport_timeout(module, (p['handshake_timeout'] or 3) * 2)
     result = run(module, 'check', params)
     # An info module: reading never changes anything.
     result.pop('changed', None)

@@ -270,6 +270,10 @@ restarts:
           description: "The verdict."
           returned: always
           type: str
+        summary:
+          description: "The verdict in words; for a stale one it names the component to restart."
+          returned: always
+          type: str
         message:
           description: "Why, in words."
           returned: always

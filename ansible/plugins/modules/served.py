@@ -9,7 +9,7 @@ short_description: Prove which certificate each control-plane endpoint serves
 version_added: 0.2.0
 description:
   - Calls the kubecert agent's C(served) method - connects over TLS to each endpoint of the
-    components (etcd client and peer ports, kube-apiserver, controller-manager, scheduler) and compares
+    components (etcd client and peer ports, kube-apiserver, controller-manager, scheduler, kubelet) and compares
     the leaf it presents (serial) with the certificate file on disk - C(current), C(stale) (restart the
     component), C(unreachable) or C(not-checked).
   - C(level) is C(fail) on a stale or expired served certificate, C(warn) on an unreachable endpoint.
@@ -23,11 +23,11 @@ extends_documentation_fragment:
   - kubecert.pki.attributes.info_module
 options:
   components:
-    description: The components to probe (default - all four).
+    description: The components to probe (default - all five, the kubelet included).
     type: list
     elements: str
     default: []
-    choices: [etcd, kube-apiserver, kube-controller-manager, kube-scheduler]
+    choices: [etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet]
   cert_dir:
     description: The PKI directory.
     type: path
@@ -46,7 +46,7 @@ options:
         description: The endpoint.
         type: str
         required: true
-        choices: [etcd-client, etcd-peer, kube-apiserver, kube-controller-manager, kube-scheduler]
+        choices: [etcd-client, etcd-peer, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet]
       address:
         description: C(host:port) to connect to.
         type: str
@@ -56,6 +56,14 @@ options:
   handshake_timeout:
     description: Bound on connect and TLS handshake of each endpoint, in seconds (agent default 3).
     type: float
+  kubelet_config:
+    description: The kubelet's config file its address, port and serving certificate are read from.
+    type: path
+    default: /var/lib/kubelet/config.yaml
+  kubelet_pki:
+    description: The kubelet's certificate directory (C(kubelet.crt), C(kubelet-server-current.pem)).
+    type: path
+    default: /var/lib/kubelet/pki
   now:
     description: A fixed clock (RFC 3339) for the expiry of the served certificates.
     type: str
@@ -155,12 +163,16 @@ endpoints:
       description: "The verdict."
       returned: always
       type: str
+    summary:
+      description: "The verdict in words; for a stale one it names the component to restart."
+      returned: always
+      type: str
     message:
       description: "Why, in words."
       returned: always
       type: str
 staleComponents:
-  description: "Components serving a stale certificate (restart these)."
+  description: "Components serving a stale certificate (restart these; the kubelet with systemctl)."
   returned: always
   type: list
   elements: str
@@ -169,8 +181,9 @@ staleComponents:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubecert.pki.plugins.module_utils.control_plane import (
-    COMPONENTS,
     CONTROL_PLANE_ARGUMENT_SPEC,
+    SERVED_COMPONENTS,
+    SERVED_ENDPOINTS_OPTION,
     endpoint_params,
     millis,
     transport_timeout,
@@ -186,8 +199,10 @@ _RANK = {'ok': 0, 'warn': 1, 'fail': 2}
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(
-            CONTROL_PLANE_ARGUMENT_SPEC,
-            components=dict(type='list', elements='str', default=[], choices=COMPONENTS),
+            dict(CONTROL_PLANE_ARGUMENT_SPEC, endpoints=SERVED_ENDPOINTS_OPTION),
+            components=dict(type='list', elements='str', default=[], choices=SERVED_COMPONENTS),
+            kubelet_config=dict(type='path', default='/var/lib/kubelet/config.yaml'),
+            kubelet_pki=dict(type='path', default='/var/lib/kubelet/pki'),
             handshake_timeout=dict(type='float'),
             now=dict(type='str'),
             fail_on=dict(type='str', default='fail', choices=['fail', 'warn', 'never']),
@@ -200,6 +215,8 @@ def main():
         'cert_dir': p['cert_dir'],
         'manifests_dir': p['manifests_dir'],
         'endpoints': endpoint_params(p['endpoints']),
+        'kubelet_config': p['kubelet_config'],
+        'kubelet_pki': p['kubelet_pki'],
     }
     if p['handshake_timeout'] is not None:
         params['timeout_ms'] = millis(p['handshake_timeout'])

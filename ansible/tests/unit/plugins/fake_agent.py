@@ -132,7 +132,7 @@ def m_check(params):
         kubelet_conf.update(mode='embedded', expirationDate=rfc3339(NOW + 5 * DAY), residualTime=5 * DAY,
                             advice='kubelet.conf embeds a client certificate; run `kubecert kubelet-conf repair` '
                                    'to point it at kubelet-client-current.pem')
-    return {
+    result = {
         'kind': 'CertificateExpirationInfo',
         'apiVersion': 'output.kubeadm.k8s.io/v1alpha3',
         'certificates': certificates,
@@ -142,6 +142,13 @@ def m_check(params):
                    'soonest': soonest[0] if soonest else None,
                    'exitCode': {'ok': 0, 'warn': 1, 'fail': 2}[level], 'unhealthy': unhealthy},
     }
+    if params.get('served'):
+        # FAKE_AGENT_SERVED=stale:<component> as for the served method; the kubelet too.
+        served = m_served({'components': SERVED_COMPONENTS, 'cert_dir': cert_dir})
+        result['served'] = served
+        if served['level'] == 'fail':
+            result['status'].update(level='fail', exitCode=2)
+    return result
 
 
 def _snapshot(name, not_after, serial):
@@ -299,19 +306,22 @@ def m_approve_kubelet_serving(params, dry_run):
 COMPONENT_ENDPOINTS = {'etcd': [('etcd-client', '127.0.0.1:2379', 'etcd/server'), ('etcd-peer', '10.0.0.1:2380', 'etcd/peer')],
                        'kube-apiserver': [('kube-apiserver', '10.0.0.1:6443', 'apiserver')],
                        'kube-controller-manager': [('kube-controller-manager', '127.0.0.1:10257', None)],
-                       'kube-scheduler': [('kube-scheduler', '127.0.0.1:10259', None)]}
+                       'kube-scheduler': [('kube-scheduler', '127.0.0.1:10259', None)],
+                       'kubelet': [('kubelet', '127.0.0.1:10250', 'kubelet')]}
 ALL_COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']
+SERVED_COMPONENTS = ALL_COMPONENTS + ['kubelet']
 
 
-def _components(params, required=False):
+def _components(params, required=False, allowed=None):
+    allowed = allowed or ALL_COMPONENTS
     names = params.get('components') or []
     if required and not names:
         raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None,
                                                     'cause': 'components: name at least one component to restart'})
     for name in names:
-        if name not in ALL_COMPONENTS:
+        if name not in allowed:
             raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None, 'cause': 'unknown component ' + name})
-    return [c for c in ALL_COMPONENTS if c in names] if names else list(ALL_COMPONENTS)
+    return [c for c in allowed if c in names] if names else list(allowed)
 
 
 def _served_endpoints(component, cert_dir, stale):
@@ -322,12 +332,15 @@ def _served_endpoints(component, cert_dir, stale):
                  'certPath': '{0}/{1}.crt'.format(cert_dir, cert) if cert else None, 'servedExpired': False}
         if cert is None:
             entry.update(onDisk=None, served={'serial': '1f', 'notAfter': rfc3339(NOW + 365 * DAY), 'subject': 'CN=' + component},
-                         verdict='not-checked', message='{0} {1}: self-signed, nothing to compare'.format(endpoint, address))
+                         verdict='not-checked', summary='not-checked',
+                         message='{0} {1}: self-signed, nothing to compare'.format(endpoint, address))
         else:
             disk = {'serial': '0b', 'notAfter': rfc3339(NOW + 365 * DAY), 'subject': 'CN=' + component}
             served = dict(disk, serial='0a', notAfter=rfc3339(NOW + 20 * DAY)) if component in stale else disk
             verdict = 'stale' if component in stale else 'current'
-            entry.update(onDisk=disk, served=served, verdict=verdict,
+            summary = (u'stale: serving a certificate other than the one on disk \u2014 restart ' + component
+                       if component in stale else 'current')
+            entry.update(onDisk=disk, served=served, verdict=verdict, summary=summary,
                          message='{0} {1} serves serial {2} ({3})'.format(endpoint, address, served['serial'], verdict))
         out.append(entry)
     return out
@@ -443,7 +456,7 @@ def m_health(params):
 
 
 def m_served(params):
-    components = _components(params)
+    components = _components(params, allowed=SERVED_COMPONENTS)
     cert_dir = params.get('cert_dir') or '/etc/kubernetes/pki'
     stale = _stale()
     endpoints = [e for c in components for e in _served_endpoints(c, cert_dir, stale)]

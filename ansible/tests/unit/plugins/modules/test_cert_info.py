@@ -1,6 +1,8 @@
 # Copyright (c) kubecert contributors
 # SPDX-License-Identifier: Apache-2.0
 
+import os
+
 from ansible_collections.kubecert.pki.plugins.modules import cert_info
 from ansible_collections.kubecert.pki.tests.unit.plugins.modules.utils import ModuleCase
 
@@ -42,3 +44,39 @@ class CertInfoTest(ModuleCase):
         self.assertTrue(failed)
         self.assertIn('cannot connect', result['msg'])
         self.assertNotIn('rpc_error', result)
+
+
+class CertInfoServedTest(ModuleCase):
+
+    def test_served_passes_the_probe_options_and_returns_the_section(self):
+        failed, result = self.run_module(cert_info, {
+            'served': True, 'handshake_timeout': 0.5,
+            'endpoints': [{'endpoint': 'kubelet', 'address': '127.0.0.1:10250'}]})
+        self.assertFalse(failed)
+        self.assertFalse(result['changed'])
+        params = self.last_params()
+        self.assertIs(params['served'], True)
+        self.assertEqual(params['timeout_ms'], 500)
+        self.assertEqual(params['manifests_dir'], '/etc/kubernetes/manifests')
+        self.assertEqual(params['kubelet_config'], '/var/lib/kubelet/config.yaml')
+        self.assertEqual(params['endpoints'], [{'endpoint': 'kubelet', 'address': '127.0.0.1:10250'}])
+        self.assertEqual(result['served']['level'], 'ok')
+        self.assertEqual([e['endpoint'] for e in result['served']['endpoints']][-1], 'kubelet')
+        self.assertEqual(result['status']['level'], 'ok')
+
+    def test_without_served_nothing_is_probed(self):
+        failed, result = self.run_module(cert_info, {})
+        self.assertFalse(failed)
+        self.assertNotIn('served', result)
+        for key in ('served', 'manifests_dir', 'kubelet_config', 'endpoints', 'timeout_ms'):
+            self.assertNotIn(key, self.last_params())
+
+    def test_a_stale_component_is_named_and_the_level_fails(self):
+        os.environ['FAKE_AGENT_SERVED'] = 'stale:kubelet'
+        failed, result = self.run_module(cert_info, {'served': True})
+        self.assertFalse(failed, 'an info module reports; the playbook decides')
+        self.assertEqual(result['status']['level'], 'fail')
+        self.assertEqual(result['served']['staleComponents'], ['kubelet'])
+        kubelet = [e for e in result['served']['endpoints'] if e['endpoint'] == 'kubelet'][0]
+        self.assertEqual(kubelet['summary'],
+                         u'stale: serving a certificate other than the one on disk \u2014 restart kubelet')

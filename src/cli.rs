@@ -286,6 +286,9 @@ enum Cmd {
         /// kubelet PKI dir (for the kubelet.conf diagnosis).
         #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
         kubelet_pki: PathBuf,
+        /// Add the kubelet's certificates (client, serving) in a section of their own.
+        #[arg(long)]
+        kubelet: bool,
     },
     /// Make a kubeadm-like demo PKI.
     DemoPki {
@@ -306,6 +309,11 @@ enum Cmd {
         /// Overwrite an existing PKI.
         #[arg(long)]
         force: bool,
+        /// Also write a kubelet PKI (<DIR>/kubelet-pki: rotated client pair behind
+        /// kubelet-client-current.pem, self-generated kubelet.crt) and a kubelet.conf that
+        /// references kubelet-client-current.pem.
+        #[arg(long)]
+        kubelet: bool,
     },
     /// Prometheus metrics of a check (x509-certificate-exporter names + kubecert_*), on stdout
     /// or atomically into a node_exporter textfile dir.
@@ -616,6 +624,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             fail_within,
             external_etcd,
             kubelet_pki,
+            kubelet,
         } => {
             let params = CheckParams {
                 location: location(&cert_dir, &kubeconfig_dir, external_etcd),
@@ -623,12 +632,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 warn_within,
                 fail_within,
                 kubelet_pki: Some(path_str(&kubelet_pki)),
+                kubelet,
             };
             let opts = params.resolve()?;
             let report = check::check(&opts)?;
             match output {
                 CheckOutput::Text => {
                     print(&render::check_text(&report))?;
+                    if let Some(k) = &report.kubelet {
+                        print(&format!("\n{}", k.text()))?;
+                    }
                     for n in render::check_notes(&report) {
                         eprintln!("{n}");
                     }
@@ -653,6 +666,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             key_algorithm,
             now,
             force,
+            kubelet,
         } => {
             let now = match now {
                 Some(s) => timefmt::parse_rfc3339(&s)?,
@@ -665,6 +679,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 key_algorithm: key_algorithm.parse()?,
                 now,
                 force,
+                kubelet,
             };
             let roots = demo::demo_pki(&opts).context("demo-pki")?;
             for r in roots {

@@ -2,7 +2,8 @@
 //! 0 success; 1 error; 2 usage error; `check`: 3 when something expires within
 //! `--warn-within`, 4 within `--fail-within` (or a certificate is unusable and a threshold
 //! was given), and 4 whatever the thresholds when one is expired, has a missing or mismatched
-//! key or is not signed by its CA.
+//! key or is not signed by its CA. Any command: 5 when a clock check finds a certificate's
+//! NotBefore ahead of the local clock (clock skew, `kubelet-conf rebuild`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -76,6 +77,37 @@ enum KubeletConfCmd {
         /// Report only.
         #[arg(long)]
         dry_run: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+        output: TextJson,
+        /// Fixed clock (RFC 3339).
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Break-glass: the kubelet client certificate has expired. Issue a new one for
+    /// system:node:NAME with the local ca.key (as `kubeadm kubeconfig user --org system:nodes
+    /// --client-name system:node:NAME` would), install it as the kubelet rotates it, and point
+    /// kubelet.conf at kubelet-client-current.pem; one transaction with backup. Exit 5 on
+    /// clock skew.
+    Rebuild {
+        /// The node's name (the certificate is for system:node:NAME).
+        #[arg(long)]
+        node_name: String,
+        /// Dir holding kubelet.conf.
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
+        kubeconfig_dir: PathBuf,
+        /// PKI dir (ca.crt, ca.key, and the lock).
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
+        cert_dir: PathBuf,
+        /// kubelet PKI dir.
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
+        kubelet_pki: PathBuf,
+        /// Print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How far a NotBefore may lie ahead of the clock before it is clock skew.
+        #[arg(long, value_parser = duration_arg)]
+        clock_skew: Option<String>,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
         output: TextJson,
@@ -588,6 +620,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::KubeletConf {
             cmd:
+                KubeletConfCmd::Rebuild {
+                    node_name,
+                    kubeconfig_dir,
+                    cert_dir,
+                    kubelet_pki,
+                    dry_run,
+                    clock_skew,
+                    output,
+                    now,
+                },
+        } => {
+            let r = kubelet::rebuild::rebuild(&kubelet::rebuild::KubeletRebuildParams {
+                node_name,
+                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+                cert_dir: Some(path_str(&cert_dir)),
+                kubelet_pki: Some(path_str(&kubelet_pki)),
+                dry_run,
+                now,
+                clock_skew,
+            })?;
+            match output {
+                TextJson::Json => print(&render::json(&r)?)?,
+                TextJson::Text => {
+                    let tag = if dry_run {
+                        "[kubelet-conf rebuild] [dry-run] would"
+                    } else {
+                        "[kubelet-conf rebuild]"
+                    };
+                    for step in &r.plan {
+                        println!("{tag} {step}");
+                    }
+                    if let Some(b) = &r.backup_dir {
+                        println!("[kubelet-conf rebuild] backup: {b}");
+                    }
+                    if !dry_run {
+                        println!(
+                            "[kubelet-conf rebuild] done: {} -> {}",
+                            r.link, r.link_target
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::KubeletConf {
+            cmd:
                 KubeletConfCmd::Repair {
                     kubeconfig_dir,
                     cert_dir,
@@ -907,7 +985,10 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // The chain, each cause once (library errors never repeat their source), scrubbed.
             eprintln!("error: {}", kubecert::error::scrub(&format!("{e:#}")));
-            ExitCode::from(1)
+            match e.downcast_ref::<kubecert::Error>() {
+                Some(kubecert::Error::ClockSkew { .. }) => ExitCode::from(5),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }

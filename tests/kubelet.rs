@@ -396,3 +396,263 @@ fn embedded_only_then_missing_files() {
     assert_eq!(code, 4, "{v:#}");
     assert_eq!(v["kubelet"]["client"]["problems"][0]["code"], "unreadable");
 }
+
+// ---- kubelet-conf rebuild (issue 15 item 3) ----
+
+/// A year and a month after the demo: every demo leaf (and so the kubelet client
+/// certificate) has expired, the CA has not.
+const EXPIRED_NOW: &str = "2027-02-01T00:00:00Z";
+/// EXPIRED_NOW + 1 h, for `openssl verify -attime`.
+const EXPIRED_NOW_PLUS_1H: &str = "1801443600";
+
+fn rebuild_args<'a>(root: &'a Path, pki: &'a Path, node: &'a str) -> Vec<String> {
+    [
+        "kubelet-conf",
+        "rebuild",
+        "--node-name",
+        node,
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--kubelet-pki",
+        pki.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run(args: &[String]) -> std::process::Output {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    kubecert(&a)
+}
+
+/// The value of `key:` on a line of a kubeconfig.
+fn conf_value(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("{key} not in {text}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn rebuild_issues_what_kubeadm_would_and_points_everything_at_it() {
+    // RSA (the default), so that keyEncipherment is expected as kubeadm sets it.
+    let (_t, root) = demo(&["--now", DEMO_NOW, "--kubelet"]);
+    let pki = root.join("kubelet-pki");
+    let old_conf = std::fs::read_to_string(root.join("kubelet.conf")).unwrap();
+    let old_target = std::fs::read_link(pki.join("kubelet-client-current.pem")).unwrap();
+    // Before: the kubelet client certificate has expired (check fails on it).
+    let (code, v) = check_kubelet(&root, &pki, EXPIRED_NOW);
+    assert_eq!(code, 4);
+    assert_eq!(v["kubelet"]["client"]["problems"][0]["code"], "expired");
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", EXPIRED_NOW, "-o", "json"].map(String::from));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["action"], "rebuilt");
+    let dated = pki.join("kubelet-client-2027-02-01-00-00-00.pem");
+    // The symlink points to the dated file (absolute, as the kubelet writes it).
+    assert_eq!(
+        std::fs::read_link(pki.join("kubelet-client-current.pem")).unwrap(),
+        std::path::absolute(&dated).unwrap()
+    );
+    assert_eq!(mode(&dated), 0o600);
+    // openssl: verifies against ca.crt; CN, O, clientAuth only, key usages, CA:FALSE.
+    let ca = root.join("pki/ca.crt");
+    let (ok, out) = openssl_status(&[
+        "verify",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        "-attime",
+        EXPIRED_NOW_PLUS_1H,
+        "-purpose",
+        "sslclient",
+        dated.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let t = openssl(&["x509", "-in", dated.to_str().unwrap(), "-noout", "-text"]);
+    assert!(
+        t.contains("Subject: O = system:nodes, CN = system:node:node-1"),
+        "{t}"
+    );
+    assert!(t.contains("TLS Web Client Authentication"), "{t}");
+    assert!(!t.contains("TLS Web Server Authentication"), "{t}");
+    assert!(t.contains("Digital Signature, Key Encipherment"), "{t}");
+    assert!(t.contains("CA:FALSE"), "{t}");
+    assert!(!t.contains("Subject Alternative Name"), "{t}");
+    assert_eq!(
+        x509_field(&dated, "-enddate"),
+        "2028-02-01 00:00:00Z",
+        "kubeadm's one year"
+    );
+    assert_eq!(x509_field(&dated, "-startdate"), "2027-01-31 23:55:00Z");
+    // The key in the same file is the certificate's.
+    let cert_pub = openssl(&["x509", "-in", dated.to_str().unwrap(), "-noout", "-pubkey"]);
+    let key_pub = openssl(&["pkey", "-in", dated.to_str().unwrap(), "-pubout"]);
+    assert_eq!(cert_pub, key_pub);
+    // kubelet.conf references the link for both; server and CA data preserved.
+    let conf = std::fs::read_to_string(root.join("kubelet.conf")).unwrap();
+    let link = pki.join("kubelet-client-current.pem");
+    assert_eq!(
+        conf_value(&conf, "client-certificate"),
+        link.to_str().unwrap()
+    );
+    assert_eq!(conf_value(&conf, "client-key"), link.to_str().unwrap());
+    assert!(!conf.contains("client-certificate-data"));
+    assert_eq!(conf_value(&conf, "server"), conf_value(&old_conf, "server"));
+    assert_eq!(
+        conf_value(&conf, "certificate-authority-data"),
+        conf_value(&old_conf, "certificate-authority-data")
+    );
+    assert_eq!(
+        conf_value(&conf, "current-context"),
+        "system:node:node-1@kubernetes"
+    );
+    // check agrees: rotated, chains to the CA, no problem left on the client certificate.
+    let (_, v) = check_kubelet(&root, &pki, EXPIRED_NOW);
+    let c = &v["kubelet"]["client"];
+    assert_eq!(c["rotation"], "rotated");
+    assert_eq!(c["chainsToCa"], true);
+    assert_eq!(c["problems"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["kubelet"]["kubeletConfClient"]["sameAsClient"], true);
+    // The backup holds the old kubelet.conf and the old link target; the old pair stays.
+    let bd = PathBuf::from(r["backupDir"].as_str().unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bd.join("manifest.json")).unwrap()).unwrap();
+    let entries = manifest["entries"].as_array().unwrap();
+    let conf_copy = entries
+        .iter()
+        .find(|e| e["target"].as_str().unwrap().ends_with("/kubelet.conf"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(conf_copy["copy"].as_str().unwrap()).unwrap(),
+        old_conf
+    );
+    let link_entry = entries
+        .iter()
+        .find(|e| {
+            e["target"]
+                .as_str()
+                .unwrap()
+                .ends_with("kubelet-client-current.pem")
+        })
+        .unwrap();
+    assert_eq!(link_entry["linkTarget"], old_target.to_str().unwrap());
+    assert!(old_target.exists());
+}
+
+#[test]
+fn rebuild_dry_run_plans_and_caps_at_the_ca() {
+    let (_t, root) = demo(&[
+        "--now",
+        DEMO_NOW,
+        "--kubelet",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let pki = root.join("kubelet-pki");
+    let before = hash_tree(root.parent().unwrap());
+    // Half a year before the CA ends: NotAfter is capped at the CA's.
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", "2035-06-01T00:00:00Z", "--dry-run", "-o", "json"].map(String::from));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["action"], "would-rebuild");
+    assert_eq!(r["changed"], false);
+    assert_eq!(r["certificate"]["cappedAtCa"], true);
+    assert_eq!(r["certificate"]["keyAlgorithm"], "ECDSA-P256");
+    assert_eq!(
+        r["certificate"]["keyUsage"],
+        serde_json::json!(["digitalSignature"])
+    );
+    assert_eq!(
+        r["certificate"]["notAfter"],
+        iso(&x509_field(&root.join("pki/ca.crt"), "-enddate")).as_str()
+    );
+    assert_eq!(
+        hash_tree(root.parent().unwrap()),
+        before,
+        "a dry run wrote something"
+    );
+    // Text: the plan, step by step.
+    args.retain(|a| a != "-o" && a != "json");
+    let out = String::from_utf8_lossy(&run(&args).stdout).into_owned();
+    assert!(
+        out.contains("[kubelet-conf rebuild] [dry-run] would issue system:node:node-1"),
+        "{out}"
+    );
+    assert!(out.contains("(capped at the CA's NotAfter)"), "{out}");
+    assert_eq!(hash_tree(root.parent().unwrap()), before);
+}
+
+/// Bad input: a typed error, exit code and message, and nothing on disk changed.
+#[test]
+fn rebuild_refusals_change_nothing() {
+    let (t, root) = demo(&[
+        "--now",
+        DEMO_NOW,
+        "--kubelet",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let pki = root.join("kubelet-pki");
+    let tree = |_: ()| hash_tree(t.path());
+    let cases: Vec<(&str, i32, &str)> = vec![
+        ("", 1, "invalid node name \"\": it is empty"),
+        ("a/b", 1, "invalid node name \"a/b\": it contains '/'"),
+        ("Node-1", 1, "it contains 'N'"),
+        (
+            "node-2",
+            1,
+            "is for \"system:node:node-1\", not \"system:node:node-2\"",
+        ),
+    ];
+    for (node, code, needle) in cases {
+        let before = tree(());
+        let mut args = rebuild_args(&root, &pki, node);
+        args.extend(["--now", EXPIRED_NOW].map(String::from));
+        assert_fails(&run(&args), code, needle);
+        assert_eq!(tree(()), before, "{node:?} changed the tree");
+    }
+    // Clock skew: the clock says before every certificate's NotBefore → exit 5, the file
+    // and both times named; not an expiry.
+    let before = tree(());
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", "2025-06-01T00:00:00Z"].map(String::from));
+    let msg = assert_fails(&run(&args), 5, "clock skew: ");
+    assert!(
+        msg.contains("is not valid before 2025-12-31T23:55:00Z"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("the local clock says 2025-06-01T00:00:00Z"),
+        "{msg}"
+    );
+    assert!(msg.contains(root.to_str().unwrap()), "{msg}");
+    assert!(!msg.contains("expired"), "{msg}");
+    assert_eq!(tree(()), before);
+    // Within the tolerance: 2 minutes before the newest NotBefore is not skew.
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", "2025-12-31T23:53:00Z", "--dry-run"].map(String::from));
+    assert!(run(&args).status.success());
+    // --clock-skew 0s: strict.
+    args.extend(["--clock-skew", "0s"].map(String::from));
+    assert_fails(&run(&args), 5, "clock skew");
+    // External CA: ca.key absent.
+    std::fs::rename(root.join("pki/ca.key"), t.path().join("ca.key.aside")).unwrap();
+    let before = tree(());
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", EXPIRED_NOW].map(String::from));
+    let msg = assert_fails(&run(&args), 1, "the ca key is absent");
+    assert!(
+        msg.contains(root.join("pki/ca.key").to_str().unwrap()),
+        "{msg}"
+    );
+    assert!(msg.contains("externally managed"), "{msg}");
+    assert_eq!(tree(()), before);
+}

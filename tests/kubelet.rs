@@ -656,3 +656,76 @@ fn rebuild_refusals_change_nothing() {
     assert!(msg.contains("externally managed"), "{msg}");
     assert_eq!(tree(()), before);
 }
+
+/// The same through the JSON-RPC method `kubelet-conf-rebuild` (stdio): typed errors with
+/// their codes, then a rebuild with its audit line.
+#[test]
+fn rebuild_over_rpc_is_typed_and_audited() {
+    let (t, root) = demo(&[
+        "--now",
+        DEMO_NOW,
+        "--kubelet",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let pki = root.join("kubelet-pki");
+    let call = |params: serde_json::Value| -> (serde_json::Value, String) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let req = serde_json::json!({"jsonrpc": "2.0", "id": 1,
+            "method": "kubelet-conf-rebuild", "params": params});
+        let mut child = Command::new(bin())
+            .args(["serve", "--stdio"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{req}").unwrap();
+        let o = child.wait_with_output().unwrap();
+        (
+            serde_json::from_slice(&o.stdout).unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let base = |node: &str, now: &str| {
+        serde_json::json!({"node_name": node, "cert_dir": root.join("pki"),
+            "kubeconfig_dir": root, "kubelet_pki": pki, "now": now})
+    };
+    let before = hash_tree(t.path());
+    let (r, _) = call(base("a/b", EXPIRED_NOW));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(r["error"]["data"]["cause"]
+        .as_str()
+        .unwrap()
+        .contains("invalid node name"));
+    let (r, _) = call(base("node-1", "2025-06-01T00:00:00Z"));
+    assert_eq!(r["error"]["code"], -31003, "{r}");
+    assert!(
+        r["error"]["data"]["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("clock skew: "),
+        "{r}"
+    );
+    assert_eq!(hash_tree(t.path()), before);
+    let (r, log) = call(base("node-1", EXPIRED_NOW));
+    assert_eq!(r["result"]["action"], "rebuilt", "{r}");
+    let dated = pki.join("kubelet-client-2027-02-01-00-00-00.pem");
+    assert!(
+        log.contains("method=kubelet-conf-rebuild outcome=ok")
+            && log.contains(dated.to_str().unwrap()),
+        "{log}"
+    );
+    let (ok, out) = verify(&root.join("pki/ca.crt"), &dated);
+    assert!(!ok, "-attime before the rebuild: {out}");
+    let (ok, out) = openssl_status(&[
+        "verify",
+        "-CAfile",
+        root.join("pki/ca.crt").to_str().unwrap(),
+        "-attime",
+        EXPIRED_NOW_PLUS_1H,
+        dated.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+}

@@ -596,11 +596,20 @@ fn assert_rebuild_consistent(root: &Path, before: &Tree, trial: &str) -> Outcome
         "{trial}"
     );
     let text = std::fs::read_to_string(&pair).unwrap();
-    let end = text.find("-----END CERTIFICATE-----").expect("a certificate");
-    let at = end + text[end..].find("-----BEGIN").expect("a key after the certificate");
+    let end = text
+        .find("-----END CERTIFICATE-----")
+        .expect("a certificate");
+    let at = end
+        + text[end..]
+            .find("-----BEGIN")
+            .expect("a key after the certificate");
     let key = root.with_extension("key.pem");
     std::fs::write(&key, &text[at..]).unwrap();
-    assert_eq!(public_of_cert(text.as_bytes()), public_of_key(&key), "{trial}");
+    assert_eq!(
+        public_of_cert(text.as_bytes()),
+        public_of_key(&key),
+        "{trial}"
+    );
     std::fs::remove_file(key).unwrap();
     let conf = std::fs::read_to_string(root.join("kubelet.conf")).unwrap();
     assert!(

@@ -149,10 +149,13 @@ pub fn validate_node_name(name: &str) -> Result<()> {
     {
         return bad(&format!("it contains {c:?}"));
     }
-    if name.split('.').any(|l| {
-        l.is_empty() || l.len() > 63 || l.starts_with('-') || l.ends_with('-')
-    }) {
-        return bad("a dot-separated part is empty, longer than 63 characters, or starts or ends with '-'");
+    if name
+        .split('.')
+        .any(|l| l.is_empty() || l.len() > 63 || l.starts_with('-') || l.ends_with('-'))
+    {
+        return bad(
+            "a dot-separated part is empty, longer than 63 characters, or starts or ends with '-'",
+        );
     }
     Ok(())
 }
@@ -319,16 +322,18 @@ pub fn rebuild(p: &KubeletRebuildParams) -> Result<KubeletRebuildResult> {
             not_after: timefmt::rfc3339(ca.info.not_after),
         });
     }
-    let ca_key = cert::parse_private_key(&cert::read_file(&ca_key_path)?).map_err(|source| {
-        Error::Pem {
+    let ca_key =
+        cert::parse_private_key(&cert::read_file(&ca_key_path)?).map_err(|source| Error::Pem {
             path: ca_key_path.clone(),
             source,
-        }
-    })?;
+        })?;
     if !ca_key.matches(&ca.info) {
         return Err(Error::Validation {
             cert: "ca".into(),
-            reason: format!("{} does not match the CA certificate", ca_key_path.display()),
+            reason: format!(
+                "{} does not match the CA certificate",
+                ca_key_path.display()
+            ),
         });
     }
     // 3. The identity: the same node as the certificate being replaced.
@@ -409,7 +414,8 @@ pub fn rebuild(p: &KubeletRebuildParams) -> Result<KubeletRebuildResult> {
     );
     // The kubeconfig written must read back as intended.
     let back = Kubeconfig::parse(&conf, conf_text.clone())?;
-    if back.client_cert != Source::File(link.clone()) || back.client_key != Source::File(link.clone())
+    if back.client_cert != Source::File(link.clone())
+        || back.client_key != Source::File(link.clone())
     {
         return Err(Error::Kubeconfig {
             path: conf.clone(),
@@ -465,7 +471,11 @@ pub fn rebuild(p: &KubeletRebuildParams) -> Result<KubeletRebuildResult> {
                 alg.display(),
                 ca_crt.display(),
                 timefmt::rfc3339(info.not_after),
-                if capped { " (capped at the CA's NotAfter)" } else { "" }
+                if capped {
+                    " (capped at the CA's NotAfter)"
+                } else {
+                    ""
+                }
             ),
             format!("write certificate and key to {}", dated.display()),
             format!(

@@ -206,8 +206,9 @@ def main():
         'node_name', 'kubeconfig_dir', 'cert_dir', 'kubelet_pki', 'clock_skew', 'now'))
     params['dry_run'] = module.check_mode
     result = run(module, 'kubelet-conf-rebuild', params)
-    if 'changed' not in result:
-        result['changed'] = result.get('action') in ('rebuilt', 'would-rebuild')
+    # Ansible's changed: written, or (check mode) would be; the agent's own "changed" says
+    # whether the disk changed, which a dry run never does.
+    result['changed'] = result.get('action') in ('rebuilt', 'would-rebuild')
     exit_with_result(module, result)
 
 

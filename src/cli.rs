@@ -718,7 +718,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 CheckOutput::Text => {
                     print(&render::check_text(&report))?;
                     if let Some(k) = &report.kubelet {
-                        print(&format!("\n{}", k.text()))?;
+                        print(&format!("\n{}", render::kubelet_text(k)))?;
                     }
                     for n in render::check_notes(&report) {
                         eprintln!("{n}");

@@ -3,7 +3,9 @@
 //!
 //! With the local `ca.key` it issues what `kubeadm kubeconfig user --org system:nodes
 //! --client-name system:node:NAME` would (CN `system:node:NAME`, O `system:nodes`, EKU
-//! clientAuth only, key usage digitalSignature, plus keyEncipherment for an RSA key), writes
+//! clientAuth only, key usage digitalSignature, plus keyEncipherment for an RSA key — the one
+//! difference: kubeadm's `NewSignedCert` sets keyEncipherment for ECDSA keys too, which has no
+//! meaning there; with kubeadm's default RSA CA the two are the same), writes
 //! it where the kubelet's certificate store keeps its rotated pairs (a dated
 //! `kubelet-client-<time>.pem` holding certificate then key, and the
 //! `kubelet-client-current.pem` symlink to it), and writes kubelet.conf referencing

@@ -10,7 +10,7 @@ version_added: 0.2.0
 description:
   - Calls the kubecert agent's C(kubelet-conf-rebuild) method (C(kubecert kubelet-conf rebuild)).
   - First a clock check; a certificate whose NotBefore lies ahead of the node's clock is reported as
-    clock skew (the module fails with RV(rpc_error.code) V(-31003)), not as expiry.
+    clock skew (the module fails with the agent's error code V(-31003)), not as expiry.
   - Then, with the node's own C(ca.key), the agent issues the client certificate
     C(kubeadm kubeconfig user --org system:nodes --client-name system:node:NAME) would
     (CN C(system:node:NAME), O C(system:nodes), client auth only), writes it as the kubelet rotates it

@@ -718,6 +718,18 @@ mod tests {
         assert_eq!(audit_changes(&restore).0, vec!["/p/a.crt".to_string()]);
         let kubelet = json!({"status": {}, "changed": true, "backupDir": null});
         assert_eq!(audit_changes(&kubelet), (vec!["kubelet.conf".into()], None));
+        let rebuild = json!({"written": ["/k/kubelet-client-2027.pem", "/e/kubelet.conf"],
+                             "changed": true, "backupDir": "/b/1"});
+        assert_eq!(
+            audit_changes(&rebuild),
+            (
+                vec![
+                    "/k/kubelet-client-2027.pem".into(),
+                    "/e/kubelet.conf".into()
+                ],
+                Some("/b/1".into())
+            )
+        );
         let approve = json!({"requests": [{"name": "csr-1", "decision": "approved"},
                                           {"name": "csr-2", "decision": "pending"}]});
         assert_eq!(

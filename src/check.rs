@@ -14,6 +14,8 @@ use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::{self, Cas, Layout, Material, PkiLocation};
 use crate::timefmt;
 
+pub mod kubelet;
+
 /// Parameters of `check` (CLI flags and JSON-RPC params).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +39,9 @@ pub struct CheckParams {
     /// `manifests_dir`, `endpoints`, `timeout_ms`, `kubelet_config` (top-level params).
     #[serde(flatten)]
     pub served: ServedProbe,
+    /// Add the kubelet's certificates (client, serving) as the `kubelet` section.
+    #[serde(default)]
+    pub kubelet: bool,
 }
 
 /// A finding about one certificate.
@@ -233,6 +238,9 @@ pub struct CheckResult {
     /// kubelet.conf diagnosis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubelet_conf: Option<KubeletConfStatus>,
+    /// The kubelet's certificates (only with `kubelet: true` / `--kubelet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet: Option<kubelet::KubeletSection>,
     /// Verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<CheckStatus>,
@@ -260,6 +268,8 @@ pub struct CheckOptions {
     pub kubelet_pki: PathBuf,
     /// The served proof (None: not asked for).
     pub served: Option<ServedOptions>,
+    /// Add the kubelet section.
+    pub kubelet: bool,
 }
 
 impl CheckParams {
@@ -292,6 +302,7 @@ impl CheckParams {
             fail_within: dur(&self.fail_within)?,
             kubelet_pki,
             served,
+            kubelet: self.kubelet,
         })
     }
 }
@@ -635,7 +646,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         .chain(authorities.iter())
         .filter(|c| c.expiration_date.is_some());
     let soonest = present.min_by_key(|c| c.residual_time);
-    let unhealthy: Vec<String> = certificates
+    let mut unhealthy: Vec<String> = certificates
         .iter()
         .chain(authorities.iter())
         .filter(|c| {
@@ -645,20 +656,51 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         })
         .map(|c| c.name.clone())
         .collect();
+    // The kubelet section (asked for): its certificates count in every threshold.
+    let kubelet_section = opts
+        .kubelet
+        .then(|| kubelet::for_check(layout, &opts.kubelet_pki, opts.now));
+    let kubelet_certs: Vec<&kubelet::KubeletCertStatus> =
+        kubelet_section.iter().flat_map(|k| k.certs()).collect();
+    unhealthy.extend(
+        kubelet_certs
+            .iter()
+            .filter(|c| c.unhealthy())
+            .map(|c| c.name.clone()),
+    );
+    let kubelet_soonest = kubelet_certs
+        .iter()
+        .filter_map(|c| c.residual_time.map(|r| (r, c.name.clone())))
+        .min();
+    let kubelet_fails = kubelet_certs.iter().any(|c| c.fails());
+    let soonest_residual = soonest
+        .map(|s| s.residual_time)
+        .into_iter()
+        .chain(kubelet_soonest.as_ref().map(|k| k.0))
+        .min();
+    let soonest_name = match (&soonest, &kubelet_soonest) {
+        (Some(s), Some(k)) if k.0 < s.residual_time => Some(k.1.clone()),
+        (None, Some(k)) => Some(k.1.clone()),
+        (s, _) => s.map(|s| s.name.clone()),
+    };
     // Unusable whatever the thresholds: expired, key missing or mismatched, wrong CA.
     let unusable = certificates.iter().chain(authorities.iter()).any(|c| {
         c.detail
             .as_ref()
             .is_some_and(|d| d.problems.iter().any(|p| ALWAYS_FAIL.contains(&p.code)))
     });
-    let within = |t: Option<i64>| t.is_some_and(|t| soonest.is_some_and(|s| s.residual_time <= t));
+    let within = |t: Option<i64>| t.is_some_and(|t| soonest_residual.is_some_and(|s| s <= t));
     let (level, exit_code) = if !global.is_empty()
         || unusable
+        || kubelet_fails
         || within(opts.fail_within)
         || (opts.fail_within.is_some() && !unhealthy.is_empty())
     {
         (Level::Fail, 2)
-    } else if within(opts.warn_within) || (opts.warn_within.is_some() && !unhealthy.is_empty()) {
+    } else if within(opts.warn_within)
+        || (opts.warn_within.is_some() && !unhealthy.is_empty())
+        || kubelet_certs.iter().any(|c| c.unhealthy())
+    {
         (Level::Warn, 1)
     } else {
         (Level::Ok, 0)
@@ -679,7 +721,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
             level,
             warn_within: opts.warn_within,
             fail_within: opts.fail_within,
-            soonest: soonest.map(|s| s.name.clone()),
+            soonest: soonest_name,
             exit_code,
             unhealthy,
             problems: global,
@@ -688,6 +730,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         certificate_authorities: authorities,
         kubelet_conf: Some(kubelet),
         served,
+        kubelet: kubelet_section,
     })
 }
 

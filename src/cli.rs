@@ -2,7 +2,8 @@
 //! 0 success; 1 error; 2 usage error; `check`: 3 when something expires within
 //! `--warn-within`, 4 within `--fail-within` (or a certificate is unusable and a threshold
 //! was given), and 4 whatever the thresholds when one is expired, has a missing or mismatched
-//! key or is not signed by its CA.
+//! key or is not signed by its CA. Any command: 5 when a clock check finds a certificate's
+//! NotBefore ahead of the local clock (clock skew, `kubelet-conf rebuild`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -76,6 +77,37 @@ enum KubeletConfCmd {
         /// Report only.
         #[arg(long)]
         dry_run: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+        output: TextJson,
+        /// Fixed clock (RFC 3339).
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Break-glass: the kubelet client certificate has expired. Issue a new one for
+    /// system:node:NAME with the local ca.key (as `kubeadm kubeconfig user --org system:nodes
+    /// --client-name system:node:NAME` would), install it as the kubelet rotates it, and point
+    /// kubelet.conf at kubelet-client-current.pem; one transaction with backup. Exit 5 on
+    /// clock skew.
+    Rebuild {
+        /// The node's name (the certificate is for system:node:NAME).
+        #[arg(long)]
+        node_name: String,
+        /// Dir holding kubelet.conf.
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
+        kubeconfig_dir: PathBuf,
+        /// PKI dir (ca.crt, ca.key, and the lock).
+        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
+        cert_dir: PathBuf,
+        /// kubelet PKI dir.
+        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
+        kubelet_pki: PathBuf,
+        /// Print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How far a NotBefore may lie ahead of the clock before it is clock skew.
+        #[arg(long, value_parser = duration_arg)]
+        clock_skew: Option<String>,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
         output: TextJson,
@@ -288,6 +320,9 @@ enum Cmd {
         kubelet_pki: PathBuf,
         #[command(flatten)]
         served: ops::ServedProbeArgs,
+        /// Add the kubelet's certificates (client, serving) in a section of their own.
+        #[arg(long)]
+        kubelet: bool,
     },
     /// Make a kubeadm-like demo PKI.
     DemoPki {
@@ -308,6 +343,11 @@ enum Cmd {
         /// Overwrite an existing PKI.
         #[arg(long)]
         force: bool,
+        /// Also write a kubelet PKI (<DIR>/kubelet-pki: rotated client pair behind
+        /// kubelet-client-current.pem, self-generated kubelet.crt) and a kubelet.conf that
+        /// references kubelet-client-current.pem.
+        #[arg(long)]
+        kubelet: bool,
     },
     /// Prometheus metrics of a check (x509-certificate-exporter names + kubecert_*), on stdout
     /// or atomically into a node_exporter textfile dir.
@@ -582,6 +622,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::KubeletConf {
             cmd:
+                KubeletConfCmd::Rebuild {
+                    node_name,
+                    kubeconfig_dir,
+                    cert_dir,
+                    kubelet_pki,
+                    dry_run,
+                    clock_skew,
+                    output,
+                    now,
+                },
+        } => {
+            let r = kubelet::rebuild::rebuild(&kubelet::rebuild::KubeletRebuildParams {
+                node_name,
+                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+                cert_dir: Some(path_str(&cert_dir)),
+                kubelet_pki: Some(path_str(&kubelet_pki)),
+                dry_run,
+                now,
+                clock_skew,
+            })?;
+            match output {
+                TextJson::Json => print(&render::json(&r)?)?,
+                TextJson::Text => {
+                    let tag = if dry_run {
+                        "[kubelet-conf rebuild] [dry-run] would"
+                    } else {
+                        "[kubelet-conf rebuild]"
+                    };
+                    for step in &r.plan {
+                        println!("{tag} {step}");
+                    }
+                    if let Some(b) = &r.backup_dir {
+                        println!("[kubelet-conf rebuild] backup: {b}");
+                    }
+                    if !dry_run {
+                        println!(
+                            "[kubelet-conf rebuild] done: {} -> {}",
+                            r.link, r.link_target
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::KubeletConf {
+            cmd:
                 KubeletConfCmd::Repair {
                     kubeconfig_dir,
                     cert_dir,
@@ -619,6 +705,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             external_etcd,
             kubelet_pki,
             served,
+            kubelet,
         } => {
             let params = CheckParams {
                 location: location(&cert_dir, &kubeconfig_dir, external_etcd),
@@ -627,12 +714,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 fail_within,
                 kubelet_pki: Some(path_str(&kubelet_pki)),
                 served: served.probe()?,
+                kubelet,
             };
             let opts = params.resolve()?;
             let report = check::check(&opts)?;
             match output {
                 CheckOutput::Text => {
                     print(&render::check_text(&report))?;
+                    if let Some(k) = &report.kubelet {
+                        print(&format!("\n{}", render::kubelet_text(k)))?;
+                    }
                     if let Some(s) = &report.served {
                         print(&kubecert::ops::served::render_check_section(s))?;
                     }
@@ -660,6 +751,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             key_algorithm,
             now,
             force,
+            kubelet,
         } => {
             let now = match now {
                 Some(s) => timefmt::parse_rfc3339(&s)?,
@@ -672,6 +764,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 key_algorithm: key_algorithm.parse()?,
                 now,
                 force,
+                kubelet,
             };
             let roots = demo::demo_pki(&opts).context("demo-pki")?;
             for r in roots {
@@ -903,7 +996,10 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // The chain, each cause once (library errors never repeat their source), scrubbed.
             eprintln!("error: {}", kubecert::error::scrub(&format!("{e:#}")));
-            ExitCode::from(1)
+            match e.downcast_ref::<kubecert::Error>() {
+                Some(kubecert::Error::ClockSkew { .. }) => ExitCode::from(5),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }

@@ -319,6 +319,20 @@ impl PathParams for KubeletConfParams {
     }
 }
 
+impl PathParams for crate::kubelet::rebuild::KubeletRebuildParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        vec![
+            opt("cert_dir", Root::CertDir, &mut self.cert_dir),
+            opt(
+                "kubeconfig_dir",
+                Root::KubeconfigDir,
+                &mut self.kubeconfig_dir,
+            ),
+            opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
+        ]
+    }
+}
+
 impl PathParams for CsrExportParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
         let mut v = vec![req("csr_dir", Root::CsrDir, &mut self.csr_dir)];

@@ -31,6 +31,12 @@ pub struct DemoOptions {
     pub now: i64,
     /// Overwrite an existing PKI.
     pub force: bool,
+    /// Also write a kubelet PKI dir `<root>/kubelet-pki` as a kubelet with client rotation
+    /// leaves it (a dated `kubelet-client-<time>.pem` holding cert and key, the
+    /// `kubelet-client-current.pem` symlink to it, a self-generated `kubelet.crt`/`kubelet.key`
+    /// issued by a `<node>-ca@<time>` CA of its own) and a kubelet.conf that references
+    /// `kubelet-client-current.pem` instead of embedding its credential.
+    pub kubelet: bool,
 }
 
 struct Ca {
@@ -166,6 +172,50 @@ pub fn kubeconfig_text(
         encode_data(cert_pem.as_bytes()),
         encode_data(key_pem.as_bytes()),
     )
+}
+
+/// Writes `<root>/kubelet-pki` (see [`DemoOptions::kubelet`]) with `client` as the rotated
+/// client pair; returns the absolute path of `kubelet-client-current.pem`.
+fn demo_kubelet_pki(
+    root: &Path,
+    node: &str,
+    ip: IpAddr,
+    client: &Leaf,
+    o: &DemoOptions,
+) -> Result<PathBuf> {
+    use crate::check::kubelet::{dated_client_name, CLIENT_CURRENT, SERVING_CRT, SERVING_KEY};
+    let dir = std::path::absolute(root.join("kubelet-pki")).map_err(|e| Error::io(root, e))?;
+    let dated = dir.join(dated_client_name(o.now));
+    write(
+        &dated,
+        format!("{}{}", client.cert_pem, client.key_pem).as_bytes(),
+        0o600,
+    )?;
+    let current = dir.join(CLIENT_CURRENT);
+    if std::fs::symlink_metadata(&current).is_ok() {
+        io(&current, fs::remove_file(&current))?;
+    }
+    io(&current, std::os::unix::fs::symlink(&dated, &current))?;
+    // The kubelet's own serving pair: a leaf `<node>@<time>` issued by `<node>-ca@<time>`,
+    // both certificates in kubelet.crt (client-go's GenerateSelfSignedCertKey).
+    let own = make_ca("kubelet-ca", &format!("{node}-ca@{}", o.now), o)?;
+    let serving = make_leaf(
+        "kubelet.crt",
+        &own,
+        &format!("{node}@{}", o.now),
+        &[],
+        &[node.to_string()],
+        &[ip],
+        &["serverAuth"],
+        o,
+    )?;
+    write(
+        &dir.join(SERVING_CRT),
+        format!("{}{}", serving.cert_pem, own.pem).as_bytes(),
+        0o644,
+    )?;
+    write(&dir.join(SERVING_KEY), serving.key_pem.as_bytes(), 0o600)?;
+    Ok(current)
 }
 
 /// Creates the demo PKI; returns the node roots (`DIR` or `DIR/node-K`).
@@ -342,7 +392,18 @@ pub fn demo_pki(o: &DemoOptions) -> Result<Vec<PathBuf>> {
         ];
         for (file, user, orgs) in kcs {
             let l = make_leaf(file, &ca, user, &orgs, &[], &[], &["clientAuth"], o)?;
-            let text = kubeconfig_text(&server, user, &ca.pem, &l.cert_pem, &l.key_pem);
+            let text = if o.kubelet && file == "kubelet.conf" {
+                let current = demo_kubelet_pki(root, &node, ip, &l, o)?;
+                crate::pki::kubeconfig::client_file_kubeconfig(
+                    &server,
+                    "kubernetes",
+                    user,
+                    &encode_data(ca.pem.as_bytes()),
+                    &current,
+                )
+            } else {
+                kubeconfig_text(&server, user, &ca.pem, &l.cert_pem, &l.key_pem)
+            };
             write(&root.join(file), text.as_bytes(), 0o600)?;
         }
     }

@@ -239,6 +239,19 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// A certificate's NotBefore lies ahead of the local clock: the clock is wrong (or was
+    /// when the certificate was made), and an expiry judged with it would be too.
+    #[error("clock skew: {path} is not valid before {not_before}, but the local clock says {now} ({ahead} s earlier); fix the clock (NTP) first: this is not an expiry")]
+    ClockSkew {
+        /// The certificate file with the newest NotBefore.
+        path: PathBuf,
+        /// Its NotBefore, RFC 3339.
+        not_before: String,
+        /// The local clock, RFC 3339.
+        now: String,
+        /// How many seconds the NotBefore lies ahead.
+        ahead: i64,
+    },
 }
 
 impl Error {
@@ -275,6 +288,7 @@ impl Error {
             | Error::CaKeyMissing { path, .. }
             | Error::NotRegularFile { path, .. }
             | Error::FileTooLarge { path, .. }
+            | Error::ClockSkew { path, .. }
             | Error::ForeignIdentity { path, .. }
             | Error::Symlink(path)
             | Error::StoreCorrupt { path, .. }

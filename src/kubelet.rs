@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod rebuild;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -21,6 +21,9 @@
 //! | `kubecert_cert_problems` | name, code | 1 per finding (`expired`, `key-mismatch`, …) |
 //! | `kubecert_kubelet_conf_embedded_client_cert` | path | 1 when kubelet.conf embeds its cert |
 //! | `kubecert_kubelet_conf_client_cert_not_after_timestamp_seconds` | path | NotAfter |
+//! | `kubecert_kubelet_cert_not_after_timestamp_seconds` | name, path, rotation | NotAfter of `kubelet-client` / `kubelet-serving` (with the kubelet section) |
+//! | `kubecert_kubelet_cert_residual_seconds` | name, path, rotation | NotAfter − the check's clock |
+//! | `kubecert_kubelet_cert_problems` | name, code | 1 per finding about a kubelet certificate |
 //! | `kubecert_check_timestamp_seconds` | | the check's clock |
 //! | `kubecert_renew_last_success_timestamp_seconds` | | last successful `auto-renew` (0: never) |
 //! | `kubecert_renew_last_failure_timestamp_seconds` | | last failed `auto-renew` (0: never) |
@@ -141,6 +144,14 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
         fail_within: None,
         kubelet_pki: p.kubelet_pki.clone(),
         served: p.served.clone(),
+        // The kubelet's certificates when its PKI dir exists (a node), so that fixtures
+        // without one render exactly as before.
+        kubelet: std::path::Path::new(
+            p.kubelet_pki
+                .as_deref()
+                .unwrap_or(crate::pki::DEFAULT_KUBELET_PKI),
+        )
+        .is_dir(),
     };
     let opts = check_params.resolve()?;
     let state_file = match &p.state_file {
@@ -362,6 +373,7 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
         .and_then(|s| timefmt::parse_rfc3339(&s.now).ok());
     let mut families = cert_families(report, ctx, now);
     families.extend(kubelet_families(report));
+    families.extend(kubelet_cert_families(report));
     let mut check_ts = Family::new(
         "kubecert_check_timestamp_seconds",
         "The clock of the check these metrics come from.",
@@ -552,6 +564,52 @@ fn kubelet_families(report: &CheckResult) -> Vec<Family> {
     }
 
     vec![kubelet_embedded, kubelet_not_after]
+}
+
+/// The families of the kubelet section (`check --kubelet`; `metrics` when the kubelet PKI dir
+/// exists): NotAfter and residual time of the kubelet's client and serving certificates, and
+/// 1 per finding. No family at all without the section, so other output is unchanged.
+fn kubelet_cert_families(report: &CheckResult) -> Vec<Family> {
+    let Some(k) = &report.kubelet else {
+        return vec![];
+    };
+    let mut not_after = Family::new(
+        "kubecert_kubelet_cert_not_after_timestamp_seconds",
+        "NotAfter of the kubelet's client and serving certificates.",
+    );
+    let mut residual = Family::new(
+        "kubecert_kubelet_cert_residual_seconds",
+        "Seconds until the kubelet certificate's NotAfter, at the check's clock.",
+    );
+    let mut problems = Family::new(
+        "kubecert_kubelet_cert_problems",
+        "1 per finding about a kubelet certificate (not-found, expired, not-signed-by-ca, ...).",
+    );
+    for c in k.certs() {
+        let rotation = serde_json::to_value(c.rotation)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let labels = [
+            ("name", c.name.as_str()),
+            ("path", c.path.as_str()),
+            ("rotation", rotation.as_str()),
+        ];
+        if let Some(na) = c
+            .expiration_date
+            .as_deref()
+            .and_then(|s| timefmt::parse_rfc3339(s).ok())
+        {
+            not_after.push(&labels, na);
+        }
+        if let Some(r) = c.residual_time {
+            residual.push(&labels, r);
+        }
+        for p in &c.problems {
+            problems.push(&[("name", c.name.as_str()), ("code", p.code.as_str())], 1);
+        }
+    }
+    vec![not_after, residual, problems]
 }
 
 /// The families of the scheduled renewal's state file.

@@ -105,6 +105,77 @@ fn row_date(c: &CertificateStatus) -> RowDate {
     }
 }
 
+/// The kubelet section (`check --kubelet`) as text, printed under kubeadm's table.
+pub fn kubelet_text(k: &crate::check::kubelet::KubeletSection) -> String {
+    let mut t =
+        String::from("KUBELET CERTIFICATE\tEXPIRES\tRESIDUAL TIME\tSIGNED BY\tROTATION\tFILE\n");
+    for c in k.certs() {
+        let (exp, res) = match (c.expiration_date.as_deref(), c.residual_time) {
+            (Some(_), Some(r)) => {
+                let na = timefmt::parse_rfc3339(c.expiration_date.as_deref().unwrap_or(""))
+                    .map(timefmt::kubeadm_date)
+                    .unwrap_or_default();
+                (
+                    na,
+                    if r < 0 {
+                        "<invalid>".to_string()
+                    } else {
+                        timefmt::short_human_duration(r)
+                    },
+                )
+            }
+            _ => (
+                if c.missing { "<missing>" } else { "!INVALID!" }.to_string(),
+                String::new(),
+            ),
+        };
+        let signer = match (c.chains_to_ca, c.self_signed) {
+            (Some(true), _) => "ca",
+            (_, Some(true)) => "self-signed",
+            (Some(false), _) | (None, Some(false)) => "unknown",
+            _ => "",
+        };
+        let rotation = serde_json::to_value(c.rotation)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let file = match &c.link_target {
+            Some(t) => format!("{} -> {t}", c.path),
+            None => c.path.clone(),
+        };
+        t.push_str(&format!(
+            "{}\t{exp}\t{res}\t{signer}\t{rotation}\t{file}\n",
+            c.name
+        ));
+    }
+    let mut out = tabwrite(&t, 10, 3);
+    let mode = match k.kubelet_conf.mode {
+        Some(m) => serde_json::to_value(m)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        None => "missing".into(),
+    };
+    out.push_str(&format!(
+        "kubelet.conf ({}): {mode}{}\n",
+        k.kubelet_conf.path,
+        k.kubelet_conf_client
+            .file
+            .as_ref()
+            .map(|f| format!(" -> {f}"))
+            .unwrap_or_default()
+    ));
+    if let Some(n) = &k.kubelet_conf_client.note {
+        out.push_str(&format!("kubelet.conf: {n}\n"));
+    }
+    for c in k.certs() {
+        for p in &c.problems {
+            out.push_str(&format!("{}: {}: {}\n", c.name, p.code.as_str(), p.message));
+        }
+    }
+    out
+}
+
 /// Problems and kubelet.conf advice, for stderr under the table (scrubbed, like every
 /// message that leaves kubecert).
 pub fn check_notes(r: &CheckResult) -> Vec<String> {

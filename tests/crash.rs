@@ -500,3 +500,259 @@ fn concurrent_renews_serialize() {
         Outcome::Renewed
     );
 }
+
+// ---- kubelet-conf rebuild (issue 15 item 3): the same failpoints, with a symlink ----
+
+/// Copies a tree keeping symlinks as symlinks; an absolute link into `src` is re-pointed
+/// into `dst` (the kubelet's `kubelet-client-current.pem` is an absolute link).
+fn copy_tree_links(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let p = e.unwrap().path();
+        let t = dst.join(p.file_name().unwrap());
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.file_type().is_symlink() {
+            let target = std::fs::read_link(&p).unwrap();
+            let target = match target.strip_prefix(src) {
+                Ok(rel) => dst.join(rel),
+                Err(_) => target,
+            };
+            std::os::unix::fs::symlink(target, &t).unwrap();
+        } else if m.is_dir() {
+            copy_tree_links(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
+
+const REBUILD_NOW: &str = "2027-02-01T00:00:00Z";
+const REBUILT: &str = "kubelet-pki/kubelet-client-2027-02-01-00-00-00.pem";
+
+fn rebuild_cmd(root: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.args([
+        "kubelet-conf",
+        "rebuild",
+        "--node-name",
+        "node-1",
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--kubelet-pki",
+        root.join("kubelet-pki").to_str().unwrap(),
+        "--now",
+        REBUILD_NOW,
+    ]);
+    c
+}
+
+/// After the next kubecert invocation (check recovers), the tree is exactly the old one or
+/// exactly old + the three changes of a complete rebuild (the dated pair, kubelet.conf
+/// referencing the link, the link pointing at the pair), with the pair's key matching.
+fn assert_rebuild_consistent(root: &Path, before: &Tree, trial: &str) -> Outcome {
+    let o = Command::new(bin())
+        .args([
+            "check",
+            "--cert-dir",
+            root.join("pki").to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.code().is_some(), "{trial}: check {:?}", o.status);
+    let now = hash_tree(root);
+    assert!(
+        now.keys()
+            .all(|k| !k.contains(".kubecert-new") && !k.contains("journal")),
+        "{trial}: leftovers {now:?}"
+    );
+    let (now_live, before_live) = (live(&now), live(before));
+    if now_live == before_live {
+        return Outcome::Old;
+    }
+    let mut changed: Vec<&String> = now_live
+        .keys()
+        .chain(before_live.keys())
+        .filter(|k| now_live.get(*k) != before_live.get(*k))
+        .collect();
+    changed.sort();
+    changed.dedup();
+    assert_eq!(
+        changed,
+        [
+            "kubelet-pki/kubelet-client-2027-02-01-00-00-00.pem",
+            "kubelet-pki/kubelet-client-current.pem",
+            "kubelet.conf"
+        ],
+        "{trial}: not a complete rebuild"
+    );
+    let pair = root.join(REBUILT);
+    assert_eq!(
+        std::fs::read_link(root.join("kubelet-pki/kubelet-client-current.pem")).unwrap(),
+        pair,
+        "{trial}"
+    );
+    let text = std::fs::read_to_string(&pair).unwrap();
+    let end = text
+        .find("-----END CERTIFICATE-----")
+        .expect("a certificate");
+    let at = end
+        + text[end..]
+            .find("-----BEGIN")
+            .expect("a key after the certificate");
+    let key = root.with_extension("key.pem");
+    std::fs::write(&key, &text[at..]).unwrap();
+    assert_eq!(
+        public_of_cert(text.as_bytes()),
+        public_of_key(&key),
+        "{trial}"
+    );
+    std::fs::remove_file(key).unwrap();
+    let conf = std::fs::read_to_string(root.join("kubelet.conf")).unwrap();
+    assert!(
+        conf.contains(&format!(
+            "client-key: {}",
+            root.join("kubelet-pki/kubelet-client-current.pem")
+                .display()
+        )),
+        "{trial}: {conf}"
+    );
+    Outcome::Renewed
+}
+
+#[test]
+fn every_failpoint_during_kubelet_rebuild() {
+    let (names, families) = failpoints_in_source();
+    let (t, template) = demo(&[
+        "--kubelet",
+        "--now",
+        "2026-01-01T00:00:00Z",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let mut walked: Vec<(String, Outcome)> = Vec::new();
+    let mut trial = 0;
+    let mut run = |fp: &str| -> (bool, Outcome) {
+        trial += 1;
+        let root = t.path().join(format!("rebuild-{trial}"));
+        copy_tree_links(&template, &root);
+        let before = hash_tree(&root);
+        let o = rebuild_cmd(&root)
+            .env("KUBECERT_FAILPOINT", fp)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let hit = !o.status.success();
+        if hit {
+            assert_eq!(o.status.signal(), Some(SIGABRT), "failpoint {fp}: {stderr}");
+            assert!(stderr.contains(&format!("kubecert: failpoint {fp} hit, aborting")));
+        }
+        let journal = root.join("pki/.kubecert-journal.json");
+        let expected = if !hit {
+            Some(Outcome::Renewed)
+        } else if journal.exists() {
+            let j: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+            match j["state"].as_str() {
+                Some("staging") => Some(Outcome::Old),
+                Some("prepared") => Some(Outcome::Renewed),
+                s => panic!("failpoint {fp}: journal state {s:?}"),
+            }
+        } else {
+            None
+        };
+        let outcome = assert_rebuild_consistent(&root, &before, &format!("rebuild failpoint {fp}"));
+        if let Some(e) = expected {
+            assert_eq!(outcome, e, "failpoint {fp}: recovery went the wrong way");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+        (hit, outcome)
+    };
+    for n in &names {
+        let (hit, outcome) = run(n);
+        assert!(hit, "failpoint {n} was not hit by kubelet-conf rebuild");
+        walked.push((n.clone(), outcome));
+    }
+    let mut lengths = Vec::new();
+    for f in &families {
+        let mut i = 0;
+        loop {
+            let fp = format!("{f}{i}");
+            let (hit, outcome) = run(&fp);
+            if !hit {
+                break;
+            }
+            walked.push((fp, outcome));
+            i += 1;
+            assert!(i < 100, "failpoint family {f} does not end");
+        }
+        lengths.push(i);
+    }
+    // Two files and one link: every family is walked over all three.
+    assert!(lengths.iter().all(|&n| n == 3), "{families:?} {lengths:?}");
+    assert!(walked.iter().any(|(_, o)| *o == Outcome::Old));
+    assert!(walked.iter().any(|(_, o)| *o == Outcome::Renewed));
+    eprintln!("kubelet-conf rebuild failpoints: {}", walked.len());
+    for (fp, o) in &walked {
+        eprintln!("  {fp}: {o:?}");
+    }
+}
+
+/// kill -9 at random instants of `kubelet-conf rebuild` (a few trials in every run; the step
+/// delay widens the window): old state or new state, never anything in between.
+#[test]
+fn random_sigkill_during_kubelet_rebuild() {
+    let trials: usize = std::env::var("KUBECERT_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("random SIGKILL seed {seed}");
+    let (t, template) = demo(&[
+        "--kubelet",
+        "--now",
+        "2026-01-01T00:00:00Z",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    // The window: how long one uninterrupted run takes here (the machine may be loaded).
+    let probe = t.path().join("probe");
+    copy_tree_links(&template, &probe);
+    let start = std::time::Instant::now();
+    let st = rebuild_cmd(&probe)
+        .env("KUBECERT_STEP_DELAY_MS", "10")
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let span = start.elapsed().as_millis() as u64;
+    std::fs::remove_dir_all(&probe).unwrap();
+    let (mut old, mut new) = (0, 0);
+    for i in 0..trials {
+        let root = t.path().join(format!("kill-{i}"));
+        copy_tree_links(&template, &root);
+        let before = hash_tree(&root);
+        let mut child = rebuild_cmd(&root)
+            .env("KUBECERT_STEP_DELAY_MS", "10")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ms = random_below(&mut seed, span * 12 / 10 + 1);
+        std::thread::sleep(Duration::from_millis(ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        match assert_rebuild_consistent(&root, &before, &format!("kill {i} after {ms}ms")) {
+            Outcome::Old => old += 1,
+            Outcome::Renewed => new += 1,
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+    eprintln!("{trials} trials in a {span} ms window: {old} old, {new} new");
+}

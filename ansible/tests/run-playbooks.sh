@@ -360,6 +360,32 @@ t_report_no_pki() {
     expect "no kubeadm PKI, said so" grep -q 'cp1: no kubeadm PKI found (cert_dir /nonexistent): every certificate and CA is missing' "$w/out.txt" &&
     expect "not a success message" not_grep 'Nothing expires within' "$w/out.txt"
 }
+t_report_kubelet_section() {
+    # kubecert_kubelet=true: the kubelet's certificates are rows; an expired client one fails.
+    play 0 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 -e kubecert_kubelet=true &&
+    expect "cert_info asked for the kubelet section" grep -q '"kubelet": true' "$w/agent.jsonl" &&
+    expect "a kubelet-client row" grep -q 'cp1  *kubelet-client  *kubelet-cert ' "$w/kubecert-expiration.txt" &&
+    export FAKE_AGENT_PKI=kubelet-expired &&
+    play 2 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 -e kubecert_kubelet=true &&
+    expect "the expired kubelet client certificate is named" grep -q 'cp1 kubelet-client: expired' "$w/out.txt"
+}
+t_report_no_kubelet_by_default() {
+    play 0 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "no kubelet param by default" not_grep '"kubelet": true' "$w/agent.jsonl"
+}
+t_kubelet_recover() {
+    play 0 kubecert.pki.kubelet_recover -l cp2 -e kubecert_restart_kubelet=false &&
+    expect "rebuild for cp2 only, node name = inventory hostname" test "$(calls | grep -c '^kubelet-conf-rebuild ')" = 1 &&
+    expect "node_name cp2, not a dry run" grep -q '"method": "kubelet-conf-rebuild".*"dry_run": false.*"node_name": "cp2"' <(calls | sed 's/^kubelet-conf-rebuild /{"method": "kubelet-conf-rebuild", "p": /') &&
+    expect "then the kubelet section read back" grep -q '^check .*"kubelet": true' <(calls) &&
+    reset &&
+    play 0 kubecert.pki.kubelet_recover -l cp1 --check -e kubecert_node_name=node-a &&
+    expect "check mode is a dry run with the given name" grep -q '^kubelet-conf-rebuild .*"dry_run": true.*"node_name": "node-a"' <(calls) &&
+    expect "no read-back in check mode" not_grep '"kubelet": true' "$w/agent.jsonl" &&
+    reset &&
+    play 2 kubecert.pki.kubelet_recover -l cp1 -e kubecert_node_name=a/b &&
+    expect "the refusal is shown" grep -q 'invalid node name' "$w/out.txt"
+}
 t_report_kubelet_conf() {
     # kubelet.conf embeds a client certificate that expires in 5 days; renew never touches it.
     export FAKE_AGENT_PKI=kubelet-embedded
@@ -515,6 +541,9 @@ scenario "check_expiration: a pattern matching no node fails" t_report_no_node
 scenario "check_expiration: a missing key fails (level fail, problems)" t_report_key_missing
 scenario "check_expiration: no kubeadm PKI at the path fails" t_report_no_pki
 scenario "check_expiration: kubelet.conf findings point at kubecert.pki.kubelet_conf" t_report_kubelet_conf
+scenario "check_expiration: kubecert_kubelet=true adds the kubelet's certificates" t_report_kubelet_section
+scenario "check_expiration: no kubelet section unless asked" t_report_no_kubelet_by_default
+scenario "kubelet_recover: rebuild per node, check mode plans, refusals fail" t_kubelet_recover
 scenario "check_expiration: a summary per node, changed=0, no diff" t_report_summary_unchanged
 scenario "check_expiration: kubecert_served=true reports what each component serves" t_report_served
 scenario "renew_ha: Kubespray's kube_control_plane group" t_renew_kubespray_group

@@ -63,6 +63,9 @@ fn params_of(method: &str, raw: Option<&str>) -> Option<bool> {
         "renew" => parse_params::<RenewParams>(raw).is_ok(),
         "restore" => parse_params::<RestoreParams>(raw).is_ok(),
         "kubelet-conf" => parse_params::<KubeletConfParams>(raw).is_ok(),
+        "kubelet-conf-rebuild" => {
+            parse_params::<kubecert::kubelet::rebuild::KubeletRebuildParams>(raw).is_ok()
+        }
         "csr-export" => parse_params::<CsrExportParams>(raw).is_ok(),
         "csr-import" => parse_params::<CsrImportParams>(raw).is_ok(),
         "metrics" => parse_params::<MetricsParams>(raw).is_ok(),

@@ -120,6 +120,24 @@ fn duplicate_names(doc: &Value, list: &str) -> Option<(usize, usize)> {
     })
 }
 
+/// A kubeconfig as `kubeadm kubeconfig user` writes one (cluster `cluster` with `server` and
+/// embedded CA data `ca_data` (base64, as found in another kubeconfig or from
+/// [`encode_data`]), user and context `user` / `user@cluster`), whose client certificate and
+/// key both reference `file` (`client-certificate` / `client-key`) — the shape kubeadm's
+/// `kubelet-finalize` phase leaves kubelet.conf in.
+pub fn client_file_kubeconfig(
+    server: &str,
+    cluster: &str,
+    user: &str,
+    ca_data: &str,
+    file: &Path,
+) -> String {
+    let f = file.display();
+    format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca_data}\n    server: {server}\n  name: {cluster}\ncontexts:\n- context:\n    cluster: {cluster}\n    user: {user}\n  name: {user}@{cluster}\ncurrent-context: {user}@{cluster}\nkind: Config\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    client-certificate: {f}\n    client-key: {f}\n"
+    )
+}
+
 /// Encodes PEM bytes as a `*-data` value.
 pub fn encode_data(pem: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(pem)

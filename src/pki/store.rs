@@ -163,6 +163,21 @@ impl Store {
         commit(&self.lock, writes, Some(backup_root), stamp)
     }
 
+    /// [`Store::commit`] plus symlinks, in the same transaction: each [`Link`] is staged as a
+    /// symlink beside its target and renamed over it (after every file of `writes`), so a
+    /// crash leaves either the old link or the new one, never none — the way the kubelet
+    /// itself swaps `kubelet-client-current.pem`. An existing link is recorded in the backup
+    /// manifest (`linkTarget`); an existing regular file in its place is backed up as a copy.
+    pub fn commit_with_links(
+        &mut self,
+        writes: &[Write_],
+        links: &[Link],
+        backup_root: &Path,
+        stamp: &str,
+    ) -> Result<Option<PathBuf>> {
+        commit_ops(&self.lock, writes, links, Some(backup_root), stamp)
+    }
+
     /// Puts the files of a backup back (the writes of [`restore_writes`]) as one transaction,
     /// without making a backup of its own.
     pub fn restore(&mut self, writes: &[Write_]) -> Result<()> {
@@ -188,6 +203,21 @@ pub fn stamp(now: i64) -> String {
 /// plan never says OK where the apply then fails.
 pub fn plan(writes: &[Write_]) -> Result<()> {
     preflight(writes).map(|_| ())
+}
+
+/// [`plan`] for a [`Store::commit_with_links`].
+pub fn plan_with_links(writes: &[Write_], links: &[Link]) -> Result<()> {
+    preflight(writes)?;
+    preflight_links(links).map(|_| ())
+}
+
+/// One symlink to (re)point: `target` becomes a symlink whose contents are `points_to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The symlink's path.
+    pub target: PathBuf,
+    /// What it points to (written as given; the kubelet writes absolute paths).
+    pub points_to: PathBuf,
 }
 
 /// Refuses a symlink at `path` (absent paths are fine).
@@ -245,8 +275,16 @@ struct Journal {
 pub struct BackupEntry {
     /// The original path.
     pub target: PathBuf,
-    /// The copy inside the backup dir; `None` when the target did not exist.
+    /// The copy inside the backup dir; `None` when the target did not exist (or was a
+    /// symlink: see `link_target`).
     pub copy: Option<PathBuf>,
+    /// When the target was a symlink: what it pointed to.
+    #[serde(
+        default,
+        rename = "linkTarget",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub link_target: Option<PathBuf>,
 }
 
 /// `manifest.json` of a backup dir.
@@ -361,7 +399,8 @@ fn recover(lock: &Lock) -> Result<Option<String>> {
         State::Prepared => {
             let mut dirs = Vec::new();
             for e in &journal.entries {
-                if e.staged.exists() {
+                // Not `exists()`: a staged symlink may point to a file renamed later.
+                if fs::symlink_metadata(&e.staged).is_ok() {
                     fs::rename(&e.staged, &e.target).map_err(|err| Error::io(&e.target, err))?;
                 }
                 if let Some(d) = e.target.parent() {
@@ -448,6 +487,40 @@ fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
     Ok(meta)
 }
 
+/// The checks of [`preflight`] for links: no directory above a link is a symlink; what is at
+/// the link's path is a symlink, a regular file (backed up as a copy) or nothing. Returns the
+/// current link target (`Some(Some(t))`), `Some(None)` for a regular file, `None` if absent.
+fn preflight_links(links: &[Link]) -> Result<Vec<Option<Option<PathBuf>>>> {
+    let mut out = Vec::with_capacity(links.len());
+    for l in links {
+        refuse_symlinked_dirs(l.target.parent().unwrap_or(Path::new(".")))?;
+        let m = match fs::symlink_metadata(&l.target) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                out.push(None);
+                continue;
+            }
+            Err(e) => return Err(Error::io(&l.target, e)),
+        };
+        if m.file_type().is_symlink() {
+            let t = fs::read_link(&l.target).map_err(|e| Error::io(&l.target, e))?;
+            out.push(Some(Some(t)));
+        } else if m.file_type().is_file() {
+            File::open(&l.target).map_err(|e| Error::io(&l.target, e))?;
+            out.push(Some(None));
+        } else {
+            return Err(Error::io(
+                &l.target,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "is neither a symlink nor a regular file; refusing to replace it",
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Applies `writes` as one transaction: backup (into a new dir under `backup_root`, if
 /// given), stage, journal, rename. Returns the backup dir. A run that fails before every
 /// staged file is durable removes what it made (staged files, journal, backup dir); once the
@@ -458,15 +531,42 @@ fn commit(
     backup_root: Option<&Path>,
     stamp: &str,
 ) -> Result<Option<PathBuf>> {
+    commit_ops(lock, writes, &[], backup_root, stamp)
+}
+
+/// [`commit`] with symlinks (see [`Store::commit_with_links`]); the links come after the
+/// writes in the journal, the staging and the swap (their failpoint indices continue the
+/// writes').
+fn commit_ops(
+    lock: &Lock,
+    writes: &[Write_],
+    links: &[Link],
+    backup_root: Option<&Path>,
+    stamp: &str,
+) -> Result<Option<PathBuf>> {
     let meta = preflight(writes)?;
-    for w in writes {
-        let parent = w.target.parent().unwrap_or(Path::new("."));
+    let link_meta = preflight_links(links)?;
+    for t in writes
+        .iter()
+        .map(|w| &w.target)
+        .chain(links.iter().map(|l| &l.target))
+    {
+        let parent = t.parent().unwrap_or(Path::new("."));
         if !parent.is_dir() {
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
     }
     let mut made = Made::default();
-    let r = commit_inner(lock, writes, &meta, backup_root, stamp, &mut made);
+    let r = commit_inner(
+        lock,
+        writes,
+        &meta,
+        links,
+        &link_meta,
+        backup_root,
+        stamp,
+        &mut made,
+    );
     if r.is_err() && !made.prepared {
         made.undo(lock);
     }
@@ -498,10 +598,13 @@ impl Made {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn commit_inner(
     lock: &Lock,
     writes: &[Write_],
     meta: &[Option<fs::Metadata>],
+    links: &[Link],
+    link_meta: &[Option<Option<PathBuf>>],
     backup_root: Option<&Path>,
     stamp: &str,
     made: &mut Made,
@@ -541,6 +644,39 @@ fn commit_inner(
                 manifest.entries.push(BackupEntry {
                     target: w.target.clone(),
                     copy,
+                    link_target: None,
+                });
+            }
+            for (j, l) in links.iter().enumerate() {
+                let (copy, link_target) = match link_meta.get(j) {
+                    Some(Some(Some(t))) => (None, Some(t.clone())),
+                    Some(Some(None)) => {
+                        let name = format!(
+                            "{:02}-{}",
+                            writes.len() + j,
+                            l.target
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default()
+                        );
+                        let dst = dir.join(name);
+                        let bytes = crate::pki::fsread::read(&l.target)?;
+                        let mut f = OpenOptions::new()
+                            .create_new(true)
+                            .write(true)
+                            .mode(0o600)
+                            .open(&dst)
+                            .map_err(|e| Error::io(&dst, e))?;
+                        f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
+                        f.sync_all().map_err(|e| Error::io(&dst, e))?;
+                        (Some(dst), None)
+                    }
+                    _ => (None, None),
+                };
+                manifest.entries.push(BackupEntry {
+                    target: l.target.clone(),
+                    copy,
+                    link_target,
                 });
             }
             let mp = dir.join("manifest.json");
@@ -558,9 +694,11 @@ fn commit_inner(
     let jp = journal_path(lock);
     let entries: Vec<JournalEntry> = writes
         .iter()
-        .map(|w| JournalEntry {
-            target: w.target.clone(),
-            staged: staged_path(&w.target),
+        .map(|w| &w.target)
+        .chain(links.iter().map(|l| &l.target))
+        .map(|t| JournalEntry {
+            target: t.clone(),
+            staged: staged_path(t),
         })
         .collect();
     let mut journal = Journal {
@@ -610,6 +748,19 @@ fn commit_inner(
             }
         }
     }
+    for (j, l) in links.iter().enumerate() {
+        let i = writes.len() + j;
+        let staged = staged_path(&l.target);
+        let _ = fs::remove_file(&staged);
+        std::os::unix::fs::symlink(&l.points_to, &staged).map_err(|e| Error::io(&staged, e))?;
+        made.staged.push(staged.clone());
+        failpoint(&format!("after-stage-{i}"));
+        if let Some(d) = l.target.parent() {
+            if !dirs.contains(&d.to_path_buf()) {
+                dirs.push(d.to_path_buf());
+            }
+        }
+    }
     for d in &dirs {
         sync_dir(d)?;
     }
@@ -618,8 +769,13 @@ fn commit_inner(
     made.prepared = true;
     failpoint("after-journal-prepared");
     // Swap.
-    for (i, w) in writes.iter().enumerate() {
-        fs::rename(staged_path(&w.target), &w.target).map_err(|e| Error::io(&w.target, e))?;
+    for (i, t) in writes
+        .iter()
+        .map(|w| &w.target)
+        .chain(links.iter().map(|l| &l.target))
+        .enumerate()
+    {
+        fs::rename(staged_path(t), t).map_err(|e| Error::io(t, e))?;
         failpoint(&format!("after-rename-{i}"));
     }
     for d in &dirs {
@@ -883,6 +1039,79 @@ mod tests {
             Err(Error::Symlink(_))
         ));
         assert_eq!(fs::read(&real).unwrap(), b"x");
+    }
+
+    /// Issue 15: a link is swapped in the same transaction as the files, its old target is
+    /// in the manifest, and a regular file in a link's place is refused only when it is
+    /// neither a file nor a link.
+    #[test]
+    fn commit_with_links_swaps_the_link_and_records_the_old_one() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        fs::create_dir(&pki).unwrap();
+        let old = pki.join("kubelet-client-2020-01-01-00-00-00.pem");
+        fs::write(&old, b"old").unwrap();
+        let cur = pki.join("kubelet-client-current.pem");
+        std::os::unix::fs::symlink(&old, &cur).unwrap();
+        let new = pki.join("kubelet-client-2026-12-01-00-00-00.pem");
+        let lock = Lock::acquire(&pki, Duration::from_secs(1)).unwrap();
+        let writes = vec![Write_ {
+            target: new.clone(),
+            contents: b"new".to_vec(),
+            mode: 0o600,
+            force_mode: true,
+        }];
+        let links = vec![Link {
+            target: cur.clone(),
+            points_to: new.clone(),
+        }];
+        let bd = commit_ops(&lock, &writes, &links, Some(&d.path().join("bk")), "T")
+            .unwrap()
+            .unwrap();
+        assert_eq!(fs::read_link(&cur).unwrap(), new);
+        assert_eq!(fs::read(&cur).unwrap(), b"new");
+        assert_eq!(fs::read(&old).unwrap(), b"old");
+        let m = read_manifest(&bd).unwrap();
+        assert_eq!(m.entries[1].link_target.as_deref(), Some(old.as_path()));
+        assert!(m.entries[1].copy.is_none());
+        assert!(!journal_exists(&pki));
+        // A directory where the link goes: refused before anything is written.
+        fs::remove_file(&cur).unwrap();
+        fs::create_dir(&cur).unwrap();
+        let e = commit_ops(&lock, &[], &links, None, "T2").unwrap_err();
+        assert_eq!(e.path(), Some(cur.as_path()));
+    }
+
+    /// Recovery of a prepared journal renames a staged symlink even when what it points to
+    /// is itself still staged (`exists()` would follow the link and skip it).
+    #[test]
+    fn recovery_rolls_a_staged_link_forward() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        fs::create_dir(&pki).unwrap();
+        let cur = pki.join("kubelet-client-current.pem");
+        let new = pki.join("kubelet-client-new.pem");
+        std::os::unix::fs::symlink(&new, staged_path(&cur)).unwrap();
+        fs::write(staged_path(&new), b"pem").unwrap();
+        let j = Journal {
+            state: State::Prepared,
+            backup_dir: None,
+            entries: vec![
+                JournalEntry {
+                    target: cur.clone(),
+                    staged: staged_path(&cur),
+                },
+                JournalEntry {
+                    target: new.clone(),
+                    staged: staged_path(&new),
+                },
+            ],
+        };
+        fs::write(pki.join(JOURNAL_FILE), serde_json::to_vec(&j).unwrap()).unwrap();
+        let s = Store::open(&pki, Duration::from_secs(1)).unwrap();
+        assert!(s.recovered().is_some());
+        assert_eq!(fs::read_link(&cur).unwrap(), new);
+        assert_eq!(fs::read(&cur).unwrap(), b"pem");
     }
 
     /// Issue 12 item 9: a commit that failed writing its journal left the backup dir and a

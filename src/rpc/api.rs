@@ -273,6 +273,22 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         errors: WRITE_ERRORS,
         call: |p| crate::kubelet::repair(&p),
     },
+    &Method::<
+        crate::kubelet::rebuild::KubeletRebuildParams,
+        crate::kubelet::rebuild::KubeletRebuildResult,
+    > {
+        name: "kubelet-conf-rebuild",
+        doc: "Break-glass for an expired kubelet client certificate: a clock check first \
+              (a NotBefore ahead of the clock is -31003 clock skew, not expiry); then, with \
+              the local ca.key (-31001 when absent), issue system:node:<node_name> in \
+              system:nodes (clientAuth), write it as a dated kubelet-client-<time>.pem, \
+              repoint kubelet-client-current.pem and write kubelet.conf referencing it, in \
+              one transaction with backup. dry_run returns the plan.",
+        mutating: true,
+        read_only_if: Some(|p| p.dry_run),
+        errors: WRITE_ERRORS,
+        call: |p| crate::kubelet::rebuild::rebuild(&p),
+    },
     &Method::<CsrExportParams, CsrExportResult> {
         name: "csr-export",
         doc: "External CA: write <name>.csr and <name>.key (0600, dir 0700) for each \
@@ -503,6 +519,14 @@ fn audit_changes(result: &serde_json::Value) -> (Vec<String>, Option<String>) {
         names.push("kubelet.conf".into());
     }
     names.extend(s(&result["textfile"]));
+    // kubelet-conf-rebuild: the files written (or that would be).
+    names.extend(
+        result["written"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(s),
+    );
     // restart: the components restarted, the manifests moved back.
     for r in result["restarts"].as_array().into_iter().flatten() {
         if let (Some(true), Some(c)) = (r["ok"].as_bool(), s(&r["component"])) {
@@ -700,6 +724,18 @@ mod tests {
         assert_eq!(audit_changes(&restore).0, vec!["/p/a.crt".to_string()]);
         let kubelet = json!({"status": {}, "changed": true, "backupDir": null});
         assert_eq!(audit_changes(&kubelet), (vec!["kubelet.conf".into()], None));
+        let rebuild = json!({"written": ["/k/kubelet-client-2027.pem", "/e/kubelet.conf"],
+                             "changed": true, "backupDir": "/b/1"});
+        assert_eq!(
+            audit_changes(&rebuild),
+            (
+                vec![
+                    "/k/kubelet-client-2027.pem".into(),
+                    "/e/kubelet.conf".into()
+                ],
+                Some("/b/1".into())
+            )
+        );
         let approve = json!({"requests": [{"name": "csr-1", "decision": "approved"},
                                           {"name": "csr-2", "decision": "pending"}]});
         assert_eq!(

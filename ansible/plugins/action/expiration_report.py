@@ -55,6 +55,14 @@ def analyse(host, info, threshold, allow_missing, cert_dir=None):
         entries.append(('kubelet', {'name': 'kubelet.conf', 'expirationDate': kubelet['expirationDate'],
                                     'residualTime': kubelet.get('residualTime') or 0,
                                     'externallyManaged': False, 'missing': False}))
+    # The kubelet section (cert_info kubelet: true): its certificates are rows too; a missing
+    # one is a not-found problem (UNHEALTHY), never a silent row.
+    for kcert in [(info.get('kubelet') or {}).get(k) for k in ('client', 'serving')]:
+        if isinstance(kcert, dict):
+            entries.append(('kubelet-cert', {'name': kcert.get('name'), 'expirationDate': kcert.get('expirationDate'),
+                                             'residualTime': kcert.get('residualTime') or 0,
+                                             'externallyManaged': False, 'missing': False,
+                                             'detail': {'problems': kcert.get('problems') or []}}))
     due, missing = [], []
     for kind, cert in entries:
         residual = int(cert.get('residualTime') or 0)

@@ -33,6 +33,12 @@ options:
       - The kubelet's PKI directory (for C(kubelet-client-current.pem)).
     type: path
     default: /var/lib/kubelet/pki
+  kubelet:
+    description:
+      - Also report the kubelet's own certificates (client and serving) as RV(kubelet); they count
+        in O(warn_within), O(fail_within) and RV(status).
+    type: bool
+    default: false
   now:
     description:
       - Evaluate expiration as of this RFC 3339 UTC time (for example V(2027-01-02T03:04:05Z)) instead of the clock.
@@ -506,6 +512,269 @@ served:
       returned: always
       type: list
       elements: str
+kubelet:
+  description:
+    - The kubelet's own certificates, outside kubeadm's table; only with O(kubelet=true).
+  returned: when O(kubelet=true)
+  type: dict
+  contains:
+    pkiDir:
+      description: The kubelet PKI directory read.
+      returned: always
+      type: str
+      sample: /var/lib/kubelet/pki
+    client:
+      description: The client certificate the kubelet authenticates with (C(kubelet-client-current.pem), else kubelet.conf's).
+      returned: always
+      type: dict
+      contains:
+        name:
+          description: V(kubelet-client) or V(kubelet-serving).
+          returned: always
+          type: str
+          sample: kubelet-client
+        role:
+          description: V(client) or V(serving).
+          returned: always
+          type: str
+          sample: client
+        path:
+          description: The file read (C(kubelet.conf) for an embedded certificate; the C(-current.pem) link itself).
+          returned: always
+          type: str
+          sample: /var/lib/kubelet/pki/kubelet-client-current.pem
+        linkTarget:
+          description: Where the C(*-current.pem) symlink points (the dated file).
+          returned: when the file is a symlink
+          type: str
+          sample: /var/lib/kubelet/pki/kubelet-client-2026-01-01-00-00-00.pem
+        rotation:
+          description: V(rotated) (symlink to a dated file), V(static-file), V(embedded), V(file-reference) or V(missing).
+          returned: always
+          type: str
+          sample: rotated
+        missing:
+          description: Whether nothing was found.
+          returned: always
+          type: bool
+          sample: false
+        expirationDate:
+          description: NotAfter in RFC 3339 UTC.
+          returned: when readable
+          type: str
+          sample: '2027-01-01T00:00:00Z'
+        residualTime:
+          description: Seconds until NotAfter (negative when expired).
+          returned: when readable
+          type: int
+          sample: 18403200
+        notBefore:
+          description: NotBefore in RFC 3339 UTC.
+          returned: when readable
+          type: str
+          sample: '2025-12-31T23:55:00Z'
+        subject:
+          description: Subject.
+          returned: when readable
+          type: str
+          sample: O=system:nodes, CN=system:node:cp1
+        issuer:
+          description: Issuer.
+          returned: when readable
+          type: str
+          sample: CN=kubernetes
+        serial:
+          description: Serial number, hex.
+          returned: when readable
+          type: str
+          sample: 5f3a0c2d9e1b7a44
+        chainsToCa:
+          description: Whether it is signed by the cluster CA (C(ca.crt)), by signature.
+          returned: when readable and ca.crt is
+          type: bool
+          sample: true
+        selfSigned:
+          description: Self-signed, or issued by the kubelet's own CA carried in the same file (C(kubelet.crt)).
+          returned: when readable
+          type: bool
+          sample: false
+        problems:
+          description: Findings (V(not-found), V(expired), V(not-signed-by-ca), V(key-mismatch), ...).
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            code:
+              description: A stable code.
+              returned: always
+              type: str
+              sample: expired
+            message:
+              description: What is wrong, naming the file.
+              returned: always
+              type: str
+              sample: expired at 2027-01-01T00:00:00Z
+    serving:
+      description: The certificate the kubelet serves on port 10250 (C(kubelet-server-current.pem), else C(kubelet.crt)).
+      returned: always
+      type: dict
+      contains:
+        name:
+          description: V(kubelet-client) or V(kubelet-serving).
+          returned: always
+          type: str
+          sample: kubelet-client
+        role:
+          description: V(client) or V(serving).
+          returned: always
+          type: str
+          sample: client
+        path:
+          description: The file read (C(kubelet.conf) for an embedded certificate; the C(-current.pem) link itself).
+          returned: always
+          type: str
+          sample: /var/lib/kubelet/pki/kubelet-client-current.pem
+        linkTarget:
+          description: Where the C(*-current.pem) symlink points (the dated file).
+          returned: when the file is a symlink
+          type: str
+          sample: /var/lib/kubelet/pki/kubelet-client-2026-01-01-00-00-00.pem
+        rotation:
+          description: V(rotated) (symlink to a dated file), V(static-file), V(embedded), V(file-reference) or V(missing).
+          returned: always
+          type: str
+          sample: rotated
+        missing:
+          description: Whether nothing was found.
+          returned: always
+          type: bool
+          sample: false
+        expirationDate:
+          description: NotAfter in RFC 3339 UTC.
+          returned: when readable
+          type: str
+          sample: '2027-01-01T00:00:00Z'
+        residualTime:
+          description: Seconds until NotAfter (negative when expired).
+          returned: when readable
+          type: int
+          sample: 18403200
+        notBefore:
+          description: NotBefore in RFC 3339 UTC.
+          returned: when readable
+          type: str
+          sample: '2025-12-31T23:55:00Z'
+        subject:
+          description: Subject.
+          returned: when readable
+          type: str
+          sample: O=system:nodes, CN=system:node:cp1
+        issuer:
+          description: Issuer.
+          returned: when readable
+          type: str
+          sample: CN=kubernetes
+        serial:
+          description: Serial number, hex.
+          returned: when readable
+          type: str
+          sample: 5f3a0c2d9e1b7a44
+        chainsToCa:
+          description: Whether it is signed by the cluster CA (C(ca.crt)), by signature.
+          returned: when readable and ca.crt is
+          type: bool
+          sample: true
+        selfSigned:
+          description: Self-signed, or issued by the kubelet's own CA carried in the same file (C(kubelet.crt)).
+          returned: when readable
+          type: bool
+          sample: false
+        problems:
+          description: Findings (V(not-found), V(expired), V(not-signed-by-ca), V(key-mismatch), ...).
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            code:
+              description: A stable code.
+              returned: always
+              type: str
+              sample: expired
+            message:
+              description: What is wrong, naming the file.
+              returned: always
+              type: str
+              sample: expired at 2027-01-01T00:00:00Z
+    kubeletConf:
+      description: The same diagnosis as RV(kubeletConf).
+      returned: always
+      type: dict
+      contains:
+        path:
+          description: Path of C(kubelet.conf).
+          returned: always
+          type: str
+          sample: /etc/kubernetes/kubelet.conf
+        present:
+          description: Whether C(kubelet.conf) exists.
+          returned: always
+          type: bool
+          sample: true
+        mode:
+          description: V(embedded) client certificate or V(file-reference) to C(kubelet-client-current.pem).
+          returned: when present
+          type: str
+          sample: file-reference
+        expirationDate:
+          description: NotAfter of the kubelet client certificate in RFC 3339 UTC.
+          returned: when present
+          type: str
+          sample: '2027-01-02T03:04:05Z'
+        residualTime:
+          description: Seconds until it expires.
+          returned: when present
+          type: int
+          sample: 31536000
+        clientCurrentPem:
+          description: Path of the kubelet's rotated client certificate.
+          returned: always
+          type: str
+          sample: /var/lib/kubelet/pki/kubelet-client-current.pem
+        clientCurrentPemExists:
+          description: Whether that file exists.
+          returned: always
+          type: bool
+          sample: true
+        advice:
+          description: What to do about it, if anything.
+          returned: always
+          type: str
+          sample: kubelet rotates its client certificate itself
+    kubeletConfClient:
+      description: Where kubelet.conf takes its client certificate from.
+      returned: always
+      type: dict
+      contains:
+        mode:
+          description: V(embedded), V(file-reference) or V(unknown).
+          returned: when kubelet.conf exists
+          type: str
+          sample: file-reference
+        file:
+          description: The referenced file.
+          returned: for a file reference
+          type: str
+          sample: /var/lib/kubelet/pki/kubelet-client-current.pem
+        sameAsClient:
+          description: Whether kubelet.conf's certificate is the one reported as RV(kubelet.client).
+          returned: when both are readable
+          type: bool
+          sample: true
+        note:
+          description: What differs, when it does.
+          returned: when they differ
+          type: str
+          sample: kubelet.conf's client certificate (embedded) is not the one in /var/lib/kubelet/pki/kubelet-client-current.pem
 status:
   description: The overall verdict.
   returned: success (absent only from agents older than the verdict)
@@ -594,6 +863,7 @@ def main():
             PATHS_ARGUMENT_SPEC,
             external_etcd=dict(type='bool'),
             kubelet_pki=dict(type='path', default=DEFAULT_KUBELET_PKI),
+            kubelet=dict(type='bool', default=False),
             now=dict(type='str'),
             warn_within=dict(type='str'),
             fail_within=dict(type='str'),
@@ -615,6 +885,9 @@ def main():
         if p['handshake_timeout'] is not None:
             params['timeout_ms'] = millis(p['handshake_timeout'])
         module.params['timeout'] = transport_timeout(module, (p['handshake_timeout'] or 3) * 2)
+    # Only when asked: older agents refuse an unknown param.
+    if module.params['kubelet']:
+        params['kubelet'] = True
     result = run(module, 'check', params)
     # An info module: reading never changes anything.
     result.pop('changed', None)

@@ -65,14 +65,16 @@ class RpcFailure(Exception):
 
 def m_version(params):
     return {'version': '0.0.0-fake', 'methods': sorted(METHODS),
-            'mutatingMethods': ['approve', 'csr-export', 'csr-import', 'kubelet-conf', 'renew', 'restart', 'restore'],
+            'mutatingMethods': ['approve', 'csr-export', 'csr-import', 'kubelet-conf', 'kubelet-conf-rebuild', 'renew',
+                                'restart', 'restore'],
             'openrpc': '1.3.2'}
 
 
 def pki_mode():
     """FAKE_AGENT_PKI: ``good`` (default), ``key-missing`` (apiserver.key deleted),
     ``empty`` (no kubeadm PKI at the path), ``external-ca`` (ca.key absent),
-    ``kubelet-embedded`` (kubelet.conf embeds a client certificate that expires in 5 days)."""
+    ``kubelet-embedded`` (kubelet.conf embeds a client certificate that expires in 5 days),
+    ``kubelet-expired`` (with ``kubelet: true``: the kubelet client certificate expired a day ago)."""
     return os.environ.get('FAKE_AGENT_PKI', 'good')
 
 
@@ -148,7 +150,32 @@ def m_check(params):
         result['served'] = served
         if served['level'] == 'fail':
             result['status'].update(level='fail', exitCode=2)
+    if params.get('kubelet'):
+        result['kubelet'] = _kubelet_section(params, kubelet_conf, mode)
+        if any(c['problems'] for c in (result['kubelet']['client'], result['kubelet']['serving'])):
+            result['status'].update(level='fail', exitCode=2)
+            unhealthy.append('kubelet-client')
     return result
+
+
+def _kubelet_section(params, kubelet_conf, mode):
+    pki = params.get('kubelet_pki') or '/var/lib/kubelet/pki'
+    days = -1 if mode == 'kubelet-expired' else 200
+    client = {'name': 'kubelet-client', 'role': 'client', 'path': pki + '/kubelet-client-current.pem',
+              'linkTarget': pki + '/kubelet-client-2026-01-01-00-00-00.pem', 'rotation': 'rotated',
+              'missing': False, 'expirationDate': rfc3339(NOW + days * DAY), 'residualTime': days * DAY,
+              'notBefore': rfc3339(NOW - 100 * DAY), 'subject': 'O=system:nodes, CN=system:node:cp1',
+              'issuer': 'CN=kubernetes', 'serial': '0b', 'chainsToCa': True, 'selfSigned': False, 'problems': []}
+    if days < 0:
+        client['problems'] = [{'code': 'expired', 'message': 'expired at ' + client['expirationDate']}]
+    serving = {'name': 'kubelet-serving', 'role': 'serving', 'path': pki + '/kubelet.crt', 'rotation': 'static-file',
+               'missing': False, 'expirationDate': rfc3339(NOW + 300 * DAY), 'residualTime': 300 * DAY,
+               'notBefore': rfc3339(NOW - 65 * DAY), 'subject': 'CN=cp1@1700000000',
+               'issuer': 'CN=cp1-ca@1700000000', 'serial': '0c', 'chainsToCa': False, 'selfSigned': True,
+               'problems': []}
+    return {'pkiDir': pki, 'client': client, 'serving': serving, 'kubeletConf': kubelet_conf,
+            'kubeletConfClient': {'mode': kubelet_conf.get('mode'), 'file': pki + '/kubelet-client-current.pem',
+                                  'sameAsClient': True}}
 
 
 def _snapshot(name, not_after, serial):
@@ -259,6 +286,26 @@ def m_kubelet_conf(params):
     else:
         action = 'none'
     return dict(status, action=action, reason='fake', backupDir=None, changed=action != 'none')
+
+
+def m_kubelet_rebuild(params):
+    node = params.get('node_name') or ''
+    if not node or '/' in node or node != node.lower():
+        raise RpcFailure(-32602, 'Invalid params', {'cert': None, 'path': None,
+                                                   'cause': 'invalid node name {0!r}'.format(node)})
+    pki = params.get('kubelet_pki') or '/var/lib/kubelet/pki'
+    conf = (params.get('kubeconfig_dir') or '/etc/kubernetes') + '/kubelet.conf'
+    dry_run = bool(params.get('dry_run'))
+    dated = pki + '/kubelet-client-2026-11-29-04-15-00.pem'
+    return {'nodeName': node, 'action': 'would-rebuild' if dry_run else 'rebuilt',
+            'certificate': {'path': dated, 'subject': 'O=system:nodes, CN=system:node:' + node,
+                            'issuer': 'CN=kubernetes', 'serial': '0d', 'notBefore': rfc3339(NOW - 300),
+                            'notAfter': rfc3339(NOW + 365 * DAY), 'cappedAtCa': False, 'keyAlgorithm': 'RSA-2048',
+                            'extKeyUsage': ['clientAuth'], 'keyUsage': ['digitalSignature', 'keyEncipherment']},
+            'link': pki + '/kubelet-client-current.pem', 'linkTarget': dated, 'kubeletConf': conf,
+            'server': 'https://10.0.0.1:6443', 'clusterFrom': conf,
+            'written': [dated, conf, pki + '/kubelet-client-current.pem'], 'plan': ['issue system:node:' + node],
+            'backupDir': None if dry_run else '/etc/kubernetes/kubecert-backup/fake', 'changed': not dry_run}
 
 
 def m_approve(params):
@@ -467,6 +514,7 @@ def m_served(params):
 METHODS = {
     'version': m_version, 'check': m_check, 'renew': m_renew, 'restore': m_restore,
     'csr-export': m_csr_export, 'csr-import': m_csr_import, 'kubelet-conf': m_kubelet_conf,
+    'kubelet-conf-rebuild': m_kubelet_rebuild,
     'approve': m_approve, 'restart': m_restart, 'health': m_health, 'served': m_served,
 }
 

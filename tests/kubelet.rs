@@ -1,0 +1,731 @@
+//! The kubelet's certificates: `check --kubelet` (issue 15 item 2) on generated kubelet PKIs
+//! (rotation symlink to a dated PEM, an embedded client cert in kubelet.conf, missing files),
+//! every fact checked against openssl; and `kubelet-conf rebuild` (item 3).
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+
+const DEMO_NOW: &str = "2026-01-01T00:00:00Z";
+const CHECK_NOW: &str = "2026-06-01T00:00:00Z";
+
+fn kubelet_demo() -> (tempfile::TempDir, PathBuf) {
+    demo(&[
+        "--now",
+        DEMO_NOW,
+        "--kubelet",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ])
+}
+
+fn check_kubelet(root: &Path, pki: &Path, now: &str) -> (i32, serde_json::Value) {
+    check(root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--now",
+            now,
+        ])
+        .json()
+}
+
+/// `openssl x509 -<what> -noout` of a file, the value after `=`.
+fn x509_field(file: &Path, what: &str) -> String {
+    let out = openssl(&[
+        "x509",
+        "-in",
+        file.to_str().unwrap(),
+        "-noout",
+        what,
+        "-dateopt",
+        "iso_8601",
+        "-nameopt",
+        "RFC2253",
+    ]);
+    out.trim().split_once('=').unwrap().1.trim().to_string()
+}
+
+/// openssl's ISO date `2027-01-01 00:00:00Z` as RFC 3339.
+fn iso(openssl_date: &str) -> String {
+    openssl_date.replace(' ', "T")
+}
+
+/// The CN of an RFC 2253 DN (openssl) or of kubecert's subject.
+fn cn(dn: &str) -> String {
+    dn.split(',')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("CN="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// An openssl ISO date moved by `secs`, as RFC 3339 (GNU date does the arithmetic).
+fn shift(openssl_date: &str, secs: i64) -> String {
+    let (ok, e) = tool("date", &["-u", "-d", openssl_date, "+%s"]);
+    assert!(ok, "{e}");
+    let t = e.trim().parse::<i64>().unwrap() + secs;
+    let (ok, s) = tool(
+        "date",
+        &["-u", "-d", &format!("@{t}"), "+%Y-%m-%dT%H:%M:%SZ"],
+    );
+    assert!(ok, "{s}");
+    s.trim().to_string()
+}
+
+fn verify(ca: &Path, file: &Path) -> (bool, String) {
+    openssl_status(&[
+        "verify",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        "-attime",
+        "1780000000",
+        file.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn rotated_client_and_self_generated_serving_match_openssl() {
+    let (_t, root) = kubelet_demo();
+    let pki = root.join("kubelet-pki");
+    let (code, v) = check_kubelet(&root, &pki, CHECK_NOW);
+    assert_eq!(code, 0, "{v:#}");
+    let k = &v["kubelet"];
+    let c = &k["client"];
+    let current = pki.join("kubelet-client-current.pem");
+    let dated = std::fs::canonicalize(&current).unwrap();
+    assert!(dated
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("kubelet-client-2026-01-01-00-00-00"));
+    assert_eq!(c["rotation"], "rotated");
+    assert_eq!(c["path"], current.to_str().unwrap());
+    assert_eq!(c["linkTarget"], dated.to_str().unwrap());
+    assert_eq!(
+        c["expirationDate"],
+        iso(&x509_field(&dated, "-enddate")).as_str()
+    );
+    assert_eq!(cn(c["subject"].as_str().unwrap()), "system:node:node-1");
+    assert_eq!(cn(&x509_field(&dated, "-subject")), "system:node:node-1");
+    assert_eq!(
+        cn(c["issuer"].as_str().unwrap()),
+        cn(&x509_field(&dated, "-issuer"))
+    );
+    assert_eq!(c["chainsToCa"], true);
+    let (ok, out) = verify(&root.join("pki/ca.crt"), &dated);
+    assert!(ok, "{out}");
+    assert_eq!(c["problems"], serde_json::json!([]));
+    // Serving: kubelet.crt, issued by the kubelet's own CA in the same file.
+    let s = &k["serving"];
+    let crt = pki.join("kubelet.crt");
+    assert_eq!(s["rotation"], "static-file");
+    assert_eq!(s["path"], crt.to_str().unwrap());
+    assert_eq!(s["selfSigned"], true);
+    assert_eq!(s["chainsToCa"], false);
+    assert_eq!(
+        s["expirationDate"],
+        iso(&x509_field(&crt, "-enddate")).as_str()
+    );
+    assert_eq!(
+        cn(&x509_field(&crt, "-issuer")),
+        cn(s["issuer"].as_str().unwrap())
+    );
+    assert!(cn(s["issuer"].as_str().unwrap()).starts_with("node-1-ca@"));
+    let (ok, _) = verify(&root.join("pki/ca.crt"), &crt);
+    assert!(!ok, "kubelet.crt must not verify against the cluster CA");
+    // Its own CA (the second certificate of kubelet.crt) verifies it.
+    let pem = std::fs::read_to_string(&crt).unwrap();
+    let second = pem
+        .match_indices("-----BEGIN CERTIFICATE-----")
+        .nth(1)
+        .unwrap()
+        .0;
+    let own_ca = root.join("own-ca.pem");
+    std::fs::write(&own_ca, &pem[second..]).unwrap();
+    let (ok, out) = verify(&own_ca, &crt);
+    assert!(ok, "{out}");
+    // kubelet.conf references the link.
+    assert_eq!(k["kubeletConf"]["mode"], "file-reference");
+    assert_eq!(k["kubeletConfClient"]["file"], current.to_str().unwrap());
+    assert_eq!(k["kubeletConfClient"]["sameAsClient"], true);
+    // Text: a section under kubeadm's table.
+    let o = check(&root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--now",
+            CHECK_NOW,
+        ])
+        .output();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let table_end = text.find("CERTIFICATE AUTHORITY").unwrap();
+    let section = text.find("KUBELET CERTIFICATE").expect(&text);
+    assert!(section > table_end, "{text}");
+    assert!(text.contains(&format!(
+        "kubelet-client-current.pem -> {}",
+        dated.display()
+    )));
+    assert!(text.contains("self-signed"), "{text}");
+}
+
+/// Without `--kubelet` the JSON has no `kubelet` key (the fixture snapshots stay as they
+/// were) and metrics carry no kubelet family unless the kubelet PKI dir exists.
+#[test]
+fn section_absent_unless_asked() {
+    let (_t, root) = kubelet_demo();
+    let pki = root.join("kubelet-pki");
+    let (code, v) = check(&root)
+        .args(&["--kubelet-pki", pki.to_str().unwrap(), "--now", CHECK_NOW])
+        .json();
+    assert_eq!(code, 0);
+    assert!(v.get("kubelet").is_none(), "{v:#}");
+    let m = ok(&[
+        "metrics",
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--kubelet-pki",
+        pki.to_str().unwrap(),
+        "--now",
+        CHECK_NOW,
+    ]);
+    let dated = std::fs::canonicalize(pki.join("kubelet-client-current.pem")).unwrap();
+    let na = openssl(&["x509", "-in", dated.to_str().unwrap(), "-noout", "-enddate"]);
+    let na = na.trim().trim_start_matches("notAfter=");
+    let (_, epoch) = tool("date", &["-u", "-d", na, "+%s"]);
+    assert!(
+        m.contains(&format!(
+            "kubecert_kubelet_cert_not_after_timestamp_seconds{{name=\"kubelet-client\",path=\"{}\",rotation=\"rotated\"}} {}",
+            pki.join("kubelet-client-current.pem").display(),
+            epoch.trim()
+        )),
+        "{m}"
+    );
+    let m = ok(&[
+        "metrics",
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--kubelet-pki",
+        root.join("no-such-dir").to_str().unwrap(),
+        "--now",
+        CHECK_NOW,
+    ]);
+    assert!(!m.contains("kubecert_kubelet_cert_"), "{m}");
+}
+
+/// A client pair made by openssl under the cluster CA, valid one day, installed the way the
+/// kubelet rotates (dated file + symlink); kubelet.conf still embeds the demo's own
+/// certificate: the section reports the rotated one (what the kubelet loads first), says
+/// kubelet.conf differs, and fails once the rotated one has expired.
+#[test]
+fn embedded_kubelet_conf_beside_a_rotated_pair_and_its_expiry() {
+    let (_t, root) = demo(&["--now", DEMO_NOW, "--key-algorithm", "ecdsa-p256"]);
+    let pki = root.join("kubelet-pki");
+    std::fs::create_dir(&pki).unwrap();
+    let key = root.join("k.pem");
+    let csr = root.join("k.csr");
+    let crt = root.join("k.crt");
+    openssl(&[
+        "ecparam",
+        "-genkey",
+        "-name",
+        "prime256v1",
+        "-noout",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        key.to_str().unwrap(),
+        "-subj",
+        "/O=system:nodes/CN=system:node:node-1",
+        "-out",
+        csr.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        root.join("pki/ca.crt").to_str().unwrap(),
+        "-CAkey",
+        root.join("pki/ca.key").to_str().unwrap(),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        crt.to_str().unwrap(),
+    ]);
+    let dated = pki.join("kubelet-client-2026-05-01-00-00-00.pem");
+    let pair = format!(
+        "{}{}",
+        std::fs::read_to_string(&crt).unwrap(),
+        std::fs::read_to_string(&key).unwrap()
+    );
+    std::fs::write(&dated, pair).unwrap();
+    std::os::unix::fs::symlink(&dated, pki.join("kubelet-client-current.pem")).unwrap();
+    let start = x509_field(&dated, "-startdate");
+    let end = x509_field(&dated, "-enddate");
+    // Within its day: ok (the serving certificate is missing: a warning, named).
+    let mid = shift(&start, 3600);
+    let (code, v) = check_kubelet(&root, &pki, &mid);
+    let k = &v["kubelet"];
+    assert_eq!(k["client"]["rotation"], "rotated", "{k:#}");
+    assert_eq!(k["client"]["expirationDate"], iso(&end).as_str());
+    assert_eq!(k["client"]["chainsToCa"], true);
+    assert_eq!(k["kubeletConf"]["mode"], "embedded");
+    assert_eq!(k["kubeletConfClient"]["sameAsClient"], false);
+    assert!(k["kubeletConfClient"]["note"]
+        .as_str()
+        .unwrap()
+        .contains("is not the one in"));
+    assert_eq!(k["serving"]["missing"], true);
+    assert_eq!(k["serving"]["problems"][0]["code"], "not-found");
+    assert!(k["serving"]["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("kubelet.crt"));
+    assert_eq!(code, 3, "missing serving certificate: warn, {v:#}");
+    assert_eq!(v["status"]["level"], "warn");
+    // Two days later the rotated client certificate has expired: fail, whatever the
+    // thresholds, while kubeadm's own rows are all valid.
+    let later = shift(&end, 86400);
+    let (code, v) = check_kubelet(&root, &pki, &later);
+    assert_eq!(code, 4, "{v:#}");
+    assert_eq!(v["kubelet"]["client"]["problems"][0]["code"], "expired");
+    assert!(v["status"]["unhealthy"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("kubelet-client")));
+    assert!(v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["detail"]["problems"].as_array().unwrap().is_empty()));
+    // --warn-within counts the kubelet certificate: 10 h before its end → warn (3).
+    let before_end = shift(&end, -10 * 3600);
+    std::fs::write(
+        pki.join("kubelet.crt"),
+        std::fs::read(root.join("pki/apiserver.crt")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        pki.join("kubelet.key"),
+        std::fs::read(root.join("pki/apiserver.key")).unwrap(),
+    )
+    .unwrap();
+    let (code, v) = check(&root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--now",
+            before_end.trim(),
+            "--warn-within",
+            "1d",
+        ])
+        .json();
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(v["status"]["soonest"], "kubelet-client");
+    let (code, _) = check(&root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--now",
+            before_end.trim(),
+            "--warn-within",
+            "1h",
+        ])
+        .json();
+    assert_eq!(code, 0);
+}
+
+/// Only the embedded certificate (no kubelet-client-current.pem), then nothing at all: the
+/// missing client certificate is a named failure, never a silent ok.
+#[test]
+fn embedded_only_then_missing_files() {
+    let (_t, root) = demo(&["--now", DEMO_NOW, "--key-algorithm", "ecdsa-p256"]);
+    let pki = root.join("kubelet-pki");
+    std::fs::create_dir(&pki).unwrap();
+    let (code, v) = check_kubelet(&root, &pki, CHECK_NOW);
+    let c = &v["kubelet"]["client"];
+    assert_eq!(c["rotation"], "embedded", "{v:#}");
+    assert_eq!(c["path"], root.join("kubelet.conf").to_str().unwrap());
+    assert_eq!(c["chainsToCa"], true);
+    // The embedded certificate, extracted, says the same to openssl.
+    let pem = root.join("kubelet-embedded.pem");
+    kubeconfig_cert(&root.join("kubelet.conf"), &pem);
+    assert_eq!(
+        c["expirationDate"],
+        iso(&x509_field(&pem, "-enddate")).as_str()
+    );
+    let (ok, out) = verify(&root.join("pki/ca.crt"), &pem);
+    assert!(ok, "{out}");
+    assert_eq!(code, 3, "serving missing → warn: {v:#}");
+    // No kubelet.conf either: the client certificate is missing → fail, named.
+    std::fs::remove_file(root.join("kubelet.conf")).unwrap();
+    let (code, v) = check_kubelet(&root, &pki, CHECK_NOW);
+    assert_eq!(code, 4, "{v:#}");
+    let c = &v["kubelet"]["client"];
+    assert_eq!(c["missing"], true);
+    assert_eq!(c["rotation"], "missing");
+    assert_eq!(c["problems"][0]["code"], "not-found");
+    let msg = c["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("kubelet-client-current.pem") && msg.contains("kubelet.conf"),
+        "{msg}"
+    );
+    // A dangling rotation link is reported as unreadable, not as missing.
+    std::os::unix::fs::symlink(
+        pki.join("kubelet-client-gone.pem"),
+        pki.join("kubelet-client-current.pem"),
+    )
+    .unwrap();
+    let (code, v) = check_kubelet(&root, &pki, CHECK_NOW);
+    assert_eq!(code, 4, "{v:#}");
+    assert_eq!(v["kubelet"]["client"]["problems"][0]["code"], "unreadable");
+}
+
+// ---- kubelet-conf rebuild (issue 15 item 3) ----
+
+/// A year and a month after the demo: every demo leaf (and so the kubelet client
+/// certificate) has expired, the CA has not.
+const EXPIRED_NOW: &str = "2027-02-01T00:00:00Z";
+/// EXPIRED_NOW + 1 h, for `openssl verify -attime`.
+const EXPIRED_NOW_PLUS_1H: &str = "1801443600";
+
+fn rebuild_args<'a>(root: &'a Path, pki: &'a Path, node: &'a str) -> Vec<String> {
+    [
+        "kubelet-conf",
+        "rebuild",
+        "--node-name",
+        node,
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--kubelet-pki",
+        pki.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run(args: &[String]) -> std::process::Output {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    kubecert(&a)
+}
+
+/// The value of `key:` on a line of a kubeconfig.
+fn conf_value(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("{key} not in {text}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn rebuild_issues_what_kubeadm_would_and_points_everything_at_it() {
+    // RSA (the default), so that keyEncipherment is expected as kubeadm sets it.
+    let (_t, root) = demo(&["--now", DEMO_NOW, "--kubelet"]);
+    let pki = root.join("kubelet-pki");
+    let old_conf = std::fs::read_to_string(root.join("kubelet.conf")).unwrap();
+    let old_target = std::fs::read_link(pki.join("kubelet-client-current.pem")).unwrap();
+    // Before: the kubelet client certificate has expired (check fails on it).
+    let (code, v) = check_kubelet(&root, &pki, EXPIRED_NOW);
+    assert_eq!(code, 4);
+    assert_eq!(v["kubelet"]["client"]["problems"][0]["code"], "expired");
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", EXPIRED_NOW, "-o", "json"].map(String::from));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["action"], "rebuilt");
+    let dated = pki.join("kubelet-client-2027-02-01-00-00-00.pem");
+    // The symlink points to the dated file (absolute, as the kubelet writes it).
+    assert_eq!(
+        std::fs::read_link(pki.join("kubelet-client-current.pem")).unwrap(),
+        std::path::absolute(&dated).unwrap()
+    );
+    assert_eq!(mode(&dated), 0o600);
+    // openssl: verifies against ca.crt; CN, O, clientAuth only, key usages, CA:FALSE.
+    let ca = root.join("pki/ca.crt");
+    let (ok, out) = openssl_status(&[
+        "verify",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        "-attime",
+        EXPIRED_NOW_PLUS_1H,
+        "-purpose",
+        "sslclient",
+        dated.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let t = openssl(&["x509", "-in", dated.to_str().unwrap(), "-noout", "-text"]);
+    assert!(
+        t.contains("Subject: O = system:nodes, CN = system:node:node-1"),
+        "{t}"
+    );
+    assert!(t.contains("TLS Web Client Authentication"), "{t}");
+    assert!(!t.contains("TLS Web Server Authentication"), "{t}");
+    assert!(t.contains("Digital Signature, Key Encipherment"), "{t}");
+    assert!(t.contains("CA:FALSE"), "{t}");
+    assert!(!t.contains("Subject Alternative Name"), "{t}");
+    assert_eq!(
+        x509_field(&dated, "-enddate"),
+        "2028-02-01 00:00:00Z",
+        "kubeadm's one year"
+    );
+    assert_eq!(x509_field(&dated, "-startdate"), "2027-01-31 23:55:00Z");
+    // The key in the same file is the certificate's.
+    let cert_pub = openssl(&["x509", "-in", dated.to_str().unwrap(), "-noout", "-pubkey"]);
+    let key_pub = openssl(&["pkey", "-in", dated.to_str().unwrap(), "-pubout"]);
+    assert_eq!(cert_pub, key_pub);
+    // kubelet.conf references the link for both; server and CA data preserved.
+    let conf = std::fs::read_to_string(root.join("kubelet.conf")).unwrap();
+    let link = pki.join("kubelet-client-current.pem");
+    assert_eq!(
+        conf_value(&conf, "client-certificate"),
+        link.to_str().unwrap()
+    );
+    assert_eq!(conf_value(&conf, "client-key"), link.to_str().unwrap());
+    assert!(!conf.contains("client-certificate-data"));
+    assert_eq!(conf_value(&conf, "server"), conf_value(&old_conf, "server"));
+    assert_eq!(
+        conf_value(&conf, "certificate-authority-data"),
+        conf_value(&old_conf, "certificate-authority-data")
+    );
+    assert_eq!(
+        conf_value(&conf, "current-context"),
+        "system:node:node-1@kubernetes"
+    );
+    // check agrees: rotated, chains to the CA, no problem left on the client certificate.
+    let (_, v) = check_kubelet(&root, &pki, EXPIRED_NOW);
+    let c = &v["kubelet"]["client"];
+    assert_eq!(c["rotation"], "rotated");
+    assert_eq!(c["chainsToCa"], true);
+    assert_eq!(c["problems"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["kubelet"]["kubeletConfClient"]["sameAsClient"], true);
+    // The backup holds the old kubelet.conf and the old link target; the old pair stays.
+    let bd = PathBuf::from(r["backupDir"].as_str().unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bd.join("manifest.json")).unwrap()).unwrap();
+    let entries = manifest["entries"].as_array().unwrap();
+    let conf_copy = entries
+        .iter()
+        .find(|e| e["target"].as_str().unwrap().ends_with("/kubelet.conf"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(conf_copy["copy"].as_str().unwrap()).unwrap(),
+        old_conf
+    );
+    let link_entry = entries
+        .iter()
+        .find(|e| {
+            e["target"]
+                .as_str()
+                .unwrap()
+                .ends_with("kubelet-client-current.pem")
+        })
+        .unwrap();
+    assert_eq!(link_entry["linkTarget"], old_target.to_str().unwrap());
+    assert!(old_target.exists());
+}
+
+#[test]
+fn rebuild_dry_run_plans_and_caps_at_the_ca() {
+    let (_t, root) = demo(&[
+        "--now",
+        DEMO_NOW,
+        "--kubelet",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let pki = root.join("kubelet-pki");
+    let before = hash_tree(root.parent().unwrap());
+    // Half a year before the CA ends: NotAfter is capped at the CA's.
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", "2035-06-01T00:00:00Z", "--dry-run", "-o", "json"].map(String::from));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["action"], "would-rebuild");
+    assert_eq!(r["changed"], false);
+    assert_eq!(r["certificate"]["cappedAtCa"], true);
+    assert_eq!(r["certificate"]["keyAlgorithm"], "ECDSA-P256");
+    assert_eq!(
+        r["certificate"]["keyUsage"],
+        serde_json::json!(["digitalSignature"])
+    );
+    assert_eq!(
+        r["certificate"]["notAfter"],
+        iso(&x509_field(&root.join("pki/ca.crt"), "-enddate")).as_str()
+    );
+    assert_eq!(
+        hash_tree(root.parent().unwrap()),
+        before,
+        "a dry run wrote something"
+    );
+    // Text: the plan, step by step.
+    args.retain(|a| a != "-o" && a != "json");
+    let out = String::from_utf8_lossy(&run(&args).stdout).into_owned();
+    assert!(
+        out.contains("[kubelet-conf rebuild] [dry-run] would issue system:node:node-1"),
+        "{out}"
+    );
+    assert!(out.contains("(capped at the CA's NotAfter)"), "{out}");
+    assert_eq!(hash_tree(root.parent().unwrap()), before);
+}
+
+/// Bad input: a typed error, exit code and message, and nothing on disk changed.
+#[test]
+fn rebuild_refusals_change_nothing() {
+    let (t, root) = demo(&[
+        "--now",
+        DEMO_NOW,
+        "--kubelet",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let pki = root.join("kubelet-pki");
+    let tree = |_: ()| hash_tree(t.path());
+    let cases: Vec<(&str, i32, &str)> = vec![
+        ("", 1, "invalid node name \"\": it is empty"),
+        ("a/b", 1, "invalid node name \"a/b\": it contains '/'"),
+        ("Node-1", 1, "it contains 'N'"),
+        (
+            "node-2",
+            1,
+            "is for \"system:node:node-1\", not \"system:node:node-2\"",
+        ),
+    ];
+    for (node, code, needle) in cases {
+        let before = tree(());
+        let mut args = rebuild_args(&root, &pki, node);
+        args.extend(["--now", EXPIRED_NOW].map(String::from));
+        assert_fails(&run(&args), code, needle);
+        assert_eq!(tree(()), before, "{node:?} changed the tree");
+    }
+    // Clock skew: the clock says before every certificate's NotBefore → exit 5, the file
+    // and both times named; not an expiry.
+    let before = tree(());
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", "2025-06-01T00:00:00Z"].map(String::from));
+    let msg = assert_fails(&run(&args), 5, "clock skew: ");
+    assert!(
+        msg.contains("is not valid before 2025-12-31T23:55:00Z"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("the local clock says 2025-06-01T00:00:00Z"),
+        "{msg}"
+    );
+    assert!(msg.contains(root.to_str().unwrap()), "{msg}");
+    assert!(!msg.contains("expired"), "{msg}");
+    assert_eq!(tree(()), before);
+    // Within the tolerance: 2 minutes before the newest NotBefore is not skew.
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", "2025-12-31T23:53:00Z", "--dry-run"].map(String::from));
+    assert!(run(&args).status.success());
+    // --clock-skew 0s: strict.
+    args.extend(["--clock-skew", "0s"].map(String::from));
+    assert_fails(&run(&args), 5, "clock skew");
+    // External CA: ca.key absent.
+    std::fs::rename(root.join("pki/ca.key"), t.path().join("ca.key.aside")).unwrap();
+    let before = tree(());
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", EXPIRED_NOW].map(String::from));
+    let msg = assert_fails(&run(&args), 1, "the ca key is absent");
+    assert!(
+        msg.contains(root.join("pki/ca.key").to_str().unwrap()),
+        "{msg}"
+    );
+    assert!(msg.contains("externally managed"), "{msg}");
+    assert_eq!(tree(()), before);
+}
+
+/// The same through the JSON-RPC method `kubelet-conf-rebuild` (stdio): typed errors with
+/// their codes, then a rebuild with its audit line.
+#[test]
+fn rebuild_over_rpc_is_typed_and_audited() {
+    let (t, root) = demo(&[
+        "--now",
+        DEMO_NOW,
+        "--kubelet",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let pki = root.join("kubelet-pki");
+    let call = |params: serde_json::Value| -> (serde_json::Value, String) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let req = serde_json::json!({"jsonrpc": "2.0", "id": 1,
+            "method": "kubelet-conf-rebuild", "params": params});
+        let mut child = Command::new(bin())
+            .args(["serve", "--stdio"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{req}").unwrap();
+        let o = child.wait_with_output().unwrap();
+        (
+            serde_json::from_slice(&o.stdout).unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let base = |node: &str, now: &str| {
+        serde_json::json!({"node_name": node, "cert_dir": root.join("pki"),
+            "kubeconfig_dir": root, "kubelet_pki": pki, "now": now})
+    };
+    let before = hash_tree(t.path());
+    let (r, _) = call(base("a/b", EXPIRED_NOW));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(r["error"]["data"]["cause"]
+        .as_str()
+        .unwrap()
+        .contains("invalid node name"));
+    let (r, _) = call(base("node-1", "2025-06-01T00:00:00Z"));
+    assert_eq!(r["error"]["code"], -31003, "{r}");
+    assert!(
+        r["error"]["data"]["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("clock skew: "),
+        "{r}"
+    );
+    assert_eq!(hash_tree(t.path()), before);
+    let (r, log) = call(base("node-1", EXPIRED_NOW));
+    assert_eq!(r["result"]["action"], "rebuilt", "{r}");
+    let dated = pki.join("kubelet-client-2027-02-01-00-00-00.pem");
+    assert!(
+        log.contains("method=kubelet-conf-rebuild outcome=ok")
+            && log.contains(dated.to_str().unwrap()),
+        "{log}"
+    );
+    let (ok, out) = verify(&root.join("pki/ca.crt"), &dated);
+    assert!(!ok, "-attime before the rebuild: {out}");
+    let (ok, out) = openssl_status(&[
+        "verify",
+        "-CAfile",
+        root.join("pki/ca.crt").to_str().unwrap(),
+        "-attime",
+        EXPIRED_NOW_PLUS_1H,
+        dated.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+}

@@ -366,6 +366,14 @@ pub fn journal_exists(dir: &Path) -> bool {
 /// there is no journal. Returns what it did, for logging.
 fn recover(lock: &Lock) -> Result<Option<String>> {
     let jp = journal_path(lock);
+    // A run killed inside the journal's own atomic write leaves its temp file: the journal in
+    // place (or its absence) is what counts, so the temp file is only debris.
+    let stray = staged_path(&jp);
+    match fs::remove_file(&stray) {
+        Ok(()) => sync_dir(&lock.dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&stray, e)),
+    }
     let bytes = match crate::pki::fsread::read(&jp) {
         Ok(b) => b,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -394,6 +402,9 @@ fn recover(lock: &Lock) -> Result<Option<String>> {
                     Err(err) => return Err(Error::io(&e.staged, err)),
                 }
             }
+            if let Some(dir) = &journal.backup_dir {
+                remove_partial_backup(dir)?;
+            }
             "rolled back an interrupted run (no file had been replaced)".to_string()
         }
         State::Prepared => {
@@ -419,6 +430,41 @@ fn recover(lock: &Lock) -> Result<Option<String>> {
     sync_dir(&lock.dir)?;
     tracing::warn!(journal = %jp.display(), "{what}");
     Ok(Some(what))
+}
+
+/// Removes the backup a rolled-back run was making: only what [`commit`] writes there
+/// (`NN-<name>` copies, `manifest.json` and its temp file), then the dir if that left it
+/// empty. Anything else in it is left alone, so a journal naming another dir cannot make
+/// recovery delete what is not ours.
+fn remove_partial_backup(dir: &Path) -> Result<()> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let ours = |n: &str| {
+        n == "manifest.json"
+            || n == "manifest.json.kubecert-new"
+            || (n.len() > 3 && n.as_bytes()[..2].iter().all(u8::is_ascii_digit) && &n[2..3] == "-")
+    };
+    for e in rd {
+        let e = e.map_err(|err| Error::io(dir, err))?;
+        let name = e.file_name();
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if is_file && name.to_str().is_some_and(ours) {
+            let p = e.path();
+            fs::remove_file(&p).map_err(|err| Error::io(&p, err))?;
+        }
+    }
+    match fs::remove_dir(dir) {
+        Ok(()) => {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Err(e) => tracing::warn!(dir = %dir.display(), "partial backup left in place: {e}"),
+    }
+    Ok(())
 }
 
 /// Makes a fresh backup dir `<root>/<stamp>[-N]` with mode 0700.
@@ -609,11 +655,45 @@ fn commit_inner(
     stamp: &str,
     made: &mut Made,
 ) -> Result<Option<PathBuf>> {
-    // Backup.
+    // The backup dir is made first and named in the journal before anything is copied into
+    // it, so that a run killed while backing up leaves a `staging` journal whose recovery
+    // removes the partial backup (no orphan backup dirs, no stray temp files).
     let backup_dir = match backup_root {
         Some(root) => {
             let dir = make_backup_dir(root, stamp)?;
             made.backup_dir = Some(dir.clone());
+            Some(dir)
+        }
+        None => None,
+    };
+    let jp = journal_path(lock);
+    let entries: Vec<JournalEntry> = writes
+        .iter()
+        .map(|w| &w.target)
+        .chain(links.iter().map(|l| &l.target))
+        .map(|t| JournalEntry {
+            target: t.clone(),
+            staged: staged_path(t),
+        })
+        .collect();
+    let mut journal = Journal {
+        state: State::Staging,
+        backup_dir: backup_dir.clone(),
+        entries,
+    };
+    let jbytes = |j: &Journal| {
+        serde_json::to_vec_pretty(j).map_err(|e| Error::StoreCorrupt {
+            path: jp.clone(),
+            reason: crate::error::describe_json(&e),
+        })
+    };
+    made.journal = true;
+    write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
+    failpoint("after-journal-staging");
+    // Backup.
+    match &backup_dir {
+        Some(dir) => {
+            let dir = dir.clone();
             let mut manifest = BackupManifest {
                 created: stamp.to_string(),
                 entries: vec![],
@@ -686,35 +766,10 @@ fn commit_inner(
             })?;
             write_atomic(&mp, &mj, 0o600)?;
             sync_dir(&dir)?;
-            Some(dir)
         }
-        None => None,
-    };
+        None => {}
+    }
     failpoint("after-backup");
-    let jp = journal_path(lock);
-    let entries: Vec<JournalEntry> = writes
-        .iter()
-        .map(|w| &w.target)
-        .chain(links.iter().map(|l| &l.target))
-        .map(|t| JournalEntry {
-            target: t.clone(),
-            staged: staged_path(t),
-        })
-        .collect();
-    let mut journal = Journal {
-        state: State::Staging,
-        backup_dir: backup_dir.clone(),
-        entries,
-    };
-    let jbytes = |j: &Journal| {
-        serde_json::to_vec_pretty(j).map_err(|e| Error::StoreCorrupt {
-            path: jp.clone(),
-            reason: crate::error::describe_json(&e),
-        })
-    };
-    made.journal = true;
-    write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
-    failpoint("after-journal-staging");
     // Stage.
     let mut dirs: Vec<PathBuf> = Vec::new();
     for (i, w) in writes.iter().enumerate() {
@@ -1147,5 +1202,71 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, [JOURNAL_FILE, PID_FILE, "a.crt"]);
+    }
+
+    /// A run killed while making its backup leaves a `staging` journal naming the partial
+    /// backup dir; recovery removes what commit wrote there and the dir, but never a file
+    /// commit does not write.
+    #[test]
+    fn recovery_of_a_staging_journal_removes_the_partial_backup() {
+        for foreign in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            let pki = d.path().join("pki");
+            fs::create_dir(&pki).unwrap();
+            let b = d.path().join("backup").join("T");
+            fs::create_dir_all(&b).unwrap();
+            fs::write(b.join("00-a.crt"), b"old").unwrap();
+            fs::write(b.join("manifest.json.kubecert-new"), b"{").unwrap();
+            if foreign {
+                fs::write(b.join("notes.txt"), b"mine").unwrap();
+            }
+            let j = Journal {
+                state: State::Staging,
+                backup_dir: Some(b.clone()),
+                entries: vec![],
+            };
+            fs::write(pki.join(JOURNAL_FILE), serde_json::to_vec(&j).unwrap()).unwrap();
+            let s = Store::open(&pki, Duration::from_secs(1)).unwrap();
+            assert!(s.recovered().is_some());
+            if foreign {
+                let left: Vec<_> = fs::read_dir(&b)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+                assert_eq!(left, ["notes.txt"]);
+            } else {
+                assert!(!b.exists(), "partial backup left");
+            }
+        }
+    }
+
+    /// A run killed while writing a journal (the staging journal before its rename, or the
+    /// `prepared` one over a staging journal) leaves `<journal>.kubecert-new`; the next open
+    /// removes it, with or without a journal in place (found by the random SIGKILL trials of
+    /// `kubelet-conf rebuild`).
+    #[test]
+    fn open_removes_a_stale_staged_journal() {
+        for with_journal in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            let pki = d.path().join("pki");
+            fs::create_dir(&pki).unwrap();
+            let stray = staged_path(&pki.join(JOURNAL_FILE));
+            fs::write(&stray, b"{\"state\":\"prepared\"").unwrap();
+            if with_journal {
+                let j = Journal {
+                    state: State::Staging,
+                    backup_dir: None,
+                    entries: vec![],
+                };
+                fs::write(pki.join(JOURNAL_FILE), serde_json::to_vec(&j).unwrap()).unwrap();
+            }
+            let s = Store::open(&pki, Duration::from_secs(1)).unwrap();
+            assert!(
+                !stray.exists(),
+                "with_journal={with_journal}: stray journal left"
+            );
+            assert_eq!(s.recovered().is_some(), with_journal);
+            assert!(!journal_exists(&pki));
+        }
     }
 }

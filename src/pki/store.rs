@@ -691,8 +691,8 @@ fn commit_inner(
     write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
     failpoint("after-journal-staging");
     // Backup.
-    match &backup_dir {
-        Some(dir) => {
+    if let Some(dir) = &backup_dir {
+        {
             let dir = dir.clone();
             let mut manifest = BackupManifest {
                 created: stamp.to_string(),
@@ -767,7 +767,6 @@ fn commit_inner(
             write_atomic(&mp, &mj, 0o600)?;
             sync_dir(&dir)?;
         }
-        None => {}
     }
     failpoint("after-backup");
     // Stage.

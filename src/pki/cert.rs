@@ -49,6 +49,9 @@ pub struct CertInfo {
     pub organizations: Vec<String>,
     /// Serial number, lowercase hex.
     pub serial: String,
+    /// Serial number in decimal, as Go's `big.Int.String()` prints it (the big-endian bytes
+    /// read unsigned, like x509-parser).
+    pub serial_decimal: String,
     /// NotBefore, Unix seconds.
     pub not_before: i64,
     /// NotAfter, Unix seconds.
@@ -267,6 +270,53 @@ fn key_algorithm(x: &X509Certificate<'_>) -> PublicKeyAlgorithm {
     }
 }
 
+/// The first value of each of C, ST, L, O, OU and CN of a distinguished name, keyed by
+/// those short names (x509-certificate-exporter's `subject_*`/`issuer_*` labels).
+///
+/// Values are what x509-parser's `Display` of the name shows: string types as text, other
+/// types as upper-case hex. A name x509-parser cannot display (a value that is not valid
+/// UTF-8, for one) gives no fields, and so does DER that is not a name.
+pub fn dn_fields(name_der: &[u8]) -> std::collections::BTreeMap<&'static str, String> {
+    use x509_parser::der_parser::asn1_rs::{BmpString, Tag};
+    use x509_parser::oid_registry as oids;
+    let mut out = std::collections::BTreeMap::new();
+    let Ok((_, name)) = x509_parser::x509::X509Name::from_der(name_der) else {
+        return out;
+    };
+    for attr in name.iter_attributes() {
+        let v = attr.attr_value();
+        let text = match v.tag() {
+            Tag::NumericString
+            | Tag::VisibleString
+            | Tag::PrintableString
+            | Tag::GeneralString
+            | Tag::ObjectDescriptor
+            | Tag::GraphicString
+            | Tag::T61String
+            | Tag::VideotexString
+            | Tag::Utf8String
+            | Tag::Ia5String => std::str::from_utf8(v.data).ok().map(str::to_string),
+            Tag::BmpString => BmpString::try_from(v.clone()).ok().map(|s| s.string()),
+            _ => Some(hex::encode_upper(v.as_bytes())),
+        };
+        let Some(text) = text else {
+            // x509-parser displays no part of such a name.
+            return std::collections::BTreeMap::new();
+        };
+        let key = match attr.attr_type() {
+            t if *t == oids::OID_X509_COUNTRY_NAME => "C",
+            t if *t == oids::OID_X509_STATE_OR_PROVINCE_NAME => "ST",
+            t if *t == oids::OID_X509_LOCALITY_NAME => "L",
+            t if *t == oids::OID_X509_ORGANIZATION_NAME => "O",
+            t if *t == oids::OID_X509_ORGANIZATIONAL_UNIT => "OU",
+            t if *t == oids::OID_X509_COMMON_NAME => "CN",
+            _ => continue,
+        };
+        out.entry(key).or_insert(text);
+    }
+    out
+}
+
 /// DER that is not an X.509 certificate.
 #[derive(Debug, thiserror::Error)]
 #[error("not an X.509 certificate")]
@@ -293,6 +343,7 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, NotACertificate> {
             .map(str::to_string)
             .collect(),
         serial: hex::encode(x.raw_serial()),
+        serial_decimal: x.tbs_certificate.serial.to_string(),
         not_before: x.validity().not_before.timestamp(),
         not_after: x.validity().not_after.timestamp(),
         dns_names: vec![],
@@ -552,6 +603,78 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `openssl req -x509 -multivalue-rdn -subj "/C=FR/ST=Ile de France/L=Paris/O=system:masters+O=other, X=y/OU=Ops \"q\"/CN=a, b" -set_serial 0x00ff00ff…ff`.
+    const ODD_NAME: &str = "-----BEGIN CERTIFICATE-----\n\
+MIID5TCCAs2gAwIBAgISAP8A/wD/AP8A/wD/AP8A/wD/MA0GCSqGSIb3DQEBCwUA\n\
+MIGCMQswCQYDVQQGEwJGUjEWMBQGA1UECAwNSWxlIGRlIEZyYW5jZTEOMAwGA1UE\n\
+BwwFUGFyaXMxKjARBgNVBAoMCm90aGVyLCBYPXkwFQYDVQQKDA5zeXN0ZW06bWFz\n\
+dGVyczEQMA4GA1UECwwHT3BzICJxIjENMAsGA1UEAwwEYSwgYjAeFw0yNjEyMDEx\n\
+NzQ2MThaFw0zNjExMjgxNzQ2MThaMIGCMQswCQYDVQQGEwJGUjEWMBQGA1UECAwN\n\
+SWxlIGRlIEZyYW5jZTEOMAwGA1UEBwwFUGFyaXMxKjARBgNVBAoMCm90aGVyLCBY\n\
+PXkwFQYDVQQKDA5zeXN0ZW06bWFzdGVyczEQMA4GA1UECwwHT3BzICJxIjENMAsG\n\
+A1UEAwwEYSwgYjCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAL+gl+K8\n\
+r4naFA8bId4KxobLQ9ShB+3ofP0QFekmOEtfRZqXZqLRrPskxBTS8lJ7/zbpsjvb\n\
+Q4kre7u9RZNFwCfiFAqMmrIfbknk6xnEZg7xCOnpzEK72Ic9kt2ovxfNmRczkiA8\n\
+UxG9iipdcSFIoL7WpJJLaLFbThG8vjh2v/sKLSTj1Pwrwvay35sF6QmOr7l799Zz\n\
+6MEO342Gt3ZTNx1EqqydI8QCzZzp98qU6pTT1wFQ8RER51fQlZanCel2j6OsQ82M\n\
+6YE5Nj6ay7609MV5U2NnlEwrmDG2uYIntqyBtfcRCTbaZ99mjCChTgJpB/H3OGCA\n\
+2i9RCc9zQYmm53ECAwEAAaNTMFEwHQYDVR0OBBYEFEbO6M1iBbkA4HZrzwuH0YHK\n\
+2RsoMB8GA1UdIwQYMBaAFEbO6M1iBbkA4HZrzwuH0YHK2RsoMA8GA1UdEwEB/wQF\n\
+MAMBAf8wDQYJKoZIhvcNAQELBQADggEBAENh3eBaXe3sd5eXqwY2aN5XP+qSlO6A\n\
+0cMD4p6d4la77cK9Qo+TdzWOwKTq6yIBEm18k2v7CMt5dY3ibkVnAZAdmNJEo2uO\n\
+Wtd94zzCpqAZCT4RBexRgLUddpAk8IvMVThmhd1lRFNqC8zTQ378Y+drV5OWW6I/\n\
+WxctkJ4MOxu4QSTAPUXZEM+oPM35EB7aLOu2fixIXZhG4iQPZw5U5PFNGBdG4seC\n\
+9FDgL/YZKRJ+CLOcAUjFSyqVELw3ZRcc8FHSuy0pdvFj+tDVcehmtJnyInJx4Bwo\n\
+O5tTmD6zm4kCiQs6YVgUzfXiKUsUx9yd6oATsIuxBmu/nu3eDGw6YAI=\n\
+-----END CERTIFICATE-----\n\
+";
+    /// `openssl req -x509 -subj "/CN=kube-apiserver/O=x/O=y/DC=example/emailAddress=a@b.c" -set_serial -5`.
+    const NEGATIVE_SERIAL: &str = "-----BEGIN CERTIFICATE-----\n\
+MIICAzCCAaigAwIBAgIB+zAKBggqhkjOPQQDAjBgMRcwFQYDVQQDDA5rdWJlLWFw\n\
+aXNlcnZlcjEKMAgGA1UECgwBeDEKMAgGA1UECgwBeTEXMBUGCgmSJomT8ixkARkW\n\
+B2V4YW1wbGUxFDASBgkqhkiG9w0BCQEWBWFAYi5jMB4XDTI2MTIwMTE3NDYxOFoX\n\
+DTM2MTEyODE3NDYxOFowYDEXMBUGA1UEAwwOa3ViZS1hcGlzZXJ2ZXIxCjAIBgNV\n\
+BAoMAXgxCjAIBgNVBAoMAXkxFzAVBgoJkiaJk/IsZAEZFgdleGFtcGxlMRQwEgYJ\n\
+KoZIhvcNAQkBFgVhQGIuYzBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKBWiORx\n\
+jfsPBW7UcYo+/iezdR0gtj9jifHx2tXlLdux2hJOoiVZ72K6WtneQJX2d34x65Z/\n\
+wTXn5wl5pYSUFZijUzBRMB0GA1UdDgQWBBQsw8Gee7qqjVuCQ+dgWk24jm5XFDAf\n\
+BgNVHSMEGDAWgBQsw8Gee7qqjVuCQ+dgWk24jm5XFDAPBgNVHRMBAf8EBTADAQH/\n\
+MAoGCCqGSM49BAMCA0kAMEYCIQCgXMPZ9N8OzEQzfFT5vD5khnSByYTk6tz68vRj\n\
+3lR3AgIhAKI4akPENXti2ybEoJ7h0Ng3YlKEfYqyUXwOTMpoR3Vn\n\
+-----END CERTIFICATE-----\n\
+";
+
+    #[test]
+    fn dn_fields_are_the_first_value_of_each_attribute() {
+        let c = parse_pem_bundle(ODD_NAME.as_bytes()).unwrap();
+        let f = dn_fields(&c.info.subject_der);
+        let want: Vec<(&str, &str)> = vec![
+            ("C", "FR"),
+            ("CN", "a, b"),
+            ("L", "Paris"),
+            // A multi-valued RDN: the SET OF is sorted in DER, so "other, X=y" comes first.
+            ("O", "other, X=y"),
+            ("OU", "Ops \"q\""),
+            ("ST", "Ile de France"),
+        ];
+        let got: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(got, want);
+        assert_eq!(dn_fields(&c.info.issuer_der), f);
+        assert_eq!(
+            c.info.serial_decimal,
+            "86773327620741724286131199504468332708095"
+        );
+        let c = parse_pem_bundle(NEGATIVE_SERIAL.as_bytes()).unwrap();
+        let f = dn_fields(&c.info.subject_der);
+        let got: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(got, vec![("CN", "kube-apiserver"), ("O", "x")]);
+        // -5 is the single byte 0xfb, read unsigned.
+        assert_eq!(c.info.serial, "fb");
+        assert_eq!(c.info.serial_decimal, "251");
+        assert!(dn_fields(b"not a name").is_empty());
+        assert!(dn_fields(&[]).is_empty());
+    }
 
     #[test]
     fn garbage_is_a_typed_error() {

@@ -617,7 +617,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
             Ok(_) => {}
             Err(e) => {
                 let what = match e {
-                    crate::Error::Recovery(_) => report(&e),
+                    crate::Error::Recovery { .. } => report(&e),
                     _ => format!("recovery of an interrupted run failed: {}", report(&e)),
                 };
                 tracing::error!("{what}");

@@ -249,13 +249,13 @@ const DRY_RUN_KEY_PLACEHOLDER: &str = "kubecert dry-run: the new key would go he
 /// Checks an issued certificate against what it replaces (never trust our own signer blindly).
 fn verify_issued(plan: &RowPlan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Result<CertInfo> {
     let name = plan.entry.name;
-    let fail = |reason: String| Error::Validation {
+    let fail = |reason: crate::error::Reason| Error::Validation {
         cert: name.to_string(),
         reason,
     };
-    let info = cert::parse_der(der).map_err(|e| fail(crate::error::report(&e)))?;
+    let info = cert::parse_der(der).map_err(|e| fail(crate::error::Reason::of(e)))?;
     if !cert::signed_by(der, ca_der) {
-        return Err(fail(format!("not signed by {}", plan.ca.name())));
+        return Err(fail(format!("not signed by {}", plan.ca.name()).into()));
     }
     if !key.matches(&info) {
         return Err(fail("new key does not match new certificate".into()));
@@ -657,7 +657,7 @@ fn load_ca_keys(
         if !key.matches(&ca_cert.info) {
             return Err(Error::Validation {
                 cert: p.ca.name().into(),
-                reason: format!("{} does not match the CA certificate", path.display()),
+                reason: format!("{} does not match the CA certificate", path.display()).into(),
             });
         }
         ca_keys.push((p.ca, key));
@@ -759,7 +759,7 @@ fn issue_row(p: &RenewalPlan, row: &RowPlan) -> Result<Issued> {
     let layout = &p.layout;
     let issue_err = |e: issue::IssueError| Error::Issue {
         cert: row.entry.name.into(),
-        reason: e.to_string(),
+        reason: crate::error::Reason::of(e),
     };
     let ca_key = p
         .ca_keys

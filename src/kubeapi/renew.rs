@@ -247,15 +247,15 @@ pub async fn renew_with_api(
     let mut pending: Vec<Pending> = Vec::new();
     for (idx, e, found, signer) in planned {
         let info = &found.cert.info;
-        let issue_err = |reason: String| Error::Issue {
+        let issue_err = |x: issue::IssueError| Error::Issue {
             cert: e.name.to_string(),
-            reason,
+            reason: crate::error::Reason::of(x),
         };
         let alg = r.key_algorithm.resolve(&info.key_algorithm);
-        let (key, _) = issue::new_key(alg).map_err(|x| issue_err(x.to_string()))?;
+        let (key, _) = issue::new_key(alg).map_err(issue_err)?;
         let mut spec = LeafSpec::from_existing(info, 0, 0);
         spec.normalize();
-        let der = issue::csr_der(&spec, &key.pair, false).map_err(|x| issue_err(x.to_string()))?;
+        let der = issue::csr_der(&spec, &key.pair, false).map_err(issue_err)?;
         let cn = info.common_name.clone().unwrap_or_default();
         let obj = CertificateSigningRequest {
             metadata: ObjectMeta {

@@ -340,11 +340,12 @@ fn recover(lock: &Lock) -> Result<Option<String>> {
         Err(e) => {
             // The journal is written atomically, so a torn journal cannot happen; an
             // unreadable one means someone edited it. Refuse to guess.
-            return Err(Error::Recovery(format!(
-                "{}: {}",
-                jp.display(),
-                crate::error::describe_json(&e)
-            )));
+            return Err(Error::Recovery {
+                reason: crate::error::Reason::with(
+                    jp.display().to_string(),
+                    crate::error::JsonError(e),
+                ),
+            });
         }
     };
     let what = match journal.state {

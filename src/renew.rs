@@ -106,6 +106,39 @@ pub struct RenewItem {
     pub files: Vec<String>,
 }
 
+impl RenewItem {
+    /// A leaf row's item before anything is decided (action `missing`), with the row's CA and
+    /// its current certificate and key: `None` when the file is absent (the reason then says
+    /// which file does not exist).
+    ///
+    /// Errors: a row without a CA ([`Error::UnknownCertificate`]); a file that exists but
+    /// cannot be read or parsed.
+    pub fn pending(layout: &Layout, e: &Entry) -> Result<(CaId, RenewItem, Option<Box<Found>>)> {
+        let ca =
+            e.ca.ok_or_else(|| Error::UnknownCertificate(e.name.to_string()))?;
+        let mut item = RenewItem {
+            name: e.name.to_string(),
+            long_name: e.long_name.to_string(),
+            action: RenewAction::Missing,
+            reason: String::new(),
+            ca_name: ca.name().to_string(),
+            old: None,
+            new: None,
+            capped_at_ca: false,
+            files: vec![],
+        };
+        let found = match pki::load(layout, e) {
+            Material::Missing => {
+                item.reason = format!("{} does not exist", layout.primary_path(e).display());
+                None
+            }
+            Material::Broken(err) => return Err(err),
+            Material::Present(f) => Some(f),
+        };
+        Ok((ca, item, found))
+    }
+}
+
 /// Result of `renew`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -480,29 +513,12 @@ enum RowDecision {
 
 fn plan_row(o: &RenewOptions, cas: &Cas, e: &'static Entry) -> Result<RowDecision> {
     let layout = &o.layout;
-    let ca =
-        e.ca.ok_or_else(|| Error::UnknownCertificate(e.name.to_string()))?;
-    let mut item = RenewItem {
-        name: e.name.to_string(),
-        long_name: e.long_name.to_string(),
-        action: RenewAction::Missing,
-        reason: String::new(),
-        ca_name: ca.name().to_string(),
-        old: None,
-        new: None,
-        capped_at_ca: false,
-        files: vec![],
-    };
-    let found = match pki::load(layout, e) {
-        Material::Missing => {
-            item.reason = format!("{} does not exist", layout.primary_path(e).display());
-            // super-admin.conf exists only on the first control-plane node of kubeadm
-            // >= 1.29: its absence is normal, as in `check`.
-            let unrenewable = e.name != "super-admin.conf" && !o.allow_unrenewable.contains(&e);
-            return Ok(RowDecision::Keep { item, unrenewable });
-        }
-        Material::Broken(err) => return Err(err),
-        Material::Present(f) => f,
+    let (ca, mut item, found) = RenewItem::pending(layout, e)?;
+    let Some(found) = found else {
+        // super-admin.conf exists only on the first control-plane node of kubeadm
+        // >= 1.29: its absence is normal, as in `check`.
+        let unrenewable = e.name != "super-admin.conf" && !o.allow_unrenewable.contains(&e);
+        return Ok(RowDecision::Keep { item, unrenewable });
     };
     item.old = Some(CertSnapshot::of(&found.cert.info));
     let ca_mat = cas
@@ -901,14 +917,11 @@ pub fn render_text(r: &RenewResult, all: bool) -> String {
             ));
         }
     } else {
-        let verb = if r.dry_run { "would change" } else { "changed" };
-        s.push_str(&format!(
-            "Components whose certificates {verb}: {}\n",
-            inventory::join_components(&r.components_to_restart)
+        s.push_str(&crate::render::components_changed(
+            r.dry_run,
+            &r.components_to_restart,
         ));
     }
-    if let Some(b) = &r.backup_dir {
-        s.push_str(&format!("Backup of the replaced files: {b}\n"));
-    }
+    s.push_str(&crate::render::backup_line(r.backup_dir.as_deref()));
     s
 }

@@ -491,38 +491,25 @@ pub fn parse_private_key(bytes: &[u8]) -> Result<PrivateKey, PemError> {
     Ok(PrivateKey { pair, format })
 }
 
-/// The contents of a DER element with tag `tag` at the start of `input`, and the rest.
-fn der_take(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (t, rest) = crate::der::read(input).ok()?;
-    (t.tag == tag).then_some((t.content, rest))
-}
-
-/// `(n, e)` of a PKCS#1 `RSAPrivateKey` (two-prime, version 0), read without validating it.
+/// `(n, e)` of a PKCS#1 `RSAPrivateKey` (two-prime, version 0), read without validating it,
+/// without leading zero octets (the `pkcs1` crate).
 fn pkcs1_public(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (seq, rest) = der_take(der, 0x30)?;
-    let (version, r) = der_take(seq, 0x02)?;
-    let (n, r) = der_take(r, 0x02)?;
-    let (e, mut r) = der_take(r, 0x02)?;
-    for _ in 0..6 {
-        r = der_take(r, 0x02)?.1; // d, p, q, dP, dQ, qInv
-    }
-    (rest.is_empty() && version == [0] && r.is_empty()).then_some((n, e))
+    use pkcs8::der::Decode;
+    let k = pkcs1::RsaPrivateKey::from_der(der).ok()?;
+    Some((k.modulus.as_bytes(), k.public_exponent.as_bytes()))
 }
 
-/// The public point a SEC1 `ECPrivateKey` carries (`[1] publicKey`), if it carries one.
+/// The public point a SEC1 `ECPrivateKey` carries (`[1] publicKey`), if it carries one (the
+/// `sec1` crate).
 fn sec1_public(der: &[u8]) -> Option<&[u8]> {
-    let (seq, rest) = der_take(der, 0x30)?;
-    let (version, r) = der_take(seq, 0x02)?;
-    let (_, mut r) = der_take(r, 0x04)?;
-    if let Some((_, after_params)) = der_take(r, 0xa0) {
-        r = after_params;
-    }
-    let (public, r) = der_take(r, 0xa1)?;
-    let (bits, _) = der_take(public, 0x03)?;
-    let (&0, point) = bits.split_first()? else {
-        return None;
-    };
-    (rest.is_empty() && version == [1] && r.is_empty()).then_some(point)
+    use pkcs8::der::Decode;
+    sec1::EcPrivateKey::from_der(der).ok()?.public_key
+}
+
+/// `b` without its leading zero octets (an INTEGER's content as an unsigned number).
+fn unsigned(b: &[u8]) -> &[u8] {
+    let zeros = b.iter().take_while(|x| **x == 0).count();
+    &b[zeros..]
 }
 
 /// Whether the PEM private key `bytes` is the private half of `info`'s public key, decided by
@@ -564,22 +551,14 @@ pub fn key_matches_quickly(bytes: &[u8], info: &CertInfo) -> bool {
         "RSA PRIVATE KEY" => (pkcs1_public(der), None),
         "EC PRIVATE KEY" => (None, sec1_public(der)),
         "PRIVATE KEY" => {
-            // PrivateKeyInfo: version, AlgorithmIdentifier, OCTET STRING privateKey, ...
-            let Some((seq, _)) = der_take(der, 0x30) else {
+            // PKCS#8 PrivateKeyInfo (v1, or v2 with the public key), read with the pkcs8 crate.
+            use pkcs8::der::Decode;
+            let Ok(pki) = pkcs8::PrivateKeyInfo::from_der(der) else {
                 return false;
             };
-            let Some((_, r)) = der_take(seq, 0x02) else {
-                return false;
-            };
-            let Some((alg, r)) = der_take(r, 0x30) else {
-                return false;
-            };
-            let Some((inner, _)) = der_take(r, 0x04) else {
-                return false;
-            };
-            match der_take(alg, 0x06) {
-                Some((RSA, _)) => (pkcs1_public(inner), None),
-                Some((EC, _)) => (None, sec1_public(inner)),
+            match pki.algorithm.oid.as_bytes() {
+                RSA => (pkcs1_public(pki.private_key), None),
+                EC => (None, sec1_public(pki.private_key)),
                 _ => (None, None),
             }
         }
@@ -587,7 +566,7 @@ pub fn key_matches_quickly(bytes: &[u8], info: &CertInfo) -> bool {
     };
     match (spki.parsed(), rsa, ec) {
         (Ok(PublicKey::RSA(cert)), Some((n, e)), _) => {
-            rsa_ok && cert.modulus == n && cert.exponent == e
+            rsa_ok && unsigned(cert.modulus) == n && unsigned(cert.exponent) == e
         }
         (Ok(PublicKey::EC(point)), _, Some(p)) => ec_ok && point.data() == p,
         _ => false,
@@ -644,6 +623,116 @@ MAoGCCqGSM49BAMCA0kAMEYCIQCgXMPZ9N8OzEQzfFT5vD5khnSByYTk6tz68vRj\n\
 3lR3AgIhAKI4akPENXti2ybEoJ7h0Ng3YlKEfYqyUXwOTMpoR3Vn\n\
 -----END CERTIFICATE-----\n\
 ";
+
+    /// What [`key_matches_quickly`] must say, (key PEM, cert PEM) → verdict: true only when
+    /// the public half the key file carries is the certificate's. The golden test of the
+    /// crate trial (see [`pkcs1_public`]).
+    fn key_golden() -> Vec<(&'static str, Vec<u8>, Vec<u8>, bool)> {
+        let fx = |p: &str| {
+            std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures")
+                    .join(p),
+            )
+            .unwrap()
+        };
+        let pkcs8 = |alg| {
+            let (k, pem) = crate::pki::issue::new_key(alg).unwrap();
+            let der = crate::pki::issue::self_signed_ca("t", &k.pair, 0, 86400).unwrap();
+            (
+                pem.into_bytes(),
+                crate::pki::issue::cert_pem(&der).into_bytes(),
+            )
+        };
+        let (rsa8, rsa8_crt) = pkcs8(crate::pki::issue::KeyAlgorithm::Rsa2048);
+        let (ec8, ec8_crt) = pkcs8(crate::pki::issue::KeyAlgorithm::EcdsaP256);
+        let (ec384, ec384_crt) = pkcs8(crate::pki::issue::KeyAlgorithm::EcdsaP384);
+        let pkcs1 = fx("pki-zetaoss-2024/apiserver.key");
+        let pkcs1_crt = fx("pki-zetaoss-2024/apiserver.crt");
+        // SEC1 as kubeadm and openssl write it (`EC PRIVATE KEY`, with its public point).
+        let t = tempfile::tempdir().unwrap();
+        let (kp, cp) = (t.path().join("k.pem"), t.path().join("c.pem"));
+        let run = |args: &[&str]| {
+            let o = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        };
+        let (k, c) = (kp.to_str().unwrap(), cp.to_str().unwrap());
+        run(&[
+            "ecparam",
+            "-name",
+            "secp384r1",
+            "-genkey",
+            "-noout",
+            "-out",
+            k,
+        ]);
+        run(&[
+            "req", "-x509", "-key", k, "-subj", "/CN=t", "-days", "1", "-out", c,
+        ]);
+        let (sec1, sec1_crt) = (std::fs::read(&kp).unwrap(), std::fs::read(&cp).unwrap());
+        // A three-prime RSA key (PKCS#1 version 1), which kubecert cannot load: the quick
+        // check must not call it a match either.
+        let (mk, mc) = (t.path().join("m8.pem"), t.path().join("m1.pem"));
+        let (m8, m1) = (mk.to_str().unwrap(), mc.to_str().unwrap());
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-pkeyopt",
+            "rsa_keygen_primes:3",
+            "-out",
+            m8,
+        ]);
+        run(&["rsa", "-in", m8, "-traditional", "-out", m1]);
+        run(&[
+            "req", "-x509", "-key", m1, "-subj", "/CN=t", "-days", "1", "-out", c,
+        ]);
+        let (multi, multi_crt) = (std::fs::read(&mc).unwrap(), std::fs::read(&cp).unwrap());
+        assert!(String::from_utf8_lossy(&pkcs1).contains("BEGIN RSA PRIVATE KEY"));
+        assert!(String::from_utf8_lossy(&sec1).contains("BEGIN EC PRIVATE KEY"));
+        vec![
+            ("pkcs1", pkcs1.clone(), pkcs1_crt.clone(), true),
+            ("sec1", sec1.clone(), sec1_crt.clone(), true),
+            ("pkcs8 rsa", rsa8.clone(), rsa8_crt.clone(), true),
+            ("pkcs8 ec", ec8.clone(), ec8_crt.clone(), true),
+            ("pkcs8 ec p384", ec384.clone(), ec384_crt.clone(), true),
+            ("pkcs8 ec p384, other cert", ec384, ec8_crt.clone(), false),
+            ("pkcs1 multi-prime", multi, multi_crt, false),
+            ("pkcs1, other cert", pkcs1.clone(), rsa8_crt.clone(), false),
+            ("sec1, other cert", sec1.clone(), ec8_crt.clone(), false),
+            (
+                "pkcs8 rsa, other cert",
+                rsa8.clone(),
+                pkcs1_crt.clone(),
+                false,
+            ),
+            ("pkcs8 ec, other cert", ec8.clone(), sec1_crt.clone(), false),
+            ("rsa key, ec cert", pkcs1.clone(), sec1_crt.clone(), false),
+            (
+                "garbage",
+                b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".to_vec(),
+                pkcs1_crt.clone(),
+                false,
+            ),
+        ]
+    }
+
+    #[test]
+    fn key_matches_quickly_golden() {
+        for (what, key, crt, want) in key_golden() {
+            let info = parse_pem_bundle(&crt).unwrap().info;
+            assert_eq!(key_matches_quickly(&key, &info), want, "{what}");
+            // The quick verdict never contradicts loading the key.
+            if let Ok(k) = parse_private_key(&key) {
+                assert_eq!(k.matches(&info), want, "{what}");
+            }
+        }
+    }
 
     #[test]
     fn dn_fields_are_the_first_value_of_each_attribute() {

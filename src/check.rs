@@ -1,6 +1,7 @@
 //! `check`: one [`CheckResult`] value describing the expiry and health of every row of the
 //! inventory. The kubeadm table, JSON and YAML are renderings of it (see [`crate::render`]).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
@@ -140,6 +141,26 @@ pub struct CertificateStatus {
     /// kubecert's extra detail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<CertDetail>,
+    /// The typed values behind the rendered strings, for renderers that need numbers
+    /// (metrics). Not serialized: absent in a result read back from JSON.
+    #[serde(skip)]
+    pub facts: Option<CertFacts>,
+}
+
+/// Typed values of a certificate that was read, kept next to their RFC 3339 / hex / text
+/// renderings in [`CertificateStatus`] so that no renderer parses those back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CertFacts {
+    /// NotBefore, Unix seconds.
+    pub not_before: i64,
+    /// NotAfter, Unix seconds.
+    pub not_after: i64,
+    /// Serial number, decimal.
+    pub serial_decimal: String,
+    /// First C, ST, L, O, OU, CN of the subject ([`pki::cert::dn_fields`]).
+    pub subject: BTreeMap<&'static str, String>,
+    /// The same of the issuer.
+    pub issuer: BTreeMap<&'static str, String>,
 }
 
 /// How kubelet.conf authenticates (kubeadm#1753).
@@ -156,6 +177,9 @@ pub struct KubeletConfStatus {
     /// NotAfter of the client cert it uses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiration_date: Option<String>,
+    /// The same, Unix seconds (not serialized; for metrics).
+    #[serde(skip)]
+    pub not_after: Option<i64>,
     /// Seconds until then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub residual_time: Option<i64>,
@@ -200,6 +224,9 @@ pub enum Level {
 pub struct CheckStatus {
     /// The clock used, RFC 3339.
     pub now: String,
+    /// The same, Unix seconds (not serialized; for metrics).
+    #[serde(skip)]
+    pub now_seconds: Option<i64>,
     /// `ok`, `warn` or `fail`; always `fail` when a row is `expired`, `key-missing`,
     /// `key-mismatch` or `not-signed-by-ca`.
     pub level: Level,
@@ -334,6 +361,7 @@ fn status_for(
         ca_name,
         missing: false,
         detail: None,
+        facts: None,
     };
     match pki::load(layout, e) {
         Material::Missing => {
@@ -477,6 +505,13 @@ fn status_for(
             } else {
                 signed_by.map(|c| c.name().to_string())
             };
+            row.facts = Some(CertFacts {
+                not_before: info.not_before,
+                not_after: info.not_after,
+                serial_decimal: info.serial_decimal.clone(),
+                subject: pki::cert::dn_fields(&info.subject_der),
+                issuer: pki::cert::dn_fields(&info.issuer_der),
+            });
             row.detail = Some(CertDetail {
                 path: found.cert_path.display().to_string(),
                 subject: Some(info.subject.clone()),
@@ -534,6 +569,7 @@ pub fn kubelet_conf_status(
         present: pki::file_exists(&path),
         mode: None,
         expiration_date: None,
+        not_after: None,
         residual_time: None,
         client_current_pem: current.display().to_string(),
         client_current_pem_exists: current_exists,
@@ -557,6 +593,7 @@ pub fn kubelet_conf_status(
         .and_then(|pem| pki::cert::parse_pem_bundle(&pem).ok());
     if let Some(c) = &cert {
         st.expiration_date = Some(timefmt::rfc3339(c.info.not_after));
+        st.not_after = Some(c.info.not_after);
         st.residual_time = Some(c.info.not_after - now);
     }
     match kc.client_cert {
@@ -607,7 +644,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
             Ok(_) => {}
             Err(e) => {
                 let what = match e {
-                    crate::Error::Recovery(_) => report(&e),
+                    crate::Error::Recovery { .. } => report(&e),
                     _ => format!("recovery of an interrupted run failed: {}", report(&e)),
                 };
                 tracing::error!("{what}");
@@ -718,6 +755,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         api_version: "output.kubeadm.k8s.io/v1alpha3".into(),
         status: Some(CheckStatus {
             now: timefmt::rfc3339(opts.now),
+            now_seconds: Some(opts.now),
             level,
             warn_within: opts.warn_within,
             fail_within: opts.fail_within,

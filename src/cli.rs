@@ -120,69 +120,77 @@ enum KubeletConfCmd {
 #[derive(Subcommand, Debug)]
 enum CsrCmd {
     /// Write <name>.csr and <name>.key for an external CA to sign (never touches the PKI).
-    Export {
-        /// `all` or inventory names (apiserver, etcd-server, admin.conf, ...).
-        #[arg(required = true)]
-        names: Vec<String>,
-        /// Where the CSRs and keys go (created 0700); never a place holding live files.
-        #[arg(long)]
-        csr_dir: PathBuf,
-        /// PKI dir.
-        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
-        cert_dir: PathBuf,
-        /// Kubeconfig dir.
-        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
-        kubeconfig_dir: PathBuf,
-        /// Treat etcd as external.
-        #[arg(long)]
-        external_etcd: bool,
-        /// Reuse each certificate's current key instead of generating a new one.
-        #[arg(long)]
-        reuse_key: bool,
-        /// New keys: same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384.
-        #[arg(long, default_value = "same")]
-        key_algorithm: String,
-        /// Replace existing <name>.csr/<name>.key files in the CSR dir.
-        #[arg(long)]
-        force: bool,
-        /// Request key usages and extended key usages in the CSR (kubeadm requests none).
-        #[arg(long)]
-        request_usages: bool,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
-        output: TextJson,
-    },
+    Export(CsrExportArgs),
     /// Validate the signed <name>.crt files (with their <name>.key) and install all of them in
     /// one transaction, or none.
-    Import {
-        /// `all` or inventory names.
-        #[arg(required = true)]
-        names: Vec<String>,
-        /// Where the signed certificates and their keys are.
-        #[arg(long)]
-        csr_dir: PathBuf,
-        /// PKI dir.
-        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
-        cert_dir: PathBuf,
-        /// Kubeconfig dir.
-        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
-        kubeconfig_dir: PathBuf,
-        /// Treat etcd as external.
-        #[arg(long)]
-        external_etcd: bool,
-        /// Validate and report; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Fixed clock (RFC 3339).
-        #[arg(long)]
-        now: Option<String>,
-        /// Backup root (default <cert-dir>/../kubecert-backup).
-        #[arg(long)]
-        backup_dir: Option<PathBuf>,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
-        output: TextJson,
-    },
+    Import(CsrImportArgs),
+}
+
+// The flags of `csr import` (its help is the doc comment of the variant).
+#[derive(clap::Args, Debug)]
+struct CsrImportArgs {
+    /// `all` or inventory names.
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// Where the signed certificates and their keys are.
+    #[arg(long)]
+    csr_dir: PathBuf,
+    /// PKI dir.
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
+    cert_dir: PathBuf,
+    /// Kubeconfig dir.
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
+    kubeconfig_dir: PathBuf,
+    /// Treat etcd as external.
+    #[arg(long)]
+    external_etcd: bool,
+    /// Validate and report; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Fixed clock (RFC 3339).
+    #[arg(long)]
+    now: Option<String>,
+    /// Backup root (default <cert-dir>/../kubecert-backup).
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+    output: TextJson,
+}
+
+// The flags of `csr export` (its help is the doc comment of the variant).
+#[derive(clap::Args, Debug)]
+struct CsrExportArgs {
+    /// `all` or inventory names (apiserver, etcd-server, admin.conf, ...).
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// Where the CSRs and keys go (created 0700); never a place holding live files.
+    #[arg(long)]
+    csr_dir: PathBuf,
+    /// PKI dir.
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
+    cert_dir: PathBuf,
+    /// Kubeconfig dir.
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
+    kubeconfig_dir: PathBuf,
+    /// Treat etcd as external.
+    #[arg(long)]
+    external_etcd: bool,
+    /// Reuse each certificate's current key instead of generating a new one.
+    #[arg(long)]
+    reuse_key: bool,
+    /// New keys: same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384.
+    #[arg(long, default_value = "same")]
+    key_algorithm: String,
+    /// Replace existing <name>.csr/<name>.key files in the CSR dir.
+    #[arg(long)]
+    force: bool,
+    /// Request key usages and extended key usages in the CSR (kubeadm requests none).
+    #[arg(long)]
+    request_usages: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+    output: TextJson,
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,100 +201,9 @@ enum Cmd {
         cmd: CsrCmd,
     },
     /// Renew certificates: `all` or names (apiserver, etcd-peer, admin.conf, ...).
-    Renew {
-        /// `all` or inventory names.
-        #[arg(required = true)]
-        names: Vec<String>,
-        /// PKI dir.
-        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
-        cert_dir: PathBuf,
-        /// Kubeconfig dir.
-        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
-        kubeconfig_dir: PathBuf,
-        /// Renew only what expires within this duration (default: unconditionally, like kubeadm).
-        #[arg(long, value_parser = duration_arg)]
-        within: Option<String>,
-        /// Print the plan, write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384.
-        #[arg(long, default_value = "same")]
-        key_algorithm: String,
-        /// Validity of renewed certificates.
-        #[arg(long, default_value = "8760h", value_parser = duration_arg)]
-        validity: String,
-        /// Backup root (default <cert-dir>/../kubecert-backup).
-        #[arg(long)]
-        backup_dir: Option<PathBuf>,
-        /// Fixed clock (RFC 3339).
-        #[arg(long)]
-        now: Option<String>,
-        /// Sign even when the CA has expired or is not yet valid.
-        #[arg(long)]
-        allow_expired_ca: bool,
-        /// Renew certificates that the signing CA did not issue, or whose subject, SANs or
-        /// usages are not what kubeadm issues for them (logged as a warning).
-        #[arg(long)]
-        allow_foreign_identity: bool,
-        /// Accept that these due certificates (inventory names, comma-separated, or `all`)
-        /// cannot be renewed (CA key absent: externally managed; file missing). Without it
-        /// such a certificate fails the run: exit 4, the names on stderr.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            value_name = "NAME",
-            alias = "allow-external"
-        )]
-        allow_unrenewable: Vec<String>,
-        /// Treat etcd as external.
-        #[arg(long)]
-        external_etcd: bool,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
-        output: TextJson,
-        /// Write CSRs and keys instead of renewing (kubeadm v1.15 `--csr-only`); same as
-        /// `csr export`.
-        #[arg(long, conflicts_with_all = ["dry_run", "within", "backup_dir", "allow_expired_ca"])]
-        csr_only: bool,
-        /// With --csr-only: where the CSRs and keys go (default: the cert dir).
-        #[arg(long, requires = "csr_only")]
-        csr_dir: Option<PathBuf>,
-        /// Renew through the Kubernetes certificates API: a CertificateSigningRequest per
-        /// certificate, installed once approved and issued (kubeadm 1.15-1.18 `--use-api`).
-        #[arg(long, conflicts_with_all = ["dry_run", "within", "allow_expired_ca", "csr_only", "now"])]
-        use_api: bool,
-        /// With --use-api: kubeconfig to reach the API server (default /etc/kubernetes/admin.conf).
-        #[arg(long, requires = "use_api")]
-        kubeconfig: Option<PathBuf>,
-        /// With --use-api: signer name of the requests (default kubernetes.io/kube-apiserver-client
-        /// for client certificates of the cluster CA; required for every other certificate).
-        #[arg(long, requires = "use_api")]
-        signer_name: Option<String>,
-        /// With --use-api: how long to wait for approval and issuance.
-        #[arg(long, requires = "use_api")]
-        timeout: Option<String>,
-    },
+    Renew(RenewArgs),
     /// Put a backup made by renew back in place.
-    Restore {
-        /// The backup dir renew reported.
-        backup_dir: PathBuf,
-        /// PKI dir (its lock serializes the restore).
-        #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
-        cert_dir: PathBuf,
-        /// Kubeconfig dir.
-        #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
-        kubeconfig_dir: PathBuf,
-        /// The backup root: BACKUP_DIR must be a directory directly under it (default
-        /// <cert-dir>/../kubecert-backup, where renew puts backups).
-        #[arg(long)]
-        backup_root: Option<PathBuf>,
-        /// Report only.
-        #[arg(long)]
-        dry_run: bool,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
-        output: TextJson,
-    },
+    Restore(RestoreArgs),
     /// kubelet.conf diagnosis and repair.
     KubeletConf {
         #[command(subcommand)]
@@ -325,30 +242,7 @@ enum Cmd {
         kubelet: bool,
     },
     /// Make a kubeadm-like demo PKI.
-    DemoPki {
-        /// Output dir (mimics /etc/kubernetes; with --nodes N, DIR/node-K for each node).
-        dir: PathBuf,
-        /// Number of control-plane nodes sharing the CAs.
-        #[arg(long, default_value_t = 1)]
-        nodes: u32,
-        /// Leaf validity (e.g. 8760h, 20d).
-        #[arg(long, default_value = "8760h", value_parser = duration_arg)]
-        expires_in: String,
-        /// Key algorithm (rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384).
-        #[arg(long, default_value = "rsa-2048")]
-        key_algorithm: String,
-        /// Fixed clock (RFC 3339).
-        #[arg(long)]
-        now: Option<String>,
-        /// Overwrite an existing PKI.
-        #[arg(long)]
-        force: bool,
-        /// Also write a kubelet PKI (<DIR>/kubelet-pki: rotated client pair behind
-        /// kubelet-client-current.pem, self-generated kubelet.crt) and a kubelet.conf that
-        /// references kubelet-client-current.pem.
-        #[arg(long)]
-        kubelet: bool,
-    },
+    DemoPki(DemoPkiArgs),
     /// Prometheus metrics of a check (x509-certificate-exporter names + kubecert_*), on stdout
     /// or atomically into a node_exporter textfile dir.
     Metrics(unattended::MetricsArgs),
@@ -381,6 +275,132 @@ enum Cmd {
         #[arg(long, default_value = "schema")]
         out: PathBuf,
     },
+}
+
+// The flags of `demo-pki` (its help is the doc comment of the variant).
+#[derive(clap::Args, Debug)]
+struct DemoPkiArgs {
+    /// Output dir (mimics /etc/kubernetes; with --nodes N, DIR/node-K for each node).
+    dir: PathBuf,
+    /// Number of control-plane nodes sharing the CAs.
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
+    /// Leaf validity (e.g. 8760h, 20d).
+    #[arg(long, default_value = "8760h", value_parser = duration_arg)]
+    expires_in: String,
+    /// Key algorithm (rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384).
+    #[arg(long, default_value = "rsa-2048")]
+    key_algorithm: String,
+    /// Fixed clock (RFC 3339).
+    #[arg(long)]
+    now: Option<String>,
+    /// Overwrite an existing PKI.
+    #[arg(long)]
+    force: bool,
+    /// Also write a kubelet PKI (<DIR>/kubelet-pki: rotated client pair behind
+    /// kubelet-client-current.pem, self-generated kubelet.crt) and a kubelet.conf that
+    /// references kubelet-client-current.pem.
+    #[arg(long)]
+    kubelet: bool,
+}
+
+// The flags of `restore` (its help is the doc comment of the variant).
+#[derive(clap::Args, Debug)]
+struct RestoreArgs {
+    /// The backup dir renew reported.
+    backup_dir: PathBuf,
+    /// PKI dir (its lock serializes the restore).
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
+    cert_dir: PathBuf,
+    /// Kubeconfig dir.
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
+    kubeconfig_dir: PathBuf,
+    /// The backup root: BACKUP_DIR must be a directory directly under it (default
+    /// <cert-dir>/../kubecert-backup, where renew puts backups).
+    #[arg(long)]
+    backup_root: Option<PathBuf>,
+    /// Report only.
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+    output: TextJson,
+}
+
+// The flags of `renew` (the subcommand's help is the doc comment of `Cmd::Renew`).
+#[derive(clap::Args, Debug)]
+struct RenewArgs {
+    /// `all` or inventory names.
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// PKI dir.
+    #[arg(long, default_value = kubecert::pki::DEFAULT_CERT_DIR)]
+    cert_dir: PathBuf,
+    /// Kubeconfig dir.
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
+    kubeconfig_dir: PathBuf,
+    /// Renew only what expires within this duration (default: unconditionally, like kubeadm).
+    #[arg(long, value_parser = duration_arg)]
+    within: Option<String>,
+    /// Print the plan, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384.
+    #[arg(long, default_value = "same")]
+    key_algorithm: String,
+    /// Validity of renewed certificates.
+    #[arg(long, default_value = "8760h", value_parser = duration_arg)]
+    validity: String,
+    /// Backup root (default <cert-dir>/../kubecert-backup).
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
+    /// Fixed clock (RFC 3339).
+    #[arg(long)]
+    now: Option<String>,
+    /// Sign even when the CA has expired or is not yet valid.
+    #[arg(long)]
+    allow_expired_ca: bool,
+    /// Renew certificates that the signing CA did not issue, or whose subject, SANs or
+    /// usages are not what kubeadm issues for them (logged as a warning).
+    #[arg(long)]
+    allow_foreign_identity: bool,
+    /// Accept that these due certificates (inventory names, comma-separated, or `all`)
+    /// cannot be renewed (CA key absent: externally managed; file missing). Without it
+    /// such a certificate fails the run: exit 4, the names on stderr.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "NAME",
+        alias = "allow-external"
+    )]
+    allow_unrenewable: Vec<String>,
+    /// Treat etcd as external.
+    #[arg(long)]
+    external_etcd: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+    output: TextJson,
+    /// Write CSRs and keys instead of renewing (kubeadm v1.15 `--csr-only`); same as
+    /// `csr export`.
+    #[arg(long, conflicts_with_all = ["dry_run", "within", "backup_dir", "allow_expired_ca"])]
+    csr_only: bool,
+    /// With --csr-only: where the CSRs and keys go (default: the cert dir).
+    #[arg(long, requires = "csr_only")]
+    csr_dir: Option<PathBuf>,
+    /// Renew through the Kubernetes certificates API: a CertificateSigningRequest per
+    /// certificate, installed once approved and issued (kubeadm 1.15-1.18 `--use-api`).
+    #[arg(long, conflicts_with_all = ["dry_run", "within", "allow_expired_ca", "csr_only", "now"])]
+    use_api: bool,
+    /// With --use-api: kubeconfig to reach the API server (default /etc/kubernetes/admin.conf).
+    #[arg(long, requires = "use_api")]
+    kubeconfig: Option<PathBuf>,
+    /// With --use-api: signer name of the requests (default kubernetes.io/kube-apiserver-client
+    /// for client certificates of the cluster CA; required for every other certificate).
+    #[arg(long, requires = "use_api")]
+    signer_name: Option<String>,
+    /// With --use-api: how long to wait for approval and issuance.
+    #[arg(long, requires = "use_api")]
+    timeout: Option<String>,
 }
 
 /// stderr for log lines: every event goes through the library's one scrubber
@@ -458,168 +478,14 @@ pub(crate) fn location(
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
-        Cmd::Renew {
-            names,
-            cert_dir,
-            kubeconfig_dir,
-            within,
-            dry_run,
-            key_algorithm,
-            validity,
-            backup_dir,
-            now,
-            allow_expired_ca,
-            allow_foreign_identity,
-            allow_unrenewable,
-            external_etcd,
-            output,
-            csr_only,
-            csr_dir,
-            use_api,
-            kubeconfig,
-            signer_name,
-            timeout,
-        } => {
-            if csr_only {
-                let r = csr::export(&CsrExportParams {
-                    names,
-                    csr_dir: path_str(csr_dir.as_deref().unwrap_or(&cert_dir)),
-                    location: location(&cert_dir, &kubeconfig_dir, external_etcd),
-                    key_algorithm: key_algorithm.parse()?,
-                    ..Default::default()
-                })?;
-                match output {
-                    TextJson::Text => print(&csr::render_export_text(&r))?,
-                    TextJson::Json => print(&render::json(&r)?)?,
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            let params = RenewParams {
-                names,
-                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
-                within,
-                dry_run,
-                key_algorithm: key_algorithm.parse()?,
-                validity: Some(validity),
-                backup_dir: backup_dir.as_deref().map(path_str),
-                now,
-                allow_expired_ca,
-                allow_foreign_identity,
-                allow_unrenewable,
-            };
-            let opts = params.resolve()?;
-            if use_api {
-                return renew_use_api(opts, kubeconfig, signer_name, timeout, output);
-            }
-            let result = renew::renew(&opts)?;
-            match output {
-                TextJson::Text => print(&renew::render_text(&result, opts.all))?,
-                TextJson::Json => print(&render::json(&result)?)?,
-            }
-            if let Some(m) = renew::unrenewable_message(&result) {
-                eprintln!("error: {m}");
-                return Ok(ExitCode::from(4));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Renew(args) => renew_cmd(args),
         Cmd::Csr {
-            cmd:
-                CsrCmd::Export {
-                    names,
-                    csr_dir,
-                    cert_dir,
-                    kubeconfig_dir,
-                    external_etcd,
-                    reuse_key,
-                    key_algorithm,
-                    force,
-                    request_usages,
-                    output,
-                },
-        } => {
-            let r = csr::export(&CsrExportParams {
-                names,
-                csr_dir: path_str(&csr_dir),
-                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
-                reuse_key,
-                key_algorithm: key_algorithm.parse()?,
-                force,
-                request_usages,
-            })?;
-            match output {
-                TextJson::Text => print(&csr::render_export_text(&r))?,
-                TextJson::Json => print(&render::json(&r)?)?,
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+            cmd: CsrCmd::Export(args),
+        } => csr_export_cmd(args),
         Cmd::Csr {
-            cmd:
-                CsrCmd::Import {
-                    names,
-                    csr_dir,
-                    cert_dir,
-                    kubeconfig_dir,
-                    external_etcd,
-                    dry_run,
-                    now,
-                    backup_dir,
-                    output,
-                },
-        } => {
-            let r = csr::import(&CsrImportParams {
-                names,
-                csr_dir: path_str(&csr_dir),
-                location: location(&cert_dir, &kubeconfig_dir, external_etcd),
-                dry_run,
-                now,
-                backup_dir: backup_dir.as_deref().map(path_str),
-            })?;
-            match output {
-                TextJson::Text => print(&csr::render_import_text(&r))?,
-                TextJson::Json => print(&render::json(&r)?)?,
-            }
-            if r.ok() {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!("error: csr import refused; nothing was changed");
-                Ok(ExitCode::from(1))
-            }
-        }
-        Cmd::Restore {
-            backup_dir,
-            cert_dir,
-            kubeconfig_dir,
-            backup_root,
-            dry_run,
-            output,
-        } => {
-            let r = restore::restore(&RestoreParams {
-                backup_dir: path_str(&backup_dir),
-                cert_dir: Some(path_str(&cert_dir)),
-                kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
-                backup_root: backup_root.as_deref().map(path_str),
-                dry_run,
-            })?;
-            match output {
-                TextJson::Json => print(&render::json(&r)?)?,
-                TextJson::Text => {
-                    for f in &r.restored {
-                        println!(
-                            "{} {f}",
-                            if dry_run {
-                                "[dry-run] would restore"
-                            } else {
-                                "restored"
-                            }
-                        );
-                    }
-                    if r.restored.is_empty() {
-                        println!("nothing to restore: every file already matches the backup");
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+            cmd: CsrCmd::Import(args),
+        } => csr_import_cmd(args),
+        Cmd::Restore(args) => restore_cmd(args),
         Cmd::KubeletConf {
             cmd:
                 KubeletConfCmd::Rebuild {
@@ -744,34 +610,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 _ => 0,
             }))
         }
-        Cmd::DemoPki {
-            dir,
-            nodes,
-            expires_in,
-            key_algorithm,
-            now,
-            force,
-            kubelet,
-        } => {
-            let now = match now {
-                Some(s) => timefmt::parse_rfc3339(&s)?,
-                None => timefmt::now_unix(),
-            };
-            let opts = demo::DemoOptions {
-                dir,
-                nodes,
-                leaf_validity: timefmt::parse_duration(&expires_in)?,
-                key_algorithm: key_algorithm.parse()?,
-                now,
-                force,
-                kubelet,
-            };
-            let roots = demo::demo_pki(&opts).context("demo-pki")?;
-            for r in roots {
-                println!("[demo-pki] wrote {}", r.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::DemoPki(args) => demo_pki_cmd(args),
         Cmd::Metrics(args) => unattended::metrics_cmd(args),
         Cmd::AutoRenew(args) => unattended::auto_renew_cmd(*args),
         Cmd::Restart(args) => ops::restart_cmd(*args),
@@ -790,6 +629,205 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `kubecert renew` (also `--csr-only` and `--use-api`).
+fn renew_cmd(args: RenewArgs) -> Result<ExitCode> {
+    let RenewArgs {
+        names,
+        cert_dir,
+        kubeconfig_dir,
+        within,
+        dry_run,
+        key_algorithm,
+        validity,
+        backup_dir,
+        now,
+        allow_expired_ca,
+        allow_foreign_identity,
+        allow_unrenewable,
+        external_etcd,
+        output,
+        csr_only,
+        csr_dir,
+        use_api,
+        kubeconfig,
+        signer_name,
+        timeout,
+    } = args;
+    if csr_only {
+        let r = csr::export(&CsrExportParams {
+            names,
+            csr_dir: path_str(csr_dir.as_deref().unwrap_or(&cert_dir)),
+            location: location(&cert_dir, &kubeconfig_dir, external_etcd),
+            key_algorithm: key_algorithm.parse()?,
+            ..Default::default()
+        })?;
+        match output {
+            TextJson::Text => print(&csr::render_export_text(&r))?,
+            TextJson::Json => print(&render::json(&r)?)?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let params = RenewParams {
+        names,
+        location: location(&cert_dir, &kubeconfig_dir, external_etcd),
+        within,
+        dry_run,
+        key_algorithm: key_algorithm.parse()?,
+        validity: Some(validity),
+        backup_dir: backup_dir.as_deref().map(path_str),
+        now,
+        allow_expired_ca,
+        allow_foreign_identity,
+        allow_unrenewable,
+    };
+    let opts = params.resolve()?;
+    if use_api {
+        return renew_use_api(opts, kubeconfig, signer_name, timeout, output);
+    }
+    let result = renew::renew(&opts)?;
+    match output {
+        TextJson::Text => print(&renew::render_text(&result, opts.all))?,
+        TextJson::Json => print(&render::json(&result)?)?,
+    }
+    if let Some(m) = renew::unrenewable_message(&result) {
+        eprintln!("error: {m}");
+        return Ok(ExitCode::from(4));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kubecert restore`.
+fn restore_cmd(args: RestoreArgs) -> Result<ExitCode> {
+    let RestoreArgs {
+        backup_dir,
+        cert_dir,
+        kubeconfig_dir,
+        backup_root,
+        dry_run,
+        output,
+    } = args;
+    let r = restore::restore(&RestoreParams {
+        backup_dir: path_str(&backup_dir),
+        cert_dir: Some(path_str(&cert_dir)),
+        kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+        backup_root: backup_root.as_deref().map(path_str),
+        dry_run,
+    })?;
+    match output {
+        TextJson::Json => print(&render::json(&r)?)?,
+        TextJson::Text => {
+            for f in &r.restored {
+                println!(
+                    "{} {f}",
+                    if dry_run {
+                        "[dry-run] would restore"
+                    } else {
+                        "restored"
+                    }
+                );
+            }
+            if r.restored.is_empty() {
+                println!("nothing to restore: every file already matches the backup");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kubecert demo-pki`.
+fn demo_pki_cmd(args: DemoPkiArgs) -> Result<ExitCode> {
+    let DemoPkiArgs {
+        dir,
+        nodes,
+        expires_in,
+        key_algorithm,
+        now,
+        force,
+        kubelet,
+    } = args;
+    let now = match now {
+        Some(s) => timefmt::parse_rfc3339(&s)?,
+        None => timefmt::now_unix(),
+    };
+    let opts = demo::DemoOptions {
+        dir,
+        nodes,
+        leaf_validity: timefmt::parse_duration(&expires_in)?,
+        key_algorithm: key_algorithm.parse()?,
+        now,
+        force,
+        kubelet,
+    };
+    let roots = demo::demo_pki(&opts).context("demo-pki")?;
+    for r in roots {
+        println!("[demo-pki] wrote {}", r.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kubecert csr export`.
+fn csr_export_cmd(args: CsrExportArgs) -> Result<ExitCode> {
+    let CsrExportArgs {
+        names,
+        csr_dir,
+        cert_dir,
+        kubeconfig_dir,
+        external_etcd,
+        reuse_key,
+        key_algorithm,
+        force,
+        request_usages,
+        output,
+    } = args;
+    let r = csr::export(&CsrExportParams {
+        names,
+        csr_dir: path_str(&csr_dir),
+        location: location(&cert_dir, &kubeconfig_dir, external_etcd),
+        reuse_key,
+        key_algorithm: key_algorithm.parse()?,
+        force,
+        request_usages,
+    })?;
+    match output {
+        TextJson::Text => print(&csr::render_export_text(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kubecert csr import`.
+fn csr_import_cmd(args: CsrImportArgs) -> Result<ExitCode> {
+    let CsrImportArgs {
+        names,
+        csr_dir,
+        cert_dir,
+        kubeconfig_dir,
+        external_etcd,
+        dry_run,
+        now,
+        backup_dir,
+        output,
+    } = args;
+    let r = csr::import(&CsrImportParams {
+        names,
+        csr_dir: path_str(&csr_dir),
+        location: location(&cert_dir, &kubeconfig_dir, external_etcd),
+        dry_run,
+        now,
+        backup_dir: backup_dir.as_deref().map(path_str),
+    })?;
+    match output {
+        TextJson::Text => print(&csr::render_import_text(&r))?,
+        TextJson::Json => print(&render::json(&r)?)?,
+    }
+    if r.ok() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: csr import refused; nothing was changed");
+        Ok(ExitCode::from(1))
     }
 }
 

@@ -71,10 +71,10 @@ fn write(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     io(path, f.set_permissions(fs::Permissions::from_mode(mode)))
 }
 
-fn err(name: &str, e: impl std::fmt::Display) -> Error {
+fn err(name: &str, e: impl Into<crate::error::BoxError>) -> Error {
     Error::Issue {
         cert: name.to_string(),
-        reason: e.to_string(),
+        reason: crate::error::Reason::of(e),
     }
 }
 
@@ -91,7 +91,7 @@ fn make_ca(name: &str, cn: &str, o: &DemoOptions) -> Result<Ca> {
         o.now + issue::CA_VALIDITY_SECONDS,
     )
     .map_err(|e| err(name, e))?;
-    let info = parse_der(&der).map_err(|e| err(name, crate::error::report(&e)))?;
+    let info = parse_der(&der).map_err(|e| err(name, e))?;
     Ok(Ca {
         pem: issue::cert_pem(&der),
         cert: Cert {

@@ -32,6 +32,10 @@ pub enum DerError {
 
 /// Reads one element from the start of `input`; returns it and the rest.
 pub fn read(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), DerError> {
+    // Kept by hand (issue 14 crate trial, golden `tests::golden`): asn1-rs (x509-parser's DER
+    // layer, already a dependency) accepts a multi-octet tag (`1f 01 00`, which `Tlv::tag`, one
+    // identifier octet, cannot hold) and a 5-octet length, both refused here
+    // (`tests::asn1_rs_does_not_match_the_golden`).
     let tag = *input.first().ok_or(DerError::Truncated)?;
     if tag & 0x1f == 0x1f {
         return Err(DerError::Unsupported);
@@ -106,6 +110,67 @@ pub fn bit_string(bytes: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What [`read`] must do, input → `(identifier octet, content length, rest length)` or
+    /// the error. The golden test of the crate trial (see [`read`]).
+    /// `(identifier octet, content length, rest length)` or the error.
+    type Read = Result<(u8, usize, usize), DerError>;
+
+    fn golden() -> Vec<(Vec<u8>, Read)> {
+        let long = |hdr: &[u8], n: usize| [hdr, &vec![7u8; n][..]].concat();
+        vec![
+            (vec![0x04, 0x00], Ok((0x04, 0, 0))),
+            (vec![0x02, 0x01, 0x05, 0xff], Ok((0x02, 1, 1))),
+            (vec![0xa1, 0x02, 0x03, 0x00], Ok((0xa1, 2, 0))),
+            (long(&[0x04, 0x81, 0x80], 128), Ok((0x04, 128, 0))),
+            (long(&[0x04, 0x82, 0x01, 0x00], 256), Ok((0x04, 256, 0))),
+            // A non-minimal length (BER, not DER): read as given.
+            (long(&[0x04, 0x81, 0x05], 5), Ok((0x04, 5, 0))),
+            (vec![], Err(DerError::Truncated)),
+            (vec![0x30], Err(DerError::Truncated)),
+            (vec![0x30, 0x05, 1, 2], Err(DerError::Truncated)),
+            (vec![0x30, 0x82, 0xff], Err(DerError::Truncated)),
+            (vec![0x1f, 0x01, 0], Err(DerError::Unsupported)),
+            (vec![0x30, 0x80, 0, 0], Err(DerError::Unsupported)),
+            (
+                long(&[0x04, 0x85, 0, 0, 0, 0, 1], 1),
+                Err(DerError::Unsupported),
+            ),
+        ]
+    }
+
+    #[test]
+    fn read_golden() {
+        for (input, want) in golden() {
+            let got = read(&input).map(|(t, rest)| (t.tag, t.content.len(), rest.len()));
+            assert_eq!(got, want, "{input:02x?}");
+        }
+    }
+
+    /// The crate trial (issue 14): asn1-rs (x509-parser's DER layer, already a dependency).
+    #[test]
+    fn asn1_rs_does_not_match_the_golden() {
+        use x509_parser::der_parser::asn1_rs::{Any, FromDer};
+        let mut misses = Vec::new();
+        for (input, want) in golden() {
+            let got = match Any::from_der(&input) {
+                Ok((rest, any)) => {
+                    let h = &any.header;
+                    let id = ((h.class() as u8) << 6)
+                        | (u8::from(h.is_constructed()) << 5)
+                        | u8::try_from(h.tag().0).unwrap_or(0x1f);
+                    Ok((id, any.data.len(), rest.len()))
+                }
+                Err(x509_parser::nom::Err::Incomplete(_)) => Err(DerError::Truncated),
+                Err(_) => Err(DerError::Unsupported),
+            };
+            if got != want {
+                misses.push((input, want, got));
+            }
+        }
+        eprintln!("asn1-rs misses: {misses:02x?}");
+        assert!(!misses.is_empty(), "asn1-rs matches now: use it");
+    }
 
     #[test]
     fn round_trip_short_and_long_lengths() {

@@ -145,20 +145,22 @@ pub enum Error {
     #[error("refusing symlink at {0}")]
     Symlink(PathBuf),
     /// A planned or imported certificate failed validation.
-    #[error("validation failed for {cert}: {reason}")]
+    #[error("validation failed for {cert}")]
     Validation {
         /// The inventory name.
         cert: String,
-        /// What is wrong.
-        reason: String,
+        /// What is wrong, with its typed cause when there is one.
+        #[source]
+        reason: Reason,
     },
     /// Issuing (key generation, signing, encoding) failed.
-    #[error("failed to issue {cert}: {reason}")]
+    #[error("failed to issue {cert}")]
     Issue {
         /// The inventory name.
         cert: String,
-        /// What failed.
-        reason: String,
+        /// What failed, with its typed cause when there is one.
+        #[source]
+        reason: Reason,
     },
     /// A bad argument (key algorithm, option combination).
     #[error("{0}")]
@@ -166,12 +168,17 @@ pub enum Error {
     /// A time or duration argument that does not parse (an invalid argument to RPC callers).
     #[error(transparent)]
     Time(#[from] crate::timefmt::TimeError),
-    /// The Kubernetes certificates API failed, or a request was denied, failed or timed out.
-    #[error("{0}")]
-    KubeApi(String),
+    /// The Kubernetes certificates API failed, or a request was denied, failed or timed out
+    /// (the cause is `kubeapi::KubeApiError`).
+    #[error(transparent)]
+    KubeApi(Reason),
     /// The journal of an interrupted run could not be replayed.
-    #[error("recovery of an interrupted run failed: {0}")]
-    Recovery(String),
+    #[error("recovery of an interrupted run failed")]
+    Recovery {
+        /// Which file and what is wrong with it (never its contents).
+        #[source]
+        reason: Reason,
+    },
     /// A path param the caller may not choose: the agent serves only its configured roots.
     #[error("{param}: {given} is not allowed for this caller: {}", match configured {
         Some(c) => format!("the agent serves {}; omit {param} or pass that", c.display()),
@@ -253,6 +260,109 @@ pub enum Error {
         ahead: i64,
     },
 }
+
+/// A cause of any type, kept typed (for `downcast_ref`) behind a box.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What is wrong: a message, a typed cause, or a message and the cause under it.
+///
+/// With a message, it prints the message and its `source` is the cause, so [`report`] prints
+/// `message: cause: …`. With a cause only it is transparent (prints the cause, its `source`
+/// is the cause's source): no link of an error chain is ever empty or repeated.
+#[derive(Debug)]
+pub struct Reason {
+    what: Option<String>,
+    cause: Option<BoxError>,
+}
+
+impl Reason {
+    /// A message without a cause.
+    pub fn msg(what: impl Into<String>) -> Self {
+        Reason {
+            what: Some(what.into()),
+            cause: None,
+        }
+    }
+
+    /// A typed cause, printed as itself.
+    pub fn of(cause: impl Into<BoxError>) -> Self {
+        Reason {
+            what: None,
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// A message and the typed cause under it (`what: cause`).
+    pub fn with(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        Reason {
+            what: Some(what.into()),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// The typed cause, if any.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.cause.as_deref()
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.what, &self.cause) {
+            (Some(w), _) => f.write_str(w),
+            (None, Some(c)) => c.fmt(f),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for Reason {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match (&self.what, &self.cause) {
+            (Some(_), Some(c)) => Some(c.as_ref()),
+            (None, Some(c)) => c.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(s: &str) -> Self {
+        Reason::msg(s)
+    }
+}
+
+impl From<String> for Reason {
+    fn from(s: String) -> Self {
+        Reason::msg(s)
+    }
+}
+
+/// A JSON document that does not parse, kept typed but printed as [`describe_json`] prints
+/// it: serde_json's own message may quote the input, so it is never shown.
+#[derive(Debug)]
+pub struct JsonError(pub serde_json::Error);
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe_json(&self.0))
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// A YAML document that does not parse, printed as [`describe_yaml`] prints it (never any
+/// of the input).
+#[derive(Debug)]
+pub struct YamlError(pub serde_saphyr::Error);
+
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe_yaml(&self.0))
+    }
+}
+
+impl std::error::Error for YamlError {}
 
 impl Error {
     /// Wraps an io::Error with its path.
@@ -522,5 +632,51 @@ mod tests {
             .unwrap_err();
         let p = pem_error(&e).to_string();
         assert_eq!(p, "malformed PEM: BEGIN and END labels differ");
+    }
+
+    #[test]
+    fn reasons_keep_their_cause_and_print_each_link_once() {
+        let io = || std::io::Error::from_raw_os_error(13);
+        let e = Error::Validation {
+            cert: "apiserver".into(),
+            reason: Reason::msg("not signed by ca"),
+        };
+        assert_eq!(
+            report(&e),
+            "validation failed for apiserver: not signed by ca"
+        );
+        let e = Error::Issue {
+            cert: "apiserver".into(),
+            reason: Reason::of(Error::io("/p/k", io())),
+        };
+        assert_eq!(
+            report(&e),
+            "failed to issue apiserver: /p/k: Permission denied (os error 13)"
+        );
+        // Through anyhow (the CLI): the same text, no empty link.
+        let a = anyhow::Error::new(e);
+        assert_eq!(
+            format!("{a:#}"),
+            "failed to issue apiserver: /p/k: Permission denied (os error 13)"
+        );
+        let e = Error::Recovery {
+            reason: Reason::with(
+                "/p/.kubecert-journal",
+                JsonError(serde_json::from_str::<serde_json::Value>("{x").unwrap_err()),
+            ),
+        };
+        assert_eq!(
+            report(&e),
+            "recovery of an interrupted run failed: /p/.kubecert-journal: not valid JSON (syntax error at line 1, column 2)"
+        );
+        // The cause is still typed.
+        let Error::Recovery { reason } = &e else {
+            unreachable!()
+        };
+        assert!(reason
+            .cause()
+            .is_some_and(|c| c.downcast_ref::<JsonError>().is_some()));
+        let e = Error::KubeApi(Reason::of(Error::io("/k", io())));
+        assert_eq!(report(&e), "/k: Permission denied (os error 13)");
     }
 }

@@ -48,7 +48,6 @@ use crate::pki::inventory::{self, Location};
 use crate::pki::kubeconfig::Kubeconfig;
 use crate::pki::Layout;
 use crate::renew_state::{self, RenewState};
-use crate::timefmt;
 
 /// The file name written in a textfile-collector dir.
 pub const TEXTFILE_NAME: &str = "kubecert.prom";
@@ -237,86 +236,6 @@ pub fn escape_label(v: &str) -> String {
     s
 }
 
-/// The first value of each of C, ST, L, O, OU, CN in a distinguished name as kubecert prints
-/// it (`O=kubeadm:cluster-admins, CN=kubernetes-admin`; multi-valued RDNs joined by ` + `).
-/// A `, ` or ` + ` not followed by `ATTR=` is part of the value before it.
-pub fn dn_fields(dn: &str) -> BTreeMap<&'static str, String> {
-    const FIELDS: [&str; 6] = ["C", "ST", "L", "O", "OU", "CN"];
-    let mut attrs: Vec<(String, String)> = Vec::new();
-    let mut rest = dn;
-    while !rest.is_empty() {
-        // Find the next separator that starts a new `KEY=`.
-        let mut cut: Option<(usize, usize)> = None;
-        let mut search = 0;
-        while let Some(rel) = next_sep(&rest[search..]) {
-            let (at, len) = (search + rel.0, rel.1);
-            if starts_attr(&rest[at + len..]) {
-                cut = Some((at, len));
-                break;
-            }
-            search = at + len;
-        }
-        let (part, next) = match cut {
-            Some((at, len)) => (&rest[..at], &rest[at + len..]),
-            None => (rest, ""),
-        };
-        if let Some((k, v)) = part.split_once('=') {
-            attrs.push((k.trim().to_string(), v.to_string()));
-        }
-        rest = next;
-    }
-    let mut out = BTreeMap::new();
-    for f in FIELDS {
-        if let Some((_, v)) = attrs.iter().find(|(k, _)| k == f) {
-            out.insert(f, v.clone());
-        }
-    }
-    out
-}
-
-fn next_sep(s: &str) -> Option<(usize, usize)> {
-    let a = s.find(", ").map(|i| (i, 2));
-    let b = s.find(" + ").map(|i| (i, 3));
-    match (a, b) {
-        (Some(x), Some(y)) => Some(if x.0 <= y.0 { x } else { y }),
-        (x, y) => x.or(y),
-    }
-}
-
-fn starts_attr(s: &str) -> bool {
-    let Some((key, _)) = s.split_once('=') else {
-        return false;
-    };
-    let mut chars = key.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-}
-
-/// A serial in lowercase hex (as `check` prints it) → decimal, as Go's `big.Int.String()`
-/// prints it (the exporter's `serial_number`). Empty on non-hex input.
-pub fn serial_decimal(hex: &str) -> String {
-    let mut digits: Vec<u8> = vec![0]; // little-endian base 10
-    for c in hex.chars() {
-        let Some(d) = c.to_digit(16) else {
-            return String::new();
-        };
-        let mut carry = d;
-        for x in digits.iter_mut() {
-            let v = u32::from(*x) * 16 + carry;
-            *x = (v % 10) as u8;
-            carry = v / 10;
-        }
-        while carry > 0 {
-            digits.push((carry % 10) as u8);
-            carry /= 10;
-        }
-    }
-    while digits.len() > 1 && digits.last() == Some(&0) {
-        digits.pop();
-    }
-    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
-}
-
 /// Labels of the x509-certificate-exporter series for one row (None when nothing was read).
 fn x509_labels(row: &CertificateStatus, ctx: &RenderContext) -> Option<Vec<(String, String)>> {
     let detail = row.detail.as_ref()?;
@@ -352,47 +271,64 @@ fn x509_labels(row: &CertificateStatus, ctx: &RenderContext) -> Option<Vec<(Stri
             labels.push(("filepath".into(), detail.path.clone()));
         }
     }
-    if let Some(serial) = &detail.serial {
-        labels.push(("serial_number".into(), serial_decimal(serial)));
-    }
-    for (prefix, dn) in [("issuer", &detail.issuer), ("subject", &detail.subject)] {
-        if let Some(dn) = dn {
-            for (k, v) in dn_fields(dn) {
-                labels.push((format!("{prefix}_{k}"), v));
+    if let Some(facts) = &row.facts {
+        labels.push(("serial_number".into(), facts.serial_decimal.clone()));
+        for (prefix, dn) in [("issuer", &facts.issuer), ("subject", &facts.subject)] {
+            for (k, v) in dn {
+                labels.push((format!("{prefix}_{k}"), v.clone()));
             }
         }
     }
     Some(labels)
 }
 
+/// One group of metric families: what it reads (the check and the render context) → its
+/// families, in the order they are rendered. A family with no sample is left out.
+type FamilyGroup = fn(&CheckResult, &RenderContext) -> Vec<Family>;
+
+/// Every family group, in output order. To add a metric family, write a function with the
+/// [`FamilyGroup`] signature that builds its [`Family`] values from the typed fields of the
+/// report (never by parsing the rendered strings) and add it here.
+const FAMILY_GROUPS: &[FamilyGroup] = &[
+    cert_families,
+    kubelet_families,
+    kubelet_cert_families,
+    check_families,
+    state_families,
+];
+
 /// Renders the metrics (text exposition format 0.0.4, every family a gauge with HELP/TYPE).
 pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
-    let now = report
-        .status
-        .as_ref()
-        .and_then(|s| timefmt::parse_rfc3339(&s.now).ok());
-    let mut families = cert_families(report, ctx, now);
-    families.extend(kubelet_families(report));
-    families.extend(kubelet_cert_families(report));
-    let mut check_ts = Family::new(
-        "kubecert_check_timestamp_seconds",
-        "The clock of the check these metrics come from.",
-    );
-    if let Some(n) = now {
-        check_ts.push(&[], n);
-    }
-    families.push(check_ts);
-    families.extend(state_families(ctx));
     let mut out = String::new();
-    for f in &families {
-        if !f.samples.is_empty() {
-            f.write_to(&mut out);
+    for group in FAMILY_GROUPS {
+        for f in group(report, ctx) {
+            if !f.samples.is_empty() {
+                f.write_to(&mut out);
+            }
         }
     }
+    // The served section renders its own families (metrics/served.rs).
     if let Some(s) = &report.served {
         out.push_str(&served::render(s));
     }
     out
+}
+
+/// The check's clock, Unix seconds (absent from a result read back from JSON).
+fn check_now(report: &CheckResult) -> Option<i64> {
+    report.status.as_ref().and_then(|s| s.now_seconds)
+}
+
+/// The family of the check's clock.
+fn check_families(report: &CheckResult, _ctx: &RenderContext) -> Vec<Family> {
+    let mut check_ts = Family::new(
+        "kubecert_check_timestamp_seconds",
+        "The clock of the check these metrics come from.",
+    );
+    if let Some(n) = check_now(report) {
+        check_ts.push(&[], n);
+    }
+    vec![check_ts]
 }
 
 /// The per-certificate families (x509-certificate-exporter's and kubecert's own).
@@ -471,7 +407,6 @@ impl CertFamilies {
                     .push(&[("name", name), ("code", p.code.as_str())], 1);
             }
         }
-        let present = row.expiration_date.is_some();
         let Some(labels) = x509_labels(row, ctx) else {
             return;
         };
@@ -479,20 +414,10 @@ impl CertFamilies {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let not_after_s = row
-            .expiration_date
-            .as_deref()
-            .and_then(|s| timefmt::parse_rfc3339(s).ok());
-        let not_before_s = row
-            .detail
-            .as_ref()
-            .and_then(|d| d.not_before.as_deref())
-            .and_then(|s| timefmt::parse_rfc3339(s).ok());
-        match (present, not_after_s) {
-            (true, Some(na)) => {
-                if let Some(nb) = not_before_s {
-                    self.not_before.push(&lv, nb);
-                }
+        match &row.facts {
+            Some(facts) => {
+                let na = facts.not_after;
+                self.not_before.push(&lv, facts.not_before);
                 self.not_after.push(&lv, na);
                 let is_expired = now.map(|n| n > na).unwrap_or(row.residual_time < 0);
                 self.expired.push(&lv, i64::from(is_expired));
@@ -501,7 +426,7 @@ impl CertFamilies {
                 self.residual
                     .push(&[("name", name), ("ca", &ca)], row.residual_time);
             }
-            _ => {
+            None => {
                 self.errors += 1;
                 self.cert_error.push(&lv, 1);
             }
@@ -527,7 +452,8 @@ impl CertFamilies {
 }
 
 /// The per-certificate families, in order.
-fn cert_families(report: &CheckResult, ctx: &RenderContext, now: Option<i64>) -> Vec<Family> {
+fn cert_families(report: &CheckResult, ctx: &RenderContext) -> Vec<Family> {
+    let now = check_now(report);
     let mut f = CertFamilies::new();
     let rows = report
         .certificate_authorities
@@ -540,7 +466,7 @@ fn cert_families(report: &CheckResult, ctx: &RenderContext, now: Option<i64>) ->
 }
 
 /// The families about kubelet.conf's client certificate.
-fn kubelet_families(report: &CheckResult) -> Vec<Family> {
+fn kubelet_families(report: &CheckResult, _ctx: &RenderContext) -> Vec<Family> {
     let mut kubelet_embedded = Family::new(
         "kubecert_kubelet_conf_embedded_client_cert",
         "1 if kubelet.conf embeds its client certificate, which the kubelet never rotates (kubeadm#1753).",
@@ -554,11 +480,7 @@ fn kubelet_families(report: &CheckResult) -> Vec<Family> {
             &[("path", &k.path)],
             i64::from(k.mode == Some(crate::check::KubeletConfMode::Embedded)),
         );
-        if let Some(na) = k
-            .expiration_date
-            .as_deref()
-            .and_then(|s| timefmt::parse_rfc3339(s).ok())
-        {
+        if let Some(na) = k.not_after {
             kubelet_not_after.push(&[("path", &k.path)], na);
         }
     }
@@ -569,7 +491,7 @@ fn kubelet_families(report: &CheckResult) -> Vec<Family> {
 /// The families of the kubelet section (`check --kubelet`; `metrics` when the kubelet PKI dir
 /// exists): NotAfter and residual time of the kubelet's client and serving certificates, and
 /// 1 per finding. No family at all without the section, so other output is unchanged.
-fn kubelet_cert_families(report: &CheckResult) -> Vec<Family> {
+fn kubelet_cert_families(report: &CheckResult, _ctx: &RenderContext) -> Vec<Family> {
     let Some(k) = &report.kubelet else {
         return vec![];
     };
@@ -595,12 +517,9 @@ fn kubelet_cert_families(report: &CheckResult) -> Vec<Family> {
             ("path", c.path.as_str()),
             ("rotation", rotation.as_str()),
         ];
-        if let Some(na) = c
-            .expiration_date
-            .as_deref()
-            .and_then(|s| timefmt::parse_rfc3339(s).ok())
-        {
-            not_after.push(&labels, na);
+        // NotAfter = the check's clock + the residual time it computed (typed, not re-parsed).
+        if let (Some(n), Some(r)) = (check_now(report), c.residual_time) {
+            not_after.push(&labels, n + r);
         }
         if let Some(r) = c.residual_time {
             residual.push(&labels, r);
@@ -613,7 +532,7 @@ fn kubelet_cert_families(report: &CheckResult) -> Vec<Family> {
 }
 
 /// The families of the scheduled renewal's state file.
-fn state_families(ctx: &RenderContext) -> Vec<Family> {
+fn state_families(_report: &CheckResult, ctx: &RenderContext) -> Vec<Family> {
     let state = ctx.state.clone().unwrap_or_default();
     let mut last_success = Family::new(
         "kubecert_renew_last_success_timestamp_seconds",
@@ -663,33 +582,6 @@ fn state_families(ctx: &RenderContext) -> Vec<Family> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serial_to_decimal() {
-        assert_eq!(serial_decimal("00"), "0");
-        assert_eq!(serial_decimal("ff"), "255");
-        assert_eq!(serial_decimal("0100"), "256");
-        // 2^64 = 18446744073709551616
-        assert_eq!(serial_decimal("010000000000000000"), "18446744073709551616");
-        assert_eq!(
-            serial_decimal("5f3a9c1e2d4b6a8f0e1d2c3b4a596877"),
-            "126580979264123071105012932818840938615"
-        );
-        assert_eq!(serial_decimal("zz"), "");
-    }
-
-    #[test]
-    fn dn_parsing() {
-        let f = dn_fields("O=kubeadm:cluster-admins, CN=kubernetes-admin");
-        assert_eq!(f["O"], "kubeadm:cluster-admins");
-        assert_eq!(f["CN"], "kubernetes-admin");
-        let f = dn_fields("O=system:masters + O=other, CN=a, b");
-        assert_eq!(f["O"], "system:masters");
-        assert_eq!(f["CN"], "a, b");
-        let f = dn_fields("C=FR, ST=IdF, L=Paris, O=Acme, OU=Ops, CN=x");
-        assert_eq!(f.len(), 6);
-        assert!(dn_fields("").is_empty());
-    }
 
     #[test]
     fn label_escaping() {

@@ -26,6 +26,27 @@ pub fn tabwrite(text: &str, minwidth: usize, padding: usize) -> String {
     String::from_utf8(tw.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
+/// The line of a renew or csr import text output naming the components to restart:
+/// `Components whose certificates changed: etcd, kube-apiserver` (`would change` in a dry
+/// run).
+pub fn components_changed(
+    dry_run: bool,
+    components: &[crate::pki::inventory::Component],
+) -> String {
+    let verb = if dry_run { "would change" } else { "changed" };
+    format!(
+        "Components whose certificates {verb}: {}\n",
+        crate::pki::inventory::join_components(components)
+    )
+}
+
+/// The line naming the backup of the replaced files (empty when nothing was backed up).
+pub fn backup_line(backup_dir: Option<&str>) -> String {
+    backup_dir
+        .map(|b| format!("Backup of the replaced files: {b}\n"))
+        .unwrap_or_default()
+}
+
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"

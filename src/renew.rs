@@ -106,6 +106,39 @@ pub struct RenewItem {
     pub files: Vec<String>,
 }
 
+impl RenewItem {
+    /// A leaf row's item before anything is decided (action `missing`), with the row's CA and
+    /// its current certificate and key: `None` when the file is absent (the reason then says
+    /// which file does not exist).
+    ///
+    /// Errors: a row without a CA ([`Error::UnknownCertificate`]); a file that exists but
+    /// cannot be read or parsed.
+    pub fn pending(layout: &Layout, e: &Entry) -> Result<(CaId, RenewItem, Option<Box<Found>>)> {
+        let ca =
+            e.ca.ok_or_else(|| Error::UnknownCertificate(e.name.to_string()))?;
+        let mut item = RenewItem {
+            name: e.name.to_string(),
+            long_name: e.long_name.to_string(),
+            action: RenewAction::Missing,
+            reason: String::new(),
+            ca_name: ca.name().to_string(),
+            old: None,
+            new: None,
+            capped_at_ca: false,
+            files: vec![],
+        };
+        let found = match pki::load(layout, e) {
+            Material::Missing => {
+                item.reason = format!("{} does not exist", layout.primary_path(e).display());
+                None
+            }
+            Material::Broken(err) => return Err(err),
+            Material::Present(f) => Some(f),
+        };
+        Ok((ca, item, found))
+    }
+}
+
 /// Result of `renew`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -249,13 +282,13 @@ const DRY_RUN_KEY_PLACEHOLDER: &str = "kubecert dry-run: the new key would go he
 /// Checks an issued certificate against what it replaces (never trust our own signer blindly).
 fn verify_issued(plan: &RowPlan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Result<CertInfo> {
     let name = plan.entry.name;
-    let fail = |reason: String| Error::Validation {
+    let fail = |reason: crate::error::Reason| Error::Validation {
         cert: name.to_string(),
         reason,
     };
-    let info = cert::parse_der(der).map_err(|e| fail(crate::error::report(&e)))?;
+    let info = cert::parse_der(der).map_err(|e| fail(crate::error::Reason::of(e)))?;
     if !cert::signed_by(der, ca_der) {
-        return Err(fail(format!("not signed by {}", plan.ca.name())));
+        return Err(fail(format!("not signed by {}", plan.ca.name()).into()));
     }
     if !key.matches(&info) {
         return Err(fail("new key does not match new certificate".into()));
@@ -480,29 +513,12 @@ enum RowDecision {
 
 fn plan_row(o: &RenewOptions, cas: &Cas, e: &'static Entry) -> Result<RowDecision> {
     let layout = &o.layout;
-    let ca =
-        e.ca.ok_or_else(|| Error::UnknownCertificate(e.name.to_string()))?;
-    let mut item = RenewItem {
-        name: e.name.to_string(),
-        long_name: e.long_name.to_string(),
-        action: RenewAction::Missing,
-        reason: String::new(),
-        ca_name: ca.name().to_string(),
-        old: None,
-        new: None,
-        capped_at_ca: false,
-        files: vec![],
-    };
-    let found = match pki::load(layout, e) {
-        Material::Missing => {
-            item.reason = format!("{} does not exist", layout.primary_path(e).display());
-            // super-admin.conf exists only on the first control-plane node of kubeadm
-            // >= 1.29: its absence is normal, as in `check`.
-            let unrenewable = e.name != "super-admin.conf" && !o.allow_unrenewable.contains(&e);
-            return Ok(RowDecision::Keep { item, unrenewable });
-        }
-        Material::Broken(err) => return Err(err),
-        Material::Present(f) => f,
+    let (ca, mut item, found) = RenewItem::pending(layout, e)?;
+    let Some(found) = found else {
+        // super-admin.conf exists only on the first control-plane node of kubeadm
+        // >= 1.29: its absence is normal, as in `check`.
+        let unrenewable = e.name != "super-admin.conf" && !o.allow_unrenewable.contains(&e);
+        return Ok(RowDecision::Keep { item, unrenewable });
     };
     item.old = Some(CertSnapshot::of(&found.cert.info));
     let ca_mat = cas
@@ -657,7 +673,7 @@ fn load_ca_keys(
         if !key.matches(&ca_cert.info) {
             return Err(Error::Validation {
                 cert: p.ca.name().into(),
-                reason: format!("{} does not match the CA certificate", path.display()),
+                reason: format!("{} does not match the CA certificate", path.display()).into(),
             });
         }
         ca_keys.push((p.ca, key));
@@ -759,7 +775,7 @@ fn issue_row(p: &RenewalPlan, row: &RowPlan) -> Result<Issued> {
     let layout = &p.layout;
     let issue_err = |e: issue::IssueError| Error::Issue {
         cert: row.entry.name.into(),
-        reason: e.to_string(),
+        reason: crate::error::Reason::of(e),
     };
     let ca_key = p
         .ca_keys
@@ -901,14 +917,11 @@ pub fn render_text(r: &RenewResult, all: bool) -> String {
             ));
         }
     } else {
-        let verb = if r.dry_run { "would change" } else { "changed" };
-        s.push_str(&format!(
-            "Components whose certificates {verb}: {}\n",
-            inventory::join_components(&r.components_to_restart)
+        s.push_str(&crate::render::components_changed(
+            r.dry_run,
+            &r.components_to_restart,
         ));
     }
-    if let Some(b) = &r.backup_dir {
-        s.push_str(&format!("Backup of the replaced files: {b}\n"));
-    }
+    s.push_str(&crate::render::backup_line(r.backup_dir.as_deref()));
     s
 }

@@ -1254,14 +1254,9 @@ fn a_failed_run_leaves_no_backup_dir_and_no_journal() {
         )),
         "{err}"
     );
-    // The failed run may leave the (empty) backup root it created; nothing else changes.
-    let mut after = hash_tree(&root);
-    after.remove("kubecert-backup/");
-    assert_eq!(h, after, "tree changed");
-    let backups: Vec<_> = std::fs::read_dir(root.join("kubecert-backup"))
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    assert!(backups.is_empty(), "{backups:?}");
+    // Nothing changes: not even the (empty) backup root the failed run created.
+    assert_eq!(h, hash_tree(&root), "tree changed");
+    assert!(!root.join("kubecert-backup").exists());
     let left: Vec<String> = std::fs::read_dir(&cert_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -1272,6 +1267,35 @@ fn a_failed_run_leaves_no_backup_dir_and_no_journal() {
         ["front-proxy-client.crt.kubecert-new"],
         "only the stray dir stays"
     );
+}
+
+#[test]
+fn a_run_aborted_before_its_journal_leaves_no_pid_file() {
+    // Issue 14: a run killed after its backup and before its journal left pki/.kubecert.pid
+    // behind (the lock's Drop never ran), so the PKI dir differed from before the run.
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    let h = hash_tree(&root);
+    let o = std::process::Command::new(bin())
+        .args(["renew", "apiserver", "--cert-dir"])
+        .arg(&cert_dir)
+        .arg("--kubeconfig-dir")
+        .arg(&root)
+        .env("KUBECERT_FAILPOINT", "after-backup")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(6), "{:?} {err}", o.status);
+    assert!(
+        err.contains("kubecert: failpoint after-backup hit, aborting"),
+        "{err}"
+    );
+    assert!(!cert_dir.join(".kubecert.pid").exists(), "stale pid file");
+    // The PKI itself is as before (the backup of the aborted run is outside it).
+    let mut after = hash_tree(&root);
+    after.retain(|k, _| !k.starts_with("kubecert-backup/"));
+    assert_eq!(h, after, "tree changed");
 }
 
 /// issue 13: a due certificate that cannot be renewed (its CA key absent, its file missing)

@@ -101,7 +101,7 @@ fn build_request(
     item: &mut ExportItem,
 ) -> Result<(Vec<u8>, String)> {
     let info = &found.cert.info;
-    let issue_err = |reason: String| Error::Issue {
+    let issue_err = |reason: crate::error::Reason| Error::Issue {
         cert: e.name.to_string(),
         reason,
     };
@@ -123,7 +123,8 @@ fn build_request(
                 cert: e.name.to_string(),
                 reason: format!(
                     "the current key ({path}) does not match the current certificate; cannot reuse it"
-                ),
+                )
+                .into(),
             });
         }
         item.key_reused = true;
@@ -131,20 +132,25 @@ fn build_request(
         k
     } else {
         let alg = p.key_algorithm.resolve(&info.key_algorithm);
-        let (key, _pem) = issue::new_key(alg).map_err(|e| issue_err(e.to_string()))?;
+        let (key, _pem) =
+            issue::new_key(alg).map_err(|e| issue_err(crate::error::Reason::of(e)))?;
         item.key_algorithm = Some(alg.display().to_string());
         key
     };
-    let der =
-        issue::csr_der(&spec, &key.pair, p.request_usages).map_err(|e| issue_err(e.to_string()))?;
+    let der = issue::csr_der(&spec, &key.pair, p.request_usages)
+        .map_err(|e| issue_err(crate::error::Reason::of(e)))?;
     // Never hand out a request we would not accept ourselves.
     {
         use x509_parser::certification_request::X509CertificationRequest;
         use x509_parser::prelude::FromDer;
         let (_, req) = X509CertificationRequest::from_der(&der)
-            .map_err(|e| issue_err(format!("the CSR does not parse: {e}")))?;
-        req.verify_signature()
-            .map_err(|e| issue_err(format!("the CSR signature does not verify: {e}")))?;
+            .map_err(|e| issue_err(crate::error::Reason::with("the CSR does not parse", e)))?;
+        req.verify_signature().map_err(|e| {
+            issue_err(crate::error::Reason::with(
+                "the CSR signature does not verify",
+                e,
+            ))
+        })?;
         if req.certification_request_info.subject.as_raw() != info.subject_der.as_slice() {
             return Err(issue_err(
                 "the CSR subject differs from the certificate's".into(),

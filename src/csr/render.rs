@@ -103,14 +103,11 @@ pub fn render_import_text(r: &CsrImportResult) -> String {
             s.push_str("No certificate changed; no component needs a restart.\n");
         }
     } else {
-        let verb = if r.dry_run { "would change" } else { "changed" };
-        s.push_str(&format!(
-            "Components whose certificates {verb}: {}\n",
-            inventory::join_components(&r.components_to_restart)
+        s.push_str(&crate::render::components_changed(
+            r.dry_run,
+            &r.components_to_restart,
         ));
     }
-    if let Some(b) = &r.backup_dir {
-        s.push_str(&format!("Backup of the replaced files: {b}\n"));
-    }
+    s.push_str(&crate::render::backup_line(r.backup_dir.as_deref()));
     s
 }

@@ -151,7 +151,7 @@ impl From<KubeApiError> for crate::Error {
             KubeApiError::Pki(inner) => inner,
             KubeApiError::InvalidArgument(s) => crate::Error::InvalidArgument(s),
             KubeApiError::Kubeconfig { path, reason } => crate::Error::Kubeconfig { path, reason },
-            other => crate::Error::KubeApi(other.to_string()),
+            other => crate::Error::KubeApi(crate::error::Reason::of(other)),
         }
     }
 }

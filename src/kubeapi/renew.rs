@@ -38,7 +38,7 @@ use crate::pki::inventory::{self, CaId, Entry, Role};
 use crate::pki::issue::{self, LeafSpec};
 use crate::pki::snapshot::CertSnapshot;
 use crate::pki::store::{self, Store};
-use crate::pki::{self, Cas, Material};
+use crate::pki::{self, Cas};
 use crate::renew::{self, RenewAction, RenewItem, RenewOptions, RenewResult};
 use crate::timefmt;
 
@@ -193,27 +193,10 @@ pub async fn renew_with_api(
     let mut planned: Vec<(usize, &'static Entry, Box<pki::Found>, String)> = Vec::new();
     let mut refusals: Vec<String> = Vec::new();
     for e in &r.entries {
-        let ca =
-            e.ca.ok_or_else(|| Error::UnknownCertificate(e.name.to_string()))?;
-        let mut item = RenewItem {
-            name: e.name.to_string(),
-            long_name: e.long_name.to_string(),
-            action: RenewAction::Missing,
-            reason: String::new(),
-            ca_name: ca.name().to_string(),
-            old: None,
-            new: None,
-            capped_at_ca: false,
-            files: vec![],
-        };
-        let found = match pki::load(layout, e) {
-            Material::Missing => {
-                item.reason = format!("{} does not exist", layout.primary_path(e).display());
-                items.push(item);
-                continue;
-            }
-            Material::Broken(err) => return Err(err.into()),
-            Material::Present(f) => f,
+        let (ca, mut item, found) = RenewItem::pending(layout, e)?;
+        let Some(found) = found else {
+            items.push(item);
+            continue;
         };
         let Some(ca_cert) = cas.get(ca).and_then(|c| c.cert()) else {
             return Err(crate::renew::ca_missing_error(layout, ca, &cas).into());
@@ -247,15 +230,15 @@ pub async fn renew_with_api(
     let mut pending: Vec<Pending> = Vec::new();
     for (idx, e, found, signer) in planned {
         let info = &found.cert.info;
-        let issue_err = |reason: String| Error::Issue {
+        let issue_err = |x: issue::IssueError| Error::Issue {
             cert: e.name.to_string(),
-            reason,
+            reason: crate::error::Reason::of(x),
         };
         let alg = r.key_algorithm.resolve(&info.key_algorithm);
-        let (key, _) = issue::new_key(alg).map_err(|x| issue_err(x.to_string()))?;
+        let (key, _) = issue::new_key(alg).map_err(issue_err)?;
         let mut spec = LeafSpec::from_existing(info, 0, 0);
         spec.normalize();
-        let der = issue::csr_der(&spec, &key.pair, false).map_err(|x| issue_err(x.to_string()))?;
+        let der = issue::csr_der(&spec, &key.pair, false).map_err(issue_err)?;
         let cn = info.common_name.clone().unwrap_or_default();
         let obj = CertificateSigningRequest {
             metadata: ObjectMeta {

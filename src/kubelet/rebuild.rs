@@ -332,10 +332,10 @@ pub fn rebuild(p: &KubeletRebuildParams) -> Result<KubeletRebuildResult> {
     if !ca_key.matches(&ca.info) {
         return Err(Error::Validation {
             cert: "ca".into(),
-            reason: format!(
+            reason: crate::error::Reason::msg(format!(
                 "{} does not match the CA certificate",
                 ca_key_path.display()
-            ),
+            )),
         });
     }
     // 3. The identity: the same node as the certificate being replaced.
@@ -353,7 +353,7 @@ pub fn rebuild(p: &KubeletRebuildParams) -> Result<KubeletRebuildResult> {
     let alg = KeyAlgorithm::Same.resolve(&ca.info.key_algorithm);
     let (key, key_pem) = issue::new_key(alg).map_err(|e| Error::Issue {
         cert: "kubelet-client".into(),
-        reason: crate::error::report(&e),
+        reason: crate::error::Reason::of(e),
     })?;
     let not_before = now - issue::BACKDATE_SECONDS;
     let mut not_after = now + issue::DEFAULT_VALIDITY_SECONDS;
@@ -391,11 +391,11 @@ pub fn rebuild(p: &KubeletRebuildParams) -> Result<KubeletRebuildResult> {
     )
     .map_err(|e| Error::Issue {
         cert: "kubelet-client".into(),
-        reason: crate::error::report(&e),
+        reason: crate::error::Reason::of(e),
     })?;
     let info = cert::parse_der(&der).map_err(|e| Error::Issue {
         cert: "kubelet-client".into(),
-        reason: crate::error::report(&e),
+        reason: crate::error::Reason::of(e),
     })?;
     if !cert::signed_by(&der, &ca.der) || !key.matches(&info) {
         return Err(Error::Validation {

@@ -19,9 +19,8 @@
 
 use std::fmt::Write as _;
 
-use super::{dn_fields, escape_label, serial_decimal};
+use super::escape_label;
 use crate::ops::served::{ServedResult, Verdict};
-use crate::timefmt;
 
 const VERDICTS: [(Verdict, &str); 4] = [
     (Verdict::Current, "current"),
@@ -59,8 +58,7 @@ pub fn render(r: &ServedResult) -> String {
     for e in &r.endpoints {
         let (component, endpoint) = (e.component.name(), e.endpoint.name());
         if let Some(s) = &e.served {
-            let serial = serial_decimal(&s.serial);
-            let cn = dn_fields(&s.subject).remove("CN").unwrap_or_default();
+            let (serial, cn) = (&s.serial_decimal, &s.subject_cn);
             let labels = [
                 ("component", component),
                 ("endpoint", endpoint),
@@ -68,7 +66,7 @@ pub fn render(r: &ServedResult) -> String {
                 ("serial_number", serial.as_str()),
                 ("subject_CN", cn.as_str()),
             ];
-            if let Ok(t) = timefmt::parse_rfc3339(&s.not_after) {
+            if let Some(t) = s.not_after_seconds {
                 sample(
                     &mut not_after,
                     "kubecert_served_cert_not_after_seconds",

@@ -179,6 +179,15 @@ pub struct CertFacts {
     pub not_after: String,
     /// Subject.
     pub subject: String,
+    /// NotAfter, Unix seconds (not serialized; for metrics).
+    #[serde(skip)]
+    pub not_after_seconds: Option<i64>,
+    /// Serial, decimal (not serialized; for metrics' x509-exporter labels).
+    #[serde(skip)]
+    pub serial_decimal: String,
+    /// The subject's CN (not serialized; for metrics).
+    #[serde(skip)]
+    pub subject_cn: String,
 }
 
 impl CertFacts {
@@ -187,6 +196,11 @@ impl CertFacts {
             serial: i.serial.clone(),
             not_after: timefmt::rfc3339(i.not_after),
             subject: i.subject.clone(),
+            not_after_seconds: Some(i.not_after),
+            serial_decimal: i.serial_decimal.clone(),
+            subject_cn: crate::pki::cert::dn_fields(&i.subject_der)
+                .remove("CN")
+                .unwrap_or_default(),
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct CertInfo {
     pub organizations: Vec<String>,
     /// Serial number, lowercase hex.
     pub serial: String,
+    /// Serial number in decimal, as Go's `big.Int.String()` prints it (the big-endian bytes
+    /// read unsigned, like x509-parser).
+    pub serial_decimal: String,
     /// NotBefore, Unix seconds.
     pub not_before: i64,
     /// NotAfter, Unix seconds.
@@ -267,6 +270,53 @@ fn key_algorithm(x: &X509Certificate<'_>) -> PublicKeyAlgorithm {
     }
 }
 
+/// The first value of each of C, ST, L, O, OU and CN of a distinguished name, keyed by
+/// those short names (x509-certificate-exporter's `subject_*`/`issuer_*` labels).
+///
+/// Values are what x509-parser's `Display` of the name shows: string types as text, other
+/// types as upper-case hex. A name x509-parser cannot display (a value that is not valid
+/// UTF-8, for one) gives no fields, and so does DER that is not a name.
+pub fn dn_fields(name_der: &[u8]) -> std::collections::BTreeMap<&'static str, String> {
+    use x509_parser::der_parser::asn1_rs::{BmpString, Tag};
+    use x509_parser::oid_registry as oids;
+    let mut out = std::collections::BTreeMap::new();
+    let Ok((_, name)) = x509_parser::x509::X509Name::from_der(name_der) else {
+        return out;
+    };
+    for attr in name.iter_attributes() {
+        let v = attr.attr_value();
+        let text = match v.tag() {
+            Tag::NumericString
+            | Tag::VisibleString
+            | Tag::PrintableString
+            | Tag::GeneralString
+            | Tag::ObjectDescriptor
+            | Tag::GraphicString
+            | Tag::T61String
+            | Tag::VideotexString
+            | Tag::Utf8String
+            | Tag::Ia5String => std::str::from_utf8(v.data).ok().map(str::to_string),
+            Tag::BmpString => BmpString::try_from(v.clone()).ok().map(|s| s.string()),
+            _ => Some(hex::encode_upper(v.as_bytes())),
+        };
+        let Some(text) = text else {
+            // x509-parser displays no part of such a name.
+            return std::collections::BTreeMap::new();
+        };
+        let key = match attr.attr_type() {
+            t if *t == oids::OID_X509_COUNTRY_NAME => "C",
+            t if *t == oids::OID_X509_STATE_OR_PROVINCE_NAME => "ST",
+            t if *t == oids::OID_X509_LOCALITY_NAME => "L",
+            t if *t == oids::OID_X509_ORGANIZATION_NAME => "O",
+            t if *t == oids::OID_X509_ORGANIZATIONAL_UNIT => "OU",
+            t if *t == oids::OID_X509_COMMON_NAME => "CN",
+            _ => continue,
+        };
+        out.entry(key).or_insert(text);
+    }
+    out
+}
+
 /// DER that is not an X.509 certificate.
 #[derive(Debug, thiserror::Error)]
 #[error("not an X.509 certificate")]
@@ -293,6 +343,7 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, NotACertificate> {
             .map(str::to_string)
             .collect(),
         serial: hex::encode(x.raw_serial()),
+        serial_decimal: x.tbs_certificate.serial.to_string(),
         not_before: x.validity().not_before.timestamp(),
         not_after: x.validity().not_after.timestamp(),
         dns_names: vec![],
@@ -440,38 +491,25 @@ pub fn parse_private_key(bytes: &[u8]) -> Result<PrivateKey, PemError> {
     Ok(PrivateKey { pair, format })
 }
 
-/// The contents of a DER element with tag `tag` at the start of `input`, and the rest.
-fn der_take(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (t, rest) = crate::der::read(input).ok()?;
-    (t.tag == tag).then_some((t.content, rest))
-}
-
-/// `(n, e)` of a PKCS#1 `RSAPrivateKey` (two-prime, version 0), read without validating it.
+/// `(n, e)` of a PKCS#1 `RSAPrivateKey` (two-prime, version 0), read without validating it,
+/// without leading zero octets (the `pkcs1` crate).
 fn pkcs1_public(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (seq, rest) = der_take(der, 0x30)?;
-    let (version, r) = der_take(seq, 0x02)?;
-    let (n, r) = der_take(r, 0x02)?;
-    let (e, mut r) = der_take(r, 0x02)?;
-    for _ in 0..6 {
-        r = der_take(r, 0x02)?.1; // d, p, q, dP, dQ, qInv
-    }
-    (rest.is_empty() && version == [0] && r.is_empty()).then_some((n, e))
+    use pkcs8::der::Decode;
+    let k = pkcs1::RsaPrivateKey::from_der(der).ok()?;
+    Some((k.modulus.as_bytes(), k.public_exponent.as_bytes()))
 }
 
-/// The public point a SEC1 `ECPrivateKey` carries (`[1] publicKey`), if it carries one.
+/// The public point a SEC1 `ECPrivateKey` carries (`[1] publicKey`), if it carries one (the
+/// `sec1` crate).
 fn sec1_public(der: &[u8]) -> Option<&[u8]> {
-    let (seq, rest) = der_take(der, 0x30)?;
-    let (version, r) = der_take(seq, 0x02)?;
-    let (_, mut r) = der_take(r, 0x04)?;
-    if let Some((_, after_params)) = der_take(r, 0xa0) {
-        r = after_params;
-    }
-    let (public, r) = der_take(r, 0xa1)?;
-    let (bits, _) = der_take(public, 0x03)?;
-    let (&0, point) = bits.split_first()? else {
-        return None;
-    };
-    (rest.is_empty() && version == [1] && r.is_empty()).then_some(point)
+    use pkcs8::der::Decode;
+    sec1::EcPrivateKey::from_der(der).ok()?.public_key
+}
+
+/// `b` without its leading zero octets (an INTEGER's content as an unsigned number).
+fn unsigned(b: &[u8]) -> &[u8] {
+    let zeros = b.iter().take_while(|x| **x == 0).count();
+    &b[zeros..]
 }
 
 /// Whether the PEM private key `bytes` is the private half of `info`'s public key, decided by
@@ -513,22 +551,14 @@ pub fn key_matches_quickly(bytes: &[u8], info: &CertInfo) -> bool {
         "RSA PRIVATE KEY" => (pkcs1_public(der), None),
         "EC PRIVATE KEY" => (None, sec1_public(der)),
         "PRIVATE KEY" => {
-            // PrivateKeyInfo: version, AlgorithmIdentifier, OCTET STRING privateKey, ...
-            let Some((seq, _)) = der_take(der, 0x30) else {
+            // PKCS#8 PrivateKeyInfo (v1, or v2 with the public key), read with the pkcs8 crate.
+            use pkcs8::der::Decode;
+            let Ok(pki) = pkcs8::PrivateKeyInfo::from_der(der) else {
                 return false;
             };
-            let Some((_, r)) = der_take(seq, 0x02) else {
-                return false;
-            };
-            let Some((alg, r)) = der_take(r, 0x30) else {
-                return false;
-            };
-            let Some((inner, _)) = der_take(r, 0x04) else {
-                return false;
-            };
-            match der_take(alg, 0x06) {
-                Some((RSA, _)) => (pkcs1_public(inner), None),
-                Some((EC, _)) => (None, sec1_public(inner)),
+            match pki.algorithm.oid.as_bytes() {
+                RSA => (pkcs1_public(pki.private_key), None),
+                EC => (None, sec1_public(pki.private_key)),
                 _ => (None, None),
             }
         }
@@ -536,7 +566,7 @@ pub fn key_matches_quickly(bytes: &[u8], info: &CertInfo) -> bool {
     };
     match (spki.parsed(), rsa, ec) {
         (Ok(PublicKey::RSA(cert)), Some((n, e)), _) => {
-            rsa_ok && cert.modulus == n && cert.exponent == e
+            rsa_ok && unsigned(cert.modulus) == n && unsigned(cert.exponent) == e
         }
         (Ok(PublicKey::EC(point)), _, Some(p)) => ec_ok && point.data() == p,
         _ => false,
@@ -552,6 +582,188 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `openssl req -x509 -multivalue-rdn -subj "/C=FR/ST=Ile de France/L=Paris/O=system:masters+O=other, X=y/OU=Ops \"q\"/CN=a, b" -set_serial 0x00ff00ff…ff`.
+    const ODD_NAME: &str = "-----BEGIN CERTIFICATE-----\n\
+MIID5TCCAs2gAwIBAgISAP8A/wD/AP8A/wD/AP8A/wD/MA0GCSqGSIb3DQEBCwUA\n\
+MIGCMQswCQYDVQQGEwJGUjEWMBQGA1UECAwNSWxlIGRlIEZyYW5jZTEOMAwGA1UE\n\
+BwwFUGFyaXMxKjARBgNVBAoMCm90aGVyLCBYPXkwFQYDVQQKDA5zeXN0ZW06bWFz\n\
+dGVyczEQMA4GA1UECwwHT3BzICJxIjENMAsGA1UEAwwEYSwgYjAeFw0yNjEyMDEx\n\
+NzQ2MThaFw0zNjExMjgxNzQ2MThaMIGCMQswCQYDVQQGEwJGUjEWMBQGA1UECAwN\n\
+SWxlIGRlIEZyYW5jZTEOMAwGA1UEBwwFUGFyaXMxKjARBgNVBAoMCm90aGVyLCBY\n\
+PXkwFQYDVQQKDA5zeXN0ZW06bWFzdGVyczEQMA4GA1UECwwHT3BzICJxIjENMAsG\n\
+A1UEAwwEYSwgYjCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAL+gl+K8\n\
+r4naFA8bId4KxobLQ9ShB+3ofP0QFekmOEtfRZqXZqLRrPskxBTS8lJ7/zbpsjvb\n\
+Q4kre7u9RZNFwCfiFAqMmrIfbknk6xnEZg7xCOnpzEK72Ic9kt2ovxfNmRczkiA8\n\
+UxG9iipdcSFIoL7WpJJLaLFbThG8vjh2v/sKLSTj1Pwrwvay35sF6QmOr7l799Zz\n\
+6MEO342Gt3ZTNx1EqqydI8QCzZzp98qU6pTT1wFQ8RER51fQlZanCel2j6OsQ82M\n\
+6YE5Nj6ay7609MV5U2NnlEwrmDG2uYIntqyBtfcRCTbaZ99mjCChTgJpB/H3OGCA\n\
+2i9RCc9zQYmm53ECAwEAAaNTMFEwHQYDVR0OBBYEFEbO6M1iBbkA4HZrzwuH0YHK\n\
+2RsoMB8GA1UdIwQYMBaAFEbO6M1iBbkA4HZrzwuH0YHK2RsoMA8GA1UdEwEB/wQF\n\
+MAMBAf8wDQYJKoZIhvcNAQELBQADggEBAENh3eBaXe3sd5eXqwY2aN5XP+qSlO6A\n\
+0cMD4p6d4la77cK9Qo+TdzWOwKTq6yIBEm18k2v7CMt5dY3ibkVnAZAdmNJEo2uO\n\
+Wtd94zzCpqAZCT4RBexRgLUddpAk8IvMVThmhd1lRFNqC8zTQ378Y+drV5OWW6I/\n\
+WxctkJ4MOxu4QSTAPUXZEM+oPM35EB7aLOu2fixIXZhG4iQPZw5U5PFNGBdG4seC\n\
+9FDgL/YZKRJ+CLOcAUjFSyqVELw3ZRcc8FHSuy0pdvFj+tDVcehmtJnyInJx4Bwo\n\
+O5tTmD6zm4kCiQs6YVgUzfXiKUsUx9yd6oATsIuxBmu/nu3eDGw6YAI=\n\
+-----END CERTIFICATE-----\n\
+";
+    /// `openssl req -x509 -subj "/CN=kube-apiserver/O=x/O=y/DC=example/emailAddress=a@b.c" -set_serial -5`.
+    const NEGATIVE_SERIAL: &str = "-----BEGIN CERTIFICATE-----\n\
+MIICAzCCAaigAwIBAgIB+zAKBggqhkjOPQQDAjBgMRcwFQYDVQQDDA5rdWJlLWFw\n\
+aXNlcnZlcjEKMAgGA1UECgwBeDEKMAgGA1UECgwBeTEXMBUGCgmSJomT8ixkARkW\n\
+B2V4YW1wbGUxFDASBgkqhkiG9w0BCQEWBWFAYi5jMB4XDTI2MTIwMTE3NDYxOFoX\n\
+DTM2MTEyODE3NDYxOFowYDEXMBUGA1UEAwwOa3ViZS1hcGlzZXJ2ZXIxCjAIBgNV\n\
+BAoMAXgxCjAIBgNVBAoMAXkxFzAVBgoJkiaJk/IsZAEZFgdleGFtcGxlMRQwEgYJ\n\
+KoZIhvcNAQkBFgVhQGIuYzBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKBWiORx\n\
+jfsPBW7UcYo+/iezdR0gtj9jifHx2tXlLdux2hJOoiVZ72K6WtneQJX2d34x65Z/\n\
+wTXn5wl5pYSUFZijUzBRMB0GA1UdDgQWBBQsw8Gee7qqjVuCQ+dgWk24jm5XFDAf\n\
+BgNVHSMEGDAWgBQsw8Gee7qqjVuCQ+dgWk24jm5XFDAPBgNVHRMBAf8EBTADAQH/\n\
+MAoGCCqGSM49BAMCA0kAMEYCIQCgXMPZ9N8OzEQzfFT5vD5khnSByYTk6tz68vRj\n\
+3lR3AgIhAKI4akPENXti2ybEoJ7h0Ng3YlKEfYqyUXwOTMpoR3Vn\n\
+-----END CERTIFICATE-----\n\
+";
+
+    /// What [`key_matches_quickly`] must say, (key PEM, cert PEM) → verdict: true only when
+    /// the public half the key file carries is the certificate's. The golden test of the
+    /// crate trial (see [`pkcs1_public`]).
+    fn key_golden() -> Vec<(&'static str, Vec<u8>, Vec<u8>, bool)> {
+        let fx = |p: &str| {
+            std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures")
+                    .join(p),
+            )
+            .unwrap()
+        };
+        let pkcs8 = |alg| {
+            let (k, pem) = crate::pki::issue::new_key(alg).unwrap();
+            let der = crate::pki::issue::self_signed_ca("t", &k.pair, 0, 86400).unwrap();
+            (
+                pem.into_bytes(),
+                crate::pki::issue::cert_pem(&der).into_bytes(),
+            )
+        };
+        let (rsa8, rsa8_crt) = pkcs8(crate::pki::issue::KeyAlgorithm::Rsa2048);
+        let (ec8, ec8_crt) = pkcs8(crate::pki::issue::KeyAlgorithm::EcdsaP256);
+        let (ec384, ec384_crt) = pkcs8(crate::pki::issue::KeyAlgorithm::EcdsaP384);
+        let pkcs1 = fx("pki-zetaoss-2024/apiserver.key");
+        let pkcs1_crt = fx("pki-zetaoss-2024/apiserver.crt");
+        // SEC1 as kubeadm and openssl write it (`EC PRIVATE KEY`, with its public point).
+        let t = tempfile::tempdir().unwrap();
+        let (kp, cp) = (t.path().join("k.pem"), t.path().join("c.pem"));
+        let run = |args: &[&str]| {
+            let o = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        };
+        let (k, c) = (kp.to_str().unwrap(), cp.to_str().unwrap());
+        run(&[
+            "ecparam",
+            "-name",
+            "secp384r1",
+            "-genkey",
+            "-noout",
+            "-out",
+            k,
+        ]);
+        run(&[
+            "req", "-x509", "-key", k, "-subj", "/CN=t", "-days", "1", "-out", c,
+        ]);
+        let (sec1, sec1_crt) = (std::fs::read(&kp).unwrap(), std::fs::read(&cp).unwrap());
+        // A three-prime RSA key (PKCS#1 version 1), which kubecert cannot load: the quick
+        // check must not call it a match either.
+        let (mk, mc) = (t.path().join("m8.pem"), t.path().join("m1.pem"));
+        let (m8, m1) = (mk.to_str().unwrap(), mc.to_str().unwrap());
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-pkeyopt",
+            "rsa_keygen_primes:3",
+            "-out",
+            m8,
+        ]);
+        run(&["rsa", "-in", m8, "-traditional", "-out", m1]);
+        run(&[
+            "req", "-x509", "-key", m1, "-subj", "/CN=t", "-days", "1", "-out", c,
+        ]);
+        let (multi, multi_crt) = (std::fs::read(&mc).unwrap(), std::fs::read(&cp).unwrap());
+        assert!(String::from_utf8_lossy(&pkcs1).contains("BEGIN RSA PRIVATE KEY"));
+        assert!(String::from_utf8_lossy(&sec1).contains("BEGIN EC PRIVATE KEY"));
+        vec![
+            ("pkcs1", pkcs1.clone(), pkcs1_crt.clone(), true),
+            ("sec1", sec1.clone(), sec1_crt.clone(), true),
+            ("pkcs8 rsa", rsa8.clone(), rsa8_crt.clone(), true),
+            ("pkcs8 ec", ec8.clone(), ec8_crt.clone(), true),
+            ("pkcs8 ec p384", ec384.clone(), ec384_crt.clone(), true),
+            ("pkcs8 ec p384, other cert", ec384, ec8_crt.clone(), false),
+            ("pkcs1 multi-prime", multi, multi_crt, false),
+            ("pkcs1, other cert", pkcs1.clone(), rsa8_crt.clone(), false),
+            ("sec1, other cert", sec1.clone(), ec8_crt.clone(), false),
+            (
+                "pkcs8 rsa, other cert",
+                rsa8.clone(),
+                pkcs1_crt.clone(),
+                false,
+            ),
+            ("pkcs8 ec, other cert", ec8.clone(), sec1_crt.clone(), false),
+            ("rsa key, ec cert", pkcs1.clone(), sec1_crt.clone(), false),
+            (
+                "garbage",
+                b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".to_vec(),
+                pkcs1_crt.clone(),
+                false,
+            ),
+        ]
+    }
+
+    #[test]
+    fn key_matches_quickly_golden() {
+        for (what, key, crt, want) in key_golden() {
+            let info = parse_pem_bundle(&crt).unwrap().info;
+            assert_eq!(key_matches_quickly(&key, &info), want, "{what}");
+            // The quick verdict never contradicts loading the key.
+            if let Ok(k) = parse_private_key(&key) {
+                assert_eq!(k.matches(&info), want, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn dn_fields_are_the_first_value_of_each_attribute() {
+        let c = parse_pem_bundle(ODD_NAME.as_bytes()).unwrap();
+        let f = dn_fields(&c.info.subject_der);
+        let want: Vec<(&str, &str)> = vec![
+            ("C", "FR"),
+            ("CN", "a, b"),
+            ("L", "Paris"),
+            // A multi-valued RDN: the SET OF is sorted in DER, so "other, X=y" comes first.
+            ("O", "other, X=y"),
+            ("OU", "Ops \"q\""),
+            ("ST", "Ile de France"),
+        ];
+        let got: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(got, want);
+        assert_eq!(dn_fields(&c.info.issuer_der), f);
+        assert_eq!(
+            c.info.serial_decimal,
+            "86773327620741724286131199504468332708095"
+        );
+        let c = parse_pem_bundle(NEGATIVE_SERIAL.as_bytes()).unwrap();
+        let f = dn_fields(&c.info.subject_der);
+        let got: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(got, vec![("CN", "kube-apiserver"), ("O", "x")]);
+        // -5 is the single byte 0xfb, read unsigned.
+        assert_eq!(c.info.serial, "fb");
+        assert_eq!(c.info.serial_decimal, "251");
+        assert!(dn_fields(b"not a name").is_empty());
+        assert!(dn_fields(&[]).is_empty());
+    }
 
     #[test]
     fn garbage_is_a_typed_error() {

@@ -101,13 +101,13 @@ impl KeyAlgorithm {
 #[non_exhaustive]
 pub enum IssueError {
     /// rcgen refused the parameters or key.
-    #[error("{0}")]
+    #[error(transparent)]
     Rcgen(#[from] rcgen::Error),
     /// Key export failed.
     #[error("key encoding failed: {0}")]
     KeyEncoding(String),
     /// The DER produced could not be spliced.
-    #[error("{0}")]
+    #[error(transparent)]
     Der(#[from] der::DerError),
     /// A SAN value is not representable.
     #[error("invalid SAN {0:?}")]

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-const PID_FILE: &str = ".kubecert.pid";
 const JOURNAL_FILE: &str = ".kubecert-journal.json";
 const STAGED_SUFFIX: &str = ".kubecert-new";
 
@@ -61,24 +60,19 @@ pub struct Lock {
 impl Lock {
     /// Takes the lock on `dir`, waiting up to `timeout` for another holder.
     ///
-    /// The lock is a flock(2) on the directory itself, so taking it creates no file; the
-    /// holder's pid is written to `.kubecert.pid` while it holds the lock (and removed on
-    /// release) so a waiter can say who holds it.
+    /// The lock is a flock(2) on the directory itself, so taking it creates no file, and a
+    /// run that is killed leaves nothing behind. A waiter learns who holds it from
+    /// `/proc/locks` ([`holder_pid`]).
     pub fn acquire(dir: &Path, timeout: Duration) -> Result<Lock> {
         refuse_symlink(dir)?;
         let file = File::open(dir).map_err(|e| Error::io(dir, e))?;
-        let pid_path = dir.join(PID_FILE);
         let start = Instant::now();
         let mut announced = false;
         loop {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(fs::TryLockError::WouldBlock) => {
-                    let pid = crate::pki::fsread::read(&pid_path)
-                        .ok()
-                        .and_then(|b| String::from_utf8(b).ok())
-                        .and_then(|s| s.trim().parse().ok())
-                        .unwrap_or(0);
+                    let pid = holder_pid(&file);
                     if start.elapsed() >= timeout {
                         return Err(Error::Locked {
                             dir: dir.to_path_buf(),
@@ -94,10 +88,6 @@ impl Lock {
                 Err(fs::TryLockError::Error(e)) => return Err(Error::io(dir, e)),
             }
         }
-        let _ = refuse_symlink(&pid_path).and_then(|_| {
-            fs::write(&pid_path, format!("{}\n", std::process::id()))
-                .map_err(|e| Error::io(&pid_path, e))
-        });
         Ok(Lock {
             file,
             dir: dir.to_path_buf(),
@@ -112,9 +102,41 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(self.dir.join(PID_FILE));
         let _ = self.file.unlock();
     }
+}
+
+/// The pid of the process holding the flock(2) on `file`, from `/proc/locks` (a line
+/// `1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`); 0 when unknown.
+fn holder_pid(file: &File) -> u32 {
+    use std::io::Read as _;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = file.metadata() else {
+        return 0;
+    };
+    // glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor).
+    let dev = m.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let id = format!("{major:02x}:{minor:02x}:{}", m.ino());
+    let mut text = String::new();
+    let read = File::open("/proc/locks").and_then(|f| {
+        f.take(crate::pki::fsread::MAX_FILE_BYTES)
+            .read_to_string(&mut text)
+    });
+    if read.is_err() {
+        return 0;
+    }
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Waiters' lines have `->` in the second field.
+            match f.as_slice() {
+                [_, "FLOCK", _, _, pid, dev_ino, ..] if *dev_ino == id => pid.parse().ok(),
+                _ => None,
+            }
+        })
+        .unwrap_or(0)
 }
 
 /// An open PKI store: the exclusive lock on the cert dir is held and any run an earlier crash
@@ -386,11 +408,12 @@ fn recover(lock: &Lock) -> Result<Option<String>> {
         Err(e) => {
             // The journal is written atomically, so a torn journal cannot happen; an
             // unreadable one means someone edited it. Refuse to guess.
-            return Err(Error::Recovery(format!(
-                "{}: {}",
-                jp.display(),
-                crate::error::describe_json(&e)
-            )));
+            return Err(Error::Recovery {
+                reason: crate::error::Reason::with(
+                    jp.display().to_string(),
+                    crate::error::JsonError(e),
+                ),
+            });
         }
     };
     let what = match journal.state {
@@ -468,8 +491,11 @@ fn remove_partial_backup(dir: &Path) -> Result<()> {
 }
 
 /// Makes a fresh backup dir `<root>/<stamp>[-N]` with mode 0700.
-fn make_backup_dir(root: &Path, stamp: &str) -> Result<PathBuf> {
-    fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+fn make_backup_dir(root: &Path, stamp: &str, made: &mut Made) -> Result<PathBuf> {
+    if !root.exists() {
+        fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        made.backup_root = Some(root.to_path_buf());
+    }
     for n in 0..1000 {
         let p = if n == 0 {
             root.join(stamp)
@@ -622,6 +648,8 @@ fn commit_ops(
 /// What a [`commit`] created, so that a failure before `prepared` can take it back.
 #[derive(Default)]
 struct Made {
+    /// The backup root, when this commit created it.
+    backup_root: Option<PathBuf>,
     backup_dir: Option<PathBuf>,
     staged: Vec<PathBuf>,
     journal: bool,
@@ -640,6 +668,10 @@ impl Made {
         }
         if let Some(d) = &self.backup_dir {
             let _ = fs::remove_dir_all(d);
+        }
+        if let Some(r) = &self.backup_root {
+            // Only when empty: another run may have put its backup there since.
+            let _ = fs::remove_dir(r);
         }
     }
 }
@@ -660,7 +692,7 @@ fn commit_inner(
     // removes the partial backup (no orphan backup dirs, no stray temp files).
     let backup_dir = match backup_root {
         Some(root) => {
-            let dir = make_backup_dir(root, stamp)?;
+            let dir = make_backup_dir(root, stamp, made)?;
             made.backup_dir = Some(dir.clone());
             Some(dir)
         }
@@ -1190,17 +1222,34 @@ mod tests {
         let err = commit(&lock, &[w], Some(&backups), "T").unwrap_err();
         assert_eq!(err.path(), Some(pki.join(JOURNAL_FILE).as_path()));
         assert_eq!(fs::read(&a).unwrap(), b"old");
-        assert_eq!(
-            fs::read_dir(&backups).unwrap().count(),
-            0,
-            "backup dir left"
-        );
+        assert!(!backups.exists(), "backup root left");
         let mut left: Vec<String> = fs::read_dir(&pki)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, [JOURNAL_FILE, PID_FILE, "a.crt"]);
+        assert_eq!(left, [JOURNAL_FILE, "a.crt"]);
+    }
+
+    #[test]
+    fn a_waiter_names_the_holder_without_a_pid_file() {
+        let d = tempfile::tempdir().unwrap();
+        let held = Lock::acquire(d.path(), Duration::from_secs(1)).unwrap();
+        // Another open file description of the same dir: flock(2) makes it wait.
+        match Lock::acquire(d.path(), Duration::ZERO) {
+            Err(Error::Locked { pid, dir }) => {
+                assert_eq!(pid, std::process::id());
+                assert_eq!(dir, d.path());
+            }
+            other => panic!("not locked: {other:?}"),
+        }
+        assert_eq!(
+            fs::read_dir(d.path()).unwrap().count(),
+            0,
+            "a file was made"
+        );
+        drop(held);
+        Lock::acquire(d.path(), Duration::ZERO).unwrap();
     }
 
     /// A run killed while making its backup leaves a `staging` journal naming the partial

@@ -183,7 +183,7 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         | Error::CaMissing { .. }
         | Error::NotACa { .. }
         | Error::NoPki { .. } => codes::FILE,
-        Error::Recovery(_) | Error::StoreCorrupt { .. } => codes::STORE_CORRUPT,
+        Error::Recovery { .. } | Error::StoreCorrupt { .. } => codes::STORE_CORRUPT,
         Error::Runtime { .. } => codes::RUNTIME,
         Error::CaExpired { .. } | Error::CaNotYetValid { .. } => codes::CA_EXPIRED,
         Error::KubeApi(_) => codes::KUBE_API,
@@ -504,7 +504,9 @@ mod tests {
                 -31012,
             ),
             (
-                Error::Recovery("/p/.kubecert-journal.json: x".into()),
+                Error::Recovery {
+                    reason: "/p/.kubecert-journal.json: x".into(),
+                },
                 -31012,
             ),
             (

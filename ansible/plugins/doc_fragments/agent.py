@@ -56,3 +56,13 @@ options:
     type: path
     default: /etc/kubernetes
 '''
+
+    # Whether etcd is external: the `external_etcd` param of the methods that take a PkiLocation.
+    EXTERNAL_ETCD = r'''
+options:
+  external_etcd:
+    description:
+      - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
+      - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
+    type: bool
+'''

@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - kubecert.pki.agent
   - kubecert.pki.agent.paths
+  - kubecert.pki.agent.external_etcd
   - kubecert.pki.attributes
 attributes:
   check_mode:
@@ -38,11 +39,6 @@ options:
     type: list
     elements: str
     default: [all]
-  external_etcd:
-    description:
-      - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
-      - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
-    type: bool
   within:
     description:
       - Renew only certificates that expire within this duration, for example V(30d) or V(720h).

@@ -19,6 +19,7 @@ author:
 extends_documentation_fragment:
   - kubecert.pki.agent
   - kubecert.pki.agent.paths
+  - kubecert.pki.agent.external_etcd
   - kubecert.pki.attributes
 attributes:
   check_mode:
@@ -39,11 +40,6 @@ options:
       - Where the CSRs and keys are written (C(<name>.csr), C(<name>.key); created with mode 0700).
     type: path
     required: true
-  external_etcd:
-    description:
-      - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
-      - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
-    type: bool
   reuse_key:
     description:
       - Build the CSR from the certificate's current key instead of a new one.

@@ -18,6 +18,7 @@ author:
 extends_documentation_fragment:
   - kubecert.pki.agent
   - kubecert.pki.agent.paths
+  - kubecert.pki.agent.external_etcd
   - kubecert.pki.attributes
 attributes:
   check_mode:
@@ -39,11 +40,6 @@ options:
         (C(<name>.crt)) were put.
     type: path
     required: true
-  external_etcd:
-    description:
-      - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
-      - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
-    type: bool
   backup_dir:
     description:
       - Where the agent keeps backups; each run gets its own subdirectory, returned as RV(backupDir).

@@ -362,7 +362,7 @@ fn read_cert(path: &Path) -> Result<CertInfo, String> {
     } else {
         read_file(path)
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| crate::error::report(&e))?;
     parse_pem_bundle(&bytes)
         .map(|c| c.info)
         .map_err(|e| format!("{}: {e}", path.display()))
@@ -501,7 +501,12 @@ pub fn served(o: &ServedOptions) -> ServedResult {
     let fail = eps
         .iter()
         .any(|e| e.verdict == Verdict::Stale || e.served_expired);
-    let warn = eps.iter().any(|e| e.verdict == Verdict::Unreachable);
+    // Unreachable, or a certificate file that is configured but cannot be read: nothing
+    // proven, never ok.
+    let warn = eps.iter().any(|e| {
+        e.verdict == Verdict::Unreachable
+            || (e.verdict == Verdict::NotChecked && e.cert_path.is_some() && e.on_disk.is_none())
+    });
     let mut stale_components: Vec<Owner> = eps
         .iter()
         .filter(|e| e.verdict == Verdict::Stale)

@@ -158,3 +158,152 @@ fn embedded_client_cert_without_key_is_key_missing() {
     );
     assert_eq!(hash_tree(t.path()), before);
 }
+
+// ---- confinement of issue 15's RPC surfaces (in-process, the caller as an extension) ----
+
+use kubecert::rpc::{module, Caller, Enforce, Roots};
+use serde_json::{json, Value};
+
+fn other_uid() -> u32 {
+    if kubecert::rpc::unix::effective_uid() == 1000 {
+        1001
+    } else {
+        1000
+    }
+}
+
+fn caller(may_write: bool) -> Caller {
+    Caller {
+        uid: other_uid(),
+        gid: other_uid(),
+        pid: Some(4242),
+        may_read: true,
+        may_write,
+    }
+}
+
+fn call(roots: &Roots, who: Caller, method: &str, params: Value) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut m = module(Enforce::PeerCredentials, roots.clone());
+    m.extensions_mut().insert(who);
+    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let (resp, _) = rt
+        .block_on(m.raw_json_request(&req, 1))
+        .expect("a JSON-RPC response");
+    serde_json::from_str(resp.get()).expect("JSON")
+}
+
+/// A read-tier caller cannot steer root's `check` (served proof, kubelet section) at other
+/// files or hosts, nor run `kubelet-conf-rebuild` for real; a write-tier caller cannot point
+/// the rebuild at another kubelet PKI or kubeconfig dir, nor use a node name that is a
+/// path. Each refusal: its code, the param named, nothing on disk changed, no byte of the
+/// secret in the answer. (Without `confine`'s PathParams rows for these params, the calls
+/// would run: the first would answer a result, the rebuild would write.)
+#[test]
+fn issue15_rpc_params_are_confined() {
+    let (t, root) = demo(&[
+        "--now",
+        DEMO_NOW,
+        "--kubelet",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let mut roots = Roots::for_dirs(root.join("pki"), &root);
+    roots.kubelet_pki = root.join("kubelet-pki");
+    let evil = t.path().join("evil");
+    std::fs::create_dir(&evil).unwrap();
+    std::fs::write(evil.join("secret"), "SECRET-MARKER-77\n").unwrap();
+    let before = hash_tree(t.path());
+    let refused = |who: Caller, method: &str, params: Value, code: i64, param: Option<&str>| {
+        let r = call(&roots, who, method, params.clone());
+        assert_eq!(r["error"]["code"], code, "{method} {params}: {r}");
+        if let Some(p) = param {
+            assert_eq!(r["error"]["data"]["param"], p, "{method} {params}: {r}");
+            let cause = r["error"]["data"]["cause"].as_str().unwrap();
+            assert!(
+                cause.starts_with(&format!("{p}: ")) && cause.contains("is not allowed"),
+                "{cause}"
+            );
+        }
+        assert!(!r.to_string().contains("SECRET-MARKER"), "{r}");
+        assert_eq!(
+            hash_tree(t.path()),
+            before,
+            "{method} {params} changed the tree"
+        );
+    };
+    let reader = caller(false);
+    let writer = caller(true);
+    let secret = evil.join("secret");
+    // check: served options and the kubelet section.
+    for (params, param) in [
+        (
+            json!({"served": true, "kubelet_config": secret}),
+            "kubelet_config",
+        ),
+        (
+            json!({"served": true, "manifests_dir": evil}),
+            "manifests_dir",
+        ),
+        (
+            json!({"served": true, "endpoints": [{"endpoint": "kube-apiserver",
+                "address": "169.254.169.254:80"}]}),
+            "endpoints[].address",
+        ),
+        (
+            json!({"served": true, "endpoints": [{"endpoint": "kubelet", "cert": secret}]}),
+            "endpoints[].cert",
+        ),
+        (json!({"kubelet": true, "kubelet_pki": evil}), "kubelet_pki"),
+    ] {
+        refused(reader, "check", params, -31010, Some(param));
+    }
+    // served: the same options.
+    refused(
+        reader,
+        "served",
+        json!({"endpoints": [{"endpoint": "etcd-client", "address": "10.0.0.1:22"}]}),
+        -31010,
+        Some("endpoints[].address"),
+    );
+    // kubelet-conf-rebuild: a reader may not rebuild; a writer only the agent's dirs.
+    refused(
+        reader,
+        "kubelet-conf-rebuild",
+        json!({"node_name": "node-1", "now": "2027-02-01T00:00:00Z"}),
+        -31004,
+        None,
+    );
+    for (params, param) in [
+        (
+            json!({"node_name": "node-1", "kubelet_pki": evil}),
+            "kubelet_pki",
+        ),
+        (
+            json!({"node_name": "node-1", "kubeconfig_dir": evil}),
+            "kubeconfig_dir",
+        ),
+        (
+            json!({"node_name": "node-1", "cert_dir": evil, "dry_run": true}),
+            "cert_dir",
+        ),
+    ] {
+        refused(writer, "kubelet-conf-rebuild", params, -31010, Some(param));
+    }
+    let r = call(
+        &roots,
+        writer,
+        "kubelet-conf-rebuild",
+        json!({"node_name": "../../etc/cron.d/x", "now": "2027-02-01T00:00:00Z"}),
+    );
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert_eq!(
+        r["error"]["data"]["cause"],
+        "invalid node name \"../../etc/cron.d/x\": it contains '/' (a Node name is a DNS-1123 \
+         subdomain: lowercase letters, digits, '-' and '.')"
+    );
+    assert_eq!(hash_tree(t.path()), before);
+}

@@ -586,7 +586,9 @@ pub(super) async fn run(
         }
     }
     // Phase 1: judge (reads only).
-    let mut judged: Vec<(ApproveItem, Option<bool>)> = Vec::new();
+    // The decision to write (approve?), with the uid of the object judged.
+    type Write = Option<(bool, Option<String>)>;
+    let mut judged: Vec<(ApproveItem, Write)> = Vec::new();
     let mut node_cache: std::collections::BTreeMap<String, NodeLookup> = Default::default();
     for o in objs {
         let csr = match o {
@@ -695,13 +697,13 @@ pub(super) async fn run(
         for f in j.findings {
             push_finding(&mut it, f.code, f.message);
         }
-        judged.push((it, write));
+        judged.push((it, write.map(|w| (w, csr.metadata.uid.clone()))));
     }
     // Phase 2: write.
     let mut requests = Vec::new();
     let mut changed = false;
     for (mut it, write) in judged {
-        if let Some(approve) = write {
+        if let Some((approve, uid)) = write {
             if p.dry_run {
                 it.decision = if approve {
                     Decision::WouldApprove
@@ -714,7 +716,15 @@ pub(super) async fn run(
                     if approve { "Approved" } else { "Denied" },
                     it.reasons.join("; ")
                 );
-                match super::approve::write_decision(&api, &it.name, approve, &message).await {
+                match super::approve::write_decision(
+                    &api,
+                    &it.name,
+                    uid.as_deref(),
+                    approve,
+                    &message,
+                )
+                .await
+                {
                     Ok(()) => {
                         changed = true;
                         tracing::info!(csr = %it.name, decision = ?it.decision, "decided");

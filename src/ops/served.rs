@@ -211,6 +211,10 @@ pub struct ServedEndpoint {
     pub served: Option<CertFacts>,
     /// The served leaf has expired.
     pub served_expired: bool,
+    /// Whether the served certificate's NotBefore lies after the clock (every client refuses
+    /// it: the level is at least warn; the message says so). Not serialized.
+    #[serde(skip)]
+    pub served_not_yet_valid: bool,
     /// The verdict.
     pub verdict: Verdict,
     /// The verdict in words: `current`, `stale: serving a certificate other than the one on
@@ -380,6 +384,7 @@ pub fn probe(t: &endpoints::Target, timeout: Duration, now: i64) -> ServedEndpoi
         on_disk: None,
         served: None,
         served_expired: false,
+        served_not_yet_valid: false,
         verdict: Verdict::NotChecked,
         summary: String::new(),
         message: String::new(),
@@ -418,7 +423,8 @@ pub fn probe(t: &endpoints::Target, timeout: Duration, now: i64) -> ServedEndpoi
     };
     r.served = Some(CertFacts::of(&info));
     r.served_expired = info.not_after < now;
-    let expired = if r.served_expired {
+    r.served_not_yet_valid = info.not_before > now;
+    let mut expired = if r.served_expired {
         format!(
             "; the served certificate expired {}",
             timefmt::rfc3339(info.not_after)
@@ -426,6 +432,13 @@ pub fn probe(t: &endpoints::Target, timeout: Duration, now: i64) -> ServedEndpoi
     } else {
         String::new()
     };
+    if r.served_not_yet_valid {
+        expired.push_str(&format!(
+            "; the served certificate is not valid before {} (the clock says {}: clock skew?)",
+            timefmt::rfc3339(info.not_before),
+            timefmt::rfc3339(now)
+        ));
+    }
     match disk {
         Err(why) => {
             r.verdict = Verdict::NotChecked;
@@ -506,6 +519,7 @@ pub fn served(o: &ServedOptions) -> ServedResult {
     let warn = eps.iter().any(|e| {
         e.verdict == Verdict::Unreachable
             || (e.verdict == Verdict::NotChecked && e.cert_path.is_some() && e.on_disk.is_none())
+            || e.served_not_yet_valid
     });
     let mut stale_components: Vec<Owner> = eps
         .iter()
@@ -537,6 +551,7 @@ fn probe_failed(t: &endpoints::Target) -> ServedEndpoint {
         on_disk: None,
         served: None,
         served_expired: false,
+        served_not_yet_valid: false,
         verdict: Verdict::Unreachable,
         summary: summary(Verdict::Unreachable, t.endpoint.owner(), None),
         message: String::new(),

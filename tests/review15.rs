@@ -307,3 +307,38 @@ fn issue15_rpc_params_are_confined() {
     );
     assert_eq!(hash_tree(t.path()), before);
 }
+
+/// review15: an agent started with its own `--backup-root` keeps the backups of every write
+/// there (restore reads only from there). `kubelet-conf-rebuild` over the socket, as a
+/// write-tier caller, must back up what it replaces under that root, not beside the PKI
+/// dir. Before the fix: `backupDir` was `<cert-dir>/../kubecert-backup/...`.
+#[test]
+fn rebuild_backs_up_under_the_agents_backup_root() {
+    let (t, root) = demo(&[
+        "--now",
+        DEMO_NOW,
+        "--kubelet",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    let mut roots = Roots::for_dirs(root.join("pki"), &root);
+    roots.kubelet_pki = root.join("kubelet-pki");
+    roots.backup_root = t.path().join("agent-backups");
+    let r = call(
+        &roots,
+        caller(true),
+        "kubelet-conf-rebuild",
+        json!({"node_name": "node-1", "now": "2027-02-01T00:00:00Z"}),
+    );
+    assert_eq!(r["result"]["action"], "rebuilt", "{r}");
+    let b = r["result"]["backupDir"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        Path::new(b).starts_with(&roots.backup_root),
+        "backup {b} outside the agent's backup root {}",
+        roots.backup_root.display()
+    );
+    assert!(Path::new(b).is_dir(), "{b}");
+    assert!(!root.join("kubecert-backup").exists());
+}

@@ -504,6 +504,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
                 cert_dir: Some(path_str(&cert_dir)),
                 kubelet_pki: Some(path_str(&kubelet_pki)),
+                backup_dir: None,
                 dry_run,
                 now,
                 clock_skew,

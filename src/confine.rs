@@ -329,6 +329,7 @@ impl PathParams for crate::kubelet::rebuild::KubeletRebuildParams {
                 &mut self.kubeconfig_dir,
             ),
             opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
+            opt("backup_dir", Root::BackupRoot, &mut self.backup_dir),
         ]
     }
 }

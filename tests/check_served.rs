@@ -848,3 +848,124 @@ fn kubelet_rotated_serving_certificate() {
     // The key in that file never shows up in the result.
     assert!(!String::from_utf8_lossy(&o.stdout).contains("PRIVATE KEY"));
 }
+
+/// review15: the kubelet config names a serving certificate file that is missing on disk
+/// while the kubelet serves one: nothing is compared, so the run must not be `ok` (rule 1:
+/// a missing path is a finding). `served kubelet` exits 3 (warn), the verdict stays
+/// `not-checked` and the message names the missing file. Before the fix: exit 0, level ok.
+#[test]
+fn a_configured_cert_file_missing_on_disk_is_not_ok() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let (c, k) = (root.join("served.crt"), root.join("served.key"));
+    self_signed(&c, &k, "node-1@1700000000", 30);
+    let port = free_port();
+    let missing = root.join("kubelet-pki/kubelet.crt");
+    let conf = root.join("kubelet-config.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "kind: KubeletConfiguration\nport: {port}\ntlsCertFile: {}\n",
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let _kubelet = s_server(&c, &k, port);
+    let before = hash_tree(root);
+    let kpki = root.join("kubelet-pki");
+    let a = [
+        "served",
+        "kubelet",
+        "--kubelet-config",
+        conf.to_str().unwrap(),
+        "--kubelet-pki",
+        kpki.to_str().unwrap(),
+        "--timeout",
+        "2s",
+        "-o",
+        "json",
+    ];
+    let o = kubecert(&a);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+    assert_eq!(o.status.code(), Some(3), "{v}");
+    assert_eq!(v["level"], "warn", "{v}");
+    let e = &v["endpoints"][0];
+    assert_eq!(e["endpoint"], "kubelet", "{v}");
+    assert_eq!(e["verdict"], "not-checked", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("kubelet: not compared: ")
+            && m.contains(&missing.display().to_string())
+            && m.contains("No such file"),
+        "{m}"
+    );
+    assert_eq!(hash_tree(root), before);
+}
+
+/// review15: the served certificate is the one on disk but not valid yet at the clock (a
+/// clock behind the certificates, or a certificate issued ahead): every TLS client refuses
+/// it, so `current` alone must not make the run `ok`. `served kubelet --now` a day before
+/// its NotBefore: exit 3 (warn), the message names the NotBefore. Before the fix: exit 0.
+#[test]
+fn a_served_certificate_not_yet_valid_is_not_ok() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let (c, k) = (root.join("kubelet.crt"), root.join("kubelet.key"));
+    self_signed(&c, &k, "node-1@1700000000", 30);
+    let port = free_port();
+    let conf = root.join("kubelet-config.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "kind: KubeletConfiguration\nport: {port}\ntlsCertFile: {}\n",
+            c.display()
+        ),
+    )
+    .unwrap();
+    let _kubelet = s_server(&c, &k, port);
+    let now = |secs_from_now: i64| {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + secs_from_now;
+        let o = Command::new("date")
+            .args(["-u", "-d", &format!("@{t}"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let kpki = root.join("kubelet-pki");
+    let run = |at: &str| {
+        let o = kubecert(&[
+            "served",
+            "kubelet",
+            "--kubelet-config",
+            conf.to_str().unwrap(),
+            "--kubelet-pki",
+            kpki.to_str().unwrap(),
+            "--timeout",
+            "2s",
+            "--now",
+            at,
+            "-o",
+            "json",
+        ]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+        (o.status.code(), v)
+    };
+    let (code, v) = run(&now(60));
+    assert_eq!(code, Some(0), "valid now: {v}");
+    let before = hash_tree(root);
+    let (code, v) = run(&now(-86400));
+    assert_eq!(code, Some(3), "{v}");
+    assert_eq!(v["level"], "warn", "{v}");
+    let e = &v["endpoints"][0];
+    assert_eq!(e["verdict"], "current", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("; the served certificate is not valid before "),
+        "{m}"
+    );
+    assert_eq!(hash_tree(root), before);
+}

@@ -451,15 +451,25 @@ pub fn evaluate(policy: &Policy, layout: &Layout, csr: &CertificateSigningReques
 
 /// Appends the condition and PUTs the `/approval` subresource (as `kubectl certificate
 /// approve|deny` does), retrying once on a conflict. Refuses when the object is no longer
-/// pending.
+/// pending, or is no longer the object judged (`judged_uid`).
 pub(super) async fn write_decision(
     api: &Api<CertificateSigningRequest>,
     name: &str,
+    judged_uid: Option<&str>,
     approve: bool,
     message: &str,
 ) -> std::result::Result<(), String> {
     for attempt in 0..2 {
         let mut obj = api.get(name).await.map_err(|e| describe(&e))?;
+        // The object judged, not another one created under its name since (the request
+        // of a CSR cannot change, but the object can be deleted and created again).
+        let uid = obj.metadata.uid.as_deref();
+        if let Some(judged) = judged_uid.filter(|j| uid != Some(*j)) {
+            return Err(format!(
+                "replaced meanwhile (uid {}, judged {judged}): the judged request is gone",
+                uid.unwrap_or("none")
+            ));
+        }
         let st = CsrState::of(&obj);
         if !st.pending() {
             return Err(format!("changed meanwhile ({})", st.describe()));
@@ -573,7 +583,15 @@ pub async fn approve(p: &ApproveParams) -> Result<ApproveResult> {
             } else {
                 format!("Denied by kubecert approve: {}", it.reasons.join("; "))
             };
-            match write_decision(&api, &it.name, approve, &message).await {
+            match write_decision(
+                &api,
+                &it.name,
+                csr.metadata.uid.as_deref(),
+                approve,
+                &message,
+            )
+            .await
+            {
                 Ok(()) => {
                     changed = true;
                     tracing::info!(csr = %it.name, decision = ?it.decision, "decided");
@@ -655,6 +673,53 @@ pub fn render_text(r: &ApproveResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// review15: between the judgement and the write, the object of that name was deleted
+    /// and created again (another request, another uid): the decision about the judged
+    /// request must not be written onto the new one. A mock API server answers the re-read
+    /// with the new object and records any PUT of `/approval`.
+    #[tokio::test]
+    async fn a_request_replaced_meanwhile_is_not_decided() {
+        use std::sync::{Arc, Mutex};
+        let puts: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = puts.clone();
+        let svc = tower::service_fn(move |req: hyper::Request<kube::client::Body>| {
+            let seen = seen.clone();
+            async move {
+                let path = req.uri().path().to_string();
+                if req.method() == hyper::Method::PUT {
+                    if let Ok(mut v) = seen.lock() {
+                        v.push(path.clone());
+                    }
+                }
+                let obj = serde_json::json!({
+                    "apiVersion": "certificates.k8s.io/v1",
+                    "kind": "CertificateSigningRequest",
+                    "metadata": {"name": "x", "uid": "uid-new", "resourceVersion": "2"},
+                    "spec": {"request": "", "signerName": "kubernetes.io/kubelet-serving",
+                             "usages": ["server auth"]},
+                    "status": {},
+                });
+                let body = kube::client::Body::from(serde_json::to_vec(&obj).unwrap_or_default());
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
+            }
+        });
+        let client = kube::Client::new(svc, "default");
+        let api: Api<CertificateSigningRequest> = Api::all(client);
+        let e = write_decision(&api, "x", Some("uid-judged"), true, "ok")
+            .await
+            .expect_err("another object now");
+        assert_eq!(
+            e,
+            "replaced meanwhile (uid uid-new, judged uid-judged): the judged request is gone"
+        );
+        assert_eq!(*puts.lock().expect("lock"), Vec::<String>::new());
+        // The judged object itself is still written.
+        write_decision(&api, "x", Some("uid-new"), true, "ok")
+            .await
+            .expect("the same object");
+        assert_eq!(puts.lock().expect("lock").len(), 1);
+    }
 
     #[test]
     fn policy_defaults_and_patterns() {

@@ -586,7 +586,9 @@ pub(super) async fn run(
         }
     }
     // Phase 1: judge (reads only).
-    let mut judged: Vec<(ApproveItem, Option<bool>)> = Vec::new();
+    // The decision to write (approve?), with the uid of the object judged.
+    type Write = Option<(bool, Option<String>)>;
+    let mut judged: Vec<(ApproveItem, Write)> = Vec::new();
     let mut node_cache: std::collections::BTreeMap<String, NodeLookup> = Default::default();
     for o in objs {
         let csr = match o {
@@ -695,13 +697,13 @@ pub(super) async fn run(
         for f in j.findings {
             push_finding(&mut it, f.code, f.message);
         }
-        judged.push((it, write));
+        judged.push((it, write.map(|w| (w, csr.metadata.uid.clone()))));
     }
     // Phase 2: write.
     let mut requests = Vec::new();
     let mut changed = false;
     for (mut it, write) in judged {
-        if let Some(approve) = write {
+        if let Some((approve, uid)) = write {
             if p.dry_run {
                 it.decision = if approve {
                     Decision::WouldApprove
@@ -714,7 +716,15 @@ pub(super) async fn run(
                     if approve { "Approved" } else { "Denied" },
                     it.reasons.join("; ")
                 );
-                match super::approve::write_decision(&api, &it.name, approve, &message).await {
+                match super::approve::write_decision(
+                    &api,
+                    &it.name,
+                    uid.as_deref(),
+                    approve,
+                    &message,
+                )
+                .await
+                {
                     Ok(()) => {
                         changed = true;
                         tracing::info!(csr = %it.name, decision = ?it.decision, "decided");
@@ -824,6 +834,68 @@ mod tests {
             ["w1.internal", "worker-1"]
         );
         assert!(NodeAddresses::of(&node(&[])).is_empty());
+    }
+
+    /// review15: the textual forms of a SAN. The same address spelled otherwise (IPv6
+    /// expanded in the Node, compressed in the request; DNS case) is the Node's; a form that
+    /// is not the same name or address to a TLS client (trailing dot, IPv4-mapped IPv6 of the
+    /// Node's IPv4, a CN differing in case, a requester in system:nodes that is not
+    /// system:node:<name>) is never approved. A string comparison of IPs would deny the
+    /// first; a canonicalising one (to_canonical) would approve the mapped form.
+    #[test]
+    fn san_spellings() {
+        let n = NodeLookup::Found(NodeAddresses::of(&node(&[
+            ("InternalIP", "10.0.0.1"),
+            ("InternalIP", "2001:db8:0:0:0:0:0:1"),
+            ("InternalDNS", "W1.Example.Internal"),
+        ])));
+        let nodes = ["system:nodes".to_string()];
+        let good = csr("system:node:w1", &["system:nodes"], &["server auth"]);
+        let j = |c: &CertificateSigningRequest, dns: &[&str], ips: &[&str], cn: &str| {
+            judge(c, &request(dns, ips), Some(cn), &nodes, &n, 3600)
+        };
+        let ok = j(
+            &good,
+            &[
+                "w1.example.internal",
+                "w1.EXAMPLE.internal",
+                "w1.example.internal",
+            ],
+            &["2001:db8::1", "10.0.0.1", "10.0.0.1"],
+            "system:node:w1",
+        );
+        assert_eq!(ok.effect(), None, "{ok:?}");
+        for (dns, ips) in [
+            (&["w1.example.internal."][..], &[][..]),
+            (&[][..], &["::ffff:10.0.0.1"][..]),
+            (&[][..], &["::ffff:a00:1"][..]),
+            (&[][..], &["2001:db8::2"][..]),
+        ] {
+            let d = j(&good, dns, ips, "system:node:w1");
+            assert_eq!(codes(&d), [Code::SanNotOfNode], "{dns:?} {ips:?}: {d:?}");
+            assert_eq!(d.effect(), Some(Effect::Deny));
+        }
+        let d = j(&good, &[], &["10.0.0.1"], "system:node:W1");
+        assert_eq!(codes(&d), [Code::ForeignNode], "{d:?}");
+        let d = j(&good, &[], &["10.0.0.1"], "System:Node:w1");
+        assert_eq!(codes(&d), [Code::SubjectInvalid], "{d:?}");
+        let boot = csr(
+            "system:bootstrap:abcdef",
+            &["system:nodes"],
+            &["server auth"],
+        );
+        let d = j(&boot, &[], &["10.0.0.1"], "system:node:w1");
+        assert_eq!(codes(&d), [Code::RequesterNotANode], "{d:?}");
+        assert_eq!(d.effect(), Some(Effect::Deny));
+        assert_eq!(
+            d.findings[0].message,
+            "CSR \"csr-x\": requester \"system:bootstrap:abcdef\" is not a node (spec.username \
+             must be system:node:<name> with a valid node name)"
+        );
+        let upper = csr("system:node:W1", &["system:nodes"], &["server auth"]);
+        let d = j(&upper, &[], &["10.0.0.1"], "system:node:W1");
+        assert_eq!(d.effect(), Some(Effect::Deny), "{d:?}");
+        assert_eq!(codes(&d)[0], Code::RequesterNotANode, "{d:?}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use k8s_openapi::api::certificates::v1::{
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use x509_parser::prelude::{FromDer, ParsedExtension};
+use x509_parser::prelude::{FromDer, ParsedCriAttribute, ParsedExtension};
 
 use crate::pki::inventory::{CaId, Entry, Role};
 use crate::pki::{self, Layout, Material};
@@ -446,7 +446,16 @@ pub fn parse_request(pem_bytes: &[u8]) -> std::result::Result<Request, RequestEr
         is_ca: false,
         spki_der: info.subject_pki.raw.to_vec(),
     };
-    for ext in req.requested_extensions().into_iter().flatten() {
+    // Every extensionRequest attribute, as Go's x509 reads them (x509-parser's
+    // `requested_extensions` stops at the first: a second one could carry SANs the judge
+    // never saw).
+    let requested = info
+        .iter_attributes()
+        .flat_map(|a| match a.parsed_attribute() {
+            ParsedCriAttribute::ExtensionRequest(r) => r.extensions.as_slice(),
+            _ => &[],
+        });
+    for ext in requested.map(|e| e.parsed_extension()) {
         match ext {
             ParsedExtension::SubjectAlternativeName(san) => {
                 let sans = crate::pki::cert::Sans::read(&san.general_names);
@@ -645,6 +654,83 @@ mod tests {
         assert!(parse_request(b"garbage").is_err());
         let cert_pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert!(parse_request(cert_pem).is_err());
+    }
+
+    /// A request may carry more than one extensionRequest attribute; Go's x509 (which the
+    /// signer uses) reads the extensions of every one of them, x509-parser's
+    /// `requested_extensions` only the first. The SANs judged must be all of them: a node's
+    /// IP in the first attribute must not hide a foreign DNS name in the second.
+    #[test]
+    fn every_extension_request_attribute_is_read() {
+        use crate::pki::issue::{self, KeyAlgorithm, LeafSpec};
+        use x509_parser::prelude::FromDer;
+        fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+            let mut v = vec![tag];
+            let n = content.len();
+            if n < 0x80 {
+                v.push(n as u8);
+            } else {
+                let b = n.to_be_bytes();
+                let b: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+                v.push(0x80 | b.len() as u8);
+                v.extend(b);
+            }
+            v.extend_from_slice(content);
+            v
+        }
+        let key = issue::generate_key(KeyAlgorithm::EcdsaP256).expect("key");
+        let subject = issue::name_der("system:node:n1", &["system:nodes"]);
+        let spec = |dns: &[&str], ips: &[&str]| LeafSpec {
+            subject_der: subject.clone(),
+            dns_names: dns.iter().map(|d| d.to_string()).collect(),
+            ip_addresses: ips.iter().map(|i| i.parse().expect("ip")).collect(),
+            uris: vec![],
+            emails: vec![],
+            ext_key_usage: vec!["serverAuth".into()],
+            not_before: 0,
+            not_after: 0,
+        };
+        // The attributes ([0] IMPLICIT SET OF Attribute) of a request: its info after the
+        // SubjectPublicKeyInfo; their content without the [0] header.
+        let attrs_of = |der: &[u8]| -> (Vec<u8>, Vec<u8>) {
+            let (_, req) =
+                x509_parser::certification_request::X509CertificationRequest::from_der(der)
+                    .expect("csr");
+            let info = req.certification_request_info.raw;
+            let spki = req.certification_request_info.subject_pki.raw;
+            let at = info
+                .windows(spki.len())
+                .position(|w| w == spki)
+                .expect("spki in info")
+                + spki.len();
+            let (_, any) =
+                x509_parser::der_parser::asn1_rs::Any::from_der(&info[at..]).expect("attributes");
+            (info[..at].to_vec(), any.data.to_vec())
+        };
+        let first = issue::csr_der(&spec(&[], &["10.0.0.1"]), &key, true).expect("csr");
+        let second = issue::csr_der(&spec(&["evil.example"], &[]), &key, true).expect("csr");
+        let (head, a1) = attrs_of(&first);
+        let (_, a2) = attrs_of(&second);
+        // head is "SEQUENCE header + version + subject + spki": rebuild the info around it.
+        let hdr_len = head.len()
+            - x509_parser::der_parser::asn1_rs::Header::from_der(&head)
+                .map(|(rest, _)| rest.len())
+                .expect("hdr");
+        let mut body = head[hdr_len..].to_vec();
+        body.extend(tlv(0xa0, &[a1, a2].concat()));
+        let info = tlv(0x30, &body);
+        use rcgen::SigningKey;
+        let sig = key.sign(&info).expect("sign");
+        let alg = [
+            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+        ];
+        let bits = tlv(0x03, &[&[0u8][..], &sig].concat());
+        let der = tlv(0x30, &[info, alg.to_vec(), bits].concat());
+        let r = parse_request(issue::csr_pem(&der).as_bytes()).expect("parse");
+        assert_eq!(
+            r.san_set().into_iter().collect::<Vec<_>>(),
+            ["DNS:evil.example", "IP:10.0.0.1"]
+        );
     }
 
     #[test]

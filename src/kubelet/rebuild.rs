@@ -52,6 +52,10 @@ pub struct KubeletRebuildParams {
     /// kubelet PKI dir (default `/var/lib/kubelet/pki`).
     #[serde(default)]
     pub kubelet_pki: Option<String>,
+    /// Where the backup of what is replaced goes (default `<cert_dir>/../kubecert-backup`;
+    /// the agent fills in its `--backup-root`, as for renew).
+    #[serde(default)]
+    pub backup_dir: Option<String>,
     /// Report the plan; write nothing.
     #[serde(default)]
     pub dry_run: bool,
@@ -501,7 +505,10 @@ pub fn rebuild(p: &KubeletRebuildParams) -> Result<KubeletRebuildResult> {
     let backup = st.commit_with_links(
         &writes,
         &links,
-        &store::default_backup_root(&layout.cert_dir),
+        &p.backup_dir.as_deref().map_or_else(
+            || store::default_backup_root(&layout.cert_dir),
+            PathBuf::from,
+        ),
         &store::stamp(now),
     )?;
     drop(st);

@@ -225,6 +225,10 @@ pub struct ServedEndpoint {
     pub served: Option<CertFacts>,
     /// The served leaf has expired.
     pub served_expired: bool,
+    /// Whether the served certificate's NotBefore lies after the clock (every client refuses
+    /// it: the level is at least warn; the message says so). Not serialized.
+    #[serde(skip)]
+    pub served_not_yet_valid: bool,
     /// The verdict.
     pub verdict: Verdict,
     /// The verdict in words: `current`, `stale: serving a certificate other than the one on
@@ -376,7 +380,7 @@ fn read_cert(path: &Path) -> Result<CertInfo, String> {
     } else {
         read_file(path)
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| crate::error::report(&e))?;
     parse_pem_bundle(&bytes)
         .map(|c| c.info)
         .map_err(|e| format!("{}: {e}", path.display()))
@@ -394,6 +398,7 @@ pub fn probe(t: &endpoints::Target, timeout: Duration, now: i64) -> ServedEndpoi
         on_disk: None,
         served: None,
         served_expired: false,
+        served_not_yet_valid: false,
         verdict: Verdict::NotChecked,
         summary: String::new(),
         message: String::new(),
@@ -432,7 +437,8 @@ pub fn probe(t: &endpoints::Target, timeout: Duration, now: i64) -> ServedEndpoi
     };
     r.served = Some(CertFacts::of(&info));
     r.served_expired = info.not_after < now;
-    let expired = if r.served_expired {
+    r.served_not_yet_valid = info.not_before > now;
+    let mut expired = if r.served_expired {
         format!(
             "; the served certificate expired {}",
             timefmt::rfc3339(info.not_after)
@@ -440,6 +446,13 @@ pub fn probe(t: &endpoints::Target, timeout: Duration, now: i64) -> ServedEndpoi
     } else {
         String::new()
     };
+    if r.served_not_yet_valid {
+        expired.push_str(&format!(
+            "; the served certificate is not valid before {} (the clock says {}: clock skew?)",
+            timefmt::rfc3339(info.not_before),
+            timefmt::rfc3339(now)
+        ));
+    }
     match disk {
         Err(why) => {
             r.verdict = Verdict::NotChecked;
@@ -515,7 +528,13 @@ pub fn served(o: &ServedOptions) -> ServedResult {
     let fail = eps
         .iter()
         .any(|e| e.verdict == Verdict::Stale || e.served_expired);
-    let warn = eps.iter().any(|e| e.verdict == Verdict::Unreachable);
+    // Unreachable, or a certificate file that is configured but cannot be read: nothing
+    // proven, never ok.
+    let warn = eps.iter().any(|e| {
+        e.verdict == Verdict::Unreachable
+            || (e.verdict == Verdict::NotChecked && e.cert_path.is_some() && e.on_disk.is_none())
+            || e.served_not_yet_valid
+    });
     let mut stale_components: Vec<Owner> = eps
         .iter()
         .filter(|e| e.verdict == Verdict::Stale)
@@ -546,6 +565,7 @@ fn probe_failed(t: &endpoints::Target) -> ServedEndpoint {
         on_disk: None,
         served: None,
         served_expired: false,
+        served_not_yet_valid: false,
         verdict: Verdict::Unreachable,
         summary: summary(Verdict::Unreachable, t.endpoint.owner(), None),
         message: String::new(),

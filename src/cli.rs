@@ -18,6 +18,7 @@ use kubecert::pki::restore::{self, RestoreParams};
 use kubecert::renew::{self, RenewParams};
 use kubecert::{demo, kubelet, render, timefmt};
 
+mod ca;
 #[cfg(feature = "k8s")]
 mod kubeapi;
 mod ops;
@@ -365,6 +366,12 @@ enum Cmd {
     /// Served-certificate proof: does each component serve the certificate on disk? Exit 4
     /// on a stale or expired served certificate, 3 when an endpoint is unreachable.
     Served(ops::ServedArgs),
+    /// CA lifecycle: `ca check`, same-key `ca renew`, `ca export`, `ca install`
+    /// (docs/ca-rotation.md).
+    Ca {
+        #[command(subcommand)]
+        cmd: ca::CaCmd,
+    },
     /// Run the JSON-RPC agent (docs/rpc.md) on a unix socket, or on stdin/stdout with --stdio.
     Serve(ServeArgs),
     /// Certificates API signer: sign approved CertificateSigningRequests of a signer name with
@@ -777,6 +784,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Restart(args) => ops::restart_cmd(*args),
         Cmd::Health(args) => ops::health_cmd(args),
         Cmd::Served(args) => ops::served_cmd(args),
+        Cmd::Ca { cmd } => ca::run(cmd),
         Cmd::Serve(args) => serve(args),
         #[cfg(feature = "k8s")]
         Cmd::Sign(args) => kubeapi::sign_cmd(args),

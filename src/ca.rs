@@ -281,7 +281,7 @@ pub fn check(p: &CaCheckParams) -> Result<CaCheckResult> {
                     }
                 }
                 for t in &trust {
-                    let matches = if t.certs.iter().any(|d| *d == ca.der) {
+                    let matches = if t.certs.contains(&ca.der) {
                         Some(BundleMatch::Exact)
                     } else if t.certs.iter().any(|d| {
                         cert::parse_der(d).is_ok_and(|c| {

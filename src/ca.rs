@@ -307,6 +307,31 @@ pub fn check(p: &CaCheckParams) -> Result<CaCheckResult> {
     Ok(CaCheckResult { cas })
 }
 
+/// What makes `ca check` fail (CLI exit 4): a CA missing or unreadable, expired, or a
+/// certificate of the inventory that names it as its CA but is not signed by it.
+pub fn failures(r: &CaCheckResult) -> Vec<String> {
+    let mut v = Vec::new();
+    for c in &r.cas {
+        if let Some(p) = &c.problem {
+            v.push(format!("{}: {p}", c.name));
+        }
+        if c.residual_seconds.is_some_and(|s| s < 0) {
+            v.push(format!(
+                "{}: expired at {}",
+                c.name,
+                c.not_after.as_deref().unwrap_or("-")
+            ));
+        }
+        for n in &c.not_chained {
+            v.push(format!(
+                "{}: {} ({}) is not signed by it",
+                c.name, n.name, n.path
+            ));
+        }
+    }
+    v
+}
+
 /// The text of `ca check`.
 pub fn render_check(r: &CaCheckResult) -> String {
     let mut s = String::new();

@@ -1,6 +1,7 @@
 //! Flags of `kubecert ca check|renew|export|install`: thin faces over [`kubecert::ca`],
 //! building the same params as the JSON-RPC methods `ca-check`, `ca-renew`, `ca-export`
-//! and `ca-install`. Exit codes: 0 ok; 1 error (nothing written); 2 usage.
+//! and `ca-install`. Exit codes: 0 ok; 1 error (nothing written); 2 usage; `ca check`: 4 when a CA is
+//! missing, unreadable or expired, or an inventory certificate is not signed by its CA.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -121,6 +122,13 @@ pub fn run(cmd: CaCmd) -> Result<ExitCode> {
                 now,
             })?;
             out(output, ca::render_check(&r), &r)?;
+            let failures = ca::failures(&r);
+            if !failures.is_empty() {
+                for f in failures {
+                    eprintln!("error: {f}");
+                }
+                return Ok(ExitCode::from(4));
+            }
         }
         CaCmd::Renew {
             names,

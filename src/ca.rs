@@ -221,8 +221,12 @@ fn trust_files(layout: &Layout) -> Vec<TrustFile> {
 
 /// `ca check`: every CA of the layout.
 pub fn check(p: &CaCheckParams) -> Result<CaCheckResult> {
-    let layout = p.location.layout();
-    let now = clock(&p.now)?;
+    Ok(check_layout(&p.location.layout(), clock(&p.now)?))
+}
+
+/// [`check`] of a resolved layout and clock (also `check --ca`'s `ca` section).
+pub fn check_layout(layout: &Layout, now: i64) -> CaCheckResult {
+    let layout = layout.clone();
     let trust = trust_files(&layout);
     let rows: Vec<_> = layout
         .rows()
@@ -304,7 +308,7 @@ pub fn check(p: &CaCheckParams) -> Result<CaCheckResult> {
         }
         cas.push(r);
     }
-    Ok(CaCheckResult { cas })
+    CaCheckResult { cas }
 }
 
 /// What makes `ca check` fail (CLI exit 4): a CA missing or unreadable, expired, or a

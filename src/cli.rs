@@ -324,6 +324,9 @@ enum Cmd {
         /// Add the kubelet's certificates (client, serving) in a section of their own.
         #[arg(long)]
         kubelet: bool,
+        /// Add the CAs as `ca check` sees them (JSON key `ca`; text under the table).
+        #[arg(long)]
+        ca: bool,
     },
     /// Make a kubeadm-like demo PKI.
     DemoPki {
@@ -713,6 +716,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             kubelet_pki,
             served,
             kubelet,
+            ca,
         } => {
             let params = CheckParams {
                 location: location(&cert_dir, &kubeconfig_dir, external_etcd),
@@ -722,6 +726,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 kubelet_pki: Some(path_str(&kubelet_pki)),
                 served: served.probe()?,
                 kubelet,
+                ca,
             };
             let opts = params.resolve()?;
             let report = check::check(&opts)?;
@@ -733,6 +738,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     if let Some(s) = &report.served {
                         print(&kubecert::ops::served::render_check_section(s))?;
+                    }
+                    if let Some(c) = &report.ca {
+                        print(&format!("\n{}", kubecert::ca::render_check(c)))?;
                     }
                     for n in render::check_notes(&report) {
                         eprintln!("{n}");

@@ -528,3 +528,39 @@ fn dry_run_writes_nothing_and_external_ca_fixture_is_refused() {
     assert_fails(&o, 1, "ca.key");
     assert_eq!(live(&hash_tree(t2.path())), live(&before));
 }
+
+#[test]
+fn check_ca_section_and_metrics_only_when_asked() {
+    let f = fixtures().join("pki-zetaoss-2024");
+    let kc = f.join("kubeconfig");
+    let base = [
+        "--cert-dir",
+        f.to_str().unwrap(),
+        "--kubeconfig-dir",
+        kc.to_str().unwrap(),
+        "--now",
+        "2026-12-01T00:00:00Z",
+    ];
+    let mut a = vec!["check", "-o", "json"];
+    a.extend(base);
+    // (exit 4: the fixture's leaves have expired by then; the JSON is what is compared)
+    let v: serde_json::Value = serde_json::from_slice(&kubecert(&a).stdout).unwrap();
+    assert!(v.get("ca").is_none(), "{v}");
+    a.push("--ca");
+    let v: serde_json::Value = serde_json::from_slice(&kubecert(&a).stdout).unwrap();
+    let hash = openssl_join_hash(&f.join("ca.crt"));
+    assert_eq!(v["ca"]["cas"][0]["spkiSha256"], hash.as_str());
+    let mut m = vec!["metrics"];
+    m.extend(base);
+    assert!(!ok(&m).contains("kubecert_ca_"));
+    m.push("--ca");
+    let text = ok(&m);
+    assert!(
+        text.contains(&format!(
+            "kubecert_ca_not_after_seconds{{ca=\"ca\",spki_sha256=\"{hash}\"}} 2022393273"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("kubecert_ca_unsigned_certificates{ca=\"ca\"} 0"));
+    assert!(text.contains("kubecert_ca_trust_bundles{ca=\"ca\",match=\"exact\"} 6"));
+}

@@ -564,3 +564,95 @@ fn check_ca_section_and_metrics_only_when_asked() {
     assert!(text.contains("kubecert_ca_unsigned_certificates{ca=\"ca\"} 0"));
     assert!(text.contains("kubecert_ca_trust_bundles{ca=\"ca\",match=\"exact\"} 6"));
 }
+
+/// `kubecert serve --stdio` with the node's dirs; one JSON-RPC line per call; returns the
+/// responses and stderr (the audit lines).
+fn agent(root: &Path, calls: &[serde_json::Value]) -> (Vec<serde_json::Value>, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin())
+        .args(["serve", "--stdio"])
+        .args(pki_args(root))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = calls.iter().map(|c| format!("{c}\n")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8(o.stdout).unwrap();
+    (
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn rpc_ca_renew_export_install_are_typed_and_audited() {
+    use serde_json::json;
+    let (_t, dir) = demo(&["--nodes", "2"]);
+    let (a, b) = (dir.join("node-1"), dir.join("node-2"));
+    let (r, err) = agent(
+        &a,
+        &[
+            json!({"jsonrpc":"2.0","id":1,"method":"ca-renew","params":{"cas":["ca"],"validity":"8760h"}}),
+            json!({"jsonrpc":"2.0","id":2,"method":"ca-export","params":{"ca":"ca"}}),
+            json!({"jsonrpc":"2.0","id":3,"method":"ca-check","params":{}}),
+        ],
+    );
+    assert_eq!(
+        r[0]["result"]["certificates"][0]["action"], "renewed",
+        "{r:?}"
+    );
+    assert!(err.contains("method=ca-renew outcome=ok"), "{err}");
+    let pem = r[1]["result"]["pem"].as_str().unwrap().to_string();
+    assert_eq!(pem, std::fs::read_to_string(a.join("pki/ca.crt")).unwrap());
+    assert_eq!(
+        r[2]["result"]["cas"][0]["spkiSha256"],
+        openssl_join_hash(&a.join("pki/ca.crt")).as_str()
+    );
+    let before = hash_tree(&b);
+    let wrong = std::fs::read_to_string(a.join("pki/front-proxy-ca.crt")).unwrap();
+    let (r, err) = agent(
+        &b,
+        &[
+            json!({"jsonrpc":"2.0","id":1,"method":"ca-install","params":{"ca":"ca","pem":wrong}}),
+            json!({"jsonrpc":"2.0","id":2,"method":"ca-install","params":{"ca":"ca","pem":"x"}}),
+        ],
+    );
+    for x in &r {
+        assert_eq!(x["error"]["code"], -31003, "{x}");
+    }
+    assert!(r[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("validation failed"));
+    assert!(
+        err.contains("method=ca-install outcome=failed code=-31003"),
+        "{err}"
+    );
+    assert_eq!(live(&hash_tree(&b)), live(&before));
+    let (r, err) = agent(
+        &b,
+        &[json!({"jsonrpc":"2.0","id":1,"method":"ca-install","params":{"ca":"ca","pem":pem}})],
+    );
+    assert_eq!(
+        r[0]["result"]["certificates"][0]["action"], "installed",
+        "{r:?}"
+    );
+    assert!(err.contains("method=ca-install outcome=ok"), "{err}");
+    assert_eq!(
+        std::fs::read(b.join("pki/ca.crt")).unwrap(),
+        std::fs::read(a.join("pki/ca.crt")).unwrap()
+    );
+}

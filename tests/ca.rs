@@ -656,3 +656,49 @@ fn rpc_ca_renew_export_install_are_typed_and_audited() {
         std::fs::read(a.join("pki/ca.crt")).unwrap()
     );
 }
+
+#[test]
+fn ca_check_on_external_ca_and_external_etcd_layouts() {
+    // No *.key files: every CA is externally managed.
+    let f = fixtures().join("pki-minahilnisar-2025");
+    let (_, v) = ca_check(&f, &f.join("kubeconfig"));
+    let cas = v["cas"].as_array().unwrap();
+    assert_eq!(cas.len(), 3, "{v}");
+    assert!(cas.iter().all(|c| c["keyPresent"] == false), "{v}");
+    let o = kubecert(&[
+        "ca",
+        "check",
+        "--cert-dir",
+        f.to_str().unwrap(),
+        "--kubeconfig-dir",
+        f.join("kubeconfig").to_str().unwrap(),
+        "--now",
+        "2026-12-01T00:00:00Z",
+    ]);
+    assert!(
+        text(&o).contains("(key absent: externally managed)"),
+        "{}",
+        text(&o)
+    );
+    // No etcd/: external etcd, no etcd-ca row; `ca renew etcd-ca` is refused.
+    let f = fixtures().join("pki-nielslemmens-2017");
+    let (_, v) = ca_check(&f, &f.join("kubeconfig"));
+    let names: Vec<&str> = v["cas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ca", "front-proxy-ca"]);
+    let o = kubecert(&[
+        "ca",
+        "renew",
+        "etcd-ca",
+        "--dry-run",
+        "--cert-dir",
+        f.to_str().unwrap(),
+        "--kubeconfig-dir",
+        f.join("kubeconfig").to_str().unwrap(),
+    ]);
+    assert_fails(&o, 1, "etcd-ca is not part of this layout (external etcd)");
+}

@@ -43,6 +43,9 @@ pub struct CheckParams {
     /// Add the kubelet's certificates (client, serving) as the `kubelet` section.
     #[serde(default)]
     pub kubelet: bool,
+    /// Add the CA section (`ca check`: join hashes, chains, trust bundles) as the `ca` key.
+    #[serde(default)]
+    pub ca: bool,
 }
 
 /// A finding about one certificate.
@@ -275,6 +278,9 @@ pub struct CheckResult {
     /// disk and a verdict per endpoint. Its level is folded into `status.level`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served: Option<ServedResult>,
+    /// The CAs as `ca check` sees them (only with `ca: true` / `--ca`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<crate::ca::CaCheckResult>,
 }
 
 /// Resolved options of a check.
@@ -297,6 +303,8 @@ pub struct CheckOptions {
     pub served: Option<ServedOptions>,
     /// Add the kubelet section.
     pub kubelet: bool,
+    /// Add the CA section.
+    pub ca: bool,
 }
 
 impl CheckParams {
@@ -330,6 +338,7 @@ impl CheckParams {
             kubelet_pki,
             served,
             kubelet: self.kubelet,
+            ca: self.ca,
         })
     }
 }
@@ -769,6 +778,9 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         kubelet_conf: Some(kubelet),
         served,
         kubelet: kubelet_section,
+        ca: opts
+            .ca
+            .then(|| crate::ca::check_layout(&opts.layout, opts.now)),
     })
 }
 

@@ -18,6 +18,7 @@ use kubecert::pki::restore::{self, RestoreParams};
 use kubecert::renew::{self, RenewParams};
 use kubecert::{demo, kubelet, render, timefmt};
 
+mod ca;
 #[cfg(feature = "k8s")]
 mod kubeapi;
 mod ops;
@@ -240,6 +241,9 @@ enum Cmd {
         /// Add the kubelet's certificates (client, serving) in a section of their own.
         #[arg(long)]
         kubelet: bool,
+        /// Add the CAs as `ca check` sees them (JSON key `ca`; text under the table).
+        #[arg(long)]
+        ca: bool,
     },
     /// Make a kubeadm-like demo PKI.
     DemoPki(DemoPkiArgs),
@@ -259,6 +263,12 @@ enum Cmd {
     /// Served-certificate proof: does each component serve the certificate on disk? Exit 4
     /// on a stale or expired served certificate, 3 when an endpoint is unreachable.
     Served(ops::ServedArgs),
+    /// CA lifecycle: `ca check`, same-key `ca renew`, `ca export`, `ca install`
+    /// (docs/ca-rotation.md).
+    Ca {
+        #[command(subcommand)]
+        cmd: ca::CaCmd,
+    },
     /// Run the JSON-RPC agent (docs/rpc.md) on a unix socket, or on stdin/stdout with --stdio.
     Serve(ServeArgs),
     /// Certificates API signer: sign approved CertificateSigningRequests of a signer name with
@@ -573,6 +583,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             kubelet_pki,
             served,
             kubelet,
+            ca,
         } => {
             let params = CheckParams {
                 location: location(&cert_dir, &kubeconfig_dir, external_etcd),
@@ -582,6 +593,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 kubelet_pki: Some(path_str(&kubelet_pki)),
                 served: served.probe()?,
                 kubelet,
+                ca,
             };
             let opts = params.resolve()?;
             let report = check::check(&opts)?;
@@ -593,6 +605,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     if let Some(s) = &report.served {
                         print(&kubecert::ops::served::render_check_section(s))?;
+                    }
+                    if let Some(c) = &report.ca {
+                        print(&format!("\n{}", kubecert::ca::render_check(c)))?;
                     }
                     for n in render::check_notes(&report) {
                         eprintln!("{n}");
@@ -617,6 +632,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Restart(args) => ops::restart_cmd(*args),
         Cmd::Health(args) => ops::health_cmd(args),
         Cmd::Served(args) => ops::served_cmd(args),
+        Cmd::Ca { cmd } => ca::run(cmd),
         Cmd::Serve(args) => serve(args),
         #[cfg(feature = "k8s")]
         Cmd::Sign(args) => kubeapi::sign_cmd(args),

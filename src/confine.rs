@@ -289,6 +289,34 @@ impl PathParams for RenewParams {
     }
 }
 
+impl PathParams for crate::ca::CaCheckParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        location(&mut self.location)
+    }
+}
+
+impl PathParams for crate::ca::CaExportParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        location(&mut self.location)
+    }
+}
+
+impl PathParams for crate::ca::CaRenewParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        let mut v = location(&mut self.location);
+        v.push(opt("backup_dir", Root::BackupRoot, &mut self.backup_dir));
+        v
+    }
+}
+
+impl PathParams for crate::ca::CaInstallParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        let mut v = location(&mut self.location);
+        v.push(opt("backup_dir", Root::BackupRoot, &mut self.backup_dir));
+        v
+    }
+}
+
 impl PathParams for RestoreParams {
     /// `backup_dir` itself is not a root: restore accepts it only as a direct child of
     /// `backup_root`, for every caller (see [`crate::pki::restore::restore`]).

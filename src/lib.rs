@@ -4,6 +4,7 @@
 //! faces over the same calls and the same serde types:
 //!
 //! - [`pki`]: the inventory table, reading certs/keys/kubeconfigs, issuing, the crash-safe store;
+//! - [`ca`]: the CA lifecycle — `ca check`, same-key `ca renew`, `ca export`/`ca install`;
 //! - [`check`]: expiry report in kubeadm's `CertificateExpirationInfo` shape;
 //! - [`renew`]: plan → issue → install, faithful to `kubeadm certs renew`;
 //! - [`csr`]: external CA — CSR export and validated, all-or-nothing import of signed certs;
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod autorenew;
+pub mod ca;
 pub mod check;
 pub mod confine;
 pub mod csr;

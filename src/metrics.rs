@@ -33,6 +33,7 @@
 //! `ca` is the issuing CA of a leaf, and the CA's own name on a CA row.
 //! No series ever carries key material: only names, paths, subjects, issuers and serials.
 
+pub mod ca;
 pub mod served;
 
 use std::collections::BTreeMap;
@@ -79,6 +80,9 @@ pub struct MetricsParams {
     /// [`served`]), with the probe's options (top-level params).
     #[serde(flatten)]
     pub served: crate::ops::served::ServedProbe,
+    /// Also render the CA series (`kubecert_ca_*`, [`ca`]).
+    #[serde(default)]
+    pub ca: bool,
 }
 
 /// Result of `metrics`.
@@ -151,6 +155,7 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
                 .unwrap_or(crate::pki::DEFAULT_KUBELET_PKI),
         )
         .is_dir(),
+        ca: p.ca,
     };
     let opts = check_params.resolve()?;
     let state_file = match &p.state_file {
@@ -310,6 +315,9 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
     // The served section renders its own families (metrics/served.rs).
     if let Some(s) = &report.served {
         out.push_str(&served::render(s));
+    }
+    if let Some(c) = &report.ca {
+        out.push_str(&ca::render(c));
     }
     out
 }

@@ -3,7 +3,8 @@
 //! invocation recovers, every cert/key pair on disk matches (checked with openssl), and the PKI
 //! is either exactly the tree before the run or exactly a complete renewal.
 //! Random trials: KUBECERT_CRASH_TRIALS (default 50) in the ignored test
-//! `random_sigkill_during_renew_all`; `make soak` runs 500.
+//! `random_sigkill_during_renew_all`; `make soak` runs 500. `ca renew` (issue 16) gets the same
+//! failpoint walk (`every_failpoint_during_ca_renew`) and kill -9 trials.
 
 mod common;
 use common::*;
@@ -755,4 +756,204 @@ fn random_sigkill_during_kubelet_rebuild() {
         std::fs::remove_dir_all(&root).unwrap();
     }
     eprintln!("{trials} trials in a {span} ms window: {old} old, {new} new");
+}
+
+// ---- ca renew (issue 16 item 2): the same failpoints, three CA files and five kubeconfigs ----
+
+/// The files a complete `ca renew` (all three CAs) replaces on a demo PKI.
+const CA_RENEW_FILES: [&str; 8] = [
+    "pki/ca.crt",
+    "pki/etcd/ca.crt",
+    "pki/front-proxy-ca.crt",
+    "admin.conf",
+    "controller-manager.conf",
+    "kubelet.conf",
+    "scheduler.conf",
+    "super-admin.conf",
+];
+
+/// After recovery (the next `check` recovers): the tree before, or exactly the eight files of
+/// a complete `ca renew` replaced — every kubeconfig's CA data the new ca.crt, every leaf
+/// verifying against its renewed CA (openssl), the join hash unchanged.
+fn assert_ca_renew_consistent(root: &Path, before: &Tree, old_hash: &str, trial: &str) -> Outcome {
+    let (code, v) = check(root).json();
+    assert_eq!(code, 0, "{trial}: {v}");
+    let now = hash_tree(root);
+    assert!(
+        now.keys()
+            .all(|k| !k.contains(".kubecert-new") && !k.contains("journal")),
+        "{trial}: leftovers"
+    );
+    let changed: Vec<String> = live(&now)
+        .into_iter()
+        .filter(|(k, h)| before.get(k) != Some(h))
+        .map(|(k, _)| k)
+        .collect();
+    if changed.is_empty() {
+        assert_eq!(live(&now), live(before), "{trial}: files vanished");
+        return Outcome::Old;
+    }
+    let mut want: Vec<String> = CA_RENEW_FILES.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(changed, want, "{trial}: not all-or-nothing");
+    let ca = root.join("pki/ca.crt");
+    let ca_pem = std::fs::read_to_string(&ca).unwrap();
+    for f in &CA_RENEW_FILES[3..] {
+        let text = std::fs::read_to_string(root.join(f)).unwrap();
+        let b64 = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+            .unwrap()
+            .trim();
+        use base64::Engine;
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(String::from_utf8(pem).unwrap(), ca_pem, "{trial}: {f}");
+    }
+    for (c, leaf) in [
+        ("pki/ca.crt", "pki/apiserver.crt"),
+        ("pki/etcd/ca.crt", "pki/etcd/peer.crt"),
+        ("pki/front-proxy-ca.crt", "pki/front-proxy-client.crt"),
+    ] {
+        let (ok, out) = openssl_status(&[
+            "verify",
+            "-CAfile",
+            root.join(c).to_str().unwrap(),
+            root.join(leaf).to_str().unwrap(),
+        ]);
+        assert!(ok, "{trial}: {leaf} vs {c}: {out}");
+    }
+    let hash = openssl(&["x509", "-in", ca.to_str().unwrap(), "-noout", "-pubkey"]);
+    assert_eq!(hash, old_hash, "{trial}: the CA's public key changed");
+    Outcome::Renewed
+}
+
+#[test]
+fn every_failpoint_during_ca_renew() {
+    let (names, families) = failpoints_in_source();
+    let (t, template) = demo(&["--key-algorithm", "ecdsa-p256"]);
+    let old_hash = openssl(&[
+        "x509",
+        "-in",
+        template.join("pki/ca.crt").to_str().unwrap(),
+        "-noout",
+        "-pubkey",
+    ]);
+    let mut walked: Vec<(String, Outcome)> = Vec::new();
+    let mut trial = 0;
+    let mut run = |fp: &str| -> (bool, Outcome) {
+        trial += 1;
+        let root = t.path().join(format!("ca-{trial}"));
+        copy_dir(&template, &root);
+        let before = hash_tree(&root);
+        let o = Command::new(bin())
+            .args([
+                "ca",
+                "renew",
+                "--cert-dir",
+                root.join("pki").to_str().unwrap(),
+                "--kubeconfig-dir",
+                root.to_str().unwrap(),
+            ])
+            .env("KUBECERT_FAILPOINT", fp)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let hit = !o.status.success();
+        if hit {
+            assert_eq!(o.status.signal(), Some(SIGABRT), "failpoint {fp}: {stderr}");
+            assert!(stderr.contains(&format!("kubecert: failpoint {fp} hit, aborting")));
+        }
+        let journal = root.join("pki/.kubecert-journal.json");
+        let expected = if !hit {
+            Some(Outcome::Renewed)
+        } else if journal.exists() {
+            let j: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+            match j["state"].as_str() {
+                Some("staging") => Some(Outcome::Old),
+                Some("prepared") => Some(Outcome::Renewed),
+                s => panic!("failpoint {fp}: journal state {s:?}"),
+            }
+        } else {
+            None
+        };
+        let outcome =
+            assert_ca_renew_consistent(&root, &before, &old_hash, &format!("ca renew {fp}"));
+        if let Some(e) = expected {
+            assert_eq!(outcome, e, "failpoint {fp}: recovery went the wrong way");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+        (hit, outcome)
+    };
+    for n in &names {
+        let (hit, outcome) = run(n);
+        assert!(hit, "failpoint {n} was not hit by ca renew");
+        walked.push((n.clone(), outcome));
+    }
+    let mut lengths = Vec::new();
+    for f in &families {
+        let mut i = 0;
+        loop {
+            let fp = format!("{f}{i}");
+            let (hit, outcome) = run(&fp);
+            if !hit {
+                break;
+            }
+            walked.push((fp, outcome));
+            i += 1;
+            assert!(i < 100, "failpoint family {f} does not end");
+        }
+        lengths.push(i);
+    }
+    // Eight files: every family is walked over all eight.
+    assert!(lengths.iter().all(|&n| n == 8), "{families:?} {lengths:?}");
+    assert!(walked.iter().any(|(_, o)| *o == Outcome::Old));
+    assert!(walked.iter().any(|(_, o)| *o == Outcome::Renewed));
+    eprintln!("ca renew failpoints: {}", walked.len());
+}
+
+/// kill -9 at random instants of `ca renew`: the old tree or the complete renewal.
+#[test]
+fn random_sigkill_during_ca_renew() {
+    let (t, template) = demo(&["--key-algorithm", "ecdsa-p256"]);
+    let old_hash = openssl(&[
+        "x509",
+        "-in",
+        template.join("pki/ca.crt").to_str().unwrap(),
+        "-noout",
+        "-pubkey",
+    ]);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ std::process::id() as u64;
+    let mut outcomes = Vec::new();
+    for trial in 0..10 {
+        let root = t.path().join(format!("kill-{trial}"));
+        copy_dir(&template, &root);
+        let before = hash_tree(&root);
+        let mut child = Command::new(bin())
+            .args([
+                "ca",
+                "renew",
+                "--cert-dir",
+                root.join("pki").to_str().unwrap(),
+                "--kubeconfig-dir",
+                root.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(random_below(&mut state, 600_000)));
+        let _ = child.kill();
+        let _ = child.wait();
+        outcomes.push(assert_ca_renew_consistent(
+            &root,
+            &before,
+            &old_hash,
+            &format!("ca renew kill {trial}"),
+        ));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+    eprintln!("ca renew kill -9 outcomes: {outcomes:?}");
 }

@@ -66,6 +66,10 @@ fn params_of(method: &str, raw: Option<&str>) -> Option<bool> {
         "kubelet-conf-rebuild" => {
             parse_params::<kubecert::kubelet::rebuild::KubeletRebuildParams>(raw).is_ok()
         }
+        "ca-check" => parse_params::<kubecert::ca::CaCheckParams>(raw).is_ok(),
+        "ca-renew" => parse_params::<kubecert::ca::CaRenewParams>(raw).is_ok(),
+        "ca-export" => parse_params::<kubecert::ca::CaExportParams>(raw).is_ok(),
+        "ca-install" => parse_params::<kubecert::ca::CaInstallParams>(raw).is_ok(),
         "csr-export" => parse_params::<CsrExportParams>(raw).is_ok(),
         "csr-import" => parse_params::<CsrImportParams>(raw).is_ok(),
         "metrics" => parse_params::<MetricsParams>(raw).is_ok(),

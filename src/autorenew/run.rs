@@ -162,6 +162,7 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
             state_file: Some(o.state_file.display().to_string()),
             textfile_dir: Some(dir.display().to_string()),
             served: Default::default(),
+            ca: false,
         };
         match crate::metrics::metrics(&p) {
             Ok(m) => result.textfile = m.textfile,

@@ -59,6 +59,10 @@ pub(super) struct MetricsArgs {
     now: Option<String>,
     #[command(flatten)]
     served: super::ops::ServedProbeArgs,
+    /// Also the CA series (kubecert_ca_*: NotAfter with the join hash, key present,
+    /// certificates signed, trust bundles).
+    #[arg(long)]
+    ca: bool,
 }
 
 pub(super) fn metrics_cmd(a: MetricsArgs) -> Result<ExitCode> {
@@ -69,6 +73,7 @@ pub(super) fn metrics_cmd(a: MetricsArgs) -> Result<ExitCode> {
         state_file: a.state_file.as_deref().map(path_str),
         textfile_dir: a.textfile_dir.as_deref().map(path_str),
         served: a.served.probe()?,
+        ca: a.ca,
     })?;
     match r.textfile {
         Some(f) => eprintln!("[metrics] wrote {f}"),

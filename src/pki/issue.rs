@@ -439,6 +439,50 @@ pub fn self_signed_ca(
     splice_and_resign(c.der(), &[(3, &subject), (5, &subject)], key)
 }
 
+/// Re-issues a self-signed CA certificate with its own key: the TBS of `ca.cert` is kept
+/// byte for byte (version, signature algorithm, issuer, subject, SubjectPublicKeyInfo and
+/// every extension: SKI, AKI, basic constraints, key usage, SANs) except the serial and the
+/// validity, which rcgen encodes (a throwaway certificate of the same key supplies both
+/// fields), then the TBS is signed again by the same key.
+///
+/// Why not `CertificateParams::from_ca_cert_der` + `self_signed`: rcgen re-encodes the
+/// subject through `DistinguishedName` (one value per attribute type, its own string types)
+/// and writes its own extension set and order, so the "same subject, same extensions"
+/// promise of a same-key renewal would rest on rcgen's round trip; the unit test
+/// `resigned_ca_keeps_every_other_field` pins the byte-level promise instead.
+pub fn resign_ca(
+    ca: &CaSigner<'_>,
+    not_before: i64,
+    not_after: i64,
+) -> Result<Vec<u8>, IssueError> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = placeholder_dn();
+    p.not_before = offset(not_before);
+    p.not_after = offset(not_after);
+    p.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    let scratch = p.self_signed(&ca.key.pair)?;
+    let (outer, _) = der::read(scratch.der())?;
+    let parts = der::children(outer.content)?;
+    let tbs = parts.first().ok_or(der::DerError::Unexpected("no TBS"))?;
+    let fields = der::children(tbs.content)?;
+    let (Some(serial), Some(validity)) = (fields.get(1), fields.get(4)) else {
+        return Err(der::DerError::Unexpected("TBS too short").into());
+    };
+    // The original must be a v3 TBS ([0] version first), so that 1 and 4 are serial and
+    // validity there too.
+    let (orig, _) = der::read(&ca.cert.der)?;
+    let oparts = der::children(orig.content)?;
+    let ofields = der::children(oparts.first().map(|t| t.content).unwrap_or_default())?;
+    if ofields.first().map(|f| f.tag) != Some(0xa0) {
+        return Err(der::DerError::Unexpected("not an X.509 v3 certificate").into());
+    }
+    splice_and_resign(
+        &ca.cert.der,
+        &[(1, serial.raw), (4, validity.raw)],
+        &ca.key.pair,
+    )
+}
+
 /// Builds a PKCS#10 CSR with the spec's subject (verbatim) and SANs. Like kubeadm's
 /// `NewCSR` it requests no usages unless `request_usages` is set.
 pub fn csr_der(
@@ -533,6 +577,36 @@ mod tests {
         assert_eq!(info.not_after, 1_100_000_000);
         assert!(crate::pki::cert::signed_by(&der, &ca_cert.der));
         assert_eq!(info.key_algorithm, PublicKeyAlgorithm::EcdsaP256);
+    }
+
+    #[test]
+    fn resigned_ca_keeps_every_other_field() {
+        let (ca_cert, ca_key) = ca();
+        let signer = CaSigner {
+            cert: &ca_cert,
+            key: &ca_key,
+        };
+        let new = resign_ca(&signer, 2_000_000_000, 2_300_000_000).unwrap();
+        let tbs_fields = |d: &[u8]| -> Vec<Vec<u8>> {
+            let (o, _) = der::read(d).unwrap();
+            let parts = der::children(o.content).unwrap();
+            der::children(parts[0].content)
+                .unwrap()
+                .iter()
+                .map(|f| f.raw.to_vec())
+                .collect()
+        };
+        let (a, b) = (tbs_fields(&ca_cert.der), tbs_fields(&new));
+        assert_eq!(a.len(), b.len());
+        for i in [0, 2, 3, 5, 6, 7] {
+            assert_eq!(a[i], b[i], "TBS field {i} changed");
+        }
+        assert_ne!(a[1], b[1], "serial");
+        let info = parse_der(&new).unwrap();
+        assert_eq!(info.not_after, 2_300_000_000);
+        assert_eq!(info.not_before, 2_000_000_000);
+        assert!(crate::pki::cert::signed_by(&new, &new));
+        assert!(crate::pki::cert::signed_by(&new, &ca_cert.der));
     }
 
     #[test]

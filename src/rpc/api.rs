@@ -289,6 +289,48 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         errors: WRITE_ERRORS,
         call: |p| crate::kubelet::rebuild::rebuild(&p),
     },
+    &Method::<crate::ca::CaCheckParams, crate::ca::CaCheckResult> {
+        name: "ca-check",
+        doc: "Each CA of the layout: expiry, key algorithm, kubeadm's join hash \
+              (sha256:<hex> of the DER SubjectPublicKeyInfo), the inventory certificates it \
+              signed (by signature) and the trust bundles (CA files, kubeconfigs' \
+              certificate-authority data) that hold it.",
+        mutating: false,
+        read_only_if: None,
+        errors: READ_ERRORS,
+        call: |p| crate::ca::check(&p),
+    },
+    &Method::<crate::ca::CaRenewParams, crate::ca::CaRenewResult> {
+        name: "ca-renew",
+        doc: "Same-key CA renewal: re-issue each named CA (default: all) with its own key, \
+              subject, SKI and extensions, a new serial and validity (default 87600h), and \
+              rewrite the certificate-authority-data of the node's kubeconfigs that hold it, \
+              in one transaction with backup. -31001 when the CA key is absent (external \
+              CA), -31003 when it does not match. dry_run returns the plan.",
+        mutating: true,
+        read_only_if: Some(|p| p.dry_run),
+        errors: WRITE_ERRORS,
+        call: |p| crate::ca::renew(&p),
+    },
+    &Method::<crate::ca::CaExportParams, crate::ca::CaExportResult> {
+        name: "ca-export",
+        doc: "A CA certificate as PEM (never its key), for ca-install on the other \
+              control-plane nodes.",
+        mutating: false,
+        read_only_if: None,
+        errors: READ_ERRORS,
+        call: |p| crate::ca::export(&p),
+    },
+    &Method::<crate::ca::CaInstallParams, crate::ca::CaRenewResult> {
+        name: "ca-install",
+        doc: "Install a CA certificate renewed on another node (pem): refused (-31003, \
+              nothing written) unless it is a self-signed CA valid now with this node's CA \
+              key, subject and SKI; then the same transaction as ca-renew.",
+        mutating: true,
+        read_only_if: Some(|p| p.dry_run),
+        errors: WRITE_ERRORS,
+        call: |p| crate::ca::install(&p),
+    },
     &Method::<CsrExportParams, CsrExportResult> {
         name: "csr-export",
         doc: "External CA: write <name>.csr and <name>.key (0600, dir 0700) for each \

@@ -39,6 +39,12 @@ options:
         in O(warn_within), O(fail_within) and RV(status).
     type: bool
     default: false
+  ca:
+    description:
+      - Also report each CA as C(kubecert ca check) does (join hash, the certificates it signed, the
+        trust bundles that hold it) as RV(ca).
+    type: bool
+    default: false
   now:
     description:
       - Evaluate expiration as of this RFC 3339 UTC time (for example V(2027-01-02T03:04:05Z)) instead of the clock.
@@ -839,6 +845,136 @@ status:
       returned: always
       type: int
       sample: 0
+ca:
+  description:
+    - The CAs as C(kubecert ca check) sees them; only with O(ca=true).
+  returned: when O(ca=true)
+  type: dict
+  contains:
+    cas:
+      description: One entry per CA of the layout.
+      returned: always
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: V(ca), V(etcd-ca) or V(front-proxy-ca).
+          returned: always
+          type: str
+          sample: ca
+        path:
+          description: The CA certificate file.
+          returned: always
+          type: str
+          sample: /etc/kubernetes/pki/ca.crt
+        present:
+          description: Whether the certificate was found and parsed.
+          returned: always
+          type: bool
+          sample: true
+        problem:
+          description: Why not, when it was not.
+          returned: when not present
+          type: str
+          sample: /etc/kubernetes/pki/ca.crt does not exist
+        keyPresent:
+          description: Whether the CA key exists (false - externally managed).
+          returned: always
+          type: bool
+          sample: true
+        subject:
+          description: Subject.
+          returned: when present
+          type: str
+          sample: CN=kubernetes
+        serial:
+          description: Serial, hex.
+          returned: when present
+          type: str
+          sample: 556239e7fdee5b38
+        notBefore:
+          description: NotBefore, RFC 3339.
+          returned: when present
+          type: str
+          sample: '2024-02-04T07:49:33Z'
+        notAfter:
+          description: NotAfter, RFC 3339.
+          returned: when present
+          type: str
+          sample: '2034-02-01T07:54:33Z'
+        residualSeconds:
+          description: Seconds until NotAfter (negative - expired).
+          returned: when present
+          type: int
+          sample: 228009600
+        keyAlgorithm:
+          description: Key algorithm.
+          returned: when present
+          type: str
+          sample: RSA-2048
+        spkiSha256:
+          description: kubeadm's join hash (C(--discovery-token-ca-cert-hash)).
+          returned: when present
+          type: str
+          sample: sha256:6e41de7a00c20668116b3808d6b411e022e07e6cb6de0130067ac1a8c321d34a
+        subjectKeyId:
+          description: Subject key identifier, hex.
+          returned: when present
+          type: str
+          sample: a100905845e5ad4be12ba8ad92d26e600caa3f7f
+        chained:
+          description: Inventory certificates it signed (verified by signature).
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            name:
+              description: Inventory name.
+              returned: always
+              type: str
+              sample: apiserver
+            path:
+              description: The file.
+              returned: always
+              type: str
+              sample: /etc/kubernetes/pki/apiserver.crt
+        notChained:
+          description: Inventory certificates of this CA it did not sign.
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            name:
+              description: Inventory name.
+              returned: always
+              type: str
+              sample: apiserver
+            path:
+              description: The file.
+              returned: always
+              type: str
+              sample: /etc/kubernetes/pki/apiserver.crt
+        bundles:
+          description: Trust locations (CA files, kubeconfigs) holding it.
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            path:
+              description: The file.
+              returned: always
+              type: str
+              sample: /etc/kubernetes/admin.conf
+            kind:
+              description: V(ca-file) or V(kubeconfig).
+              returned: always
+              type: str
+              sample: kubeconfig
+            match:
+              description: V(exact) (the same certificate) or V(same-key) (same key and subject, other bytes).
+              returned: always
+              type: str
+              sample: exact
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -864,6 +1000,7 @@ def main():
             external_etcd=dict(type='bool'),
             kubelet_pki=dict(type='path', default=DEFAULT_KUBELET_PKI),
             kubelet=dict(type='bool', default=False),
+            ca=dict(type='bool', default=False),
             now=dict(type='str'),
             warn_within=dict(type='str'),
             fail_within=dict(type='str'),
@@ -888,6 +1025,8 @@ def main():
     # Only when asked: older agents refuse an unknown param.
     if module.params['kubelet']:
         params['kubelet'] = True
+    if module.params['ca']:
+        params['ca'] = True
     result = run(module, 'check', params)
     # An info module: reading never changes anything.
     result.pop('changed', None)

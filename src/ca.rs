@@ -533,13 +533,13 @@ fn load_local(layout: &Layout, id: CaId) -> Result<LocalCa> {
     if !key.matches(&cert.info) {
         return Err(Error::Validation {
             cert: name,
-            reason: format!("{} does not match {}", key_path.display(), crt.display()),
+            reason: format!("{} does not match {}", key_path.display(), crt.display()).into(),
         });
     }
     if !cert::signed_by(&cert.der, &cert.der) {
         return Err(Error::Validation {
             cert: name,
-            reason: format!("{} is not self-signed", crt.display()),
+            reason: format!("{} is not self-signed", crt.display()).into(),
         });
     }
     Ok(LocalCa { id, cert, key })
@@ -695,7 +695,7 @@ pub fn renew(p: &CaRenewParams) -> Result<CaRenewResult> {
         )
         .map_err(|e| Error::Issue {
             cert: id.name().into(),
-            reason: crate::error::report(&e),
+            reason: crate::error::Reason::of(e),
         })?;
         let info = validate_same_ca(&ca, &der, now)?;
         let (w, kcs) = writes_for(&layout, &ca.cert, &der, id)?;
@@ -718,7 +718,7 @@ fn validate_same_ca(ca: &LocalCa, der: &[u8], now: i64) -> Result<cert::CertInfo
     let name = ca.id.name().to_string();
     let bad = |reason: String| Error::Validation {
         cert: name.clone(),
-        reason,
+        reason: reason.into(),
     };
     let info = cert::parse_der(der).map_err(|e| bad(format!("not a certificate: {e}")))?;
     if !info.is_ca {
@@ -769,7 +769,8 @@ pub fn install(p: &CaInstallParams) -> Result<CaRenewResult> {
         reason: format!(
             "the input is not a PEM certificate: {}",
             crate::error::report(&source)
-        ),
+        )
+        .into(),
     })?;
     if !bundle.chain.is_empty() {
         return Err(Error::Validation {
@@ -777,7 +778,8 @@ pub fn install(p: &CaInstallParams) -> Result<CaRenewResult> {
             reason: format!(
                 "the input holds {} certificates; a CA install takes exactly one",
                 bundle.chain.len() + 1
-            ),
+            )
+            .into(),
         });
     }
     if p.pem.contains("PRIVATE KEY") {

@@ -729,3 +729,32 @@ fn rebuild_over_rpc_is_typed_and_audited() {
     ]);
     assert!(ok, "{out}");
 }
+
+/// The dated file is named in local time, as the kubelet names it (client-go
+/// `certificate_store.go`: `time.Now().Format("2006-01-02-15-04-05")`, Go's local zone from
+/// `TZ` / /etc/localtime), not in UTC.
+#[test]
+fn rebuild_names_the_dated_file_in_local_time() {
+    let (_t, root) = kubelet_demo();
+    let pki = root.join("kubelet-pki");
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", EXPIRED_NOW, "--dry-run", "-o", "json"].map(String::from));
+    for (tz, name) in [
+        ("Asia/Tokyo", "kubelet-client-2027-02-01-09-00-00.pem"),
+        ("America/New_York", "kubelet-client-2027-01-31-19-00-00.pem"),
+        ("UTC", "kubelet-client-2027-02-01-00-00-00.pem"),
+    ] {
+        let o = std::process::Command::new(bin())
+            .args(&args)
+            .env("TZ", tz)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tz}: {}", text(&o));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            r["certificate"]["path"],
+            pki.join(name).to_str().unwrap(),
+            "TZ={tz}"
+        );
+    }
+}

@@ -33,18 +33,20 @@ pub const SERVING_CRT: &str = "kubelet.crt";
 pub const SERVING_KEY: &str = "kubelet.key";
 
 /// The dated file name the kubelet gives a rotated client pair:
-/// `kubelet-client-YYYY-MM-DD-HH-MM-SS.pem` (the kubelet formats local time; kubecert UTC).
+/// `kubelet-client-YYYY-MM-DD-HH-MM-SS.pem` in the local time zone, as the kubelet names it
+/// (client-go `util/certificate/certificate_store.go`: `time.Now().Format("2006-01-02-15-04-05")`,
+/// Go's local zone: `TZ`, else /etc/localtime, else UTC — jiff's system zone reads the same).
 pub fn dated_client_name(unix: i64) -> String {
-    let t = ::time::OffsetDateTime::from_unix_timestamp(unix)
-        .unwrap_or(::time::OffsetDateTime::UNIX_EPOCH);
+    dated_client_name_in(unix, &jiff::tz::TimeZone::system())
+}
+
+/// [`dated_client_name`] in the zone `tz`.
+pub fn dated_client_name_in(unix: i64, tz: &jiff::tz::TimeZone) -> String {
+    let t = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     format!(
-        "kubelet-client-{:04}-{:02}-{:02}-{:02}-{:02}-{:02}.pem",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+        "kubelet-client-{}.pem",
+        t.to_zoned_datetime(tz.clone())
+            .strftime("%Y-%m-%d-%H-%M-%S")
     )
 }
 
@@ -528,8 +530,13 @@ mod tests {
     fn dated_name_is_the_kubelets_format() {
         // 2026-12-01T17:05:09Z
         assert_eq!(
-            dated_client_name(1_796_144_709),
+            dated_client_name_in(1_796_144_709, &jiff::tz::TimeZone::UTC),
             "kubelet-client-2026-12-01-17-05-09.pem"
+        );
+        let tokyo = jiff::tz::TimeZone::fixed(jiff::tz::offset(9));
+        assert_eq!(
+            dated_client_name_in(1_796_144_709, &tokyo),
+            "kubelet-client-2026-12-02-02-05-09.pem"
         );
     }
 }

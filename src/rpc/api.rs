@@ -508,6 +508,14 @@ fn audit_changes(result: &serde_json::Value) -> (Vec<String>, Option<String>) {
             .flatten()
             .filter_map(s),
     );
+    // restore: the pair a kubelet-conf rebuild had created, removed.
+    names.extend(
+        result["removed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| s(v).map(|f| format!("removed:{f}"))),
+    );
     for r in result["requests"].as_array().into_iter().flatten() {
         if let (Some(d @ ("approved" | "denied")), Some(n)) =
             (r["decision"].as_str(), s(&r["name"]))

@@ -967,3 +967,98 @@ fn rpc_stdio(req: &serde_json::Value) -> serde_json::Value {
     let o = child.wait_with_output().unwrap();
     serde_json::from_slice(&o.stdout).unwrap()
 }
+
+/// The serving certificate the section reports is the one the kubelet config names — the
+/// same reader and rule as the served probe of :10250 (`--kubelet-config`): a custom
+/// `tlsCertFile`/`tlsPrivateKeyFile`, and `serverTLSBootstrap` with no rotated pair yet.
+#[test]
+fn serving_follows_the_kubelet_config() {
+    let (t, root) = kubelet_demo();
+    let pki = root.join("kubelet-pki");
+    // A custom serving pair: apiserver's (signed by the cluster CA), elsewhere.
+    let custom = t.path().join("custom");
+    std::fs::create_dir(&custom).unwrap();
+    let (crt, key) = (custom.join("serving.crt"), custom.join("serving.key"));
+    std::fs::copy(root.join("pki/apiserver.crt"), &crt).unwrap();
+    std::fs::copy(root.join("pki/apiserver.key"), &key).unwrap();
+    let config = t.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ntlsCertFile: {}\ntlsPrivateKeyFile: {}\n",
+            crt.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let (_, v) = check(&root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--kubelet-config",
+            cfg,
+            "--now",
+            CHECK_NOW,
+        ])
+        .json();
+    let s = &v["kubelet"]["serving"];
+    assert_eq!(s["path"], crt.to_str().unwrap(), "{s:#}");
+    assert_eq!(s["rotation"], "static-file");
+    assert_eq!(s["chainsToCa"], true);
+    assert_eq!(
+        s["expirationDate"],
+        iso(&x509_field(&crt, "-enddate")).as_str()
+    );
+    assert_eq!(s["problems"], serde_json::json!([]), "{s:#}");
+    // The key named by tlsPrivateKeyFile is checked: another key is a mismatch.
+    std::fs::copy(root.join("pki/front-proxy-client.key"), &key).unwrap();
+    let (code, v) = check(&root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--kubelet-config",
+            cfg,
+            "--now",
+            CHECK_NOW,
+        ])
+        .json();
+    assert_eq!(code, 4, "{v:#}");
+    let p = &v["kubelet"]["serving"]["problems"][0];
+    assert!(
+        p["message"]
+            .as_str()
+            .unwrap()
+            .contains(key.to_str().unwrap()),
+        "{p}"
+    );
+    // serverTLSBootstrap without a rotated pair yet (and no tlsCertFile): not kubelet.crt.
+    std::fs::write(&config, "serverTLSBootstrap: true\n").unwrap();
+    let (_, v) = check(&root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--kubelet-config",
+            cfg,
+            "--now",
+            CHECK_NOW,
+        ])
+        .json();
+    let s = &v["kubelet"]["serving"];
+    assert_eq!(s["missing"], true, "{s:#}");
+    assert_eq!(
+        s["path"],
+        pki.join("kubelet-server-current.pem").to_str().unwrap()
+    );
+    assert_eq!(s["problems"][0]["code"], "not-found");
+    assert!(
+        s["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("serverTLSBootstrap"),
+        "{s:#}"
+    );
+}

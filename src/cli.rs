@@ -666,6 +666,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     } else {
                         "[kubelet-conf rebuild]"
                     };
+                    for w in &r.warnings {
+                        eprintln!("warning: {w}");
+                    }
                     for step in &r.plan {
                         println!("{tag} {step}");
                     }

@@ -1062,3 +1062,47 @@ fn serving_follows_the_kubelet_config() {
         "{s:#}"
     );
 }
+
+/// The clock check's other side: a clock far AHEAD of the PKI (more than the longest leaf
+/// validity past the newest NotBefore, so every leaf has expired) is reported as possible
+/// clock skew — a warning in the result, not a refusal (a node really off for a year looks
+/// the same). A clock within a validity period gets no warning.
+#[test]
+fn rebuild_warns_when_the_clock_is_far_ahead() {
+    let (t, root) = kubelet_demo();
+    let pki = root.join("kubelet-pki");
+    // Within the leaves' year: no warning (the key is absent).
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", CHECK_NOW, "--dry-run", "-o", "json"].map(String::from));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r.get("warnings").is_none(), "{r}");
+    // 13 months after every leaf was issued (1 year of validity): a warning, and it runs.
+    let before = hash_tree(t.path());
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", EXPIRED_NOW, "--dry-run", "-o", "json"].map(String::from));
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let w = r["warnings"][0].as_str().unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        w.starts_with("possible clock skew: the local clock says 2027-02-01T00:00:00Z"),
+        "{w}"
+    );
+    assert!(w.contains("newest NotBefore 2025-12-31T23:55:00Z"), "{w}");
+    assert!(
+        w.contains("longest validity of a certificate here (365d)"),
+        "{w}"
+    );
+    assert_eq!(hash_tree(t.path()), before);
+    // Text: the warning on stderr, the plan on stdout, exit 0.
+    args.retain(|a| a != "-o" && a != "json");
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("warning: possible clock skew"),
+        "{}",
+        text(&o)
+    );
+}

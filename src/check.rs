@@ -305,6 +305,10 @@ pub struct CheckOptions {
     pub kubelet: bool,
     /// Add the CA section.
     pub ca: bool,
+    /// The kubelet's config file (the `kubelet_config` param, default
+    /// /var/lib/kubelet/config.yaml): which serving certificate the kubelet section reports,
+    /// by the served probe's rule ([`crate::ops::endpoints::kubelet_cert`]).
+    pub kubelet_config: PathBuf,
 }
 
 impl CheckParams {
@@ -339,6 +343,12 @@ impl CheckParams {
             served,
             kubelet: self.kubelet,
             ca: self.ca,
+            kubelet_config: PathBuf::from(
+                self.served
+                    .kubelet_config
+                    .as_deref()
+                    .unwrap_or(crate::ops::endpoints::DEFAULT_KUBELET_CONFIG),
+            ),
         })
     }
 }
@@ -705,7 +715,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
     // The kubelet section (asked for): its certificates count in every threshold.
     let kubelet_section = opts
         .kubelet
-        .then(|| kubelet::for_check(layout, &opts.kubelet_pki, opts.now));
+        .then(|| kubelet::for_check(layout, &opts.kubelet_pki, &opts.kubelet_config, opts.now));
     let kubelet_certs: Vec<&kubelet::KubeletCertStatus> =
         kubelet_section.iter().flat_map(|k| k.certs()).collect();
     unhealthy.extend(

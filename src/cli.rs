@@ -203,7 +203,7 @@ enum Cmd {
     },
     /// Renew certificates: `all` or names (apiserver, etcd-peer, admin.conf, ...).
     Renew(RenewArgs),
-    /// Put a backup made by renew back in place.
+    /// Put a backup made by renew, csr import or kubelet-conf back in place.
     Restore(RestoreArgs),
     /// kubelet.conf diagnosis and repair.
     KubeletConf {
@@ -325,6 +325,10 @@ struct RestoreArgs {
     /// Kubeconfig dir.
     #[arg(long, default_value = kubecert::pki::DEFAULT_KUBECONFIG_DIR)]
     kubeconfig_dir: PathBuf,
+    /// kubelet PKI dir (a kubelet-conf rebuild backup re-points kubelet-client-current.pem
+    /// there and removes the pair the rebuild created).
+    #[arg(long, default_value = kubecert::pki::DEFAULT_KUBELET_PKI)]
+    kubelet_pki: PathBuf,
     /// The backup root: BACKUP_DIR must be a directory directly under it (default
     /// <cert-dir>/../kubecert-backup, where renew puts backups).
     #[arg(long)]
@@ -527,6 +531,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     } else {
                         "[kubelet-conf rebuild]"
                     };
+                    for w in &r.warnings {
+                        eprintln!("warning: {w}");
+                    }
                     for step in &r.plan {
                         println!("{tag} {step}");
                     }
@@ -722,6 +729,7 @@ fn restore_cmd(args: RestoreArgs) -> Result<ExitCode> {
         backup_dir,
         cert_dir,
         kubeconfig_dir,
+        kubelet_pki,
         backup_root,
         dry_run,
         output,
@@ -730,6 +738,7 @@ fn restore_cmd(args: RestoreArgs) -> Result<ExitCode> {
         backup_dir: path_str(&backup_dir),
         cert_dir: Some(path_str(&cert_dir)),
         kubeconfig_dir: Some(path_str(&kubeconfig_dir)),
+        kubelet_pki: Some(path_str(&kubelet_pki)),
         backup_root: backup_root.as_deref().map(path_str),
         dry_run,
     })?;
@@ -746,7 +755,17 @@ fn restore_cmd(args: RestoreArgs) -> Result<ExitCode> {
                     }
                 );
             }
-            if r.restored.is_empty() {
+            for f in &r.removed {
+                println!(
+                    "{} {f}",
+                    if dry_run {
+                        "[dry-run] would remove"
+                    } else {
+                        "removed"
+                    }
+                );
+            }
+            if r.restored.is_empty() && r.removed.is_empty() {
                 println!("nothing to restore: every file already matches the backup");
             }
         }

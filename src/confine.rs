@@ -328,6 +328,7 @@ impl PathParams for RestoreParams {
                 Root::KubeconfigDir,
                 &mut self.kubeconfig_dir,
             ),
+            opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
             opt("backup_root", Root::BackupRoot, &mut self.backup_root),
         ]
     }

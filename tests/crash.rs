@@ -957,3 +957,130 @@ fn random_sigkill_during_ca_renew() {
     }
     eprintln!("ca renew kill -9 outcomes: {outcomes:?}");
 }
+
+/// Issue 15: `restore` of a `kubelet-conf rebuild` backup (kubelet.conf rewritten, the link
+/// re-pointed, the rebuild's dated pair removed) is one transaction: abort at every
+/// failpoint, let the next kubecert run recover, and the tree is exactly the rebuilt one or
+/// exactly the one before the rebuild (the backup root aside).
+#[test]
+fn every_failpoint_during_restore_of_a_kubelet_rebuild() {
+    let (names, families) = failpoints_in_source();
+    let (t, template) = demo(&[
+        "--kubelet",
+        "--now",
+        "2026-01-01T00:00:00Z",
+        "--key-algorithm",
+        "ecdsa-p256",
+    ]);
+    // kubelet.conf differs from what the rebuild writes, so that restore rewrites it.
+    let conf = template.join("kubelet.conf");
+    let mut c = std::fs::read_to_string(&conf).unwrap();
+    c.push_str("# the operator's kubelet.conf\n");
+    std::fs::write(&conf, c).unwrap();
+    let original = live(&hash_tree(&template));
+    let o = rebuild_cmd(&template).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rebuilt = live(&hash_tree(&template));
+    assert_ne!(rebuilt, original);
+    let backup_name = std::fs::read_dir(template.join("kubecert-backup"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let mut trial = 0;
+    let mut outcomes: Vec<(String, Outcome)> = Vec::new();
+    let mut run = |fp: &str| -> bool {
+        trial += 1;
+        let root = t.path().join(format!("restore-{trial}"));
+        copy_tree_links(&template, &root);
+        // The links are absolute into the template: re-point them into this copy.
+        let link = root.join("kubelet-pki/kubelet-client-current.pem");
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(root.join(REBUILT), &link).unwrap();
+        let m = root
+            .join("kubecert-backup")
+            .join(&backup_name)
+            .join("manifest.json");
+        let text = std::fs::read_to_string(&m).unwrap();
+        std::fs::write(
+            &m,
+            text.replace(template.to_str().unwrap(), root.to_str().unwrap()),
+        )
+        .unwrap();
+        let o = Command::new(bin())
+            .args([
+                "restore",
+                root.join("kubecert-backup")
+                    .join(&backup_name)
+                    .to_str()
+                    .unwrap(),
+                "--cert-dir",
+                root.join("pki").to_str().unwrap(),
+                "--kubeconfig-dir",
+                root.to_str().unwrap(),
+                "--kubelet-pki",
+                root.join("kubelet-pki").to_str().unwrap(),
+            ])
+            .env("KUBECERT_FAILPOINT", fp)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let hit = !o.status.success();
+        if hit {
+            assert_eq!(o.status.signal(), Some(SIGABRT), "failpoint {fp}: {stderr}");
+        }
+        // The next run recovers.
+        let c = Command::new(bin())
+            .args([
+                "check",
+                "--cert-dir",
+                root.join("pki").to_str().unwrap(),
+                "--kubeconfig-dir",
+                root.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(c.status.code().is_some());
+        // Compare with the template's trees, the copy's paths mapped back.
+        let now: Tree = live(&hash_tree(&root))
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.replace(root.to_str().unwrap(), template.to_str().unwrap()),
+                )
+            })
+            .collect();
+        let outcome = if now == rebuilt {
+            Outcome::Old
+        } else {
+            assert_eq!(now, original, "failpoint {fp}: neither state");
+            Outcome::Renewed
+        };
+        if !hit {
+            assert_eq!(outcome, Outcome::Renewed, "a complete restore");
+        }
+        outcomes.push((fp.to_string(), outcome));
+        std::fs::remove_dir_all(&root).unwrap();
+        hit
+    };
+    for n in &names {
+        assert!(run(n), "failpoint {n} was not hit by restore");
+    }
+    let mut lengths = Vec::new();
+    for f in &families {
+        let mut i = 0;
+        while run(&format!("{f}{i}")) {
+            i += 1;
+            assert!(i < 100, "failpoint family {f} does not end");
+        }
+        lengths.push(i);
+    }
+    assert!(outcomes.iter().any(|(_, o)| *o == Outcome::Old));
+    assert!(outcomes.iter().any(|(_, o)| *o == Outcome::Renewed));
+    eprintln!("restore of a rebuild: families {families:?} walked {lengths:?}");
+    for (fp, o) in &outcomes {
+        eprintln!("  {fp}: {o:?} (Old = still rebuilt, Renewed = restored)");
+    }
+}

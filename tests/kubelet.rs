@@ -729,3 +729,380 @@ fn rebuild_over_rpc_is_typed_and_audited() {
     ]);
     assert!(ok, "{out}");
 }
+
+/// The dated file is named in local time, as the kubelet names it (client-go
+/// `certificate_store.go`: `time.Now().Format("2006-01-02-15-04-05")`, Go's local zone from
+/// `TZ` / /etc/localtime), not in UTC.
+#[test]
+fn rebuild_names_the_dated_file_in_local_time() {
+    let (_t, root) = kubelet_demo();
+    let pki = root.join("kubelet-pki");
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", EXPIRED_NOW, "--dry-run", "-o", "json"].map(String::from));
+    for (tz, name) in [
+        ("Asia/Tokyo", "kubelet-client-2027-02-01-09-00-00.pem"),
+        ("America/New_York", "kubelet-client-2027-01-31-19-00-00.pem"),
+        ("UTC", "kubelet-client-2027-02-01-00-00-00.pem"),
+    ] {
+        let o = std::process::Command::new(bin())
+            .args(&args)
+            .env("TZ", tz)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tz}: {}", text(&o));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            r["certificate"]["path"],
+            pki.join(name).to_str().unwrap(),
+            "TZ={tz}"
+        );
+    }
+}
+
+// ---- restore of a kubelet-conf rebuild backup ----
+
+/// The tree under `root` without the backup root (the one thing a rebuild + restore adds).
+fn tree_without_backups(root: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut t = hash_tree(root);
+    t.retain(|k, _| !k.starts_with("kubecert-backup"));
+    t
+}
+
+fn restore_args(root: &Path, pki: &Path, backup: &Path) -> Vec<String> {
+    [
+        "restore",
+        backup.to_str().unwrap(),
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--kubelet-pki",
+        pki.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Rebuilds at EXPIRED_NOW; returns the backup dir and the rebuild's dated PEM.
+fn rebuilt(root: &Path, pki: &Path) -> (PathBuf, PathBuf) {
+    let mut args = rebuild_args(root, pki, "node-1");
+    args.extend(["--now", EXPIRED_NOW, "-o", "json"].map(String::from));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    (
+        PathBuf::from(r["backupDir"].as_str().unwrap()),
+        PathBuf::from(r["certificate"]["path"].as_str().unwrap()),
+    )
+}
+
+/// A rebuild is undone exactly by `restore <backup-dir>`: the old kubelet.conf, the old link
+/// target, and the dated PEM the rebuild created (the manifest says it did not exist) is
+/// removed — the tree equals the tree before the rebuild, the backup root aside.
+#[test]
+fn restore_undoes_a_rebuild_exactly() {
+    let (_t, root) = demo(&["--now", DEMO_NOW, "--kubelet"]);
+    let pki = root.join("kubelet-pki");
+    // Something the operator has in the kubelet dir that no backup names: stays.
+    std::fs::write(
+        pki.join("kubelet-client-2025-01-01-00-00-00.pem"),
+        "old pair\n",
+    )
+    .unwrap();
+    // A kubelet.conf that differs from what the rebuild writes (the demo's has its shape).
+    let conf = root.join("kubelet.conf");
+    let mut c = std::fs::read_to_string(&conf).unwrap();
+    c.push_str("# the operator's kubelet.conf\n");
+    std::fs::write(&conf, c).unwrap();
+    let before = tree_without_backups(&root);
+    let old_target = std::fs::read_link(pki.join("kubelet-client-current.pem")).unwrap();
+    let (backup, dated) = rebuilt(&root, &pki);
+    assert_ne!(tree_without_backups(&root), before);
+    // Dry run: says what it would do, changes nothing.
+    let mut args = restore_args(&root, &pki, &backup);
+    let mid = tree_without_backups(&root);
+    let mut dry = args.clone();
+    dry.extend(["--dry-run", "-o", "json"].map(String::from));
+    let o = run(&dry);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        r["restored"],
+        serde_json::json!([
+            root.join("kubelet.conf").to_str().unwrap(),
+            pki.join("kubelet-client-current.pem").to_str().unwrap()
+        ]),
+        "{r}"
+    );
+    assert_eq!(r["removed"], serde_json::json!([dated.to_str().unwrap()]));
+    assert_eq!(tree_without_backups(&root), mid);
+    // The restore itself.
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("removed {}", dated.display())),
+        "{out}"
+    );
+    assert_eq!(tree_without_backups(&root), before);
+    assert_eq!(
+        std::fs::read_link(pki.join("kubelet-client-current.pem")).unwrap(),
+        old_target
+    );
+    // check agrees: the old (expired) certificate is back.
+    let (code, v) = check_kubelet(&root, &pki, EXPIRED_NOW);
+    assert_eq!(code, 4);
+    assert_eq!(v["kubelet"]["client"]["problems"][0]["code"], "expired");
+    // Again: nothing left to do.
+    args.extend(["-o", "json"].map(String::from));
+    let r: serde_json::Value = serde_json::from_slice(&run(&args).stdout).unwrap();
+    assert_eq!(r["changed"], false, "{r}");
+    assert_eq!(tree_without_backups(&root), before);
+}
+
+/// A tampered rebuild backup (a target or a link target outside the PKI/kubelet dirs, by
+/// absolute path or by `..`) is refused with a typed error naming the entry; nothing changes.
+/// The same over RPC (-31011), where `kubelet_pki` is a param.
+#[test]
+fn restore_refuses_a_tampered_rebuild_manifest() {
+    let (t, root) = kubelet_demo();
+    let pki = root.join("kubelet-pki");
+    let (backup, _) = rebuilt(&root, &pki);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).unwrap()).unwrap();
+    let link = pki.join("kubelet-client-current.pem");
+    let up = format!("{}/../../../../../../etc/passwd", pki.display());
+    let cases: Vec<(&str, serde_json::Value, String)> = vec![
+        (
+            "target-passwd",
+            serde_json::json!({"target": "/etc/passwd", "copy": null}),
+            "manifest entry /etc/passwd is not".into(),
+        ),
+        (
+            "target-dotdot",
+            serde_json::json!({"target": up, "copy": null}),
+            format!("manifest entry {up} is not"),
+        ),
+        (
+            "link-passwd",
+            serde_json::json!({"target": link, "copy": null, "linkTarget": "/etc/passwd"}),
+            "link target /etc/passwd".into(),
+        ),
+        (
+            "link-dotdot",
+            serde_json::json!({"target": link, "copy": null,
+                "linkTarget": "../../../etc/passwd"}),
+            "link target ../../../etc/passwd".into(),
+        ),
+        (
+            "link-elsewhere",
+            serde_json::json!({"target": root.join("kubelet.conf"), "copy": null,
+                "linkTarget": "/etc/passwd"}),
+            "is not a kubelet link".into(),
+        ),
+    ];
+    for (name, entry, needle) in cases {
+        let bad = backup.parent().unwrap().join(name);
+        copy_dir(&backup, &bad);
+        let mut m = manifest.clone();
+        let entries = m["entries"].as_array_mut().unwrap();
+        // Copies named by file name: the copied dir is another dir.
+        for e in entries.iter_mut() {
+            if let Some(c) = e["copy"].as_str() {
+                let n = Path::new(c)
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                e["copy"] = n.into();
+            }
+        }
+        entries.retain(|e| e["target"] != entry["target"]);
+        entries.push(entry);
+        std::fs::write(bad.join("manifest.json"), m.to_string()).unwrap();
+        let before = hash_tree(t.path());
+        let o = run(&restore_args(&root, &pki, &bad));
+        let msg = assert_fails(&o, 1, &format!("backup {} refused: ", bad.display()));
+        assert!(msg.contains(&needle), "{name}: {msg}");
+        assert_eq!(hash_tree(t.path()), before, "{name} changed the tree");
+        // RPC: the same refusal, typed.
+        let req = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "restore",
+            "params": {"backup_dir": bad, "cert_dir": root.join("pki"),
+                "kubeconfig_dir": root, "kubelet_pki": pki}});
+        let r = rpc_stdio(&req);
+        assert_eq!(r["error"]["code"], -31011, "{name}: {r}");
+        assert!(
+            r["error"]["data"]["cause"]
+                .as_str()
+                .unwrap()
+                .contains(&needle),
+            "{name}: {r}"
+        );
+        assert_eq!(hash_tree(t.path()), before, "{name} (RPC) changed the tree");
+    }
+    // The untampered backup restores over RPC.
+    let req = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "restore",
+        "params": {"backup_dir": backup, "cert_dir": root.join("pki"),
+            "kubeconfig_dir": root, "kubelet_pki": pki}});
+    let r = rpc_stdio(&req);
+    assert_eq!(r["result"]["changed"], true, "{r}");
+    assert!(std::fs::read_link(&link)
+        .unwrap()
+        .ends_with("kubelet-client-2026-01-01-00-00-00.pem"));
+}
+
+fn rpc_stdio(req: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin())
+        .args(["serve", "--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{req}").unwrap();
+    let o = child.wait_with_output().unwrap();
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The serving certificate the section reports is the one the kubelet config names — the
+/// same reader and rule as the served probe of :10250 (`--kubelet-config`): a custom
+/// `tlsCertFile`/`tlsPrivateKeyFile`, and `serverTLSBootstrap` with no rotated pair yet.
+#[test]
+fn serving_follows_the_kubelet_config() {
+    let (t, root) = kubelet_demo();
+    let pki = root.join("kubelet-pki");
+    // A custom serving pair: apiserver's (signed by the cluster CA), elsewhere.
+    let custom = t.path().join("custom");
+    std::fs::create_dir(&custom).unwrap();
+    let (crt, key) = (custom.join("serving.crt"), custom.join("serving.key"));
+    std::fs::copy(root.join("pki/apiserver.crt"), &crt).unwrap();
+    std::fs::copy(root.join("pki/apiserver.key"), &key).unwrap();
+    let config = t.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ntlsCertFile: {}\ntlsPrivateKeyFile: {}\n",
+            crt.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let (_, v) = check(&root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--kubelet-config",
+            cfg,
+            "--now",
+            CHECK_NOW,
+        ])
+        .json();
+    let s = &v["kubelet"]["serving"];
+    assert_eq!(s["path"], crt.to_str().unwrap(), "{s:#}");
+    assert_eq!(s["rotation"], "static-file");
+    assert_eq!(s["chainsToCa"], true);
+    assert_eq!(
+        s["expirationDate"],
+        iso(&x509_field(&crt, "-enddate")).as_str()
+    );
+    assert_eq!(s["problems"], serde_json::json!([]), "{s:#}");
+    // The key named by tlsPrivateKeyFile is checked: another key is a mismatch.
+    std::fs::copy(root.join("pki/front-proxy-client.key"), &key).unwrap();
+    let (code, v) = check(&root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--kubelet-config",
+            cfg,
+            "--now",
+            CHECK_NOW,
+        ])
+        .json();
+    assert_eq!(code, 4, "{v:#}");
+    let p = &v["kubelet"]["serving"]["problems"][0];
+    assert!(
+        p["message"]
+            .as_str()
+            .unwrap()
+            .contains(key.to_str().unwrap()),
+        "{p}"
+    );
+    // serverTLSBootstrap without a rotated pair yet (and no tlsCertFile): not kubelet.crt.
+    std::fs::write(&config, "serverTLSBootstrap: true\n").unwrap();
+    let (_, v) = check(&root)
+        .args(&[
+            "--kubelet",
+            "--kubelet-pki",
+            pki.to_str().unwrap(),
+            "--kubelet-config",
+            cfg,
+            "--now",
+            CHECK_NOW,
+        ])
+        .json();
+    let s = &v["kubelet"]["serving"];
+    assert_eq!(s["missing"], true, "{s:#}");
+    assert_eq!(
+        s["path"],
+        pki.join("kubelet-server-current.pem").to_str().unwrap()
+    );
+    assert_eq!(s["problems"][0]["code"], "not-found");
+    assert!(
+        s["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("serverTLSBootstrap"),
+        "{s:#}"
+    );
+}
+
+/// The clock check's other side: a clock far AHEAD of the PKI (more than the longest leaf
+/// validity past the newest NotBefore, so every leaf has expired) is reported as possible
+/// clock skew — a warning in the result, not a refusal (a node really off for a year looks
+/// the same). A clock within a validity period gets no warning.
+#[test]
+fn rebuild_warns_when_the_clock_is_far_ahead() {
+    let (t, root) = kubelet_demo();
+    let pki = root.join("kubelet-pki");
+    // Within the leaves' year: no warning (the key is absent).
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", CHECK_NOW, "--dry-run", "-o", "json"].map(String::from));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r.get("warnings").is_none(), "{r}");
+    // 13 months after every leaf was issued (1 year of validity): a warning, and it runs.
+    let before = hash_tree(t.path());
+    let mut args = rebuild_args(&root, &pki, "node-1");
+    args.extend(["--now", EXPIRED_NOW, "--dry-run", "-o", "json"].map(String::from));
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let w = r["warnings"][0].as_str().unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        w.starts_with("possible clock skew: the local clock says 2027-02-01T00:00:00Z"),
+        "{w}"
+    );
+    assert!(w.contains("newest NotBefore 2025-12-31T23:55:00Z"), "{w}");
+    assert!(
+        w.contains("longest validity of a certificate here (365d)"),
+        "{w}"
+    );
+    assert_eq!(hash_tree(t.path()), before);
+    // Text: the warning on stderr, the plan on stdout, exit 0.
+    args.retain(|a| a != "-o" && a != "json");
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("warning: possible clock skew"),
+        "{}",
+        text(&o)
+    );
+}

@@ -17,14 +17,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{kubelet_conf_status, KubeletConfStatus, Problem, ALWAYS_FAIL};
 use crate::error::report;
+use crate::ops::endpoints;
 use crate::pki::cert::{self, Cert};
 use crate::pki::finding::FindingCode;
 use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::{self, fsread, Layout};
 use crate::timefmt;
 
-/// The kubelet's rotated client pair, a symlink to the dated file.
-pub const CLIENT_CURRENT: &str = "kubelet-client-current.pem";
+pub use crate::pki::KUBELET_CLIENT_CURRENT as CLIENT_CURRENT;
 /// The kubelet's rotated serving pair (`serverTLSBootstrap`).
 pub const SERVER_CURRENT: &str = "kubelet-server-current.pem";
 /// The self-generated serving certificate (and its CA).
@@ -33,18 +33,20 @@ pub const SERVING_CRT: &str = "kubelet.crt";
 pub const SERVING_KEY: &str = "kubelet.key";
 
 /// The dated file name the kubelet gives a rotated client pair:
-/// `kubelet-client-YYYY-MM-DD-HH-MM-SS.pem` (the kubelet formats local time; kubecert UTC).
+/// `kubelet-client-YYYY-MM-DD-HH-MM-SS.pem` in the local time zone, as the kubelet names it
+/// (client-go `util/certificate/certificate_store.go`: `time.Now().Format("2006-01-02-15-04-05")`,
+/// Go's local zone: `TZ`, else /etc/localtime, else UTC — jiff's system zone reads the same).
 pub fn dated_client_name(unix: i64) -> String {
-    let t = ::time::OffsetDateTime::from_unix_timestamp(unix)
-        .unwrap_or(::time::OffsetDateTime::UNIX_EPOCH);
+    dated_client_name_in(unix, &jiff::tz::TimeZone::system())
+}
+
+/// [`dated_client_name`] in the zone `tz`.
+pub fn dated_client_name_in(unix: i64, tz: &jiff::tz::TimeZone) -> String {
+    let t = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     format!(
-        "kubelet-client-{:04}-{:02}-{:02}-{:02}-{:02}-{:02}.pem",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+        "kubelet-client-{}.pem",
+        t.to_zoned_datetime(tz.clone())
+            .strftime("%Y-%m-%d-%H-%M-%S")
     )
 }
 
@@ -402,11 +404,35 @@ fn client(
     }
 }
 
-/// The serving certificate: `kubelet-server-current.pem` when present, else `kubelet.crt`.
-fn serving(dir: &Path, ca: Option<&Cert>, now: i64) -> KubeletCertStatus {
+/// The serving certificate the kubelet uses. With a readable kubelet config (`config`), the
+/// served probe's rule, one reader and one rule for both ([`endpoints::kubelet_serving`],
+/// [`endpoints::kubelet_cert`]): `serverTLSBootstrap` → `kubelet-server-current.pem`, else
+/// `tlsCertFile` (key `tlsPrivateKeyFile`), else `kubelet-server.crt`; otherwise
+/// `tlsCertFile`, else `kubelet.crt`. Without a config file: `kubelet-server-current.pem`
+/// when present, else `kubelet.crt`.
+fn serving(dir: &Path, config: &Path, ca: Option<&Cert>, now: i64) -> KubeletCertStatus {
     let current = dir.join(SERVER_CURRENT);
     let crt = dir.join(SERVING_CRT);
-    if fsread::exists_nofollow(&current) {
+    let cfg = endpoints::kubelet_serving(config);
+    let chosen = match &cfg {
+        Some(c) => endpoints::kubelet_cert(c, dir),
+        None if fsread::exists_nofollow(&current) => Some(current.clone()),
+        None => Some(crt.clone()),
+    };
+    let Some(path) = chosen else {
+        let mut st = KubeletCertStatus::new(KubeletCertRole::Serving, &current);
+        not_found(
+            &mut st,
+            format!(
+                "serverTLSBootstrap is set in {} but neither {} nor a tlsCertFile nor {} exists: the kubelet serves nothing until its serving CSR is approved (kubecert approve --kubelet-serving)",
+                config.display(),
+                current.display(),
+                dir.join("kubelet-server.crt").display()
+            ),
+        );
+        return st;
+    };
+    if path == current {
         let mut st = KubeletCertStatus::new(KubeletCertRole::Serving, &current);
         let (link, bytes) = read_current(&current);
         st.rotation = if link.is_some() {
@@ -431,29 +457,49 @@ fn serving(dir: &Path, ca: Option<&Cert>, now: i64) -> KubeletCertStatus {
         }
         return st;
     }
-    let mut st = KubeletCertStatus::new(KubeletCertRole::Serving, &crt);
-    if !fsread::exists_nofollow(&crt) {
-        not_found(
-            &mut st,
+    // A static pair: kubelet.crt/kubelet.key, tlsCertFile/tlsPrivateKeyFile, or
+    // kubelet-server.crt/kubelet-server.key.
+    let custom = cfg
+        .as_ref()
+        .and_then(|c| c.tls_cert_file.as_deref())
+        .is_some_and(|f| Path::new(f) == path);
+    let key = if custom {
+        cfg.as_ref()
+            .and_then(|c| c.tls_private_key_file.as_deref())
+            .map(PathBuf::from)
+    } else if path == crt {
+        Some(dir.join(SERVING_KEY))
+    } else {
+        Some(path.with_extension("key"))
+    };
+    let mut st = KubeletCertStatus::new(KubeletCertRole::Serving, &path);
+    if !fsread::exists_nofollow(&path) {
+        let msg = if custom {
+            format!(
+                "{} (tlsCertFile in {}) does not exist",
+                path.display(),
+                config.display()
+            )
+        } else {
             format!(
                 "neither {} nor {} exists (the kubelet writes kubelet.crt when it starts without serving certificate rotation)",
                 current.display(),
                 crt.display()
-            ),
-        );
+            )
+        };
+        not_found(&mut st, msg);
         return st;
     }
     st.rotation = Rotation::StaticFile;
-    match fsread::read(&crt).and_then(|b| {
+    match fsread::read(&path).and_then(|b| {
         cert::parse_pem_bundle(&b).map_err(|source| crate::Error::Pem {
-            path: crt.clone(),
+            path: path.clone(),
             source,
         })
     }) {
         Ok(c) => {
-            let key = dir.join(SERVING_KEY);
-            let what = key.display().to_string();
-            judge(&mut st, &c, Some((fsread::read(&key), what)), ca, now)
+            let key = key.map(|k: PathBuf| (fsread::read(&k), k.display().to_string()));
+            judge(&mut st, &c, key, ca, now)
         }
         Err(e) => broken(&mut st, &e),
     }
@@ -461,11 +507,17 @@ fn serving(dir: &Path, ca: Option<&Cert>, now: i64) -> KubeletCertStatus {
 }
 
 /// The kubelet section for the kubelet PKI dir `dir` and the kubelet.conf of `layout`.
-pub fn section(layout: &Layout, dir: &Path, ca: Option<&Cert>, now: i64) -> KubeletSection {
+pub fn section(
+    layout: &Layout,
+    dir: &Path,
+    kubelet_config: &Path,
+    ca: Option<&Cert>,
+    now: i64,
+) -> KubeletSection {
     let kc_path: PathBuf = layout.kubeconfig_dir.join("kubelet.conf");
     let kc = Kubeconfig::load(&kc_path).ok();
     let (client, client_der) = client(dir, kc.as_ref(), &kc_path, ca, now);
-    let serving = serving(dir, ca, now);
+    let serving = serving(dir, kubelet_config, ca, now);
     let conf = kubelet_conf_status(layout, dir, now);
     let mut cc = KubeletConfClient {
         mode: conf.mode,
@@ -514,10 +566,11 @@ impl KubeletSection {
     }
 }
 
-/// The kubelet section when asked for: the CA read from the layout.
-pub fn for_check(layout: &Layout, dir: &Path, now: i64) -> KubeletSection {
+/// The kubelet section when asked for: the CA read from the layout; `kubelet_config` tells
+/// which serving certificate the kubelet uses.
+pub fn for_check(layout: &Layout, dir: &Path, kubelet_config: &Path, now: i64) -> KubeletSection {
     let ca = pki::CaMaterial::load(layout, crate::pki::inventory::CaId::Ca);
-    section(layout, dir, ca.cert(), now)
+    section(layout, dir, kubelet_config, ca.cert(), now)
 }
 
 #[cfg(test)]
@@ -528,8 +581,13 @@ mod tests {
     fn dated_name_is_the_kubelets_format() {
         // 2026-12-01T17:05:09Z
         assert_eq!(
-            dated_client_name(1_796_144_709),
+            dated_client_name_in(1_796_144_709, &jiff::tz::TimeZone::UTC),
             "kubelet-client-2026-12-01-17-05-09.pem"
+        );
+        let tokyo = jiff::tz::TimeZone::fixed(jiff::tz::offset(9));
+        assert_eq!(
+            dated_client_name_in(1_796_144_709, &tokyo),
+            "kubelet-client-2026-12-02-02-05-09.pem"
         );
     }
 }

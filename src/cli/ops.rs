@@ -129,9 +129,9 @@ pub(super) struct ServedProbeArgs {
     /// With --served: bound on connect + TLS handshake of each endpoint (probed concurrently).
     #[arg(long, requires = "served", default_value = "3s")]
     served_timeout: String,
-    /// With --served: the kubelet's config file (address, port, tlsCertFile,
-    /// serverTLSBootstrap).
-    #[arg(long, requires = "served", default_value = kubecert::ops::endpoints::DEFAULT_KUBELET_CONFIG)]
+    /// With --served or --kubelet: the kubelet's config file (address, port, tlsCertFile,
+    /// tlsPrivateKeyFile, serverTLSBootstrap): which serving certificate the kubelet uses.
+    #[arg(long, default_value = kubecert::ops::endpoints::DEFAULT_KUBELET_CONFIG)]
     kubelet_config: PathBuf,
 }
 
@@ -139,7 +139,11 @@ impl ServedProbeArgs {
     /// The params (`served: false` when --served is absent).
     pub(super) fn probe(&self) -> Result<ServedProbe> {
         if !self.served {
-            return Ok(ServedProbe::default());
+            // The kubelet config also tells the kubelet section which serving pair is used.
+            return Ok(ServedProbe {
+                kubelet_config: Some(path_str(&self.kubelet_config)),
+                ..ServedProbe::default()
+            });
         }
         Ok(ServedProbe {
             served: true,

@@ -132,6 +132,10 @@ pub struct KubeletRebuildResult {
     pub backup_dir: Option<String>,
     /// Whether anything changed on disk.
     pub changed: bool,
+    /// Warnings that do not stop the rebuild: a clock far ahead of the PKI
+    /// ([`clock_ahead_warning`]). Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A node name usable in `system:node:<name>` and a file system: a DNS-1123 subdomain
@@ -166,12 +170,13 @@ pub fn validate_node_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every certificate the clock check reads: (what, path, NotBefore).
-fn not_befores(layout: &Layout, dir: &Path) -> Vec<(PathBuf, i64)> {
+/// Every certificate the clock check reads: (path, NotBefore, NotAfter, is a CA).
+fn validities(layout: &Layout, dir: &Path) -> Vec<(PathBuf, i64, i64, bool)> {
     let mut out = Vec::new();
     for e in layout.rows() {
         if let Material::Present(f) = pki::load(layout, e) {
-            out.push((f.cert_path.clone(), f.cert.info.not_before));
+            let i = &f.cert.info;
+            out.push((f.cert_path.clone(), i.not_before, i.not_after, i.is_ca));
         }
     }
     for name in [CLIENT_CURRENT, SERVER_CURRENT, SERVING_CRT] {
@@ -182,7 +187,7 @@ fn not_befores(layout: &Layout, dir: &Path) -> Vec<(PathBuf, i64)> {
                 source,
             })
         }) {
-            out.push((p, c.info.not_before));
+            out.push((p, c.info.not_before, c.info.not_after, c.info.is_ca));
         }
     }
     let kc = layout.kubeconfig_dir.join("kubelet.conf");
@@ -191,9 +196,45 @@ fn not_befores(layout: &Layout, dir: &Path) -> Vec<(PathBuf, i64)> {
         .and_then(|k| k.client_cert_pem().ok())
         .and_then(|b| cert::parse_pem_bundle(&b).ok())
     {
-        out.push((kc, c.info.not_before));
+        out.push((kc, c.info.not_before, c.info.not_after, c.info.is_ca));
     }
     out
+}
+
+/// Every certificate the clock check reads: (path, NotBefore).
+fn not_befores(layout: &Layout, dir: &Path) -> Vec<(PathBuf, i64)> {
+    validities(layout, dir)
+        .into_iter()
+        .map(|(p, nb, _, _)| (p, nb))
+        .collect()
+}
+
+/// The other side of the clock check: a clock more than the longest validity of any leaf
+/// certificate here past the newest NotBefore (so every leaf has expired, and nothing was
+/// issued for a whole validity period) may be a clock far ahead. A warning, not a refusal:
+/// a node that was really off for that long looks the same, and is what the rebuild is for.
+/// (A clock beyond the CA's NotAfter is refused anyway, as an expired CA.)
+pub fn clock_ahead_warning(layout: &Layout, dir: &Path, now: i64) -> Option<String> {
+    let all = validities(layout, dir);
+    let (path, newest) = all
+        .iter()
+        .max_by_key(|(_, nb, _, _)| *nb)
+        .map(|(p, nb, _, _)| (p.clone(), *nb))?;
+    let longest = all
+        .iter()
+        .filter(|(_, _, _, ca)| !ca)
+        .map(|(_, nb, na, _)| na - nb)
+        .max()?;
+    (now - newest > longest).then(|| {
+        format!(
+            "possible clock skew: the local clock says {}, {}d after the newest NotBefore {} ({}), longer than the longest validity of a certificate here ({}d), so every certificate has expired; if this node was not really off for that long, fix the clock (NTP) first",
+            timefmt::rfc3339(now),
+            (now - newest) / 86_400,
+            timefmt::rfc3339(newest),
+            path.display(),
+            longest / 86_400
+        )
+    })
 }
 
 /// The clock check: the newest NotBefore of the PKI (kubeadm's files, the kubelet's, the
@@ -290,8 +331,11 @@ pub fn rebuild(p: &KubeletRebuildParams) -> Result<KubeletRebuildResult> {
         Some(s) => timefmt::parse_duration(s)?,
         None => DEFAULT_CLOCK_SKEW_SECONDS,
     };
-    // 1. The clock, before anything else.
+    // 1. The clock, before anything else: behind the PKI is refused, far ahead is a warning.
     clock_check(&layout, &dir, now, tolerance)?;
+    let warnings: Vec<String> = clock_ahead_warning(&layout, &dir, now)
+        .into_iter()
+        .collect();
     // 2. The CA and its key.
     let ca_crt = layout.ca_crt(CaId::Ca);
     let ca_mat = pki::CaMaterial::load(&layout, CaId::Ca);
@@ -496,6 +540,7 @@ pub fn rebuild(p: &KubeletRebuildParams) -> Result<KubeletRebuildResult> {
         ],
         backup_dir: None,
         changed: false,
+        warnings,
     };
     if p.dry_run {
         store::plan_with_links(&writes, &links)?;

@@ -361,6 +361,8 @@ pub struct KubeletServing {
     pub port: Option<u16>,
     /// `tlsCertFile`.
     pub tls_cert_file: Option<String>,
+    /// `tlsPrivateKeyFile` (its key; the kubelet section checks the pair).
+    pub tls_private_key_file: Option<String>,
     /// `serverTLSBootstrap`.
     pub server_tls_bootstrap: bool,
 }
@@ -386,6 +388,7 @@ pub fn kubelet_serving(config: &Path) -> Option<KubeletServing> {
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p != 0),
         tls_cert_file: s("tlsCertFile"),
+        tls_private_key_file: s("tlsPrivateKeyFile"),
         server_tls_bootstrap: v
             .get("serverTLSBootstrap")
             .and_then(|b| b.as_bool())

@@ -25,6 +25,8 @@ pub const DEFAULT_CERT_DIR: &str = "/etc/kubernetes/pki";
 pub const DEFAULT_KUBECONFIG_DIR: &str = "/etc/kubernetes";
 /// Default kubelet PKI dir.
 pub const DEFAULT_KUBELET_PKI: &str = "/var/lib/kubelet/pki";
+/// The kubelet's rotated client pair, a symlink to the dated file.
+pub const KUBELET_CLIENT_CURRENT: &str = "kubelet-client-current.pem";
 
 /// Where a cluster's PKI is, as CLI flags and JSON-RPC params name it. Every `…Params` type
 /// that reads a whole PKI flattens it (`#[serde(flatten)]`), so the three fields stay

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::pki::inventory::{self, Location};
 use crate::pki::kubeconfig::Source;
-use crate::pki::store::{self, Store, Write_};
+use crate::pki::store::{self, Store};
 use crate::pki::{self, Layout};
 
 /// Parameters of `restore`.
@@ -26,6 +26,10 @@ pub struct RestoreParams {
     /// Kubeconfig dir.
     #[serde(default)]
     pub kubeconfig_dir: Option<String>,
+    /// kubelet PKI dir (default `/var/lib/kubelet/pki`): a `kubelet-conf rebuild` backup
+    /// re-points `kubelet-client-current.pem` there and removes the dated pair it created.
+    #[serde(default)]
+    pub kubelet_pki: Option<String>,
     /// The backup root: `backup_dir` must be a directory directly under it (default
     /// `<cert_dir>/../kubecert-backup`, where renew puts backups by default).
     #[serde(default)]
@@ -39,8 +43,12 @@ pub struct RestoreParams {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreResult {
-    /// Files put back (or that would be).
+    /// Files put back (or that would be), links re-pointed included.
     pub restored: Vec<String>,
+    /// Files the backed-up run had created, removed (or that would be): the dated pair of a
+    /// `kubelet-conf rebuild`. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
     /// Whether anything changed.
     pub changed: bool,
     /// Dry run.
@@ -78,12 +86,71 @@ pub fn restorable_targets(layout: &Layout) -> BTreeSet<PathBuf> {
     out
 }
 
+/// Whether `name` is a rotated client pair's name (`kubelet-client-<time>.pem`, not the
+/// `-current` link).
+fn is_dated_pair(name: &str) -> bool {
+    name.starts_with("kubelet-client-")
+        && name.ends_with(".pem")
+        && name != crate::pki::KUBELET_CLIENT_CURRENT
+}
+
+/// The rotated client pairs directly in the kubelet PKI dir `dir`
+/// (`kubelet-client-<time>.pem` regular files, not the `-current` link), normalised.
+fn dated_client_pairs(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        if is_dated_pair(&e.file_name().to_string_lossy())
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            out.insert(store::normalize(&e.path()));
+        }
+    }
+    out
+}
+
+/// What `manifest`, a backup of `layout` with the kubelet PKI dir `kubelet_pki`, may touch:
+/// the files of [`restorable_targets`]; the `kubelet-client-current.pem` link, re-pointed
+/// only at a rotated pair that exists directly in `kubelet_pki`; and the rotated pairs
+/// directly in `kubelet_pki`, removable (a rebuild's backup says its new pair did not exist
+/// before; one already gone is named too, so that a second restore finds nothing to do).
+pub fn restorable(
+    layout: &Layout,
+    kubelet_pki: &Path,
+    manifest: &store::BackupManifest,
+) -> store::Restorable {
+    let pairs = dated_client_pairs(kubelet_pki);
+    let mut removable = pairs.clone();
+    for e in &manifest.entries {
+        let t = store::normalize(&e.target);
+        if t.parent() == Some(kubelet_pki)
+            && t.file_name()
+                .is_some_and(|n| is_dated_pair(&n.to_string_lossy()))
+        {
+            removable.insert(t);
+        }
+    }
+    store::Restorable {
+        files: restorable_targets(layout),
+        links: [store::normalize(
+            &kubelet_pki.join(crate::pki::KUBELET_CLIENT_CURRENT),
+        )]
+        .into(),
+        link_targets: pairs,
+        removable,
+    }
+}
+
 /// Puts a backup back in place through the same transaction machinery.
 ///
 /// The backup dir must be a directory directly under the backup root (not a symlink), and
 /// every manifest entry must put an inventory file of this layout back from a plain file of
-/// that dir ([`store::restore_writes`]); otherwise [`Error::BackupRefused`] and nothing is
-/// written.
+/// that dir, or re-point the kubelet's `kubelet-client-current.pem` at an existing pair
+/// beside it, or remove a pair the backed-up run created ([`store::restore_ops`],
+/// [`restorable`]); otherwise [`crate::error::Error::BackupRefused`] and nothing is written.
+/// Files, links and removals are one transaction.
 pub fn restore(p: &RestoreParams) -> Result<RestoreResult> {
     let layout = Layout::new(
         p.cert_dir.as_deref().unwrap_or(pki::DEFAULT_CERT_DIR),
@@ -98,26 +165,56 @@ pub fn restore(p: &RestoreParams) -> Result<RestoreResult> {
     };
     let dir = store::backup_dir_in(&root, Path::new(&p.backup_dir))?;
     let manifest = store::read_manifest(&dir)?;
-    let writes = store::restore_writes(&dir, &manifest, &restorable_targets(&layout))?;
-    let changed_writes: Vec<Write_> = writes
-        .into_iter()
-        .filter(|w| {
-            crate::pki::fsread::read(&w.target)
-                .map(|b| b != w.contents)
-                .unwrap_or(true)
-        })
-        .collect();
-    let restored = changed_writes
+    let kubelet_pki = store::normalize(Path::new(
+        p.kubelet_pki.as_deref().unwrap_or(pki::DEFAULT_KUBELET_PKI),
+    ));
+    let ops = store::restore_ops(
+        &dir,
+        &manifest,
+        &restorable(&layout, &kubelet_pki, &manifest),
+    )?;
+    // Only what differs from the backup.
+    let todo = store::RestoreOps {
+        writes: ops
+            .writes
+            .into_iter()
+            .filter(|w| {
+                crate::pki::fsread::read(&w.target)
+                    .map(|b| b != w.contents)
+                    .unwrap_or(true)
+            })
+            .collect(),
+        links: ops
+            .links
+            .into_iter()
+            .filter(|l| std::fs::read_link(&l.target).ok().as_ref() != Some(&l.points_to))
+            .collect(),
+        removes: ops
+            .removes
+            .into_iter()
+            .filter(|r| std::fs::symlink_metadata(r).is_ok())
+            .collect(),
+    };
+    let restored = todo
+        .writes
         .iter()
-        .map(|w| w.target.display().to_string())
+        .map(|w| &w.target)
+        .chain(todo.links.iter().map(|l| &l.target))
+        .map(|t| t.display().to_string())
         .collect();
-    let changed = !changed_writes.is_empty();
+    let removed = todo
+        .removes
+        .iter()
+        .map(|t| t.display().to_string())
+        .collect();
+    let changed = !(todo.writes.is_empty() && todo.links.is_empty() && todo.removes.is_empty());
     if !p.dry_run && changed {
         let mut store = Store::open(&layout.cert_dir, Duration::from_secs(300))?;
-        store.restore(&changed_writes)?;
+        store.restore(&todo)?;
     }
     Ok(RestoreResult {
         restored,
+        removed,
         changed,
         dry_run: p.dry_run,
     })

@@ -7,6 +7,7 @@
 //! files are untouched) → `prepared` (every staged file is complete and durable: recovery
 //! renames the remaining ones into place) → removed (done).
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -200,10 +201,20 @@ impl Store {
         commit_ops(&self.lock, writes, links, Some(backup_root), stamp)
     }
 
-    /// Puts the files of a backup back (the writes of [`restore_writes`]) as one transaction,
-    /// without making a backup of its own.
-    pub fn restore(&mut self, writes: &[Write_]) -> Result<()> {
-        commit(&self.lock, writes, None, "restore").map(|_| ())
+    /// Puts a backup back (the [`RestoreOps`] of [`restore_ops`]) as one transaction,
+    /// without making a backup of its own: files rewritten from their copies, links
+    /// re-pointed at their old targets, and the files the backed-up run created removed.
+    /// A crash leaves the state before the restore or after it.
+    pub fn restore(&mut self, ops: &RestoreOps) -> Result<()> {
+        commit_all(
+            &self.lock,
+            &ops.writes,
+            &ops.links,
+            &ops.removes,
+            None,
+            "restore",
+        )
+        .map(|_| ())
     }
 }
 
@@ -283,6 +294,10 @@ enum State {
 struct JournalEntry {
     target: PathBuf,
     staged: PathBuf,
+    /// The target is removed, not replaced (restore of a file the backed-up run created):
+    /// nothing is staged; a `prepared` recovery removes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    remove: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -433,8 +448,14 @@ fn recover(lock: &Lock) -> Result<Option<String>> {
         State::Prepared => {
             let mut dirs = Vec::new();
             for e in &journal.entries {
-                // Not `exists()`: a staged symlink may point to a file renamed later.
-                if fs::symlink_metadata(&e.staged).is_ok() {
+                if e.remove {
+                    match fs::remove_file(&e.target) {
+                        Ok(()) => {}
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(err) => return Err(Error::io(&e.target, err)),
+                    }
+                } else if fs::symlink_metadata(&e.staged).is_ok() {
+                    // Not `exists()`: a staged symlink may point to a file renamed later.
                     fs::rename(&e.staged, &e.target).map_err(|err| Error::io(&e.target, err))?;
                 }
                 if let Some(d) = e.target.parent() {
@@ -616,8 +637,51 @@ fn commit_ops(
     backup_root: Option<&Path>,
     stamp: &str,
 ) -> Result<Option<PathBuf>> {
+    commit_all(lock, writes, links, &[], backup_root, stamp)
+}
+
+/// The checks of [`preflight`] for files to remove: no directory above is a symlink; what is
+/// there is a regular file or nothing.
+fn preflight_removes(removes: &[PathBuf]) -> Result<()> {
+    for r in removes {
+        refuse_symlink(r)?;
+        refuse_symlinked_dirs(r.parent().unwrap_or(Path::new(".")))?;
+        match fs::symlink_metadata(r) {
+            Ok(m) if m.file_type().is_file() => {}
+            Ok(_) => {
+                return Err(Error::io(
+                    r,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "is not a regular file; refusing to remove it",
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(r, e)),
+        }
+    }
+    Ok(())
+}
+
+/// [`commit_ops`] plus removals (restore only: never with a backup): the removals come last
+/// in the journal and the swap, after every file and link is in place.
+fn commit_all(
+    lock: &Lock,
+    writes: &[Write_],
+    links: &[Link],
+    removes: &[PathBuf],
+    backup_root: Option<&Path>,
+    stamp: &str,
+) -> Result<Option<PathBuf>> {
+    if backup_root.is_some() && !removes.is_empty() {
+        return Err(Error::InvalidArgument(
+            "a commit with a backup cannot remove files".into(),
+        ));
+    }
     let meta = preflight(writes)?;
     let link_meta = preflight_links(links)?;
+    preflight_removes(removes)?;
     for t in writes
         .iter()
         .map(|w| &w.target)
@@ -635,6 +699,7 @@ fn commit_ops(
         &meta,
         links,
         &link_meta,
+        removes,
         backup_root,
         stamp,
         &mut made,
@@ -683,6 +748,7 @@ fn commit_inner(
     meta: &[Option<fs::Metadata>],
     links: &[Link],
     link_meta: &[Option<Option<PathBuf>>],
+    removes: &[PathBuf],
     backup_root: Option<&Path>,
     stamp: &str,
     made: &mut Made,
@@ -701,11 +767,13 @@ fn commit_inner(
     let jp = journal_path(lock);
     let entries: Vec<JournalEntry> = writes
         .iter()
-        .map(|w| &w.target)
-        .chain(links.iter().map(|l| &l.target))
-        .map(|t| JournalEntry {
+        .map(|w| (&w.target, false))
+        .chain(links.iter().map(|l| (&l.target, false)))
+        .chain(removes.iter().map(|r| (r, true)))
+        .map(|(t, remove)| JournalEntry {
             target: t.clone(),
             staged: staged_path(t),
+            remove,
         })
         .collect();
     let mut journal = Journal {
@@ -864,6 +932,20 @@ fn commit_inner(
         fs::rename(staged_path(t), t).map_err(|e| Error::io(t, e))?;
         failpoint(&format!("after-rename-{i}"));
     }
+    for (j, r) in removes.iter().enumerate() {
+        match fs::remove_file(r) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(r, e)),
+        }
+        let i = writes.len() + links.len() + j;
+        failpoint(&format!("after-rename-{i}"));
+        if let Some(d) = r.parent() {
+            if !dirs.contains(&d.to_path_buf()) {
+                dirs.push(d.to_path_buf());
+            }
+        }
+    }
     for d in &dirs {
         sync_dir(d)?;
     }
@@ -964,24 +1046,73 @@ pub fn read_manifest(dir: &Path) -> Result<BackupManifest> {
     })
 }
 
-/// The writes that put a backup back in place (files that did not exist are left alone).
-///
-/// Every entry is checked before anything is read back: `target` must be one of `allowed`
-/// (the files of the PKI being restored, compared lexically normalised) and listed once;
-/// `copy` must name a plain file directly inside `dir` (an absolute path in `dir`, as
-/// [`commit`] writes it, or a bare file name), not a symlink, a regular file of at most
-/// [`MAX_BACKUP_FILE_BYTES`]. Anything else is [`Error::BackupRefused`].
+/// What a backup may put back, lexically normalised paths (see [`restore_ops`]).
+#[derive(Debug, Clone, Default)]
+pub struct Restorable {
+    /// Files a copy of the backup may be written over.
+    pub files: BTreeSet<PathBuf>,
+    /// Symlinks that may be re-pointed (`linkTarget` entries).
+    pub links: BTreeSet<PathBuf>,
+    /// What a re-pointed link may point to: existing files only.
+    pub link_targets: BTreeSet<PathBuf>,
+    /// Files the backed-up run may have created: an entry saying one did not exist (no
+    /// copy, no link target) removes it.
+    pub removable: BTreeSet<PathBuf>,
+}
+
+/// What puts a backup back in place: one [`Store::restore`] transaction.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOps {
+    /// Files rewritten from their copies.
+    pub writes: Vec<Write_>,
+    /// Links re-pointed at their old targets.
+    pub links: Vec<Link>,
+    /// Files the backed-up run created, removed.
+    pub removes: Vec<PathBuf>,
+}
+
+/// The writes that put a backup back in place: [`restore_ops`] with files only (no link,
+/// nothing removed).
 pub fn restore_writes(
     dir: &Path,
     manifest: &BackupManifest,
-    allowed: &std::collections::BTreeSet<PathBuf>,
+    allowed: &BTreeSet<PathBuf>,
 ) -> Result<Vec<Write_>> {
+    let r = Restorable {
+        files: allowed.clone(),
+        ..Restorable::default()
+    };
+    restore_ops(dir, manifest, &r).map(|o| o.writes)
+}
+
+/// What puts a backup back in place.
+///
+/// Every entry is checked before anything is read back, and any failure is
+/// [`Error::BackupRefused`]:
+/// - `target` must be one of `allowed` (files, links or removable files, compared lexically
+///   normalised) and listed once;
+/// - `copy` must name a plain file directly inside `dir` (an absolute path in `dir`, as
+///   [`commit`] writes it, or a bare file name), not a symlink, a regular file of at most
+///   [`MAX_BACKUP_FILE_BYTES`], and `target` one of `allowed.files`;
+/// - `linkTarget` (an absolute path, or one relative to the link's dir) needs `target` in
+///   `allowed.links` and must resolve to one of `allowed.link_targets`;
+/// - an entry with neither (the file did not exist) removes `target` when it is one of
+///   `allowed.removable`, and is left alone otherwise.
+pub fn restore_ops(
+    dir: &Path,
+    manifest: &BackupManifest,
+    allowed: &Restorable,
+) -> Result<RestoreOps> {
     let dir = normalize(dir);
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
     let mut plan = Vec::new();
+    let mut ops = RestoreOps::default();
     for e in &manifest.entries {
         let target = normalize(&e.target);
-        if !allowed.contains(&target) {
+        if !(allowed.files.contains(&target)
+            || allowed.links.contains(&target)
+            || allowed.removable.contains(&target))
+        {
             return Err(refused(
                 &dir,
                 format!(
@@ -997,44 +1128,98 @@ pub fn restore_writes(
                 format!("manifest lists {} twice", e.target.display()),
             ));
         }
-        if let Some(copy) = &e.copy {
-            let name = match copy.file_name() {
-                Some(n) if n != ".." && n != "." => n,
-                _ => {
-                    return Err(refused(
-                        &dir,
-                        format!("copy {} is not a file name", copy.display()),
-                    ))
-                }
-            };
-            let inside = dir.join(name);
-            let plain = copy.components().count() == 1 || normalize(copy) == inside;
-            if !plain || copy.to_string_lossy().contains("..") {
+        match (&e.copy, &e.link_target) {
+            (Some(_), Some(_)) => {
                 return Err(refused(
                     &dir,
                     format!(
-                        "copy {} is not a file inside the backup dir",
-                        copy.display()
+                        "manifest entry {} has both a copy and a link target",
+                        e.target.display()
                     ),
-                ));
+                ))
             }
-            plan.push((target, inside));
+            (None, Some(lt)) => {
+                if !allowed.links.contains(&target) {
+                    return Err(refused(
+                        &dir,
+                        format!(
+                            "manifest entry {} is not a kubelet link that restore may re-point",
+                            e.target.display()
+                        ),
+                    ));
+                }
+                let resolved = if lt.is_absolute() {
+                    normalize(lt)
+                } else {
+                    normalize(&target.parent().unwrap_or(Path::new("/")).join(lt))
+                };
+                if !allowed.link_targets.contains(&resolved) {
+                    return Err(refused(
+                        &dir,
+                        format!(
+                            "link target {} of {} is not an existing rotated pair beside it",
+                            lt.display(),
+                            e.target.display()
+                        ),
+                    ));
+                }
+                ops.links.push(Link {
+                    target,
+                    points_to: lt.clone(),
+                });
+            }
+            (None, None) => {
+                if allowed.removable.contains(&target) {
+                    ops.removes.push(target);
+                }
+            }
+            (Some(copy), None) => {
+                if !allowed.files.contains(&target) {
+                    return Err(refused(
+                        &dir,
+                        format!(
+                            "manifest entry {} cannot be restored from a copy",
+                            e.target.display()
+                        ),
+                    ));
+                }
+                let name = match copy.file_name() {
+                    Some(n) if n != ".." && n != "." => n,
+                    _ => {
+                        return Err(refused(
+                            &dir,
+                            format!("copy {} is not a file name", copy.display()),
+                        ))
+                    }
+                };
+                let inside = dir.join(name);
+                let plain = copy.components().count() == 1 || normalize(copy) == inside;
+                if !plain || copy.to_string_lossy().contains("..") {
+                    return Err(refused(
+                        &dir,
+                        format!(
+                            "copy {} is not a file inside the backup dir",
+                            copy.display()
+                        ),
+                    ));
+                }
+                plan.push((target, inside));
+            }
         }
     }
-    let mut out = Vec::new();
     for (target, copy) in plan {
         let contents = read_plain_bounded(&copy, MAX_BACKUP_FILE_BYTES)?;
         let mode = fs::metadata(&target)
             .map(|m| m.permissions().mode() & 0o7777)
             .unwrap_or(0o600);
-        out.push(Write_ {
+        ops.writes.push(Write_ {
             target,
             contents,
             mode,
             force_mode: false,
         });
     }
-    Ok(out)
+    Ok(ops)
 }
 
 #[cfg(test)]
@@ -1186,10 +1371,12 @@ mod tests {
                 JournalEntry {
                     target: cur.clone(),
                     staged: staged_path(&cur),
+                    remove: false,
                 },
                 JournalEntry {
                     target: new.clone(),
                     staged: staged_path(&new),
+                    remove: false,
                 },
             ],
         };

@@ -550,6 +550,14 @@ fn audit_changes(result: &serde_json::Value) -> (Vec<String>, Option<String>) {
             .flatten()
             .filter_map(s),
     );
+    // restore: the pair a kubelet-conf rebuild had created, removed.
+    names.extend(
+        result["removed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| s(v).map(|f| format!("removed:{f}"))),
+    );
     for r in result["requests"].as_array().into_iter().flatten() {
         if let (Some(d @ ("approved" | "denied")), Some(n)) =
             (r["decision"].as_str(), s(&r["name"]))
@@ -764,6 +772,17 @@ mod tests {
         );
         let restore = json!({"restored": ["/p/a.crt"], "changed": true, "dryRun": false});
         assert_eq!(audit_changes(&restore).0, vec!["/p/a.crt".to_string()]);
+        // restore of a kubelet-conf rebuild: the link and kubelet.conf, and the pair removed.
+        let restore = json!({"restored": ["/e/kubelet.conf", "/k/kubelet-client-current.pem"],
+            "removed": ["/k/kubelet-client-2027.pem"], "changed": true, "dryRun": false});
+        assert_eq!(
+            audit_changes(&restore).0,
+            vec![
+                "/e/kubelet.conf".to_string(),
+                "/k/kubelet-client-current.pem".to_string(),
+                "removed:/k/kubelet-client-2027.pem".to_string()
+            ]
+        );
         let kubelet = json!({"status": {}, "changed": true, "backupDir": null});
         assert_eq!(audit_changes(&kubelet), (vec!["kubelet.conf".into()], None));
         let rebuild = json!({"written": ["/k/kubelet-client-2027.pem", "/e/kubelet.conf"],

@@ -40,6 +40,12 @@ options:
         the agent's own (its C(--backup-root), by default C(<cert_dir>/../kubecert-backup)).
       - A non-root caller of the socket agent may pass only the agent's configured backup root.
     type: path
+  kubelet_pki:
+    description:
+      - The kubelet PKI dir, for a backup made by M(kubecert.pki.kubelet_rebuild) (C(kubelet-conf rebuild)).
+        Its restore re-points C(kubelet-client-current.pem) there and removes the dated pair the rebuild created.
+      - Without it the agent uses its own (by default C(/var/lib/kubelet/pki)).
+    type: path
 seealso:
   - module: kubecert.pki.cert_renew
   - module: kubecert.pki.csr_import
@@ -76,6 +82,13 @@ dryRun:
   returned: success
   type: bool
   sample: false
+removed:
+  description: Files the backed-up run had created, removed (or that would be, in check mode) - the dated pair of a
+    C(kubelet-conf rebuild). Absent when none.
+  returned: when a file was removed
+  type: list
+  elements: str
+  sample: [/var/lib/kubelet/pki/kubelet-client-2027-02-01-00-00-00.pem]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -94,23 +107,27 @@ def main():
             PATHS_ARGUMENT_SPEC,
             backup_dir=dict(type='path', required=True),
             backup_root=dict(type='path'),
+            kubelet_pki=dict(type='path'),
         ),
         supports_check_mode=True,
     )
     params = dict((name, module.params[name]) for name in ('backup_dir', 'cert_dir', 'kubeconfig_dir'))
-    if module.params['backup_root']:
-        params['backup_root'] = module.params['backup_root']
+    for name in ('backup_root', 'kubelet_pki'):
+        if module.params[name]:
+            params[name] = module.params[name]
     params['dry_run'] = module.check_mode
     result = run(module, 'restore', params)
     restored = result.get('restored') or []
+    removed = result.get('removed') or []
     if 'changed' not in result:
-        result['changed'] = bool(restored)
+        result['changed'] = bool(restored or removed)
     diff = None
-    if restored:
+    if restored or removed:
         diff = {'prepared': '{0} from {1}:\n{2}\n'.format(
             'would restore' if module.check_mode else 'restored',
             module.params['backup_dir'],
-            '\n'.join('  ' + str(path) for path in restored))}
+            '\n'.join(['  ' + str(path) for path in restored]
+                      + ['  removed ' + str(path) for path in removed]))}
     exit_with_result(module, result, diff=diff)
 
 

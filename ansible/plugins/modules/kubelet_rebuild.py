@@ -178,6 +178,13 @@ backupDir:
   returned: success
   type: str
   sample: /etc/kubernetes/kubecert-backup/20270201T000000Z
+warnings:
+  description: Warnings that do not stop the rebuild (a clock far ahead of the newest certificate of the PKI). Absent
+    when none.
+  returned: when there is one
+  type: list
+  elements: str
+  sample: ["possible clock skew: the clock is 400 days past the newest NotBefore"]
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -291,8 +291,8 @@ def m_kubelet_conf(params):
 def m_kubelet_rebuild(params):
     node = params.get('node_name') or ''
     if not node or '/' in node or node != node.lower():
-        raise RpcFailure(-32602, 'Invalid params', {'cert': None, 'path': None,
-                                                   'cause': 'invalid node name {0!r}'.format(node)})
+        cause = 'invalid node name {0!r}'.format(node)
+        raise RpcFailure(-32602, 'Invalid params', {'cert': None, 'path': None, 'cause': cause})
     pki = params.get('kubelet_pki') or '/var/lib/kubelet/pki'
     conf = (params.get('kubeconfig_dir') or '/etc/kubernetes') + '/kubelet.conf'
     dry_run = bool(params.get('dry_run'))

@@ -212,7 +212,8 @@ def test_drift_catches_an_undocumented_key():
     root = load_schema('restore')
     errors = drift({'restored': {}}, root, root, '')
     assert errors == ['changed: returned by the agent, not documented in RETURN',
-                      'dryRun: returned by the agent, not documented in RETURN']
+                      'dryRun: returned by the agent, not documented in RETURN',
+                      'removed: returned by the agent, not documented in RETURN']
 
 
 def _errors_rs():

@@ -792,23 +792,54 @@ fn commit_inner(
     failpoint("after-journal-staging");
     // Backup.
     if let Some(dir) = &backup_dir {
-        {
-            let dir = dir.clone();
-            let mut manifest = BackupManifest {
-                created: stamp.to_string(),
-                entries: vec![],
+        let dir = dir.clone();
+        let mut manifest = BackupManifest {
+            created: stamp.to_string(),
+            entries: vec![],
+        };
+        for (i, w) in writes.iter().enumerate() {
+            let copy = if meta.get(i).is_some_and(Option::is_some) {
+                let name = format!(
+                    "{i:02}-{}",
+                    w.target
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                );
+                let dst = dir.join(name);
+                let bytes = crate::pki::fsread::read(&w.target)?;
+                let mut f = OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&dst)
+                    .map_err(|e| Error::io(&dst, e))?;
+                f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
+                f.sync_all().map_err(|e| Error::io(&dst, e))?;
+                Some(dst)
+            } else {
+                None
             };
-            for (i, w) in writes.iter().enumerate() {
-                let copy = if meta.get(i).is_some_and(Option::is_some) {
+            manifest.entries.push(BackupEntry {
+                target: w.target.clone(),
+                copy,
+                link_target: None,
+            });
+        }
+        for (j, l) in links.iter().enumerate() {
+            let (copy, link_target) = match link_meta.get(j) {
+                Some(Some(Some(t))) => (None, Some(t.clone())),
+                Some(Some(None)) => {
                     let name = format!(
-                        "{i:02}-{}",
-                        w.target
+                        "{:02}-{}",
+                        writes.len() + j,
+                        l.target
                             .file_name()
                             .map(|n| n.to_string_lossy().into_owned())
                             .unwrap_or_default()
                     );
                     let dst = dir.join(name);
-                    let bytes = crate::pki::fsread::read(&w.target)?;
+                    let bytes = crate::pki::fsread::read(&l.target)?;
                     let mut f = OpenOptions::new()
                         .create_new(true)
                         .write(true)
@@ -817,56 +848,23 @@ fn commit_inner(
                         .map_err(|e| Error::io(&dst, e))?;
                     f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
                     f.sync_all().map_err(|e| Error::io(&dst, e))?;
-                    Some(dst)
-                } else {
-                    None
-                };
-                manifest.entries.push(BackupEntry {
-                    target: w.target.clone(),
-                    copy,
-                    link_target: None,
-                });
-            }
-            for (j, l) in links.iter().enumerate() {
-                let (copy, link_target) = match link_meta.get(j) {
-                    Some(Some(Some(t))) => (None, Some(t.clone())),
-                    Some(Some(None)) => {
-                        let name = format!(
-                            "{:02}-{}",
-                            writes.len() + j,
-                            l.target
-                                .file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default()
-                        );
-                        let dst = dir.join(name);
-                        let bytes = crate::pki::fsread::read(&l.target)?;
-                        let mut f = OpenOptions::new()
-                            .create_new(true)
-                            .write(true)
-                            .mode(0o600)
-                            .open(&dst)
-                            .map_err(|e| Error::io(&dst, e))?;
-                        f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
-                        f.sync_all().map_err(|e| Error::io(&dst, e))?;
-                        (Some(dst), None)
-                    }
-                    _ => (None, None),
-                };
-                manifest.entries.push(BackupEntry {
-                    target: l.target.clone(),
-                    copy,
-                    link_target,
-                });
-            }
-            let mp = dir.join("manifest.json");
-            let mj = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::StoreCorrupt {
-                path: mp.clone(),
-                reason: crate::error::describe_json(&e),
-            })?;
-            write_atomic(&mp, &mj, 0o600)?;
-            sync_dir(&dir)?;
+                    (Some(dst), None)
+                }
+                _ => (None, None),
+            };
+            manifest.entries.push(BackupEntry {
+                target: l.target.clone(),
+                copy,
+                link_target,
+            });
         }
+        let mp = dir.join("manifest.json");
+        let mj = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::StoreCorrupt {
+            path: mp.clone(),
+            reason: crate::error::describe_json(&e),
+        })?;
+        write_atomic(&mp, &mj, 0o600)?;
+        sync_dir(&dir)?;
     }
     failpoint("after-backup");
     // Stage.

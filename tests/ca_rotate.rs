@@ -626,3 +626,27 @@ fn rpc_ca_rotate_is_typed_and_audited() {
     assert!(!log.contains("PRIVATE KEY"), "{log}");
     assert_ne!(n.tree(), before);
 }
+
+/// `kubecert restore` of a phase's backup puts the phase before back too (the rotation
+/// files are restorable: written back from their copies, or removed when the phase made
+/// them), modes included.
+#[test]
+fn restore_of_a_promote_backup_gives_back_the_staged_tree() {
+    let n = Node::new();
+    n.rotate("ca", "stage", &[]);
+    let staged = n.tree();
+    let v = n.rotate("ca", "promote", &[]);
+    let b = v["backupDir"].as_str().unwrap().to_string();
+    let o = kubecert(&[
+        "restore",
+        &b,
+        "--backup-root",
+        n.backup.to_str().unwrap(),
+        "--cert-dir",
+        n.root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        n.root.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(n.tree(), staged);
+}

@@ -229,32 +229,16 @@ pub struct CaRotateResult {
 // Files
 
 fn next_crt(layout: &Layout, id: CaId) -> PathBuf {
-    layout.pki_crt(&format!("{}.next", id.base_name()))
+    layout.ca_rotation_pair(id, "next").0
 }
 fn next_key(layout: &Layout, id: CaId) -> PathBuf {
-    layout.pki_key(&format!("{}.next", id.base_name()))
+    layout.ca_rotation_pair(id, "next").1
 }
 fn prev_crt(layout: &Layout, id: CaId) -> PathBuf {
-    layout.pki_crt(&format!("{}.prev", id.base_name()))
+    layout.ca_rotation_pair(id, "prev").0
 }
 fn prev_key(layout: &Layout, id: CaId) -> PathBuf {
-    layout.pki_key(&format!("{}.prev", id.base_name()))
-}
-
-/// The rotation files of every CA of `layout` (`.next`/`.prev` certificates and keys): what a
-/// restore of a rotation backup may write back or remove.
-pub fn rotation_files(layout: &Layout) -> Vec<PathBuf> {
-    layout
-        .cas()
-        .flat_map(|id| {
-            [
-                next_crt(layout, id),
-                next_key(layout, id),
-                prev_crt(layout, id),
-                prev_key(layout, id),
-            ]
-        })
-        .collect()
+    layout.ca_rotation_pair(id, "prev").1
 }
 
 struct Parsed {

@@ -1253,9 +1253,15 @@ pub fn restore_ops(
     }
     for (target, copy) in plan {
         let contents = read_plain_bounded(&copy, MAX_BACKUP_FILE_BYTES)?;
+        // A file the backed-up run removed (a CA rotation's `.next`/`.prev` files) comes
+        // back with kubeadm's mode: certificates 0644, anything else 0600.
         let mode = fs::metadata(&target)
             .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap_or(0o600);
+            .unwrap_or(if target.extension().is_some_and(|x| x == "crt") {
+                0o644
+            } else {
+                0o600
+            });
         ops.writes.push(Write_ {
             target,
             contents,

@@ -379,6 +379,10 @@ fn phases_out_of_order_or_repeated_change_nothing() {
     let o = n.run(&["ca", "rotate", "ca", "--phase", "distrust"]);
     assert_fails(&o, 1, "cannot distrust ca: the rotation is at phase staged");
     assert_eq!(n.tree(), staged);
+    // A same-key renewal would drop the new CA from the bundle: refused while staged.
+    let o = n.run(&["ca", "renew", "ca", "--validity", "175200h"]);
+    assert_fails(&o, 1, "cannot renew ca: the rotation is at phase staged");
+    assert_eq!(n.tree(), staged);
     // A hand edit (a leaf of the new CA while staged) is named exactly.
     let o = n.run(&["ca", "rotate", "ca", "--phase", "promote"]);
     assert!(o.status.success(), "{}", text(&o));

@@ -700,6 +700,7 @@ pub fn renew(p: &CaRenewParams) -> Result<CaRenewResult> {
         changed: false,
     };
     for id in ids {
+        rotate::refuse_during_rotation(&layout, id, "renew")?;
         let ca = load_local(&layout, id)?;
         if now + validity < ca.cert.info.not_after {
             return Err(Error::CaValidityShortened {
@@ -811,6 +812,7 @@ pub fn install(p: &CaInstallParams) -> Result<CaRenewResult> {
             reason: "the input holds a private key; install takes the certificate only".into(),
         });
     }
+    rotate::refuse_during_rotation(&layout, id, "install")?;
     let ca = load_local(&layout, id)?;
     let info = validate_same_ca(&ca, &bundle.der, now)?;
     let (writes, kcs) = writes_for(&layout, &ca.cert, &bundle.der, id)?;

@@ -606,6 +606,24 @@ pub fn status(layout: &Layout, id: CaId) -> Option<RotationStatus> {
     })
 }
 
+/// Refuses a same-key `ca renew` / `ca install` of `id` while a rotation of it is staged or
+/// promoted (or an inconsistent mix): it would rewrite `<ca>.crt` with one certificate and
+/// drop the other CA of the bundle.
+pub(super) fn refuse_during_rotation(layout: &Layout, id: CaId, what: &str) -> Result<()> {
+    let Ok(s) = detect(layout, id) else {
+        return Ok(());
+    };
+    match s.phase {
+        RotationPhase::None | RotationPhase::Distrusted => Ok(()),
+        _ => Err(Error::RotationPhase {
+            ca: id.name().into(),
+            requested: what.into(),
+            phase: s.phase.name().into(),
+            detail: format!("{}; finish the rotation (or roll it back) first", s.detail),
+        }),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The phases
 

@@ -285,6 +285,9 @@ fn a_pki_built_to_match_the_config_has_no_drift() {
     for r in rows {
         assert_eq!(r["status"], "match", "{r}");
         assert_eq!(r["keyAlgorithm"]["actual"], "RSA-2048", "{r}");
+        // Issued together with its CA (same NotBefore, as at kubeadm init): the span is the
+        // configured validity plus the 5-minute backdate, a match, not "undetermined".
+        assert_eq!(r["validity"]["status"], "match", "{r}");
     }
     // Without --drift the key is absent (the baseline JSON is unchanged).
     let (_, plain) = check(&root).args(&["--now", NOW]).json();

@@ -242,15 +242,18 @@ fn compare_row(
     let ca_facts = ca_row.and_then(|r| r.facts.as_ref());
     let status = if ca_facts.is_some_and(|c| c.not_after == facts.not_after) && actual < expected {
         ValidityStatus::Capped
+    } else if actual >= expected - 60 && actual <= expected + TOLERANCE {
+        // Also a leaf issued with its CA (kubeadm init: the same NotBefore).
+        ValidityStatus::Match
     } else if ca_facts.is_some_and(|c| c.not_before == facts.not_before) {
-        // kubeadm's NewSignedCert: NotBefore = the CA's NotBefore, issuance time unknown.
+        // kubeadm's NewSignedCert: NotBefore = the CA's NotBefore, so a leaf renewed later
+        // spans more than its validity and its issuance time is unknown; it differs only
+        // when it still has more time left than a new certificate would get.
         if facts.not_after - now > expected + TOLERANCE {
             ValidityStatus::Differs
         } else {
             ValidityStatus::Undetermined
         }
-    } else if actual >= expected - 60 && actual <= expected + TOLERANCE {
-        ValidityStatus::Match
     } else {
         ValidityStatus::Differs
     };

@@ -343,3 +343,105 @@ pub fn render_text(s: &DriftSection) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{CertDetail, CertFacts};
+    use crate::pki::inventory::INVENTORY;
+
+    const DAY: i64 = 86400;
+
+    fn cfg() -> KubeadmConfig {
+        crate::config::parse(
+            Path::new("/k.yaml"),
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: cp1\nlocalAPIEndpoint:\n  advertiseAddress: 10.0.0.1\n",
+            || None,
+        )
+        .unwrap()
+    }
+
+    fn row(name: &str, not_before: i64, not_after: i64) -> CertificateStatus {
+        CertificateStatus {
+            name: name.into(),
+            expiration_date: None,
+            residual_time: 0,
+            externally_managed: false,
+            ca_name: None,
+            missing: false,
+            detail: Some(CertDetail {
+                key_algorithm: Some("RSA-2048".into()),
+                ..Default::default()
+            }),
+            facts: Some(CertFacts {
+                not_before,
+                not_after,
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn entry(name: &str) -> &'static Entry {
+        INVENTORY.iter().find(|e| e.name == name).unwrap()
+    }
+
+    fn validity(leaf: CertificateStatus, ca: &CertificateStatus, now: i64) -> ValidityStatus {
+        compare_row(&cfg(), entry("admin.conf"), &leaf, Some(ca), now)
+            .validity
+            .unwrap()
+            .status
+    }
+
+    /// The validity rule, case by case: no case of an unknown issuance time is a `match`.
+    #[test]
+    fn validity_rule() {
+        let year = crate::config::DEFAULT_CERT_VALIDITY;
+        let ca = row("ca", 0, 3650 * DAY);
+        // kubecert's renewal: NotBefore = now - 5 min, a year on.
+        assert_eq!(
+            validity(
+                row("admin.conf", 400 * DAY - 300, 400 * DAY + year),
+                &ca,
+                400 * DAY
+            ),
+            ValidityStatus::Match
+        );
+        // Issued with its CA (kubeadm init): the same NotBefore, a year on: match.
+        assert_eq!(
+            validity(row("admin.conf", 0, year), &ca, DAY),
+            ValidityStatus::Match
+        );
+        // Renewed by kubeadm two years later: NotBefore is still the CA's, span 3 years;
+        // the issuance time is unknown: undetermined while it has less than a year left...
+        assert_eq!(
+            validity(row("admin.conf", 0, 730 * DAY + year), &ca, 800 * DAY),
+            ValidityStatus::Undetermined
+        );
+        // ...and differs while it has more left than a new one would get (a 2-year leaf).
+        assert_eq!(
+            validity(row("admin.conf", 0, 730 * DAY + 2 * year), &ca, 800 * DAY),
+            ValidityStatus::Differs
+        );
+        // A 4380h leaf from kubecert: differs.
+        assert_eq!(
+            validity(
+                row("admin.conf", 10 * DAY, 10 * DAY + year / 2),
+                &ca,
+                11 * DAY
+            ),
+            ValidityStatus::Differs
+        );
+        // Capped at the CA's NotAfter.
+        assert_eq!(
+            validity(row("admin.conf", 3400 * DAY, 3650 * DAY), &ca, 3401 * DAY),
+            ValidityStatus::Capped
+        );
+        // A missing row is unknown, never match.
+        let mut missing = row("apiserver", 0, 0);
+        missing.facts = None;
+        missing.missing = true;
+        let d = compare_row(&cfg(), entry("apiserver"), &missing, Some(&ca), 0);
+        assert_eq!(d.status, DriftStatus::Unknown);
+        assert_eq!(d.reason.as_deref(), Some("the certificate is missing"));
+    }
+}

@@ -365,3 +365,61 @@ fn drift_metrics() {
     ]);
     assert!(!plain.contains("kubecert_drift"), "{plain}");
 }
+
+/// Over RPC (in-process, a confined read caller): `check` may make the root agent read only
+/// the kubeadm config it was started with; a secret named as `config` is refused with
+/// -31010 and nothing of it is in the reply; the configured file is read and drift answered.
+#[test]
+fn rpc_config_is_confined_to_the_agents_kubeadm_config() {
+    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use serde_json::json;
+    let (t, root) = demo_pki(&[]);
+    let cfg = node1_config(
+        t.path(),
+        "v1beta4",
+        "apiServer:\n  certSANs:\n    - kubecert.example.com\n",
+    );
+    let secret = t.path().join("secret.yaml");
+    std::fs::write(&secret, "apiVersion: SECRETBYTES\nkind: x\n").unwrap();
+    let me = kubecert::rpc::unix::effective_uid();
+    let other = if me == 1000 { 1001 } else { 1000 };
+    let call = |roots: &Roots, params: Value| -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut m = module(Enforce::PeerCredentials, roots.clone());
+        m.extensions_mut().insert(Caller {
+            uid: other,
+            gid: other,
+            pid: Some(4242),
+            may_read: true,
+            may_write: false,
+        });
+        let req =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "check", "params": params}).to_string();
+        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
+        serde_json::from_str(resp.get()).unwrap()
+    };
+    let mut roots = Roots::for_dirs(root.join("pki"), &root);
+    let params = |c: &Path| json!({"drift": true, "config": c, "now": NOW});
+    // The agent has no --kubeadm-config: no file at all.
+    for f in [&secret, &cfg] {
+        let r = call(&roots, params(f));
+        assert_eq!(r["error"]["code"], -31010, "{r}");
+        assert_eq!(r["error"]["data"]["param"], "config", "{r}");
+        assert!(!r.to_string().contains("SECRETBYTES"), "{r}");
+    }
+    // Started with --kubeadm-config: that file only.
+    roots.kubeadm_config = Some(cfg.clone());
+    let r = call(&roots, params(&secret));
+    assert_eq!(r["error"]["code"], -31010, "{r}");
+    assert!(!r.to_string().contains("SECRETBYTES"), "{r}");
+    let r = call(&roots, params(&cfg));
+    assert_eq!(r["result"]["drift"]["drifted"], json!(["apiserver"]), "{r}");
+    assert_eq!(r["result"]["status"]["level"], "warn");
+    // drift without config is invalid params, named.
+    let r = call(&roots, json!({"drift": true}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(r.to_string().contains("--drift needs --config"), "{r}");
+}

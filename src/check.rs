@@ -15,6 +15,7 @@ use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::{self, Cas, Layout, Material, PkiLocation};
 use crate::timefmt;
 
+pub mod drift;
 pub mod kubelet;
 
 /// Parameters of `check` (CLI flags and JSON-RPC params).
@@ -46,6 +47,14 @@ pub struct CheckParams {
     /// Add the CA section (`ca check`: join hashes, chains, trust bundles) as the `ca` key.
     #[serde(default)]
     pub ca: bool,
+    /// Compare each certificate with the kubeadm configuration `config` (the `drift` key).
+    #[serde(default)]
+    pub drift: bool,
+    /// The kubeadm config file `drift` reads (InitConfiguration/JoinConfiguration +
+    /// ClusterConfiguration, v1beta3 or v1beta4). On the socket a confined caller may name
+    /// only the file the agent was started with (`serve --kubeadm-config`).
+    #[serde(default)]
+    pub config: Option<String>,
 }
 
 /// A finding about one certificate.
@@ -281,6 +290,11 @@ pub struct CheckResult {
     /// The CAs as `ca check` sees them (only with `ca: true` / `--ca`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<crate::ca::CaCheckResult>,
+    /// Each certificate against the kubeadm configuration (only with `drift: true` /
+    /// `--drift`): SANs missing and beyond, validity, key algorithm. A drifted or unknown row
+    /// makes `status.level` at least `warn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<drift::DriftSection>,
 }
 
 /// Resolved options of a check.
@@ -309,6 +323,10 @@ pub struct CheckOptions {
     /// /var/lib/kubelet/config.yaml): which serving certificate the kubelet section reports,
     /// by the served probe's rule ([`crate::ops::endpoints::kubelet_cert`]).
     pub kubelet_config: PathBuf,
+    /// The kubeadm configuration to compare with (`drift`).
+    pub drift: Option<crate::config::KubeadmConfig>,
+    /// The static pod manifests (the advertise address when the configuration has none).
+    pub manifests_dir: PathBuf,
 }
 
 impl CheckParams {
@@ -333,6 +351,29 @@ impl CheckParams {
         let served =
             self.served
                 .resolve(&layout.cert_dir, &kubelet_pki, layout.external_etcd, now)?;
+        let drift = match (self.drift, &self.config) {
+            (true, Some(c)) => Some(crate::config::load(
+                std::path::Path::new(c),
+                crate::config::hostname,
+            )?),
+            (true, None) => {
+                return Err(crate::Error::InvalidArgument(
+                    "--drift needs --config (the kubeadm config file to compare with)".into(),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(crate::Error::InvalidArgument(
+                    "--config is read only with --drift".into(),
+                ))
+            }
+            (false, None) => None,
+        };
+        let manifests_dir = self
+            .served
+            .manifests_dir
+            .as_deref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| layout.kubeconfig_dir.join("manifests"));
         Ok(CheckOptions {
             layout,
             now,
@@ -349,6 +390,8 @@ impl CheckParams {
                     .as_deref()
                     .unwrap_or(crate::ops::endpoints::DEFAULT_KUBELET_CONFIG),
             ),
+            drift,
+            manifests_dir,
         })
     }
 }
@@ -769,7 +812,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         Some(crate::ops::served::Level::Warn) if level == Level::Ok => (Level::Warn, 1),
         _ => (level, exit_code),
     };
-    Ok(CheckResult {
+    let mut result = CheckResult {
         kind: "CertificateExpirationInfo".into(),
         api_version: "output.kubeadm.k8s.io/v1alpha3".into(),
         status: Some(CheckStatus {
@@ -791,7 +834,21 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
         ca: opts
             .ca
             .then(|| crate::ca::check_layout(&opts.layout, opts.now)),
-    })
+        drift: None,
+    };
+    // Drift: a warning about the next renewal, never a failure by itself; a row that could
+    // not be compared is not a green either.
+    if let Some(cfg) = &opts.drift {
+        let d = drift::compare(cfg, layout, &result, &opts.manifests_dir, opts.now);
+        if let Some(st) = result.status.as_mut() {
+            if st.level == Level::Ok && (!d.drifted.is_empty() || !d.unknown.is_empty()) {
+                st.level = Level::Warn;
+                st.exit_code = 1;
+            }
+        }
+        result.drift = Some(d);
+    }
+    Ok(result)
 }
 
 /// Problem codes that make the level `fail` with or without thresholds.

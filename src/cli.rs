@@ -24,6 +24,60 @@ mod kubeapi;
 mod ops;
 mod unattended;
 
+/// `kubecert config ...`.
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// What kubeadm would issue for a kubeadm config file: per certificate its SANs (by
+    /// kubeadm's rules), validity and key algorithm.
+    Expected {
+        /// The kubeadm config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Treat etcd as external (no etcd rows).
+        #[arg(long)]
+        external_etcd: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+        output: TextJson,
+    },
+}
+
+/// The text of `config expected`.
+fn expected_text(r: &kubecert::config::Expected) -> String {
+    let mut out = format!(
+        "kubeadm config {} ({}): node {}{}, keys {}\n",
+        r.config,
+        r.api_version,
+        r.node_name,
+        r.advertise_address
+            .as_deref()
+            .map(|a| format!(", {a}"))
+            .unwrap_or_default(),
+        r.encryption_algorithm
+    );
+    for c in &r.certificates {
+        let sans = match (&c.sans, &c.sans_error) {
+            (Some(s), _) if s.is_empty() => "no SANs".to_string(),
+            (Some(s), _) => s.join(", "),
+            (None, Some(e)) => format!("SANs unknown: {e}"),
+            (None, None) => "SANs not compared".to_string(),
+        };
+        out.push_str(&format!(
+            "{:<26}{:<8}{}\n",
+            c.name,
+            timefmt::format_duration(c.validity_seconds),
+            sans
+        ));
+    }
+    if !r.ignored_sans.is_empty() {
+        out.push_str(&format!(
+            "left out by kubeadm (not an IP nor an RFC 1123 name): {}\n",
+            r.ignored_sans.join(", ")
+        ));
+    }
+    out
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "kubecert",
@@ -244,6 +298,20 @@ enum Cmd {
         /// Add the CAs as `ca check` sees them (JSON key `ca`; text under the table).
         #[arg(long)]
         ca: bool,
+        /// Compare each certificate with the kubeadm configuration --config: SANs missing or
+        /// beyond it, validity, key algorithm (JSON key `drift`; text under the table). A
+        /// drift is a warning (exit 3), never a failure by itself.
+        #[arg(long)]
+        drift: bool,
+        /// The kubeadm config file (InitConfiguration/JoinConfiguration +
+        /// ClusterConfiguration, v1beta3 or v1beta4) --drift compares with.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// kubeadm configuration: `config expected` lists what kubeadm would issue for it.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
     },
     /// Make a kubeadm-like demo PKI.
     DemoPki(DemoPkiArgs),
@@ -591,6 +659,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             served,
             kubelet,
             ca,
+            drift,
+            config,
         } => {
             let params = CheckParams {
                 location: location(&cert_dir, &kubeconfig_dir, external_etcd),
@@ -601,6 +671,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 served: served.probe()?,
                 kubelet,
                 ca,
+                drift,
+                config: config.as_deref().map(path_str),
             };
             let opts = params.resolve()?;
             let report = check::check(&opts)?;
@@ -615,6 +687,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     if let Some(c) = &report.ca {
                         print(&format!("\n{}", kubecert::ca::render_check(c)))?;
+                    }
+                    if let Some(d) = &report.drift {
+                        print(&check::drift::render_text(d))?;
                     }
                     for n in render::check_notes(&report) {
                         eprintln!("{n}");
@@ -632,6 +707,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 1 => 3,
                 _ => 0,
             }))
+        }
+        Cmd::Config {
+            cmd:
+                ConfigCmd::Expected {
+                    config,
+                    external_etcd,
+                    output,
+                },
+        } => {
+            let r = kubecert::config::expected(&kubecert::config::ExpectedParams {
+                config: path_str(&config),
+                external_etcd,
+            })?;
+            match output {
+                TextJson::Json => print(&render::json(&r)?)?,
+                TextJson::Text => print(&expected_text(&r))?,
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::DemoPki(args) => demo_pki_cmd(args),
         Cmd::Metrics(args) => unattended::metrics_cmd(args),
@@ -965,6 +1058,10 @@ struct ServeArgs {
     /// Policy file of `approve` [default: none, the built-in policy].
     #[arg(long)]
     approve_policy: Option<PathBuf>,
+    /// The kubeadm config file `check`/`metrics` with `drift` may read [default: none, so
+    /// only root may pass one].
+    #[arg(long)]
+    kubeadm_config: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -985,6 +1082,7 @@ impl ServeArgs {
         r.csr_dir = self.csr_dir.as_deref().map(normalize);
         r.textfile_dir = self.textfile_dir.as_deref().map(normalize);
         r.approve_policy = self.approve_policy.as_deref().map(normalize);
+        r.kubeadm_config = self.kubeadm_config.as_deref().map(normalize);
         r
     }
 }

@@ -15,8 +15,13 @@
 //!   so what runs is exactly what the agent was started with.
 //!
 //! Roots that have no sensible default ([`Roots::csr_dir`], [`Roots::textfile_dir`],
-//! [`Roots::approve_policy`]) are `None` unless configured; then a confined caller cannot
-//! use the param at all.
+//! [`Roots::approve_policy`], [`Roots::kubeadm_config`]) are `None` unless configured; then
+//! a confined caller cannot use the param at all.
+//!
+//! The kubeadm config file of `check`/`metrics` `drift` (`config`) is such a root: the agent
+//! reads it as root, so a confined caller may name only the file the agent was started with
+//! (`serve --kubeadm-config`); it is never filled in (the check reads it only with `drift`,
+//! and `config` without `drift` is refused).
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +62,8 @@ pub struct Roots {
     pub api_kubeconfig: PathBuf,
     /// approve's policy file (`--approve-policy`; none: the built-in policy).
     pub approve_policy: Option<PathBuf>,
+    /// The kubeadm config file `drift` may read (`--kubeadm-config`; none by default).
+    pub kubeadm_config: Option<PathBuf>,
     /// Static pod manifests of `restart`, `health` and `served` (default
     /// `<kubeconfig-dir>/manifests`).
     pub manifests_dir: PathBuf,
@@ -89,6 +96,7 @@ impl Roots {
             csr_dir: None,
             textfile_dir: None,
             approve_policy: None,
+            kubeadm_config: None,
             manifests_dir: kubeconfig_dir.join("manifests"),
             park_dir: crate::ops::restart::default_park_dir(&kubeconfig_dir.join("manifests")),
             kubelet_config: PathBuf::from(crate::ops::endpoints::DEFAULT_KUBELET_CONFIG),
@@ -109,6 +117,7 @@ impl Roots {
             Root::TextfileDir => self.textfile_dir.as_deref(),
             Root::ApiKubeconfig => Some(&self.api_kubeconfig),
             Root::ApprovePolicy => self.approve_policy.as_deref(),
+            Root::KubeadmConfig => self.kubeadm_config.as_deref(),
             Root::ManifestsDir => Some(&self.manifests_dir),
             Root::ParkDir => Some(&self.park_dir),
             Root::KubeletConfig => Some(&self.kubelet_config),
@@ -138,7 +147,7 @@ impl Roots {
             match x.slot.value() {
                 None => {
                     let fill = match x.root {
-                        Root::TextfileDir | Root::CsrDir => false,
+                        Root::TextfileDir | Root::CsrDir | Root::KubeadmConfig => false,
                         Root::BackupRoot | Root::StateFile => serves_cert_dir,
                         Root::ParkDir => serves_manifests_dir,
                         _ => true,
@@ -185,6 +194,8 @@ pub enum Root {
     ApiKubeconfig,
     /// [`Roots::approve_policy`].
     ApprovePolicy,
+    /// [`Roots::kubeadm_config`].
+    KubeadmConfig,
     /// [`Roots::manifests_dir`].
     ManifestsDir,
     /// [`Roots::park_dir`].
@@ -266,6 +277,7 @@ impl PathParams for CheckParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
         let mut v = location(&mut self.location);
         v.push(opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki));
+        v.push(opt("config", Root::KubeadmConfig, &mut self.config));
         v.extend(served_probe(&mut self.served));
         v
     }
@@ -396,6 +408,7 @@ impl PathParams for MetricsParams {
             opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
             opt("state_file", Root::StateFile, &mut self.state_file),
             opt("textfile_dir", Root::TextfileDir, &mut self.textfile_dir),
+            opt("config", Root::KubeadmConfig, &mut self.config),
         ]);
         v.extend(served_probe(&mut self.served));
         v
@@ -654,6 +667,58 @@ mod tests {
             s.kubelet_config.as_deref(),
             Some(crate::ops::endpoints::DEFAULT_KUBELET_CONFIG)
         );
+    }
+
+    /// The kubeadm config of `drift` is read by root: a confined caller may name only the
+    /// file the agent was started with (`--kubeadm-config`), nothing when none was; it is
+    /// never filled in; an unconfined caller (root, the agent's uid, stdio) may name any.
+    #[test]
+    fn drift_config_is_confined_to_the_configured_file() {
+        let mut roots = Roots::for_dirs("/srv/pki", "/srv/kc");
+        let check = |c: &str| CheckParams {
+            drift: true,
+            config: Some(c.into()),
+            ..Default::default()
+        };
+        let metrics = |c: &str| MetricsParams {
+            drift: true,
+            config: Some(c.into()),
+            ..Default::default()
+        };
+        // Not configured: refused for a confined caller, whatever the file.
+        for f in ["/etc/shadow", "/etc/kubernetes/kubeadm.yaml"] {
+            let e = roots.apply(&mut check(f), true).expect_err(f);
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("config: {f} is not allowed")),
+                "{e}"
+            );
+            let e = roots.apply(&mut metrics(f), true).expect_err(f);
+            assert!(e.to_string().starts_with("config: "), "{e}");
+        }
+        roots.kubeadm_config = Some(PathBuf::from("/srv/kc/kubeadm.yaml"));
+        // The configured file (also spelled differently) is accepted, and replaced by it.
+        let mut p = check("/srv/kc/./kubeadm.yaml");
+        roots.apply(&mut p, true).expect("configured file");
+        assert_eq!(p.config.as_deref(), Some("/srv/kc/kubeadm.yaml"));
+        // Another file, a traversal to one: refused.
+        for f in [
+            "/etc/shadow",
+            "/srv/kc/../../etc/shadow",
+            "/srv/kc/kubeadm.yaml.bak",
+        ] {
+            let e = roots.apply(&mut check(f), true).expect_err(f);
+            assert!(matches!(e, Error::PathNotAllowed { .. }), "{e}");
+        }
+        // Never filled in: a call without config stays without (and drift alone is refused
+        // by the check itself).
+        let mut p = CheckParams::default();
+        roots.apply(&mut p, true).expect("defaults");
+        assert_eq!(p.config, None);
+        // Unconfined: any file, unchanged.
+        let mut p = check("/tmp/other.yaml");
+        roots.apply(&mut p, false).expect("unconfined");
+        assert_eq!(p.config.as_deref(), Some("/tmp/other.yaml"));
     }
 
     /// `check`'s and `metrics`' served options are confined like `served`'s: the manifests

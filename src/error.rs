@@ -188,6 +188,10 @@ pub enum Error {
     /// A bad argument (key algorithm, option combination).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A kubeadm configuration that cannot be read or is not valid (names the file, the
+    /// document and the field).
+    #[error(transparent)]
+    Config(Box<ConfigError>),
     /// A time or duration argument that does not parse (an invalid argument to RPC callers).
     #[error(transparent)]
     Time(#[from] crate::timefmt::TimeError),
@@ -576,6 +580,140 @@ pub fn describe_json(e: &serde_json::Error) -> String {
         )
     } else {
         format!("not valid JSON ({kind})")
+    }
+}
+
+/// What went wrong reading a kubeadm configuration. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read (missing, a symlink, not a regular file, too large).
+    #[error("kubeadm config {path}: cannot be read")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<crate::Error>,
+    },
+    /// Not YAML.
+    #[error("kubeadm config {path}: document {doc}")]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// The document, 1-based (0: the stream as a whole).
+        doc: usize,
+        /// The cause, without any of the input.
+        #[source]
+        source: YamlError,
+    },
+    /// A document without apiVersion or kind, or not a mapping.
+    #[error("kubeadm config {path}: document {doc} has no {what}")]
+    NoTypeMeta {
+        /// The file.
+        path: PathBuf,
+        /// The document, 1-based.
+        doc: usize,
+        /// `apiVersion`, `kind` or `mapping`.
+        what: &'static str,
+    },
+    /// A kubeadm document of a version kubecert does not read, or a document of an API
+    /// group that has no place in a kubeadm config file.
+    #[error("kubeadm config {path}: document {doc} ({kind}): apiVersion {api_version} is not supported (kubecert reads kubeadm.k8s.io/v1beta3, kubeadm.k8s.io/v1beta4)")]
+    ApiVersion {
+        /// The file.
+        path: PathBuf,
+        /// The document, 1-based.
+        doc: usize,
+        /// Its kind.
+        kind: String,
+        /// Its apiVersion.
+        api_version: String,
+    },
+    /// A kind kubeadm does not have.
+    #[error("kubeadm config {path}: document {doc}: kind {kind} is not a kind of {api_version} (InitConfiguration, ClusterConfiguration, JoinConfiguration{})", if api_version.ends_with("v1beta4") { ", ResetConfiguration, UpgradeConfiguration" } else { "" })]
+    Kind {
+        /// The file.
+        path: PathBuf,
+        /// The document, 1-based.
+        doc: usize,
+        /// The kind.
+        kind: String,
+        /// Its apiVersion.
+        api_version: String,
+    },
+    /// A field the kind does not have.
+    #[error(
+        "kubeadm config {path}: document {doc} ({kind}, {api_version}): unknown field {field}"
+    )]
+    UnknownField {
+        /// The file.
+        path: PathBuf,
+        /// The document, 1-based.
+        doc: usize,
+        /// Its kind.
+        kind: String,
+        /// Its apiVersion.
+        api_version: String,
+        /// The dotted path of the field.
+        field: String,
+    },
+    /// A field of the wrong type or with a value kubeadm refuses.
+    #[error(
+        "kubeadm config {path}: document {doc} ({kind}, {api_version}): {field} must be {expected}"
+    )]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The document, 1-based.
+        doc: usize,
+        /// Its kind.
+        kind: String,
+        /// Its apiVersion.
+        api_version: String,
+        /// The dotted path of the field.
+        field: String,
+        /// What it must be.
+        expected: String,
+    },
+    /// The same kind twice, or InitConfiguration and JoinConfiguration together.
+    #[error("kubeadm config {path}: document {doc} ({kind}): {why}")]
+    Conflict {
+        /// The file.
+        path: PathBuf,
+        /// The document, 1-based.
+        doc: usize,
+        /// Its kind.
+        kind: String,
+        /// What conflicts.
+        why: String,
+    },
+    /// Neither an InitConfiguration/JoinConfiguration nor a ClusterConfiguration.
+    #[error("kubeadm config {path}: no InitConfiguration, JoinConfiguration or ClusterConfiguration document")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// InitConfiguration and ClusterConfiguration of different versions.
+    #[error("kubeadm config {path}: documents of both {first} and {second}; kubeadm reads one version per file")]
+    MixedVersions {
+        /// The file.
+        path: PathBuf,
+        /// The first version.
+        first: String,
+        /// The other.
+        second: String,
+    },
+}
+
+impl From<Box<ConfigError>> for Error {
+    fn from(e: Box<ConfigError>) -> Self {
+        Error::Config(e)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(Box::new(e))
     }
 }
 

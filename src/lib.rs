@@ -22,6 +22,7 @@
 pub mod autorenew;
 pub mod ca;
 pub mod check;
+pub mod config;
 pub mod confine;
 pub mod csr;
 pub mod demo;

@@ -34,6 +34,7 @@
 //! No series ever carries key material: only names, paths, subjects, issuers and serials.
 
 pub mod ca;
+pub mod drift;
 pub mod served;
 
 use std::collections::BTreeMap;
@@ -83,6 +84,12 @@ pub struct MetricsParams {
     /// Also render the CA series (`kubecert_ca_*`, [`ca`]).
     #[serde(default)]
     pub ca: bool,
+    /// Also render the drift series (`kubecert_drift_*`, [`drift`]) against `config`.
+    #[serde(default)]
+    pub drift: bool,
+    /// The kubeadm config file `drift` reads (confined like check's `config`).
+    #[serde(default)]
+    pub config: Option<String>,
 }
 
 /// Result of `metrics`.
@@ -156,6 +163,8 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
         )
         .is_dir(),
         ca: p.ca,
+        drift: p.drift,
+        config: p.config.clone(),
     };
     let opts = check_params.resolve()?;
     let state_file = match &p.state_file {
@@ -318,6 +327,9 @@ pub fn render(report: &CheckResult, ctx: &RenderContext) -> String {
     }
     if let Some(c) = &report.ca {
         out.push_str(&ca::render(c));
+    }
+    if let Some(d) = &report.drift {
+        out.push_str(&drift::render(d));
     }
     out
 }

@@ -163,6 +163,8 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
             textfile_dir: Some(dir.display().to_string()),
             served: Default::default(),
             ca: false,
+            drift: false,
+            config: None,
         };
         match crate::metrics::metrics(&p) {
             Ok(m) => result.textfile = m.textfile,

@@ -63,6 +63,12 @@ pub(super) struct MetricsArgs {
     /// certificates signed, trust bundles).
     #[arg(long)]
     ca: bool,
+    /// Also the drift series (kubecert_drift_*) against the kubeadm config file --config.
+    #[arg(long)]
+    drift: bool,
+    /// The kubeadm config file (InitConfiguration/JoinConfiguration + ClusterConfiguration).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 pub(super) fn metrics_cmd(a: MetricsArgs) -> Result<ExitCode> {
@@ -74,6 +80,8 @@ pub(super) fn metrics_cmd(a: MetricsArgs) -> Result<ExitCode> {
         textfile_dir: a.textfile_dir.as_deref().map(path_str),
         served: a.served.probe()?,
         ca: a.ca,
+        drift: a.drift,
+        config: a.config.as_deref().map(path_str),
     })?;
     match r.textfile {
         Some(f) => eprintln!("[metrics] wrote {f}"),

@@ -20,7 +20,7 @@ use super::escape_label;
 use crate::ca::{BundleMatch, CaCheckResult};
 use crate::timefmt;
 
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: i64) {
+pub(super) fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: i64) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');

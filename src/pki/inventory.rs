@@ -291,6 +291,27 @@ pub struct Entry {
     pub components: &'static [Component],
     /// The subject kubeadm issues for this row.
     pub identity: Identity,
+    /// Which of kubeadm's SAN rules gives this row's SANs from the configuration
+    /// (`crate::config::sans`).
+    pub sans: SanRule,
+}
+
+/// Where kubeadm takes a certificate's SANs from (`certs.go`: the `AltNames` function of its
+/// `KubeadmCert`; `pki_helpers.go`: `GetAPIServerAltNames`, `GetEtcdAltNames`,
+/// `GetEtcdPeerAltNames`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanRule {
+    /// None: kubeadm issues it without SANs (client certificates).
+    NoSans,
+    /// `GetAPIServerAltNames`.
+    ApiServer,
+    /// `GetEtcdAltNames`.
+    EtcdServer,
+    /// `GetEtcdPeerAltNames`.
+    EtcdPeer,
+    /// Not compared: a CA (client-go's self-signed CA carries its CN as a DNS SAN, which no
+    /// configuration field sets).
+    NotCompared,
 }
 
 impl Entry {
@@ -431,6 +452,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Authority,
         local_etcd: false,
         identity: Identity { common_name: CommonName::Any, organizations: &[] },
+        sans: SanRule::NotCompared,
         components: &[],
     },
     Entry {
@@ -442,6 +464,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Authority,
         local_etcd: true,
         identity: Identity { common_name: CommonName::Any, organizations: &[] },
+        sans: SanRule::NotCompared,
         components: &[],
     },
     Entry {
@@ -455,6 +478,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Authority,
         local_etcd: false,
         identity: Identity { common_name: CommonName::Any, organizations: &[] },
+        sans: SanRule::NotCompared,
         components: &[],
     },
     Entry {
@@ -466,6 +490,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Client,
         local_etcd: false,
         identity: fixed("kubernetes-admin", ADMINS),
+        sans: SanRule::NoSans,
         components: &[],
     },
     Entry {
@@ -477,6 +502,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Server,
         local_etcd: false,
         identity: fixed("kube-apiserver", NO_O),
+        sans: SanRule::ApiServer,
         components: &[KubeApiserver],
     },
     Entry {
@@ -490,6 +516,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Client,
         local_etcd: true,
         identity: fixed("kube-apiserver-etcd-client", NONE_OR_MASTERS),
+        sans: SanRule::NoSans,
         components: &[KubeApiserver],
     },
     Entry {
@@ -503,6 +530,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Client,
         local_etcd: false,
         identity: fixed("kube-apiserver-kubelet-client", ADMINS),
+        sans: SanRule::NoSans,
         components: &[KubeApiserver],
     },
     Entry {
@@ -516,6 +544,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Client,
         local_etcd: false,
         identity: fixed("system:kube-controller-manager", NO_O),
+        sans: SanRule::NoSans,
         components: &[KubeControllerManager],
     },
     Entry {
@@ -529,6 +558,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Client,
         local_etcd: true,
         identity: fixed("kube-etcd-healthcheck-client", NONE_OR_MASTERS),
+        sans: SanRule::NoSans,
         components: &[],
     },
     Entry {
@@ -540,6 +570,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::ServerAndClient,
         local_etcd: true,
         identity: Identity { common_name: CommonName::NodeName, organizations: NO_O },
+        sans: SanRule::EtcdPeer,
         components: &[Etcd],
     },
     Entry {
@@ -551,6 +582,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::ServerAndClient,
         local_etcd: true,
         identity: Identity { common_name: CommonName::NodeName, organizations: NO_O },
+        sans: SanRule::EtcdServer,
         components: &[Etcd],
     },
     Entry {
@@ -564,6 +596,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Client,
         local_etcd: false,
         identity: fixed("front-proxy-client", NO_O),
+        sans: SanRule::NoSans,
         components: &[KubeApiserver],
     },
     Entry {
@@ -577,6 +610,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Client,
         local_etcd: false,
         identity: fixed("system:kube-scheduler", NO_O),
+        sans: SanRule::NoSans,
         components: &[KubeScheduler],
     },
     Entry {
@@ -590,6 +624,7 @@ pub static INVENTORY: [Entry; 14] = [
         role: Role::Client,
         local_etcd: false,
         identity: fixed("kubernetes-super-admin", &[&["system:masters"]]),
+        sans: SanRule::NoSans,
         components: &[],
     },
 ];

@@ -202,7 +202,8 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
             );
         }
         Error::BackupRefused { .. } => codes::BACKUP_REFUSED,
-        Error::InvalidArgument(_) | Error::Time(_) => {
+        // A kubeadm config that does not read as one (an unreadable file stays a file error).
+        Error::InvalidArgument(_) | Error::Time(_) | Error::Config(_) if !matches!(e, Error::Config(c) if matches!(**c, crate::error::ConfigError::Read { .. })) => {
             return ErrorObjectOwned::owned(
                 codes::INVALID_PARAMS,
                 "Invalid params",

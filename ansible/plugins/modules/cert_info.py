@@ -45,6 +45,20 @@ options:
         trust bundles that hold it) as RV(ca).
     type: bool
     default: false
+  drift:
+    description:
+      - Also compare each certificate with the kubeadm configuration O(config) (SANs missing from the
+        certificate or beyond the configuration, validity, key algorithm) as RV(drift). A drifted row makes
+        RV(status.level) at least V(warn), never V(fail) by itself.
+    type: bool
+    default: false
+  config:
+    description:
+      - The kubeadm config file (InitConfiguration or JoinConfiguration plus ClusterConfiguration,
+        C(kubeadm.k8s.io/v1beta3) or C(v1beta4)) on the node. Required with O(drift=true).
+      - On the agent's socket a caller that is not root may name only the file the agent was started with
+        (C(kubecert serve --kubeadm-config)).
+    type: path
   now:
     description:
       - Evaluate expiration as of this RFC 3339 UTC time (for example V(2027-01-02T03:04:05Z)) instead of the clock.
@@ -845,6 +859,134 @@ status:
       returned: always
       type: int
       sample: 0
+drift:
+  description:
+    - Each certificate against the kubeadm configuration; only with O(drift=true).
+  returned: when O(drift=true)
+  type: dict
+  contains:
+    config:
+      description: The kubeadm config file read.
+      returned: always
+      type: str
+      sample: /etc/kubernetes/kubeadm.yaml
+    apiVersion:
+      description: Its version.
+      returned: always
+      type: str
+      sample: kubeadm.k8s.io/v1beta4
+    nodeName:
+      description: The node name kubeadm's SAN rules used.
+      returned: always
+      type: str
+      sample: cp1
+    nodeNameSource:
+      description: V(config) (C(nodeRegistration.name)) or V(hostname).
+      returned: always
+      type: str
+      sample: config
+    advertiseAddress:
+      description: The advertise address the rules used.
+      returned: when known
+      type: str
+      sample: 10.0.0.11
+    advertiseAddressSource:
+      description: V(config) or V(manifest) (the kube-apiserver's C(--advertise-address)).
+      returned: when known
+      type: str
+      sample: config
+    ignoredSans:
+      description: certSANs entries kubeadm leaves out (not an IP nor an RFC 1123 name).
+      returned: when any
+      type: list
+      elements: str
+    drifted:
+      description: Certificates that differ from the configuration.
+      returned: always
+      type: list
+      elements: str
+      sample: [apiserver]
+    unknown:
+      description: Certificates that could not be compared (missing, unreadable, advertise address unknown).
+      returned: always
+      type: list
+      elements: str
+      sample: []
+    certificates:
+      description: One entry per certificate of the layout.
+      returned: always
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Inventory name.
+          returned: always
+          type: str
+          sample: apiserver
+        status:
+          description: V(match), V(drift) or V(unknown).
+          returned: always
+          type: str
+          sample: drift
+        reason:
+          description: Why it is V(unknown).
+          returned: when unknown
+          type: str
+        sansCompared:
+          description: Whether SANs are compared (not for CAs).
+          returned: always
+          type: bool
+        missingSans:
+          description: SANs the configuration gives that the certificate lacks (C(DNS:x), C(IP:y)).
+          returned: always
+          type: list
+          elements: str
+          sample: [DNS:api.example.com]
+        extraSans:
+          description: SANs the certificate has beyond the configuration.
+          returned: always
+          type: list
+          elements: str
+          sample: []
+        validity:
+          description: NotAfter - NotBefore against C(certificateValidityPeriod) (CAs C(caCertificateValidityPeriod)).
+          returned: when readable
+          type: dict
+          contains:
+            expectedSeconds:
+              description: The configured validity.
+              returned: always
+              type: int
+              sample: 31536000
+            actualSeconds:
+              description: NotAfter - NotBefore.
+              returned: always
+              type: int
+              sample: 31536300
+            status:
+              description: V(match), V(differs), V(capped) (at the CA's NotAfter) or V(undetermined) (NotBefore is the CA's, as kubeadm issues).
+              returned: always
+              type: str
+              sample: match
+        keyAlgorithm:
+          description: The key algorithm against C(encryptionAlgorithm).
+          returned: when readable
+          type: dict
+          contains:
+            expected:
+              description: C(encryptionAlgorithm) as kubeadm applies it.
+              returned: always
+              type: str
+              sample: RSA-2048
+            actual:
+              description: The certificate's key.
+              returned: always
+              type: str
+              sample: RSA-2048
+            differs:
+              description: Whether they differ.
+              returned: always
+              type: bool
 ca:
   description:
     - The CAs as C(kubecert ca check) sees them; only with O(ca=true).
@@ -1001,6 +1143,8 @@ def main():
             kubelet_pki=dict(type='path', default=DEFAULT_KUBELET_PKI),
             kubelet=dict(type='bool', default=False),
             ca=dict(type='bool', default=False),
+            drift=dict(type='bool', default=False),
+            config=dict(type='path'),
             now=dict(type='str'),
             warn_within=dict(type='str'),
             fail_within=dict(type='str'),
@@ -1010,6 +1154,7 @@ def main():
             endpoints=SERVED_ENDPOINTS_OPTION,
             handshake_timeout=dict(type='float'),
         ),
+        required_if=[('drift', True, ['config'])],
         supports_check_mode=True,
     )
     p = module.params
@@ -1027,6 +1172,8 @@ def main():
         params['kubelet'] = True
     if module.params['ca']:
         params['ca'] = True
+    if p['drift']:
+        params.update(drift=True, config=p['config'])
     result = run(module, 'check', params)
     # An info module: reading never changes anything.
     result.pop('changed', None)

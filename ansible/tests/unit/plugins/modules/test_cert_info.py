@@ -46,6 +46,26 @@ class CertInfoTest(ModuleCase):
         self.assertNotIn('rpc_error', result)
 
 
+class CertInfoDriftTest(ModuleCase):
+
+    def test_drift_passes_the_config_only_when_asked(self):
+        failed, result = self.run_module(cert_info, {'drift': True, 'config': '/etc/kubernetes/kubeadm.yaml'})
+        self.assertFalse(failed)
+        params = self.last_params()
+        self.assertIs(params['drift'], True)
+        self.assertEqual(params['config'], '/etc/kubernetes/kubeadm.yaml')
+        failed, result = self.run_module(cert_info, {})
+        self.assertFalse(failed)
+        self.assertNotIn('drift', self.last_params())
+        self.assertNotIn('config', self.last_params())
+
+    def test_drift_without_config_fails_before_calling_the_agent(self):
+        failed, result = self.run_module(cert_info, {'drift': True})
+        self.assertTrue(failed)
+        self.assertIn('config', result['msg'])
+        self.assertEqual(self.requests(), [])
+
+
 class CertInfoServedTest(ModuleCase):
 
     def test_served_passes_the_probe_options_and_returns_the_section(self):

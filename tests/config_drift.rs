@@ -1,0 +1,425 @@
+//! Issue 17 items 1–3: `check --drift --config FILE` against kubeadm's configuration (v1beta3
+//! and v1beta4 fixtures from the reference docs, tests/fixtures/config/SOURCE.md), the clear
+//! errors of a wrong apiVersion or an unknown field, and drift on demo PKIs checked with
+//! openssl.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const NOW: &str = "2026-06-01T00:00:00Z";
+const MADE: &str = "2026-01-01T00:00:00Z";
+
+fn config_fixture(name: &str) -> PathBuf {
+    fixtures().join("config").join(name)
+}
+
+/// A demo PKI made at MADE (node-1 at 127.0.1.1, like `kubeadm init` with defaults).
+fn demo_pki(extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let mut a = vec!["--now", MADE];
+    a.extend_from_slice(extra);
+    demo(&a)
+}
+
+/// The kubeadm config of the demo's node-1, with `cluster_extra` appended to its
+/// ClusterConfiguration.
+fn node1_config(dir: &Path, version: &str, cluster_extra: &str) -> PathBuf {
+    let p = dir.join("kubeadm.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: kubeadm.k8s.io/{version}\nkind: InitConfiguration\nnodeRegistration:\n  name: node-1\nlocalAPIEndpoint:\n  advertiseAddress: 127.0.1.1\n---\napiVersion: kubeadm.k8s.io/{version}\nkind: ClusterConfiguration\n{cluster_extra}"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn drift(root: &Path, config: &Path, more: &[&str]) -> std::process::Output {
+    let pki = root.join("pki");
+    let mut a = vec![
+        "check",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--drift",
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    a.extend_from_slice(more);
+    kubecert(&a)
+}
+
+fn drift_json(root: &Path, config: &Path) -> (i32, Value) {
+    let o = drift(root, config, &["-o", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&o)));
+    (o.status.code().unwrap_or(-1), v)
+}
+
+fn drift_row<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["drift"]["certificates"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no drift.certificates in {v}"))
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no drift row {name} in {v}"))
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn reference_fixtures_parse_v1beta3_and_v1beta4() {
+    for (file, version, alg) in [
+        ("v1beta3-init.yaml", "kubeadm.k8s.io/v1beta3", "RSA-2048"),
+        ("v1beta4-init.yaml", "kubeadm.k8s.io/v1beta4", "ECDSA-P256"),
+    ] {
+        let out = ok(&[
+            "config",
+            "expected",
+            "--config",
+            config_fixture(file).to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["apiVersion"], version, "{file}: {v}");
+        assert_eq!(v["nodeName"], "ec2-10-100-0-1", "{file}");
+        assert_eq!(v["advertiseAddress"], "10.100.0.1", "{file}");
+        assert_eq!(v["encryptionAlgorithm"], alg, "{file}");
+        let api = v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "apiserver")
+            .unwrap();
+        // kubeadm's GetAPIServerAltNames for this config: serviceSubnet 10.96.0.0/16 → 10.96.0.1,
+        // controlPlaneEndpoint 10.100.0.1:6443 → its host, the two certSANs.
+        assert_eq!(
+            strs(&api["sans"]),
+            [
+                "DNS:ec2-10-100-0-1",
+                "DNS:ec2-10-100-0-1.compute-1.amazonaws.com",
+                "DNS:kubernetes",
+                "DNS:kubernetes.default",
+                "DNS:kubernetes.default.svc",
+                "DNS:kubernetes.default.svc.cluster.local",
+                "IP:10.100.0.1",
+                "IP:10.100.1.1",
+                "IP:10.96.0.1",
+            ],
+            "{file}"
+        );
+        let peer = v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "etcd-peer")
+            .unwrap();
+        assert_eq!(
+            strs(&peer["sans"]),
+            [
+                "DNS:ec2-10-100-0-1",
+                "DNS:localhost",
+                "IP:10.100.0.1",
+                "IP:127.0.0.1",
+                "IP:::1"
+            ],
+            "{file}"
+        );
+    }
+    // The join fixture: the node facts come from JoinConfiguration.controlPlane.
+    let out = ok(&[
+        "config",
+        "expected",
+        "--config",
+        config_fixture("v1beta4-join.yaml").to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["nodeName"], "ec2-10-100-0-2");
+    assert_eq!(v["advertiseAddress"], "10.100.0.2");
+}
+
+#[test]
+fn wrong_api_version_is_a_clear_error_naming_the_document() {
+    let t = tempfile::tempdir().unwrap();
+    let bad = t.path().join("bad.yaml");
+    let text = std::fs::read_to_string(config_fixture("v1beta4-init.yaml"))
+        .unwrap()
+        .replacen(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration",
+            "apiVersion: kubeadm.k8s.io/v1beta2\nkind: ClusterConfiguration",
+            1,
+        );
+    std::fs::write(&bad, text).unwrap();
+    let o = kubecert(&["config", "expected", "--config", bad.to_str().unwrap()]);
+    let msg = assert_fails(&o, 1, "document 2 (ClusterConfiguration)");
+    assert!(
+        msg.contains("apiVersion kubeadm.k8s.io/v1beta2 is not supported")
+            && msg.contains("kubeadm.k8s.io/v1beta3, kubeadm.k8s.io/v1beta4"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unknown_field_is_a_clear_error_naming_the_field_and_changes_nothing() {
+    let (_t, root) = demo_pki(&[]);
+    let before = hash_tree(&root);
+    // `certSans` (a common misspelling of certSANs): kubeadm's strict decoding refuses it.
+    let cfg = node1_config(
+        root.parent().unwrap(),
+        "v1beta4",
+        "apiServer:\n  certSans:\n    - kubecert.example.com\n",
+    );
+    let o = drift(&root, &cfg, &["-o", "json"]);
+    let msg = assert_fails(&o, 1, "unknown field apiServer.certSans");
+    assert!(
+        msg.contains("document 2 (ClusterConfiguration, kubeadm.k8s.io/v1beta4)"),
+        "{msg}"
+    );
+    assert_eq!(hash_tree(&root), before);
+    // A v1beta4-only field in a v1beta3 document is unknown there too.
+    let cfg = node1_config(
+        root.parent().unwrap(),
+        "v1beta3",
+        "encryptionAlgorithm: ECDSA-P256\n",
+    );
+    let o = drift(&root, &cfg, &[]);
+    assert_fails(&o, 1, "unknown field encryptionAlgorithm");
+    // A value outside kubeadm's list.
+    let cfg = node1_config(
+        root.parent().unwrap(),
+        "v1beta4",
+        "encryptionAlgorithm: DSA-1024\n",
+    );
+    let o = drift(&root, &cfg, &[]);
+    assert_fails(&o, 1, "encryptionAlgorithm");
+    // --drift without --config.
+    let pki = root.join("pki");
+    let o = kubecert(&[
+        "check",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--drift",
+    ]);
+    assert_fails(&o, 1, "--drift needs --config");
+}
+
+#[test]
+fn apiserver_missing_a_cert_san_is_named_by_check_drift() {
+    let (_t, root) = demo_pki(&[]);
+    let before = hash_tree(&root);
+    let cfg = node1_config(
+        root.parent().unwrap(),
+        "v1beta4",
+        "apiServer:\n  certSANs:\n    - kubecert.example.com\n    - 10.0.0.10\n",
+    );
+    let (code, v) = drift_json(&root, &cfg);
+    // Drift is a warning about the next renewal, not an expiry: exit 3, level warn.
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["status"]["level"], "warn");
+    assert_eq!(strs(&v["drift"]["drifted"]), ["apiserver"]);
+    let api = drift_row(&v, "apiserver");
+    assert_eq!(api["status"], "drift");
+    assert_eq!(
+        strs(&api["missingSans"]),
+        ["DNS:kubecert.example.com", "IP:10.0.0.10"]
+    );
+    assert_eq!(strs(&api["extraSans"]), Vec::<String>::new());
+    for n in [
+        "etcd-server",
+        "etcd-peer",
+        "front-proxy-client",
+        "admin.conf",
+        "ca",
+    ] {
+        assert_eq!(drift_row(&v, n)["status"], "match", "{n}: {v}");
+    }
+    // The text names it under the table.
+    let o = drift(&root, &cfg, &[]);
+    assert_eq!(o.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("apiserver")
+            && out.contains("SANs missing: DNS:kubecert.example.com, IP:10.0.0.10"),
+        "{out}"
+    );
+    // openssl agrees the SAN is absent from the certificate.
+    let sans = openssl(&[
+        "x509",
+        "-in",
+        root.join("pki/apiserver.crt").to_str().unwrap(),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
+    assert!(sans.contains("DNS:kubernetes.default.svc"), "{sans}");
+    assert!(!sans.contains("kubecert.example.com"), "{sans}");
+    assert!(!sans.contains("10.0.0.10"), "{sans}");
+    // Read only.
+    assert_eq!(hash_tree(&root), before);
+}
+
+#[test]
+fn a_pki_built_to_match_the_config_has_no_drift() {
+    let (_t, root) = demo_pki(&[]);
+    let cfg = node1_config(root.parent().unwrap(), "v1beta4", "");
+    let (code, v) = drift_json(&root, &cfg);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["status"]["level"], "ok");
+    assert_eq!(strs(&v["drift"]["drifted"]), Vec::<String>::new());
+    let rows = v["drift"]["certificates"].as_array().unwrap();
+    assert_eq!(rows.len(), 14, "{v}");
+    for r in rows {
+        assert_eq!(r["status"], "match", "{r}");
+        assert_eq!(r["keyAlgorithm"]["actual"], "RSA-2048", "{r}");
+        // Issued together with its CA (same NotBefore, as at kubeadm init): the span is the
+        // configured validity plus the 5-minute backdate, a match, not "undetermined".
+        assert_eq!(r["validity"]["status"], "match", "{r}");
+    }
+    // Without --drift the key is absent (the baseline JSON is unchanged).
+    let (_, plain) = check(&root).args(&["--now", NOW]).json();
+    assert!(plain.get("drift").is_none(), "{plain}");
+}
+
+#[test]
+fn extra_sans_validity_and_algorithm_drift_are_reported() {
+    let (_t, root) = demo_pki(&[]);
+    // Another node name: the certificates carry node-1 (extra) and lack node-9 (missing);
+    // the config asks for ECDSA-P256 and half a year.
+    let p = root.parent().unwrap().join("other.yaml");
+    std::fs::write(
+        &p,
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: node-9\nlocalAPIEndpoint:\n  advertiseAddress: 127.0.1.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\ncertificateValidityPeriod: 4380h\n",
+    )
+    .unwrap();
+    let (code, v) = drift_json(&root, &p);
+    assert_eq!(code, 3, "{v}");
+    let peer = drift_row(&v, "etcd-peer");
+    assert_eq!(strs(&peer["missingSans"]), ["DNS:node-9"]);
+    assert_eq!(strs(&peer["extraSans"]), ["DNS:node-1"]);
+    let admin = drift_row(&v, "admin.conf");
+    assert_eq!(admin["status"], "drift");
+    assert_eq!(admin["keyAlgorithm"]["expected"], "ECDSA-P256");
+    assert_eq!(admin["keyAlgorithm"]["actual"], "RSA-2048");
+    assert_eq!(admin["validity"]["status"], "differs");
+    assert_eq!(admin["validity"]["expectedSeconds"], 4380 * 3600);
+    // The CA validity follows caCertificateValidityPeriod (default 10 years): it matches.
+    assert_eq!(drift_row(&v, "ca")["validity"]["status"], "match");
+}
+
+#[test]
+fn drift_metrics() {
+    let (_t, root) = demo_pki(&[]);
+    let cfg = node1_config(
+        root.parent().unwrap(),
+        "v1beta4",
+        "apiServer:\n  certSANs:\n    - kubecert.example.com\n",
+    );
+    let pki = root.join("pki");
+    let out = ok(&[
+        "metrics",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--drift",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("kubecert_drift_sans_missing{certificate=\"apiserver\"} 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kubecert_drift{certificate=\"apiserver\"} 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kubecert_drift{certificate=\"etcd-peer\"} 0"),
+        "{out}"
+    );
+    // Without --drift: no drift series.
+    let plain = ok(&[
+        "metrics",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--now",
+        NOW,
+    ]);
+    assert!(!plain.contains("kubecert_drift"), "{plain}");
+}
+
+/// Over RPC (in-process, a confined read caller): `check` may make the root agent read only
+/// the kubeadm config it was started with; a secret named as `config` is refused with
+/// -31010 and nothing of it is in the reply; the configured file is read and drift answered.
+#[test]
+fn rpc_config_is_confined_to_the_agents_kubeadm_config() {
+    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use serde_json::json;
+    let (t, root) = demo_pki(&[]);
+    let cfg = node1_config(
+        t.path(),
+        "v1beta4",
+        "apiServer:\n  certSANs:\n    - kubecert.example.com\n",
+    );
+    let secret = t.path().join("secret.yaml");
+    std::fs::write(&secret, "apiVersion: SECRETBYTES\nkind: x\n").unwrap();
+    let me = kubecert::rpc::unix::effective_uid();
+    let other = if me == 1000 { 1001 } else { 1000 };
+    let call = |roots: &Roots, params: Value| -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut m = module(Enforce::PeerCredentials, roots.clone());
+        m.extensions_mut().insert(Caller {
+            uid: other,
+            gid: other,
+            pid: Some(4242),
+            may_read: true,
+            may_write: false,
+        });
+        let req =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "check", "params": params}).to_string();
+        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
+        serde_json::from_str(resp.get()).unwrap()
+    };
+    let mut roots = Roots::for_dirs(root.join("pki"), &root);
+    let params = |c: &Path| json!({"drift": true, "config": c, "now": NOW});
+    // The agent has no --kubeadm-config: no file at all.
+    for f in [&secret, &cfg] {
+        let r = call(&roots, params(f));
+        assert_eq!(r["error"]["code"], -31010, "{r}");
+        assert_eq!(r["error"]["data"]["param"], "config", "{r}");
+        assert!(!r.to_string().contains("SECRETBYTES"), "{r}");
+    }
+    // Started with --kubeadm-config: that file only.
+    roots.kubeadm_config = Some(cfg.clone());
+    let r = call(&roots, params(&secret));
+    assert_eq!(r["error"]["code"], -31010, "{r}");
+    assert!(!r.to_string().contains("SECRETBYTES"), "{r}");
+    let r = call(&roots, params(&cfg));
+    assert_eq!(r["result"]["drift"]["drifted"], json!(["apiserver"]), "{r}");
+    assert_eq!(r["result"]["status"]["level"], "warn");
+    // drift without config is invalid params, named.
+    let r = call(&roots, json!({"drift": true}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(r.to_string().contains("--drift needs --config"), "{r}");
+}

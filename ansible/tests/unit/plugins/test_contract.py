@@ -51,6 +51,10 @@ def _schema_dir():
 
 # module -> agent method
 MODULES = {
+    'ca_export': 'ca-export',
+    'ca_install': 'ca-install',
+    'ca_renew': 'ca-renew',
+    'ca_rotate': 'ca-rotate',
     'cert_info': 'check',
     'cert_renew': 'renew',
     'cert_restore': 'restore',
@@ -71,8 +75,16 @@ MODULE_KEYS = {
 ANSIBLE_KEYS = {'changed', 'diff', 'msg', 'rpc_error', 'agent_stderr'}
 
 
+# Methods whose schema may not be in schema/ yet: ca-rotate is written by another branch
+# (rotate16); until it is merged its contract test is skipped, saying so.
+PENDING = {'ca-rotate': 'schema/ca-rotate.result.json is not there yet (branch rotate16 not merged)'}
+
+
 def load_schema(method):
-    with open(os.path.join(_schema_dir(), method + '.result.json')) as handle:
+    path = os.path.join(_schema_dir(), method + '.result.json')
+    if method in PENDING and not os.path.exists(path):
+        pytest.skip(PENDING[method])
+    with open(path) as handle:
         return json.load(handle)
 
 
@@ -180,6 +192,13 @@ CALLS = [
     ('restart', {'components': ['etcd'], 'dry_run': True}),
     ('health', {}),
     ('served', {'components': ['etcd']}),
+    ('ca-renew', {}),
+    ('ca-renew', {'cas': ['etcd-ca'], 'dry_run': True}),
+    ('ca-export', {'ca': 'ca'}),
+    ('ca-install', {'ca': 'ca', 'pem': fake_agent.renewed_pem('ca')}),
+    ('ca-install', {'ca': 'etcd-ca', 'pem': fake_agent.renewed_pem('etcd-ca'), 'dry_run': True}),
+    ('ca-rotate', {'ca': 'etcd-ca', 'phase': 'stage'}),
+    ('ca-rotate', {'ca': 'ca', 'phase': 'stage', 'dry_run': True}),
 ]
 
 

@@ -317,6 +317,15 @@ impl PathParams for crate::ca::CaInstallParams {
     }
 }
 
+impl PathParams for crate::ca::rotate::CaRotateParams {
+    fn path_params(&mut self) -> Vec<PathParam<'_>> {
+        let mut v = location(&mut self.location);
+        v.push(opt("backup_dir", Root::BackupRoot, &mut self.backup_dir));
+        v.push(opt("kubeconfig", Root::ApiKubeconfig, &mut self.kubeconfig));
+        v
+    }
+}
+
 impl PathParams for RestoreParams {
     /// `backup_dir` itself is not a root: restore accepts it only as a direct child of
     /// `backup_root`, for every caller (see [`crate::pki::restore::restore`]).

@@ -162,6 +162,29 @@ pub enum Error {
         #[source]
         reason: Reason,
     },
+    /// A CA rotation phase asked out of order (or one whose files are an inconsistent mix):
+    /// nothing is written.
+    #[error("cannot {requested} {ca}: the rotation is at phase {phase} ({detail})")]
+    RotationPhase {
+        /// CA name.
+        ca: String,
+        /// What was asked (`stage`, `rollback of promote`, ...).
+        requested: String,
+        /// The phase derived from the files.
+        phase: String,
+        /// Where it stands exactly.
+        detail: String,
+    },
+    /// A `ca renew --validity` that would make the CA expire sooner than it does now.
+    #[error("refusing to renew {ca}: the new NotAfter {new_not_after} is before the current {old_not_after} (give a longer --validity)")]
+    CaValidityShortened {
+        /// CA name.
+        ca: String,
+        /// The current NotAfter, RFC 3339.
+        old_not_after: String,
+        /// The NotAfter the renewal would give, RFC 3339.
+        new_not_after: String,
+    },
     /// A bad argument (key algorithm, option combination).
     #[error("{0}")]
     InvalidArgument(String),
@@ -381,7 +404,9 @@ impl Error {
             | Error::CaKeyMissing { ca, .. }
             | Error::CaExpired { ca, .. }
             | Error::CaNotYetValid { ca, .. }
-            | Error::NotACa { ca } => Some(ca),
+            | Error::NotACa { ca }
+            | Error::RotationPhase { ca, .. }
+            | Error::CaValidityShortened { ca, .. } => Some(ca),
             Error::Validation { cert, .. }
             | Error::Issue { cert, .. }
             | Error::ForeignIdentity { cert, .. } => Some(cert),

@@ -230,7 +230,8 @@ fn renew_fixture(name: &str) {
                 "--kubeconfig-dir",
                 kc.to_str().unwrap(),
                 "--validity",
-                "43800h",
+                // 20 years: longer than any fixture CA has left (a shorter one is refused).
+                "175200h",
                 "--now",
                 "2026-12-01T00:00:00Z",
                 "--backup-dir",
@@ -254,7 +255,7 @@ fn renew_fixture(name: &str) {
         );
         assert_eq!(
             x509_field(p, &["-enddate"]).trim(),
-            "notAfter=Nov 30 00:00:00 2031 GMT",
+            "notAfter=Nov 26 00:00:00 2046 GMT",
             "{name} {n}"
         );
         assert_ne!(x509_field(p, &["-serial"]), x509_field(orig, &["-serial"]));
@@ -605,7 +606,7 @@ fn rpc_ca_renew_export_install_are_typed_and_audited() {
     let (r, err) = agent(
         &a,
         &[
-            json!({"jsonrpc":"2.0","id":1,"method":"ca-renew","params":{"cas":["ca"],"validity":"8760h"}}),
+            json!({"jsonrpc":"2.0","id":1,"method":"ca-renew","params":{"cas":["ca"],"validity":"175200h"}}),
             json!({"jsonrpc":"2.0","id":2,"method":"ca-export","params":{"ca":"ca"}}),
             json!({"jsonrpc":"2.0","id":3,"method":"ca-check","params":{}}),
         ],

@@ -1084,3 +1084,262 @@ fn every_failpoint_during_restore_of_a_kubelet_rebuild() {
         eprintln!("  {fp}: {o:?} (Old = still rebuilt, Renewed = restored)");
     }
 }
+
+// ---- ca rotate (issue 16 item 3): every failpoint of each phase, and kill -9 trials ----
+
+/// The phase `ca check` derives for the cluster CA (`none` when it reports no rotation).
+fn ca_rotation_phase(root: &Path) -> String {
+    let o = Command::new(bin())
+        .args([
+            "ca",
+            "check",
+            "-o",
+            "json",
+            "--cert-dir",
+            root.join("pki").to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["cas"][0]["rotation"]["phase"]
+        .as_str()
+        .unwrap_or("none")
+        .to_string()
+}
+
+fn ca_rotate_cmd(root: &Path, phase: &str) -> Command {
+    let mut c = Command::new(bin());
+    c.args([
+        "ca",
+        "rotate",
+        "ca",
+        "--phase",
+        phase,
+        "--cert-dir",
+        root.join("pki").to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+    ]);
+    c
+}
+
+/// After recovery (the next `check` recovers): exactly the tree before (phase `from`), or
+/// exactly the files a complete phase changes changed and the phase is `to`; then the phase
+/// runs again to completion (a no-op when it was complete).
+fn assert_rotate_consistent(
+    root: &Path,
+    before: &Tree,
+    complete_changes: &[String],
+    (from, to): (&str, &str),
+    trial: &str,
+) -> Outcome {
+    let (code, v) = check(root).json();
+    assert_eq!(code, 0, "{trial}: {v}");
+    let now = hash_tree(root);
+    assert!(
+        now.keys()
+            .all(|k| !k.contains(".kubecert-new") && !k.contains("journal")),
+        "{trial}: leftovers"
+    );
+    let changed: Vec<String> = live(&now)
+        .into_iter()
+        .chain(
+            live(before)
+                .into_iter()
+                .filter(|(k, _)| !now.contains_key(k)),
+        )
+        .filter(|(k, h)| before.get(k) != Some(h) || !now.contains_key(k))
+        .map(|(k, _)| k)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let outcome = if changed.is_empty() {
+        assert_eq!(ca_rotation_phase(root), from, "{trial}");
+        Outcome::Old
+    } else {
+        assert_eq!(changed, complete_changes, "{trial}: not all-or-nothing");
+        assert_eq!(ca_rotation_phase(root), to, "{trial}");
+        Outcome::Renewed
+    };
+    // The phase resumes.
+    let o = ca_rotate_cmd(root, phase_of(to)).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{trial}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(ca_rotation_phase(root), to, "{trial}: after resuming");
+    outcome
+}
+
+fn phase_of(to: &str) -> &'static str {
+    match to {
+        "staged" => "stage",
+        "promoted" => "promote",
+        _ => "distrust",
+    }
+}
+
+/// The files that differ between two trees (changed, added or removed).
+fn tree_changes(before: &Tree, after: &Tree) -> Vec<String> {
+    let (b, a) = (live(before), live(after));
+    b.keys()
+        .chain(a.keys())
+        .filter(|k| b.get(*k) != a.get(*k))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn every_failpoint_during_ca_rotate_phases() {
+    let (names, families) = failpoints_in_source();
+    let (t, none) = demo(&["--key-algorithm", "ecdsa-p256"]);
+    // Templates of each phase, and what a complete phase changes.
+    let staged = t.path().join("staged");
+    copy_dir(&none, &staged);
+    assert!(ca_rotate_cmd(&staged, "stage").status().unwrap().success());
+    let promoted = t.path().join("promoted");
+    copy_dir(&staged, &promoted);
+    assert!(ca_rotate_cmd(&promoted, "promote")
+        .status()
+        .unwrap()
+        .success());
+    let distrusted = t.path().join("distrusted");
+    copy_dir(&promoted, &distrusted);
+    assert!(ca_rotate_cmd(&distrusted, "distrust")
+        .status()
+        .unwrap()
+        .success());
+    let mut walked = 0;
+    let mut outcomes = std::collections::BTreeSet::new();
+    let mut trial = 0;
+    for (template, done, (from, to)) in [
+        (&none, &staged, ("none", "staged")),
+        (&staged, &promoted, ("staged", "promoted")),
+        (&promoted, &distrusted, ("promoted", "distrusted")),
+    ] {
+        let complete = tree_changes(&hash_tree(template), &hash_tree(done));
+        assert!(complete.len() >= 5, "{to}: {complete:?}");
+        let mut run = |fp: &str| -> bool {
+            trial += 1;
+            let root = t.path().join(format!("rot-{trial}"));
+            copy_dir(template, &root);
+            let before = hash_tree(&root);
+            let o = ca_rotate_cmd(&root, phase_of(to))
+                .env("KUBECERT_FAILPOINT", fp)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let hit = !o.status.success();
+            if hit {
+                assert_eq!(o.status.signal(), Some(SIGABRT), "{to} {fp}: {stderr}");
+                assert!(stderr.contains(&format!("kubecert: failpoint {fp} hit, aborting")));
+            }
+            let journal = root.join("pki/.kubecert-journal.json");
+            let expected = if !hit {
+                Some(Outcome::Renewed)
+            } else if journal.exists() {
+                let j: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+                match j["state"].as_str() {
+                    Some("staging") => Some(Outcome::Old),
+                    Some("prepared") => Some(Outcome::Renewed),
+                    s => panic!("{to} {fp}: journal state {s:?}"),
+                }
+            } else {
+                None
+            };
+            let outcome = assert_rotate_consistent(
+                &root,
+                &before,
+                &complete,
+                (from, to),
+                &format!("{to} {fp}"),
+            );
+            if let Some(e) = expected {
+                assert_eq!(outcome, e, "{to} {fp}: recovery went the wrong way");
+            }
+            outcomes.insert(format!("{to}:{outcome:?}"));
+            std::fs::remove_dir_all(&root).unwrap();
+            hit
+        };
+        for n in &names {
+            assert!(run(n), "failpoint {n} was not hit by {to}");
+            walked += 1;
+        }
+        for f in &families {
+            let mut i = 0;
+            while run(&format!("{f}{i}")) {
+                walked += 1;
+                i += 1;
+                assert!(i < 100, "failpoint family {f} does not end");
+            }
+            assert!(i >= 5, "{to}: family {f} walked {i}");
+        }
+    }
+    for to in ["staged", "promoted", "distrusted"] {
+        assert!(outcomes.contains(&format!("{to}:Old")), "{outcomes:?}");
+        assert!(outcomes.contains(&format!("{to}:Renewed")), "{outcomes:?}");
+    }
+    eprintln!("ca rotate failpoints: {walked}");
+}
+
+/// kill -9 at random instants of each phase: the phase before or the complete phase, and the
+/// phase then resumes.
+#[test]
+fn random_sigkill_during_ca_rotate_phases() {
+    let (t, none) = demo(&["--key-algorithm", "ecdsa-p256"]);
+    let staged = t.path().join("staged");
+    copy_dir(&none, &staged);
+    assert!(ca_rotate_cmd(&staged, "stage").status().unwrap().success());
+    let promoted = t.path().join("promoted");
+    copy_dir(&staged, &promoted);
+    assert!(ca_rotate_cmd(&promoted, "promote")
+        .status()
+        .unwrap()
+        .success());
+    let distrusted = t.path().join("distrusted");
+    copy_dir(&promoted, &distrusted);
+    assert!(ca_rotate_cmd(&distrusted, "distrust")
+        .status()
+        .unwrap()
+        .success());
+    let mut state = 0x2545_f491_4f6c_dd1du64 ^ std::process::id() as u64;
+    let mut outcomes = Vec::new();
+    let mut trial = 0;
+    for (template, done, (from, to)) in [
+        (&none, &staged, ("none", "staged")),
+        (&staged, &promoted, ("staged", "promoted")),
+        (&promoted, &distrusted, ("promoted", "distrusted")),
+    ] {
+        let complete = tree_changes(&hash_tree(template), &hash_tree(done));
+        for _ in 0..4 {
+            trial += 1;
+            let root = t.path().join(format!("kill-{trial}"));
+            copy_dir(template, &root);
+            let before = hash_tree(&root);
+            let mut child = ca_rotate_cmd(&root, phase_of(to))
+                .env("KUBECERT_STEP_DELAY_MS", "20")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_micros(random_below(&mut state, 400_000)));
+            let _ = child.kill();
+            let _ = child.wait();
+            outcomes.push(assert_rotate_consistent(
+                &root,
+                &before,
+                &complete,
+                (from, to),
+                &format!("{to} kill {trial}"),
+            ));
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+    }
+    eprintln!("ca rotate kill -9 outcomes: {outcomes:?}");
+}

@@ -21,6 +21,8 @@ use crate::pki::store::{self, Store, Write_};
 use crate::pki::{self, fsread, Layout, Material, PkiLocation};
 use crate::timefmt;
 
+pub mod rotate;
+
 /// The kubeconfigs kubeadm writes on a control-plane node, whose
 /// `certificate-authority-data` is the cluster CA.
 pub const NODE_KUBECONFIGS: [&str; 5] = [
@@ -153,6 +155,9 @@ pub struct CaReport {
     /// Trust bundles that hold this CA: CA files and the `certificate-authority(-data)` of
     /// every kubeconfig in the kubeconfig dir.
     pub bundles: Vec<Bundle>,
+    /// A CA rotation in progress (`ca rotate`): absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<rotate::RotationStatus>,
 }
 
 /// Result of `ca check`.
@@ -254,6 +259,7 @@ pub fn check_layout(layout: &Layout, now: i64) -> CaCheckResult {
             chained: vec![],
             not_chained: vec![],
             bundles: vec![],
+            rotation: None,
         };
         match &m.cert {
             Material::Missing => r.problem = Some(format!("{} does not exist", path.display())),
@@ -270,6 +276,7 @@ pub fn check_layout(layout: &Layout, now: i64) -> CaCheckResult {
                 r.key_algorithm = Some(i.key_algorithm.to_string());
                 r.spki_sha256 = Some(join_hash(&i.spki_der));
                 r.subject_key_id = i.subject_key_id.as_deref().map(hex);
+                r.rotation = rotate::status(&layout, id);
                 for (e, mat) in &rows {
                     let c = Chained {
                         name: e.name.into(),
@@ -365,6 +372,15 @@ pub fn render_check(r: &CaCheckResult) -> String {
             "  join hash:   {}\n",
             c.spki_sha256.as_deref().unwrap_or("-")
         ));
+        if let Some(rot) = &c.rotation {
+            s.push_str(&format!(
+                "  rotation:    {} ({}; {} of {} leaves signed by the new CA)\n",
+                rot.phase.name(),
+                rot.detail,
+                rot.leaves_signed_by_new,
+                rot.leaves
+            ));
+        }
         let names: Vec<&str> = c.chained.iter().map(|x| x.name.as_str()).collect();
         s.push_str(&format!("  signed:      {}\n", names.join(", ")));
         if !c.not_chained.is_empty() {
@@ -685,6 +701,13 @@ pub fn renew(p: &CaRenewParams) -> Result<CaRenewResult> {
     };
     for id in ids {
         let ca = load_local(&layout, id)?;
+        if now + validity < ca.cert.info.not_after {
+            return Err(Error::CaValidityShortened {
+                ca: id.name().into(),
+                old_not_after: timefmt::rfc3339(ca.cert.info.not_after),
+                new_not_after: timefmt::rfc3339(now + validity),
+            });
+        }
         let der = issue::resign_ca(
             &CaSigner {
                 cert: &ca.cert,

@@ -72,6 +72,39 @@ pub enum CaCmd {
         #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
         output: TextJson,
     },
+    /// Staged rotation to a new key, one phase: stage (trust old+new), promote (re-sign every
+    /// leaf with the new CA, which becomes the signing CA), distrust (trust new only).
+    /// `--rollback` undoes the phase. The phase is derived from the files.
+    Rotate {
+        /// ca, front-proxy-ca, etcd-ca.
+        name: String,
+        /// stage, promote or distrust.
+        #[arg(long, value_parser = ["stage", "promote", "distrust"])]
+        phase: String,
+        /// Undo the phase (stage -> none, promote -> staged, distrust -> promoted).
+        #[arg(long)]
+        rollback: bool,
+        #[command(flatten)]
+        at: Where,
+        /// Validity of the new CA stage makes.
+        #[arg(long, default_value = "87600h", value_parser = duration_arg)]
+        validity: String,
+        /// Admin kubeconfig (cluster-info update; not built yet: listed in the checklist).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Print what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Backup root (default <cert-dir>/../kubecert-backup).
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
+        /// Fixed clock (RFC 3339).
+        #[arg(long)]
+        now: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = TextJson::Text)]
+        output: TextJson,
+    },
     /// Write a CA certificate (never its key) to a file, for `ca install` on the other nodes.
     Export {
         /// ca, front-proxy-ca, etcd-ca.
@@ -148,6 +181,36 @@ pub fn run(cmd: CaCmd) -> Result<ExitCode> {
                 backup_dir: backup_dir.as_deref().map(path_str),
             })?;
             out(output, ca::render_renew(&r), &r)?;
+        }
+        CaCmd::Rotate {
+            name,
+            phase,
+            rollback,
+            at,
+            validity,
+            kubeconfig,
+            dry_run,
+            backup_dir,
+            now,
+            output,
+        } => {
+            let phase = match phase.as_str() {
+                "stage" => ca::rotate::Phase::Stage,
+                "promote" => ca::rotate::Phase::Promote,
+                _ => ca::rotate::Phase::Distrust,
+            };
+            let r = ca::rotate::rotate(&ca::rotate::CaRotateParams {
+                location: at.location(),
+                ca: name,
+                phase,
+                rollback,
+                dry_run,
+                validity: Some(validity),
+                kubeconfig: kubeconfig.as_deref().map(path_str),
+                now,
+                backup_dir: backup_dir.as_deref().map(path_str),
+            })?;
+            out(output, ca::rotate::render(&r), &r)?;
         }
         CaCmd::Export {
             name,

@@ -420,10 +420,27 @@ pub fn self_signed_ca(
     not_before: i64,
     not_after: i64,
 ) -> Result<Vec<u8>, IssueError> {
-    let mut p = CertificateParams::new(vec![common_name.to_string()])?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    p.distinguished_name = dn;
+    let subject = name_der(common_name, &[]);
+    self_signed_ca_named(
+        &subject,
+        &[common_name.to_string()],
+        key,
+        not_before,
+        not_after,
+    )
+}
+
+/// [`self_signed_ca`] with a given subject Name (DER, copied verbatim, e.g. the subject of
+/// the CA a rotation replaces) and DNS SANs.
+pub fn self_signed_ca_named(
+    subject_der: &[u8],
+    dns_names: &[String],
+    key: &KeyPair,
+    not_before: i64,
+    not_after: i64,
+) -> Result<Vec<u8>, IssueError> {
+    let mut p = CertificateParams::new(dns_names.to_vec())?;
+    p.distinguished_name = placeholder_dn();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -435,8 +452,7 @@ pub fn self_signed_ca(
     p.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     p.key_identifier_method = KeyIdMethod::Sha256;
     let c = p.self_signed(key)?;
-    let subject = name_der(common_name, &[]);
-    splice_and_resign(c.der(), &[(3, &subject), (5, &subject)], key)
+    splice_and_resign(c.der(), &[(3, subject_der), (5, subject_der)], key)
 }
 
 /// Re-issues a self-signed CA certificate with its own key: the TBS of `ca.cert` is kept

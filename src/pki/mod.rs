@@ -127,6 +127,27 @@ impl Layout {
     pub fn ca_key(&self, ca: CaId) -> PathBuf {
         self.pki_key(ca.base_name())
     }
+
+    /// The files of a CA rotation (`ca rotate`): `<ca-path>.<which>.crt` and `.key`, where
+    /// `which` is `next` (the staged new CA) or `prev` (the old CA after promote).
+    pub fn ca_rotation_pair(&self, ca: CaId, which: &str) -> (PathBuf, PathBuf) {
+        let base = format!("{}.{which}", ca.base_name());
+        (self.pki_crt(&base), self.pki_key(&base))
+    }
+
+    /// Every CA rotation file of the layout's CAs (what a restore of a rotation backup may
+    /// write back or remove).
+    pub fn ca_rotation_files(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for id in self.cas() {
+            for which in ["next", "prev"] {
+                let (c, k) = self.ca_rotation_pair(id, which);
+                v.push(c);
+                v.push(k);
+            }
+        }
+        v
+    }
 }
 
 /// Whether a path is an existing regular file (following symlinks, like os.Stat).

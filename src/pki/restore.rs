@@ -83,6 +83,11 @@ pub fn restorable_targets(layout: &Layout) -> BTreeSet<PathBuf> {
     out.insert(store::normalize(
         &layout.kubeconfig_dir.join("kubelet.conf"),
     ));
+    // CA rotation (`ca rotate`): the CA files themselves are rows above; the staged and
+    // previous pairs too.
+    for p in layout.ca_rotation_files() {
+        out.insert(store::normalize(&p));
+    }
     out
 }
 
@@ -123,6 +128,13 @@ pub fn restorable(
 ) -> store::Restorable {
     let pairs = dated_client_pairs(kubelet_pki);
     let mut removable = pairs.clone();
+    // A rotation phase's backup says which rotation files it created: removed on restore.
+    removable.extend(
+        layout
+            .ca_rotation_files()
+            .iter()
+            .map(|p| store::normalize(p)),
+    );
     for e in &manifest.entries {
         let t = store::normalize(&e.target);
         if t.parent() == Some(kubelet_pki)

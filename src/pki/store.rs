@@ -201,6 +201,19 @@ impl Store {
         commit_ops(&self.lock, writes, links, Some(backup_root), stamp)
     }
 
+    /// [`Store::commit`] plus files to remove, in the same transaction (after every write):
+    /// each removed file is backed up as a copy first (CA rotation: the staged `.next`
+    /// files a promote consumes, the old key a distrust drops).
+    pub fn commit_with_removes(
+        &mut self,
+        writes: &[Write_],
+        removes: &[PathBuf],
+        backup_root: &Path,
+        stamp: &str,
+    ) -> Result<Option<PathBuf>> {
+        commit_all(&self.lock, writes, &[], removes, Some(backup_root), stamp)
+    }
+
     /// Puts a backup back (the [`RestoreOps`] of [`restore_ops`]) as one transaction,
     /// without making a backup of its own: files rewritten from their copies, links
     /// re-pointed at their old targets, and the files the backed-up run created removed.
@@ -242,6 +255,12 @@ pub fn plan(writes: &[Write_]) -> Result<()> {
 pub fn plan_with_links(writes: &[Write_], links: &[Link]) -> Result<()> {
     preflight(writes)?;
     preflight_links(links).map(|_| ())
+}
+
+/// [`plan`] for a [`Store::commit_with_removes`].
+pub fn plan_with_removes(writes: &[Write_], removes: &[PathBuf]) -> Result<()> {
+    preflight(writes)?;
+    preflight_removes(removes)
 }
 
 /// One symlink to (re)point: `target` becomes a symlink whose contents are `points_to`.
@@ -664,8 +683,9 @@ fn preflight_removes(removes: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// [`commit_ops`] plus removals (restore only: never with a backup): the removals come last
-/// in the journal and the swap, after every file and link is in place.
+/// [`commit_ops`] plus removals: the removals come last in the journal and the swap, after
+/// every file and link is in place. With a backup, each file to remove that exists is backed
+/// up as a copy (so a restore writes it back).
 fn commit_all(
     lock: &Lock,
     writes: &[Write_],
@@ -674,11 +694,6 @@ fn commit_all(
     backup_root: Option<&Path>,
     stamp: &str,
 ) -> Result<Option<PathBuf>> {
-    if backup_root.is_some() && !removes.is_empty() {
-        return Err(Error::InvalidArgument(
-            "a commit with a backup cannot remove files".into(),
-        ));
-    }
     let meta = preflight(writes)?;
     let link_meta = preflight_links(links)?;
     preflight_removes(removes)?;
@@ -857,6 +872,37 @@ fn commit_inner(
                 copy,
                 link_target,
             });
+        }
+        for (j, r) in removes.iter().enumerate() {
+            let copy = if fs::symlink_metadata(r).is_ok() {
+                let name = format!(
+                    "{:02}-{}",
+                    writes.len() + links.len() + j,
+                    r.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                );
+                let dst = dir.join(name);
+                let bytes = crate::pki::fsread::read(r)?;
+                let mut f = OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&dst)
+                    .map_err(|e| Error::io(&dst, e))?;
+                f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
+                f.sync_all().map_err(|e| Error::io(&dst, e))?;
+                Some(dst)
+            } else {
+                None
+            };
+            if copy.is_some() {
+                manifest.entries.push(BackupEntry {
+                    target: r.clone(),
+                    copy,
+                    link_target: None,
+                });
+            }
         }
         let mp = dir.join("manifest.json");
         let mj = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::StoreCorrupt {
@@ -1207,9 +1253,15 @@ pub fn restore_ops(
     }
     for (target, copy) in plan {
         let contents = read_plain_bounded(&copy, MAX_BACKUP_FILE_BYTES)?;
+        // A file the backed-up run removed (a CA rotation's `.next`/`.prev` files) comes
+        // back with kubeadm's mode: certificates 0644, anything else 0600.
         let mode = fs::metadata(&target)
             .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap_or(0o600);
+            .unwrap_or(if target.extension().is_some_and(|x| x == "crt") {
+                0o644
+            } else {
+                0o600
+            });
         ops.writes.push(Write_ {
             target,
             contents,

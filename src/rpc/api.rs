@@ -331,6 +331,21 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         errors: WRITE_ERRORS,
         call: |p| crate::ca::install(&p),
     },
+    &Method::<crate::ca::rotate::CaRotateParams, crate::ca::rotate::CaRotateResult> {
+        name: "ca-rotate",
+        doc: "Staged rotation of a CA to a new key, one phase on this node: stage (new CA at \
+              <ca-path>.next.crt/.key, or the ones placed there, validated; trust bundles \
+              old+new, old first), promote (every leaf re-signed by the new CA, <ca>.key the \
+              new key, bundle new+old, old pair kept as .prev), distrust (bundles new only, \
+              old key removed). The phase is derived from the files; a phase already done is \
+              a no-op, one out of order -31003 naming the current phase, nothing written. \
+              rollback undoes the phase from its own backup. One transaction with backup; \
+              dry_run returns the plan.",
+        mutating: true,
+        read_only_if: Some(|p| p.dry_run),
+        errors: WRITE_ERRORS,
+        call: |p| crate::ca::rotate::rotate(&p),
+    },
     &Method::<CsrExportParams, CsrExportResult> {
         name: "csr-export",
         doc: "External CA: write <name>.csr and <name>.key (0600, dir 0700) for each \

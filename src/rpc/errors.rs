@@ -172,9 +172,11 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
             d["pid"] = json!(pid);
             return ErrorObjectOwned::owned(codes::LOCKED, message(codes::LOCKED), Some(d));
         }
-        Error::Validation { .. } | Error::ForeignIdentity { .. } | Error::ClockSkew { .. } => {
-            codes::VALIDATION
-        }
+        Error::Validation { .. }
+        | Error::ForeignIdentity { .. }
+        | Error::ClockSkew { .. }
+        | Error::RotationPhase { .. }
+        | Error::CaValidityShortened { .. } => codes::VALIDATION,
         Error::UnknownCertificate(_) => codes::UNKNOWN_CERTIFICATE,
         Error::Io { .. }
         | Error::Pem { .. }

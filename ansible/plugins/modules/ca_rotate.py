@@ -59,8 +59,8 @@ options:
     type: str
   kubeconfig:
     description:
-      - An admin kubeconfig; when given, the agent updates the C(cluster-info) ConfigMap in kube-public
-        (for O(ca=ca)); otherwise that is left in RV(checklist).
+      - An admin kubeconfig, for the agent to update the C(cluster-info) ConfigMap in kube-public with.
+        The agent accepts it, but that update is not built yet; it stays in RV(checklist).
     type: path
   now:
     description:

@@ -75,16 +75,8 @@ MODULE_KEYS = {
 ANSIBLE_KEYS = {'changed', 'diff', 'msg', 'rpc_error', 'agent_stderr'}
 
 
-# Methods whose schema may not be in schema/ yet: ca-rotate is written by another branch
-# (rotate16); until it is merged its contract test is skipped, saying so.
-PENDING = {'ca-rotate': 'schema/ca-rotate.result.json is not there yet (branch rotate16 not merged)'}
-
-
 def load_schema(method):
-    path = os.path.join(_schema_dir(), method + '.result.json')
-    if method in PENDING and not os.path.exists(path):
-        pytest.skip(PENDING[method])
-    with open(path) as handle:
+    with open(os.path.join(_schema_dir(), method + '.result.json')) as handle:
         return json.load(handle)
 
 

@@ -437,4 +437,7 @@ printf '  %s\n' "${summary[@]}"
 echo "  quorum watcher (200 ms probes), 0 moments without quorum:"
 printf '    %s\n' "${watch_notes[@]}"
 echo "  only etcd is real here; kube-apiserver, controller-manager and scheduler restarts are logged no-ops"
-[ "$failed" = 0 ]
+[ "$failed" = 0 ] || exit 1
+# The CA lifecycle (issue 16) on a fresh cluster: renew_ca.yml and the etcd-ca rotation.
+echo
+"$here/run-ha-ca.sh"

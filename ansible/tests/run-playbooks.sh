@@ -568,5 +568,92 @@ scenario "install: unit files with kubecert_bin_path, without systemd" t_install
 scenario "install: from the built tarball with the default units" t_install_from_tarball
 scenario "install: from a URL with a checksum" t_install_url
 
+# rotate_ca: three hosts, each with its own cert dir (the fake agent keeps the rotation phase
+# and the staged <ca>.next files there).
+rotate_inventory() {
+    local k
+    {
+        echo '[control_plane]'
+        for k in 1 2 3; do
+            mkdir -p "$w/rot/cp$k/pki/etcd"
+            echo "cp$k ansible_connection=local kubecert_cert_dir=$w/rot/cp$k/pki kubecert_kubeconfig_dir=$w/rot/cp$k kubecert_restart_kubelet=false"
+        done
+        sed -n '/^\[all:vars\]/,$p' "$w/inventory.ini"
+    } >"$w/inventory-rotate.ini"
+}
+rotate_calls() {  # "HOST-PHASE" per ca-rotate call, in order
+    "$python" -c 'import json,sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["method"] == "ca-rotate":
+        p = r["params"]; print(p["cert_dir"].split("/")[-2] + "-" + p["phase"] + ("-dry" if p["dry_run"] else ""))' "$w/agent.jsonl" | tr '\n' ' '
+}
+t_rotate_all_phases() {
+    rm -rf "$w/rot"
+    rotate_inventory
+    PLAY_INVENTORY="$w/inventory-rotate.ini" play 0 kubecert.pki.rotate_ca -e kubecert_ca=etcd-ca --diff &&
+    expect "every node stages before any promotes, every node promotes before any distrusts" test \
+        "$(rotate_calls)" = "cp1-stage cp2-stage cp3-stage cp1-promote cp2-promote cp3-promote cp1-distrust cp2-distrust cp3-distrust " &&
+    expect "the first node created the new CA, the others used its copy" test \
+        "$(grep -c 'etcd/ca.next.crt: written (used the staged new CA)' "$w/out.txt")-$(grep -c 'etcd/ca.next.crt: written (created the new CA)' "$w/out.txt")" = 2-1 &&
+    expect "every node has the same new CA certificate and key" test \
+        "$(cat "$w"/rot/cp*/pki/etcd/ca.next.crt | sort -u | wc -l)-$(sha256sum "$w"/rot/cp*/pki/etcd/ca.next.key | cut -d' ' -f1 | sort -u | wc -l)" = \
+        "$(sort -u "$w/rot/cp1/pki/etcd/ca.next.crt" | wc -l)-1" &&
+    expect "the key copied with mode 0600" test "$(stat -c %a "$w"/rot/cp2/pki/etcd/ca.next.key)" = 600 &&
+    expect "every node ends distrusted" test "$(cat "$w"/rot/cp*/pki/.fake-rotation-phase | sort -u)" = distrusted &&
+    expect "components restarted node by node after every phase" diff <(
+        for ph in 1 2 3; do for k in 1 2 3; do printf 'cp%s etcd\ncp%s kube-apiserver\n' "$k" "$k"; done; done) "$w/restarts.log" &&
+    expect "each phase's checklist printed" test "$(grep -c 'Checklist (to do by hand): restart workloads that hold the old etcd-ca' "$w/out.txt")" = 9 &&
+    expect "the key is never shown" not_grep 'fake key' "$w/out.txt" &&
+    expect "the controller's temporary directory is gone" test -z "$(ls -d "${TMPDIR:-/tmp}"/kubecert-rotate-* 2>/dev/null)"
+}
+t_rotate_stops_on_failure() {
+    rm -rf "$w/rot"
+    rotate_inventory
+    # cp2's stage fails: no further node, no promote anywhere.
+    echo staged >"$w/rot/cp2/pki/.fake-rotation-phase"
+    echo promoted >"$w/rot/cp2/pki/.fake-rotation-phase"
+    PLAY_INVENTORY="$w/inventory-rotate.ini" play 2 kubecert.pki.rotate_ca -e kubecert_ca=etcd-ca &&
+    expect "the failure names node, phase and cause" grep -q \
+        'kubecert rotate_ca etcd-ca: phase stage FAILED on cp2 at Rotate the CA, phase stage, etcd-ca: kubecert ca-rotate failed: validation failed .*stage needs phase none or distrusted, the files say promoted' "$w/out.txt" &&
+    expect "cp3 untouched, nothing promoted" test "$(rotate_calls)" = "cp1-stage cp2-stage " &&
+    expect "the controller's temporary directory is gone" test -z "$(ls -d "${TMPDIR:-/tmp}"/kubecert-rotate-* 2>/dev/null)"
+}
+t_rotate_needs_a_ca() {
+    rotate_inventory
+    PLAY_INVENTORY="$w/inventory-rotate.ini" play 2 kubecert.pki.rotate_ca &&
+    expect "says what is missing" grep -q 'rotate_ca needs -e kubecert_ca=ca|front-proxy-ca|etcd-ca (got nothing)' "$w/out.txt" &&
+    expect "no call to the agent" test "$(calls | wc -l)" = 0 &&
+    play 2 kubecert.pki.rotate_ca -e kubecert_ca=etcd-ca -e kubecert_hosts=nomatch &&
+    expect "a pattern matching no host fails" grep -q 'must match some control-plane node' "$w/out.txt"
+}
+t_rotate_one_phase_check_mode() {
+    rm -rf "$w/rot"
+    rotate_inventory
+    PLAY_INVENTORY="$w/inventory-rotate.ini" play 0 kubecert.pki.rotate_ca -e kubecert_ca=ca -e '{"kubecert_rotate_phases": ["stage"]}' --check --diff &&
+    expect "only stage, as dry runs" test "$(rotate_calls)" = "cp1-stage-dry cp2-stage-dry cp3-stage-dry " &&
+    expect "no file written" test -z "$(find "$w/rot" -type f)" &&
+    expect "the diff shows the phase" grep -q '^+phase: staged' "$w/out.txt"
+}
+t_renew_ca_same_bytes() {
+    rm -rf "$w/rot"
+    rotate_inventory
+    PLAY_INVENTORY="$w/inventory-rotate.ini" play 0 kubecert.pki.renew_ca -e '{"kubecert_cas": ["etcd-ca"]}' &&
+    expect "renew on cp1 only, export there, install on cp2 and cp3, each checks the bytes" test "$(calls | cut -d' ' -f1 | tr '\n' ' ')" = \
+        "health ca-renew ca-export ca-export restart health health ca-export ca-install ca-export restart health health ca-export ca-install ca-export restart health " &&
+    expect "cp2 and cp3 install the PEM cp1 exported (the renewed serial)" "$python" -c 'import json, sys
+sys.path.insert(0, sys.argv[2])
+import fake_agent
+pems = [json.loads(l)["params"]["pem"] for l in open(sys.argv[1]) if json.loads(l)["method"] == "ca-install"]
+assert pems == [fake_agent.renewed_pem("etcd-ca")] * 2, pems' "$w/agent.jsonl" "$dest/tests/unit/plugins" &&
+    expect "each node says what it did" test "$(grep -c 'etcd-ca installed (serial 33cc -> 44dd' "$w/out.txt")-$(grep -c 'cp1: etcd-ca renewed (serial 33cc -> 44dd' "$w/out.txt")" = 2-1 &&
+    expect "etcd and kube-apiserver restarted node by node" diff <(for k in 1 2 3; do printf 'cp%s etcd\ncp%s kube-apiserver\n' "$k" "$k"; done) "$w/restarts.log"
+}
+scenario "rotate_ca: each phase on every node before the next, same new CA everywhere" t_rotate_all_phases
+scenario "rotate_ca: the first failure stops, naming node and phase" t_rotate_stops_on_failure
+scenario "rotate_ca: needs kubecert_ca and a matching host" t_rotate_needs_a_ca
+scenario "rotate_ca: one phase in check mode" t_rotate_one_phase_check_mode
+scenario "renew_ca: renew once, same bytes on every node, restart node by node" t_renew_ca_same_bytes
+
 echo "playbooks: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -665,8 +665,8 @@ def watch_pid_path(cl):
 
 
 def run_watch(cl, out, interval=0.2, k=1, cert="healthcheck", probe_timeout=1.0, max_duration=3600.0,
-              probe="http"):
-    ctx = make_ssl_context(cl.client_creds(k, cert)) if probe == "http" else None
+              probe="http", creds=None):
+    ctx = make_ssl_context(creds or cl.client_creds(k, cert)) if probe == "http" else None
     stop = {"flag": False}
 
     def on_sig(signum, frame):
@@ -715,7 +715,7 @@ def run_watch(cl, out, interval=0.2, k=1, cert="healthcheck", probe_timeout=1.0,
     return summary
 
 
-def start_watcher_detached(cl, out, interval, k, cert, probe_timeout, max_duration, probe="http"):
+def start_watcher_detached(cl, out, interval, k, cert, probe_timeout, max_duration, probe="http", creds=None):
     if pid_alive(read_pid(watch_pid_path(cl)), "etcd_cluster"):
         raise HarnessError("a watcher is already running (watch-stop first)")
     out = os.path.abspath(out)
@@ -724,6 +724,8 @@ def start_watcher_detached(cl, out, interval, k, cert, probe_timeout, max_durati
             "--root", cl.root, "--interval", str(interval), "--out", out, "--node", str(k),
             "--cert", cert, "--probe-timeout", str(probe_timeout), "--max-duration", str(max_duration),
             "--probe", probe]
+    if creds:
+        argv += ["--cacert-file", creds["cacert"], "--cert-file", creds["cert"], "--key-file", creds["key"]]
     errlog = open(os.path.join(cl.state_dir, "watch.log"), "ab")
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=subprocess.STDOUT,
                          start_new_session=True, close_fds=True)
@@ -866,6 +868,9 @@ def build_parser():
                         "etcdctl: `etcdctl endpoint health` (slow when a member is down)")
     p.add_argument("--detach", action="store_true",
                    help="run in the background (pid in STATE/watch.pid); stop with watch-stop")
+    p.add_argument("--cacert-file", help="override (http probe): CA bundle to verify the servers")
+    p.add_argument("--cert-file", help="override (http probe): client certificate (may hold its chain)")
+    p.add_argument("--key-file", help="override (http probe): client key")
 
     p = sub.add_parser("watch-stop", help="SIGTERM the detached watcher, print its summary")
     add_common(p)
@@ -939,12 +944,15 @@ def run(args):
         return {"ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": ",".join(cl.endpoints()),
                 "ETCDCTL_CACERT": c["cacert"], "ETCDCTL_CERT": c["cert"], "ETCDCTL_KEY": c["key"]}
     if args.cmd == "watch":
+        if args.probe == "etcdctl" and (args.cert_file or args.key_file or args.cacert_file):
+            raise HarnessError("--cacert-file/--cert-file/--key-file are for --probe http")
+        creds = creds_from(args, cl)
         if args.detach:
             return start_watcher_detached(cl, args.out, args.interval, args.node, args.cert,
-                                          args.probe_timeout, args.max_duration, args.probe)
+                                          args.probe_timeout, args.max_duration, args.probe, creds=creds)
         return run_watch(cl, args.out, interval=args.interval, k=args.node, cert=args.cert,
                          probe_timeout=args.probe_timeout, max_duration=args.max_duration,
-                         probe=args.probe)
+                         probe=args.probe, creds=creds)
     if args.cmd == "watch-stop":
         how = stop_watcher(cl)
         res = {"ok": True, "how": how, "summary": last_summary(args.out) if args.out else None}

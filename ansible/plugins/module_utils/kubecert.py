@@ -159,3 +159,44 @@ def certificate_diff(certificates):
             'after': _state_text(cert.get('new')),
         })
     return diffs
+
+
+CA_NAMES = ['ca', 'front-proxy-ca', 'etcd-ca']
+
+
+def ca_diff(certificates):
+    """Build Ansible diffs (one per CA) from a ``ca-renew`` or ``ca-install`` result.
+
+    before/after show serial and NotAfter; after also the join hash (unchanged: same key)
+    and the kubeconfigs whose ``certificate-authority-data`` is rewritten.
+    """
+    diffs = []
+    for cert in certificates or []:
+        if not isinstance(cert, dict):
+            continue
+        name = cert.get('name', '?')
+        diffs.append({
+            'before_header': '{0} (before)'.format(name),
+            'after_header': '{0} ({1})'.format(name, cert.get('action', 'after')),
+            'before': 'serial: {0}\nnotAfter: {1}\n'.format(cert.get('oldSerial'), cert.get('oldNotAfter')),
+            'after': 'serial: {0}\nnotAfter: {1}\njoin hash: {2}\nkubeconfigs: {3}\n'.format(
+                cert.get('newSerial'), cert.get('newNotAfter'), cert.get('spkiSha256'),
+                ', '.join(cert.get('kubeconfigs') or []) or '(none)'),
+        })
+    return diffs
+
+
+def pem_body(pem):
+    """The base64 bodies of the PEM blocks of ``pem``, whitespace removed (to compare encodings)."""
+    bodies, current = [], None
+    for line in (pem or '').splitlines():
+        line = line.strip()
+        if line.startswith('-----BEGIN '):
+            current = []
+        elif line.startswith('-----END '):
+            if current is not None:
+                bodies.append(''.join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return bodies

@@ -1117,6 +1117,36 @@ ca:
               returned: always
               type: str
               sample: exact
+        rotation:
+          description: Where a rotation of this CA to a new key stands (M(kubecert.pki.ca_rotate)), derived from the files.
+          returned: while a rotation is in progress
+          type: dict
+          contains:
+            phase:
+              description: V(staged), V(promoted), V(distrusted) or V(inconsistent) (a mix no phase leaves).
+              returned: always
+              type: str
+              sample: staged
+            detail:
+              description: Where it stands exactly.
+              returned: always
+              type: str
+              sample: ca.crt holds old+new, every leaf signed by the old CA
+            leaves:
+              description: The leaves counted.
+              returned: always
+              type: int
+              sample: 4
+            leavesSignedByNew:
+              description: How many of them the new CA signed.
+              returned: always
+              type: int
+              sample: 0
+            newSpkiSha256:
+              description: The join hash of the new CA, when there is one.
+              returned: when there is one
+              type: str
+              sample: sha256:abababababababababababababababababababababababababababababababab
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -65,8 +65,8 @@ class RpcFailure(Exception):
 
 def m_version(params):
     return {'version': '0.0.0-fake', 'methods': sorted(METHODS),
-            'mutatingMethods': ['approve', 'csr-export', 'csr-import', 'kubelet-conf', 'kubelet-conf-rebuild', 'renew',
-                                'restart', 'restore'],
+            'mutatingMethods': ['approve', 'ca-install', 'ca-renew', 'ca-rotate', 'csr-export', 'csr-import', 'kubelet-conf',
+                                'kubelet-conf-rebuild', 'renew', 'restart', 'restore'],
             'openrpc': '1.3.2'}
 
 
@@ -350,6 +350,206 @@ def m_approve_kubelet_serving(params, dry_run):
                                        [('san-not-of-node', deny)])]}
 
 
+# The CAs of a demo PKI (docs/ca-rotation.md's transcript): serial, NotAfter, join hash, and
+# the serial and NotAfter of the same-key renewal.
+CA_FIXTURES = {
+    'ca': {'path': 'ca.crt', 'serial': '7b75f6e636f8edc2', 'notAfter': '2036-11-28T00:00:00Z',
+           'spki': 'sha256:ccee246abc81c4399a36ca87a16138f193d9eecb7988ac1fec2040d87fa6085a',
+           'renewedSerial': '2edef832750dd1fb', 'renewedNotAfter': '2046-11-26T00:00:00Z',
+           'reads': ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler']},
+    'front-proxy-ca': {'path': 'front-proxy-ca.crt', 'serial': '11aa', 'notAfter': '2036-11-28T00:00:00Z',
+                       'spki': 'sha256:7397881e4bbfc9ec5756bbac8050a3e7f6bc8c1e6369cb9e03f7f11b6d876a98',
+                       'renewedSerial': '22bb', 'renewedNotAfter': '2046-11-26T00:00:00Z',
+                       'reads': ['kube-apiserver']},
+    'etcd-ca': {'path': 'etcd/ca.crt', 'serial': '33cc', 'notAfter': '2036-11-28T00:00:00Z',
+                'spki': 'sha256:352430662fc9d26716752b6ed9306a0a059012d5bd0538e79922410b26ac7df8',
+                'renewedSerial': '44dd', 'renewedNotAfter': '2046-11-26T00:00:00Z',
+                'reads': ['etcd', 'kube-apiserver']},
+}
+NEW_CA_SPKI = 'sha256:' + 'ab' * 32
+
+
+def _pem(payload):
+    import base64
+    body = base64.b64encode(payload.encode('ascii') * 8).decode('ascii')
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return '-----BEGIN CERTIFICATE-----\n' + '\n'.join(lines) + '\n-----END CERTIFICATE-----\n'
+
+
+def renewed_pem(ca):
+    """The PEM of CA ``ca`` after a same-key renewal (what ca-export answers after ca-renew)."""
+    return _pem('fake {0} serial {1};'.format(ca, CA_FIXTURES[ca]['renewedSerial']))
+
+
+def _ca_name(params, key='ca'):
+    name = params.get(key)
+    if name not in CA_FIXTURES:
+        raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None,
+                                                    'cause': 'unknown CA {0!r} (ca|front-proxy-ca|etcd-ca)'.format(name)})
+    return name
+
+
+def _stamp(params):
+    now = params.get('now') or rfc3339(NOW)
+    return now.replace('-', '').replace(':', '')
+
+
+def _backup(params, cert_dir):
+    root = params.get('backup_dir') or os.path.join(os.path.dirname(cert_dir.rstrip('/')), 'kubecert-backup')
+    return os.path.join(root, _stamp(params))
+
+
+def _ca_change(name, action, cert_dir, kubeconfig_dir):
+    fx = CA_FIXTURES[name]
+    kubeconfigs = ([kubeconfig_dir + '/' + k for k in ('admin.conf', 'super-admin.conf', 'controller-manager.conf',
+                                                       'scheduler.conf', 'kubelet.conf')] if name == 'ca' else [])
+    return {'name': name, 'action': action, 'path': cert_dir + '/' + fx['path'], 'oldSerial': fx['serial'],
+            'newSerial': fx['renewedSerial'], 'oldNotAfter': fx['notAfter'], 'newNotAfter': fx['renewedNotAfter'],
+            'spkiSha256': fx['spki'], 'kubeconfigs': kubeconfigs}
+
+
+def _ca_result(changes, params, cert_dir):
+    dry_run = bool(params.get('dry_run'))
+    written = []
+    for change in changes:
+        written.append(change['path'])
+        written.extend(change['kubeconfigs'])
+    return {'certificates': changes, 'written': written,
+            'backupDir': None if dry_run else _backup(params, cert_dir), 'changed': not dry_run}
+
+
+def _renewed_marker(cert_dir, name):
+    """A real cert dir (the playbook tests): a renewal or install is remembered there."""
+    return os.path.join(cert_dir, '.fake-{0}-renewed'.format(name)) if os.path.isdir(cert_dir) else None
+
+
+def _remember(params, cert_dir, names):
+    for name in names:
+        marker = _renewed_marker(cert_dir, name)
+        if marker and not params.get('dry_run'):
+            open(marker, 'w').close()
+
+
+def m_ca_renew(params):
+    cert_dir = params.get('cert_dir') or '/etc/kubernetes/pki'
+    kubeconfig_dir = params.get('kubeconfig_dir') or '/etc/kubernetes'
+    names = [_ca_name({'ca': n}) for n in params.get('cas') or []] or ['ca', 'front-proxy-ca', 'etcd-ca']
+    action = 'would-renew' if params.get('dry_run') else 'renewed'
+    _remember(params, cert_dir, names)
+    return _ca_result([_ca_change(n, action, cert_dir, kubeconfig_dir) for n in names], params, cert_dir)
+
+
+def m_ca_export(params):
+    name = _ca_name(params)
+    fx = CA_FIXTURES[name]
+    marker = _renewed_marker(params.get('cert_dir') or '/etc/kubernetes/pki', name)
+    renewed = os.environ.get('FAKE_AGENT_CA_SERIAL') == 'renewed' or bool(marker and os.path.exists(marker))
+    serial = fx['renewedSerial'] if renewed else fx['serial']
+    return {'name': name, 'pem': _pem('fake {0} serial {1};'.format(name, serial)), 'serial': serial,
+            'notAfter': fx['renewedNotAfter'] if renewed else fx['notAfter'], 'spkiSha256': fx['spki']}
+
+
+def m_ca_install(params):
+    name = _ca_name(params)
+    pem = params.get('pem') or ''
+    if 'BEGIN CERTIFICATE' not in pem or 'PRIVATE KEY' in pem:
+        raise RpcFailure(-31003, 'validation failed', {'cert': name, 'path': None,
+                                                       'cause': 'the input is not one PEM certificate'})
+    cert_dir = params.get('cert_dir') or '/etc/kubernetes/pki'
+    action = 'would-install' if params.get('dry_run') else 'installed'
+    _remember(params, cert_dir, [name])
+    return _ca_result([_ca_change(name, action, cert_dir, params.get('kubeconfig_dir') or '/etc/kubernetes')],
+                      params, cert_dir)
+
+
+def _stage_next(cert_dir, base):
+    """A real cert dir: the first node creates <ca>.next.crt/.key, the others must find them (copied)."""
+    crt, key = os.path.join(cert_dir, base + '.next.crt'), os.path.join(cert_dir, base + '.next.key')
+    if os.path.exists(crt) and os.path.exists(key):
+        return {'path': crt, 'action': 'written', 'what': 'used the staged new CA'}
+    with open(crt, 'w') as handle:
+        handle.write(_pem('fake new CA {0};'.format(os.urandom(8).hex())))
+    with open(key, 'w') as handle:
+        handle.write('fake key ' + os.urandom(8).hex() + '\n')
+    os.chmod(key, 0o600)
+    return {'path': crt, 'action': 'written', 'what': 'created the new CA'}
+
+
+# ca-rotate: phase -> (the phases it starts from, the phase after), and the phase a rollback returns to.
+ROTATION = {'stage': (('none', 'distrusted'), 'staged'), 'promote': (('staged',), 'promoted'),
+            'distrust': (('promoted',), 'distrusted')}
+ROLLBACK = {'stage': ('staged', 'none'), 'promote': ('promoted', 'staged'), 'distrust': ('distrusted', 'promoted')}
+ROTATION_READERS = {'ca': ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet'],
+                    'front-proxy-ca': ['kube-apiserver'], 'etcd-ca': ['etcd', 'kube-apiserver']}
+
+
+def _phase_path(cert_dir):
+    """FAKE_AGENT_CA_PHASE_FILE, else (the playbook tests, one cert dir per host) a file in the cert dir."""
+    path = os.environ.get('FAKE_AGENT_CA_PHASE_FILE', '')
+    if not path and os.path.isdir(cert_dir):
+        path = os.path.join(cert_dir, '.fake-rotation-phase')
+    return path
+
+
+def _rotation_phase(cert_dir):
+    path = _phase_path(cert_dir)
+    if path and os.path.exists(path):
+        with open(path) as handle:
+            return handle.read().strip() or 'none'
+    return os.environ.get('FAKE_AGENT_CA_PHASE') or 'none'
+
+
+def _identity(serial, spki):
+    return {'serial': serial, 'subject': 'CN=fake-ca', 'notAfter': '2036-11-28T00:00:00Z', 'spkiSha256': spki}
+
+
+def m_ca_rotate(params):
+    """The phase the node's files are in: FAKE_AGENT_CA_PHASE_FILE, or .fake-rotation-phase in a real cert dir."""
+    name = _ca_name(params)
+    phase = params.get('phase')
+    if phase not in ROTATION:
+        raise RpcFailure(-32602, 'invalid params', {'cert': None, 'path': None,
+                                                    'cause': 'unknown phase {0!r}'.format(phase)})
+    dry_run = bool(params.get('dry_run'))
+    rollback = bool(params.get('rollback'))
+    cert_dir = params.get('cert_dir') or '/etc/kubernetes/pki'
+    fx = CA_FIXTURES[name]
+    before = _rotation_phase(cert_dir)
+    if rollback:
+        needs, after = ROLLBACK[phase]
+        needs = (needs,)
+    else:
+        needs, after = ROTATION[phase]
+    changes = []
+    if before == after:
+        message = '{0}: already {1}, nothing to do'.format(name, after)
+    elif before not in needs:
+        raise RpcFailure(-31003, 'validation failed', {
+            'cert': name, 'path': None,
+            'cause': '{0}{1} needs phase {2}, the files say {3}'.format(
+                phase, ' --rollback' if rollback else '', ' or '.join(needs), before)})
+    else:
+        message = '{0}: {1} -> {2}'.format(name, before, after)
+        changes = [{'path': cert_dir + '/' + fx['path'], 'action': 'would-write' if dry_run else 'written', 'what': {
+            'staged': 'trust bundle old+new', 'promoted': 'trust bundle new+old, signed by the new CA',
+            'distrusted': 'the new CA alone', 'none': 'the old CA alone'}[after]}]
+    path = _phase_path(cert_dir)
+    if changes and not dry_run and path:
+        with open(path, 'w') as handle:
+            handle.write(after + '\n')
+        if phase == 'stage' and not rollback and os.path.isdir(cert_dir):
+            changes.append(_stage_next(cert_dir, fx['path'][:-len('.crt')]))
+    checklist = ['update the cluster-info ConfigMap in kube-public (no kubeconfig given)'] if name == 'ca' else []
+    checklist.append('restart workloads that hold the old {0}'.format(name))
+    return {'ca': name, 'phase': phase, 'rollback': rollback, 'phaseBefore': before,
+            'phaseAfter': after if changes else before, 'message': message, 'changes': changes,
+            'written': [c['path'] for c in changes], 'oldCa': _identity(fx['serial'], fx['spki']),
+            'newCa': _identity('5e', NEW_CA_SPKI), 'joinHash': NEW_CA_SPKI if after in ('promoted', 'distrusted') else fx['spki'],
+            'checklist': checklist, 'componentsToRestart': list(ROTATION_READERS[name]) if changes else [],
+            'backupDir': None if dry_run or not changes else _backup(params, cert_dir), 'dryRun': dry_run,
+            'changed': bool(changes)}
+
+
 COMPONENT_ENDPOINTS = {'etcd': [('etcd-client', '127.0.0.1:2379', 'etcd/server'), ('etcd-peer', '10.0.0.1:2380', 'etcd/peer')],
                        'kube-apiserver': [('kube-apiserver', '10.0.0.1:6443', 'apiserver')],
                        'kube-controller-manager': [('kube-controller-manager', '127.0.0.1:10257', None)],
@@ -516,6 +716,7 @@ METHODS = {
     'csr-export': m_csr_export, 'csr-import': m_csr_import, 'kubelet-conf': m_kubelet_conf,
     'kubelet-conf-rebuild': m_kubelet_rebuild,
     'approve': m_approve, 'restart': m_restart, 'health': m_health, 'served': m_served,
+    'ca-renew': m_ca_renew, 'ca-export': m_ca_export, 'ca-install': m_ca_install, 'ca-rotate': m_ca_rotate,
 }
 
 

@@ -51,6 +51,10 @@ def _schema_dir():
 
 # module -> agent method
 MODULES = {
+    'ca_export': 'ca-export',
+    'ca_install': 'ca-install',
+    'ca_renew': 'ca-renew',
+    'ca_rotate': 'ca-rotate',
     'cert_info': 'check',
     'cert_renew': 'renew',
     'cert_restore': 'restore',
@@ -180,6 +184,13 @@ CALLS = [
     ('restart', {'components': ['etcd'], 'dry_run': True}),
     ('health', {}),
     ('served', {'components': ['etcd']}),
+    ('ca-renew', {}),
+    ('ca-renew', {'cas': ['etcd-ca'], 'dry_run': True}),
+    ('ca-export', {'ca': 'ca'}),
+    ('ca-install', {'ca': 'ca', 'pem': fake_agent.renewed_pem('ca')}),
+    ('ca-install', {'ca': 'etcd-ca', 'pem': fake_agent.renewed_pem('etcd-ca'), 'dry_run': True}),
+    ('ca-rotate', {'ca': 'etcd-ca', 'phase': 'stage'}),
+    ('ca-rotate', {'ca': 'ca', 'phase': 'stage', 'dry_run': True}),
 ]
 
 

@@ -115,7 +115,7 @@ impl Roots {
             Root::StateFile => Some(&self.state_file),
             Root::CsrDir => self.csr_dir.as_deref(),
             Root::TextfileDir => self.textfile_dir.as_deref(),
-            Root::ApiKubeconfig => Some(&self.api_kubeconfig),
+            Root::ApiKubeconfig | Root::ApiKubeconfigIfGiven => Some(&self.api_kubeconfig),
             Root::ApprovePolicy => self.approve_policy.as_deref(),
             Root::KubeadmConfig => self.kubeadm_config.as_deref(),
             Root::ManifestsDir => Some(&self.manifests_dir),
@@ -147,7 +147,10 @@ impl Roots {
             match x.slot.value() {
                 None => {
                     let fill = match x.root {
-                        Root::TextfileDir | Root::CsrDir | Root::KubeadmConfig => false,
+                        Root::TextfileDir
+                        | Root::CsrDir
+                        | Root::KubeadmConfig
+                        | Root::ApiKubeconfigIfGiven => false,
                         Root::BackupRoot | Root::StateFile => serves_cert_dir,
                         Root::ParkDir => serves_manifests_dir,
                         _ => true,
@@ -192,6 +195,10 @@ pub enum Root {
     TextfileDir,
     /// [`Roots::api_kubeconfig`].
     ApiKubeconfig,
+    /// [`Roots::api_kubeconfig`], for a param whose presence is the choice to use the API
+    /// (`ca-rotate`'s `kubeconfig`: update cluster-info): confined the same way, never
+    /// filled in when absent.
+    ApiKubeconfigIfGiven,
     /// [`Roots::approve_policy`].
     ApprovePolicy,
     /// [`Roots::kubeadm_config`].
@@ -333,7 +340,11 @@ impl PathParams for crate::ca::rotate::CaRotateParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
         let mut v = location(&mut self.location);
         v.push(opt("backup_dir", Root::BackupRoot, &mut self.backup_dir));
-        v.push(opt("kubeconfig", Root::ApiKubeconfig, &mut self.kubeconfig));
+        v.push(opt(
+            "kubeconfig",
+            Root::ApiKubeconfigIfGiven,
+            &mut self.kubeconfig,
+        ));
         v
     }
 }
@@ -516,6 +527,51 @@ mod tests {
         roundtrip::<CsrExportParams>(r#""csr_dir":"/c","#, |p| &p.location);
         roundtrip::<CsrImportParams>(r#""csr_dir":"/c","#, |p| &p.location);
         roundtrip::<MetricsParams>("", |p| &p.location);
+    }
+
+    /// ca-rotate's `kubeconfig` (update cluster-info through the API) is a file root reads:
+    /// a confined caller may pass only the agent's API kubeconfig; absent, it stays absent
+    /// (its presence is the choice to use the API, so it is never filled in).
+    #[test]
+    fn ca_rotate_kubeconfig_is_confined_and_never_filled() {
+        use crate::ca::rotate::CaRotateParams;
+        let roots = Roots::for_dirs("/srv/pki", "/srv/kc");
+        let parse = |kc: Option<&str>| -> CaRotateParams {
+            let mut v = serde_json::json!({"ca": "ca", "phase": "stage"});
+            if let Some(k) = kc {
+                v["kubeconfig"] = k.into();
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        for confined in [false, true] {
+            let mut p = parse(None);
+            roots.apply(&mut p, confined).unwrap();
+            assert_eq!(p.kubeconfig, None);
+            assert_eq!(p.location.cert_dir.as_deref(), Some("/srv/pki"));
+            let mut p = parse(Some("/srv/kc/./admin.conf"));
+            roots.apply(&mut p, confined).unwrap();
+            let want = if confined {
+                "/srv/kc/admin.conf"
+            } else {
+                "/srv/kc/./admin.conf"
+            };
+            assert_eq!(p.kubeconfig.as_deref(), Some(want));
+        }
+        let mut p = parse(Some("/home/eve/stolen.conf"));
+        roots.apply(&mut p, false).unwrap();
+        assert_eq!(p.kubeconfig.as_deref(), Some("/home/eve/stolen.conf"));
+        let mut p = parse(Some("/home/eve/stolen.conf"));
+        let e = roots.apply(&mut p, true).unwrap_err();
+        assert!(
+            matches!(&e, Error::PathNotAllowed { param, configured: Some(c), .. }
+                if param == "kubeconfig" && c == Path::new("/srv/kc/admin.conf")),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "kubeconfig: /home/eve/stolen.conf is not allowed for this caller: the agent serves \
+             /srv/kc/admin.conf; omit kubeconfig or pass that"
+        );
     }
 
     #[test]

@@ -199,6 +199,26 @@ pub enum Error {
     /// (the cause is `kubeapi::KubeApiError`).
     #[error(transparent)]
     KubeApi(Reason),
+    /// `ca rotate ca --kubeconfig`: the phase's files ARE committed (they are the source of
+    /// truth and are not rolled back), but the `cluster-info` ConfigMap in kube-public could
+    /// not be updated through the API server. `result` is the phase's result (JSON, its
+    /// `clusterInfo.updated` false), for the caller to show.
+    #[error(
+        "the cluster-info ConfigMap in kube-public was not updated through the API server \
+         {server}: {reason}; the files of this node are committed ({what}) and are not rolled \
+         back: run the same phase again with --kubeconfig to update cluster-info, or update it \
+         by hand"
+    )]
+    ClusterInfo {
+        /// The API server (URL), or what named it (`the kubeconfig <path>`).
+        server: String,
+        /// What failed (the server's status or the transport error; never a file's contents).
+        reason: String,
+        /// What was committed (`stage of ca: phase none -> staged`).
+        what: String,
+        /// The phase's result.
+        result: Box<serde_json::Value>,
+    },
     /// The journal of an interrupted run could not be replayed.
     #[error("recovery of an interrupted run failed")]
     Recovery {

@@ -654,3 +654,347 @@ fn restore_of_a_promote_backup_gives_back_the_staged_tree() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(n.tree(), staged);
 }
+
+// ---------------------------------------------------------------------------------------
+// cluster-info (kube-public) through the API, against tests/certapi/server.py
+
+/// kubeadm's cluster-info kubeconfig (phases/bootstraptoken/clusterinfo), CA data of `ca`.
+#[cfg(feature = "k8s")]
+fn cluster_info_kubeconfig(ca: &Path) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(ca).unwrap());
+    format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {b64}\n    \
+         server: https://10.0.0.1:6443\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\n\
+         kind: Config\npreferences: {{}}\nusers: null\n"
+    )
+}
+
+/// A signature of the cluster-info content by a bootstrap token (what kube-controller-manager's
+/// bootstrapsigner writes); kubecert must leave it as it is.
+#[cfg(feature = "k8s")]
+const JWS: &str = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..c2lnbmF0dXJl";
+
+/// tests/certapi/server.py serving with a certificate of the node's (old) CA, seeded with a
+/// cluster-info ConfigMap whose CA data is the node's ca.crt; mkenv.sh's admin.conf.
+#[cfg(feature = "k8s")]
+struct ApiServer {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    admin: PathBuf,
+    url: String,
+    seeded: String,
+}
+
+#[cfg(feature = "k8s")]
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- server.log ---\n{}",
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
+        }
+    }
+}
+
+#[cfg(feature = "k8s")]
+impl ApiServer {
+    fn start(n: &Node, extra: &[&str]) -> ApiServer {
+        use std::process::{Command, Stdio};
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mkenv = repo.join("tests/certapi/mkenv.sh");
+        let dir = tempfile::tempdir().unwrap();
+        let api = dir.path().join("api");
+        let (ca, ca_key) = (n.pki("ca.crt"), n.pki("ca.key"));
+        let mk = |more: &[&str]| {
+            let o = Command::new("bash")
+                .arg(&mkenv)
+                .args(["--ca-cert", ca.to_str().unwrap(), "--ca-key"])
+                .arg(&ca_key)
+                .args(more)
+                .arg(&api)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "mkenv: {}", text(&o));
+        };
+        mk(&[]);
+        let seeded = cluster_info_kubeconfig(&ca);
+        let cm = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+            "data": {"kubeconfig": seeded, "jws-kubeconfig-abcdef": JWS},
+        });
+        let cm_file = dir.path().join("cluster-info.json");
+        std::fs::write(&cm_file, cm.to_string()).unwrap();
+        let port_file = dir.path().join("port");
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut child = Command::new("python3")
+            .arg(repo.join("tests/certapi/server.py"))
+            .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(api.join("server.crt"))
+            .arg("--tls-key")
+            .arg(api.join("server.key"))
+            .arg("--client-ca")
+            .arg(&ca)
+            .arg("--configmap")
+            .arg(&cm_file)
+            .arg("--port-file")
+            .arg(&port_file)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                if !p.trim().is_empty() {
+                    break p.trim().to_string();
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "server did not start");
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("server exited: {st}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let url = format!("https://127.0.0.1:{port}");
+        mk(&["--server", &url]);
+        ApiServer {
+            admin: api.join("admin.conf"),
+            dir,
+            child,
+            url,
+            seeded,
+        }
+    }
+
+    /// `kubectl get cm cluster-info -n kube-public -o jsonpath=...` (the real kubectl).
+    fn get(&self, jsonpath: &str) -> String {
+        let o = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.admin)
+            .args(["get", "cm", "cluster-info", "-n", "kube-public", "-o"])
+            .arg(format!("jsonpath={jsonpath}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "kubectl: {}", text(&o));
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// The CA data of cluster-info's kubeconfig, decoded.
+    fn ca_bytes(&self) -> Vec<u8> {
+        use base64::Engine;
+        let kc = self.get("{.data.kubeconfig}");
+        let line = kc
+            .lines()
+            .find(|l| l.trim_start().starts_with("certificate-authority-data:"))
+            .unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(line.split(':').nth(1).unwrap().trim())
+            .unwrap()
+    }
+
+    /// cluster-info's kubeconfig must be the seeded one with only the CA data changed, and
+    /// the signature key must be untouched.
+    fn assert_only_ca_changed(&self, ca: &Path) {
+        let kc = self.get("{.data.kubeconfig}");
+        assert_eq!(kc, cluster_info_kubeconfig(ca), "seeded:\n{}", self.seeded);
+        assert_eq!(self.get("{.data.jws-kubeconfig-abcdef}"), JWS);
+    }
+}
+
+#[cfg(feature = "k8s")]
+fn fingerprint(pem: &str, dir: &Path, name: &str) -> String {
+    let p = write_pem(dir, name, pem);
+    openssl(&[
+        "x509",
+        "-in",
+        p.to_str().unwrap(),
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+    ])
+}
+
+#[cfg(feature = "k8s")]
+fn pems_of(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|p| p.contains("BEGIN CERTIFICATE"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// stage, promote, distrust and a rollback of `ca` with `--kubeconfig`: after each, the real
+/// kubectl shows cluster-info's CA data = the node's ca.crt byte for byte (old+new, new+old,
+/// new alone: openssl fingerprints), the rest of its kubeconfig and the bootstrap-token
+/// signature key as they were; a dry run writes nothing to the API.
+#[cfg(feature = "k8s")]
+#[test]
+fn cluster_info_follows_every_phase_of_ca() {
+    let n = Node::new();
+    let api = ApiServer::start(&n, &[]);
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let old_fp = fingerprint(&pems(&n.pki("ca.crt"))[0], s, "old.pem");
+    let admin = api.admin.to_str().unwrap().to_string();
+    let rv0 = api.get("{.metadata.resourceVersion}");
+
+    // dry run: what would change, no write
+    let r = n.rotate("ca", "stage", &["--kubeconfig", &admin, "--dry-run"]);
+    assert_eq!(r["clusterInfo"]["updated"], false, "{r}");
+    assert_eq!(r["clusterInfo"]["wouldUpdate"], true, "{r}");
+    assert_eq!(r["clusterInfo"]["server"], api.url.as_str(), "{r}");
+    assert_eq!(api.get("{.metadata.resourceVersion}"), rv0);
+
+    let r = n.rotate("ca", "stage", &["--kubeconfig", &admin]);
+    assert_eq!(r["clusterInfo"]["updated"], true, "{r}");
+    let rv1 = api.get("{.metadata.resourceVersion}");
+    assert_eq!(r["clusterInfo"]["resourceVersion"], rv1.as_str(), "{r}");
+    assert_ne!(rv1, rv0);
+    assert_eq!(api.ca_bytes(), std::fs::read(n.pki("ca.crt")).unwrap());
+    api.assert_only_ca_changed(&n.pki("ca.crt"));
+    let new_fp = fingerprint(&pems(&n.pki("ca.next.crt"))[0], s, "new.pem");
+    let got: Vec<String> = pems_of(&api.ca_bytes())
+        .iter()
+        .enumerate()
+        .map(|(i, p)| fingerprint(p, s, &format!("s{i}.pem")))
+        .collect();
+    assert_eq!(got, vec![old_fp.clone(), new_fp.clone()]);
+    let cl = r["checklist"].to_string();
+    assert!(cl.contains("bootstrapsigner"), "{cl}");
+    assert!(!cl.contains("update it by hand"), "{cl}");
+
+    let r = n.rotate("ca", "promote", &["--kubeconfig", &admin]);
+    assert_eq!(r["clusterInfo"]["updated"], true, "{r}");
+    assert_eq!(api.ca_bytes(), std::fs::read(n.pki("ca.crt")).unwrap());
+    api.assert_only_ca_changed(&n.pki("ca.crt"));
+    let got: Vec<String> = pems_of(&api.ca_bytes())
+        .iter()
+        .enumerate()
+        .map(|(i, p)| fingerprint(p, s, &format!("p{i}.pem")))
+        .collect();
+    assert_eq!(got, vec![new_fp.clone(), old_fp.clone()]);
+
+    let r = n.rotate("ca", "distrust", &["--kubeconfig", &admin]);
+    assert_eq!(r["clusterInfo"]["updated"], true, "{r}");
+    assert_eq!(api.ca_bytes(), std::fs::read(n.pki("ca.crt")).unwrap());
+    api.assert_only_ca_changed(&n.pki("ca.crt"));
+    let got: Vec<String> = pems_of(&api.ca_bytes())
+        .iter()
+        .enumerate()
+        .map(|(i, p)| fingerprint(p, s, &format!("d{i}.pem")))
+        .collect();
+    assert_eq!(got, vec![new_fp.clone()]);
+
+    // a rollback of distrust: the bundle new+old again, in cluster-info too
+    let r = n.rotate("ca", "distrust", &["--rollback", "--kubeconfig", &admin]);
+    assert_eq!(r["clusterInfo"]["updated"], true, "{r}");
+    assert_eq!(api.ca_bytes(), std::fs::read(n.pki("ca.crt")).unwrap());
+    assert_eq!(pems_of(&api.ca_bytes()).len(), 2);
+
+    // without --kubeconfig: no clusterInfo, the manual checklist line
+    let r = n.rotate("ca", "distrust", &[]);
+    assert!(r.get("clusterInfo").is_none(), "{r}");
+    assert!(r["checklist"].to_string().contains("cluster-info"), "{r}");
+}
+
+/// The API server answers the update with 409 Conflict (someone changed cluster-info in
+/// between), or cannot be reached: the phase's files are committed (the source of truth,
+/// not rolled back), the result says `clusterInfo.updated == false` with the error, the
+/// call fails naming cluster-info and the API server; running the phase again with
+/// `--kubeconfig` then updates cluster-info.
+#[cfg(feature = "k8s")]
+#[test]
+fn cluster_info_conflict_or_unreachable_fails_after_the_files_are_committed() {
+    let n = Node::new();
+    let api = ApiServer::start(&n, &["--configmap-conflicts", "1"]);
+    let admin = api.admin.to_str().unwrap().to_string();
+    let before = n.tree();
+    let seeded_ca = api.ca_bytes();
+    let o = n.run(&[
+        "ca",
+        "rotate",
+        "ca",
+        "--phase",
+        "stage",
+        "--kubeconfig",
+        &admin,
+        "-o",
+        "json",
+    ]);
+    let t = assert_fails(&o, 1, "cluster-info");
+    assert!(t.contains(&api.url), "{t}");
+    assert!(t.contains("Conflict"), "{t}");
+    assert!(t.contains("files of this node are committed"), "{t}");
+    assert!(!t.contains("PRIVATE KEY"), "{t}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["clusterInfo"]["updated"], false, "{r}");
+    assert!(
+        r["clusterInfo"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Conflict"),
+        "{r}"
+    );
+    assert_eq!(r["phaseAfter"], "staged");
+    assert_ne!(n.tree(), before);
+    assert_eq!(pems(&n.pki("ca.crt")).len(), 2);
+    assert_eq!(api.ca_bytes(), seeded_ca, "cluster-info must be unchanged");
+    // again: the phase is done, cluster-info is brought up to date
+    let r = n.rotate("ca", "stage", &["--kubeconfig", &admin]);
+    assert_eq!(r["changed"], false, "{r}");
+    assert_eq!(r["clusterInfo"]["updated"], true, "{r}");
+    assert_eq!(api.ca_bytes(), std::fs::read(n.pki("ca.crt")).unwrap());
+
+    // unreachable: a kubeconfig whose server is a closed port
+    let port = free_port();
+    let dead = n.root.join("dead.conf");
+    let text_ = std::fs::read_to_string(&api.admin)
+        .unwrap()
+        .replace(&api.url, &format!("https://127.0.0.1:{port}"));
+    std::fs::write(&dead, text_).unwrap();
+    let before = n.tree();
+    let o = n.run(&[
+        "ca",
+        "rotate",
+        "ca",
+        "--phase",
+        "promote",
+        "--kubeconfig",
+        dead.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let t = assert_fails(&o, 1, "cluster-info");
+    assert!(t.contains(&format!("https://127.0.0.1:{port}")), "{t}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["clusterInfo"]["updated"], false, "{r}");
+    assert_eq!(r["phaseAfter"], "promoted");
+    assert_ne!(n.tree(), before);
+}
+
+/// etcd-ca / front-proxy-ca: cluster-info holds only the cluster CA; --kubeconfig changes
+/// nothing there and the result says so.
+#[cfg(feature = "k8s")]
+#[test]
+fn cluster_info_is_not_touched_for_etcd_ca() {
+    let n = Node::new();
+    let api = ApiServer::start(&n, &[]);
+    let rv0 = api.get("{.metadata.resourceVersion}");
+    let admin = api.admin.to_str().unwrap().to_string();
+    let r = n.rotate("etcd-ca", "stage", &["--kubeconfig", &admin]);
+    assert!(r.get("clusterInfo").is_none(), "{r}");
+    assert!(
+        r["checklist"]
+            .to_string()
+            .contains("cluster-info holds only the cluster CA"),
+        "{r}"
+    );
+    assert_eq!(api.get("{.metadata.resourceVersion}"), rv0);
+}

@@ -131,8 +131,9 @@ pub struct CaRotateParams {
     /// Validity of a new CA made by stage (default `87600h`).
     #[serde(default)]
     pub validity: Option<String>,
-    /// An admin kubeconfig to update the `cluster-info` ConfigMap in kube-public with
-    /// (not built yet: listed in the checklist).
+    /// An admin kubeconfig: after the files are committed, the `cluster-info` ConfigMap in
+    /// kube-public gets the new bundle as its kubeconfig's `certificate-authority-data`
+    /// (CA `ca` only; a resourceVersion-checked update). Without it, a checklist line.
     #[serde(default)]
     pub kubeconfig: Option<String>,
     /// Fixed clock, RFC 3339.
@@ -223,6 +224,34 @@ pub struct CaRotateResult {
     pub dry_run: bool,
     /// Whether anything changed on disk (or would, in a dry run).
     pub changed: bool,
+    /// The update of the `cluster-info` ConfigMap in kube-public (only for `ca` with
+    /// `kubeconfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_info: Option<ClusterInfoResult>,
+}
+
+/// What `ca rotate ca --kubeconfig` did to the `cluster-info` ConfigMap in kube-public.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterInfoResult {
+    /// Whether the ConfigMap was written (its kubeconfig's CA data is now the bundle of
+    /// `<ca>.crt`).
+    pub updated: bool,
+    /// It already held exactly that bundle: nothing was written.
+    pub unchanged: bool,
+    /// Dry run: whether it would be written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would_update: Option<bool>,
+    /// The API server (the kubeconfig's current context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The ConfigMap's resourceVersion after the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// Why it was not updated (the call then fails with -31009 / exit 1; the files stay
+    /// committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -705,13 +734,7 @@ fn checklist(id: CaId, phase: Phase, rollback: bool, s: &State, layout: &Layout)
          run this phase on every control-plane node before the next phase starts"
     ));
     if id == CaId::Ca {
-        v.push(
-            "the cluster-info ConfigMap in kube-public (its kubeconfig's \
-             certificate-authority-data): update it by hand with the bundle of this phase \
-             (`kubectl -n kube-public edit configmap cluster-info`); kubecert does not update \
-             it yet"
-                .into(),
-        );
+        v.push(CLUSTER_INFO_MANUAL.into());
         v.push(
             "kubeconfigs of users elsewhere: give them the CA data of this phase (and, after \
              promote, client certificates signed by the new CA)"
@@ -762,6 +785,137 @@ fn checklist(id: CaId, phase: Phase, rollback: bool, s: &State, layout: &Layout)
         );
     }
     v
+}
+
+/// The checklist line for cluster-info without `--kubeconfig`.
+const CLUSTER_INFO_MANUAL: &str = "the cluster-info ConfigMap in kube-public (its kubeconfig's \
+     certificate-authority-data): pass --kubeconfig /etc/kubernetes/admin.conf to have kubecert \
+     update it, or update it by hand with the bundle of this phase (`kubectl -n kube-public \
+     edit configmap cluster-info`); its jws-kubeconfig-<token-id> signatures are re-computed \
+     by kube-controller-manager's bootstrapsigner controller";
+
+/// What an update of cluster-info through the API server did ([`rotate_with`]'s updater:
+/// `kubeapi::clusterinfo`, which `ca` cannot depend on).
+#[derive(Debug)]
+pub struct ClusterInfoAttempt {
+    /// The API server of the kubeconfig's current context (None: the kubeconfig was unusable).
+    pub server: Option<String>,
+    /// How it went (no key material, no ConfigMap contents).
+    pub result: Result<ClusterInfoOutcome>,
+}
+
+/// A successful [`ClusterInfoAttempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfoOutcome {
+    /// Whether the ConfigMap was written.
+    pub written: bool,
+    /// Whether its CA data differed from the bundle (what a dry run would write).
+    pub differs: bool,
+    /// Its resourceVersion after the call.
+    pub resource_version: String,
+}
+
+/// The updater of [`rotate_with`]: (kubeconfig, bundle PEM, dry run) → attempt.
+pub type ClusterInfoUpdater<'a> = &'a dyn Fn(&Path, &[u8], bool) -> ClusterInfoAttempt;
+
+/// After the files: with `kubeconfig` and CA `ca`, cluster-info gets `<ca>.crt` (or, in a
+/// dry run, the bundle the phase would write: `dry_bundle`).
+fn cluster_info_step(
+    p: &CaRotateParams,
+    layout: &Layout,
+    id: CaId,
+    dry_bundle: Option<Vec<u8>>,
+    update: ClusterInfoUpdater<'_>,
+    mut result: CaRotateResult,
+) -> Result<CaRotateResult> {
+    let Some(k) = p.kubeconfig.as_deref() else {
+        return Ok(result);
+    };
+    if id != CaId::Ca {
+        result.checklist.push(format!(
+            "--kubeconfig: cluster-info holds only the cluster CA (ca); nothing to update \
+             there for {}",
+            id.name()
+        ));
+        return Ok(result);
+    }
+    let bundle = match dry_bundle {
+        Some(b) => b,
+        None => fsread::read(&layout.ca_crt(id))?,
+    };
+    let a = update(Path::new(k), &bundle, p.dry_run);
+    match a.result {
+        Ok(o) => {
+            result.cluster_info = Some(ClusterInfoResult {
+                updated: o.written,
+                unchanged: !o.differs,
+                would_update: p.dry_run.then_some(o.differs),
+                server: a.server.clone(),
+                resource_version: Some(o.resource_version.clone()),
+                error: None,
+            });
+            let line = if p.dry_run {
+                format!(
+                    "cluster-info (kube-public) through {}: {}",
+                    a.server.as_deref().unwrap_or(k),
+                    if o.differs {
+                        "would be updated with the bundle of this phase"
+                    } else {
+                        "already holds the bundle of this phase"
+                    }
+                )
+            } else {
+                format!(
+                    "cluster-info (kube-public) {} through {} (resourceVersion {}): its \
+                     jws-kubeconfig-<token-id> signatures no longer match the content until \
+                     kube-controller-manager's bootstrapsigner controller re-signs it \
+                     (kubeadm enables it: --controllers=*,bootstrapsigner,tokencleaner); \
+                     check `kubectl -n kube-public get cm cluster-info -o yaml` before \
+                     `kubeadm join` with a token",
+                    if o.written {
+                        "updated with the bundle of this phase"
+                    } else {
+                        "already held the bundle of this phase"
+                    },
+                    a.server.as_deref().unwrap_or(k),
+                    o.resource_version
+                )
+            };
+            set_cluster_info_line(&mut result.checklist, line);
+            Ok(result)
+        }
+        Err(e) => {
+            let reason = crate::error::report(&e);
+            let server = a
+                .server
+                .clone()
+                .unwrap_or_else(|| format!("of the kubeconfig {k}"));
+            result.cluster_info = Some(ClusterInfoResult {
+                updated: false,
+                unchanged: false,
+                would_update: None,
+                server: a.server,
+                resource_version: None,
+                error: Some(reason.clone()),
+            });
+            let value = serde_json::to_value(&result)
+                .map_err(|e| Error::InvalidArgument(format!("encoding the result failed: {e}")))?;
+            Err(Error::ClusterInfo {
+                server,
+                reason,
+                what: result.message.clone(),
+                result: Box::new(value),
+            })
+        }
+    }
+}
+
+/// Replaces the manual cluster-info line of the checklist (or adds `line`).
+fn set_cluster_info_line(checklist: &mut Vec<String>, line: String) {
+    match checklist.iter().position(|l| l == CLUSTER_INFO_MANUAL) {
+        Some(i) => checklist[i] = line,
+        None => checklist.push(line),
+    }
 }
 
 fn components(id: CaId) -> Vec<String> {
@@ -1233,8 +1387,39 @@ fn find_backup(
     })
 }
 
-/// `ca rotate`: runs (or rolls back) one phase of a CA rotation on this node.
+/// `ca rotate` without an API client: runs (or rolls back) one phase of a CA rotation on this
+/// node. A `kubeconfig` (cluster-info update) for CA `ca` is refused before anything is
+/// written: the CLI and the RPC method call `kubeapi::clusterinfo::rotate`, which has one.
 pub fn rotate(p: &CaRotateParams) -> Result<CaRotateResult> {
+    let refuse = |_: &Path, _: &[u8], _: bool| ClusterInfoAttempt {
+        server: None,
+        result: Err(Error::InvalidArgument(
+            "kubeconfig: this kubecert is built without the k8s feature".into(),
+        )),
+    };
+    if p.kubeconfig.is_some() && ca_id(&p.ca)? == CaId::Ca {
+        return Err(Error::InvalidArgument(
+            "kubeconfig: this kubecert is built without the k8s feature (the \
+             cluster-info update needs it)"
+                .into(),
+        ));
+    }
+    rotate_with(p, &refuse)
+}
+
+/// `ca rotate`: runs (or rolls back) one phase of a CA rotation on this node; then, with
+/// `kubeconfig` and CA `ca`, `update` sets cluster-info's CA data to the node's `<ca>.crt`
+/// — after the files are committed: its failure is [`Error::ClusterInfo`], which carries the
+/// result, the files staying as committed.
+pub fn rotate_with(p: &CaRotateParams, update: ClusterInfoUpdater<'_>) -> Result<CaRotateResult> {
+    let layout = p.location.layout();
+    let id = ca_id(&p.ca)?;
+    let (result, dry_bundle) = rotate_files(p)?;
+    cluster_info_step(p, &layout, id, dry_bundle, update, result)
+}
+
+/// The files part of [`rotate`]; with the bundle a dry run would write to `<ca>.crt`.
+fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)> {
     let layout = p.location.layout();
     let now = clock(&p.now)?;
     let id = ca_id(&p.ca)?;
@@ -1285,6 +1470,17 @@ pub fn rotate(p: &CaRotateParams) -> Result<CaRotateResult> {
         backup_dir: None,
         dry_run: p.dry_run,
         changed: false,
+        cluster_info: None,
+    };
+    let crt = layout.ca_crt(id);
+    let dry = |writes: &[Write_]| -> Option<Vec<u8>> {
+        if !p.dry_run {
+            return None;
+        }
+        writes
+            .iter()
+            .find(|w| w.target == crt)
+            .map(|w| w.contents.clone())
     };
     let fill = |r: &mut CaRotateResult, s: &State| {
         let (o, n) = s.old_new();
@@ -1317,7 +1513,7 @@ pub fn rotate(p: &CaRotateParams) -> Result<CaRotateResult> {
                 id.name(),
                 before.name()
             );
-            return Ok(result);
+            return Ok((result, None));
         }
         if before != from {
             return Err(wrong_phase(id, format!("roll back {}", p.phase.name()), &s));
@@ -1372,7 +1568,8 @@ pub fn rotate(p: &CaRotateParams) -> Result<CaRotateResult> {
             before.name(),
             to.name()
         );
-        return Ok(result);
+        let bundle = dry(&ops.writes);
+        return Ok((result, bundle));
     }
     let (needs, gives) = match p.phase {
         Phase::Stage => (RotationPhase::None, RotationPhase::Staged),
@@ -1390,7 +1587,7 @@ pub fn rotate(p: &CaRotateParams) -> Result<CaRotateResult> {
             before.name()
         );
         result.checklist = checklist(id, p.phase, false, &s, &layout);
-        return Ok(result);
+        return Ok((result, None));
     }
     let ok_before =
         before == needs || (p.phase == Phase::Stage && before == RotationPhase::Distrusted);
@@ -1471,7 +1668,8 @@ pub fn rotate(p: &CaRotateParams) -> Result<CaRotateResult> {
         before.name(),
         gives.name()
     );
-    Ok(result)
+    let bundle = dry(&writes);
+    Ok((result, bundle))
 }
 
 /// The text of `ca rotate`.
@@ -1508,6 +1706,22 @@ pub fn render(r: &CaRotateResult) -> String {
         s.push_str(&format!(
             "restart: {}\n",
             r.components_to_restart.join(", ")
+        ));
+    }
+    if let Some(ci) = &r.cluster_info {
+        let server = ci.server.as_deref().unwrap_or("-");
+        let state = match (&ci.error, ci.would_update, ci.updated) {
+            (Some(e), _, _) => format!("NOT updated through {server}: {e}"),
+            (None, Some(true), _) => format!("would be updated through {server}"),
+            (None, _, true) => format!("updated through {server}"),
+            (None, _, false) => format!("already current on {server}"),
+        };
+        s.push_str(&format!(
+            "cluster-info (kube-public): {state}{}\n",
+            ci.resource_version
+                .as_deref()
+                .map(|v| format!(" (resourceVersion {v})"))
+                .unwrap_or_default()
         ));
     }
     if !r.checklist.is_empty() {

@@ -89,7 +89,8 @@ pub enum CaCmd {
         /// Validity of the new CA stage makes.
         #[arg(long, default_value = "87600h", value_parser = duration_arg)]
         validity: String,
-        /// Admin kubeconfig (cluster-info update; not built yet: listed in the checklist).
+        /// Admin kubeconfig: for `ca`, update the cluster-info ConfigMap in kube-public with the
+        /// new bundle after the files are committed (resourceVersion-checked).
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
         /// Print what would be written; write nothing.
@@ -199,7 +200,11 @@ pub fn run(cmd: CaCmd) -> Result<ExitCode> {
                 "promote" => ca::rotate::Phase::Promote,
                 _ => ca::rotate::Phase::Distrust,
             };
-            let r = ca::rotate::rotate(&ca::rotate::CaRotateParams {
+            #[cfg(feature = "k8s")]
+            let rotate = kubecert::kubeapi::clusterinfo::rotate;
+            #[cfg(not(feature = "k8s"))]
+            let rotate = ca::rotate::rotate;
+            let r = rotate(&ca::rotate::CaRotateParams {
                 location: at.location(),
                 ca: name,
                 phase,
@@ -209,7 +214,19 @@ pub fn run(cmd: CaCmd) -> Result<ExitCode> {
                 kubeconfig: kubeconfig.as_deref().map(path_str),
                 now,
                 backup_dir: backup_dir.as_deref().map(path_str),
-            })?;
+            });
+            let r = match r {
+                // The files are committed, cluster-info is not: show the result, then fail.
+                Err(kubecert::Error::ClusterInfo { ref result, .. }) => {
+                    if let Ok(done) =
+                        serde_json::from_value::<ca::rotate::CaRotateResult>((**result).clone())
+                    {
+                        out(output, ca::rotate::render(&done), &done)?;
+                    }
+                    r?
+                }
+                r => r?,
+            };
             out(output, ca::rotate::render(&r), &r)?;
         }
         CaCmd::Export {

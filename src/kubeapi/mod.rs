@@ -12,13 +12,16 @@
 //!   that renew a certificate of this node's PKI, denies the ones that break the policy, and
 //!   leaves the rest pending;
 //! - [`kubelet_serving`]: `kubecert approve --kubelet-serving` — the approver of kubelet
-//!   serving certificate requests: only DNS names and IPs of the requesting node's Node.
+//!   serving certificate requests: only DNS names and IPs of the requesting node's Node;
+//! - [`clusterinfo`]: `kubecert ca rotate ca --kubeconfig` — the `cluster-info` ConfigMap in
+//!   kube-public gets the node's new CA bundle (optimistic concurrency).
 //!
 //! Everything is async (tokio); the CLI creates a runtime, the JSON-RPC agent calls
 //! [`approve::approve_blocking`] from its blocking pool. No error, log line or result carries
 //! key material: private keys never leave memory until they are installed.
 
 pub mod approve;
+pub mod clusterinfo;
 pub mod kubelet_serving;
 pub mod renew;
 pub mod sign;
@@ -196,6 +199,16 @@ pub fn api_err(op: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeApiErro
 /// A client for the cluster of `kubeconfig` (its current context): custom CA, client
 /// certificate and key (PKCS#1, SEC1 or PKCS#8), bearer tokens — whatever kube-rs supports.
 pub async fn client(kubeconfig: &Path) -> Result<Client> {
+    let config = config(kubeconfig).await?;
+    Client::try_from(config).map_err(|e| KubeApiError::Kubeconfig {
+        path: kubeconfig.to_path_buf(),
+        reason: crate::error::scrub(&describe(&e)),
+    })
+}
+
+/// The kube-rs configuration of `kubeconfig`'s current context (what [`client`] builds its
+/// client from; its `cluster_url` names the API server in messages).
+pub async fn config(kubeconfig: &Path) -> Result<Config> {
     let kerr = |reason: String| KubeApiError::Kubeconfig {
         path: kubeconfig.to_path_buf(),
         reason: crate::error::scrub(&reason),
@@ -207,10 +220,9 @@ pub async fn client(kubeconfig: &Path) -> Result<Client> {
     // is unbounded); kube then reads it (it resolves relative file references).
     crate::pki::fsread::read(kubeconfig).map_err(|e| kerr(crate::error::report(&e)))?;
     let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| kerr(e.to_string()))?;
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
-        .map_err(|e| kerr(e.to_string()))?;
-    Client::try_from(config).map_err(|e| kerr(describe(&e)))
+        .map_err(|e| kerr(e.to_string()))
 }
 
 /// The cluster-scoped CSR API.

@@ -138,6 +138,67 @@ pub fn client_file_kubeconfig(
     )
 }
 
+/// Sets the embedded `certificate-authority-data` of every cluster of a kubeconfig that
+/// need not have a context or user (kubeadm's `cluster-info` kubeconfig in kube-public:
+/// one cluster, no users) to `ca_pem`, changing nothing else of the text: only the value on
+/// that line is replaced, and the result is parsed back and compared with the original with
+/// only those values swapped. `None` when every cluster already holds exactly `ca_pem`.
+/// `label` names the document in errors (never a byte of it).
+pub fn set_cluster_ca_data(label: &Path, text: &str, ca_pem: &[u8]) -> Result<Option<String>> {
+    let doc: Value = serde_saphyr::from_str(text)
+        .map_err(|e| invalid(label, crate::error::describe_yaml(&e)))?;
+    let clusters = doc
+        .get("clusters")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| invalid(label, "no clusters"))?;
+    let new = encode_data(ca_pem);
+    let mut olds = Vec::new();
+    for (i, c) in clusters.iter().enumerate() {
+        let old = c
+            .get("cluster")
+            .and_then(|c| c.get("certificate-authority-data"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                invalid(
+                    label,
+                    format!("clusters entry {i} has no certificate-authority-data"),
+                )
+            })?;
+        olds.push(old.to_string());
+    }
+    if olds.iter().all(|o| *o == new) {
+        return Ok(None);
+    }
+    let mut out = text.to_string();
+    for old in olds.iter().filter(|o| **o != new) {
+        // Each replacement removes one hit of `old`; the next one is again the first.
+        if out.contains(old.as_str()) {
+            out = replace_value(label, &out, "certificate-authority-data", old, &new, 0)?;
+        }
+    }
+    let mut want = doc.clone();
+    if let Some(cs) = want.get_mut("clusters").and_then(Value::as_array_mut) {
+        for c in cs {
+            if let Some(cl) = c.get_mut("cluster").and_then(Value::as_object_mut) {
+                cl.insert(
+                    "certificate-authority-data".into(),
+                    Value::String(new.clone()),
+                );
+            }
+        }
+    }
+    let got: Value = serde_saphyr::from_str(&out)
+        .map_err(|e| invalid(label, crate::error::describe_yaml(&e)))?;
+    if got != want {
+        return Err(invalid(
+            label,
+            "rewriting certificate-authority-data did not produce the expected document",
+        ));
+    }
+    Ok(Some(out))
+}
+
 /// Encodes PEM bytes as a `*-data` value.
 pub fn encode_data(pem: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(pem)
@@ -510,5 +571,36 @@ mod tests {
         assert!(out.contains("- name: other\n  user:\n    client-certificate-data: Q0VSVA==\n"));
         assert!(out.contains("server: https://1.2.3.4:6443"));
         assert!(out.contains("preferences: {}"));
+    }
+}
+
+#[cfg(test)]
+mod cluster_ca_tests {
+    use super::*;
+
+    const CI: &str = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: QUFB\n    server: https://10.0.0.1:6443\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {}\nusers: null\n";
+
+    #[test]
+    fn only_the_ca_value_changes() {
+        let l = Path::new("cluster-info");
+        let out = set_cluster_ca_data(l, CI, b"BBB").unwrap().unwrap();
+        assert_eq!(out, CI.replace("QUFB", "QkJC"));
+        // already current: nothing to do
+        assert_eq!(set_cluster_ca_data(l, &out, b"BBB").unwrap(), None);
+        // no cluster, or a CA by file: refused, naming the document, not its bytes
+        let e = set_cluster_ca_data(l, "kind: Config\nclusters: []\n", b"B").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid kubeconfig cluster-info: no clusters"
+        );
+        let e = set_cluster_ca_data(
+            l,
+            "clusters:\n- cluster:\n    certificate-authority: /x\n  name: a\n",
+            b"B",
+        )
+        .unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("entry 0 has no certificate-authority-data"));
     }
 }

@@ -102,6 +102,21 @@ pub const WRITE_ERRORS: &[i32] = &[
     codes::PATH_NOT_ALLOWED,
     codes::STORE_CORRUPT,
 ];
+/// Server-defined errors of `ca-rotate`: a write, plus the cluster-info update through the
+/// API server (`kubeconfig`) and the runtime it needs.
+pub const CA_ROTATE_ERRORS: &[i32] = &[
+    codes::CA_KEY_MISSING,
+    codes::LOCKED,
+    codes::VALIDATION,
+    codes::NOT_AUTHORIZED,
+    codes::UNKNOWN_CERTIFICATE,
+    codes::FILE,
+    codes::CA_EXPIRED,
+    codes::KUBE_API,
+    codes::PATH_NOT_ALLOWED,
+    codes::STORE_CORRUPT,
+    codes::RUNTIME,
+];
 /// Server-defined errors of `restore`.
 pub const RESTORE_ERRORS: &[i32] = &[
     codes::LOCKED,
@@ -340,10 +355,16 @@ pub static METHODS: &[&dyn RpcMethod] = &[
               old key removed). The phase is derived from the files; a phase already done is \
               a no-op, one out of order -31003 naming the current phase, nothing written. \
               rollback undoes the phase from its own backup. One transaction with backup; \
-              dry_run returns the plan.",
+              dry_run returns the plan. With kubeconfig (ca only), the cluster-info ConfigMap \
+              in kube-public then gets the new bundle (resourceVersion-checked update): its \
+              failure is -31009 with data.result (clusterInfo.updated false), the files \
+              staying committed.",
         mutating: true,
         read_only_if: Some(|p| p.dry_run),
-        errors: WRITE_ERRORS,
+        errors: CA_ROTATE_ERRORS,
+        #[cfg(feature = "k8s")]
+        call: |p| crate::kubeapi::clusterinfo::rotate(&p),
+        #[cfg(not(feature = "k8s"))]
         call: |p| crate::ca::rotate::rotate(&p),
     },
     &Method::<CsrExportParams, CsrExportResult> {

@@ -189,6 +189,12 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         Error::Runtime { .. } => codes::RUNTIME,
         Error::CaExpired { .. } | Error::CaNotYetValid { .. } => codes::CA_EXPIRED,
         Error::KubeApi(_) => codes::KUBE_API,
+        Error::ClusterInfo { server, result, .. } => {
+            let mut d = data(cert, path, &cause);
+            d["server"] = json!(server);
+            d["result"] = (**result).clone();
+            return ErrorObjectOwned::owned(codes::KUBE_API, message(codes::KUBE_API), Some(d));
+        }
         Error::PathNotAllowed {
             param, configured, ..
         } => {

@@ -2897,6 +2897,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, core_v1_resource_list())
         if parts[:3] == ["api", "v1", NODE_RESOURCE]:
             return self.handle_nodes(method, parts[3:])
+        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 6 and parts[4] == "configmaps":
+            return self.handle_configmap(method, parts[3], parts[5])
         if path == "/api/v1/events" and method == "GET":
             return self.send_json(200, {"kind": "EventList", "apiVersion": "v1",
                                         "metadata": {"resourceVersion": str(self.app.store.current_rv())}, "items": []})
@@ -3264,6 +3266,70 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                     "uid": old["metadata"].get("uid", "")}})
         raise err_method_not_allowed()
 
+    def handle_configmap(self, method, ns, name):
+        """GET / PUT / PATCH (merge) of a seeded ConfigMap (kube-public/cluster-info), with
+        kube-apiserver's optimistic concurrency: a PUT or PATCH whose metadata.resourceVersion
+        is not the current one is 409 Conflict; none is an unconditional update (ConfigMaps
+        allow it). --configmap-conflicts N answers the next N writes with 409 whatever they say."""
+        cms = self.app.configmaps
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(method)
+        if verb is None:
+            raise err_method_not_allowed()
+        if not self.app.authz.is_admin(self.user):
+            raise err_forbidden(name, 'User "%s" cannot %s resource "configmaps" in API group "" in the namespace "%s"'
+                                % (self.user.name, verb, ns), qualified="configmaps", kind="configmaps", group="")
+        not_found = APIError(404, "NotFound", 'configmaps "%s" not found' % name, _details(name, "configmaps", ""))
+
+        def conflict():
+            return APIError(409, "Conflict", 'Operation cannot be fulfilled on configmaps "%s": %s'
+                            % (name, CONFLICT_MODIFIED), _details(name, "configmaps", ""))
+        with self.app.store.lock:
+            cur = cms.get((ns, name))
+            if method == "GET":
+                if cur is None:
+                    raise not_found
+                return self.send_json(200, cur)
+            params = self.check_params(write=True)
+            body = self.read_body()
+            try:
+                raw, _dups = parse_json_body(body)
+            except DecodeError as e:
+                raise err_bad_request("json parse error: %s" % e)
+            if cur is None:
+                raise not_found
+            if not isinstance(raw, dict):
+                raise err_bad_request("the body must be a JSON object")
+            if self.app.configmap_conflicts > 0:
+                self.app.configmap_conflicts -= 1
+                raise conflict()
+            if method == "PUT":
+                new = copy.deepcopy(raw)
+            else:
+                ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+                if ctype != "application/merge-patch+json":
+                    raise APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                                   "accepted media types include: application/merge-patch+json", {})
+                new = merge_patch(copy.deepcopy(cur), raw)
+            meta = new.get("metadata") if isinstance(new.get("metadata"), dict) else {}
+            want = (raw.get("metadata") or {}).get("resourceVersion") if isinstance(raw.get("metadata"), dict) else None
+            if want and want != cur["metadata"]["resourceVersion"]:
+                raise conflict()
+            if meta.get("name", name) != name or meta.get("namespace", ns) != ns:
+                raise err_bad_request("the name or namespace of the object does not match the request")
+            data = new.get("data", {})
+            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+                raise err_bad_request("data must be a map of strings")
+            new["kind"], new["apiVersion"] = "ConfigMap", "v1"
+            new["metadata"] = dict(cur["metadata"], **{k: v for k, v in meta.items()
+                                                       if k in ("labels", "annotations")})
+            if params.get("dryRun"):
+                return self.send_json(200, new)
+            self.app.store.rv += 1
+            new["metadata"]["resourceVersion"] = str(self.app.store.rv)
+            cms[(ns, name)] = copy.deepcopy(new)
+            self.app.configmap_writes += 1
+            return self.send_json(200, new)
+
     # -- watch -----------------------------------------------------------
     def serve_watch(self, lreqs, freqs, fmt):
         store = self.app.store
@@ -3420,7 +3486,10 @@ def core_v1_resource_list():
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
             "resources": [{"name": NODE_RESOURCE, "singularName": "node", "namespaced": False, "kind": NODE_KIND,
                            "verbs": ["create", "delete", "get", "list"], "shortNames": ["no"],
-                           "storageVersionHash": "XwShjMxG9Fs="}]}
+                           "storageVersionHash": "XwShjMxG9Fs="},
+                          {"name": "configmaps", "singularName": "configmap", "namespaced": True,
+                           "kind": "ConfigMap", "verbs": ["get", "update", "patch"], "shortNames": ["cm"],
+                           "storageVersionHash": "qFsyl6wFWjQ="}]}
 
 
 def err_node_not_found(name):
@@ -3675,6 +3744,11 @@ def main(argv=None):
     ap.add_argument("--bookmark-interval", type=float, default=60.0)
     ap.add_argument("--seed", action="append", default=[],
                     help="JSON file with a Node or a List/NodeList of Nodes created at startup (repeatable)")
+    ap.add_argument("--configmap", action="append", default=[],
+                    help="JSON file with a ConfigMap (namespace and name in metadata) served at "
+                         "/api/v1/namespaces/NS/configmaps/NAME for GET, PUT and merge PATCH (repeatable)")
+    ap.add_argument("--configmap-conflicts", type=int, default=0,
+                    help="answer the next N ConfigMap writes with 409 Conflict")
     ap.add_argument("--port-file", help="write the chosen port here once listening")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = ap.parse_args(argv)
@@ -3699,6 +3773,23 @@ def main(argv=None):
             ap.error("--seed %s: %s" % (f, e))
         except APIError as e:
             ap.error("--seed %s: %s" % (f, e.message))
+    app.configmaps = {}
+    app.configmap_conflicts = args.configmap_conflicts
+    app.configmap_writes = 0
+    for f in args.configmap:
+        try:
+            with open(f) as fh:
+                cm = json.load(fh)
+            meta = cm["metadata"]
+            key = (meta["namespace"], meta["name"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            ap.error("--configmap %s: %s" % (f, e))
+        app.store.rv += 1
+        cm["kind"], cm["apiVersion"] = "ConfigMap", "v1"
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", now_time())
+        meta["resourceVersion"] = str(app.store.rv)
+        app.configmaps[key] = cm
     app.authn = Authenticator(args.client_ca, args.token_file)
     app.authz = Authorizer(args.admin_groups or ["system:masters", "kubeadm:cluster-admins"], args.admin_users,
                            [v.strip() for v in args.user_verbs.split(",") if v.strip()])

@@ -39,6 +39,15 @@ SEED_NODE = {
     },
 }
 
+CLUSTER_INFO = {
+    "apiVersion": "v1", "kind": "ConfigMap",
+    "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+    "data": {"kubeconfig": "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: QUFB\n"
+                           "    server: https://10.0.0.1:6443\n  name: \"\"\ncontexts: null\n"
+                           "current-context: \"\"\nkind: Config\nusers: null\n",
+             "jws-kubeconfig-abcdef": "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..sig"},
+}
+
 
 def read_file(path):
     try:
@@ -72,12 +81,15 @@ class CertAPIServerTest(unittest.TestCase):
         cls.seed_file = os.path.join(cls.tmp, "seed.json")
         with open(cls.seed_file, "w") as f:
             json.dump({"apiVersion": "v1", "kind": "List", "items": [SEED_NODE]}, f)
+        cls.cm_file = os.path.join(cls.tmp, "cluster-info.json")
+        with open(cls.cm_file, "w") as f:
+            json.dump(CLUSTER_INFO, f)
         cls.proc = subprocess.Popen(
             [sys.executable, SERVER, "--listen", "127.0.0.1:0",
              "--tls-cert", os.path.join(d, "server.crt"), "--tls-key", os.path.join(d, "server.key"),
              "--client-ca", os.path.join(d, "ca.crt"),
              "--cluster-signing-cert", os.path.join(d, "ca.crt"), "--cluster-signing-key", os.path.join(d, "ca.key"),
-             "--token-file", cls.token_file, "--seed", cls.seed_file,
+             "--token-file", cls.token_file, "--seed", cls.seed_file, "--configmap", cls.cm_file,
              "--port-file", cls.port_file, "--bookmark-interval", "1"],
             stdout=cls.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
@@ -111,6 +123,44 @@ class CertAPIServerTest(unittest.TestCase):
                 print("kept", cls.tmp, file=sys.stderr)
             else:
                 shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    # -- ConfigMap cluster-info ---------------------------------------------
+    def test_configmap_get_replace_conflict(self):
+        cm = json.loads(self.kubectl("get", "cm", "cluster-info", "-n", "kube-public", "-o", "json").stdout)
+        self.assertEqual(cm["data"], CLUSTER_INFO["data"])
+        rv = cm["metadata"]["resourceVersion"]
+        self.assertTrue(rv)
+        ca = self.kubectl("get", "cm", "cluster-info", "-n", "kube-public", "-o",
+                          "jsonpath={.data.kubeconfig}").stdout
+        self.assertIn("certificate-authority-data: QUFB", ca)
+        # replace (PUT) with the current resourceVersion: accepted, a new resourceVersion
+        cm["data"]["kubeconfig"] = cm["data"]["kubeconfig"].replace("QUFB", "QkJC")
+        r = self.kubectl("replace", "--validate=false", "-o", "json", "-f", "-", input=json.dumps(cm))
+        new = json.loads(r.stdout)
+        self.assertNotEqual(new["metadata"]["resourceVersion"], rv)
+        self.assertIn("QkJC", new["data"]["kubeconfig"])
+        self.assertEqual(new["data"]["jws-kubeconfig-abcdef"], CLUSTER_INFO["data"]["jws-kubeconfig-abcdef"])
+        # the stale one: 409 Conflict, nothing changed
+        cm["data"]["kubeconfig"] = "stale"
+        r = self.kubectl("replace", "--validate=false", "-f", "-", input=json.dumps(cm), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('Operation cannot be fulfilled on configmaps "cluster-info": the object has been modified',
+                      r.stderr)
+        now = json.loads(self.kubectl("get", "cm", "cluster-info", "-n", "kube-public", "-o", "json").stdout)
+        self.assertEqual(now["metadata"]["resourceVersion"], new["metadata"]["resourceVersion"])
+        self.assertIn("QkJC", now["data"]["kubeconfig"])
+        # merge patch keeps the other keys
+        self.kubectl("patch", "cm", "cluster-info", "-n", "kube-public", "--type", "merge",
+                     "-p", json.dumps({"data": {"kubeconfig": "patched"}}))
+        now = json.loads(self.kubectl("get", "cm", "cluster-info", "-n", "kube-public", "-o", "json").stdout)
+        self.assertEqual(now["data"]["kubeconfig"], "patched")
+        self.assertIn("jws-kubeconfig-abcdef", now["data"])
+        # unknown ConfigMap: 404; a non-admin user: 403
+        r = self.kubectl("get", "cm", "nope", "-n", "kube-public", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('NotFound', r.stderr)
+        r = self.kubectl("get", "cm", "cluster-info", "-n", "kube-public", kubeconfig=self.user, check=False)
+        self.assertIn('cannot get resource "configmaps"', r.stderr)
 
     # -- helpers -------------------------------------------------------------
     def kubectl(self, *args, kubeconfig=None, check=True, input=None, timeout=60):

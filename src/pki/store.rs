@@ -413,9 +413,11 @@ fn journal_path(lock: &Lock) -> PathBuf {
     lock.dir.join(JOURNAL_FILE)
 }
 
-/// Whether an interrupted run left a journal in `dir`.
+/// Whether an interrupted run left a journal in `dir`, or the temp file of a journal it was
+/// killed while writing (recovery removes that debris too, so a reader must open the store).
 pub fn journal_exists(dir: &Path) -> bool {
-    dir.join(JOURNAL_FILE).exists()
+    let jp = dir.join(JOURNAL_FILE);
+    jp.exists() || staged_path(&jp).exists()
 }
 
 /// Finishes or undoes an interrupted run. Must be called with the lock held; a no-op when
@@ -425,6 +427,21 @@ fn recover(lock: &Lock) -> Result<Option<String>> {
     // A run killed inside the journal's own atomic write leaves its temp file: the journal in
     // place (or its absence) is what counts, so the temp file is only debris.
     let stray = staged_path(&jp);
+    // Killed between making the backup dir and renaming the first (staging) journal into
+    // place: the temp file may already name that (still empty) backup dir. Nothing else can
+    // have been written yet (files are staged after the journal), so only the dir is undone.
+    if !jp.exists() {
+        if let Ok(bytes) = crate::pki::fsread::read(&stray) {
+            if let Ok(Journal {
+                state: State::Staging,
+                backup_dir: Some(dir),
+                ..
+            }) = serde_json::from_slice::<Journal>(&bytes)
+            {
+                remove_partial_backup(&dir)?;
+            }
+        }
+    }
     match fs::remove_file(&stray) {
         Ok(()) => sync_dir(&lock.dir)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -1525,6 +1542,30 @@ mod tests {
         }
     }
 
+    /// Killed after making the backup dir and writing the staging journal's temp file, before
+    /// its rename (found by the random SIGKILL trials of `kubelet-conf rebuild`): the next open
+    /// removes the temp file and the empty backup dir it names.
+    #[test]
+    fn open_undoes_a_backup_dir_named_by_a_stray_staging_journal() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        fs::create_dir(&pki).unwrap();
+        let backup = d.path().join("kubecert-backup").join("20270201T000000Z");
+        fs::create_dir_all(&backup).unwrap();
+        let j = Journal {
+            state: State::Staging,
+            backup_dir: Some(backup.clone()),
+            entries: vec![],
+        };
+        let stray = staged_path(&pki.join(JOURNAL_FILE));
+        fs::write(&stray, serde_json::to_vec(&j).unwrap()).unwrap();
+        assert!(journal_exists(&pki));
+        Store::open(&pki, Duration::from_secs(1)).unwrap();
+        assert!(!stray.exists());
+        assert!(!backup.exists(), "the empty backup dir is left");
+        assert!(!journal_exists(&pki));
+    }
+
     /// A run killed while writing a journal (the staging journal before its rename, or the
     /// `prepared` one over a staging journal) leaves `<journal>.kubecert-new`; the next open
     /// removes it, with or without a journal in place (found by the random SIGKILL trials of
@@ -1545,6 +1586,8 @@ mod tests {
                 };
                 fs::write(pki.join(JOURNAL_FILE), serde_json::to_vec(&j).unwrap()).unwrap();
             }
+            // A reader (check) must see that there is something to recover.
+            assert!(journal_exists(&pki), "with_journal={with_journal}");
             let s = Store::open(&pki, Duration::from_secs(1)).unwrap();
             assert!(
                 !stray.exists(),

@@ -668,6 +668,18 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
     },
+    /// kubeadm's SAN rule of a certificate cannot be computed from the configuration
+    /// (`renew --reconcile-sans`).
+    #[error("kubeadm config {path}: the SANs kubeadm issues for {cert} cannot be computed")]
+    SanRule {
+        /// The file.
+        path: PathBuf,
+        /// The inventory name.
+        cert: String,
+        /// Why.
+        #[source]
+        source: crate::config::sans::SanRuleError,
+    },
     /// InitConfiguration and ClusterConfiguration of different versions.
     #[error("kubeadm config {path}: documents of both {first} and {second}; kubeadm reads one version per file")]
     MixedVersions {

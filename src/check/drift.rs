@@ -329,7 +329,7 @@ pub fn render_text(s: &DriftSection) -> String {
             s.certificates.len()
         ));
     } else {
-        out.push_str("a renewal copies the SANs of the certificate it renews: `kubecert renew` alone does not add missing SANs\n");
+        out.push_str("a renewal copies the SANs of the certificate it renews: `kubecert renew --config FILE --reconcile-sans` adds the missing ones\n");
     }
     out
 }

@@ -664,3 +664,57 @@ fn renew_with_a_bad_config_is_a_typed_error_and_writes_nothing() {
     assert_eq!(hash_tree(&root), before);
     assert!(!backup.exists());
 }
+
+/// Over RPC (in-process, a confined write caller): `renew`'s `config` is only the agent's
+/// `--kubeadm-config`; another file is -31010 and nothing is written; the configured file
+/// reconciles the SANs (`sansReconciled` in the reply).
+#[test]
+fn rpc_renew_config_is_confined_and_reconciles() {
+    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use serde_json::json;
+    let (t, root) = demo_pki(&[]);
+    let cfg = node1_config(
+        t.path(),
+        "v1beta4",
+        "apiServer:\n  certSANs:\n    - kubecert.example.com\n",
+    );
+    let other_cfg = node1_config(&t.path().join("k8s"), "v1beta4", "");
+    let me = kubecert::rpc::unix::effective_uid();
+    let other = if me == 1000 { 1001 } else { 1000 };
+    let call = |roots: &Roots, params: Value| -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut m = module(Enforce::PeerCredentials, roots.clone());
+        m.extensions_mut().insert(Caller {
+            uid: other,
+            gid: other,
+            pid: Some(4242),
+            may_read: true,
+            may_write: true,
+        });
+        let req =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "renew", "params": params}).to_string();
+        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
+        serde_json::from_str(resp.get()).unwrap()
+    };
+    let mut roots = Roots::for_dirs(root.join("pki"), &root);
+    roots.kubeadm_config = Some(cfg.clone());
+    let before = hash_tree(&root);
+    let params =
+        |c: &Path| json!({"names": ["apiserver"], "config": c, "reconcile_sans": true, "now": NOW});
+    let r = call(&roots, params(&other_cfg));
+    assert_eq!(r["error"]["code"], -31010, "{r}");
+    assert_eq!(r["error"]["data"]["param"], "config", "{r}");
+    assert_eq!(hash_tree(&root), before);
+    let r = call(&roots, params(&cfg));
+    let item = &r["result"]["certificates"][0];
+    assert_eq!(item["action"], "renewed", "{r}");
+    assert_eq!(
+        item["sansReconciled"],
+        json!({"added": ["DNS:kubecert.example.com"], "dropped": []}),
+        "{r}"
+    );
+    assert!(x509_sans(&root.join("pki/apiserver.crt")).contains("DNS:kubecert.example.com"));
+}

@@ -678,7 +678,7 @@ pub enum ConfigError {
         cert: String,
         /// Why.
         #[source]
-        source: crate::config::sans::SanRuleError,
+        source: SanRuleError,
     },
     /// InitConfiguration and ClusterConfiguration of different versions.
     #[error("kubeadm config {path}: documents of both {first} and {second}; kubeadm reads one version per file")]
@@ -829,4 +829,20 @@ mod tests {
         let e = Error::KubeApi(Reason::of(Error::io("/k", io())));
         assert_eq!(report(&e), "/k: Permission denied (os error 13)");
     }
+}
+
+/// Why the SANs of a rule cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SanRuleError {
+    /// No advertise address in the configuration nor in the apiserver's manifest.
+    #[error("the advertise address is unknown (no localAPIEndpoint.advertiseAddress in the configuration and no --advertise-address in the kube-apiserver manifest)")]
+    NoAdvertiseAddress,
+    /// `serviceSubnet` is not a CIDR list (kubeadm: "unable to get first IP address from the
+    /// given CIDR").
+    #[error("networking.serviceSubnet is not a CIDR (kubeadm: unable to get first IP address from the given CIDR)")]
+    ServiceSubnet,
+    /// `controlPlaneEndpoint` is not `host[:port]` (kubeadm: "error parsing cluster
+    /// controlPlaneEndpoint").
+    #[error("controlPlaneEndpoint is not host[:port] with an IP or a DNS name as host")]
+    ControlPlaneEndpoint,
 }

@@ -371,7 +371,10 @@ impl RenewParams {
             ));
         }
         let mut cfg = crate::config::load(std::path::Path::new(path), crate::config::hostname)?;
-        cfg.fill_advertise_address(&layout.kubeconfig_dir.join("manifests"));
+        crate::ops::endpoints::fill_advertise_address(
+            &mut cfg,
+            &layout.kubeconfig_dir.join("manifests"),
+        );
         let reconcile = match (self.reconcile_sans, self.exact) {
             (false, _) => None,
             (true, false) => Some(Reconcile::Add),

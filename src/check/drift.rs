@@ -144,9 +144,8 @@ pub fn compare(
     now: i64,
 ) -> DriftSection {
     let mut cfg = cfg.clone();
-    let adv_source = cfg
-        .fill_advertise_address(manifests_dir)
-        .map(str::to_string);
+    let adv_source =
+        crate::ops::endpoints::fill_advertise_address(&mut cfg, manifests_dir).map(str::to_string);
     let rows: Vec<&CertificateStatus> = result
         .certificates
         .iter()

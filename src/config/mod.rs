@@ -451,26 +451,6 @@ impl KubeadmConfig {
         PublicKeyAlgorithm::from(self.encryption_algorithm.clone())
     }
 
-    /// When the configuration has no advertise address, takes kube-apiserver's
-    /// `--advertise-address` from its static pod manifest in `manifests_dir` (what kubeadm
-    /// configured at init/join). Returns where the address comes from: `config`,
-    /// `manifest`, or `None` (unknown: the apiserver/etcd SAN rules then cannot be computed).
-    pub fn fill_advertise_address(&mut self, manifests_dir: &Path) -> Option<&'static str> {
-        if self.san_inputs.advertise_address.is_some() {
-            return Some("config");
-        }
-        let from_manifest = crate::ops::endpoints::manifest_flags(
-            manifests_dir,
-            crate::pki::inventory::Component::KubeApiserver,
-        )
-        .and_then(|f| f.get("advertise-address").map(str::to_string))
-        .and_then(|a| a.parse().ok());
-        from_manifest.map(|a| {
-            self.san_inputs.advertise_address = Some(a);
-            "manifest"
-        })
-    }
-
     /// The SANs kubeadm issues for `e` ([`sans::expected`]).
     pub fn expected_sans(
         &self,

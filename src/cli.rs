@@ -430,9 +430,21 @@ struct RenewArgs {
     /// same|rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384.
     #[arg(long, default_value = "same")]
     key_algorithm: String,
-    /// Validity of renewed certificates.
-    #[arg(long, default_value = "8760h", value_parser = duration_arg)]
-    validity: String,
+    /// Validity of renewed certificates [default: 8760h].
+    #[arg(long, value_parser = duration_arg)]
+    validity: Option<String>,
+    /// The kubeadm config file (v1beta3/v1beta4): renewed certificates get its
+    /// certificateValidityPeriod and keys of its encryptionAlgorithm (a key of another
+    /// algorithm is replaced). Not with --validity or --key-algorithm.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["csr_only", "use_api"])]
+    config: Option<PathBuf>,
+    /// With --config: issue the apiserver and etcd server/peer certificates with the SANs
+    /// kubeadm's rules give for that configuration, adding the missing ones.
+    #[arg(long)]
+    reconcile_sans: bool,
+    /// With --reconcile-sans: the SANs become exactly the expected ones (extras dropped).
+    #[arg(long)]
+    exact: bool,
     /// Backup root (default <cert-dir>/../kubecert-backup).
     #[arg(long)]
     backup_dir: Option<PathBuf>,
@@ -759,6 +771,9 @@ fn renew_cmd(args: RenewArgs) -> Result<ExitCode> {
         dry_run,
         key_algorithm,
         validity,
+        config,
+        reconcile_sans,
+        exact,
         backup_dir,
         now,
         allow_expired_ca,
@@ -793,12 +808,15 @@ fn renew_cmd(args: RenewArgs) -> Result<ExitCode> {
         within,
         dry_run,
         key_algorithm: key_algorithm.parse()?,
-        validity: Some(validity),
+        validity,
         backup_dir: backup_dir.as_deref().map(path_str),
         now,
         allow_expired_ca,
         allow_foreign_identity,
         allow_unrenewable,
+        config: config.as_deref().map(path_str),
+        reconcile_sans,
+        exact,
     };
     let opts = params.resolve()?;
     if use_api {

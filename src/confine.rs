@@ -18,10 +18,11 @@
 //! [`Roots::approve_policy`], [`Roots::kubeadm_config`]) are `None` unless configured; then
 //! a confined caller cannot use the param at all.
 //!
-//! The kubeadm config file of `check`/`metrics` `drift` (`config`) is such a root: the agent
-//! reads it as root, so a confined caller may name only the file the agent was started with
-//! (`serve --kubeadm-config`); it is never filled in (the check reads it only with `drift`,
-//! and `config` without `drift` is refused).
+//! The kubeadm config file of `check`/`metrics` `drift` and of `renew` (`config`) is such a
+//! root: the agent reads it as root, so a confined caller may name only the file the agent
+//! was started with (`serve --kubeadm-config`); it is never filled in (the check reads it
+//! only with `drift`, and `config` without `drift` is refused; renew follows it only when
+//! asked).
 
 use std::path::{Path, PathBuf};
 
@@ -304,6 +305,7 @@ impl PathParams for RenewParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
         let mut v = location(&mut self.location);
         v.push(opt("backup_dir", Root::BackupRoot, &mut self.backup_dir));
+        v.push(opt("config", Root::KubeadmConfig, &mut self.config));
         v
     }
 }
@@ -773,6 +775,44 @@ mod tests {
         assert_eq!(p.config, None);
         // Unconfined: any file, unchanged.
         let mut p = check("/tmp/other.yaml");
+        roots.apply(&mut p, false).expect("unconfined");
+        assert_eq!(p.config.as_deref(), Some("/tmp/other.yaml"));
+    }
+
+    /// `renew`'s `config` is confined like check's: refused when the agent has no
+    /// `--kubeadm-config`, only that file when it has, never filled in, any file unconfined.
+    #[test]
+    fn renew_config_is_confined_to_the_configured_file() {
+        let mut roots = Roots::for_dirs("/srv/pki", "/srv/kc");
+        let renew = |c: &str| RenewParams {
+            names: vec!["apiserver".into()],
+            config: Some(c.into()),
+            reconcile_sans: true,
+            ..Default::default()
+        };
+        let e = roots
+            .apply(&mut renew("/srv/kc/kubeadm.yaml"), true)
+            .expect_err("not configured");
+        assert!(
+            e.to_string()
+                .starts_with("config: /srv/kc/kubeadm.yaml is not allowed"),
+            "{e}"
+        );
+        roots.kubeadm_config = Some(PathBuf::from("/srv/kc/kubeadm.yaml"));
+        let mut p = renew("/srv/kc/./kubeadm.yaml");
+        roots.apply(&mut p, true).expect("configured file");
+        assert_eq!(p.config.as_deref(), Some("/srv/kc/kubeadm.yaml"));
+        for f in ["/etc/shadow", "/srv/kc/../../etc/shadow"] {
+            let e = roots.apply(&mut renew(f), true).expect_err(f);
+            assert!(matches!(e, Error::PathNotAllowed { .. }), "{e}");
+        }
+        let mut p = RenewParams {
+            names: vec!["all".into()],
+            ..Default::default()
+        };
+        roots.apply(&mut p, true).expect("defaults");
+        assert_eq!(p.config, None);
+        let mut p = renew("/tmp/other.yaml");
         roots.apply(&mut p, false).expect("unconfined");
         assert_eq!(p.config.as_deref(), Some("/tmp/other.yaml"));
     }

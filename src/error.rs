@@ -713,6 +713,18 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
     },
+    /// kubeadm's SAN rule of a certificate cannot be computed from the configuration
+    /// (`renew --reconcile-sans`).
+    #[error("kubeadm config {path}: the SANs kubeadm issues for {cert} cannot be computed")]
+    SanRule {
+        /// The file.
+        path: PathBuf,
+        /// The inventory name.
+        cert: String,
+        /// Why.
+        #[source]
+        source: SanRuleError,
+    },
     /// InitConfiguration and ClusterConfiguration of different versions.
     #[error("kubeadm config {path}: documents of both {first} and {second}; kubeadm reads one version per file")]
     MixedVersions {
@@ -862,4 +874,20 @@ mod tests {
         let e = Error::KubeApi(Reason::of(Error::io("/k", io())));
         assert_eq!(report(&e), "/k: Permission denied (os error 13)");
     }
+}
+
+/// Why the SANs of a rule cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SanRuleError {
+    /// No advertise address in the configuration nor in the apiserver's manifest.
+    #[error("the advertise address is unknown (no localAPIEndpoint.advertiseAddress in the configuration and no --advertise-address in the kube-apiserver manifest)")]
+    NoAdvertiseAddress,
+    /// `serviceSubnet` is not a CIDR list (kubeadm: "unable to get first IP address from the
+    /// given CIDR").
+    #[error("networking.serviceSubnet is not a CIDR (kubeadm: unable to get first IP address from the given CIDR)")]
+    ServiceSubnet,
+    /// `controlPlaneEndpoint` is not `host[:port]` (kubeadm: "error parsing cluster
+    /// controlPlaneEndpoint").
+    #[error("controlPlaneEndpoint is not host[:port] with an IP or a DNS name as host")]
+    ControlPlaneEndpoint,
 }

@@ -62,6 +62,21 @@ pub struct RenewParams {
     /// missing is otherwise listed in the result's `unrenewable` (CLI: exit 4).
     #[serde(default)]
     pub allow_unrenewable: Vec<String>,
+    /// The kubeadm config file (InitConfiguration/JoinConfiguration + ClusterConfiguration,
+    /// kubeadm.k8s.io/v1beta3 or v1beta4): renewed certificates get its
+    /// `certificateValidityPeriod` and keys of its `encryptionAlgorithm` (a key of another
+    /// algorithm is replaced by a new key of the configured one). Not with `validity` or a
+    /// `key_algorithm` other than `same`. Over RPC only the agent's `--kubeadm-config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// With `config`: issue the apiserver and etcd server/peer certificates with the SANs
+    /// kubeadm's rules give for that configuration, adding the missing ones to the existing
+    /// SANs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconcile_sans: bool,
+    /// With `reconcile_sans`: the SANs become exactly the expected ones (extras dropped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
 }
 
 /// What happened to one certificate.
@@ -104,6 +119,38 @@ pub struct RenewItem {
     pub capped_at_ca: bool,
     /// Files written (or to be written).
     pub files: Vec<String>,
+    /// What `reconcile_sans` changed in its SANs (absent without `reconcile_sans`, and for a
+    /// certificate without a SAN rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sans_reconciled: Option<SansReconciled>,
+}
+
+/// The SANs `reconcile_sans` added to (and with `exact` dropped from) a certificate, as
+/// `DNS:name` / `IP:address`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SansReconciled {
+    /// Expected by kubeadm's rule and missing: added.
+    pub added: Vec<String>,
+    /// Not expected (`exact` only): dropped.
+    pub dropped: Vec<String>,
+}
+
+impl SansReconciled {
+    /// `SANs added: a, b; SANs dropped: c`, or `SANs already as configured`.
+    pub fn line(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.added.is_empty() {
+            parts.push(format!("SANs added: {}", self.added.join(", ")));
+        }
+        if !self.dropped.is_empty() {
+            parts.push(format!("SANs dropped: {}", self.dropped.join(", ")));
+        }
+        if parts.is_empty() {
+            parts.push("SANs already as configured".to_string());
+        }
+        parts.join("; ")
+    }
 }
 
 impl RenewItem {
@@ -126,6 +173,7 @@ impl RenewItem {
             new: None,
             capped_at_ca: false,
             files: vec![],
+            sans_reconciled: None,
         };
         let found = match pki::load(layout, e) {
             Material::Missing => {
@@ -223,6 +271,21 @@ pub struct RenewOptions {
     pub lock_timeout: Duration,
     /// Rows whose renewal may be impossible without failing the run.
     pub allow_unrenewable: Vec<&'static Entry>,
+    /// The kubeadm configuration renewed certificates follow (validity, key algorithm, and
+    /// with `reconcile` the SANs); its advertise address already filled from the manifest
+    /// when it has none.
+    pub config: Option<crate::config::KubeadmConfig>,
+    /// SAN reconciliation (`None`: SANs kept as they are).
+    pub reconcile: Option<Reconcile>,
+}
+
+/// How `--reconcile-sans` changes the SANs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconcile {
+    /// Add the expected SANs that are missing; keep the others.
+    Add,
+    /// The SANs become exactly the expected ones (`--exact`).
+    Exact,
 }
 
 impl RenewParams {
@@ -241,6 +304,7 @@ impl RenewParams {
             Some(v) => parse(v)?,
             None => issue::DEFAULT_VALIDITY_SECONDS,
         };
+        let (config, reconcile) = self.resolve_config(&layout)?;
         if validity <= 0 {
             return Err(Error::InvalidArgument("--validity must be positive".into()));
         }
@@ -272,7 +336,51 @@ impl RenewParams {
             allow_foreign_identity: self.allow_foreign_identity,
             lock_timeout: Duration::from_secs(300),
             allow_unrenewable,
+            config,
+            reconcile,
         })
+    }
+
+    /// Reads `config` (a typed error names the file and what is wrong) and checks the flags
+    /// that go with it, before anything is read from the PKI.
+    fn resolve_config(
+        &self,
+        layout: &Layout,
+    ) -> Result<(Option<crate::config::KubeadmConfig>, Option<Reconcile>)> {
+        if self.exact && !self.reconcile_sans {
+            return Err(Error::InvalidArgument(
+                "--exact needs --reconcile-sans (it says how the SANs are reconciled)".into(),
+            ));
+        }
+        let Some(path) = &self.config else {
+            if self.reconcile_sans {
+                return Err(Error::InvalidArgument(
+                    "--reconcile-sans needs --config (the kubeadm config file whose SANs the certificates get)".into(),
+                ));
+            }
+            return Ok((None, None));
+        };
+        if self.validity.is_some() {
+            return Err(Error::InvalidArgument(
+                "give either --validity and --config: with --config the validity is the configuration's certificateValidityPeriod".into(),
+            ));
+        }
+        if self.key_algorithm != KeyAlgorithm::Same {
+            return Err(Error::InvalidArgument(
+                "give either --key-algorithm and --config: with --config new keys are of the configuration's encryptionAlgorithm".into(),
+            ));
+        }
+        let mut cfg = crate::config::load(std::path::Path::new(path), crate::config::hostname)?;
+        crate::ops::endpoints::fill_advertise_address(
+            &mut cfg,
+            &layout.kubeconfig_dir.join("manifests"),
+        );
+        let reconcile = match (self.reconcile_sans, self.exact) {
+            (false, _) => None,
+            (true, false) => Some(Reconcile::Add),
+            (true, true) => Some(Reconcile::Exact),
+        };
+        Ok((Some(cfg), reconcile))
     }
 }
 
@@ -300,8 +408,12 @@ fn verify_issued(plan: &RowPlan, der: &[u8], ca_der: &[u8], key: &PrivateKey) ->
         ));
     }
     let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
-    if info.san_set() != old.san_set() {
-        return Err(fail("SANs differ from the certificate they replace".into()));
+    if info.san_set() != plan.sans {
+        return Err(fail(if plan.sans == old.san_set() {
+            "SANs differ from the certificate they replace".into()
+        } else {
+            "SANs differ from the reconciled SANs planned for it".into()
+        }));
     }
     if set(&info.ext_key_usage) != set(&old.ext_key_usage) {
         return Err(fail("extended key usages differ".into()));
@@ -424,6 +536,8 @@ struct RowPlan {
     ca: CaId,
     alg: KeyAlgorithm,
     spec: LeafSpec,
+    /// The SANs the new certificate must carry ([`CertInfo::san_set`] form).
+    sans: BTreeSet<String>,
 }
 
 /// What a renewal will do, decided before anything is written: per row what happens and why
@@ -553,9 +667,20 @@ fn plan_row(o: &RenewOptions, cas: &Cas, e: &'static Entry) -> Result<RowDecisio
     let overridden = check_identity(e, &found, ca, ca_cert, layout, o.allow_foreign_identity)?;
     let (not_before, not_after, capped) = new_validity(o, e, &ca_cert.info)?;
     let mut spec = LeafSpec::from_existing(&found.cert.info, not_before, not_after);
+    let san_change = match (&o.config, o.reconcile) {
+        (Some(cfg), Some(how)) => reconcile_sans(cfg, e, how, &mut spec)?,
+        _ => None,
+    };
     spec.normalize();
-    let alg = o.key_algorithm.resolve(&found.cert.info.key_algorithm);
+    let alg = match &o.config {
+        Some(cfg) => config_key_algorithm(cfg, &found.cert.info.key_algorithm),
+        None => o.key_algorithm.resolve(&found.cert.info.key_algorithm),
+    };
     item.reason = renew_reason(o, residual, capped.then_some((ca, not_after)), overridden);
+    if let Some(change) = san_change {
+        item.reason.push_str(&format!("; {}", change.line()));
+        item.sans_reconciled = Some(change);
+    }
     item.capped_at_ca = capped;
     item.action = RenewAction::WouldRenew;
     item.new = Some(CertSnapshot {
@@ -568,14 +693,84 @@ fn plan_row(o: &RenewOptions, cas: &Cas, e: &'static Entry) -> Result<RowDecisio
         ext_key_usage: spec.ext_key_usage.clone(),
         key_algorithm: alg.display().to_string(),
     });
+    let sans = spec_sans(&spec);
     let row = RowPlan {
         entry: e,
         found,
         ca,
         alg,
         spec,
+        sans,
     };
     Ok(RowDecision::Renew(item, Box::new(row)))
+}
+
+/// The SANs of a spec, in [`CertInfo::san_set`] form.
+fn spec_sans(spec: &LeafSpec) -> BTreeSet<String> {
+    let mut v: BTreeSet<String> = spec.dns_names.iter().map(|d| format!("DNS:{d}")).collect();
+    v.extend(spec.ip_addresses.iter().map(|i| format!("IP:{i}")));
+    v.extend(spec.uris.iter().map(|u| format!("URI:{u}")));
+    v.extend(spec.emails.iter().map(|e| format!("email:{e}")));
+    v
+}
+
+/// `--reconcile-sans`: gives `spec` the SANs kubeadm's rule for `e` expects under `cfg`
+/// (added to the existing ones, or exactly them with [`Reconcile::Exact`]). Returns what
+/// changed (`None`: `e` has no SAN rule).
+fn reconcile_sans(
+    cfg: &crate::config::KubeadmConfig,
+    e: &Entry,
+    how: Reconcile,
+    spec: &mut LeafSpec,
+) -> Result<Option<SansReconciled>> {
+    let want = cfg.expected_sans(e).map_err(|source| {
+        Error::from(crate::error::ConfigError::SanRule {
+            path: cfg.path.clone(),
+            cert: e.name.to_string(),
+            source,
+        })
+    })?;
+    let Some(want) = want else {
+        return Ok(None);
+    };
+    let have = spec_sans(spec);
+    let added: Vec<String> = want.difference(&have).cloned().collect();
+    let dropped: Vec<String> = match how {
+        Reconcile::Add => vec![],
+        Reconcile::Exact => have.difference(&want).cloned().collect(),
+    };
+    for s in &added {
+        if let Some(d) = s.strip_prefix("DNS:") {
+            spec.dns_names.push(d.to_string());
+        } else if let Some(ip) = s.strip_prefix("IP:").and_then(|i| i.parse().ok()) {
+            spec.ip_addresses.push(ip);
+        }
+    }
+    for s in &dropped {
+        if let Some(d) = s.strip_prefix("DNS:") {
+            spec.dns_names.retain(|x| x != d);
+        } else if let Some(ip) = s.strip_prefix("IP:") {
+            spec.ip_addresses.retain(|x| x.to_string() != ip);
+        } else if let Some(u) = s.strip_prefix("URI:") {
+            spec.uris.retain(|x| x != u);
+        } else if let Some(m) = s.strip_prefix("email:") {
+            spec.emails.retain(|x| x != m);
+        }
+    }
+    Ok(Some(SansReconciled { added, dropped }))
+}
+
+/// With `--config`: a key of the configuration's `encryptionAlgorithm` (kubeadm's
+/// RSA-2048, RSA-3072, RSA-4096, ECDSA-P256, ECDSA-P384; the parser refuses others).
+fn config_key_algorithm(
+    cfg: &crate::config::KubeadmConfig,
+    existing: &cert::PublicKeyAlgorithm,
+) -> KeyAlgorithm {
+    cfg.encryption_algorithm
+        .to_ascii_lowercase()
+        .parse::<KeyAlgorithm>()
+        .unwrap_or(KeyAlgorithm::Same)
+        .resolve(existing)
 }
 
 /// Refuses to sign under a certificate that is not a CA, or (unless `allow_expired_ca`) an
@@ -601,7 +796,8 @@ fn check_ca_usable(o: &RenewOptions, ca: CaId, ca_info: &CertInfo) -> Result<()>
 /// The new certificate's (NotBefore, NotAfter, capped at the CA's NotAfter).
 fn new_validity(o: &RenewOptions, e: &Entry, ca_info: &CertInfo) -> Result<(i64, i64, bool)> {
     let not_before = o.now - issue::BACKDATE_SECONDS;
-    let mut not_after = o.now + o.validity;
+    let validity = o.config.as_ref().map_or(o.validity, |c| c.validity_of(e));
+    let mut not_after = o.now + validity;
     // An expired CA the user insisted on cannot cap anything: the leaf would end before it
     // starts. kubeadm does not cap at all; kubecert caps whenever the CA is still valid.
     let ca_expired = ca_info.not_after < o.now;
@@ -886,6 +1082,9 @@ pub fn render_text(r: &RenewResult, all: bool) -> String {
     for i in &r.certificates {
         s.push_str(&item_line(i));
         s.push('\n');
+        if let (Some(c), RenewAction::Renewed) = (&i.sans_reconciled, i.action) {
+            s.push_str(&format!("  {}\n", c.line()));
+        }
     }
     if all && !r.dry_run {
         s.push_str("\nDone renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.\n");

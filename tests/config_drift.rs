@@ -423,3 +423,298 @@ fn rpc_config_is_confined_to_the_agents_kubeadm_config() {
     assert_eq!(r["error"]["code"], -32602, "{r}");
     assert!(r.to_string().contains("--drift needs --config"), "{r}");
 }
+
+// ---- Issue 17 item 4: renew --reconcile-sans [--exact] --config FILE ----
+
+fn renew_cfg(root: &Path, backup: &Path, config: &Path, more: &[&str]) -> std::process::Output {
+    let pki = root.join("pki");
+    let mut a = vec![
+        "renew",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--backup-dir",
+        backup.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    a.extend_from_slice(more);
+    kubecert(&a)
+}
+
+fn x509_sans(crt: &Path) -> String {
+    openssl(&[
+        "x509",
+        "-in",
+        crt.to_str().unwrap(),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ])
+}
+
+/// The tree hash without the files of `changed` (relative paths).
+fn hash_without(root: &Path, changed: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let mut h = hash_tree(root);
+    for c in changed {
+        assert!(h.remove(*c).is_some(), "{c} not in the tree");
+    }
+    h
+}
+
+#[test]
+fn renew_reconcile_sans_adds_the_missing_cert_san_and_changes_nothing_else() {
+    let (t, root) = demo_pki(&[]);
+    let backup = t.path().join("backup");
+    let cfg = node1_config(
+        t.path(),
+        "v1beta4",
+        "apiServer:\n  certSANs:\n    - kubecert.example.com\n    - 10.0.0.10\n",
+    );
+    let (code, v) = drift_json(&root, &cfg);
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(strs(&v["drift"]["drifted"]), ["apiserver"]);
+    let crt = root.join("pki/apiserver.crt");
+    let old_sans = x509_sans(&crt);
+    let before = hash_without(&root, &["pki/apiserver.crt", "pki/apiserver.key"]);
+    let o = renew_cfg(&root, &backup, &cfg, &["apiserver", "--reconcile-sans"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("certificate for serving the Kubernetes API renewed\n  SANs added: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("SANs added: DNS:kubecert.example.com, IP:10.0.0.10"),
+        "{out}"
+    );
+    // openssl: the new SANs, and every old one kept.
+    let sans = x509_sans(&crt);
+    assert!(sans.contains("DNS:kubecert.example.com"), "{sans}");
+    assert!(sans.contains("IP Address:10.0.0.10"), "{sans}");
+    for old in old_sans.lines().skip(1).flat_map(|l| l.split(", ")) {
+        assert!(sans.contains(old.trim()), "{old} dropped: {sans}");
+    }
+    let (ok_, verify) = openssl_status(&[
+        "verify",
+        "-CAfile",
+        root.join("pki/ca.crt").to_str().unwrap(),
+        crt.to_str().unwrap(),
+    ]);
+    assert!(ok_, "{verify}");
+    // Every other file byte-identical (the backup is outside the tree).
+    assert_eq!(
+        hash_without(&root, &["pki/apiserver.crt", "pki/apiserver.key"]),
+        before
+    );
+    assert!(backup.exists());
+    // And drift is gone.
+    let (code, v) = drift_json(&root, &cfg);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(drift_row(&v, "apiserver")["status"], "match", "{v}");
+}
+
+#[test]
+fn renew_reconcile_sans_exact_drops_extras_and_default_keeps_them() {
+    let (t, root) = demo_pki(&[]);
+    // node-9's config: etcd-peer carries DNS:node-1 (extra) and lacks DNS:node-9.
+    let cfg = t.path().join("node9.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: node-9\nlocalAPIEndpoint:\n  advertiseAddress: 127.0.1.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n",
+    )
+    .unwrap();
+    let peer = root.join("pki/etcd/peer.crt");
+    let o = renew_cfg(
+        &root,
+        &t.path().join("b1"),
+        &cfg,
+        &["etcd-peer", "--reconcile-sans"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let sans = x509_sans(&peer);
+    assert!(
+        sans.contains("DNS:node-9") && sans.contains("DNS:node-1"),
+        "{sans}"
+    );
+    let o = renew_cfg(
+        &root,
+        &t.path().join("b2"),
+        &cfg,
+        &["etcd-peer", "--reconcile-sans", "--exact"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("SANs dropped: DNS:node-1"),
+        "{}",
+        text(&o)
+    );
+    let sans = x509_sans(&peer);
+    assert!(sans.contains("DNS:node-9"), "{sans}");
+    assert!(!sans.contains("DNS:node-1"), "{sans}");
+    let (code, v) = drift_json(&root, &cfg);
+    assert_eq!(drift_row(&v, "etcd-peer")["status"], "match", "{code} {v}");
+    // --exact without --reconcile-sans, --reconcile-sans without --config: clear errors.
+    let before = hash_tree(&root);
+    let pki = root.join("pki");
+    let o = renew_cfg(&root, &t.path().join("b3"), &cfg, &["etcd-peer", "--exact"]);
+    assert_fails(&o, 1, "--exact needs --reconcile-sans");
+    let o = kubecert(&[
+        "renew",
+        "etcd-peer",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--reconcile-sans",
+    ]);
+    assert_fails(&o, 1, "--reconcile-sans needs --config");
+    assert_eq!(hash_tree(&root), before);
+}
+
+#[test]
+fn renew_with_config_follows_encryption_algorithm_and_validity() {
+    let (t, root) = demo_pki(&[]);
+    let cfg = node1_config(
+        t.path(),
+        "v1beta4",
+        "encryptionAlgorithm: ECDSA-P256\ncertificateValidityPeriod: 4380h\n",
+    );
+    let o = renew_cfg(&root, &t.path().join("b"), &cfg, &["all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for crt in [
+        "pki/apiserver.crt",
+        "pki/etcd/peer.crt",
+        "pki/front-proxy-client.crt",
+    ] {
+        let p = root.join(crt);
+        let txt = openssl(&["x509", "-in", p.to_str().unwrap(), "-noout", "-text"]);
+        assert!(txt.contains("NIST CURVE: P-256"), "{crt}: {txt}");
+        // 4380h = 182.5 days from NOW (NotBefore backdated 5 minutes, as renew does).
+        let dates = openssl(&["x509", "-in", p.to_str().unwrap(), "-noout", "-dates"]);
+        assert!(
+            dates.contains("notBefore=May 31 23:55:00 2026 GMT"),
+            "{crt}: {dates}"
+        );
+        assert!(
+            dates.contains("notAfter=Nov 30 12:00:00 2026 GMT"),
+            "{crt}: {dates}"
+        );
+        let key = root.join(crt.replace(".crt", ".key"));
+        let k = openssl(&["pkey", "-in", key.to_str().unwrap(), "-noout", "-text"]);
+        assert!(k.contains("NIST CURVE: P-256"), "{crt}: key is not P-256");
+    }
+    // Every leaf now matches; the CAs keep their RSA keys (renew does not touch CAs), so
+    // only they still drift on the algorithm.
+    let (code, v) = drift_json(&root, &cfg);
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(
+        strs(&v["drift"]["drifted"]),
+        ["ca", "etcd-ca", "front-proxy-ca"],
+        "{v}"
+    );
+    for c in v["drift"]["certificates"].as_array().unwrap() {
+        if !c["name"].as_str().unwrap().ends_with("ca") {
+            assert_eq!(c["status"], "match", "{c}");
+        }
+    }
+}
+
+#[test]
+fn renew_with_a_bad_config_is_a_typed_error_and_writes_nothing() {
+    let (t, root) = demo_pki(&[]);
+    let before = hash_tree(&root);
+    let backup = t.path().join("b");
+    let cfg = node1_config(
+        t.path(),
+        "v1beta4",
+        "apiServer:\n  certSans:\n    - kubecert.example.com\n",
+    );
+    let o = renew_cfg(&root, &backup, &cfg, &["apiserver", "--reconcile-sans"]);
+    assert_fails(&o, 1, "unknown field apiServer.certSans");
+    // No advertise address in the configuration and no apiserver manifest: kubeadm's rule
+    // cannot be computed, and the certificate named.
+    let cfg = t.path().join("noaddr.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: node-1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n",
+    )
+    .unwrap();
+    let o = renew_cfg(&root, &backup, &cfg, &["all", "--reconcile-sans"]);
+    let msg = assert_fails(
+        &o,
+        1,
+        "the SANs kubeadm issues for apiserver cannot be computed",
+    );
+    assert!(msg.contains("the advertise address is unknown"), "{msg}");
+    // --config with --validity or --key-algorithm: which one wins is not guessed.
+    let cfg = node1_config(t.path(), "v1beta4", "");
+    let o = renew_cfg(&root, &backup, &cfg, &["apiserver", "--validity", "100h"]);
+    assert_fails(&o, 1, "--validity and --config");
+    let o = renew_cfg(
+        &root,
+        &backup,
+        &cfg,
+        &["apiserver", "--key-algorithm", "rsa-4096"],
+    );
+    assert_fails(&o, 1, "--key-algorithm and --config");
+    assert_eq!(hash_tree(&root), before);
+    assert!(!backup.exists());
+}
+
+/// Over RPC (in-process, a confined write caller): `renew`'s `config` is only the agent's
+/// `--kubeadm-config`; another file is -31010 and nothing is written; the configured file
+/// reconciles the SANs (`sansReconciled` in the reply).
+#[test]
+fn rpc_renew_config_is_confined_and_reconciles() {
+    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use serde_json::json;
+    let (t, root) = demo_pki(&[]);
+    let cfg = node1_config(
+        t.path(),
+        "v1beta4",
+        "apiServer:\n  certSANs:\n    - kubecert.example.com\n",
+    );
+    let other_cfg = node1_config(&t.path().join("k8s"), "v1beta4", "");
+    let me = kubecert::rpc::unix::effective_uid();
+    let other = if me == 1000 { 1001 } else { 1000 };
+    let call = |roots: &Roots, params: Value| -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut m = module(Enforce::PeerCredentials, roots.clone());
+        m.extensions_mut().insert(Caller {
+            uid: other,
+            gid: other,
+            pid: Some(4242),
+            may_read: true,
+            may_write: true,
+        });
+        let req =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "renew", "params": params}).to_string();
+        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
+        serde_json::from_str(resp.get()).unwrap()
+    };
+    let mut roots = Roots::for_dirs(root.join("pki"), &root);
+    roots.kubeadm_config = Some(cfg.clone());
+    let before = hash_tree(&root);
+    let params =
+        |c: &Path| json!({"names": ["apiserver"], "config": c, "reconcile_sans": true, "now": NOW});
+    let r = call(&roots, params(&other_cfg));
+    assert_eq!(r["error"]["code"], -31010, "{r}");
+    assert_eq!(r["error"]["data"]["param"], "config", "{r}");
+    assert_eq!(hash_tree(&root), before);
+    let r = call(&roots, params(&cfg));
+    let item = &r["result"]["certificates"][0];
+    assert_eq!(item["action"], "renewed", "{r}");
+    assert_eq!(
+        item["sansReconciled"],
+        json!({"added": ["DNS:kubecert.example.com"], "dropped": []}),
+        "{r}"
+    );
+    assert!(x509_sans(&root.join("pki/apiserver.crt")).contains("DNS:kubecert.example.com"));
+}

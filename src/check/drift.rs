@@ -144,19 +144,8 @@ pub fn compare(
     now: i64,
 ) -> DriftSection {
     let mut cfg = cfg.clone();
-    let mut adv_source = cfg.advertise_address.map(|_| "config".to_string());
-    if cfg.san_inputs.advertise_address.is_none() {
-        let from_manifest = crate::ops::endpoints::manifest_flags(
-            manifests_dir,
-            crate::pki::inventory::Component::KubeApiserver,
-        )
-        .and_then(|f| f.get("advertise-address").map(str::to_string))
-        .and_then(|a| a.parse().ok());
-        if from_manifest.is_some() {
-            cfg.san_inputs.advertise_address = from_manifest;
-            adv_source = Some("manifest".into());
-        }
-    }
+    let adv_source =
+        crate::ops::endpoints::fill_advertise_address(&mut cfg, manifests_dir).map(str::to_string);
     let rows: Vec<&CertificateStatus> = result
         .certificates
         .iter()
@@ -339,7 +328,7 @@ pub fn render_text(s: &DriftSection) -> String {
             s.certificates.len()
         ));
     } else {
-        out.push_str("a renewal copies the SANs of the certificate it renews: `kubecert renew` alone does not add missing SANs\n");
+        out.push_str("a renewal copies the SANs of the certificate it renews: `kubecert renew --config FILE --reconcile-sans` adds the missing ones\n");
     }
     out
 }

@@ -276,6 +276,7 @@ pub(super) fn auto_renew_cmd(a: AutoRenewArgs) -> Result<ExitCode> {
         allow_expired_ca: false,
         allow_foreign_identity: false,
         allow_unrenewable: a.allow_unrenewable,
+        ..Default::default()
     };
     let renew = params.resolve()?;
     let restart = match (a.restart, &a.restart_command) {

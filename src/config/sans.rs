@@ -37,21 +37,7 @@ pub struct SanInputs {
     pub etcd_local: bool,
 }
 
-/// Why the SANs of a rule cannot be computed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SanRuleError {
-    /// No advertise address in the configuration nor in the apiserver's manifest.
-    #[error("the advertise address is unknown (no localAPIEndpoint.advertiseAddress in the configuration and no --advertise-address in the kube-apiserver manifest)")]
-    NoAdvertiseAddress,
-    /// `serviceSubnet` is not a CIDR list (kubeadm: "unable to get first IP address from the
-    /// given CIDR").
-    #[error("networking.serviceSubnet is not a CIDR (kubeadm: unable to get first IP address from the given CIDR)")]
-    ServiceSubnet,
-    /// `controlPlaneEndpoint` is not `host[:port]` (kubeadm: "error parsing cluster
-    /// controlPlaneEndpoint").
-    #[error("controlPlaneEndpoint is not host[:port] with an IP or a DNS name as host")]
-    ControlPlaneEndpoint,
-}
+pub use crate::error::SanRuleError;
 
 /// The SANs kubeadm issues for `rule`, as `DNS:name` / `IP:address` strings (the form of
 /// [`crate::pki::cert::CertInfo::san_set`]). `Ok(None)` for [`SanRule::NotCompared`].

@@ -466,6 +466,29 @@ pub fn resolve_kubelet(
     }
 }
 
+/// When the kubeadm configuration `cfg` has no advertise address, takes kube-apiserver's
+/// `--advertise-address` from its static pod manifest in `manifests_dir` (what kubeadm
+/// configured at init/join). Returns where the address comes from: `config`,
+/// `manifest`, or `None` (unknown: the apiserver/etcd SAN rules then cannot be computed).
+pub fn fill_advertise_address(
+    cfg: &mut crate::config::KubeadmConfig,
+    manifests_dir: &Path,
+) -> Option<&'static str> {
+    if cfg.san_inputs.advertise_address.is_some() {
+        return Some("config");
+    }
+    let from_manifest = manifest_flags(
+        manifests_dir,
+        crate::pki::inventory::Component::KubeApiserver,
+    )
+    .and_then(|f| f.get("advertise-address").map(str::to_string))
+    .and_then(|a| a.parse().ok());
+    from_manifest.map(|a| {
+        cfg.san_inputs.advertise_address = Some(a);
+        "manifest"
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,27 @@ options:
     type: list
     elements: str
     default: []
+  config:
+    description:
+      - The kubeadm config file (InitConfiguration or JoinConfiguration plus ClusterConfiguration,
+        C(kubeadm.k8s.io/v1beta3) or C(v1beta4)) on the node. Renewed certificates then get its
+        C(certificateValidityPeriod) and keys of its C(encryptionAlgorithm) (a key of another algorithm
+        is replaced by a new key of the configured one). Not with O(validity) or O(key_algorithm).
+        Required with O(reconcile_sans=true).
+      - On the agent's socket a caller that is not root may name only the file the agent was started with
+        (C(kubecert serve --kubeadm-config)).
+    type: path
+  reconcile_sans:
+    description:
+      - Issue the apiserver, etcd server and etcd peer certificates with the SANs kubeadm's rules give for
+        O(config), adding the missing ones to the existing SANs (see RV(certificates[].sansReconciled)).
+    type: bool
+    default: false
+  exact:
+    description:
+      - With O(reconcile_sans=true), the SANs become exactly the expected ones (extras are dropped).
+    type: bool
+    default: false
 seealso:
   - module: kubecert.pki.cert_info
   - module: kubecert.pki.cert_restore
@@ -100,6 +121,12 @@ EXAMPLES = r'''
       - apiserver-etcd-client
     key_algorithm: ecdsa-p256
     validity: 4380h
+
+- name: Add the certSANs of the kubeadm configuration to the apiserver certificate
+  kubecert.pki.cert_renew:
+    names: [apiserver]
+    config: /etc/kubernetes/kubeadm.yaml
+    reconcile_sans: true
 
 - name: Preview a renewal (same as running the task with --check --diff)
   kubecert.pki.cert_renew:
@@ -206,6 +233,23 @@ certificates:
       returned: when action is renewed or would-renew
       type: dict
       contains: *state
+    sansReconciled:
+      description: What O(reconcile_sans) changed in the certificate's SANs (V(DNS:name), V(IP:address)).
+      returned: with O(reconcile_sans=true), for the apiserver and etcd server/peer certificates
+      type: dict
+      contains:
+        added:
+          description: SANs kubeadm's rules expect that were missing, added.
+          returned: always
+          type: list
+          elements: str
+          sample: [DNS:kubecert.example.com]
+        dropped:
+          description: SANs beyond the expected ones, dropped (only with O(exact=true)).
+          returned: always
+          type: list
+          elements: str
+          sample: []
     cappedAtCa:
       description: Whether the requested validity was cut at the CA's NotAfter.
       returned: always
@@ -267,7 +311,12 @@ def main():
             now=dict(type='str'),
             allow_expired_ca=dict(type='bool', default=False),
             allow_unrenewable=dict(type='list', elements='str', default=[]),
+            config=dict(type='path'),
+            reconcile_sans=dict(type='bool', default=False),
+            exact=dict(type='bool', default=False),
         ),
+        required_if=[('reconcile_sans', True, ['config']), ('exact', True, ['config'])],
+        mutually_exclusive=[('config', 'validity'), ('config', 'key_algorithm')],
         supports_check_mode=True,
     )
     params = dict((name, module.params[name]) for name in (
@@ -275,6 +324,12 @@ def main():
         'validity', 'backup_dir', 'now', 'allow_expired_ca', 'allow_unrenewable'))
     if not params['allow_unrenewable']:
         del params['allow_unrenewable']  # the agent's default: none
+    if module.params['config']:
+        params['config'] = module.params['config']
+    if module.params['reconcile_sans']:
+        params['reconcile_sans'] = True
+    if module.params['exact']:
+        params['exact'] = True
     params['dry_run'] = module.check_mode
     result = run(module, 'renew', params)
     # Certificates asked for by name that the agent could not renew: say so, not a silent ok.

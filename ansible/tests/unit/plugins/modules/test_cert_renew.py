@@ -57,6 +57,23 @@ class CertRenewTest(ModuleCase):
             'now': '2026-11-18T06:13:20Z', 'allow_expired_ca': True, 'allow_unrenewable': ['apiserver'],
             'dry_run': False})
 
+    def test_reconcile_sans_options_are_passed_and_need_config(self):
+        self.run_module(cert_renew, {
+            'names': ['apiserver'], 'config': '/etc/kubernetes/kubeadm.yaml', 'reconcile_sans': True,
+            'exact': True})
+        self.assertEqual(self.last_params(), {
+            'names': ['apiserver'],
+            'cert_dir': '/etc/kubernetes/pki', 'kubeconfig_dir': '/etc/kubernetes',
+            'allow_expired_ca': False, 'config': '/etc/kubernetes/kubeadm.yaml',
+            'reconcile_sans': True, 'exact': True, 'dry_run': False})
+        failed, result = self.run_module(cert_renew, {'names': ['apiserver'], 'reconcile_sans': True})
+        self.assertTrue(failed)
+        self.assertIn('reconcile_sans is True but all of the following are missing: config', result['msg'])
+        failed, result = self.run_module(cert_renew, {
+            'names': ['apiserver'], 'config': '/etc/kubernetes/kubeadm.yaml', 'validity': '100h'})
+        self.assertTrue(failed)
+        self.assertIn('mutually exclusive: config|validity', result['msg'])
+
     def test_unknown_name_fails_with_rpc_error(self):
         failed, result = self.run_module(cert_renew, {'names': ['nope']})
         self.assertTrue(failed)

@@ -59,8 +59,8 @@ options:
     type: str
   kubeconfig:
     description:
-      - An admin kubeconfig, for the agent to update the C(cluster-info) ConfigMap in kube-public with.
-        The agent accepts it, but that update is not built yet; it stays in RV(checklist).
+      - An admin kubeconfig, for the agent to update the C(cluster-info) ConfigMap in kube-public with (only for
+        O(ca=ca)), after the node's files are committed; see RV(clusterInfo). Without it, that update stays in RV(checklist).
     type: path
   now:
     description:
@@ -189,6 +189,32 @@ joinHash:
   returned: success
   type: str
   sample: sha256:352430662fc9d26716752b6ed9306a0a059012d5bd0538e79922410b26ac7df8
+clusterInfo:
+  description:
+    - What the agent did to the C(cluster-info) ConfigMap in kube-public. Only for O(ca=ca) with O(kubeconfig).
+    - The node's files are committed first; a failed update (conflict, unreachable API server) fails the task with
+      the files kept and an error naming the API server; run the phase again to retry the update.
+  returned: when O(ca=ca) and O(kubeconfig) is given
+  type: dict
+  contains:
+    updated:
+      description: Whether the ConfigMap was written (its kubeconfig's CA data is now the node's C(ca.crt) bundle).
+      type: bool
+    unchanged:
+      description: It already held exactly that bundle; nothing was written.
+      type: bool
+    wouldUpdate:
+      description: Check mode, whether it would be written.
+      type: bool
+    server:
+      description: The API server (the kubeconfig's current context).
+      type: str
+    resourceVersion:
+      description: The ConfigMap's resourceVersion after the call.
+      type: str
+    error:
+      description: Why it was not updated.
+      type: str
 checklist:
   description: What kubecert cannot do from the node and that must be done by hand for this phase.
   returned: success

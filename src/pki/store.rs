@@ -420,6 +420,29 @@ pub fn journal_exists(dir: &Path) -> bool {
     jp.exists() || staged_path(&jp).exists()
 }
 
+/// Copies `target` into the backup dir as `<index>-<file name>` (0600, new file, synced): the
+/// copy of a file a run replaces or removes.
+fn backup_copy(dir: &Path, index: usize, target: &Path) -> Result<PathBuf> {
+    let name = format!(
+        "{index:02}-{}",
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let dst = dir.join(name);
+    let bytes = crate::pki::fsread::read(target)?;
+    let mut f = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&dst)
+        .map_err(|e| Error::io(&dst, e))?;
+    f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
+    f.sync_all().map_err(|e| Error::io(&dst, e))?;
+    Ok(dst)
+}
+
 /// Finishes or undoes an interrupted run. Must be called with the lock held; a no-op when
 /// there is no journal. Returns what it did, for logging.
 fn recover(lock: &Lock) -> Result<Option<String>> {
@@ -831,24 +854,7 @@ fn commit_inner(
         };
         for (i, w) in writes.iter().enumerate() {
             let copy = if meta.get(i).is_some_and(Option::is_some) {
-                let name = format!(
-                    "{i:02}-{}",
-                    w.target
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                );
-                let dst = dir.join(name);
-                let bytes = crate::pki::fsread::read(&w.target)?;
-                let mut f = OpenOptions::new()
-                    .create_new(true)
-                    .write(true)
-                    .mode(0o600)
-                    .open(&dst)
-                    .map_err(|e| Error::io(&dst, e))?;
-                f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
-                f.sync_all().map_err(|e| Error::io(&dst, e))?;
-                Some(dst)
+                Some(backup_copy(&dir, i, &w.target)?)
             } else {
                 None
             };
@@ -861,27 +867,7 @@ fn commit_inner(
         for (j, l) in links.iter().enumerate() {
             let (copy, link_target) = match link_meta.get(j) {
                 Some(Some(Some(t))) => (None, Some(t.clone())),
-                Some(Some(None)) => {
-                    let name = format!(
-                        "{:02}-{}",
-                        writes.len() + j,
-                        l.target
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    );
-                    let dst = dir.join(name);
-                    let bytes = crate::pki::fsread::read(&l.target)?;
-                    let mut f = OpenOptions::new()
-                        .create_new(true)
-                        .write(true)
-                        .mode(0o600)
-                        .open(&dst)
-                        .map_err(|e| Error::io(&dst, e))?;
-                    f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
-                    f.sync_all().map_err(|e| Error::io(&dst, e))?;
-                    (Some(dst), None)
-                }
+                Some(Some(None)) => (Some(backup_copy(&dir, writes.len() + j, &l.target)?), None),
                 _ => (None, None),
             };
             manifest.entries.push(BackupEntry {
@@ -891,32 +877,11 @@ fn commit_inner(
             });
         }
         for (j, r) in removes.iter().enumerate() {
-            let copy = if fs::symlink_metadata(r).is_ok() {
-                let name = format!(
-                    "{:02}-{}",
-                    writes.len() + links.len() + j,
-                    r.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                );
-                let dst = dir.join(name);
-                let bytes = crate::pki::fsread::read(r)?;
-                let mut f = OpenOptions::new()
-                    .create_new(true)
-                    .write(true)
-                    .mode(0o600)
-                    .open(&dst)
-                    .map_err(|e| Error::io(&dst, e))?;
-                f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
-                f.sync_all().map_err(|e| Error::io(&dst, e))?;
-                Some(dst)
-            } else {
-                None
-            };
-            if copy.is_some() {
+            if fs::symlink_metadata(r).is_ok() {
+                let copy = backup_copy(&dir, writes.len() + links.len() + j, r)?;
                 manifest.entries.push(BackupEntry {
                     target: r.clone(),
-                    copy,
+                    copy: Some(copy),
                     link_target: None,
                 });
             }

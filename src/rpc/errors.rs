@@ -208,8 +208,10 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
             );
         }
         Error::BackupRefused { .. } => codes::BACKUP_REFUSED,
-        // A kubeadm config that does not read as one (an unreadable file stays a file error).
-        Error::InvalidArgument(_) | Error::Time(_) | Error::Config(_) if !matches!(e, Error::Config(c) if matches!(**c, crate::error::ConfigError::Read { .. })) => {
+        // An unreadable kubeadm config file is a file error; one that does not read as a
+        // kubeadm config is bad input, like an invalid argument.
+        Error::Config(c) if matches!(**c, crate::error::ConfigError::Read { .. }) => codes::FILE,
+        Error::InvalidArgument(_) | Error::Time(_) | Error::Config(_) => {
             return ErrorObjectOwned::owned(
                 codes::INVALID_PARAMS,
                 "Invalid params",

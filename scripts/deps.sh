@@ -2,6 +2,8 @@
 # Installs everything the test suite needs, idempotently:
 #   apt: etcd-server etcd-client golang-cfssl openssl prometheus (promtool) systemd (systemd-analyze)
 #   kubectl: the preinstalled one, else Debian's kubernetes-client
+#   man-db, zsh, fish: tests/release.rs renders the man pages and checks the completions
+#   the release tools (make dist-test): scripts/dist-deps.sh --lint
 #   a Python virtualenv at .venv with ansible-core, ansible-lint, jsonschema, pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,9 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v kubectl >/dev/null || need_apt+=(kubernetes-client)
+command -v man >/dev/null || need_apt+=(man-db)
+command -v zsh >/dev/null || need_apt+=(zsh)
+command -v fish >/dev/null || need_apt+=(fish)
 if [ ${#need_apt[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO=sudo

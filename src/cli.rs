@@ -19,6 +19,7 @@ use kubecert::renew::{self, RenewParams};
 use kubecert::{demo, kubelet, render, timefmt};
 
 mod ca;
+mod docs;
 #[cfg(feature = "k8s")]
 mod kubeapi;
 mod ops;
@@ -81,7 +82,7 @@ fn expected_text(r: &kubecert::config::Expected) -> String {
 #[derive(Parser, Debug)]
 #[command(
     name = "kubecert",
-    version,
+    version = kubecert::build_info::LONG_VERSION,
     about = "Keeps the certificates of kubeadm clusters alive"
 )]
 struct Cli {
@@ -351,6 +352,20 @@ enum Cmd {
     Schema {
         /// Output dir.
         #[arg(long, default_value = "schema")]
+        out: PathBuf,
+    },
+    /// Print the shell completion script (bash: `kubecert completions bash >
+    /// /etc/bash_completion.d/kubecert`; the packages install them).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (kubecert.1, kubecert-<command>.1, ...) into a dir (the packages
+    /// install them).
+    Man {
+        /// Output dir.
+        #[arg(long)]
         out: PathBuf,
     },
 }
@@ -755,6 +770,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .with_context(|| format!("writing {}", out.display()))?
             {
                 println!("[schema] wrote {}", p.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Completions { shell } => docs::completions(shell).map(|()| ExitCode::SUCCESS),
+        Cmd::Man { out } => {
+            for p in docs::man_pages(&out)? {
+                println!("[man] wrote {}", p.display());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -14,12 +14,14 @@
 //! - [`ops`]: restart, health and the served-certificate proof of the running control plane;
 //! - [`renew_state`]: the scheduled renewal's state file (written by autorenew, read by metrics);
 //! - [`autorenew`]: the scheduled, conditional renewal with static pod restarts;
+//! - [`build_info`]: version, git commit, build date and features (set by build.rs);
 //! - `kubeapi` (feature `k8s`, default): the certificates API — `renew --use-api`, the
 //!   `sign` external signer and the policy-checked `approve`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod autorenew;
+pub mod build_info;
 pub mod ca;
 pub mod check;
 pub mod config;

@@ -178,6 +178,13 @@ impl PathParams for crate::kubeapi::approve::ApproveParams {
 pub struct VersionResult {
     /// kubecert's version.
     pub version: String,
+    /// The git commit it was built from (12 hex digits), or "unknown" (built outside git).
+    pub git_commit: String,
+    /// When it was built, UTC RFC 3339 (SOURCE_DATE_EPOCH for reproducible packages).
+    pub build_date: String,
+    /// Whether the Kubernetes-API features (`renew --use-api`, `sign`, `approve`; cargo
+    /// feature `k8s`) are compiled in.
+    pub kubernetes_api: bool,
     /// Every method the agent serves.
     pub methods: Vec<String>,
     /// The subset that needs the write tier on the socket.
@@ -227,7 +234,10 @@ impl JsonSchema for OpenRpcDocument {
 
 fn version(_: NoParams) -> crate::Result<VersionResult> {
     Ok(VersionResult {
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: crate::build_info::VERSION.to_string(),
+        git_commit: crate::build_info::GIT_COMMIT.to_string(),
+        build_date: crate::build_info::BUILD_DATE.to_string(),
+        kubernetes_api: crate::build_info::KUBERNETES_API,
         methods: METHODS.iter().map(|m| m.name().to_string()).collect(),
         mutating_methods: METHODS
             .iter()

@@ -1,0 +1,129 @@
+//! Build information for `kubecert --version` and the `version` RPC method, as compile-time
+//! strings (no work at start-up): the git commit, the build date and the cargo features.
+//!
+//! Incremental builds stay incremental: this script reruns only when HEAD (or the branch it
+//! points to) moves, or when SOURCE_DATE_EPOCH / KUBECERT_GIT_COMMIT change, not on every
+//! source edit. A source tree without git metadata (a tarball, a vendored copy) builds with
+//! commit "unknown".
+//!
+//! - commit: KUBECERT_GIT_COMMIT when set, else `git rev-parse --short=12 HEAD` of this
+//!   package's own repository (not of one it happens to be unpacked inside), else "unknown".
+//! - build date (UTC, RFC 3339): SOURCE_DATE_EPOCH when set (reproducible builds; `make dist`
+//!   sets it to the commit's time), else the time this script last ran.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// The commit of HEAD, with the files whose change moves HEAD (to rerun on).
+fn git_commit(manifest_dir: &Path) -> (Option<String>, Vec<PathBuf>) {
+    // Only this package's repository: a tarball unpacked inside another checkout has none.
+    let top = git(manifest_dir, &["rev-parse", "--show-toplevel"]).map(PathBuf::from);
+    let same = match (&top, manifest_dir.canonicalize()) {
+        (Some(t), Ok(m)) => t.canonicalize().map(|t| t == m).unwrap_or(false),
+        _ => false,
+    };
+    if !same {
+        return (None, Vec::new());
+    }
+    let mut watch = Vec::new();
+    let mut git_path = |p: &str| {
+        if let Some(path) = git(manifest_dir, &["rev-parse", "--git-path", p]) {
+            let path = manifest_dir.join(path);
+            // A missing file would make cargo rerun this script on every build.
+            if path.exists() {
+                watch.push(path);
+            }
+        }
+    };
+    git_path("HEAD");
+    git_path("packed-refs");
+    if let Some(head_ref) = git(manifest_dir, &["symbolic-ref", "-q", "HEAD"]) {
+        git_path(&head_ref);
+        // A packed branch gets a loose ref file on its next commit: watch its directory.
+        if let Some((dir, _)) = head_ref.rsplit_once('/') {
+            git_path(dir);
+        }
+    }
+    (
+        git(manifest_dir, &["rev-parse", "--short=12", "HEAD"]),
+        watch,
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn rfc3339(epoch: i64) -> String {
+    let (y, m, d) = civil(epoch.div_euclid(86_400));
+    let s = epoch.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo:rerun-if-env-changed=KUBECERT_GIT_COMMIT");
+
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let commit = match std::env::var("KUBECERT_GIT_COMMIT") {
+        Ok(c) if !c.trim().is_empty() => c.trim().to_string(),
+        _ => {
+            let (commit, watch) = git_commit(&manifest_dir);
+            for p in watch {
+                println!("cargo:rerun-if-changed={}", p.display());
+            }
+            commit.unwrap_or_else(|| "unknown".to_string())
+        }
+    };
+
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) => match s.trim().parse::<i64>() {
+            Ok(e) => e,
+            Err(_) => panic!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds"),
+        },
+        Err(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    };
+    let date = rfc3339(epoch);
+
+    let k8s = std::env::var_os("CARGO_FEATURE_K8S").is_some();
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    println!("cargo:rustc-env=KUBECERT_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=KUBECERT_BUILD_DATE={date}");
+    println!(
+        "cargo:rustc-env=KUBECERT_LONG_VERSION={version} (commit {commit}, built {date}, kubernetes-api: {})",
+        if k8s { "yes" } else { "no" }
+    );
+}

@@ -3,8 +3,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO ?= demo
 PY := .venv/bin/python
+# The binary `make run` demonstrates (`make demo-run KUBECERT=dist/kubecert-...` for another).
+KUBECERT ?= ./target/release/kubecert
 
-.PHONY: all build release run deps test test-rust test-python lint sanity e2e-ha e2e-certapi soak fuzz bench schema clean
+.PHONY: all build release run demo-run deps test test-rust test-python lint sanity e2e-ha e2e-certapi soak fuzz bench schema clean dist dist-test release-check bump
 
 all: build
 
@@ -16,22 +18,26 @@ release:
 
 ## make run: build, make a demo kubeadm PKI whose certs expire in 20 days, show check and renew.
 run: release
+	@$(MAKE) --no-print-directory demo-run KUBECERT=./target/release/kubecert
+
+## make demo-run KUBECERT=BIN: the demo of `make run` with a given binary (no build).
+demo-run:
 	@rm -rf $(DEMO)
-	./target/release/kubecert demo-pki $(DEMO) --expires-in 20d
+	$(KUBECERT) demo-pki $(DEMO) --expires-in 20d
 	@echo; echo '$$ kubecert check --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO)'
-	-./target/release/kubecert check --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --warn-within 30d; echo "(exit code $$?: 3 = something expires within --warn-within)"
+	-$(KUBECERT) check --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --warn-within 30d; echo "(exit code $$?: 3 = something expires within --warn-within)"
 	@echo; echo '$$ kubecert renew all --within 30d --dry-run ...'
-	./target/release/kubecert renew all --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --within 30d --dry-run
+	$(KUBECERT) renew all --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --within 30d --dry-run
 	@echo; echo '$$ kubecert renew all --within 30d ...'
-	./target/release/kubecert renew all --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --within 30d
+	$(KUBECERT) renew all --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --within 30d
 	@echo; echo '$$ kubecert check ...'
-	./target/release/kubecert check --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --warn-within 30d
+	$(KUBECERT) check --cert-dir $(DEMO)/pki --kubeconfig-dir $(DEMO) --warn-within 30d
 
 deps:
 	./scripts/deps.sh
 
 ## make test: installs what it needs, then runs every test (Rust, Python harnesses, agent, Ansible).
-test: deps lint test-rust test-python sanity
+test: deps lint test-rust test-python sanity dist-test
 
 lint:
 	$(CARGO) fmt --check
@@ -71,6 +77,28 @@ fuzz:
 bench:
 	./bench/run.sh
 
+## make dist: dist/ gets the portable binary (glibc >= 2.28) and its .sha256, the .deb, the
+## .rpm and the Ansible collection tarball (scripts/dist.sh; tools in target/dist-tools).
+dist:
+	./scripts/dist.sh
+
+## The release checks of `make test`: release scripts, then one `make dist` whose artifacts
+## are linted (lintian, rpmlint), run (the demo), installed and removed (dpkg, the install role).
+dist-test: build
+	./scripts/dist-deps.sh --lint
+	./scripts/test-release.sh target/debug/kubecert
+	./scripts/dist.sh
+	./scripts/dist-test.sh
+
+## make release-check: the version is the same in Cargo.toml, Cargo.lock, galaxy.yml,
+## CHANGELOG.md and dist/.  make bump VERSION=x.y.z: moves them all.
+release-check:
+	./scripts/release-check.sh
+
+bump:
+	@test -n "$(VERSION)" || { echo "usage: make bump VERSION=x.y.z" >&2; exit 2; }
+	./scripts/bump-version.sh $(VERSION)
+
 clean:
 	$(CARGO) clean
-	rm -rf $(DEMO)
+	rm -rf $(DEMO) dist

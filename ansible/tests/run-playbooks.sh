@@ -533,6 +533,59 @@ t_install_url() {
     expect "and installs nothing" test ! -e "$w/url/kubecert"
 }
 
+install_src_play() {  # install_src_play CHECKSUM: a playbook installing $w/kubecert from the controller
+    cat >"$w/install-src.yml" <<EOF
+- name: Install the portable binary from the controller with its checksum
+  hosts: cp1
+  gather_facts: false
+  roles:
+    - role: kubecert.pki.install
+      vars:
+        kubecert_binary_src: $w/kubecert
+        kubecert_binary_checksum: "$1"
+        kubecert_bin_path: $w/src/bin/kubecert
+        kubecert_bin_owner: ""
+        kubecert_bin_group: ""
+        kubecert_install_systemd: false
+EOF
+}
+t_install_src_checksum() {
+    local sum
+    sum="$(sha256sum "$w/kubecert" | cut -d' ' -f1)"
+    install_src_play "sha256:0000000000000000000000000000000000000000000000000000000000000000" &&
+    play 2 "$w/install-src.yml" &&
+    expect "a wrong checksum fails, naming the file and both sums" grep -q "$w/kubecert has sha256 $sum, not the kubecert_binary_checksum sha256:0000000000000000000000000000000000000000000000000000000000000000: checksum mismatch. Nothing was installed." "$w/out.txt" &&
+    expect "and changes nothing (not even the directory)" test ! -e "$w/src" &&
+    install_src_play "sha256:$sum" && play 0 "$w/install-src.yml" &&
+    expect "the right checksum installs the binary" cmp -s "$w/kubecert" "$w/src/bin/kubecert" &&
+    expect "changed" grep -qE 'cp1 +: ok=[0-9]+ +changed=[1-9]' "$w/out.txt" &&
+    play 0 "$w/install-src.yml" &&
+    expect "idempotent" grep -qE 'cp1 +: ok=[0-9]+ +changed=0 ' "$w/out.txt" &&
+    echo "#!/bin/sh" >"$w/src/other" && cp "$w/src/bin/kubecert" "$w/src/before" &&
+    install_src_play "sha256:$(sha256sum "$w/src/other" | cut -d' ' -f1)" && play 2 "$w/install-src.yml" &&
+    expect "a mismatch leaves the installed binary as it was" cmp -s "$w/src/before" "$w/src/bin/kubecert"
+}
+t_install_package_refusals() {
+    cat >"$w/install-pkg.yml" <<EOF
+- name: Package and binary sources together are refused
+  hosts: cp1
+  gather_facts: false
+  roles:
+    - role: kubecert.pki.install
+      vars:
+        kubecert_install_from: package
+        kubecert_package_src: $w/kubecert_0.1.0-1_amd64.deb
+        kubecert_package_url: file://$w/kubecert_0.1.0-1_amd64.deb
+        kubecert_package_cache_dir: $w/pkg-cache
+EOF
+    play 2 "$w/install-pkg.yml" &&
+    expect "two package sources are refused" grep -q "kubecert_install_from=package takes kubecert_package_src" "$w/out.txt" &&
+    expect "nothing copied" test ! -e "$w/pkg-cache" &&
+    sed -i 's/kubecert_install_from: package/kubecert_install_from: tarball/' "$w/install-pkg.yml" &&
+    play 2 "$w/install-pkg.yml" &&
+    expect "an unknown source kind is refused (argument_specs)" grep -q "value of kubecert_install_from must be one of: binary, package, got: tarball" "$w/out.txt"
+}
+
 scenario "check_expiration: report, nothing due" t_report_ok
 scenario "check_expiration: fails on what expires within the threshold" t_report_expiring
 scenario "check_expiration: fails on unreadable nodes" t_report_unreadable_node
@@ -567,6 +620,8 @@ scenario "install: binary only, idempotent" t_install_without_systemd
 scenario "install: unit files with kubecert_bin_path, without systemd" t_install_unit_files
 scenario "install: from the built tarball with the default units" t_install_from_tarball
 scenario "install: from a URL with a checksum" t_install_url
+scenario "install: the binary from the controller with a checksum; a mismatch changes nothing" t_install_src_checksum
+scenario "install: package sources are checked before anything is installed" t_install_package_refusals
 
 # rotate_ca: three hosts, each with its own cert dir (the fake agent keeps the rotation phase
 # and the staged <ca>.next files there).

@@ -56,7 +56,7 @@ kubecert ($version-1) unstable; urgency=medium
 
   * kubecert $version; see /usr/share/doc/kubecert/CHANGELOG.md.gz.
 
- -- kubecert maintainers <kubecert@localhost>  $(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")
+ -- kubecert maintainers <maintainers@kubecert.example>  $(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")
 CHANGES
 
 cp "$bin" "dist/$name"

@@ -219,6 +219,17 @@ fn rotation_of_ca_checked_with_openssl_phase_by_phase_with_rollbacks() {
     // stage.
     let v = n.rotate("ca", "stage", &[]);
     assert_eq!(v["phaseAfter"], "staged");
+    // The restart targets, typed (the static pods in restart order, then the kubelet).
+    assert_eq!(
+        v["componentsToRestart"],
+        serde_json::json!([
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kubelet"
+        ]),
+        "{v}"
+    );
     let new_hash = v["newCa"]["spkiSha256"].as_str().unwrap().to_string();
     assert_ne!(new_hash, v["oldCa"]["spkiSha256"].as_str().unwrap());
     assert!(v["checklist"].to_string().contains(&new_hash), "{v}");
@@ -523,7 +534,17 @@ fn etcd_ca_and_front_proxy_ca_stage_promote_distrust() {
         let crt = n.pki(&format!("{base}.crt"));
         let old = write_pem(scratch.path(), "old.crt", &pems(&crt)[0]);
         let ca_before = std::fs::read(n.pki("ca.crt")).unwrap();
-        n.rotate(ca, "stage", &[]);
+        let v = n.rotate(ca, "stage", &[]);
+        let want: &[&str] = if ca == "etcd-ca" {
+            &["etcd", "kube-apiserver"]
+        } else {
+            &["kube-apiserver"]
+        };
+        assert_eq!(
+            v["componentsToRestart"],
+            serde_json::json!(want),
+            "{ca}: {v}"
+        );
         assert_eq!(pems(&crt).len(), 2, "{ca}");
         for l in &leaves {
             let (ok, out) = verifies(&crt, &n.pki(l));
@@ -997,4 +1018,101 @@ fn cluster_info_is_not_touched_for_etcd_ca() {
         "{r}"
     );
     assert_eq!(api.get("{.metadata.resourceVersion}"), rv0);
+}
+
+/// The kubelet's rotated client pair (`kubelet-client-current.pem`, certificate then key) for
+/// node-1, signed with openssl by `ca_crt`/`ca_key`.
+fn kubelet_client_pem(dir: &Path, out: &Path, ca_crt: &Path, ca_key: &Path) {
+    let key = dir.join("kubelet-client.key");
+    let csr = dir.join("kubelet-client.csr");
+    let crt = dir.join("kubelet-client.crt");
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        "/O=system:nodes/CN=system:node:node-1",
+        "-out",
+        csr.to_str().unwrap(),
+    ]);
+    let ext = dir.join("kubelet-client.ext");
+    std::fs::write(
+        &ext,
+        "authorityKeyIdentifier=keyid:always\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        ca_crt.to_str().unwrap(),
+        "-CAkey",
+        ca_key.to_str().unwrap(),
+        "-set_serial",
+        "0x1234abcd",
+        "-days",
+        "365",
+        "-out",
+        crt.to_str().unwrap(),
+    ]);
+    let mut pem = std::fs::read(&crt).unwrap();
+    pem.extend(std::fs::read(&key).unwrap());
+    std::fs::write(out, pem).unwrap();
+    std::fs::set_permissions(out, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn distrust_of_ca_refuses_while_the_kubelets_client_file_is_signed_by_the_old_ca_only() {
+    let n = Node::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let kp = n.root.join("kubelet-pki");
+    std::fs::create_dir_all(&kp).unwrap();
+    let current = kp.join("kubelet-client-current.pem");
+    kubelet_client_pem(s, &current, &n.pki("ca.crt"), &n.pki("ca.key"));
+    // kubelet.conf references it, as on a kubeadm >= 1.17 node.
+    let pki = n.root.join("pki");
+    ok(&[
+        "kubelet-conf",
+        "repair",
+        "--kubeconfig-dir",
+        n.root.to_str().unwrap(),
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubelet-pki",
+        kp.to_str().unwrap(),
+    ]);
+    n.rotate("ca", "stage", &[]);
+    n.rotate("ca", "promote", &[]);
+    let before = n.tree();
+    let o = n.run(&["ca", "rotate", "ca", "--phase", "distrust", "-o", "json"]);
+    assert_fails(
+        &o,
+        1,
+        &format!(
+            "cannot distrust ca: the rotation is at phase promoted (the client certificate {} \
+             (used by {}) is still signed by the old CA only: the API server would refuse it \
+             after distrust.",
+            current.display(),
+            n.root.join("kubelet.conf").display()
+        ),
+    );
+    assert_eq!(n.tree(), before, "a refused distrust changes nothing");
+    // Re-issued by the new CA (what the kubelet's rotation does): distrust goes through.
+    let new_ca = write_pem(s, "new-ca.crt", &pems(&n.pki("ca.crt"))[0]);
+    kubelet_client_pem(s, &current, &new_ca, &n.pki("ca.key"));
+    let v = n.rotate("ca", "distrust", &[]);
+    assert_eq!(v["phaseAfter"], "distrusted", "{v}");
+    let (ok, out) = verifies(&n.pki("ca.crt"), &current);
+    assert!(ok, "{out}");
 }

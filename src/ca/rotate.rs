@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ca_id, clock, join_hash, NODE_KUBECONFIGS};
 use crate::error::{Error, Result};
+use crate::ops::endpoints::Owner;
 use crate::pki::cert::{self, CertInfo, PrivateKey};
 use crate::pki::inventory::{CaId, Location};
 use crate::pki::issue::{self, CaSigner, KeyAlgorithm, LeafSpec};
@@ -216,8 +217,9 @@ pub struct CaRotateResult {
     pub join_hash: String,
     /// What kubecert cannot do from this node: do it by hand.
     pub checklist: Vec<String>,
-    /// Components (and the kubelet) to restart so that they load the new files.
-    pub components_to_restart: Vec<String>,
+    /// Components (the static pods, and the kubelet for `ca`) to restart so that they load
+    /// the new files, in restart order.
+    pub components_to_restart: Vec<Owner>,
     /// Backup of what was replaced or removed.
     pub backup_dir: Option<String>,
     /// Whether this was a dry run.
@@ -728,7 +730,7 @@ fn kubeconfig_writes(
 fn checklist(id: CaId, phase: Phase, rollback: bool, s: &State, layout: &Layout) -> Vec<String> {
     let mut v = Vec::new();
     let (old, new) = s.old_new();
-    let restart = components(id).join(", ");
+    let restart = owner_names(&components(id));
     v.push(format!(
         "restart {restart} on this node so that they load the new files (`kubecert restart`); \
          run this phase on every control-plane node before the next phase starts"
@@ -918,18 +920,21 @@ fn set_cluster_info_line(checklist: &mut Vec<String>, line: String) {
     }
 }
 
-fn components(id: CaId) -> Vec<String> {
-    let v: &[&str] = match id {
-        CaId::Ca => &[
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-            "kubelet",
+fn owner_names(v: &[Owner]) -> String {
+    v.iter().map(|o| o.name()).collect::<Vec<_>>().join(", ")
+}
+
+fn components(id: CaId) -> Vec<Owner> {
+    match id {
+        CaId::Ca => vec![
+            Owner::KubeApiserver,
+            Owner::KubeControllerManager,
+            Owner::KubeScheduler,
+            Owner::Kubelet,
         ],
-        CaId::EtcdCa => &["etcd", "kube-apiserver"],
-        CaId::FrontProxyCa => &["kube-apiserver"],
-    };
-    v.iter().map(|s| s.to_string()).collect()
+        CaId::EtcdCa => vec![Owner::Etcd, Owner::KubeApiserver],
+        CaId::FrontProxyCa => vec![Owner::KubeApiserver],
+    }
 }
 
 fn wrong_phase(id: CaId, requested: String, s: &State) -> Error {
@@ -1222,10 +1227,64 @@ fn promote(layout: &Layout, id: CaId, s: &State, now: i64, plan: &mut Plan) -> R
     Ok(())
 }
 
+/// Client certificates the node's kubeconfigs reference as files (the kubelet's rotated
+/// pair, kubelet.conf → kubelet-client-current.pem) that are signed by `old` and not by
+/// `new`: `(kubeconfig, certificate file)`. Unreadable ones are not listed (the checklist
+/// names them).
+fn file_clients_signed_by_old_only(
+    layout: &Layout,
+    old: &Parsed,
+    new: &Parsed,
+) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for f in NODE_KUBECONFIGS {
+        let p = layout.kubeconfig_dir.join(f);
+        if !fsread::exists_nofollow(&p) {
+            continue;
+        }
+        let Ok(kc) = Kubeconfig::load(&p) else {
+            continue;
+        };
+        let Source::File(file) = &kc.client_cert else {
+            continue;
+        };
+        let Ok(pem) = kc.client_cert_pem() else {
+            continue;
+        };
+        let Ok(c) = cert::parse_pem_bundle(&pem) else {
+            continue;
+        };
+        if cert::signed_by(&c.der, &old.der) && !cert::signed_by(&c.der, &new.der) {
+            out.push((p, file.clone()));
+        }
+    }
+    out
+}
+
 fn distrust(layout: &Layout, id: CaId, s: &State, plan: &mut Plan) -> Result<()> {
     let (Some(new), Some(old)) = (s.bundle.first(), s.prev.as_ref()) else {
         return Err(wrong_phase(id, "distrust".into(), s));
     };
+    // No false green: a client certificate the node uses, signed by the old CA only, would be
+    // refused by the API server once the old CA leaves the bundles.
+    let stale = file_clients_signed_by_old_only(layout, old, new);
+    if !stale.is_empty() {
+        let files: Vec<String> = stale
+            .iter()
+            .map(|(kc, f)| format!("{} (used by {})", f.display(), kc.display()))
+            .collect();
+        return Err(Error::RotationPhase {
+            ca: id.name().into(),
+            requested: "distrust".into(),
+            phase: s.phase.name().into(),
+            detail: format!(
+                "the client certificate {} is still signed by the old CA only: the API server \
+                 would refuse it after distrust. Re-issue it first (let the kubelet rotate it, \
+                 or `kubecert kubelet-conf rebuild`), then distrust; nothing was changed",
+                files.join(", ")
+            ),
+        });
+    }
     let bundle = pem_of(&[new]);
     plan.push(
         write(layout.ca_crt(id), bundle.clone().into_bytes(), 0o644),
@@ -1705,7 +1764,7 @@ pub fn render(r: &CaRotateResult) -> String {
     if !r.components_to_restart.is_empty() && r.changed {
         s.push_str(&format!(
             "restart: {}\n",
-            r.components_to_restart.join(", ")
+            owner_names(&r.components_to_restart)
         ));
     }
     if let Some(ci) = &r.cluster_info {

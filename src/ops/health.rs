@@ -178,6 +178,19 @@ impl HealthParams {
     }
 }
 
+/// The client of etcd's v3 gateway: verifies against `<cert_dir>/etcd/ca.crt`, authenticates
+/// with `etcd/healthcheck-client.{crt,key}` (what kubeadm's own etcd probes use).
+pub fn etcd_client(cert_dir: &Path) -> crate::Result<HttpsClient> {
+    HttpsClient::new(
+        Some(&cert_dir.join("etcd/ca.crt")),
+        Some((
+            &cert_dir.join("etcd/healthcheck-client.crt"),
+            &cert_dir.join("etcd/healthcheck-client.key"),
+        )),
+        None,
+    )
+}
+
 /// The clients of one check, built once per wait (they read the PKI files).
 struct Clients {
     etcd: Option<HttpsClient>,
@@ -190,14 +203,7 @@ struct Clients {
 impl Clients {
     fn new(o: &HealthOptions) -> crate::Result<Self> {
         let pki = &o.cert_dir;
-        let (etcd, etcd_error) = match HttpsClient::new(
-            Some(&pki.join("etcd/ca.crt")),
-            Some((
-                &pki.join("etcd/healthcheck-client.crt"),
-                &pki.join("etcd/healthcheck-client.key"),
-            )),
-            None,
-        ) {
+        let (etcd, etcd_error) = match etcd_client(pki) {
             Ok(c) => (Some(c), None),
             Err(e) => (None, Some(e.to_string())),
         };
@@ -217,11 +223,11 @@ impl Clients {
 }
 
 /// Time left before `deadline`, capped at `cap`.
-fn budget(deadline: Instant, cap: Duration) -> Duration {
+pub(super) fn budget(deadline: Instant, cap: Duration) -> Duration {
     deadline.saturating_duration_since(Instant::now()).min(cap)
 }
 
-fn snippet(body: &str) -> String {
+pub(super) fn snippet(body: &str) -> String {
     let t = body.trim();
     let mut s: String = t.chars().take(200).collect();
     if t.chars().count() > 200 {

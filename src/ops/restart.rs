@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::endpoints::EndpointOverride;
 use super::health::{self, HealthOptions};
+use super::leader::{self, EtcdLeadership};
 use super::served::{self, ServedEndpoint, ServedOptions, Verdict, COMPONENTS};
 use crate::pki::inventory::Component;
 use crate::Error;
@@ -135,12 +136,16 @@ pub struct RestartOutcome {
     pub seconds: f64,
     /// What happened.
     pub message: String,
-    /// The failed step: `restart:<c>`, `health:<c>`, `served:<c>`.
+    /// The failed step: `leadership:etcd`, `restart:<c>`, `health:<c>`, `served:<c>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     /// The served proof of its endpoints, when run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub served: Vec<ServedEndpoint>,
+    /// etcd: the leadership step before the stop (moved to another member when this one
+    /// led a multi-member cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leadership: Option<EtcdLeadership>,
 }
 
 fn sync_dir(dir: &Path) {
@@ -506,17 +511,31 @@ fn poll(
 /// A failed restart step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepFailure {
-    /// `restart:<c>`, `health:<c>`, `served:<c>`.
+    /// `leadership:etcd`, `restart:<c>`, `health:<c>`, `served:<c>`.
     pub stage: String,
     /// Why.
     pub message: String,
+    /// etcd: the leadership step, when it ran.
+    pub leadership: Option<Box<EtcdLeadership>>,
 }
 
 fn fail(stage: &str, c: Component, message: String) -> StepFailure {
     StepFailure {
         stage: format!("{stage}:{}", c.name()),
         message,
+        leadership: None,
     }
+}
+
+/// A component restarted, healthy and (when asked) proven.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restarted {
+    /// Seconds from the start until done.
+    pub seconds: f64,
+    /// The served proof of its endpoints.
+    pub served: Vec<ServedEndpoint>,
+    /// etcd: the leadership step before the stop.
+    pub leadership: Option<EtcdLeadership>,
 }
 
 fn crictl_stop(o: &RestartOptions, c: Component) -> Result<String, StepFailure> {
@@ -560,12 +579,37 @@ fn crictl_stop(o: &RestartOptions, c: Component) -> Result<String, StepFailure> 
 }
 
 /// Restarts one component and waits for it to be healthy, then (when asked) proves it serves
-/// its certificate files. Ok = (seconds, served proof).
-pub fn restart_one(
+/// its certificate files. etcd: first moves the leadership off the member when it leads a
+/// multi-member cluster ([`leader::move_leadership_off`], within the command bound); when
+/// that fails nothing is stopped (stage `leadership:etcd`).
+pub fn restart_one(o: &RestartOptions, c: Component) -> Result<Restarted, StepFailure> {
+    let started = Instant::now();
+    let leadership = if c == Component::Etcd && o.method != RestartMethod::None {
+        let l = leader::move_leadership_off(&o.health, o.command_timeout)
+            .map_err(|e| fail("leadership", c, crate::error::report(&e)))?;
+        tracing::info!(member = %l.member, action = ?l.action, "{}", l.message);
+        Some(l)
+    } else {
+        None
+    };
+    let with = |mut f: StepFailure| {
+        f.leadership = leadership.clone().map(Box::new);
+        f
+    };
+    let (seconds, served) = restart_steps(o, c, started).map_err(with)?;
+    Ok(Restarted {
+        seconds,
+        served,
+        leadership,
+    })
+}
+
+/// The restart itself, the health wait and the proof.
+fn restart_steps(
     o: &RestartOptions,
     c: Component,
+    started: Instant,
 ) -> Result<(f64, Vec<ServedEndpoint>), StepFailure> {
-    let started = Instant::now();
     let manifest = o.manifests_dir.join(format!("{}.yaml", c.name()));
     match o.method {
         RestartMethod::None => return Ok((0.0, vec![])),
@@ -707,20 +751,21 @@ pub fn restart_all(
     for &c in components {
         let t = Instant::now();
         match restart_one(o, c) {
-            Ok((seconds, served)) => out.push(RestartOutcome {
+            Ok(r) => out.push(RestartOutcome {
                 component: c,
                 method: o.method,
                 ok: true,
-                seconds,
+                seconds: r.seconds,
                 message: if o.method == RestartMethod::None {
                     "not restarted (method none)".into()
-                } else if served.iter().any(|e| e.verdict == Verdict::Current) {
+                } else if r.served.iter().any(|e| e.verdict == Verdict::Current) {
                     "restarted, healthy, serving the certificates on disk".into()
                 } else {
                     "restarted and healthy".into()
                 },
                 stage: None,
-                served,
+                served: r.served,
+                leadership: r.leadership,
             }),
             Err(f) => {
                 out.push(RestartOutcome {
@@ -731,6 +776,7 @@ pub fn restart_all(
                     message: f.message.clone(),
                     stage: Some(f.stage.clone()),
                     served: vec![],
+                    leadership: f.leadership.clone().map(|b| *b),
                 });
                 return (out, Some(f));
             }
@@ -835,7 +881,7 @@ pub struct RestartResult {
     pub recovered_manifests: Vec<String>,
     /// Per component, in order, up to the first failure.
     pub restarts: Vec<RestartOutcome>,
-    /// The failed step (`restart:<c>`, `health:<c>`, `served:<c>`), if any.
+    /// The failed step (`leadership:etcd`, `restart:<c>`, `health:<c>`, `served:<c>`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_stage: Option<String>,
     /// Why it failed.
@@ -1003,6 +1049,9 @@ pub fn render_text(r: &RestartResult) -> String {
                 o.component.name(),
                 o.message
             ));
+        }
+        if let Some(l) = &o.leadership {
+            s.push_str(&format!("[restart]   etcd leadership: {}\n", l.message));
         }
         for e in &o.served {
             s.push_str(&format!("[restart]   {}\n", e.message));

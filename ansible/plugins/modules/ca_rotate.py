@@ -223,7 +223,9 @@ checklist:
   sample: [update the cluster-info ConfigMap in kube-public]
 componentsToRestart:
   description:
-    - The components (static pods, and V(kubelet)) that read a changed file and must restart.
+    - The components that read a changed file and must restart, in restart order - V(etcd),
+      V(kube-apiserver), V(kube-controller-manager), V(kube-scheduler) (for M(kubecert.pki.restart)) and
+      V(kubelet) (a systemd service, for C(ca)).
   returned: success
   type: list
   elements: str

@@ -14,8 +14,14 @@ description:
     then proves that each TLS endpoint of the component serves the certificate file on disk
     (the served proof, by serial).
   - Manifests left parked by an interrupted run are moved back first (C(recoveredManifests)).
-  - A failure (stage C(restart:<component>), C(health:<component>) or C(served:<component>)) stops
-    the sequence; the module then fails with the agent's result, unless O(fail_on_error=false).
+  - etcd - before the member is stopped, when it leads a cluster of several members, the agent moves
+    the leadership to another healthy voting member (etcd's transfer-leadership) and waits until it
+    leads, so that the stop forces no election (C(restarts[].leadership)). When the leadership cannot
+    be moved, nothing is stopped and the restart fails at stage C(leadership:etcd). A member that does
+    not answer its status is restarted anyway, with C(leadership.action=unknown) and the reason.
+  - A failure (stage C(leadership:etcd), C(restart:<component>), C(health:<component>) or
+    C(served:<component>)) stops the sequence; the module then fails with the agent's result, unless
+    O(fail_on_error=false).
   - In check mode the agent is asked for a dry run (C(dry_run=true)) and says what it would restart.
   - All durations are in seconds (the agent takes milliseconds). The transport waits as long as the
     bounds given allow.
@@ -199,9 +205,30 @@ restarts:
       returned: always
       type: str
     stage:
-      description: "The failed step: restart:<c>, health:<c>, served:<c>."
+      description: "The failed step: leadership:etcd, restart:<c>, health:<c>, served:<c>."
       returned: when known
       type: str
+    leadership:
+      description: "etcd - the leadership step before the stop (moved to another member when this one led a multi-member cluster)."
+      returned: when known
+      type: dict
+      contains:
+        member:
+          description: "The local member (its name; its ID when it has none; its address when unknown)."
+          returned: always
+          type: str
+        action:
+          description: "What was done - not-leader, single-member, transferred or unknown (the member did not answer its status)."
+          returned: always
+          type: str
+        transferredTo:
+          description: "The member that leads after the transfer (action transferred)."
+          returned: when known
+          type: str
+        message:
+          description: "What happened, naming the members."
+          returned: always
+          type: str
     served:
       description: "The served proof of its endpoints, when run."
       returned: when known
@@ -279,7 +306,7 @@ restarts:
           returned: always
           type: str
 failedStage:
-  description: "The failed step (restart:<c>, health:<c>, served:<c>), if any."
+  description: "The failed step (leadership:etcd, restart:<c>, health:<c>, served:<c>), if any."
   returned: when known
   type: str
 error:

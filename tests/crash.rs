@@ -269,7 +269,7 @@ fn expected_by_journal(root: &Path, hit: bool, trial: &str) -> Option<Outcome> {
     }
 }
 
-/// Aborts `renew all` on a copy of `template` at `fp`; returns whether it was hit, and the
+/// Aborts `renew all` (with the args `more`) on a copy of `template` at `fp`; returns whether it was hit, and the
 /// outcome after recovery. A hit is proven by the abort signal and the hook's message naming
 /// the failpoint; the outcome must be the one the journal left on disk calls for (staging:
 /// rolled back to the tree before; prepared: rolled forward to a complete renewal).
@@ -278,6 +278,7 @@ fn failpoint_trial(
     root: &Path,
     fp: &str,
     complete: Option<&Tree>,
+    more: &[&str],
 ) -> (bool, Outcome) {
     copy_dir(template, root);
     let before = hash_tree(root);
@@ -290,6 +291,7 @@ fn failpoint_trial(
             "--kubeconfig-dir",
             root.to_str().unwrap(),
         ])
+        .args(more)
         .env("KUBECERT_FAILPOINT", fp)
         .output()
         .unwrap();
@@ -365,7 +367,7 @@ fn every_failpoint_during_renew_all() {
     let (walked, lengths) = walk_failpoints("renew all", 1000, |fp: &str| {
         trial += 1;
         let root = t.path().join(format!("trial-{trial}"));
-        failpoint_trial(&template, &root, fp, Some(&complete))
+        failpoint_trial(&template, &root, fp, Some(&complete), &[])
     });
     assert!(
         lengths.iter().all(|&n| n == lengths[0] && n >= 18),
@@ -1266,4 +1268,62 @@ fn random_sigkill_during_ca_rotate_phases() {
         }
     }
     eprintln!("ca rotate kill -9 outcomes: {outcomes:?}");
+}
+
+// ---- renew --config --reconcile-sans (issue 17): the same failpoints ----
+
+/// `renew all --config FILE --reconcile-sans` (the apiserver certificate gains the config's
+/// certSANs entry, every other row is renewed as by `renew all`) is one transaction: aborted
+/// at every failpoint, recovered by the next run, the tree is the one before or exactly the
+/// complete reconciling renewal (the files it replaces, nothing else), never a mix.
+#[test]
+fn every_failpoint_during_renew_reconcile_sans() {
+    let (t, template) = demo(&["--expires-in", "5d", "--key-algorithm", "ecdsa-p256"]);
+    let cfg = t.path().join("kubeadm.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: node-1\nlocalAPIEndpoint:\n  advertiseAddress: 127.0.1.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\napiServer:\n  certSANs:\n    - kubecert.example.com\n",
+    )
+    .unwrap();
+    let more = ["--config", cfg.to_str().unwrap(), "--reconcile-sans"];
+    let sans = |root: &Path| {
+        openssl(&[
+            "x509",
+            "-in",
+            root.join("pki/apiserver.crt").to_str().unwrap(),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ])
+    };
+    assert!(!sans(&template).contains("kubecert.example.com"));
+    // A complete run: the reference, with the SAN added.
+    let reference = t.path().join("reference");
+    copy_dir(&template, &reference);
+    let ref_pki = reference.join("pki");
+    let mut a = vec![
+        "renew",
+        "all",
+        "--cert-dir",
+        ref_pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        reference.to_str().unwrap(),
+    ];
+    a.extend_from_slice(&more);
+    ok(&a);
+    assert!(sans(&reference).contains("DNS:kubecert.example.com"));
+    let complete = hash_tree(&reference);
+    let mut trial = 0;
+    let (walked, lengths) = walk_failpoints("renew all --reconcile-sans", 1000, |fp: &str| {
+        trial += 1;
+        let root = t.path().join(format!("reconcile-{trial}"));
+        failpoint_trial(&template, &root, fp, Some(&complete), &more)
+    });
+    assert!(
+        lengths.iter().all(|&n| n == lengths[0] && n >= 18),
+        "failpoint family lengths {lengths:?}"
+    );
+    assert!(walked.iter().any(|(_, o)| *o == Outcome::Old));
+    assert!(walked.iter().any(|(_, o)| *o == Outcome::Renewed));
+    eprintln!("renew --reconcile-sans failpoints: {}", walked.len());
 }

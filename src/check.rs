@@ -47,14 +47,15 @@ pub struct CheckParams {
     /// Add the CA section (`ca check`: join hashes, chains, trust bundles) as the `ca` key.
     #[serde(default)]
     pub ca: bool,
-    /// Compare each certificate with the kubeadm configuration `config` (the `drift` key).
+    /// Compare each certificate with the kubeadm configuration (`config` or `kubeconfig`;
+    /// the `drift` key).
     #[serde(default)]
     pub drift: bool,
-    /// The kubeadm config file `drift` reads (InitConfiguration/JoinConfiguration +
-    /// ClusterConfiguration, v1beta3 or v1beta4). On the socket a confined caller may name
-    /// only the file the agent was started with (`serve --kubeadm-config`).
-    #[serde(default)]
-    pub config: Option<String>,
+    /// The kubeadm configuration `drift` reads: `config` (a file) or `kubeconfig` (the
+    /// kubeadm-config ConfigMap), and the node facts `node_name`, `advertise_address`
+    /// (top-level params).
+    #[serde(flatten)]
+    pub kubeadm: crate::config::ConfigParams,
 }
 
 /// A finding about one certificate.
@@ -330,8 +331,18 @@ pub struct CheckOptions {
 }
 
 impl CheckParams {
-    /// Resolves defaults and parses durations/times.
+    /// Resolves defaults and parses durations/times; a `kubeconfig` param fails (see
+    /// [`CheckParams::resolve_with`]).
     pub fn resolve(&self) -> Result<CheckOptions> {
+        self.resolve_with(&crate::config::configmap_not_compiled_in)
+    }
+
+    /// [`CheckParams::resolve`], reading the kubeadm-config ConfigMap with `read_configmap`
+    /// when `kubeconfig` is given.
+    pub fn resolve_with(
+        &self,
+        read_configmap: crate::config::ConfigMapReader<'_>,
+    ) -> Result<CheckOptions> {
         let layout = self.location.layout();
         let (now, now_nanos) = match &self.now {
             Some(s) => (timefmt::parse_rfc3339(s)?, 0),
@@ -351,29 +362,30 @@ impl CheckParams {
         let served =
             self.served
                 .resolve(&layout.cert_dir, &kubelet_pki, layout.external_etcd, now)?;
-        let drift = match (self.drift, &self.config) {
-            (true, Some(c)) => Some(crate::config::load(
-                std::path::Path::new(c),
-                crate::config::hostname,
-            )?),
-            (true, None) => {
-                return Err(crate::Error::InvalidArgument(
-                    "--drift needs --config (the kubeadm config file to compare with)".into(),
-                ))
-            }
-            (false, Some(_)) => {
-                return Err(crate::Error::InvalidArgument(
-                    "--config is read only with --drift".into(),
-                ))
-            }
-            (false, None) => None,
-        };
         let manifests_dir = self
             .served
             .manifests_dir
             .as_deref()
             .map(PathBuf::from)
             .unwrap_or_else(|| layout.kubeconfig_dir.join("manifests"));
+        let drift = match (self.drift, self.kubeadm.given()) {
+            // The manifests' node facts are filled in by `drift::compare`.
+            (true, true) => self.kubeadm.load(read_configmap)?,
+            (true, false) => {
+                return Err(crate::Error::InvalidArgument(
+                    "--drift needs --config (the kubeadm config file to compare with) or --kubeconfig (the kubeadm-config ConfigMap)".into(),
+                ))
+            }
+            (false, true) => {
+                return Err(crate::Error::InvalidArgument(
+                    "--config and --kubeconfig are read only with --drift".into(),
+                ))
+            }
+            (false, false) => {
+                self.kubeadm.validate()?;
+                None
+            }
+        };
         Ok(CheckOptions {
             layout,
             now,

@@ -31,9 +31,9 @@ enum ConfigCmd {
     /// What kubeadm would issue for a kubeadm config file: per certificate its SANs (by
     /// kubeadm's rules), validity and key algorithm.
     Expected {
-        /// The kubeadm config file.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        /// The kubeadm configuration (a file, or the ConfigMap with --kubeconfig).
+        #[command(flatten)]
+        kubeadm: KubeadmSourceArgs,
         /// Treat etcd as external (no etcd rows).
         #[arg(long)]
         external_etcd: bool,
@@ -43,11 +43,55 @@ enum ConfigCmd {
     },
 }
 
+/// Where the kubeadm configuration comes from (check --drift, config expected).
+#[derive(clap::Args, Debug, Default)]
+struct KubeadmSourceArgs {
+    /// The kubeadm config file (InitConfiguration/JoinConfiguration + ClusterConfiguration,
+    /// v1beta3 or v1beta4).
+    #[arg(long, value_name = "FILE", conflicts_with = "kubeconfig")]
+    config: Option<PathBuf>,
+    /// Instead of --config: read the ClusterConfiguration from the ConfigMap
+    /// kube-system/kubeadm-config through the API server of this kubeconfig (the node's
+    /// name and advertise address then come from the static pod manifests, the hostname,
+    /// or --node-name/--advertise-address).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeFactArgs,
+}
+
+impl KubeadmSourceArgs {
+    fn params(self) -> kubecert::config::ConfigParams {
+        kubecert::config::ConfigParams {
+            config: self.config.as_deref().map(path_str),
+            kubeconfig: self.kubeconfig.as_deref().map(path_str),
+            node_name: self.node.node_name,
+            advertise_address: self.node.advertise_address,
+        }
+    }
+}
+
+/// The node's own facts over the kubeadm configuration's (an HA node's name and address).
+#[derive(clap::Args, Debug, Default)]
+struct NodeFactArgs {
+    /// The node's name (over nodeRegistration.name, etcd's --name and the hostname).
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
+    /// The node's advertise address (over the configuration's and kube-apiserver's
+    /// --advertise-address).
+    #[arg(long, value_name = "IP")]
+    advertise_address: Option<String>,
+}
+
 /// The text of `config expected`.
 fn expected_text(r: &kubecert::config::Expected) -> String {
     let mut out = format!(
-        "kubeadm config {} ({}): node {}{}, keys {}\n",
-        r.config,
+        "{} ({}): node {}{}, keys {}\n",
+        if r.config.starts_with("configmap ") {
+            r.config.clone()
+        } else {
+            format!("kubeadm config {}", r.config)
+        },
         r.api_version,
         r.node_name,
         r.advertise_address
@@ -304,10 +348,9 @@ enum Cmd {
         /// drift is a warning (exit 3), never a failure by itself.
         #[arg(long)]
         drift: bool,
-        /// The kubeadm config file (InitConfiguration/JoinConfiguration +
-        /// ClusterConfiguration, v1beta3 or v1beta4) --drift compares with.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
+        /// The kubeadm configuration --drift compares with.
+        #[command(flatten)]
+        kubeadm: KubeadmSourceArgs,
     },
     /// kubeadm configuration: `config expected` lists what kubeadm would issue for it.
     Config {
@@ -450,10 +493,13 @@ struct RenewArgs {
     validity: Option<String>,
     /// The kubeadm config file (v1beta3/v1beta4): renewed certificates get its
     /// certificateValidityPeriod and keys of its encryptionAlgorithm (a key of another
-    /// algorithm is replaced). Not with --validity or --key-algorithm.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["csr_only", "use_api"])]
+    /// algorithm is replaced). Not with --validity or --key-algorithm. Without --use-api,
+    /// --kubeconfig reads the same from the kubeadm-config ConfigMap instead.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["csr_only", "use_api", "kubeconfig"])]
     config: Option<PathBuf>,
-    /// With --config: issue the apiserver and etcd server/peer certificates with the SANs
+    #[command(flatten)]
+    node: NodeFactArgs,
+    /// With --config or --kubeconfig: issue the apiserver and etcd server/peer certificates with the SANs
     /// kubeadm's rules give for that configuration, adding the missing ones.
     #[arg(long)]
     reconcile_sans: bool,
@@ -501,7 +547,9 @@ struct RenewArgs {
     #[arg(long, conflicts_with_all = ["dry_run", "within", "allow_expired_ca", "csr_only", "now"])]
     use_api: bool,
     /// With --use-api: kubeconfig to reach the API server (default /etc/kubernetes/admin.conf).
-    #[arg(long, requires = "use_api")]
+    /// Without --use-api: the kubeadm configuration is the ClusterConfiguration of the
+    /// ConfigMap kube-system/kubeadm-config read through this kubeconfig (as --config).
+    #[arg(long, value_name = "FILE", conflicts_with = "csr_only")]
     kubeconfig: Option<PathBuf>,
     /// With --use-api: signer name of the requests (default kubernetes.io/kube-apiserver-client
     /// for client certificates of the cluster CA; required for every other certificate).
@@ -687,7 +735,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             kubelet,
             ca,
             drift,
-            config,
+            kubeadm,
         } => {
             let params = CheckParams {
                 location: location(&cert_dir, &kubeconfig_dir, external_etcd),
@@ -699,9 +747,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 kubelet,
                 ca,
                 drift,
-                config: config.as_deref().map(path_str),
+                kubeadm: kubeadm.params(),
             };
-            let opts = params.resolve()?;
+            let opts = params.resolve_with(kubecert::kubeadm_configmap_reader())?;
             let report = check::check(&opts)?;
             match output {
                 CheckOutput::Text => {
@@ -738,15 +786,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Config {
             cmd:
                 ConfigCmd::Expected {
-                    config,
+                    kubeadm,
                     external_etcd,
                     output,
                 },
         } => {
-            let r = kubecert::config::expected(&kubecert::config::ExpectedParams {
-                config: path_str(&config),
-                external_etcd,
-            })?;
+            let r = kubecert::config::expected(
+                &kubecert::config::ExpectedParams {
+                    source: kubeadm.params(),
+                    external_etcd,
+                },
+                kubecert::kubeadm_configmap_reader(),
+            )?;
             match output {
                 TextJson::Json => print(&render::json(&r)?)?,
                 TextJson::Text => print(&expected_text(&r))?,
@@ -794,6 +845,7 @@ fn renew_cmd(args: RenewArgs) -> Result<ExitCode> {
         key_algorithm,
         validity,
         config,
+        node,
         reconcile_sans,
         exact,
         backup_dir,
@@ -836,11 +888,17 @@ fn renew_cmd(args: RenewArgs) -> Result<ExitCode> {
         allow_expired_ca,
         allow_foreign_identity,
         allow_unrenewable,
-        config: config.as_deref().map(path_str),
+        kubeadm: kubecert::config::ConfigParams {
+            config: config.as_deref().map(path_str),
+            // With --use-api the kubeconfig reaches the certificates API instead.
+            kubeconfig: kubeconfig.as_deref().filter(|_| !use_api).map(path_str),
+            node_name: node.node_name,
+            advertise_address: node.advertise_address,
+        },
         reconcile_sans,
         exact,
     };
-    let opts = params.resolve()?;
+    let opts = params.resolve_with(kubecert::kubeadm_configmap_reader())?;
     if use_api {
         return renew_use_api(opts, kubeconfig, signer_name, timeout, output);
     }

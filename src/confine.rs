@@ -22,7 +22,8 @@
 //! root: the agent reads it as root, so a confined caller may name only the file the agent
 //! was started with (`serve --kubeadm-config`); it is never filled in (the check reads it
 //! only with `drift`, and `config` without `drift` is refused; renew follows it only when
-//! asked).
+//! asked). Their other source, `kubeconfig` (the kubeadm-config ConfigMap), is confined to
+//! the agent's `--api-kubeconfig` and never filled in either.
 
 use std::path::{Path, PathBuf};
 
@@ -285,10 +286,20 @@ impl PathParams for CheckParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
         let mut v = location(&mut self.location);
         v.push(opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki));
-        v.push(opt("config", Root::KubeadmConfig, &mut self.config));
+        v.extend(kubeadm_source(&mut self.kubeadm));
         v.extend(served_probe(&mut self.served));
         v
     }
+}
+
+/// The path params of a kubeadm configuration source (`config`: the agent's
+/// `--kubeadm-config`; `kubeconfig`, the kubeadm-config ConfigMap: the agent's
+/// `--api-kubeconfig`), never filled in.
+fn kubeadm_source(p: &mut crate::config::ConfigParams) -> Vec<PathParam<'_>> {
+    vec![
+        opt("config", Root::KubeadmConfig, &mut p.config),
+        opt("kubeconfig", Root::ApiKubeconfigIfGiven, &mut p.kubeconfig),
+    ]
 }
 
 /// The path params of the served proof flattened into `check` and `metrics`.
@@ -305,7 +316,7 @@ impl PathParams for RenewParams {
     fn path_params(&mut self) -> Vec<PathParam<'_>> {
         let mut v = location(&mut self.location);
         v.push(opt("backup_dir", Root::BackupRoot, &mut self.backup_dir));
-        v.push(opt("config", Root::KubeadmConfig, &mut self.config));
+        v.extend(kubeadm_source(&mut self.kubeadm));
         v
     }
 }
@@ -421,8 +432,8 @@ impl PathParams for MetricsParams {
             opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki),
             opt("state_file", Root::StateFile, &mut self.state_file),
             opt("textfile_dir", Root::TextfileDir, &mut self.textfile_dir),
-            opt("config", Root::KubeadmConfig, &mut self.config),
         ]);
+        v.extend(kubeadm_source(&mut self.kubeadm));
         v.extend(served_probe(&mut self.served));
         v
     }
@@ -735,12 +746,18 @@ mod tests {
         let mut roots = Roots::for_dirs("/srv/pki", "/srv/kc");
         let check = |c: &str| CheckParams {
             drift: true,
-            config: Some(c.into()),
+            kubeadm: crate::config::ConfigParams {
+                config: Some(c.into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let metrics = |c: &str| MetricsParams {
             drift: true,
-            config: Some(c.into()),
+            kubeadm: crate::config::ConfigParams {
+                config: Some(c.into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         // Not configured: refused for a confined caller, whatever the file.
@@ -758,7 +775,7 @@ mod tests {
         // The configured file (also spelled differently) is accepted, and replaced by it.
         let mut p = check("/srv/kc/./kubeadm.yaml");
         roots.apply(&mut p, true).expect("configured file");
-        assert_eq!(p.config.as_deref(), Some("/srv/kc/kubeadm.yaml"));
+        assert_eq!(p.kubeadm.config.as_deref(), Some("/srv/kc/kubeadm.yaml"));
         // Another file, a traversal to one: refused.
         for f in [
             "/etc/shadow",
@@ -772,11 +789,11 @@ mod tests {
         // by the check itself).
         let mut p = CheckParams::default();
         roots.apply(&mut p, true).expect("defaults");
-        assert_eq!(p.config, None);
+        assert_eq!(p.kubeadm.config, None);
         // Unconfined: any file, unchanged.
         let mut p = check("/tmp/other.yaml");
         roots.apply(&mut p, false).expect("unconfined");
-        assert_eq!(p.config.as_deref(), Some("/tmp/other.yaml"));
+        assert_eq!(p.kubeadm.config.as_deref(), Some("/tmp/other.yaml"));
     }
 
     /// `renew`'s `config` is confined like check's: refused when the agent has no
@@ -786,7 +803,10 @@ mod tests {
         let mut roots = Roots::for_dirs("/srv/pki", "/srv/kc");
         let renew = |c: &str| RenewParams {
             names: vec!["apiserver".into()],
-            config: Some(c.into()),
+            kubeadm: crate::config::ConfigParams {
+                config: Some(c.into()),
+                ..Default::default()
+            },
             reconcile_sans: true,
             ..Default::default()
         };
@@ -801,7 +821,7 @@ mod tests {
         roots.kubeadm_config = Some(PathBuf::from("/srv/kc/kubeadm.yaml"));
         let mut p = renew("/srv/kc/./kubeadm.yaml");
         roots.apply(&mut p, true).expect("configured file");
-        assert_eq!(p.config.as_deref(), Some("/srv/kc/kubeadm.yaml"));
+        assert_eq!(p.kubeadm.config.as_deref(), Some("/srv/kc/kubeadm.yaml"));
         for f in ["/etc/shadow", "/srv/kc/../../etc/shadow"] {
             let e = roots.apply(&mut renew(f), true).expect_err(f);
             assert!(matches!(e, Error::PathNotAllowed { .. }), "{e}");
@@ -811,10 +831,49 @@ mod tests {
             ..Default::default()
         };
         roots.apply(&mut p, true).expect("defaults");
-        assert_eq!(p.config, None);
+        assert_eq!(p.kubeadm.config, None);
         let mut p = renew("/tmp/other.yaml");
         roots.apply(&mut p, false).expect("unconfined");
-        assert_eq!(p.config.as_deref(), Some("/tmp/other.yaml"));
+        assert_eq!(p.kubeadm.config.as_deref(), Some("/tmp/other.yaml"));
+    }
+
+    /// The kubeconfig of the kubeadm-config ConfigMap source is confined to the agent's
+    /// `--api-kubeconfig` for a confined caller, never filled in.
+    #[test]
+    fn configmap_kubeconfig_is_confined_to_the_api_kubeconfig() {
+        let roots = Roots::for_dirs("/srv/pki", "/srv/kc");
+        let src = |k: &str| crate::config::ConfigParams {
+            kubeconfig: Some(k.into()),
+            ..Default::default()
+        };
+        let mut p = CheckParams {
+            drift: true,
+            kubeadm: src("/srv/kc/./admin.conf"),
+            ..Default::default()
+        };
+        roots.apply(&mut p, true).expect("the api kubeconfig");
+        assert_eq!(p.kubeadm.kubeconfig.as_deref(), Some("/srv/kc/admin.conf"));
+        let mut p = RenewParams {
+            names: vec!["apiserver".into()],
+            reconcile_sans: true,
+            kubeadm: src("/root/.kube/config"),
+            ..Default::default()
+        };
+        let e = roots.apply(&mut p, true).expect_err("another kubeconfig");
+        assert!(
+            e.to_string()
+                .starts_with("kubeconfig: /root/.kube/config is not allowed"),
+            "{e}"
+        );
+        let mut p = MetricsParams {
+            drift: true,
+            kubeadm: src("/tmp/x.conf"),
+            ..Default::default()
+        };
+        assert!(roots.apply(&mut p, true).is_err());
+        let mut p = CheckParams::default();
+        roots.apply(&mut p, true).expect("defaults");
+        assert_eq!(p.kubeadm.kubeconfig, None);
     }
 
     /// `check`'s and `metrics`' served options are confined like `served`'s: the manifests

@@ -603,7 +603,8 @@ pub fn describe_json(e: &serde_json::Error) -> String {
     }
 }
 
-/// What went wrong reading a kubeadm configuration. Every variant names the file.
+/// What went wrong reading a kubeadm configuration. Every variant names where it came from
+/// (the file, or the `kubeadm-config` ConfigMap).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read (missing, a symlink, not a regular file, too large).
@@ -616,10 +617,10 @@ pub enum ConfigError {
         source: Box<crate::Error>,
     },
     /// Not YAML.
-    #[error("kubeadm config {path}: document {doc}")]
+    #[error("{origin}: document {doc}")]
     Yaml {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
         /// The document, 1-based (0: the stream as a whole).
         doc: usize,
         /// The cause, without any of the input.
@@ -627,10 +628,10 @@ pub enum ConfigError {
         source: YamlError,
     },
     /// A document without apiVersion or kind, or not a mapping.
-    #[error("kubeadm config {path}: document {doc} has no {what}")]
+    #[error("{origin}: document {doc} has no {what}")]
     NoTypeMeta {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
         /// The document, 1-based.
         doc: usize,
         /// `apiVersion`, `kind` or `mapping`.
@@ -638,10 +639,10 @@ pub enum ConfigError {
     },
     /// A kubeadm document of a version kubecert does not read, or a document of an API
     /// group that has no place in a kubeadm config file.
-    #[error("kubeadm config {path}: document {doc} ({kind}): apiVersion {api_version} is not supported (kubecert reads kubeadm.k8s.io/v1beta3, kubeadm.k8s.io/v1beta4)")]
+    #[error("{origin}: document {doc} ({kind}): apiVersion {api_version} is not supported (kubecert reads kubeadm.k8s.io/v1beta3, kubeadm.k8s.io/v1beta4)")]
     ApiVersion {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
         /// The document, 1-based.
         doc: usize,
         /// Its kind.
@@ -650,10 +651,10 @@ pub enum ConfigError {
         api_version: String,
     },
     /// A kind kubeadm does not have.
-    #[error("kubeadm config {path}: document {doc}: kind {kind} is not a kind of {api_version} (InitConfiguration, ClusterConfiguration, JoinConfiguration{})", if api_version.ends_with("v1beta4") { ", ResetConfiguration, UpgradeConfiguration" } else { "" })]
+    #[error("{origin}: document {doc}: kind {kind} is not a kind of {api_version} (InitConfiguration, ClusterConfiguration, JoinConfiguration{})", if api_version.ends_with("v1beta4") { ", ResetConfiguration, UpgradeConfiguration" } else { "" })]
     Kind {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
         /// The document, 1-based.
         doc: usize,
         /// The kind.
@@ -662,12 +663,10 @@ pub enum ConfigError {
         api_version: String,
     },
     /// A field the kind does not have.
-    #[error(
-        "kubeadm config {path}: document {doc} ({kind}, {api_version}): unknown field {field}"
-    )]
+    #[error("{origin}: document {doc} ({kind}, {api_version}): unknown field {field}")]
     UnknownField {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
         /// The document, 1-based.
         doc: usize,
         /// Its kind.
@@ -678,12 +677,10 @@ pub enum ConfigError {
         field: String,
     },
     /// A field of the wrong type or with a value kubeadm refuses.
-    #[error(
-        "kubeadm config {path}: document {doc} ({kind}, {api_version}): {field} must be {expected}"
-    )]
+    #[error("{origin}: document {doc} ({kind}, {api_version}): {field} must be {expected}")]
     Invalid {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
         /// The document, 1-based.
         doc: usize,
         /// Its kind.
@@ -696,10 +693,10 @@ pub enum ConfigError {
         expected: String,
     },
     /// The same kind twice, or InitConfiguration and JoinConfiguration together.
-    #[error("kubeadm config {path}: document {doc} ({kind}): {why}")]
+    #[error("{origin}: document {doc} ({kind}): {why}")]
     Conflict {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
         /// The document, 1-based.
         doc: usize,
         /// Its kind.
@@ -708,17 +705,17 @@ pub enum ConfigError {
         why: String,
     },
     /// Neither an InitConfiguration/JoinConfiguration nor a ClusterConfiguration.
-    #[error("kubeadm config {path}: no InitConfiguration, JoinConfiguration or ClusterConfiguration document")]
+    #[error("{origin}: no InitConfiguration, JoinConfiguration or ClusterConfiguration document")]
     Empty {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
     },
     /// kubeadm's SAN rule of a certificate cannot be computed from the configuration
     /// (`renew --reconcile-sans`).
-    #[error("kubeadm config {path}: the SANs kubeadm issues for {cert} cannot be computed")]
+    #[error("{origin}: the SANs kubeadm issues for {cert} cannot be computed")]
     SanRule {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
         /// The inventory name.
         cert: String,
         /// Why.
@@ -726,15 +723,84 @@ pub enum ConfigError {
         source: SanRuleError,
     },
     /// InitConfiguration and ClusterConfiguration of different versions.
-    #[error("kubeadm config {path}: documents of both {first} and {second}; kubeadm reads one version per file")]
+    #[error(
+        "{origin}: documents of both {first} and {second}; kubeadm reads one version per file"
+    )]
     MixedVersions {
-        /// The file.
-        path: PathBuf,
+        /// Where the configuration came from.
+        origin: ConfigOrigin,
         /// The first version.
         first: String,
         /// The other.
         second: String,
     },
+    /// The `kubeadm-config` ConfigMap could not be read through the API server (missing,
+    /// without its `ClusterConfiguration` key, forbidden, the API server unreachable, the
+    /// kubeconfig unusable).
+    #[error("configmap kube-system/kubeadm-config (kubeconfig {kubeconfig}{}): {problem}", server.as_deref().map(|s| format!(", API server {s}")).unwrap_or_default())]
+    ConfigMap {
+        /// The kubeconfig used.
+        kubeconfig: PathBuf,
+        /// The API server it names, when it could be read.
+        server: Option<String>,
+        /// What went wrong.
+        problem: ConfigMapProblem,
+    },
+    /// The ConfigMap source was asked for but this build cannot reach an API server.
+    #[error("configmap kube-system/kubeadm-config (kubeconfig {kubeconfig}): kubecert was built without the k8s feature (not compiled in); give the kubeadm config file with --config instead")]
+    NotCompiledIn {
+        /// The kubeconfig given.
+        kubeconfig: PathBuf,
+    },
+}
+
+/// Where a kubeadm configuration was read from (named by every [`ConfigError`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// A kubeadm config file (`--config`).
+    File(PathBuf),
+    /// The `ClusterConfiguration` key of the ConfigMap `kube-system/kubeadm-config`
+    /// (`--kubeconfig`).
+    ConfigMap,
+}
+
+impl ConfigOrigin {
+    /// The short label of results (`drift.config`, `config expected`'s `config`): the file's
+    /// path, or `configmap kube-system/kubeadm-config`.
+    pub fn label(&self) -> String {
+        match self {
+            ConfigOrigin::File(p) => p.display().to_string(),
+            ConfigOrigin::ConfigMap => "configmap kube-system/kubeadm-config".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigOrigin::File(p) => write!(f, "kubeadm config {}", p.display()),
+            ConfigOrigin::ConfigMap => {
+                f.write_str("configmap kube-system/kubeadm-config (key ClusterConfiguration)")
+            }
+        }
+    }
+}
+
+/// Why the `kubeadm-config` ConfigMap could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigMapProblem {
+    /// The kubeconfig cannot be read or used.
+    #[error("the kubeconfig cannot be used: {0}")]
+    Kubeconfig(String),
+    /// The API server answered 404 for the ConfigMap.
+    #[error("not found on the API server (is this a kubeadm cluster? `kubeadm init phase upload-config kubeadm` creates it)")]
+    NotFound,
+    /// The ConfigMap has no `data.ClusterConfiguration`.
+    #[error("it has no data.ClusterConfiguration")]
+    NoKey,
+    /// Any other failure of the GET (unreachable, forbidden, timeout), as the client saw it.
+    #[error("reading it failed: {0}")]
+    Api(String),
 }
 
 impl From<Box<ConfigError>> for Error {

@@ -43,3 +43,19 @@ pub mod rpc;
 pub mod timefmt;
 
 pub use error::{Error, Result};
+
+/// The reader of the `kubeadm-config` ConfigMap (`--kubeconfig` as the kubeadm configuration
+/// source) of this build: kube-rs with the `k8s` feature
+/// ([`kubeapi::kubeadm_config::read_blocking`]), else an error saying it is not compiled
+/// in. The CLI and the RPC methods pass it to `resolve_with`/`metrics_with`/`expected`
+/// (`config`, `check` and `renew` cannot depend on `kubeapi`).
+pub fn kubeadm_configmap_reader() -> config::ConfigMapReader<'static> {
+    #[cfg(feature = "k8s")]
+    {
+        &kubeapi::kubeadm_config::read_blocking
+    }
+    #[cfg(not(feature = "k8s"))]
+    {
+        &config::configmap_not_compiled_in
+    }
+}

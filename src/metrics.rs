@@ -84,12 +84,14 @@ pub struct MetricsParams {
     /// Also render the CA series (`kubecert_ca_*`, [`ca`]).
     #[serde(default)]
     pub ca: bool,
-    /// Also render the drift series (`kubecert_drift_*`, [`drift`]) against `config`.
+    /// Also render the drift series (`kubecert_drift_*`, [`drift`]) against `config` or
+    /// `kubeconfig`.
     #[serde(default)]
     pub drift: bool,
-    /// The kubeadm config file `drift` reads (confined like check's `config`).
-    #[serde(default)]
-    pub config: Option<String>,
+    /// The kubeadm configuration `drift` reads (as check's: `config`, `kubeconfig`,
+    /// `node_name`, `advertise_address`; confined alike; top-level params).
+    #[serde(flatten)]
+    pub kubeadm: crate::config::ConfigParams,
 }
 
 /// Result of `metrics`.
@@ -147,6 +149,15 @@ impl RenderContext {
 
 /// Runs a check and renders it; with `textfile_dir`, also writes the textfile.
 pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
+    metrics_with(p, &crate::config::configmap_not_compiled_in)
+}
+
+/// [`metrics`], reading the kubeadm-config ConfigMap with `read_configmap` when the params
+/// name a `kubeconfig`.
+pub fn metrics_with(
+    p: &MetricsParams,
+    read_configmap: crate::config::ConfigMapReader<'_>,
+) -> Result<MetricsResult> {
     let check_params = CheckParams {
         location: p.location.clone(),
         now: p.now.clone(),
@@ -164,9 +175,9 @@ pub fn metrics(p: &MetricsParams) -> Result<MetricsResult> {
         .is_dir(),
         ca: p.ca,
         drift: p.drift,
-        config: p.config.clone(),
+        kubeadm: p.kubeadm.clone(),
     };
-    let opts = check_params.resolve()?;
+    let opts = check_params.resolve_with(read_configmap)?;
     let state_file = match &p.state_file {
         Some(s) => PathBuf::from(s),
         None => renew_state::default_state_file(&opts.layout.cert_dir),

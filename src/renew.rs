@@ -62,14 +62,15 @@ pub struct RenewParams {
     /// missing is otherwise listed in the result's `unrenewable` (CLI: exit 4).
     #[serde(default)]
     pub allow_unrenewable: Vec<String>,
-    /// The kubeadm config file (InitConfiguration/JoinConfiguration + ClusterConfiguration,
-    /// kubeadm.k8s.io/v1beta3 or v1beta4): renewed certificates get its
-    /// `certificateValidityPeriod` and keys of its `encryptionAlgorithm` (a key of another
-    /// algorithm is replaced by a new key of the configured one). Not with `validity` or a
-    /// `key_algorithm` other than `same`. Over RPC only the agent's `--kubeadm-config`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<String>,
-    /// With `config`: issue the apiserver and etcd server/peer certificates with the SANs
+    /// The kubeadm configuration: `config` (a file; over RPC only the agent's
+    /// `--kubeadm-config`) or `kubeconfig` (the kubeadm-config ConfigMap; over RPC only the
+    /// agent's `--api-kubeconfig`), and the node facts `node_name`, `advertise_address`
+    /// (top-level params). Renewed certificates get its `certificateValidityPeriod` and keys
+    /// of its `encryptionAlgorithm` (a key of another algorithm is replaced by a new key of
+    /// the configured one). Not with `validity` or a `key_algorithm` other than `same`.
+    #[serde(flatten)]
+    pub kubeadm: crate::config::ConfigParams,
+    /// With `config` or `kubeconfig`: issue the apiserver and etcd server/peer certificates with the SANs
     /// kubeadm's rules give for that configuration, adding the missing ones to the existing
     /// SANs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -289,8 +290,18 @@ pub enum Reconcile {
 }
 
 impl RenewParams {
-    /// Resolves defaults and parses durations/times.
+    /// Resolves defaults and parses durations/times; a `kubeconfig` param fails (see
+    /// [`RenewParams::resolve_with`]).
     pub fn resolve(&self) -> Result<RenewOptions> {
+        self.resolve_with(&crate::config::configmap_not_compiled_in)
+    }
+
+    /// [`RenewParams::resolve`], reading the kubeadm-config ConfigMap with `read_configmap`
+    /// when `kubeconfig` is given.
+    pub fn resolve_with(
+        &self,
+        read_configmap: crate::config::ConfigMapReader<'_>,
+    ) -> Result<RenewOptions> {
         let layout = self.location.layout();
         // An empty list is a caller's mistake (e.g. an unset variable), never "everything".
         if self.names.is_empty() {
@@ -304,7 +315,7 @@ impl RenewParams {
             Some(v) => parse(v)?,
             None => issue::DEFAULT_VALIDITY_SECONDS,
         };
-        let (config, reconcile) = self.resolve_config(&layout)?;
+        let (config, reconcile) = self.resolve_config(&layout, read_configmap)?;
         if validity <= 0 {
             return Err(Error::InvalidArgument("--validity must be positive".into()));
         }
@@ -346,20 +357,22 @@ impl RenewParams {
     fn resolve_config(
         &self,
         layout: &Layout,
+        read_configmap: crate::config::ConfigMapReader<'_>,
     ) -> Result<(Option<crate::config::KubeadmConfig>, Option<Reconcile>)> {
         if self.exact && !self.reconcile_sans {
             return Err(Error::InvalidArgument(
                 "--exact needs --reconcile-sans (it says how the SANs are reconciled)".into(),
             ));
         }
-        let Some(path) = &self.config else {
+        if !self.kubeadm.given() {
             if self.reconcile_sans {
                 return Err(Error::InvalidArgument(
-                    "--reconcile-sans needs --config (the kubeadm config file whose SANs the certificates get)".into(),
+                    "--reconcile-sans needs --config (the kubeadm config file whose SANs the certificates get) or --kubeconfig (the kubeadm-config ConfigMap)".into(),
                 ));
             }
+            self.kubeadm.validate()?;
             return Ok((None, None));
-        };
+        }
         if self.validity.is_some() {
             return Err(Error::InvalidArgument(
                 "give either --validity and --config: with --config the validity is the configuration's certificateValidityPeriod".into(),
@@ -370,11 +383,11 @@ impl RenewParams {
                 "give either --key-algorithm and --config: with --config new keys are of the configuration's encryptionAlgorithm".into(),
             ));
         }
-        let mut cfg = crate::config::load(std::path::Path::new(path), crate::config::hostname)?;
-        crate::ops::endpoints::fill_advertise_address(
-            &mut cfg,
-            &layout.kubeconfig_dir.join("manifests"),
-        );
+        self.kubeadm.validate()?;
+        let Some(mut cfg) = self.kubeadm.load(read_configmap)? else {
+            return Ok((None, None));
+        };
+        crate::ops::endpoints::fill_node_facts(&mut cfg, &layout.kubeconfig_dir.join("manifests"));
         let reconcile = match (self.reconcile_sans, self.exact) {
             (false, _) => None,
             (true, false) => Some(Reconcile::Add),
@@ -649,8 +662,18 @@ fn plan_row(o: &RenewOptions, cas: &Cas, e: &'static Entry) -> Result<RowDecisio
         let unrenewable = due && !o.allow_unrenewable.contains(&e);
         return Ok(RowDecision::Keep { item, unrenewable });
     }
+    // --reconcile-sans also renews a certificate that is not due when its SANs are not the
+    // configuration's (kubeadm's own renewal would copy them): renewing it is the point.
+    let sans_differ = match (&o.config, o.reconcile) {
+        (Some(cfg), Some(how)) => {
+            let mut probe = LeafSpec::from_existing(&found.cert.info, 0, 0);
+            reconcile_sans(cfg, e, how, &mut probe)?
+                .is_some_and(|c| !c.added.is_empty() || !c.dropped.is_empty())
+        }
+        _ => false,
+    };
     if let Some(w) = o.within {
-        if residual > w {
+        if residual > w && !sans_differ {
             item.action = RenewAction::Skipped;
             item.reason = format!(
                 "expires in {}, outside --within {}",
@@ -677,6 +700,16 @@ fn plan_row(o: &RenewOptions, cas: &Cas, e: &'static Entry) -> Result<RowDecisio
         None => o.key_algorithm.resolve(&found.cert.info.key_algorithm),
     };
     item.reason = renew_reason(o, residual, capped.then_some((ca, not_after)), overridden);
+    if o.within.is_some_and(|w| residual > w) {
+        item.reason = format!(
+            "expires in {}, not due, renewed for its SANs (--reconcile-sans){}",
+            timefmt::short_human_duration(residual),
+            item.reason
+                .split_once("; ")
+                .map(|(_, rest)| format!("; {rest}"))
+                .unwrap_or_default()
+        );
+    }
     if let Some(change) = san_change {
         item.reason.push_str(&format!("; {}", change.line()));
         item.sans_reconciled = Some(change);
@@ -725,7 +758,7 @@ fn reconcile_sans(
 ) -> Result<Option<SansReconciled>> {
     let want = cfg.expected_sans(e).map_err(|source| {
         Error::from(crate::error::ConfigError::SanRule {
-            path: cfg.path.clone(),
+            origin: cfg.origin.clone(),
             cert: e.name.to_string(),
             source,
         })

@@ -718,3 +718,472 @@ fn rpc_renew_config_is_confined_and_reconciles() {
     );
     assert!(x509_sans(&root.join("pki/apiserver.crt")).contains("DNS:kubecert.example.com"));
 }
+
+// ---- Issue 17 item 1: the kubeadm-config ConfigMap source (--kubeconfig) ----
+
+/// The certificates-API test server (tests/certapi/server.py) serving the given ConfigMaps,
+/// with an admin kubeconfig signed by the demo's CA (tests/certapi/mkenv.sh); killed on drop.
+#[cfg(feature = "k8s")]
+struct ApiServer {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    admin: PathBuf,
+}
+
+#[cfg(feature = "k8s")]
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- server.log ---\n{}",
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
+        }
+    }
+}
+
+#[cfg(feature = "k8s")]
+impl ApiServer {
+    /// `configmaps`: (namespace, name, data).
+    fn start(root: &Path, configmaps: &[(&str, &str, Value)]) -> ApiServer {
+        use std::process::{Command, Stdio};
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        let api = dir.path().join("api");
+        let (ca, ca_key) = (root.join("pki/ca.crt"), root.join("pki/ca.key"));
+        let mk = |more: &[&str]| {
+            let o = Command::new("bash")
+                .arg(repo.join("tests/certapi/mkenv.sh"))
+                .arg("--ca-cert")
+                .arg(&ca)
+                .arg("--ca-key")
+                .arg(&ca_key)
+                .args(more)
+                .arg(&api)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "mkenv: {}", text(&o));
+        };
+        mk(&[]);
+        let port_file = dir.path().join("port");
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo.join("tests/certapi/server.py"))
+            .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(api.join("server.crt"))
+            .arg("--tls-key")
+            .arg(api.join("server.key"))
+            .arg("--client-ca")
+            .arg(&ca)
+            .arg("--port-file")
+            .arg(&port_file);
+        for (i, (ns, name, data)) in configmaps.iter().enumerate() {
+            let f = dir.path().join(format!("cm{i}.json"));
+            let cm = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": ns},
+                "data": data,
+            });
+            std::fs::write(&f, cm.to_string()).unwrap();
+            cmd.arg("--configmap").arg(f);
+        }
+        let mut child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                if !p.trim().is_empty() {
+                    break p.trim().to_string();
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "server did not start");
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("server exited: {st}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        mk(&["--server", &format!("https://127.0.0.1:{port}")]);
+        ApiServer {
+            admin: api.join("admin.conf"),
+            dir,
+            child,
+        }
+    }
+
+    fn admin(&self) -> &str {
+        self.admin.to_str().unwrap()
+    }
+
+    /// The real kubectl, as admin.
+    fn kubectl(&self, args: &[&str]) -> String {
+        let o = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.admin)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "kubectl {args:?}: {}", text(&o));
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+/// kubeadm's static pod manifests of node-1 (the node facts of the ConfigMap source): etcd's
+/// `--name`, kube-apiserver's `--advertise-address`.
+#[cfg(feature = "k8s")]
+fn node1_manifests(root: &Path) {
+    let m = root.join("manifests");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("etcd.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\nspec:\n  containers:\n  - command:\n    - etcd\n    - --name=node-1\n    - --advertise-client-urls=https://127.0.1.1:2379\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("kube-apiserver.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --advertise-address=127.0.1.1\n",
+    )
+    .unwrap();
+}
+
+#[cfg(feature = "k8s")]
+const CM_CLUSTER: &str = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  certSANs:\n    - kubecert.example.com\n    - 10.0.0.10\n";
+
+#[cfg(feature = "k8s")]
+fn check_cm(root: &Path, kubeconfig: &str, more: &[&str]) -> std::process::Output {
+    let pki = root.join("pki");
+    let mut a = vec![
+        "check",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--drift",
+        "--kubeconfig",
+        kubeconfig,
+    ];
+    a.extend_from_slice(more);
+    kubecert(&a)
+}
+
+/// The ConfigMap holds what the file's ClusterConfiguration holds: check --drift finds the
+/// same drift through both (the node facts from the manifests); kubectl reads the same
+/// ConfigMap; renew --reconcile-sans --kubeconfig adds the SANs (openssl), nothing else
+/// changes; config expected --kubeconfig gives the file's SANs.
+#[cfg(feature = "k8s")]
+#[test]
+fn configmap_source_drift_equals_file_drift_and_renew_reconciles() {
+    let (t, root) = demo_pki(&[]);
+    node1_manifests(&root);
+    let file = node1_config(
+        root.parent().unwrap(),
+        "v1beta4",
+        "apiServer:\n  certSANs:\n    - kubecert.example.com\n    - 10.0.0.10\n",
+    );
+    let api = ApiServer::start(
+        &root,
+        &[(
+            "kube-system",
+            "kubeadm-config",
+            serde_json::json!({ "ClusterConfiguration": CM_CLUSTER }),
+        )],
+    );
+    // Independent check: the real kubectl reads the same ConfigMap from the server.
+    let seen = api.kubectl(&[
+        "get",
+        "cm",
+        "kubeadm-config",
+        "-n",
+        "kube-system",
+        "-o",
+        "jsonpath={.data.ClusterConfiguration}",
+    ]);
+    assert_eq!(seen, CM_CLUSTER);
+    let before = hash_tree(&root);
+    let (code_f, by_file) = drift_json(&root, &file);
+    let o = check_cm(&root, api.admin(), &["-o", "json"]);
+    let by_cm: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    assert_eq!(o.status.code(), Some(code_f), "{}", text(&o));
+    assert_eq!(code_f, 3);
+    let (f, c) = (&by_file["drift"], &by_cm["drift"]);
+    for k in [
+        "certificates",
+        "drifted",
+        "unknown",
+        "nodeName",
+        "advertiseAddress",
+        "apiVersion",
+    ] {
+        assert_eq!(f[k], c[k], "{k}: file {f} configmap {c}");
+    }
+    assert_eq!(strs(&c["drifted"]), ["apiserver"]);
+    assert_eq!(
+        strs(&drift_row(&by_cm, "apiserver")["missingSans"]),
+        ["DNS:kubecert.example.com", "IP:10.0.0.10"]
+    );
+    assert_eq!(c["config"], "configmap kube-system/kubeadm-config");
+    assert_eq!(c["nodeName"], "node-1");
+    assert_eq!(c["nodeNameSource"], "manifest");
+    assert_eq!(c["advertiseAddressSource"], "manifest");
+    assert_eq!(hash_tree(&root), before, "check only reads");
+    // config expected through the ConfigMap (node facts as params) = through the file.
+    let exp = |src: &[&str]| -> Value {
+        let mut a = vec!["config", "expected", "-o", "json"];
+        a.extend_from_slice(src);
+        serde_json::from_str(&ok(&a)).unwrap()
+    };
+    let ef = exp(&["--config", file.to_str().unwrap()]);
+    let ec = exp(&[
+        "--kubeconfig",
+        api.admin(),
+        "--node-name",
+        "node-1",
+        "--advertise-address",
+        "127.0.1.1",
+    ]);
+    assert_eq!(ef["certificates"], ec["certificates"]);
+    assert_eq!(ec["config"], "configmap kube-system/kubeadm-config");
+    assert_eq!(ec["nodeNameSource"], "param");
+    // renew --reconcile-sans through the ConfigMap.
+    let backup = t.path().join("backup");
+    let pki = root.join("pki");
+    let o = kubecert(&[
+        "renew",
+        "apiserver",
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--backup-dir",
+        backup.to_str().unwrap(),
+        "--kubeconfig",
+        api.admin(),
+        "--reconcile-sans",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let sans = x509_sans(&pki.join("apiserver.crt"));
+    assert!(
+        sans.contains("DNS:kubecert.example.com") && sans.contains("IP Address:10.0.0.10"),
+        "{sans}"
+    );
+    let (ok_verify, out) = openssl_status(&[
+        "verify",
+        "-CAfile",
+        pki.join("ca.crt").to_str().unwrap(),
+        pki.join("apiserver.crt").to_str().unwrap(),
+    ]);
+    assert!(ok_verify, "{out}");
+    assert_eq!(
+        hash_without(&root, &["pki/apiserver.crt", "pki/apiserver.key"]),
+        {
+            let mut b = before.clone();
+            b.remove("pki/apiserver.crt");
+            b.remove("pki/apiserver.key");
+            b
+        }
+    );
+    // No drift left through the ConfigMap.
+    let o = check_cm(&root, api.admin(), &["-o", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(strs(&v["drift"]["drifted"]), Vec::<String>::new(), "{v}");
+}
+
+/// A ConfigMap with an unknown field fails with the file's message naming the ConfigMap; a
+/// missing ConfigMap, a missing key, an unreachable API server are typed errors naming
+/// what and where; nothing is written and nothing falls back to another source.
+#[cfg(feature = "k8s")]
+#[test]
+fn configmap_source_errors_name_the_configmap_and_change_nothing() {
+    let (t, root) = demo_pki(&[]);
+    node1_manifests(&root);
+    let api = ApiServer::start(
+        &root,
+        &[(
+            "kube-system",
+            "kubeadm-config",
+            serde_json::json!({ "ClusterConfiguration": CM_CLUSTER.replace("certSANs", "certSans") }),
+        )],
+    );
+    let before = hash_tree(&root);
+    let o = check_cm(&root, api.admin(), &[]);
+    assert_fails(
+        &o,
+        1,
+        "configmap kube-system/kubeadm-config (key ClusterConfiguration): document 1 (ClusterConfiguration, kubeadm.k8s.io/v1beta4): unknown field apiServer.certSans",
+    );
+    let pki = root.join("pki");
+    let backup = t.path().join("backup");
+    let renew = |kc: &str| {
+        kubecert(&[
+            "renew",
+            "apiserver",
+            "--cert-dir",
+            pki.to_str().unwrap(),
+            "--kubeconfig-dir",
+            root.to_str().unwrap(),
+            "--now",
+            NOW,
+            "--backup-dir",
+            backup.to_str().unwrap(),
+            "--kubeconfig",
+            kc,
+            "--reconcile-sans",
+        ])
+    };
+    assert_fails(&renew(api.admin()), 1, "unknown field apiServer.certSans");
+    // A wrong apiVersion.
+    api.kubectl(&[
+        "patch",
+        "cm",
+        "kubeadm-config",
+        "-n",
+        "kube-system",
+        "--type",
+        "merge",
+        "-p",
+        &serde_json::json!({"data": {"ClusterConfiguration": CM_CLUSTER.replace("v1beta4", "v1beta2")}}).to_string(),
+    ]);
+    assert_fails(
+        &check_cm(&root, api.admin(), &[]),
+        1,
+        "configmap kube-system/kubeadm-config (key ClusterConfiguration): document 1 (ClusterConfiguration): apiVersion kubeadm.k8s.io/v1beta2 is not supported",
+    );
+    // The ConfigMap without its key; a server without the ConfigMap.
+    api.kubectl(&[
+        "patch",
+        "cm",
+        "kubeadm-config",
+        "-n",
+        "kube-system",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data": {"ClusterConfiguration": null, "other": "x"}}"#,
+    ]);
+    let msg = assert_fails(
+        &check_cm(&root, api.admin(), &[]),
+        1,
+        "it has no data.ClusterConfiguration",
+    );
+    assert!(
+        msg.contains("configmap kube-system/kubeadm-config (kubeconfig "),
+        "{msg}"
+    );
+    assert!(msg.contains(", API server https://127.0.0.1:"), "{msg}");
+    let empty = ApiServer::start(&root, &[]);
+    assert_fails(
+        &check_cm(&root, empty.admin(), &[]),
+        1,
+        "configmap kube-system/kubeadm-config",
+    );
+    assert_fails(&renew(empty.admin()), 1, "not found on the API server");
+    // An API server that is not there.
+    let gone = t.path().join("gone.conf");
+    {
+        let s = ApiServer::start(&root, &[]);
+        std::fs::copy(&s.admin, &gone).unwrap();
+    }
+    let msg = assert_fails(
+        &check_cm(&root, gone.to_str().unwrap(), &[]),
+        1,
+        "reading it failed",
+    );
+    assert!(
+        msg.contains("configmap kube-system/kubeadm-config (kubeconfig "),
+        "{msg}"
+    );
+    // A kubeconfig that is not there.
+    assert_fails(
+        &check_cm(&root, "/nonexistent/admin.conf", &[]),
+        1,
+        "the kubeconfig cannot be used",
+    );
+    // Both sources at once: refused before anything is read.
+    let file = node1_config(root.parent().unwrap(), "v1beta4", "");
+    assert_fails(
+        &check_cm(&root, api.admin(), &["--config", file.to_str().unwrap()]),
+        2,
+        "cannot be used with",
+    );
+    assert_eq!(hash_tree(&root), before);
+    assert!(!backup.exists());
+}
+
+/// With --within, --reconcile-sans still renews a certificate that is not due when its SANs
+/// are not the configuration's (renew_ha's per-node reconcile), and only that one; a second
+/// run changes nothing.
+#[test]
+fn reconcile_sans_renews_a_drifted_certificate_that_is_not_due_and_only_it() {
+    let (t, root) = demo_pki(&[]);
+    let cfg = node1_config(
+        root.parent().unwrap(),
+        "v1beta4",
+        "apiServer:\n  certSANs:\n    - kubecert.example.com\n",
+    );
+    let before = hash_tree(&root);
+    let backup = t.path().join("backup");
+    let o = renew_cfg(
+        &root,
+        &backup,
+        &cfg,
+        &["all", "--within", "30d", "--reconcile-sans", "-o", "json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let item = |n: &str| {
+        v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {v}"))
+            .clone()
+    };
+    assert_eq!(item("apiserver")["action"], "renewed", "{v}");
+    let reason = item("apiserver")["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("not due, renewed for its SANs (--reconcile-sans)")
+            && reason.contains("SANs added: DNS:kubecert.example.com"),
+        "{reason}"
+    );
+    for n in [
+        "etcd-server",
+        "etcd-peer",
+        "front-proxy-client",
+        "admin.conf",
+    ] {
+        assert_eq!(item(n)["action"], "skipped", "{n}: {v}");
+    }
+    assert!(x509_sans(&root.join("pki/apiserver.crt")).contains("DNS:kubecert.example.com"));
+    let mut b = before.clone();
+    b.remove("pki/apiserver.crt");
+    b.remove("pki/apiserver.key");
+    assert_eq!(
+        hash_without(&root, &["pki/apiserver.crt", "pki/apiserver.key"]),
+        b
+    );
+    // Nothing left to reconcile: nothing renewed.
+    let after = hash_tree(&root);
+    let o = renew_cfg(
+        &root,
+        &backup,
+        &cfg,
+        &["all", "--within", "30d", "--reconcile-sans", "-o", "json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["action"] != "renewed"),
+        "{v}"
+    );
+    assert_eq!(hash_tree(&root), after);
+}

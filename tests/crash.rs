@@ -208,7 +208,68 @@ fn failpoints_in_source() -> (Vec<String>, Vec<String>) {
     (names, families)
 }
 
-/// Aborts `renew all` on a copy of `template` at `fp`; returns whether it was hit, and the
+/// One failpoint walk of `what`: `run(fp)` aborts one trial at `fp`, lets it recover and
+/// checks it, returning whether `fp` was hit and the outcome. Every named failpoint of the
+/// source must be hit; each indexed family is walked from 0 until a run completes without
+/// hitting it (fewer than `max` steps). Returns the walked failpoints with their outcomes
+/// (the runs that completed without a hit aside), and each family's length.
+fn walk_failpoints<O>(
+    what: &str,
+    max: usize,
+    mut run: impl FnMut(&str) -> (bool, O),
+) -> (Vec<(String, O)>, Vec<usize>) {
+    let (names, families) = failpoints_in_source();
+    assert!(
+        !names.is_empty() && !families.is_empty(),
+        "no failpoints found in src/: {names:?} {families:?}"
+    );
+    let mut walked = Vec::new();
+    for n in &names {
+        let (hit, outcome) = run(n);
+        assert!(
+            hit,
+            "failpoint {n} (in src/) was not hit by {what} (is the `failpoints` feature on?)"
+        );
+        walked.push((n.clone(), outcome));
+    }
+    let mut lengths = Vec::new();
+    for f in &families {
+        let mut i = 0;
+        loop {
+            let fp = format!("{f}{i}");
+            let (hit, outcome) = run(&fp);
+            if !hit {
+                break;
+            }
+            walked.push((fp, outcome));
+            i += 1;
+            assert!(i < max, "failpoint family {f} does not end ({what})");
+        }
+        lengths.push(i);
+    }
+    (walked, lengths)
+}
+
+/// The outcome the journal an abort left in `root` calls for: staging → rolled back (`Old`),
+/// prepared → rolled forward (`Renewed`); no journal (before it was written, or after the
+/// commit) → either (`None`). A run that was not hit completed (`Renewed`).
+fn expected_by_journal(root: &Path, hit: bool, trial: &str) -> Option<Outcome> {
+    if !hit {
+        return Some(Outcome::Renewed);
+    }
+    let journal = root.join("pki/.kubecert-journal.json");
+    if !journal.exists() {
+        return None;
+    }
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    match j["state"].as_str() {
+        Some("staging") => Some(Outcome::Old),
+        Some("prepared") => Some(Outcome::Renewed),
+        s => panic!("{trial}: journal state {s:?}"),
+    }
+}
+
+/// Aborts `renew all` (with the args `more`) on a copy of `template` at `fp`; returns whether it was hit, and the
 /// outcome after recovery. A hit is proven by the abort signal and the hook's message naming
 /// the failpoint; the outcome must be the one the journal left on disk calls for (staging:
 /// rolled back to the tree before; prepared: rolled forward to a complete renewal).
@@ -217,6 +278,7 @@ fn failpoint_trial(
     root: &Path,
     fp: &str,
     complete: Option<&Tree>,
+    more: &[&str],
 ) -> (bool, Outcome) {
     copy_dir(template, root);
     let before = hash_tree(root);
@@ -229,6 +291,7 @@ fn failpoint_trial(
             "--kubeconfig-dir",
             root.to_str().unwrap(),
         ])
+        .args(more)
         .env("KUBECERT_FAILPOINT", fp)
         .output()
         .unwrap();
@@ -245,18 +308,7 @@ fn failpoint_trial(
             stderr.contains(&format!("kubecert: failpoint {fp} hit, aborting")),
             "failpoint {fp}: {stderr}"
         );
-        let journal = root.join("pki/.kubecert-journal.json");
-        if journal.exists() {
-            let j: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
-            match j["state"].as_str() {
-                Some("staging") => Some(Outcome::Old),
-                Some("prepared") => Some(Outcome::Renewed),
-                s => panic!("failpoint {fp}: journal state {s:?}"),
-            }
-        } else {
-            None // before the journal (nothing replaced yet) or after the commit
-        }
+        expected_by_journal(root, hit, &format!("failpoint {fp}"))
     } else {
         assert!(!stderr.contains("failpoint"), "failpoint {fp}: {stderr}");
         Some(Outcome::Renewed)
@@ -290,10 +342,6 @@ const SIGABRT: i32 = 6;
 #[test]
 fn every_failpoint_during_renew_all() {
     let (names, families) = failpoints_in_source();
-    assert!(
-        !names.is_empty() && !families.is_empty(),
-        "no failpoints found in src/: {names:?} {families:?}"
-    );
     // ECDSA keys keep a debug-build renewal well under a second.
     let (t, template) = demo(&["--expires-in", "5d", "--key-algorithm", "ecdsa-p256"]);
     // The pair check tells pairs apart.
@@ -314,38 +362,13 @@ fn every_failpoint_during_renew_all() {
         reference.to_str().unwrap(),
     ]);
     let complete = hash_tree(&reference);
-    let mut walked: Vec<(String, Outcome)> = Vec::new();
     let mut trial = 0;
-    let mut run = |fp: &str| -> (bool, Outcome) {
+    // An indexed family must have the same length as the others (one per file written).
+    let (walked, lengths) = walk_failpoints("renew all", 1000, |fp: &str| {
         trial += 1;
         let root = t.path().join(format!("trial-{trial}"));
-        failpoint_trial(&template, &root, fp, Some(&complete))
-    };
-    for n in &names {
-        let (hit, outcome) = run(n);
-        assert!(
-            hit,
-            "failpoint {n} (in src/) was not hit by renew all (is the `failpoints` feature on?)"
-        );
-        walked.push((n.clone(), outcome));
-    }
-    // An indexed family is walked from 0 until a run completes without hitting it; every
-    // family must have the same length (one per file written).
-    let mut lengths = Vec::new();
-    for f in &families {
-        let mut i = 0;
-        loop {
-            let fp = format!("{f}{i}");
-            let (hit, outcome) = run(&fp);
-            if !hit {
-                break;
-            }
-            walked.push((fp, outcome));
-            i += 1;
-            assert!(i < 1000, "failpoint family {f} does not end");
-        }
-        lengths.push(i);
-    }
+        failpoint_trial(&template, &root, fp, Some(&complete), &[])
+    });
     assert!(
         lengths.iter().all(|&n| n == lengths[0] && n >= 18),
         "failpoint families {families:?} have lengths {lengths:?}"
@@ -626,7 +649,7 @@ fn assert_rebuild_consistent(root: &Path, before: &Tree, trial: &str) -> Outcome
 
 #[test]
 fn every_failpoint_during_kubelet_rebuild() {
-    let (names, families) = failpoints_in_source();
+    let (_, families) = failpoints_in_source();
     let (t, template) = demo(&[
         "--kubelet",
         "--now",
@@ -634,9 +657,8 @@ fn every_failpoint_during_kubelet_rebuild() {
         "--key-algorithm",
         "ecdsa-p256",
     ]);
-    let mut walked: Vec<(String, Outcome)> = Vec::new();
     let mut trial = 0;
-    let mut run = |fp: &str| -> (bool, Outcome) {
+    let run = |fp: &str| -> (bool, Outcome) {
         trial += 1;
         let root = t.path().join(format!("rebuild-{trial}"));
         copy_tree_links(&template, &root);
@@ -651,20 +673,7 @@ fn every_failpoint_during_kubelet_rebuild() {
             assert_eq!(o.status.signal(), Some(SIGABRT), "failpoint {fp}: {stderr}");
             assert!(stderr.contains(&format!("kubecert: failpoint {fp} hit, aborting")));
         }
-        let journal = root.join("pki/.kubecert-journal.json");
-        let expected = if !hit {
-            Some(Outcome::Renewed)
-        } else if journal.exists() {
-            let j: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
-            match j["state"].as_str() {
-                Some("staging") => Some(Outcome::Old),
-                Some("prepared") => Some(Outcome::Renewed),
-                s => panic!("failpoint {fp}: journal state {s:?}"),
-            }
-        } else {
-            None
-        };
+        let expected = expected_by_journal(&root, hit, &format!("failpoint {fp}"));
         let outcome = assert_rebuild_consistent(&root, &before, &format!("rebuild failpoint {fp}"));
         if let Some(e) = expected {
             assert_eq!(outcome, e, "failpoint {fp}: recovery went the wrong way");
@@ -672,26 +681,7 @@ fn every_failpoint_during_kubelet_rebuild() {
         std::fs::remove_dir_all(&root).unwrap();
         (hit, outcome)
     };
-    for n in &names {
-        let (hit, outcome) = run(n);
-        assert!(hit, "failpoint {n} was not hit by kubelet-conf rebuild");
-        walked.push((n.clone(), outcome));
-    }
-    let mut lengths = Vec::new();
-    for f in &families {
-        let mut i = 0;
-        loop {
-            let fp = format!("{f}{i}");
-            let (hit, outcome) = run(&fp);
-            if !hit {
-                break;
-            }
-            walked.push((fp, outcome));
-            i += 1;
-            assert!(i < 100, "failpoint family {f} does not end");
-        }
-        lengths.push(i);
-    }
+    let (walked, lengths) = walk_failpoints("kubelet-conf rebuild", 100, run);
     // Two files and one link: every family is walked over all three.
     assert!(lengths.iter().all(|&n| n == 3), "{families:?} {lengths:?}");
     assert!(walked.iter().any(|(_, o)| *o == Outcome::Old));
@@ -831,7 +821,7 @@ fn assert_ca_renew_consistent(root: &Path, before: &Tree, old_hash: &str, trial:
 
 #[test]
 fn every_failpoint_during_ca_renew() {
-    let (names, families) = failpoints_in_source();
+    let (_, families) = failpoints_in_source();
     let (t, template) = demo(&["--key-algorithm", "ecdsa-p256"]);
     let old_hash = openssl(&[
         "x509",
@@ -840,9 +830,8 @@ fn every_failpoint_during_ca_renew() {
         "-noout",
         "-pubkey",
     ]);
-    let mut walked: Vec<(String, Outcome)> = Vec::new();
     let mut trial = 0;
-    let mut run = |fp: &str| -> (bool, Outcome) {
+    let run = |fp: &str| -> (bool, Outcome) {
         trial += 1;
         let root = t.path().join(format!("ca-{trial}"));
         copy_dir(&template, &root);
@@ -865,20 +854,7 @@ fn every_failpoint_during_ca_renew() {
             assert_eq!(o.status.signal(), Some(SIGABRT), "failpoint {fp}: {stderr}");
             assert!(stderr.contains(&format!("kubecert: failpoint {fp} hit, aborting")));
         }
-        let journal = root.join("pki/.kubecert-journal.json");
-        let expected = if !hit {
-            Some(Outcome::Renewed)
-        } else if journal.exists() {
-            let j: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
-            match j["state"].as_str() {
-                Some("staging") => Some(Outcome::Old),
-                Some("prepared") => Some(Outcome::Renewed),
-                s => panic!("failpoint {fp}: journal state {s:?}"),
-            }
-        } else {
-            None
-        };
+        let expected = expected_by_journal(&root, hit, &format!("failpoint {fp}"));
         let outcome =
             assert_ca_renew_consistent(&root, &before, &old_hash, &format!("ca renew {fp}"));
         if let Some(e) = expected {
@@ -887,26 +863,7 @@ fn every_failpoint_during_ca_renew() {
         std::fs::remove_dir_all(&root).unwrap();
         (hit, outcome)
     };
-    for n in &names {
-        let (hit, outcome) = run(n);
-        assert!(hit, "failpoint {n} was not hit by ca renew");
-        walked.push((n.clone(), outcome));
-    }
-    let mut lengths = Vec::new();
-    for f in &families {
-        let mut i = 0;
-        loop {
-            let fp = format!("{f}{i}");
-            let (hit, outcome) = run(&fp);
-            if !hit {
-                break;
-            }
-            walked.push((fp, outcome));
-            i += 1;
-            assert!(i < 100, "failpoint family {f} does not end");
-        }
-        lengths.push(i);
-    }
+    let (walked, lengths) = walk_failpoints("ca renew", 100, run);
     // Eight files: every family is walked over all eight.
     assert!(lengths.iter().all(|&n| n == 8), "{families:?} {lengths:?}");
     assert!(walked.iter().any(|(_, o)| *o == Outcome::Old));
@@ -964,7 +921,7 @@ fn random_sigkill_during_ca_renew() {
 /// exactly the one before the rebuild (the backup root aside).
 #[test]
 fn every_failpoint_during_restore_of_a_kubelet_rebuild() {
-    let (names, families) = failpoints_in_source();
+    let (_, families) = failpoints_in_source();
     let (t, template) = demo(&[
         "--kubelet",
         "--now",
@@ -989,8 +946,7 @@ fn every_failpoint_during_restore_of_a_kubelet_rebuild() {
         .unwrap()
         .file_name();
     let mut trial = 0;
-    let mut outcomes: Vec<(String, Outcome)> = Vec::new();
-    let mut run = |fp: &str| -> bool {
+    let run = |fp: &str| -> (bool, Outcome) {
         trial += 1;
         let root = t.path().join(format!("restore-{trial}"));
         copy_tree_links(&template, &root);
@@ -1061,22 +1017,10 @@ fn every_failpoint_during_restore_of_a_kubelet_rebuild() {
         if !hit {
             assert_eq!(outcome, Outcome::Renewed, "a complete restore");
         }
-        outcomes.push((fp.to_string(), outcome));
         std::fs::remove_dir_all(&root).unwrap();
-        hit
+        (hit, outcome)
     };
-    for n in &names {
-        assert!(run(n), "failpoint {n} was not hit by restore");
-    }
-    let mut lengths = Vec::new();
-    for f in &families {
-        let mut i = 0;
-        while run(&format!("{f}{i}")) {
-            i += 1;
-            assert!(i < 100, "failpoint family {f} does not end");
-        }
-        lengths.push(i);
-    }
+    let (outcomes, lengths) = walk_failpoints("restore", 100, run);
     assert!(outcomes.iter().any(|(_, o)| *o == Outcome::Old));
     assert!(outcomes.iter().any(|(_, o)| *o == Outcome::Renewed));
     eprintln!("restore of a rebuild: families {families:?} walked {lengths:?}");
@@ -1196,7 +1140,7 @@ fn tree_changes(before: &Tree, after: &Tree) -> Vec<String> {
 
 #[test]
 fn every_failpoint_during_ca_rotate_phases() {
-    let (names, families) = failpoints_in_source();
+    let (_, families) = failpoints_in_source();
     let (t, none) = demo(&["--key-algorithm", "ecdsa-p256"]);
     // Templates of each phase, and what a complete phase changes.
     let staged = t.path().join("staged");
@@ -1224,7 +1168,7 @@ fn every_failpoint_during_ca_rotate_phases() {
     ] {
         let complete = tree_changes(&hash_tree(template), &hash_tree(done));
         assert!(complete.len() >= 5, "{to}: {complete:?}");
-        let mut run = |fp: &str| -> bool {
+        let run = |fp: &str| -> (bool, Outcome) {
             trial += 1;
             let root = t.path().join(format!("rot-{trial}"));
             copy_dir(template, &root);
@@ -1239,20 +1183,7 @@ fn every_failpoint_during_ca_rotate_phases() {
                 assert_eq!(o.status.signal(), Some(SIGABRT), "{to} {fp}: {stderr}");
                 assert!(stderr.contains(&format!("kubecert: failpoint {fp} hit, aborting")));
             }
-            let journal = root.join("pki/.kubecert-journal.json");
-            let expected = if !hit {
-                Some(Outcome::Renewed)
-            } else if journal.exists() {
-                let j: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
-                match j["state"].as_str() {
-                    Some("staging") => Some(Outcome::Old),
-                    Some("prepared") => Some(Outcome::Renewed),
-                    s => panic!("{to} {fp}: journal state {s:?}"),
-                }
-            } else {
-                None
-            };
+            let expected = expected_by_journal(&root, hit, &format!("{to} {fp}"));
             let outcome = assert_rotate_consistent(
                 &root,
                 &before,
@@ -1263,22 +1194,17 @@ fn every_failpoint_during_ca_rotate_phases() {
             if let Some(e) = expected {
                 assert_eq!(outcome, e, "{to} {fp}: recovery went the wrong way");
             }
-            outcomes.insert(format!("{to}:{outcome:?}"));
             std::fs::remove_dir_all(&root).unwrap();
-            hit
+            (hit, outcome)
         };
-        for n in &names {
-            assert!(run(n), "failpoint {n} was not hit by {to}");
-            walked += 1;
-        }
-        for f in &families {
-            let mut i = 0;
-            while run(&format!("{f}{i}")) {
-                walked += 1;
-                i += 1;
-                assert!(i < 100, "failpoint family {f} does not end");
-            }
-            assert!(i >= 5, "{to}: family {f} walked {i}");
+        let (phase_walked, lengths) = walk_failpoints(to, 100, run);
+        assert!(
+            lengths.iter().all(|&i| i >= 5),
+            "{to}: families {families:?} walked {lengths:?}"
+        );
+        walked += phase_walked.len();
+        for (_, outcome) in phase_walked {
+            outcomes.insert(format!("{to}:{outcome:?}"));
         }
     }
     for to in ["staged", "promoted", "distrusted"] {
@@ -1342,4 +1268,62 @@ fn random_sigkill_during_ca_rotate_phases() {
         }
     }
     eprintln!("ca rotate kill -9 outcomes: {outcomes:?}");
+}
+
+// ---- renew --config --reconcile-sans (issue 17): the same failpoints ----
+
+/// `renew all --config FILE --reconcile-sans` (the apiserver certificate gains the config's
+/// certSANs entry, every other row is renewed as by `renew all`) is one transaction: aborted
+/// at every failpoint, recovered by the next run, the tree is the one before or exactly the
+/// complete reconciling renewal (the files it replaces, nothing else), never a mix.
+#[test]
+fn every_failpoint_during_renew_reconcile_sans() {
+    let (t, template) = demo(&["--expires-in", "5d", "--key-algorithm", "ecdsa-p256"]);
+    let cfg = t.path().join("kubeadm.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: node-1\nlocalAPIEndpoint:\n  advertiseAddress: 127.0.1.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\napiServer:\n  certSANs:\n    - kubecert.example.com\n",
+    )
+    .unwrap();
+    let more = ["--config", cfg.to_str().unwrap(), "--reconcile-sans"];
+    let sans = |root: &Path| {
+        openssl(&[
+            "x509",
+            "-in",
+            root.join("pki/apiserver.crt").to_str().unwrap(),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ])
+    };
+    assert!(!sans(&template).contains("kubecert.example.com"));
+    // A complete run: the reference, with the SAN added.
+    let reference = t.path().join("reference");
+    copy_dir(&template, &reference);
+    let ref_pki = reference.join("pki");
+    let mut a = vec![
+        "renew",
+        "all",
+        "--cert-dir",
+        ref_pki.to_str().unwrap(),
+        "--kubeconfig-dir",
+        reference.to_str().unwrap(),
+    ];
+    a.extend_from_slice(&more);
+    ok(&a);
+    assert!(sans(&reference).contains("DNS:kubecert.example.com"));
+    let complete = hash_tree(&reference);
+    let mut trial = 0;
+    let (walked, lengths) = walk_failpoints("renew all --reconcile-sans", 1000, |fp: &str| {
+        trial += 1;
+        let root = t.path().join(format!("reconcile-{trial}"));
+        failpoint_trial(&template, &root, fp, Some(&complete), &more)
+    });
+    assert!(
+        lengths.iter().all(|&n| n == lengths[0] && n >= 18),
+        "failpoint family lengths {lengths:?}"
+    );
+    assert!(walked.iter().any(|(_, o)| *o == Outcome::Old));
+    assert!(walked.iter().any(|(_, o)| *o == Outcome::Renewed));
+    eprintln!("renew --reconcile-sans failpoints: {}", walked.len());
 }

@@ -36,6 +36,10 @@
 #      files (a restart that does not reload): openssl sees the old serials on the live
 #      ports, the agent's served proof fails the node naming etcd and both serials, and
 #      the rollback leaves node 2 serving its (restored) files
+#   9. (issue 17) with a kubeadm configuration whose certSANs entry node 2's apiserver
+#      certificate lacks: check_expiration reports drift on node 2 only; renew_ha with
+#      kubecert_reconcile_sans fixes it there, each node with its own name and address
+#      (host variables), the other nodes untouched (openssl)
 #
 # Usage: ansible/tests/run-ha.sh      (make e2e-ha)
 # Environment:
@@ -428,6 +432,52 @@ check "and the serial on disk then, a new one (not the old)" test -n "$msg_disk"
 check "after the rollback node 2's files hold the old serial again (byte-identical, above) and it serves them" \
     test "$(served_after_restart 2 etcd-client "$served_mark" 2)" = "$stale_server"
 phase_done "8. node 2 serves its old certificate after its restart: served proof fails, rolled back"
+
+# --- 9. (issue 17 item 5, cfg17) drift per node and SANs reconciled with each node's own facts
+note "9. check_expiration / renew_ha with a kubeadm configuration: node 2's apiserver lacks a certSANs entry"
+printf 'apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\napiServer:\n  certSANs:\n  - api.ha.example\n' >"$w/kubeadm.yaml"
+# Each node's own name and advertise address as host variables (the HA nodes share a hostname
+# and have no static pod manifests here).
+mkdir -p "$(dirname "$inv")/host_vars"
+for k in 1 2 3; do
+    printf 'kubecert_node_name: node-%s\nkubecert_advertise_address: 127.0.1.%s\n' "$k" "$k" >"$(dirname "$inv")/host_vars/node$k.yml"
+done
+# Setup: nodes 1 and 3 already carry the entry (reconciled with the CLI); node 2 does not.
+for k in 1 3; do
+    quiet "$bin" renew apiserver --config "$w/kubeadm.yaml" --reconcile-sans --node-name "node-$k" \
+        --advertise-address "127.0.1.$k" --cert-dir "$pki/node-$k/pki" --kubeconfig-dir "$pki/node-$k" \
+        --backup-dir "$w/backups/node-$k"
+done
+san_of() { cert_pem "$1" apiserver | openssl x509 -noout -ext subjectAltName | tail -n +2 | tr -d ' ' | tr ',' '\n' | sort | tr '\n' ' '; }
+check "setup: nodes 1 and 3 have the certSANs entry, node 2 not (openssl)" \
+    test "$(san_of 1 | grep -c api.ha.example)$(san_of 2 | grep -c api.ha.example)$(san_of 3 | grep -c api.ha.example)" = 101
+for k in 1 2 3; do ha_tree "$pki/node-$k" >"$w/tree9-node$k"; done
+play "$w/drift.out" "$KUBECERT_COLLECTION/playbooks/check_expiration.yml" -e kubecert_threshold_days=30 \
+    -e "kubecert_report_dir=$w" -e "kubecert_kubeadm_config=$w/kubeadm.yaml"
+check "check_expiration passes (drift is a warning)" expect_rc 0 "$w/drift.out"
+check "it reports drift on node 2, naming the certificate and the SAN" grep -q \
+    "node2: level warn, .*drift from the kubeadm configuration ($w/kubeadm.yaml, node node-2): apiserver (SANs missing: DNS:api.ha.example)" "$w/drift.out"
+for k in 1 3; do
+    check "and none on node$k" grep -q "node$k: level ok, .*no drift from the kubeadm configuration ($w/kubeadm.yaml, node node-$k)" "$w/drift.out"
+done
+play "$w/reconcile.out" "$KUBECERT_COLLECTION/playbooks/renew_ha.yml" -e kubecert_reconcile_sans=true \
+    -e "kubecert_kubeadm_config=$w/kubeadm.yaml"
+check "renew_ha with kubecert_reconcile_sans succeeds" expect_rc 0 "$w/reconcile.out"
+check "node2 changed, nodes 1 and 3 not" test "$(recap "$w/reconcile.out" node1 changed)$(recap "$w/reconcile.out" node3 changed)" = 00 -a "$(recap "$w/reconcile.out" node2 changed)" -gt 0
+check "node2: only apiserver.crt/.key changed" test "$(diff "$w/tree9-node2" <(ha_tree "$pki/node-2") | awk '/^>/ {print $5}' | sort | tr '\n' ' ')" = "./pki/apiserver.crt ./pki/apiserver.key "
+for k in 1 3; do
+    check "node$k: no byte changed" cmp -s "$w/tree9-node$k" <(ha_tree "$pki/node-$k")
+done
+check "node2's apiserver certificate now has DNS:api.ha.example, its own name and address (openssl)" \
+    test "$(san_of 2 | grep -c 'DNS:api.ha.example DNS:kubernetes .*DNS:node-2 IPAddress:10.96.0.1 IPAddress:127.0.1.2 ')" = 1
+check "and not node 1's (or node 3's) name or address" test "$(san_of 2 | grep -cE 'node-1|node-3|127\.0\.1\.1 |127\.0\.1\.3 ')" = 0
+check "node 1 and node 3 keep their own (openssl)" test "$(san_of 1 | grep -c 'DNS:node-1 .*IPAddress:127.0.1.1 ')$(san_of 3 | grep -c 'DNS:node-3 .*IPAddress:127.0.1.3 ')" = 11
+check "node2's apiserver certificate chains to its CA" quiet openssl verify -CAfile "$pki/node-2/pki/ca.crt" "$pki/node-2/pki/apiserver.crt"
+play "$w/drift2.out" "$KUBECERT_COLLECTION/playbooks/check_expiration.yml" -e kubecert_threshold_days=30 \
+    -e "kubecert_report_dir=$w" -e "kubecert_kubeadm_config=$w/kubeadm.yaml"
+check "check_expiration: no drift left on any node" test "$(grep -c 'no drift from the kubeadm configuration' "$w/drift2.out")" -ge 3 -a "$(grep -c 'node[123]: level [a-z]*, .*, drift from the kubeadm' "$w/drift2.out")" = 0
+rm -rf "$(dirname "$inv")/host_vars"
+phase_done "9. drift on node 2 only, reconciled by renew_ha with each node's own facts"
 
 harness stop --state "$state" >/dev/null
 rm -rf "$state"

@@ -80,7 +80,7 @@ EOF
 passed=0
 failed=0
 reset() {
-    unset FAKE_AGENT_PKI
+    unset FAKE_AGENT_PKI FAKE_AGENT_DRIFT_NODE
     rm -f "$w/agent.jsonl" "$w/restarts.log" "$w/etcdctl.log" "$w/etcd-state" "$w/broken" "$w/served-state" "$w/manifests.log"
     rm -rf "$w/host_vars" "$w/out.txt" "$w/kubecert-expiration.txt" "$w/kubecert-expiration.json"
 }
@@ -704,6 +704,52 @@ assert pems == [fake_agent.renewed_pem("etcd-ca")] * 2, pems' "$w/agent.jsonl" "
     expect "each node says what it did" test "$(grep -c 'etcd-ca installed (serial 33cc -> 44dd' "$w/out.txt")-$(grep -c 'cp1: etcd-ca renewed (serial 33cc -> 44dd' "$w/out.txt")" = 2-1 &&
     expect "etcd and kube-apiserver restarted node by node" diff <(for k in 1 2 3; do printf 'cp%s etcd\ncp%s kube-apiserver\n' "$k" "$k"; done) "$w/restarts.log"
 }
+# Issue 17 item 5: drift per node, SANs reconciled on every node with its own facts.
+drift_host_vars() {  # each node's own name and advertise address, as host variables
+    mkdir -p "$w/host_vars"
+    for k in 1 2 3; do
+        printf 'kubecert_node_name: node-%s\nkubecert_advertise_address: 10.0.0.%s\n' "$k" "$k" >"$w/host_vars/cp$k.yml"
+    done
+}
+t_report_drift_per_node() {
+    drift_host_vars
+    export FAKE_AGENT_DRIFT_NODE=node-2
+    play 0 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 \
+        -e kubecert_kubeadm_kubeconfig=/etc/kubernetes/admin.conf &&
+    expect "every node asked for drift with its own name and address, through the ConfigMap" \
+        test "$(calls | grep '^check ' | grep '"drift": true' | grep '"kubeconfig": "/etc/kubernetes/admin.conf"' | grep -c '"node_name": "node-[123]"')" = 3 &&
+    expect "cp2 with 10.0.0.2" test "$(calls | grep '^check ' | grep -c '"advertise_address": "10.0.0.2".*"node_name": "node-2"')" = 1 &&
+    expect "the summary names the node and the drifted certificate" \
+        grep -q 'cp2: level warn, .*drift from the kubeadm configuration (configmap kube-system/kubeadm-config, node node-2): apiserver (SANs missing: DNS:kubecert.example.com)' "$w/out.txt" &&
+    expect "the other nodes have none" grep -q 'cp1: level ok, .*no drift from the kubeadm configuration (configmap kube-system/kubeadm-config, node node-1)' "$w/out.txt" &&
+    expect "the other nodes have none" grep -q 'cp3: level ok, .*no drift from the kubeadm configuration (configmap kube-system/kubeadm-config, node node-3)' "$w/out.txt" &&
+    expect "drift only on cp2" test "$(grep -o 'cp[0-9]: level [a-z]*, [^"]*drift from the kubeadm configuration (' "$w/out.txt" | grep -v 'no drift' | cut -d: -f1 | sort -u)" = cp2
+}
+t_report_no_drift_by_default() {
+    play 0 kubecert.pki.check_expiration -e "kubecert_report_dir=$w" -e kubecert_threshold_days=10 &&
+    expect "no drift param" test "$(calls | grep '^check ' | grep -c '"drift"')" = 0 &&
+    expect "no drift in the summary" not_grep 'drift' "$w/out.txt"
+}
+t_renew_reconcile_sans_per_node() {
+    drift_host_vars
+    play 0 kubecert.pki.renew_ha -e kubecert_reconcile_sans=true -e kubecert_reconcile_exact=true \
+        -e kubecert_kubeadm_config=/etc/kubernetes/kubeadm.yaml &&
+    expect "one renew per node with the configuration, exact, and that node's own facts" \
+        test "$(calls | grep '^renew ' | grep '"config": "/etc/kubernetes/kubeadm.yaml"' | grep '"exact": true' | grep -c '"reconcile_sans": true')" = 3 &&
+    for k in 1 2 3; do
+        expect "node $k renewed with node-$k and 10.0.0.$k" \
+            test "$(calls | grep '^renew ' | grep -c "\"advertise_address\": \"10.0.0.$k\", .*\"node_name\": \"node-$k\"")" = 1 || return 1
+    done
+}
+t_renew_reconcile_needs_a_config() {
+    play 2 kubecert.pki.renew_ha -e kubecert_reconcile_sans=true &&
+    expect "says what is missing" grep -q 'reconcile_sans is True but any of the following are missing: config, kubeconfig' "$w/out.txt" &&
+    expect "nothing renewed" test "$(calls | grep -c '^renew ')" = 0
+}
+scenario "check_expiration: drift per node (own name and address), named in the summary" t_report_drift_per_node
+scenario "check_expiration: no drift without a kubeadm configuration" t_report_no_drift_by_default
+scenario "renew_ha: reconcile SANs on every node with its own name and address" t_renew_reconcile_sans_per_node
+scenario "renew_ha: reconcile without a configuration fails before renewing" t_renew_reconcile_needs_a_config
 scenario "rotate_ca: each phase on every node before the next, same new CA everywhere" t_rotate_all_phases
 scenario "rotate_ca: the first failure stops, naming node and phase" t_rotate_stops_on_failure
 scenario "rotate_ca: needs kubecert_ca and a matching host" t_rotate_needs_a_ca

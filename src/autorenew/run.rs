@@ -164,7 +164,7 @@ pub fn auto_renew(o: &AutoRenewOptions) -> Result<AutoRenewResult, AutoRenewErro
             served: Default::default(),
             ca: false,
             drift: false,
-            config: None,
+            kubeadm: Default::default(),
         };
         match crate::metrics::metrics(&p) {
             Ok(m) => result.textfile = m.textfile,

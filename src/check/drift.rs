@@ -105,7 +105,7 @@ pub struct CertDrift {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftSection {
-    /// The kubeadm config file read.
+    /// The kubeadm config file read, or `configmap kube-system/kubeadm-config`.
     pub config: String,
     /// Its version.
     pub api_version: String,
@@ -116,7 +116,8 @@ pub struct DriftSection {
     /// The advertise address the rules used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise_address: Option<String>,
-    /// `config` or `manifest` (the kube-apiserver's `--advertise-address`).
+    /// `config`, `param` (`advertise_address`) or `manifest` (the kube-apiserver's
+    /// `--advertise-address`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise_address_source: Option<String>,
     /// certSANs entries kubeadm leaves out (not an IP nor an RFC 1123 name).
@@ -145,7 +146,7 @@ pub fn compare(
 ) -> DriftSection {
     let mut cfg = cfg.clone();
     let adv_source =
-        crate::ops::endpoints::fill_advertise_address(&mut cfg, manifests_dir).map(str::to_string);
+        crate::ops::endpoints::fill_node_facts(&mut cfg, manifests_dir).map(str::to_string);
     let rows: Vec<&CertificateStatus> = result
         .certificates
         .iter()
@@ -167,7 +168,7 @@ pub fn compare(
             .collect()
     };
     DriftSection {
-        config: cfg.path.display().to_string(),
+        config: cfg.origin.label(),
         api_version: cfg.api_version.clone(),
         node_name: cfg.node_name.clone(),
         node_name_source: cfg.node_name_source,

@@ -81,7 +81,10 @@ pub(super) fn metrics_cmd(a: MetricsArgs) -> Result<ExitCode> {
         served: a.served.probe()?,
         ca: a.ca,
         drift: a.drift,
-        config: a.config.as_deref().map(path_str),
+        kubeadm: kubecert::config::ConfigParams {
+            config: a.config.as_deref().map(path_str),
+            ..Default::default()
+        },
     })?;
     match r.textfile {
         Some(f) => eprintln!("[metrics] wrote {f}"),

@@ -13,13 +13,15 @@
 //! plain characters.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use crate::error::ConfigError;
+pub use crate::error::{ConfigError, ConfigMapProblem, ConfigOrigin};
 use crate::pki::cert::PublicKeyAlgorithm;
 use crate::pki::inventory::{Entry, SanRule};
 
@@ -72,21 +74,29 @@ pub enum NodeNameSource {
     Config,
     /// The hostname (kubeadm's default for `nodeRegistration.name`).
     Hostname,
+    /// etcd's `--name` in its static pod manifest (kubeadm sets it to the node name).
+    Manifest,
+    /// The `node_name` param (`--node-name`).
+    Param,
 }
 
 /// A kubeadm configuration, as far as the certificates are concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeadmConfig {
-    /// The file read.
-    pub path: PathBuf,
+    /// Where it was read from.
+    pub origin: ConfigOrigin,
     /// `kubeadm.k8s.io/v1beta3` or `kubeadm.k8s.io/v1beta4`.
     pub api_version: String,
     /// The node name.
     pub node_name: String,
     /// Where it came from.
     pub node_name_source: NodeNameSource,
-    /// `localAPIEndpoint.advertiseAddress` (Init) or `controlPlane.localAPIEndpoint` (Join).
+    /// `localAPIEndpoint.advertiseAddress` (Init) or `controlPlane.localAPIEndpoint` (Join),
+    /// or the `advertise_address` param.
     pub advertise_address: Option<IpAddr>,
+    /// Where the advertise address of `san_inputs` came from: `config`, `param` or
+    /// `manifest` (filled by `ops::endpoints::fill_node_facts`); `None`: unknown.
+    pub advertise_address_source: Option<&'static str>,
     /// The inputs of the SAN rules (advertise address included when known).
     pub san_inputs: sans::SanInputs,
     /// `encryptionAlgorithm` (v1beta4; v1beta3: `ECDSA-P256` with the `PublicKeysECDSA`
@@ -131,9 +141,14 @@ impl Doc<'_> {
             })
             .unwrap_or_default()
     }
-    fn invalid(&self, path: &Path, field: &str, expected: impl Into<String>) -> Box<ConfigError> {
+    fn invalid(
+        &self,
+        origin: &ConfigOrigin,
+        field: &str,
+        expected: impl Into<String>,
+    ) -> Box<ConfigError> {
         Box::new(ConfigError::Invalid {
-            path: path.to_path_buf(),
+            origin: origin.clone(),
             doc: self.n,
             kind: self.kind.clone(),
             api_version: self.api_version.clone(),
@@ -154,7 +169,7 @@ pub fn load(
         source: Box::new(e),
     })?;
     let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
-        path: path.to_path_buf(),
+        origin: ConfigOrigin::File(path.to_path_buf()),
         doc: 0,
         kind: "-".into(),
         api_version: "-".into(),
@@ -170,8 +185,47 @@ pub fn parse(
     text: &str,
     hostname: impl FnOnce() -> Option<String>,
 ) -> Result<KubeadmConfig, Box<ConfigError>> {
+    parse_from(&ConfigOrigin::File(path.to_path_buf()), text, hostname)
+}
+
+/// Parses the `ClusterConfiguration` key of the `kubeadm-config` ConfigMap: the same
+/// strict reading as a file, named `configmap kube-system/kubeadm-config` in errors; the
+/// key holds one ClusterConfiguration document and nothing else (kubeadm's
+/// `upload-config`), so another kind is an error. The node facts are not in it: the node
+/// name is the hostname until `ops::endpoints::fill_node_facts` or a param gives it.
+pub fn parse_configmap(
+    text: &str,
+    hostname: impl FnOnce() -> Option<String>,
+) -> Result<KubeadmConfig, Box<ConfigError>> {
+    let origin = ConfigOrigin::ConfigMap;
+    let cfg = parse_from(&origin, text, hostname)?;
+    if let Some((doc, kind)) = node_document(text) {
+        return Err(Box::new(ConfigError::Conflict {
+            origin,
+            doc,
+            kind,
+            why: "the ClusterConfiguration key holds only a ClusterConfiguration document".into(),
+        }));
+    }
+    Ok(cfg)
+}
+
+/// The first document of a (parsed) multi-document text that is not a ClusterConfiguration.
+fn node_document(text: &str) -> Option<(usize, String)> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).ok()?;
+    docs.iter().enumerate().find_map(|(i, v)| {
+        let kind = v.get("kind")?.as_str()?;
+        (kind != "ClusterConfiguration").then(|| (i + 1, shown(kind)))
+    })
+}
+
+fn parse_from(
+    origin: &ConfigOrigin,
+    text: &str,
+    hostname: impl FnOnce() -> Option<String>,
+) -> Result<KubeadmConfig, Box<ConfigError>> {
     let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ConfigError::Yaml {
-        path: path.to_path_buf(),
+        origin: origin.clone(),
         doc: 0,
         source: crate::error::YamlError(e),
     })?;
@@ -184,7 +238,7 @@ pub fn parse(
         }
         let Some(m) = v.as_object() else {
             return Err(Box::new(ConfigError::NoTypeMeta {
-                path: path.to_path_buf(),
+                origin: origin.clone(),
                 doc: n,
                 what: "mapping",
             }));
@@ -195,7 +249,7 @@ pub fn parse(
                 .map(str::to_string)
                 .ok_or_else(|| {
                     Box::new(ConfigError::NoTypeMeta {
-                        path: path.to_path_buf(),
+                        origin: origin.clone(),
                         doc: n,
                         what: k,
                     })
@@ -214,7 +268,7 @@ pub fn parse(
         }
         if !VERSIONS.contains(&api_version.as_str()) {
             return Err(Box::new(ConfigError::ApiVersion {
-                path: path.to_path_buf(),
+                origin: origin.clone(),
                 doc: n,
                 kind: shown(&kind),
                 api_version: shown(&api_version),
@@ -232,7 +286,7 @@ pub fn parse(
             ("ResetConfiguration" | "UpgradeConfiguration", true) => continue,
             _ => {
                 return Err(Box::new(ConfigError::Kind {
-                    path: path.to_path_buf(),
+                    origin: origin.clone(),
                     doc: n,
                     kind: shown(&kind),
                     api_version,
@@ -247,13 +301,13 @@ pub fn parse(
         };
         schema::check(v, shape, "").map_err(|m| match m {
             schema::Mismatch::Unknown(f) => Box::new(ConfigError::UnknownField {
-                path: path.to_path_buf(),
+                origin: origin.clone(),
                 doc: n,
                 kind: kind.clone(),
                 api_version: api_version.clone(),
                 field: shown(&f),
             }),
-            schema::Mismatch::Type(f, t) => doc.invalid(path, &shown(&f), t),
+            schema::Mismatch::Type(f, t) => doc.invalid(origin, &shown(&f), t),
         })?;
         let slot = if kind == "ClusterConfiguration" {
             &mut cluster
@@ -262,7 +316,7 @@ pub fn parse(
         };
         if let Some(prev) = slot {
             return Err(Box::new(ConfigError::Conflict {
-                path: path.to_path_buf(),
+                origin: origin.clone(),
                 doc: n,
                 kind,
                 why: format!(
@@ -276,12 +330,12 @@ pub fn parse(
     let version = match (&node, &cluster) {
         (None, None) => {
             return Err(Box::new(ConfigError::Empty {
-                path: path.to_path_buf(),
+                origin: origin.clone(),
             }))
         }
         (Some(a), Some(b)) if a.api_version != b.api_version => {
             return Err(Box::new(ConfigError::MixedVersions {
-                path: path.to_path_buf(),
+                origin: origin.clone(),
                 first: a.api_version.clone(),
                 second: b.api_version.clone(),
             }))
@@ -300,7 +354,7 @@ pub fn parse(
             let adv = match d.str(adv_path) {
                 Some(a) if !a.is_empty() => Some(
                     a.parse::<IpAddr>()
-                        .map_err(|_| d.invalid(path, &adv_path.join("."), "an IP address"))?,
+                        .map_err(|_| d.invalid(origin, &adv_path.join("."), "an IP address"))?,
                 ),
                 _ => None,
             };
@@ -345,7 +399,7 @@ pub fn parse(
     };
     if sans::service_vip(&san_inputs.service_subnet).is_none() {
         return Err(c.invalid(
-            path,
+            origin,
             "networking.serviceSubnet",
             "a CIDR list such as 10.96.0.0/12",
         ));
@@ -357,7 +411,7 @@ pub fn parse(
     {
         if sans::endpoint_host(ep).is_none() {
             return Err(c.invalid(
-                path,
+                origin,
                 "controlPlaneEndpoint",
                 "host[:port] with an IP or an RFC 1123 DNS name as host",
             ));
@@ -369,7 +423,7 @@ pub fn parse(
             Some(a) if ALGORITHMS.contains(&a.as_str()) => a,
             Some(_) => {
                 return Err(c.invalid(
-                    path,
+                    origin,
                     "encryptionAlgorithm",
                     format!("one of {}", ALGORITHMS.join(", ")),
                 ))
@@ -392,7 +446,7 @@ pub fn parse(
                 let go = !s.contains(['d', 'w']);
                 match crate::timefmt::parse_duration(&s) {
                     Ok(v) if go && v > 0 => Ok(v),
-                    _ => Err(c.invalid(path, field, "a positive Go duration such as 8760h")),
+                    _ => Err(c.invalid(origin, field, "a positive Go duration such as 8760h")),
                 }
             }
         }
@@ -415,11 +469,12 @@ pub fn parse(
             .collect::<Vec<_>>(),
     );
     Ok(KubeadmConfig {
-        path: path.to_path_buf(),
+        origin: origin.clone(),
         api_version: version,
         node_name,
         node_name_source,
         advertise_address: adv,
+        advertise_address_source: adv.map(|_| "config"),
         san_inputs,
         encryption_algorithm,
         cert_validity,
@@ -460,12 +515,126 @@ impl KubeadmConfig {
     }
 }
 
+/// Where the kubeadm configuration comes from, and the node facts that override it:
+/// flattened into the params of `check`/`metrics` (`drift`), `renew` and `config expected`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ConfigParams {
+    /// The kubeadm config file (InitConfiguration/JoinConfiguration + ClusterConfiguration,
+    /// v1beta3 or v1beta4). On the socket a confined caller may name only the file the
+    /// agent was started with (`serve --kubeadm-config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Instead of `config`: read the ClusterConfiguration from the ConfigMap
+    /// `kube-system/kubeadm-config` (key `ClusterConfiguration`) through the API server of
+    /// this kubeconfig; the node's name and advertise address then come from the static pod
+    /// manifests (etcd's `--name`, kube-apiserver's `--advertise-address`), the hostname, or
+    /// `node_name`/`advertise_address`. On the socket a confined caller may name only the
+    /// agent's `--api-kubeconfig`. Needs the `k8s` feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// The node's name, over the configuration's `nodeRegistration.name`, etcd's `--name`
+    /// and the hostname (an HA node's own name: a per-host inventory variable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// The node's advertise address (an IP), over the configuration's and
+    /// kube-apiserver's `--advertise-address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_address: Option<String>,
+}
+
+/// Reads the text of the `ClusterConfiguration` key of `kube-system/kubeadm-config` through
+/// the API server of a kubeconfig. `config` cannot depend on the API client (`kubeapi`
+/// depends on `renew`, which depends on `config`): the caller passes it in
+/// (`kubecert::kubeadm_configmap_reader()`, or [`configmap_not_compiled_in`]).
+pub type ConfigMapReader<'a> = &'a (dyn Fn(&Path) -> Result<String, Box<ConfigError>> + Sync);
+
+/// The [`ConfigMapReader`] of a build without the `k8s` feature: always
+/// [`ConfigError::NotCompiledIn`].
+pub fn configmap_not_compiled_in(kubeconfig: &Path) -> Result<String, Box<ConfigError>> {
+    Err(Box::new(ConfigError::NotCompiledIn {
+        kubeconfig: kubeconfig.to_path_buf(),
+    }))
+}
+
+impl ConfigParams {
+    /// Whether a configuration source (`config` or `kubeconfig`) is given.
+    pub fn given(&self) -> bool {
+        self.config.is_some() || self.kubeconfig.is_some()
+    }
+
+    /// Checks the combination before anything is read: not both sources, no node fact
+    /// without a source, a node name kubeadm accepts, an IP as advertise address.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: &str| Err(crate::Error::InvalidArgument(m.to_string()));
+        if self.config.is_some() && self.kubeconfig.is_some() {
+            return bad("give either --config (a kubeadm config file) or --kubeconfig (the kubeadm-config ConfigMap), not both");
+        }
+        if !self.given() && (self.node_name.is_some() || self.advertise_address.is_some()) {
+            return bad("--node-name and --advertise-address go with --config or --kubeconfig (the configuration they complete)");
+        }
+        if let Some(n) = &self.node_name {
+            let ok = !n.is_empty()
+                && n.len() <= 253
+                && n.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            if !ok {
+                return bad(
+                    "--node-name must be a lower-case RFC 1123 DNS name (a Kubernetes node name)",
+                );
+            }
+        }
+        if let Some(a) = &self.advertise_address {
+            if a.parse::<IpAddr>().is_err() {
+                return bad("--advertise-address must be an IP address");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the configuration (`None` when no source is given) and applies `node_name` and
+    /// `advertise_address`. The manifests' facts are filled in by the caller
+    /// (`ops::endpoints::fill_node_facts`: `config` cannot depend on `ops`).
+    pub fn load(
+        &self,
+        read_configmap: ConfigMapReader<'_>,
+    ) -> crate::Result<Option<KubeadmConfig>> {
+        self.validate()?;
+        let mut cfg = match (&self.config, &self.kubeconfig) {
+            (Some(path), _) => load(Path::new(path), hostname)?,
+            (None, Some(kc)) => parse_configmap(&read_configmap(Path::new(kc))?, hostname)?,
+            (None, None) => return Ok(None),
+        };
+        if let Some(n) = &self.node_name {
+            cfg.node_name = n.clone();
+            cfg.san_inputs.node_name = n.clone();
+            cfg.node_name_source = NodeNameSource::Param;
+        }
+        if let Some(a) = self
+            .advertise_address
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+        {
+            cfg.advertise_address = Some(a);
+            cfg.san_inputs.advertise_address = Some(a);
+            cfg.advertise_address_source = Some("param");
+        }
+        Ok(Some(cfg))
+    }
+}
+
 /// Params of `config expected` (CLI only): what kubeadm would issue for this configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectedParams {
-    /// The kubeadm config file.
-    pub config: String,
+    /// The kubeadm config file, or the ConfigMap through `kubeconfig`, and node facts.
+    #[serde(flatten)]
+    pub source: ConfigParams,
     /// Treat etcd as external: no etcd rows.
     #[serde(default)]
     pub external_etcd: bool,
@@ -494,7 +663,7 @@ pub struct ExpectedCert {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Expected {
-    /// The file read.
+    /// The file read, or `configmap kube-system/kubeadm-config`.
     pub config: String,
     /// Its version.
     pub api_version: String,
@@ -502,7 +671,7 @@ pub struct Expected {
     pub node_name: String,
     /// Where it came from.
     pub node_name_source: NodeNameSource,
-    /// The advertise address, when the configuration has one.
+    /// The advertise address, when the configuration (or the param) has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise_address: Option<String>,
     /// `encryptionAlgorithm` as kubeadm applies it.
@@ -514,9 +683,17 @@ pub struct Expected {
     pub certificates: Vec<ExpectedCert>,
 }
 
-/// `config expected`: reads the configuration and lists what kubeadm would issue.
-pub fn expected(p: &ExpectedParams) -> crate::Result<Expected> {
-    let cfg = load(Path::new(&p.config), hostname)?;
+/// `config expected`: reads the configuration and lists what kubeadm would issue (the node
+/// facts from the configuration or the params only: no manifest is read).
+pub fn expected(
+    p: &ExpectedParams,
+    read_configmap: ConfigMapReader<'_>,
+) -> crate::Result<Expected> {
+    let Some(cfg) = p.source.load(read_configmap)? else {
+        return Err(crate::Error::InvalidArgument(
+            "config expected needs --config FILE or --kubeconfig FILE (the kubeadm-config ConfigMap)".into(),
+        ));
+    };
     let certificates = crate::pki::inventory::rows(p.external_etcd || !cfg.san_inputs.etcd_local)
         .map(|e| {
             let (sans, sans_error) = match cfg.expected_sans(e) {
@@ -533,7 +710,7 @@ pub fn expected(p: &ExpectedParams) -> crate::Result<Expected> {
         })
         .collect();
     Ok(Expected {
-        config: cfg.path.display().to_string(),
+        config: cfg.origin.label(),
         api_version: cfg.api_version.clone(),
         node_name: cfg.node_name.clone(),
         node_name_source: cfg.node_name_source,
@@ -633,5 +810,100 @@ mod tests {
         assert!(matches!(*e, ConfigError::MixedVersions { .. }), "{e}");
         let e = parse(p, "a: [", || None).unwrap_err();
         assert!(matches!(*e, ConfigError::Yaml { .. }), "{e}");
+    }
+
+    #[test]
+    fn configmap_text_is_read_strictly_and_named_as_the_configmap() {
+        let t = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  certSANs: [a.example]\n";
+        let c = parse_configmap(t, || Some("host-1".into())).unwrap();
+        assert_eq!(c.origin, ConfigOrigin::ConfigMap);
+        assert_eq!(c.origin.label(), "configmap kube-system/kubeadm-config");
+        assert_eq!(c.node_name, "host-1");
+        assert_eq!(c.node_name_source, NodeNameSource::Hostname);
+        assert_eq!(c.advertise_address_source, None);
+        let e = parse_configmap(&t.replace("certSANs", "certSans"), || None).unwrap_err();
+        assert_eq!(e.to_string(), "configmap kube-system/kubeadm-config (key ClusterConfiguration): document 1 (ClusterConfiguration, kubeadm.k8s.io/v1beta4): unknown field apiServer.certSans");
+        // The key holds a ClusterConfiguration only.
+        let e = parse_configmap(
+            &format!("{t}---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n"),
+            || None,
+        )
+        .unwrap_err();
+        assert!(matches!(*e, ConfigError::Conflict { doc: 2, .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("configmap kube-system/kubeadm-config"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn config_params_validate_before_reading_and_override_node_facts() {
+        let fail = |p: ConfigParams, needle: &str| {
+            let e = p.load(&configmap_not_compiled_in).unwrap_err();
+            assert!(e.to_string().contains(needle), "{needle}: {e}");
+        };
+        let kc = || Some("/etc/kubernetes/admin.conf".to_string());
+        fail(
+            ConfigParams {
+                config: Some("/x".into()),
+                kubeconfig: kc(),
+                ..Default::default()
+            },
+            "not both",
+        );
+        fail(
+            ConfigParams {
+                node_name: Some("n".into()),
+                ..Default::default()
+            },
+            "go with --config or --kubeconfig",
+        );
+        fail(
+            ConfigParams {
+                kubeconfig: kc(),
+                node_name: Some("Node_1".into()),
+                ..Default::default()
+            },
+            "--node-name must be",
+        );
+        fail(
+            ConfigParams {
+                kubeconfig: kc(),
+                advertise_address: Some("10.0.0.300".into()),
+                ..Default::default()
+            },
+            "--advertise-address must be an IP",
+        );
+        // Without the API client: not compiled in, named.
+        fail(
+            ConfigParams {
+                kubeconfig: kc(),
+                ..Default::default()
+            },
+            "configmap kube-system/kubeadm-config (kubeconfig /etc/kubernetes/admin.conf): kubecert was built without the k8s feature (not compiled in)",
+        );
+        // A reader's text, with the node facts of the params.
+        let read = |_: &Path| -> Result<String, Box<ConfigError>> {
+            Ok("apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n".into())
+        };
+        let c = ConfigParams {
+            kubeconfig: kc(),
+            node_name: Some("cp-2".into()),
+            advertise_address: Some("10.0.0.2".into()),
+            ..Default::default()
+        }
+        .load(&read)
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.node_name, "cp-2");
+        assert_eq!(c.san_inputs.node_name, "cp-2");
+        assert_eq!(c.node_name_source, NodeNameSource::Param);
+        assert_eq!(
+            c.san_inputs.advertise_address,
+            Some("10.0.0.2".parse().unwrap())
+        );
+        assert_eq!(c.advertise_address_source, Some("param"));
+        assert_eq!(ConfigParams::default().load(&read).unwrap(), None);
     }
 }

@@ -13,6 +13,8 @@
 //!   leaves the rest pending;
 //! - [`kubelet_serving`]: `kubecert approve --kubelet-serving` — the approver of kubelet
 //!   serving certificate requests: only DNS names and IPs of the requesting node's Node;
+//! - [`kubeadm_config`]: the `kubeadm-config` ConfigMap of kube-system, read for `--kubeconfig`
+//!   as the kubeadm configuration source (check --drift, config expected, renew);
 //! - [`clusterinfo`]: `kubecert ca rotate ca --kubeconfig` — the `cluster-info` ConfigMap in
 //!   kube-public gets the node's new CA bundle (optimistic concurrency).
 //!
@@ -22,6 +24,7 @@
 
 pub mod approve;
 pub mod clusterinfo;
+pub mod kubeadm_config;
 pub mod kubelet_serving;
 pub mod renew;
 pub mod sign;

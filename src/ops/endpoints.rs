@@ -466,27 +466,42 @@ pub fn resolve_kubelet(
     }
 }
 
-/// When the kubeadm configuration `cfg` has no advertise address, takes kube-apiserver's
-/// `--advertise-address` from its static pod manifest in `manifests_dir` (what kubeadm
-/// configured at init/join). Returns where the address comes from: `config`,
-/// `manifest`, or `None` (unknown: the apiserver/etcd SAN rules then cannot be computed).
-pub fn fill_advertise_address(
+/// Fills the node's own facts the kubeadm configuration `cfg` lacks from the static pod
+/// manifests in `manifests_dir` (what kubeadm configured at init/join):
+///
+/// - the advertise address, when neither the configuration nor a param gives one:
+///   kube-apiserver's `--advertise-address`;
+/// - the node name, when it is only the hostname (no `nodeRegistration.name`, no param):
+///   etcd's `--name` (kubeadm's etcd manifest sets it to the node name).
+///
+/// Returns where the advertise address comes from (`config`, `param`, `manifest`; `None`:
+/// unknown, the apiserver/etcd SAN rules then cannot be computed), also kept in
+/// `cfg.advertise_address_source`.
+pub fn fill_node_facts(
     cfg: &mut crate::config::KubeadmConfig,
     manifests_dir: &Path,
 ) -> Option<&'static str> {
-    if cfg.san_inputs.advertise_address.is_some() {
-        return Some("config");
+    use crate::config::NodeNameSource;
+    if cfg.node_name_source == NodeNameSource::Hostname {
+        let from_etcd = manifest_flags(manifests_dir, Component::Etcd)
+            .and_then(|f| f.get("name").map(str::to_string))
+            .filter(|n| !n.is_empty());
+        if let Some(n) = from_etcd {
+            cfg.san_inputs.node_name = n.clone();
+            cfg.node_name = n;
+            cfg.node_name_source = NodeNameSource::Manifest;
+        }
     }
-    let from_manifest = manifest_flags(
-        manifests_dir,
-        crate::pki::inventory::Component::KubeApiserver,
-    )
-    .and_then(|f| f.get("advertise-address").map(str::to_string))
-    .and_then(|a| a.parse().ok());
-    from_manifest.map(|a| {
-        cfg.san_inputs.advertise_address = Some(a);
-        "manifest"
-    })
+    if cfg.san_inputs.advertise_address.is_none() {
+        let from_manifest = manifest_flags(manifests_dir, Component::KubeApiserver)
+            .and_then(|f| f.get("advertise-address").map(str::to_string))
+            .and_then(|a| a.parse().ok());
+        if let Some(a) = from_manifest {
+            cfg.san_inputs.advertise_address = Some(a);
+            cfg.advertise_address_source = Some("manifest");
+        }
+    }
+    cfg.advertise_address_source
 }
 
 #[cfg(test)]

@@ -102,6 +102,27 @@ pub const WRITE_ERRORS: &[i32] = &[
     codes::PATH_NOT_ALLOWED,
     codes::STORE_CORRUPT,
 ];
+/// Server-defined errors of `check` (read) and of `renew` and `metrics` (write): the
+/// kubeadm-config ConfigMap (`kubeconfig`) is read through the API server.
+pub const CHECK_ERRORS: &[i32] = &[
+    codes::NOT_AUTHORIZED,
+    codes::FILE,
+    codes::PATH_NOT_ALLOWED,
+    codes::KUBE_API,
+];
+/// Server-defined errors of `renew` and `metrics` (see [`CHECK_ERRORS`]).
+pub const CONFIG_WRITE_ERRORS: &[i32] = &[
+    codes::CA_KEY_MISSING,
+    codes::LOCKED,
+    codes::VALIDATION,
+    codes::NOT_AUTHORIZED,
+    codes::UNKNOWN_CERTIFICATE,
+    codes::FILE,
+    codes::CA_EXPIRED,
+    codes::PATH_NOT_ALLOWED,
+    codes::STORE_CORRUPT,
+    codes::KUBE_API,
+];
 /// Server-defined errors of `ca-rotate`: a write, plus the cluster-info update through the
 /// API server (`kubeconfig`) and the runtime it needs.
 pub const CA_ROTATE_ERRORS: &[i32] = &[
@@ -253,7 +274,7 @@ fn discover(_: NoParams) -> crate::Result<OpenRpcDocument> {
 }
 
 fn check(p: CheckParams) -> crate::Result<CheckResult> {
-    crate::check::check(&p.resolve()?)
+    crate::check::check(&p.resolve_with(crate::kubeadm_configmap_reader())?)
 }
 
 /// The method table. Add a row here to add a method (see the module docs of [`super`]).
@@ -264,7 +285,7 @@ pub static METHODS: &[&dyn RpcMethod] = &[
               CertificateExpirationInfo shape plus per-certificate detail and a verdict.",
         mutating: false,
         read_only_if: None,
-        errors: READ_ERRORS,
+        errors: CHECK_ERRORS,
         call: check,
     },
     &Method::<RenewParams, RenewResult> {
@@ -274,8 +295,8 @@ pub static METHODS: &[&dyn RpcMethod] = &[
               for the PKI lock held by another run, then fails with -31002.",
         mutating: true,
         read_only_if: None,
-        errors: WRITE_ERRORS,
-        call: |p| crate::renew::renew(&p.resolve()?),
+        errors: CONFIG_WRITE_ERRORS,
+        call: |p| crate::renew::renew(&p.resolve_with(crate::kubeadm_configmap_reader())?),
     },
     &Method::<RestoreParams, RestoreResult> {
         name: "restore",
@@ -409,8 +430,8 @@ pub static METHODS: &[&dyn RpcMethod] = &[
               without it, it only reads.",
         mutating: true,
         read_only_if: Some(|p| p.textfile_dir.is_none()),
-        errors: WRITE_ERRORS,
-        call: |p| crate::metrics::metrics(&p),
+        errors: CONFIG_WRITE_ERRORS,
+        call: |p| crate::metrics::metrics_with(&p, crate::kubeadm_configmap_reader()),
     },
     &Method::<RestartParams, RestartResult> {
         name: "restart",

@@ -211,6 +211,10 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         // An unreadable kubeadm config file is a file error; one that does not read as a
         // kubeadm config is bad input, like an invalid argument.
         Error::Config(c) if matches!(**c, crate::error::ConfigError::Read { .. }) => codes::FILE,
+        // The kubeadm-config ConfigMap could not be read from the API server.
+        Error::Config(c) if matches!(**c, crate::error::ConfigError::ConfigMap { .. }) => {
+            codes::KUBE_API
+        }
         Error::InvalidArgument(_) | Error::Time(_) | Error::Config(_) => {
             return ErrorObjectOwned::owned(
                 codes::INVALID_PARAMS,

@@ -133,7 +133,42 @@ def analyse(host, info, threshold, allow_missing, cert_dir=None):
         summary += ', served {0}'.format(served.get('level'))
         if unreachable:
             summary += ' (unreachable: {0})'.format(', '.join(unreachable))
+    summary += _drift_summary(info.get('drift'), missing)
     return rows, findings, due, summary
+
+
+def _drift_summary(drift, missing):
+    """The drift part of a node's summary line (cert_info drift: true): every drifted
+    certificate and what differs, the undetermined ones and why (but the missing ones, said
+    already); '' without drift."""
+    if not isinstance(drift, dict):
+        return ''
+    parts, unknown = [], []
+    for cert in drift.get('certificates') or []:
+        if cert.get('status') == 'drift':
+            what = []
+            if cert.get('missingSans'):
+                what.append('SANs missing: {0}'.format(', '.join(cert['missingSans'])))
+            if cert.get('extraSans'):
+                what.append('SANs beyond the configuration: {0}'.format(', '.join(cert['extraSans'])))
+            validity = cert.get('validity') or {}
+            if validity.get('status') == 'differs':
+                what.append('validity {0} days, configured {1}'.format(
+                    _days(int(validity.get('actualSeconds') or 0)), _days(int(validity.get('expectedSeconds') or 0))))
+            algorithm = cert.get('keyAlgorithm') or {}
+            if algorithm.get('differs'):
+                what.append('key {0}, configured {1}'.format(algorithm.get('actual'), algorithm.get('expected')))
+            parts.append('{0} ({1})'.format(cert.get('name'), '; '.join(what) or 'differs'))
+        elif cert.get('status') == 'unknown' and cert.get('name') not in missing:
+            unknown.append('{0} ({1})'.format(cert.get('name'), cert.get('reason')))
+    where = '{0}, node {1}'.format(drift.get('config'), drift.get('nodeName'))
+    if not parts:
+        text = ', no drift from the kubeadm configuration ({0})'.format(where)
+    else:
+        text = ', drift from the kubeadm configuration ({0}): {1}'.format(where, ', '.join(parts))
+    if unknown:
+        text += ', drift undetermined: {0}'.format(', '.join(unknown))
+    return text
 
 
 class ActionModule(ActionBase):

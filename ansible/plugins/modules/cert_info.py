@@ -55,10 +55,26 @@ options:
   config:
     description:
       - The kubeadm config file (InitConfiguration or JoinConfiguration plus ClusterConfiguration,
-        C(kubeadm.k8s.io/v1beta3) or C(v1beta4)) on the node. Required with O(drift=true).
+        C(kubeadm.k8s.io/v1beta3) or C(v1beta4)) on the node. O(drift=true) needs it or O(kubeconfig).
       - On the agent's socket a caller that is not root may name only the file the agent was started with
         (C(kubecert serve --kubeadm-config)).
     type: path
+  kubeconfig:
+    description:
+      - Instead of O(config), read the ClusterConfiguration from the ConfigMap C(kube-system/kubeadm-config)
+        through the API server of this kubeconfig (on the node). The node's name and advertise address then
+        come from its static pod manifests in O(manifests_dir) (etcd's C(--name), kube-apiserver's
+        C(--advertise-address)), or from O(node_name) and O(advertise_address).
+      - On the agent's socket a caller that is not root may name only the agent's C(--api-kubeconfig).
+    type: path
+  node_name:
+    description:
+      - With O(drift=true), the node's name (over the configuration's, etcd's C(--name) and the hostname).
+    type: str
+  advertise_address:
+    description:
+      - With O(drift=true), the node's advertise address (over the configuration's and kube-apiserver's).
+    type: str
   now:
     description:
       - Evaluate expiration as of this RFC 3339 UTC time (for example V(2027-01-02T03:04:05Z)) instead of the clock.
@@ -866,7 +882,7 @@ drift:
   type: dict
   contains:
     config:
-      description: The kubeadm config file read.
+      description: The kubeadm config file read, or V(configmap kube-system/kubeadm-config).
       returned: always
       type: str
       sample: /etc/kubernetes/kubeadm.yaml
@@ -881,7 +897,7 @@ drift:
       type: str
       sample: cp1
     nodeNameSource:
-      description: V(config) (C(nodeRegistration.name)) or V(hostname).
+      description: V(config) (C(nodeRegistration.name)), V(manifest) (etcd's C(--name)), V(param) (O(node_name)) or V(hostname).
       returned: always
       type: str
       sample: config
@@ -891,7 +907,7 @@ drift:
       type: str
       sample: 10.0.0.11
     advertiseAddressSource:
-      description: V(config) or V(manifest) (the kube-apiserver's C(--advertise-address)).
+      description: V(config), V(param) (O(advertise_address)) or V(manifest) (the kube-apiserver's C(--advertise-address)).
       returned: when known
       type: str
       sample: config
@@ -1175,6 +1191,9 @@ def main():
             ca=dict(type='bool', default=False),
             drift=dict(type='bool', default=False),
             config=dict(type='path'),
+            kubeconfig=dict(type='path'),
+            node_name=dict(type='str'),
+            advertise_address=dict(type='str'),
             now=dict(type='str'),
             warn_within=dict(type='str'),
             fail_within=dict(type='str'),
@@ -1184,7 +1203,8 @@ def main():
             endpoints=SERVED_ENDPOINTS_OPTION,
             handshake_timeout=dict(type='float'),
         ),
-        required_if=[('drift', True, ['config'])],
+        required_if=[('drift', True, ('config', 'kubeconfig'), True)],
+        mutually_exclusive=[('config', 'kubeconfig')],
         supports_check_mode=True,
     )
     p = module.params
@@ -1203,7 +1223,12 @@ def main():
     if module.params['ca']:
         params['ca'] = True
     if p['drift']:
-        params.update(drift=True, config=p['config'])
+        params['drift'] = True
+        # The node facts of the kubeadm configuration come from the manifests too.
+        params.setdefault('manifests_dir', p['manifests_dir'])
+        for name in ('config', 'kubeconfig', 'node_name', 'advertise_address'):
+            if p[name]:
+                params[name] = p[name]
     result = run(module, 'check', params)
     # An info module: reading never changes anything.
     result.pop('changed', None)

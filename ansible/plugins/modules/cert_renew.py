@@ -84,14 +84,32 @@ options:
         C(kubeadm.k8s.io/v1beta3) or C(v1beta4)) on the node. Renewed certificates then get its
         C(certificateValidityPeriod) and keys of its C(encryptionAlgorithm) (a key of another algorithm
         is replaced by a new key of the configured one). Not with O(validity) or O(key_algorithm).
-        Required with O(reconcile_sans=true).
+        O(reconcile_sans=true) needs it or O(kubeconfig).
       - On the agent's socket a caller that is not root may name only the file the agent was started with
         (C(kubecert serve --kubeadm-config)).
     type: path
+  kubeconfig:
+    description:
+      - Instead of O(config), read the ClusterConfiguration from the ConfigMap C(kube-system/kubeadm-config)
+        through the API server of this kubeconfig (on the node). The node's name and advertise address then
+        come from its static pod manifests (etcd's C(--name), kube-apiserver's C(--advertise-address) in
+        O(kubeconfig_dir)/manifests), or from O(node_name) and O(advertise_address).
+      - On the agent's socket a caller that is not root may name only the agent's C(--api-kubeconfig).
+    type: path
+  node_name:
+    description:
+      - With O(config) or O(kubeconfig), the node's name kubeadm's SAN rules use (over the configuration's,
+        etcd's C(--name) and the hostname); in an HA inventory, each host's own.
+    type: str
+  advertise_address:
+    description:
+      - With O(config) or O(kubeconfig), the node's advertise address (over the configuration's and
+        kube-apiserver's C(--advertise-address)); in an HA inventory, each host's own.
+    type: str
   reconcile_sans:
     description:
       - Issue the apiserver, etcd server and etcd peer certificates with the SANs kubeadm's rules give for
-        O(config), adding the missing ones to the existing SANs (see RV(certificates[].sansReconciled)).
+        O(config) (or O(kubeconfig)), adding the missing ones to the existing SANs (see RV(certificates[].sansReconciled)).
     type: bool
     default: false
   exact:
@@ -312,11 +330,16 @@ def main():
             allow_expired_ca=dict(type='bool', default=False),
             allow_unrenewable=dict(type='list', elements='str', default=[]),
             config=dict(type='path'),
+            kubeconfig=dict(type='path'),
+            node_name=dict(type='str'),
+            advertise_address=dict(type='str'),
             reconcile_sans=dict(type='bool', default=False),
             exact=dict(type='bool', default=False),
         ),
-        required_if=[('reconcile_sans', True, ['config']), ('exact', True, ['config'])],
-        mutually_exclusive=[('config', 'validity'), ('config', 'key_algorithm')],
+        required_if=[('reconcile_sans', True, ('config', 'kubeconfig'), True),
+                     ('exact', True, ('config', 'kubeconfig'), True)],
+        mutually_exclusive=[('config', 'kubeconfig'), ('config', 'validity'), ('config', 'key_algorithm'),
+                            ('kubeconfig', 'validity'), ('kubeconfig', 'key_algorithm')],
         supports_check_mode=True,
     )
     params = dict((name, module.params[name]) for name in (
@@ -324,8 +347,9 @@ def main():
         'validity', 'backup_dir', 'now', 'allow_expired_ca', 'allow_unrenewable'))
     if not params['allow_unrenewable']:
         del params['allow_unrenewable']  # the agent's default: none
-    if module.params['config']:
-        params['config'] = module.params['config']
+    for name in ('config', 'kubeconfig', 'node_name', 'advertise_address'):
+        if module.params[name]:
+            params[name] = module.params[name]
     if module.params['reconcile_sans']:
         params['reconcile_sans'] = True
     if module.params['exact']:

@@ -150,12 +150,41 @@ def m_check(params):
         result['served'] = served
         if served['level'] == 'fail':
             result['status'].update(level='fail', exitCode=2)
+    if params.get('drift'):
+        result['drift'] = _drift_section(params, certificates)
+        if result['drift']['drifted'] and level == 'ok':
+            result['status'].update(level='warn', exitCode=1)
     if params.get('kubelet'):
         result['kubelet'] = _kubelet_section(params, kubelet_conf, mode)
         if any(c['problems'] for c in (result['kubelet']['client'], result['kubelet']['serving'])):
             result['status'].update(level='fail', exitCode=2)
             unhealthy.append('kubelet-client')
     return result
+
+
+def _drift_section(params, certificates):
+    """check's drift section: the node named by FAKE_AGENT_DRIFT_NODE (the node_name param)
+    has an apiserver certificate without the certSANs entry kubecert.example.com."""
+    node = params.get('node_name') or 'fake-host'
+    drifted = node == os.environ.get('FAKE_AGENT_DRIFT_NODE')
+    rows = []
+    for cert in certificates:
+        if cert.get('missing'):
+            rows.append({'name': cert['name'], 'status': 'unknown', 'reason': 'the certificate is missing',
+                         'sansCompared': False, 'missingSans': [], 'extraSans': []})
+            continue
+        bad = drifted and cert['name'] == 'apiserver'
+        rows.append({'name': cert['name'], 'status': 'drift' if bad else 'match',
+                     'sansCompared': cert['name'] in ('apiserver', 'etcd-server', 'etcd-peer'),
+                     'missingSans': ['DNS:kubecert.example.com'] if bad else [], 'extraSans': []})
+    section = {'config': params.get('config') or 'configmap kube-system/kubeadm-config',
+               'apiVersion': 'kubeadm.k8s.io/v1beta4', 'nodeName': node,
+               'nodeNameSource': 'param' if params.get('node_name') else 'hostname',
+               'drifted': [r['name'] for r in rows if r['status'] == 'drift'],
+               'unknown': [r['name'] for r in rows if r['status'] == 'unknown'], 'certificates': rows}
+    if params.get('advertise_address'):
+        section.update(advertiseAddress=params['advertise_address'], advertiseAddressSource='param')
+    return section
 
 
 def _kubelet_section(params, kubelet_conf, mode):

@@ -59,6 +59,22 @@ class CertInfoDriftTest(ModuleCase):
         self.assertNotIn('drift', self.last_params())
         self.assertNotIn('config', self.last_params())
 
+    def test_drift_through_the_configmap_with_the_nodes_own_facts(self):
+        failed, result = self.run_module(cert_info, {
+            'drift': True, 'kubeconfig': '/etc/kubernetes/admin.conf', 'node_name': 'cp-2',
+            'advertise_address': '10.0.0.2'})
+        self.assertFalse(failed)
+        params = self.last_params()
+        self.assertEqual((params['drift'], params['kubeconfig'], params['node_name'], params['advertise_address'],
+                          params['manifests_dir']),
+                         (True, '/etc/kubernetes/admin.conf', 'cp-2', '10.0.0.2', '/etc/kubernetes/manifests'))
+        self.assertNotIn('config', params)
+        self.assertEqual(result['drift']['nodeName'], 'cp-2')
+        failed, result = self.run_module(cert_info, {
+            'drift': True, 'kubeconfig': '/etc/kubernetes/admin.conf', 'config': '/etc/kubernetes/kubeadm.yaml'})
+        self.assertTrue(failed)
+        self.assertIn('mutually exclusive: config|kubeconfig', result['msg'])
+
     def test_drift_without_config_fails_before_calling_the_agent(self):
         failed, result = self.run_module(cert_info, {'drift': True})
         self.assertTrue(failed)

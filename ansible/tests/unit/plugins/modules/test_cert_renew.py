@@ -68,7 +68,21 @@ class CertRenewTest(ModuleCase):
             'reconcile_sans': True, 'exact': True, 'dry_run': False})
         failed, result = self.run_module(cert_renew, {'names': ['apiserver'], 'reconcile_sans': True})
         self.assertTrue(failed)
-        self.assertIn('reconcile_sans is True but all of the following are missing: config', result['msg'])
+        self.assertIn('reconcile_sans is True but any of the following are missing: config, kubeconfig', result['msg'])
+        # The ConfigMap source and the node's own facts (an HA host's variables).
+        self.run_module(cert_renew, {
+            'names': ['apiserver'], 'kubeconfig': '/etc/kubernetes/admin.conf', 'reconcile_sans': True,
+            'node_name': 'cp-2', 'advertise_address': '10.0.0.2'})
+        self.assertEqual(self.last_params(), {
+            'names': ['apiserver'],
+            'cert_dir': '/etc/kubernetes/pki', 'kubeconfig_dir': '/etc/kubernetes',
+            'allow_expired_ca': False, 'kubeconfig': '/etc/kubernetes/admin.conf', 'node_name': 'cp-2',
+            'advertise_address': '10.0.0.2', 'reconcile_sans': True, 'dry_run': False})
+        failed, result = self.run_module(cert_renew, {
+            'names': ['apiserver'], 'config': '/etc/kubernetes/kubeadm.yaml',
+            'kubeconfig': '/etc/kubernetes/admin.conf'})
+        self.assertTrue(failed)
+        self.assertIn('mutually exclusive: config|kubeconfig', result['msg'])
         failed, result = self.run_module(cert_renew, {
             'names': ['apiserver'], 'config': '/etc/kubernetes/kubeadm.yaml', 'validity': '100h'})
         self.assertTrue(failed)

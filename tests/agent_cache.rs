@@ -418,3 +418,69 @@ fn stats_reports_the_cache_within_its_bounds() {
     assert!(c["bytes"].as_u64() <= c["maxBytes"].as_u64());
     assert!(c["entries"].as_u64() <= c["maxEntries"].as_u64());
 }
+
+#[test]
+fn check_does_not_queue_behind_a_renew_waiting_for_the_lock_nor_a_staging_writer() {
+    let (_t, root) = demo(&["--key-algorithm", "ecdsa-p256"]);
+    let agent = Agent::start(&[]);
+    let r0 = agent.check(&root);
+    // Another run holds the PKI lock (a flock on the cert dir, as the store takes it).
+    let pki = root.join("pki");
+    let lock = std::fs::File::open(&pki).unwrap();
+    lock.lock().unwrap();
+    // A renew through the agent waits for it...
+    let renew = {
+        let sock = agent.sock.clone();
+        let params = json!({"names": ["all"], "cert_dir": pki, "kubeconfig_dir": root});
+        std::thread::spawn(move || rpc(&sock, "renew", params))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!renew.is_finished(), "renew did not wait for the lock");
+    // ...while checks are answered at once, also while the holder is staging (its journal
+    // in place, `staging`: no file replaced yet).
+    let timed = |what: &str| {
+        let t = Instant::now();
+        let r = agent.check(&root);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{what}: check took {:?}",
+            t.elapsed()
+        );
+        assert_eq!(r, r0, "{what}");
+    };
+    timed("lock held");
+    let journal = pki.join(".kubecert-journal.json");
+    std::fs::write(
+        &journal,
+        r#"{"state":"staging","backup_dir":null,"entries":[]}"#,
+    )
+    .unwrap();
+    timed("a staging journal, lock held");
+    // A `prepared` journal: the holder may be renaming; a check waits until it is gone.
+    std::fs::write(
+        &journal,
+        r#"{"state":"prepared","backup_dir":null,"entries":[]}"#,
+    )
+    .unwrap();
+    let waits = agent.call("stats", json!({}))["result"]["checkCache"]["waits"]
+        .as_u64()
+        .unwrap();
+    let waiting = {
+        let (sock, root) = (agent.sock.clone(), root.clone());
+        std::thread::spawn(move || rpc(&sock, "check", check_params(&root)))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!waiting.is_finished(), "check read during a swap");
+    std::fs::remove_file(&journal).unwrap();
+    let r = waiting.join().unwrap();
+    assert_eq!(r["result"], r0);
+    let s = agent.call("stats", json!({}))["result"]["checkCache"].clone();
+    assert_eq!(s["waits"].as_u64().unwrap(), waits + 1, "{s}");
+    // The lock released: the renew goes through, and the next check sees it.
+    drop(lock);
+    let r = renew.join().unwrap();
+    assert!(r.get("result").is_some(), "renew: {r}");
+    let r1 = agent.check(&root);
+    assert_ne!(serials(&r1), serials(&r0));
+    assert_eq!(r1, cli_check(&root));
+}

@@ -419,7 +419,7 @@ fn read_core(opts: &CheckOptions) -> Core {
     for e in layout.rows() {
         // Test hook (failpoints feature): KUBECERT_STEP_DELAY_MS slows each row, so that a
         // renewal's swap can land in the middle of a check (tests/agent_cache.rs).
-        crate::pki::store::failpoint("check-row");
+        crate::pki::store::read_step_delay();
         let st = status_for(e, layout, &cas);
         if e.kind == Kind::Ca {
             authorities.push(st);

@@ -51,6 +51,28 @@ pub fn failpoint(name: &str) {
     }
 }
 
+/// Test hook for readers (check's row loop): sleeps `KUBECERT_STEP_DELAY_MS` like the
+/// store's steps, so that a test can land a renewal's swap in the middle of a read. Not a
+/// failpoint (nothing aborts here). Without the `failpoints` feature it does nothing.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn read_step_delay() {}
+
+/// See the no-op version above.
+#[cfg(feature = "failpoints")]
+pub fn read_step_delay() {
+    static DELAY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        std::env::var("KUBECERT_STEP_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    });
+    if *delay > 0 {
+        std::thread::sleep(Duration::from_millis(*delay));
+    }
+}
+
 /// An exclusive lock on a PKI dir, held while this value lives.
 #[derive(Debug)]
 pub struct Lock {

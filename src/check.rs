@@ -15,6 +15,7 @@ use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::{self, Cas, Layout, Material, PkiLocation};
 use crate::timefmt;
 
+pub mod cache;
 pub mod drift;
 pub mod kubelet;
 
@@ -408,13 +409,70 @@ impl CheckParams {
     }
 }
 
-fn status_for(
-    e: &Entry,
-    layout: &Layout,
-    cas: &Cas,
-    now: i64,
-    now_nanos: u32,
-) -> CertificateStatus {
+/// The part of a check that does not depend on the clock: every row and kubelet.conf as
+/// read from disk, before [`apply_clock`] adds residual times and expiry findings. This is
+/// what the agent's cache ([`cache`]) keeps.
+#[derive(Debug, Clone)]
+pub struct Core {
+    /// Leaf and kubeconfig rows, without residual time and expiry findings.
+    pub certificates: Vec<CertificateStatus>,
+    /// CA rows, likewise.
+    pub authorities: Vec<CertificateStatus>,
+    /// kubelet.conf, without residual time.
+    pub kubelet_conf: KubeletConfStatus,
+}
+
+/// Reads the [`Core`] of a check (every file of the layout, through `fsread`).
+fn read_core(opts: &CheckOptions) -> Core {
+    let layout = &opts.layout;
+    let cas = Cas::load(layout);
+    let mut certificates = Vec::new();
+    let mut authorities = Vec::new();
+    for e in layout.rows() {
+        // Test hook (failpoints feature): KUBECERT_STEP_DELAY_MS slows each row, so that a
+        // renewal's swap can land in the middle of a check (tests/agent_cache.rs).
+        crate::pki::store::read_step_delay();
+        let st = status_for(e, layout, &cas);
+        if e.kind == Kind::Ca {
+            authorities.push(st);
+        } else {
+            certificates.push(st);
+        }
+    }
+    Core {
+        certificates,
+        authorities,
+        kubelet_conf: kubelet_conf_core(layout, &opts.kubelet_pki),
+    }
+}
+
+/// The clock's part of a row: the residual time and, first among its problems, `expired` or
+/// `not-yet-valid`.
+fn apply_clock(row: &mut CertificateStatus, now: i64, now_nanos: u32) {
+    let Some(f) = &row.facts else {
+        return;
+    };
+    row.residual_time = timefmt::residual_seconds(f.not_after, now, now_nanos);
+    let p = if now > f.not_after {
+        Some(Problem::new(
+            FindingCode::Expired,
+            format!("expired at {}", timefmt::rfc3339(f.not_after)),
+        ))
+    } else if now < f.not_before {
+        Some(Problem::new(
+            FindingCode::NotYetValid,
+            format!("not valid before {}", timefmt::rfc3339(f.not_before)),
+        ))
+    } else {
+        None
+    };
+    if let (Some(p), Some(d)) = (p, row.detail.as_mut()) {
+        d.problems.insert(0, p);
+    }
+}
+
+/// A row as on disk, without the clock's part ([`apply_clock`]).
+fn status_for(e: &Entry, layout: &Layout, cas: &Cas) -> CertificateStatus {
     let ca_name = e.ca.map(|c| c.name().to_string());
     let externally_managed = match e.ca {
         Some(ca) => cas.get(ca).is_some_and(|c| c.externally_managed()),
@@ -460,19 +518,7 @@ fn status_for(
             let info = &found.cert.info;
             row.externally_managed = externally_managed;
             row.expiration_date = Some(timefmt::rfc3339(info.not_after));
-            row.residual_time = timefmt::residual_seconds(info.not_after, now, now_nanos);
             let mut problems = Vec::new();
-            if now > info.not_after {
-                problems.push(Problem::new(
-                    FindingCode::Expired,
-                    format!("expired at {}", timefmt::rfc3339(info.not_after)),
-                ));
-            } else if now < info.not_before {
-                problems.push(Problem::new(
-                    FindingCode::NotYetValid,
-                    format!("not valid before {}", timefmt::rfc3339(info.not_before)),
-                ));
-            }
             // Key presence and match. CA rows: only when the key exists (absent = external).
             let key_applies = !e.is_ca() || found.key_exists();
             if key_applies {
@@ -635,6 +681,13 @@ pub fn kubelet_conf_status(
     kubelet_pki: &std::path::Path,
     now: i64,
 ) -> KubeletConfStatus {
+    let mut st = kubelet_conf_core(layout, kubelet_pki);
+    st.residual_time = st.not_after.map(|n| n - now);
+    st
+}
+
+/// [`kubelet_conf_status`] without the clock (no residual time).
+fn kubelet_conf_core(layout: &Layout, kubelet_pki: &std::path::Path) -> KubeletConfStatus {
     let path = layout.kubeconfig_dir.join("kubelet.conf");
     let current = kubelet_pki.join("kubelet-client-current.pem");
     let current_exists = pki::file_exists(&current);
@@ -668,7 +721,6 @@ pub fn kubelet_conf_status(
     if let Some(c) = &cert {
         st.expiration_date = Some(timefmt::rfc3339(c.info.not_after));
         st.not_after = Some(c.info.not_after);
-        st.residual_time = Some(c.info.not_after - now);
     }
     match kc.client_cert {
         Source::Embedded(_) => {
@@ -699,7 +751,10 @@ pub fn kubelet_conf_status(
 }
 
 /// Runs a check. An interrupted renewal found on disk is completed or rolled back first (the
-/// store's recovery), so the report never shows a half-installed state.
+/// store's recovery), so the report never shows a half-installed state. A renewal running
+/// at the same time (in this process or another) is seen before or after its transaction,
+/// never half-way: the rows are read again until what was read is still on disk with no
+/// swap in progress ([`cache::read`]).
 ///
 /// When that recovery fails (a read-only filesystem, an edited journal, no permission), the
 /// files may be half-installed: the result carries a `recovery-failed` problem in
@@ -708,40 +763,17 @@ pub fn kubelet_conf_status(
 /// Errors: [`crate::Error::NoPki`] when not one row's file exists (a wrong directory).
 pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
     let layout = &opts.layout;
-    let mut global = Vec::new();
-    if crate::pki::store::journal_exists(&layout.cert_dir) {
-        match crate::pki::store::Store::open(&layout.cert_dir, std::time::Duration::from_secs(300))
-        {
-            Ok(store) if store.recovered().is_some() => {
-                tracing::warn!("{}", store.recovered().unwrap_or_default())
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let what = match e {
-                    crate::Error::Recovery { .. } => report(&e),
-                    _ => format!("recovery of an interrupted run failed: {}", report(&e)),
-                };
-                tracing::error!("{what}");
-                global.push(Problem::new(
-                    FindingCode::RecoveryFailed,
-                    format!(
-                        "{what}; the files may be half-installed until a kubecert run that can write the PKI recovers them"
-                    ),
-                ));
-            }
-        }
+    // Recovery, the wait for a swap in progress, the consistent read, the cache.
+    let (global, core) = cache::read(opts);
+    let Core {
+        mut certificates,
+        mut authorities,
+        kubelet_conf: mut kubelet,
+    } = core;
+    for row in certificates.iter_mut().chain(authorities.iter_mut()) {
+        apply_clock(row, opts.now, opts.now_nanos);
     }
-    let cas = Cas::load(layout);
-    let mut certificates = Vec::new();
-    let mut authorities = Vec::new();
-    for e in layout.rows() {
-        let st = status_for(e, layout, &cas, opts.now, opts.now_nanos);
-        if e.kind == Kind::Ca {
-            authorities.push(st);
-        } else {
-            certificates.push(st);
-        }
-    }
+    kubelet.residual_time = kubelet.not_after.map(|n| n - opts.now);
     if global.is_empty()
         && certificates
             .iter()
@@ -750,7 +782,6 @@ pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
     {
         return Err(no_pki(layout));
     }
-    let kubelet = kubelet_conf_status(layout, &opts.kubelet_pki, opts.now);
     // Verdict.
     let present = certificates
         .iter()

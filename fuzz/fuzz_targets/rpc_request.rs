@@ -78,7 +78,7 @@ fn params_of(method: &str, raw: Option<&str>) -> Option<bool> {
         "served" => parse_params::<kubecert::ops::served::ServedParams>(raw).is_ok(),
         #[cfg(feature = "k8s")]
         "approve" => parse_params::<kubecert::kubeapi::approve::ApproveParams>(raw).is_ok(),
-        "version" | "rpc.discover" => parse_params::<NoParams>(raw).is_ok(),
+        "version" | "stats" | "rpc.discover" => parse_params::<NoParams>(raw).is_ok(),
         _ => return None,
     })
 }

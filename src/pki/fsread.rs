@@ -17,6 +17,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Component, Path};
 
+use super::filestate::{self, How, Ident, Observed};
 use crate::error::{Error, Result};
 
 /// The largest input file kubecert reads: 1 MiB. A kubeadm PKI file is a few KiB (a
@@ -42,6 +43,17 @@ fn kind_of(ft: &std::fs::FileType) -> &'static str {
 }
 
 fn open_regular(path: &Path) -> Result<File> {
+    let r = open_regular_inner(path);
+    // What was opened (its fstat) or, when refused, what is there: the dependency of a
+    // recorded read (see `filestate`).
+    filestate::record(path, How::NoFollow, || match &r {
+        Ok((_, m)) => Observed::File(Ident::of(m)),
+        Err(_) => filestate::observe(path, How::NoFollow),
+    });
+    r.map(|(f, _)| f)
+}
+
+fn open_regular_inner(path: &Path) -> Result<(File, std::fs::Metadata)> {
     let f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -63,7 +75,7 @@ fn open_regular(path: &Path) -> Result<File> {
     if meta.len() > MAX_FILE_BYTES {
         return Err(too_large(path));
     }
-    Ok(f)
+    Ok((f, meta))
 }
 
 fn too_large(path: &Path) -> Error {
@@ -95,6 +107,10 @@ pub fn read_link_in_dir(path: &Path) -> Result<Vec<u8>> {
     if !is_link {
         return read(path);
     }
+    // The link itself (identity and target) is a dependency, besides the file it points to.
+    filestate::record(path, How::NoFollow, || {
+        filestate::observe(path, How::NoFollow)
+    });
     let target = std::fs::read_link(path).map_err(|e| Error::io(path, e))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let refuse = || Error::Symlink(path.to_path_buf());
@@ -123,6 +139,12 @@ pub fn read_link_in_dir(path: &Path) -> Result<Vec<u8>> {
 
 /// Whether something (of any type, a symlink included) is at `path`, without following it.
 pub fn exists_nofollow(path: &Path) -> bool {
+    if filestate::recording() {
+        let seen = filestate::observe(path, How::NoFollow);
+        let exists = !matches!(seen, Observed::Absent | Observed::Error(_));
+        filestate::record(path, How::NoFollow, || seen);
+        return exists;
+    }
     std::fs::symlink_metadata(path).is_ok()
 }
 

@@ -2,6 +2,7 @@
 //! the on-disk layout and the crash-safe store.
 
 pub mod cert;
+pub mod filestate;
 pub mod finding;
 pub mod fsread;
 pub mod install;
@@ -152,6 +153,13 @@ impl Layout {
 
 /// Whether a path is an existing regular file (following symlinks, like os.Stat).
 pub fn file_exists(p: &Path) -> bool {
+    if filestate::recording() {
+        let seen = filestate::observe(p, filestate::How::Follow);
+        let exists =
+            matches!(&seen, filestate::Observed::File(i) if i.mode & libc::S_IFMT == libc::S_IFREG);
+        filestate::record(p, filestate::How::Follow, || seen);
+        return exists;
+    }
     std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
 }
 

@@ -51,6 +51,28 @@ pub fn failpoint(name: &str) {
     }
 }
 
+/// Test hook for readers (check's row loop): sleeps `KUBECERT_STEP_DELAY_MS` like the
+/// store's steps, so that a test can land a renewal's swap in the middle of a read. Not a
+/// failpoint (nothing aborts here). Without the `failpoints` feature it does nothing.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn read_step_delay() {}
+
+/// See the no-op version above.
+#[cfg(feature = "failpoints")]
+pub fn read_step_delay() {
+    static DELAY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        std::env::var("KUBECERT_STEP_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    });
+    if *delay > 0 {
+        std::thread::sleep(Duration::from_millis(*delay));
+    }
+}
+
 /// An exclusive lock on a PKI dir, held while this value lives.
 #[derive(Debug)]
 pub struct Lock {
@@ -160,7 +182,12 @@ impl Store {
             ));
         }
         let lock = Lock::acquire(cert_dir, timeout)?;
-        let recovered = recover(&lock)?;
+        let recovered = recover(&lock);
+        if !matches!(recovered, Ok(None)) {
+            // A recovery renames or removes files anywhere its journal names.
+            crate::pki::filestate::note_writes([Path::new("/")]);
+        }
+        let recovered = recovered?;
         Ok(Store { lock, recovered })
     }
 
@@ -418,6 +445,25 @@ fn journal_path(lock: &Lock) -> PathBuf {
 pub fn journal_exists(dir: &Path) -> bool {
     let jp = dir.join(JOURNAL_FILE);
     jp.exists() || staged_path(&jp).exists()
+}
+
+/// Whether a transaction may be swapping files in `dir` right now: its journal is in place
+/// and `prepared` (or unreadable). A `staging` journal (or only the temp file of the first
+/// journal write) means no file has been replaced yet: the old files are all in place.
+/// Check's consistent read waits while this is true (a renewal's renames come after its
+/// `prepared` journal is in place and before the journal is removed).
+pub fn swapping(dir: &Path) -> bool {
+    match crate::pki::fsread::read(&dir.join(JOURNAL_FILE)) {
+        Ok(bytes) => !matches!(
+            serde_json::from_slice::<Journal>(&bytes),
+            Ok(Journal {
+                state: State::Staging,
+                ..
+            })
+        ),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => true,
+    }
 }
 
 /// Copies `target` into the backup dir as `<index>-<file name>` (0600, new file, synced): the
@@ -761,6 +807,16 @@ fn commit_all(
     );
     if r.is_err() && !made.prepared {
         made.undo(lock);
+    }
+    if made.prepared {
+        // Files were (or may have been) swapped: caches drop what they read of them.
+        crate::pki::filestate::note_writes(
+            writes
+                .iter()
+                .map(|w| w.target.as_path())
+                .chain(links.iter().map(|l| l.target.as_path()))
+                .chain(removes.iter().map(PathBuf::as_path)),
+        );
     }
     r
 }

@@ -269,6 +269,21 @@ fn version(_: NoParams) -> crate::Result<VersionResult> {
     })
 }
 
+/// Result of `stats`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsResult {
+    /// The check cache: bounds, size, hits and misses, and the consistent read's retries
+    /// and waits.
+    pub check_cache: crate::check::cache::CacheStats,
+}
+
+fn stats(_: NoParams) -> crate::Result<StatsResult> {
+    Ok(StatsResult {
+        check_cache: crate::check::cache::stats(),
+    })
+}
+
 fn discover(_: NoParams) -> crate::Result<OpenRpcDocument> {
     Ok(OpenRpcDocument(super::openrpc::document().clone()))
 }
@@ -504,6 +519,16 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         read_only_if: None,
         errors: META_ERRORS,
         call: version,
+    },
+    &Method::<NoParams, StatsResult> {
+        name: "stats",
+        doc: "The agent's check cache: layouts and bytes kept and their bounds, hits, misses, \
+              invalidations, evictions, and the consistent read's retries and waits for a \
+              renewal's swap.",
+        mutating: false,
+        read_only_if: None,
+        errors: META_ERRORS,
+        call: stats,
     },
     &Method::<NoParams, OpenRpcDocument> {
         name: "rpc.discover",

@@ -158,6 +158,8 @@ pub enum Enforce {
 /// (absent path params are filled from them; confined callers may pass no others, see
 /// [`crate::confine`]).
 pub fn module(enforce: Enforce, roots: Roots) -> RpcModule<()> {
+    // A serving process answers many checks: keep their reads (the library's cache).
+    crate::check::cache::enable();
     let roots = std::sync::Arc::new(roots);
     let mut m = RpcModule::new(());
     for method in METHODS {

@@ -1,0 +1,271 @@
+//! File identities, and the record of what a read looked at: the dependency tracking behind
+//! the agent's check cache ([`crate::check::cache`]) and behind check's consistent read of a
+//! PKI that a renewal may be swapping at the same time.
+//!
+//! - [`Ident`] is a file's identity: device, inode, size, mtime and ctime in nanoseconds,
+//!   and its mode. A file replaced by rename has a new inode; one rewritten in place has a
+//!   new ctime even when its size and mtime are put back (ctime cannot be set from user
+//!   space). Nothing is compared by content.
+//! - While a thread records ([`Recording`]), every input read through [`super::fsread`] and
+//!   every existence test ([`super::file_exists`], [`super::fsread::exists_nofollow`])
+//!   notes the path and what it was ([`Observed`]): the file opened (its `fstat`), a symlink
+//!   (its own identity and its target, read again on every validation, so a re-pointed link
+//!   is seen even when no file changed), absent, or an error.
+//! - [`still`] stats every recorded path again: all the same means that what was read is
+//!   what is on disk now.
+//! - Writes through the [`super::store::Store`] are announced with [`note_writes`] (a
+//!   generation counter and a bounded log of the paths written), so a cache drops what a
+//!   kubecert write touched even where the identity could not tell (an inode reused within
+//!   one timestamp tick).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// A file's identity (what [`std::fs::Metadata`] says of it, without its contents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ident {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Status change time, nanoseconds since the epoch.
+    pub ctime_ns: i128,
+    /// Type and permission bits.
+    pub mode: u32,
+}
+
+impl Ident {
+    /// The identity in `m`.
+    pub fn of(m: &std::fs::Metadata) -> Ident {
+        Ident {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            mode: m.mode(),
+        }
+    }
+}
+
+/// Whether a path was looked at through symlinks or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// `lstat`: a symlink is itself (fsread's `O_NOFOLLOW` reads).
+    NoFollow,
+    /// `stat`: through symlinks (existence tests like kubeadm's).
+    Follow,
+}
+
+/// What was at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// Nothing.
+    Absent,
+    /// The stat failed otherwise (its `errno`).
+    Error(i32),
+    /// A file (of any type but a symlink seen with [`How::NoFollow`]).
+    File(Ident),
+    /// A symlink (with [`How::NoFollow`]): its own identity and where it points.
+    Link(Ident, PathBuf),
+}
+
+/// Looks at `path` now.
+pub fn observe(path: &Path, how: How) -> Observed {
+    let m = match how {
+        How::NoFollow => std::fs::symlink_metadata(path),
+        How::Follow => std::fs::metadata(path),
+    };
+    match m {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(path) {
+            Ok(t) => Observed::Link(Ident::of(&m), t),
+            Err(e) => Observed::Error(e.raw_os_error().unwrap_or(-1)),
+        },
+        Ok(m) => Observed::File(Ident::of(&m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Observed::Absent,
+        Err(e) => Observed::Error(e.raw_os_error().unwrap_or(-1)),
+    }
+}
+
+/// One path a read depended on, and what it was then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dep {
+    /// The path as given.
+    pub path: PathBuf,
+    /// How it was looked at.
+    pub how: How,
+    /// What it was.
+    pub seen: Observed,
+}
+
+impl Dep {
+    /// Whether the path is still what it was.
+    pub fn holds(&self) -> bool {
+        observe(&self.path, self.how) == self.seen
+    }
+
+    /// Rough heap size, for the cache's byte bound.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Dep>()
+            + self.path.as_os_str().len()
+            + match &self.seen {
+                Observed::Link(_, t) => t.as_os_str().len(),
+                _ => 0,
+            }
+    }
+}
+
+thread_local! {
+    static RECORD: RefCell<Option<Vec<Dep>>> = const { RefCell::new(None) };
+}
+
+/// Records what this thread reads until [`Recording::finish`] (or drop).
+pub struct Recording(());
+
+impl Recording {
+    /// Starts recording on this thread (a recording already running is replaced).
+    pub fn start() -> Recording {
+        RECORD.with(|r| *r.borrow_mut() = Some(Vec::new()));
+        Recording(())
+    }
+
+    /// Stops, returning every path looked at, in order, each once (the first sight).
+    pub fn finish(self) -> Vec<Dep> {
+        RECORD.with(|r| r.borrow_mut().take()).unwrap_or_default()
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        RECORD.with(|r| r.borrow_mut().take());
+    }
+}
+
+/// Notes that `path` was `seen` (when this thread records).
+pub fn record(path: &Path, how: How, seen: impl FnOnce() -> Observed) {
+    RECORD.with(|r| {
+        if let Some(v) = r.borrow_mut().as_mut() {
+            if !v.iter().any(|d| d.how == how && d.path == path) {
+                v.push(Dep {
+                    path: path.to_path_buf(),
+                    how,
+                    seen: seen(),
+                });
+            }
+        }
+    });
+}
+
+/// Whether this thread records (so that a caller can skip work only a record needs).
+pub fn recording() -> bool {
+    RECORD.with(|r| r.borrow().is_some())
+}
+
+/// Whether every path is still what it was.
+pub fn still(deps: &[Dep]) -> bool {
+    deps.iter().all(Dep::holds)
+}
+
+/// How many writes the log below remembers.
+const WRITE_LOG: usize = 4096;
+
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static WRITES: Mutex<VecDeque<(u64, PathBuf)>> = Mutex::new(VecDeque::new());
+
+/// The write generation: it grows with every [`note_writes`].
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::SeqCst)
+}
+
+/// Announces that kubecert wrote (renamed over, created, removed) `paths`; a directory
+/// stands for everything under it.
+pub fn note_writes<'a>(paths: impl IntoIterator<Item = &'a Path>) {
+    let mut log = WRITES.lock().unwrap_or_else(|p| p.into_inner());
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
+    for p in paths {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        log.push_back((generation, abs));
+        if log.len() > WRITE_LOG {
+            log.pop_front();
+        }
+    }
+}
+
+/// Whether a kubecert write after generation `since` touched one of `deps` (true as well
+/// when the log no longer reaches back that far).
+pub fn written_since(since: u64, deps: &[Dep]) -> bool {
+    if generation() == since {
+        return false;
+    }
+    let log = WRITES.lock().unwrap_or_else(|p| p.into_inner());
+    if log.front().is_none_or(|(g, _)| *g > since + 1) {
+        return true;
+    }
+    let abs: Vec<PathBuf> = deps
+        .iter()
+        .map(|d| std::path::absolute(&d.path).unwrap_or_else(|_| d.path.clone()))
+        .collect();
+    log.iter()
+        .filter(|(g, _)| *g > since)
+        .any(|(_, w)| abs.iter().any(|d| d.starts_with(w)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_sees_rename_in_place_rewrite_and_link_swap() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("a.crt");
+        std::fs::write(&f, b"one").unwrap();
+        let rec = Recording::start();
+        record(&f, How::NoFollow, || observe(&f, How::NoFollow));
+        let missing = t.path().join("none");
+        record(&missing, How::Follow, || observe(&missing, How::Follow));
+        let deps = rec.finish();
+        assert_eq!(deps.len(), 2);
+        assert_eq!(deps[1].seen, Observed::Absent);
+        assert!(still(&deps));
+        // Not recording: nothing noted.
+        record(&f, How::NoFollow, || unreachable!());
+        // In place, same size, mtime put back: the ctime tells.
+        let before = std::fs::metadata(&f).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let h = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+        use std::io::Write;
+        (&h).write_all(b"two").unwrap();
+        h.set_times(std::fs::FileTimes::new().set_modified(before.modified().unwrap()))
+            .unwrap();
+        drop(h);
+        assert!(!still(&deps));
+        // A link: re-pointed, seen without any file changing.
+        let (x, y, l) = (t.path().join("x"), t.path().join("y"), t.path().join("l"));
+        std::fs::write(&x, b"x").unwrap();
+        std::fs::write(&y, b"x").unwrap();
+        std::os::unix::fs::symlink(&x, &l).unwrap();
+        let dep = Dep {
+            path: l.clone(),
+            how: How::NoFollow,
+            seen: observe(&l, How::NoFollow),
+        };
+        assert!(matches!(dep.seen, Observed::Link(_, _)) && dep.holds());
+        std::fs::remove_file(&l).unwrap();
+        std::os::unix::fs::symlink(&y, &l).unwrap();
+        assert!(!dep.holds());
+        // A write announced by kubecert.
+        let g = generation();
+        assert!(!written_since(g, &deps));
+        note_writes([t.path()]);
+        assert!(written_since(g, &deps));
+        assert!(!written_since(generation(), &deps));
+    }
+}

@@ -12,6 +12,10 @@
 #     `ansible all -m ping` on the same inventory (ansible/tests/bench-ha.sh; goal <= 1.2x).
 #     Needs ansible-playbook (the repository's .venv, or KUBECERT_VENV); skipped without it
 #     or with BENCH_ANSIBLE=0. BENCH_ANSIBLE_RUNS (7) interleaved rounds.
+#  5. A fleet: 100 `kubecert serve --stdio` agents, one per simulated node with its own demo
+#     PKI, queried concurrently by one asyncio client (bench/fleet.py): start-up, one check
+#     round across the fleet (wall), per-agent RSS idle and under load, one-shot rounds.
+#     BENCH_FLEET=0 skips it; FLEET_AGENTS (100), FLEET_ROUNDS (20), FLEET_KEY_ALG (rsa-2048).
 #
 # Timing: check and the shell loop with hyperfine (installed with apt-get when missing and
 # root; else a bash loop with the same statistics); renew and its floors interleaved, round
@@ -170,4 +174,10 @@ if [ "${BENCH_ANSIBLE:-1}" != 0 ]; then
     else
         echo "ansible: skipped (no ansible-playbook; create .venv with scripts/deps.sh)"
     fi
+fi
+
+# ---- 5. a fleet of stdio agents ----
+if [ "${BENCH_FLEET:-1}" != 0 ]; then
+    echo
+    python3 bench/fleet.py --bin "$KC" || echo "[bench] fleet: bench/fleet.py failed" >&2
 fi

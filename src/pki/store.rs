@@ -420,15 +420,9 @@ pub fn journal_exists(dir: &Path) -> bool {
     jp.exists() || staged_path(&jp).exists()
 }
 
-/// Copies `target` into the backup dir as `<index>-<file name>` (0600, new file): the copy of
-/// a file a run replaces or removes. Not yet synced: the caller adds the returned file to the
-/// batch [`sync_files`] makes durable before the backup's manifest is written.
-fn backup_copy(
-    dir: &Path,
-    index: usize,
-    target: &Path,
-    unsynced: &mut Unsynced,
-) -> Result<PathBuf> {
+/// Copies `target` into the backup dir as `<index>-<file name>` (0600, new file, synced): the
+/// copy of a file a run replaces or removes.
+fn backup_copy(dir: &Path, index: usize, target: &Path) -> Result<PathBuf> {
     let name = format!(
         "{index:02}-{}",
         target
@@ -445,68 +439,8 @@ fn backup_copy(
         .open(&dst)
         .map_err(|e| Error::io(&dst, e))?;
     f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
-    unsynced.push((dst.clone(), f));
+    f.sync_all().map_err(|e| Error::io(&dst, e))?;
     Ok(dst)
-}
-
-/// Files written but not yet fsynced, with their paths (for errors): one batch for
-/// [`sync_files`].
-type Unsynced = Vec<(PathBuf, File)>;
-
-/// fsyncs every file of `files` at once (one thread each) and returns once all of them are
-/// durable, or the first error (naming its file).
-///
-/// Why at once, and why that keeps the commit's guarantees: the commit protocol orders its
-/// *phases* (journal `staging` durable → backup copies and manifest durable → staged files and
-/// their directory entries durable → journal `prepared` durable → renames → directories
-/// synced → journal removed), never the files inside one phase: recovery looks at a phase's
-/// files only once the next journal state is on disk, and that state is written only after
-/// this function returned success for every file of the phase. Each file still gets its own
-/// fsync(2), with its own error, exactly as before; only their order within the phase
-/// changes (they overlap in time). Issued one after another, each fsync of a new file on
-/// ext4/xfs waits for its own journal commit and disk-cache flush (~0.2–10 ms each on a
-/// loaded VM, 36 of them in a full `renew all`); issued together they share one or two
-/// commits (the file systems' group commit). Measured: bench/RESULTS.md, issue 18.
-fn sync_files(files: Unsynced) -> Result<()> {
-    if files.len() <= 1 {
-        for (p, f) in &files {
-            f.sync_all().map_err(|e| Error::io(p, e))?;
-        }
-        return Ok(());
-    }
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .iter()
-            .map(|(p, f)| {
-                let sync = move || f.sync_all().map_err(|e| Error::io(p, e));
-                // No thread to be had (resource limits): sync in this thread instead.
-                std::thread::Builder::new()
-                    .spawn_scoped(s, sync)
-                    .map_err(|_| sync())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(&files)
-            .map(|(h, (p, _))| match h {
-                Ok(h) => h.join().unwrap_or_else(|_| {
-                    Err(Error::io(p, std::io::Error::other("fsync thread panicked")))
-                }),
-                Err(inline) => inline,
-            })
-            .collect()
-    });
-    results.into_iter().collect()
-}
-
-/// [`sync_dir`] for each of `dirs`, at once (see [`sync_files`] for why that is safe: the
-/// directories of one phase are not ordered among themselves).
-fn sync_dirs(dirs: &[PathBuf]) -> Result<()> {
-    let mut open = Unsynced::new();
-    for d in dirs {
-        open.push((d.clone(), File::open(d).map_err(|e| Error::io(d, e))?));
-    }
-    sync_files(open)
 }
 
 /// Finishes or undoes an interrupted run. Must be called with the lock held; a no-op when
@@ -918,10 +852,9 @@ fn commit_inner(
             created: stamp.to_string(),
             entries: vec![],
         };
-        let mut unsynced = Unsynced::new();
         for (i, w) in writes.iter().enumerate() {
             let copy = if meta.get(i).is_some_and(Option::is_some) {
-                Some(backup_copy(&dir, i, &w.target, &mut unsynced)?)
+                Some(backup_copy(&dir, i, &w.target)?)
             } else {
                 None
             };
@@ -934,15 +867,7 @@ fn commit_inner(
         for (j, l) in links.iter().enumerate() {
             let (copy, link_target) = match link_meta.get(j) {
                 Some(Some(Some(t))) => (None, Some(t.clone())),
-                Some(Some(None)) => (
-                    Some(backup_copy(
-                        &dir,
-                        writes.len() + j,
-                        &l.target,
-                        &mut unsynced,
-                    )?),
-                    None,
-                ),
+                Some(Some(None)) => (Some(backup_copy(&dir, writes.len() + j, &l.target)?), None),
                 _ => (None, None),
             };
             manifest.entries.push(BackupEntry {
@@ -953,7 +878,7 @@ fn commit_inner(
         }
         for (j, r) in removes.iter().enumerate() {
             if fs::symlink_metadata(r).is_ok() {
-                let copy = backup_copy(&dir, writes.len() + links.len() + j, r, &mut unsynced)?;
+                let copy = backup_copy(&dir, writes.len() + links.len() + j, r)?;
                 manifest.entries.push(BackupEntry {
                     target: r.clone(),
                     copy: Some(copy),
@@ -961,8 +886,6 @@ fn commit_inner(
                 });
             }
         }
-        // Every copy durable before the manifest that lists them is written.
-        sync_files(unsynced)?;
         let mp = dir.join("manifest.json");
         let mj = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::StoreCorrupt {
             path: mp.clone(),
@@ -975,7 +898,6 @@ fn commit_inner(
     failpoint("after-backup");
     // Stage.
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut unsynced = Unsynced::new();
     for (i, w) in writes.iter().enumerate() {
         let staged = staged_path(&w.target);
         let _ = fs::remove_file(&staged);
@@ -999,7 +921,7 @@ fn commit_inner(
         }
         f.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(&staged, e))?;
-        unsynced.push((staged, f));
+        f.sync_all().map_err(|e| Error::io(&staged, e))?;
         failpoint(&format!("after-stage-{i}"));
         if let Some(d) = w.target.parent() {
             if !dirs.contains(&d.to_path_buf()) {
@@ -1020,9 +942,9 @@ fn commit_inner(
             }
         }
     }
-    // Every staged file, then every directory holding one, durable before `prepared`.
-    sync_files(unsynced)?;
-    sync_dirs(&dirs)?;
+    for d in &dirs {
+        sync_dir(d)?;
+    }
     journal.state = State::Prepared;
     write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
     made.prepared = true;
@@ -1051,7 +973,9 @@ fn commit_inner(
             }
         }
     }
-    sync_dirs(&dirs)?;
+    for d in &dirs {
+        sync_dir(d)?;
+    }
     fs::remove_file(&jp).map_err(|e| Error::io(&jp, e))?;
     sync_dir(&lock.dir)?;
     failpoint("after-commit");
@@ -1389,9 +1313,9 @@ mod tests {
         assert!(!journal_exists(d.path()));
     }
 
-    /// The batched fsyncs (issue 18): a commit of many files in several directories, each
-    /// with an old version, leaves every new file in place with its contents, a backup copy
-    /// of every old one listed in the manifest, and no staged file or journal behind.
+    /// A commit of many files in several directories, each with an old version, leaves
+    /// every new file in place with its contents, a backup copy of every old one listed in
+    /// the manifest, and no staged file or journal behind.
     #[test]
     fn commit_of_many_files_in_several_dirs_backs_up_and_replaces_each() {
         let d = tempfile::tempdir().unwrap();
@@ -1422,19 +1346,6 @@ mod tests {
             assert_eq!(fs::read(copy).unwrap(), format!("old {i}").as_bytes());
         }
         assert!(!journal_exists(d.path()));
-    }
-
-    /// A directory that cannot be synced is an error naming it (the batched dir sync).
-    #[test]
-    fn sync_dirs_names_the_dir_it_cannot_open() {
-        let d = tempfile::tempdir().unwrap();
-        let gone = d.path().join("gone");
-        let err = sync_dirs(&[d.path().to_path_buf(), gone.clone()]).unwrap_err();
-        assert!(
-            err.to_string().contains(&gone.display().to_string()),
-            "{err}"
-        );
-        sync_dirs(&[d.path().to_path_buf(), d.path().join(".")]).unwrap();
     }
 
     #[test]

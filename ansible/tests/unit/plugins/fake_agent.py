@@ -64,7 +64,8 @@ class RpcFailure(Exception):
 
 
 def m_version(params):
-    return {'version': '0.0.0-fake', 'methods': sorted(METHODS),
+    return {'version': '0.0.0-fake', 'gitCommit': 'unknown', 'buildDate': '2026-01-01T00:00:00Z',
+            'kubernetesApi': True, 'methods': sorted(METHODS),
             'mutatingMethods': ['approve', 'ca-install', 'ca-renew', 'ca-rotate', 'csr-export', 'csr-import', 'kubelet-conf',
                                 'kubelet-conf-rebuild', 'renew', 'restart', 'restore'],
             'openrpc': '1.3.2'}

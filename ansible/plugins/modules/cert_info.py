@@ -20,14 +20,10 @@ author:
 extends_documentation_fragment:
   - kubecert.pki.agent
   - kubecert.pki.agent.paths
+  - kubecert.pki.agent.external_etcd
   - kubecert.pki.attributes
   - kubecert.pki.attributes.info_module
 options:
-  external_etcd:
-    description:
-      - Whether etcd is external, so that its certificates are not expected under O(cert_dir).
-      - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
-    type: bool
   kubelet_pki:
     description:
       - The kubelet's PKI directory (for C(kubelet-client-current.pem)).
@@ -210,7 +206,7 @@ certificates:
       description: What the certificate says.
       returned: when the certificate is present
       type: dict
-      contains:
+      contains: &cert_detail
         path:
           description: The file it was read from.
           returned: always
@@ -330,92 +326,12 @@ certificateAuthorities:
       description: What the CA certificate says, the same fields as RV(certificates[].detail).
       returned: when the certificate is present
       type: dict
-      contains:
-        path:
-          description: The file it was read from.
-          returned: always
-          type: str
-          sample: /etc/kubernetes/pki/apiserver.crt
-        subject:
-          description: The subject distinguished name.
-          returned: when the certificate could be parsed
-          type: str
-          sample: CN=kube-apiserver
-        issuer:
-          description: The issuer distinguished name.
-          returned: when the certificate could be parsed
-          type: str
-          sample: CN=kubernetes
-        serial:
-          description: The serial number in hex.
-          returned: when the certificate could be parsed
-          type: str
-          sample: 5f3a0c
-        signedBy:
-          description: Which kubeadm CA's key signed it, found by signature.
-          returned: when a kubeadm CA's key signed it
-          type: str
-          sample: ca
-        notBefore:
-          description: NotBefore in RFC 3339 UTC.
-          returned: when the certificate could be parsed
-          type: str
-          sample: '2026-01-02T03:04:05Z'
-        dnsNames:
-          description: DNS subject alternative names.
-          returned: when not empty
-          type: list
-          elements: str
-          sample: [kubernetes, kubernetes.default]
-        ipAddresses:
-          description: IP address subject alternative names.
-          returned: when not empty
-          type: list
-          elements: str
-          sample: [10.96.0.1]
-        otherSans:
-          description: Other subject alternative names, rendered as text.
-          returned: when not empty
-          type: list
-          elements: str
-          sample: []
-        extKeyUsage:
-          description: Extended key usages.
-          returned: when not empty
-          type: list
-          elements: str
-          sample: [serverAuth]
-        keyAlgorithm:
-          description: The public key algorithm and size.
-          returned: when the certificate could be parsed
-          type: str
-          sample: RSA-2048
-        chainLength:
-          description: How many certificates follow the first one in the file.
-          returned: when not zero
-          type: int
-          sample: 1
-        problems:
-          description: What is wrong with it (expired, mismatched key, ...).
-          returned: always
-          type: list
-          elements: dict
-          contains:
-            code:
-              description: A stable code.
-              returned: always
-              type: str
-              sample: expired
-            message:
-              description: A readable explanation.
-              returned: always
-              type: str
-              sample: expired on 2025-01-01T00:00:00Z
+      contains: *cert_detail
 kubeletConf:
   description: The state of C(kubelet.conf) and its client certificate.
   returned: success
   type: dict
-  contains:
+  contains: &kubelet_conf
     path:
       description: Path of C(kubelet.conf).
       returned: always
@@ -497,7 +413,7 @@ served:
           description: "That file's certificate."
           returned: always
           type: dict
-          contains:
+          contains: &served_leaf
             serial:
               description: "Serial, lowercase hex."
               returned: always
@@ -514,19 +430,7 @@ served:
           description: "The leaf the server presented."
           returned: always
           type: dict
-          contains:
-            serial:
-              description: "Serial, lowercase hex."
-              returned: always
-              type: str
-            notAfter:
-              description: "NotAfter, RFC 3339."
-              returned: always
-              type: str
-            subject:
-              description: "Subject."
-              returned: always
-              type: str
+          contains: *served_leaf
         servedExpired:
           description: "The served leaf has expired."
           returned: always
@@ -563,7 +467,7 @@ kubelet:
       description: The client certificate the kubelet authenticates with (C(kubelet-client-current.pem), else kubelet.conf's).
       returned: always
       type: dict
-      contains:
+      contains: &kubelet_cert
         name:
           description: V(kubelet-client) or V(kubelet-serving).
           returned: always
@@ -654,138 +558,12 @@ kubelet:
       description: The certificate the kubelet serves on port 10250 (C(kubelet-server-current.pem), else C(kubelet.crt)).
       returned: always
       type: dict
-      contains:
-        name:
-          description: V(kubelet-client) or V(kubelet-serving).
-          returned: always
-          type: str
-          sample: kubelet-client
-        role:
-          description: V(client) or V(serving).
-          returned: always
-          type: str
-          sample: client
-        path:
-          description: The file read (C(kubelet.conf) for an embedded certificate; the C(-current.pem) link itself).
-          returned: always
-          type: str
-          sample: /var/lib/kubelet/pki/kubelet-client-current.pem
-        linkTarget:
-          description: Where the C(*-current.pem) symlink points (the dated file).
-          returned: when the file is a symlink
-          type: str
-          sample: /var/lib/kubelet/pki/kubelet-client-2026-01-01-00-00-00.pem
-        rotation:
-          description: V(rotated) (symlink to a dated file), V(static-file), V(embedded), V(file-reference) or V(missing).
-          returned: always
-          type: str
-          sample: rotated
-        missing:
-          description: Whether nothing was found.
-          returned: always
-          type: bool
-          sample: false
-        expirationDate:
-          description: NotAfter in RFC 3339 UTC.
-          returned: when readable
-          type: str
-          sample: '2027-01-01T00:00:00Z'
-        residualTime:
-          description: Seconds until NotAfter (negative when expired).
-          returned: when readable
-          type: int
-          sample: 18403200
-        notBefore:
-          description: NotBefore in RFC 3339 UTC.
-          returned: when readable
-          type: str
-          sample: '2025-12-31T23:55:00Z'
-        subject:
-          description: Subject.
-          returned: when readable
-          type: str
-          sample: O=system:nodes, CN=system:node:cp1
-        issuer:
-          description: Issuer.
-          returned: when readable
-          type: str
-          sample: CN=kubernetes
-        serial:
-          description: Serial number, hex.
-          returned: when readable
-          type: str
-          sample: 5f3a0c2d9e1b7a44
-        chainsToCa:
-          description: Whether it is signed by the cluster CA (C(ca.crt)), by signature.
-          returned: when readable and ca.crt is
-          type: bool
-          sample: true
-        selfSigned:
-          description: Self-signed, or issued by the kubelet's own CA carried in the same file (C(kubelet.crt)).
-          returned: when readable
-          type: bool
-          sample: false
-        problems:
-          description: Findings (V(not-found), V(expired), V(not-signed-by-ca), V(key-mismatch), ...).
-          returned: always
-          type: list
-          elements: dict
-          contains:
-            code:
-              description: A stable code.
-              returned: always
-              type: str
-              sample: expired
-            message:
-              description: What is wrong, naming the file.
-              returned: always
-              type: str
-              sample: expired at 2027-01-01T00:00:00Z
+      contains: *kubelet_cert
     kubeletConf:
       description: The same diagnosis as RV(kubeletConf).
       returned: always
       type: dict
-      contains:
-        path:
-          description: Path of C(kubelet.conf).
-          returned: always
-          type: str
-          sample: /etc/kubernetes/kubelet.conf
-        present:
-          description: Whether C(kubelet.conf) exists.
-          returned: always
-          type: bool
-          sample: true
-        mode:
-          description: V(embedded) client certificate or V(file-reference) to C(kubelet-client-current.pem).
-          returned: when present
-          type: str
-          sample: file-reference
-        expirationDate:
-          description: NotAfter of the kubelet client certificate in RFC 3339 UTC.
-          returned: when present
-          type: str
-          sample: '2027-01-02T03:04:05Z'
-        residualTime:
-          description: Seconds until it expires.
-          returned: when present
-          type: int
-          sample: 31536000
-        clientCurrentPem:
-          description: Path of the kubelet's rotated client certificate.
-          returned: always
-          type: str
-          sample: /var/lib/kubelet/pki/kubelet-client-current.pem
-        clientCurrentPemExists:
-          description: Whether that file exists.
-          returned: always
-          type: bool
-          sample: true
-        advice:
-          description: What to do about it, if anything.
-          returned: always
-          type: str
-          sample: kubelet rotates its client certificate itself
+      contains: *kubelet_conf
     kubeletConfClient:
       description: Where kubelet.conf takes its client certificate from.
       returned: always
@@ -1085,7 +863,7 @@ ca:
           returned: always
           type: list
           elements: dict
-          contains:
+          contains: &ca_signed
             name:
               description: Inventory name.
               returned: always
@@ -1101,17 +879,7 @@ ca:
           returned: always
           type: list
           elements: dict
-          contains:
-            name:
-              description: Inventory name.
-              returned: always
-              type: str
-              sample: apiserver
-            path:
-              description: The file.
-              returned: always
-              type: str
-              sample: /etc/kubernetes/pki/apiserver.crt
+          contains: *ca_signed
         bundles:
           description: Trust locations (CA files, kubeconfigs) holding it.
           returned: always

@@ -259,7 +259,7 @@ restarts:
           description: "That file's certificate."
           returned: always
           type: dict
-          contains:
+          contains: &served_leaf
             serial:
               description: "Serial, lowercase hex."
               returned: always
@@ -276,19 +276,7 @@ restarts:
           description: "The leaf the server presented."
           returned: always
           type: dict
-          contains:
-            serial:
-              description: "Serial, lowercase hex."
-              returned: always
-              type: str
-            notAfter:
-              description: "NotAfter, RFC 3339."
-              returned: always
-              type: str
-            subject:
-              description: "Subject."
-              returned: always
-              type: str
+          contains: *served_leaf
         servedExpired:
           description: "The served leaf has expired."
           returned: always

@@ -125,7 +125,7 @@ endpoints:
       description: "That file's certificate."
       returned: always
       type: dict
-      contains:
+      contains: &served_leaf
         serial:
           description: "Serial, lowercase hex."
           returned: always
@@ -142,19 +142,7 @@ endpoints:
       description: "The leaf the server presented."
       returned: always
       type: dict
-      contains:
-        serial:
-          description: "Serial, lowercase hex."
-          returned: always
-          type: str
-        notAfter:
-          description: "NotAfter, RFC 3339."
-          returned: always
-          type: str
-        subject:
-          description: "Subject."
-          returned: always
-          type: str
+      contains: *served_leaf
     servedExpired:
       description: "The served leaf has expired."
       returned: always

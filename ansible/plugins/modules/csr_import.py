@@ -143,7 +143,7 @@ certificates:
       description: The installed certificate before (NotAfter, serial, SANs, subject).
       returned: when a certificate was installed before
       type: dict
-      contains:
+      contains: &cert_state
         notAfter:
           description: NotAfter in RFC 3339 UTC.
           returned: always
@@ -191,50 +191,7 @@ certificates:
       description: The imported certificate (NotAfter, serial, SANs, subject).
       returned: when one was found
       type: dict
-      contains:
-        notAfter:
-          description: NotAfter in RFC 3339 UTC.
-          returned: always
-          type: str
-          sample: '2026-12-01T00:00:00Z'
-        notBefore:
-          description: NotBefore in RFC 3339 UTC.
-          returned: when the agent reports it
-          type: str
-          sample: '2025-12-01T00:00:00Z'
-        serial:
-          description: Serial number in hex.
-          returned: always
-          type: str
-          sample: 5f3a0c
-        dnsNames:
-          description: DNS subject alternative names.
-          returned: always
-          type: list
-          elements: str
-          sample: [kubernetes, kubernetes.default]
-        ipAddresses:
-          description: IP address subject alternative names.
-          returned: always
-          type: list
-          elements: str
-          sample: [10.96.0.1]
-        subject:
-          description: The subject distinguished name.
-          returned: always
-          type: str
-          sample: CN=kube-apiserver
-        extKeyUsage:
-          description: Extended key usages.
-          returned: when the agent reports it
-          type: list
-          elements: str
-          sample: [serverAuth]
-        keyAlgorithm:
-          description: The key algorithm and size.
-          returned: when the agent reports it
-          type: str
-          sample: RSA-2048
+      contains: *cert_state
 dryRun:
   description: Whether the agent only validated (check mode).
   returned: when the agent reports it

@@ -66,3 +66,18 @@ options:
       - When not set, the agent decides (external when C(<cert_dir>/etcd) is absent).
     type: bool
 '''
+
+    # A fixed clock and the backup directory of the methods that write through the store
+    # (ca-install, ca-renew, ca-rotate, renew).
+    WRITE = r'''
+options:
+  now:
+    description:
+      - Act as of this RFC 3339 UTC time instead of the clock (for tests).
+    type: str
+  backup_dir:
+    description:
+      - Where the agent keeps backups; each run gets its own timestamped subdirectory, returned as RV(backupDir).
+      - When not set, the agent uses C(<cert_dir>/../kubecert-backup).
+    type: path
+'''

@@ -22,6 +22,7 @@ extends_documentation_fragment:
   - kubecert.pki.agent
   - kubecert.pki.agent.paths
   - kubecert.pki.agent.external_etcd
+  - kubecert.pki.agent.write
   - kubecert.pki.attributes
 attributes:
   check_mode:
@@ -42,15 +43,6 @@ options:
       - The CA certificate, PEM (one certificate, no key), as RV(kubecert.pki.ca_export#module:pem) returns it.
     type: str
     required: true
-  now:
-    description:
-      - Act as of this RFC 3339 UTC time instead of the clock (for tests).
-    type: str
-  backup_dir:
-    description:
-      - Where the agent keeps backups; each run gets its own timestamped subdirectory, returned as RV(backupDir).
-      - When not set, the agent uses C(<cert_dir>/../kubecert-backup).
-    type: path
 seealso:
   - module: kubecert.pki.ca_renew
   - module: kubecert.pki.ca_export

@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - kubecert.pki.agent
   - kubecert.pki.agent.paths
   - kubecert.pki.agent.external_etcd
+  - kubecert.pki.agent.write
   - kubecert.pki.attributes
 attributes:
   check_mode:
@@ -46,15 +47,6 @@ options:
       - How long the renewed CA is valid from now, for example V(87600h).
       - When not set, the agent's default (V(87600h), kubeadm's ten years) applies.
     type: str
-  now:
-    description:
-      - Act as of this RFC 3339 UTC time instead of the clock (for tests).
-    type: str
-  backup_dir:
-    description:
-      - Where the agent keeps backups; each run gets its own timestamped subdirectory, returned as RV(backupDir).
-      - When not set, the agent uses C(<cert_dir>/../kubecert-backup).
-    type: path
 seealso:
   - module: kubecert.pki.ca_export
   - module: kubecert.pki.ca_install

@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - kubecert.pki.agent
   - kubecert.pki.agent.paths
   - kubecert.pki.agent.external_etcd
+  - kubecert.pki.agent.write
   - kubecert.pki.attributes
 attributes:
   check_mode:
@@ -61,15 +62,6 @@ options:
     description:
       - An admin kubeconfig, for the agent to update the C(cluster-info) ConfigMap in kube-public with (only for
         O(ca=ca)), after the node's files are committed; see RV(clusterInfo). Without it, that update stays in RV(checklist).
-    type: path
-  now:
-    description:
-      - Act as of this RFC 3339 UTC time instead of the clock (for tests).
-    type: str
-  backup_dir:
-    description:
-      - Where the agent keeps backups; each run gets its own timestamped subdirectory, returned as RV(backupDir).
-      - When not set, the agent uses C(<cert_dir>/../kubecert-backup).
     type: path
 seealso:
   - module: kubecert.pki.ca_renew

@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - kubecert.pki.agent
   - kubecert.pki.agent.paths
   - kubecert.pki.agent.external_etcd
+  - kubecert.pki.agent.write
   - kubecert.pki.attributes
 attributes:
   check_mode:
@@ -54,15 +55,6 @@ options:
     description:
       - How long the new certificates are valid (capped at their CA's NotAfter), for example V(8760h).
       - When not set, the agent's default (V(8760h)) applies.
-    type: str
-  backup_dir:
-    description:
-      - Where the agent keeps backups; each run gets its own timestamped subdirectory, returned as RV(backupDir).
-      - When not set, the agent uses C(<cert_dir>/../kubecert-backup).
-    type: path
-  now:
-    description:
-      - Act as of this RFC 3339 UTC time instead of the clock (for tests).
     type: str
   allow_expired_ca:
     description:

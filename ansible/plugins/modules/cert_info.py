@@ -277,7 +277,7 @@ certificates:
           type: list
           elements: dict
           contains:
-            code:
+            code: &problem_code
               description: A stable code.
               returned: always
               type: str
@@ -544,11 +544,7 @@ kubelet:
           type: list
           elements: dict
           contains:
-            code:
-              description: A stable code.
-              returned: always
-              type: str
-              sample: expired
+            code: *problem_code
             message:
               description: What is wrong, naming the file.
               returned: always

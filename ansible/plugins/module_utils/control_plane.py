@@ -10,28 +10,27 @@ seconds and sent to the agent in milliseconds.
 COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']
 ENDPOINTS = ['etcd-client', 'etcd-peer', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']
 
+
+def _endpoints_option(choices):
+    """The spec of an ``endpoints`` option: per-endpoint address and certificate overrides."""
+    return dict(
+        type='list', elements='dict', default=[],
+        options=dict(
+            endpoint=dict(type='str', required=True, choices=choices),
+            address=dict(type='str'),
+            cert=dict(type='path'),
+        ),
+    )
+
+
 # Documented in each module (they differ in whether cert is used).
-ENDPOINTS_OPTION = dict(
-    type='list', elements='dict', default=[],
-    options=dict(
-        endpoint=dict(type='str', required=True, choices=ENDPOINTS),
-        address=dict(type='str'),
-        cert=dict(type='path'),
-    ),
-)
+ENDPOINTS_OPTION = _endpoints_option(ENDPOINTS)
 
 # The served proof also covers the kubelet (:10250, read from its config file): the
 # served and cert_info (served=true) modules accept it; restart and health do not.
 SERVED_COMPONENTS = COMPONENTS + ['kubelet']
 SERVED_ENDPOINTS = ENDPOINTS + ['kubelet']
-SERVED_ENDPOINTS_OPTION = dict(
-    type='list', elements='dict', default=[],
-    options=dict(
-        endpoint=dict(type='str', required=True, choices=SERVED_ENDPOINTS),
-        address=dict(type='str'),
-        cert=dict(type='path'),
-    ),
-)
+SERVED_ENDPOINTS_OPTION = _endpoints_option(SERVED_ENDPOINTS)
 
 CONTROL_PLANE_ARGUMENT_SPEC = dict(
     cert_dir=dict(type='path', default='/etc/kubernetes/pki'),

@@ -197,7 +197,7 @@ certificates:
       returned: for leaf certificates
       type: str
       sample: ca
-    missing:
+    missing: &missing_file
       description: Whether the file is absent.
       returned: always
       type: bool
@@ -317,11 +317,7 @@ certificateAuthorities:
       description: Not returned for CAs (always absent); listed because rows share one shape.
       returned: never
       type: str
-    missing:
-      description: Whether the file is absent.
-      returned: always
-      type: bool
-      sample: false
+    missing: *missing_file
     detail:
       description: What the CA certificate says, the same fields as RV(certificates[].detail).
       returned: when the certificate is present

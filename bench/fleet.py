@@ -111,6 +111,8 @@ async def make_pkis(binary, base, n, alg):
 
     async def one(i):
         d = os.path.join(base, f"node-{i:03d}")
+        if os.path.isfile(os.path.join(d, "pki", "ca.crt")):
+            return d  # --pki-base: made by an earlier run
         async with sem:
             p = await asyncio.create_subprocess_exec(
                 binary, "demo-pki", d, "--key-algorithm", alg, "--now", NOW,
@@ -139,7 +141,8 @@ def ms(x):
 
 
 async def run(a):
-    base = tempfile.mkdtemp(prefix="kubecert-fleet-")
+    base = a.pki_base or tempfile.mkdtemp(prefix="kubecert-fleet-")
+    os.makedirs(base, exist_ok=True)
     agents = []
     try:
         t = time.perf_counter()
@@ -209,7 +212,7 @@ async def run(a):
             if x.proc and x.proc.returncode is None:
                 x.proc.kill()
                 await x.proc.wait()
-        if a.keep:
+        if a.keep or a.pki_base:
             print(f"fleet: kept {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
@@ -227,6 +230,8 @@ def main():
                          "~8x faster)")
     ap.add_argument("--idle-pause", type=float, default=1.0)
     ap.add_argument("--keep", action="store_true", help="keep the PKIs")
+    ap.add_argument("--pki-base", help="make the PKIs here, or reuse those an earlier run made "
+                                       "(kept): an A/B of two binaries on the same PKIs")
     a = ap.parse_args()
     if not os.access(a.bin, os.X_OK):
         sys.exit(f"fleet: no binary at {a.bin} (cargo build --release)")

@@ -22,13 +22,16 @@
 //! ([`filestate::written_since`]) reuses it: no file is read, parsed or verified; the
 //! residual times and expiry findings are computed per call from the cached NotBefore and
 //! NotAfter. A hit is exact for the same reason as a consistent read: every path was what
-//! the entry holds when it was stat'ed, hence at the start of the call too. Bounded by
+//! the entry holds when it was stat'ed, hence at the start of the call too. A read is kept
+//! only when every file it read had last changed at least [`filestate::RACY_WINDOW`] before
+//! it started (git's "racily clean" rule): a rewrite in place within one kernel timestamp
+//! tick of the read could otherwise keep the same ctime, and be served stale. Bounded by
 //! [`MAX_ENTRIES`] layouts and [`MAX_BYTES`] (least recently used evicted first), reported by
 //! the `stats` RPC method ([`stats`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -72,6 +75,9 @@ pub struct CacheStats {
     pub retries: u64,
     /// Checks that waited for a transaction's swap to finish.
     pub waits: u64,
+    /// Checks read but not kept: a file they read had changed too shortly before for its
+    /// identity to tell a rewrite right after the read (racily clean).
+    pub racy: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +115,7 @@ static INVALIDATIONS: AtomicU64 = AtomicU64::new(0);
 static EVICTIONS: AtomicU64 = AtomicU64::new(0);
 static RETRIES: AtomicU64 = AtomicU64::new(0);
 static WAITS: AtomicU64 = AtomicU64::new(0);
+static RACY: AtomicU64 = AtomicU64::new(0);
 
 fn cache() -> std::sync::MutexGuard<'static, Cache> {
     CACHE.lock().unwrap_or_else(|p| p.into_inner())
@@ -134,6 +141,7 @@ pub fn stats() -> CacheStats {
         evictions: EVICTIONS.load(Ordering::Relaxed),
         retries: RETRIES.load(Ordering::Relaxed),
         waits: WAITS.load(Ordering::Relaxed),
+        racy: RACY.load(Ordering::Relaxed),
     }
 }
 
@@ -277,6 +285,7 @@ pub fn read(opts: &CheckOptions) -> (Vec<Problem>, Core) {
             }
         }
         let generation = filestate::generation();
+        let started = SystemTime::now();
         let rec = Recording::start();
         let core = super::read_core(opts);
         let deps = rec.finish();
@@ -290,7 +299,11 @@ pub fn read(opts: &CheckOptions) -> (Vec<Problem>, Core) {
         }
         if enabled {
             MISSES.fetch_add(1, Ordering::Relaxed);
-            if global.is_empty() {
+            // A file changed too shortly before this read for its identity to tell a
+            // rewrite right after it: answer, but read again next time.
+            if global.is_empty() && filestate::racily_clean(&deps, started) {
+                RACY.fetch_add(1, Ordering::Relaxed);
+            } else if global.is_empty() {
                 insert(key, &core, deps, generation);
             }
         }

@@ -24,6 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A file's identity (what [`std::fs::Metadata`] says of it, without its contents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +175,58 @@ pub fn still(deps: &[Dep]) -> bool {
     deps.iter().all(Dep::holds)
 }
 
+/// How long after a file's last change a read must have started for its identity to prove
+/// that the file is still what was read ("racily clean", as git calls it).
+///
+/// The kernel stamps a change with its coarse clock (the time of the last timer tick, up to
+/// one tick — 1 to 10 ms — behind the clock a reader sees) and, on a file system that keeps
+/// timestamps in whole seconds, truncated to the second. So a file rewritten in place by
+/// another program right after a read — same size, mtime put back — can keep the very ctime
+/// the read recorded: its identity is unchanged, its contents are not. That can only happen
+/// when the recorded ctime is not older than the read's start by more than the granularity.
+/// A read that started [`RACY_WINDOW`] after the last change of every file it read is safe:
+/// any later change gets a later ctime. 100 ms leaves ten ticks of the slowest kernel clock
+/// (HZ=100) for a late tick in a virtual machine. (Kernels with multigrain timestamps,
+/// Linux 6.13 on, give a fine-grained ctime to a change after a stat, which closes the gap
+/// there; this does not rely on it.)
+pub const RACY_WINDOW: Duration = Duration::from_millis(100);
+/// The same for a change time with no nanoseconds: the file system may keep whole seconds
+/// (ext4 with 128-byte inodes, ext3) or two (FAT). A file system with nanoseconds shows 0
+/// about once in 10⁹ files, which costs one cache miss.
+pub const RACY_WINDOW_WHOLE_SECONDS: Duration = Duration::from_secs(2);
+
+impl Ident {
+    /// Whether a read that started at `started_ns` (ns since the epoch) cannot tell by this
+    /// identity a later in-place rewrite (see [`RACY_WINDOW`]). The ctime decides: every
+    /// change of contents or metadata sets it and nothing can set it back; the mtime can be
+    /// put anywhere, so it proves nothing.
+    fn racy(&self, started_ns: i128) -> bool {
+        let window = if self.ctime_ns % 1_000_000_000 == 0 {
+            RACY_WINDOW_WHOLE_SECONDS
+        } else {
+            RACY_WINDOW
+        };
+        self.ctime_ns > started_ns - window.as_nanos() as i128
+    }
+}
+
+/// Whether a read that started at `started` cannot prove, by identity, that some file it
+/// read is still what it read (see [`RACY_WINDOW`]): such a read must not be cached — the
+/// next call reads again, and is cached once the files are old enough. Paths absent or in
+/// error have no contents to rewrite; a symlink counts by its own identity (its target is
+/// compared as well).
+pub fn racily_clean(deps: &[Dep], started: SystemTime) -> bool {
+    // A clock before the epoch proves nothing.
+    let Ok(since) = started.duration_since(UNIX_EPOCH) else {
+        return true;
+    };
+    let started_ns = since.as_nanos() as i128;
+    deps.iter().any(|d| match &d.seen {
+        Observed::File(id) | Observed::Link(id, _) => id.racy(started_ns),
+        Observed::Absent | Observed::Error(_) => false,
+    })
+}
+
 /// How many writes the log below remembers.
 const WRITE_LOG: usize = 4096;
 
@@ -221,6 +274,79 @@ pub fn written_since(since: u64, deps: &[Dep]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(ns: i128) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap())
+    }
+
+    fn file_dep(ctime_ns: i128) -> Dep {
+        Dep {
+            path: PathBuf::from("/x"),
+            how: How::NoFollow,
+            seen: Observed::File(Ident {
+                dev: 1,
+                ino: 2,
+                size: 3,
+                mtime_ns: 0,
+                ctime_ns,
+                mode: 0o100644,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_file_changed_within_the_timestamp_granularity_of_a_read_is_racily_clean() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("a.crt");
+        std::fs::write(&f, b"one").unwrap();
+        let rec = Recording::start();
+        record(&f, How::NoFollow, || observe(&f, How::NoFollow));
+        let deps = rec.finish();
+        let Observed::File(id) = deps[0].seen else {
+            panic!("{:?}", deps[0].seen)
+        };
+        let w = RACY_WINDOW.as_nanos() as i128;
+        let ms = 1_000_000;
+        // A read that started before the change, in the same timestamp tick, or less than
+        // the window after it: a rewrite right after it could keep the same ctime.
+        assert!(racily_clean(&deps, at(id.ctime_ns - 1_000 * ms)));
+        assert!(racily_clean(&deps, at(id.ctime_ns)));
+        assert!(racily_clean(&deps, at(id.ctime_ns + w - ms)));
+        // Later: any change after the read has a later ctime.
+        assert!(!racily_clean(&deps, at(id.ctime_ns + w + ms)));
+        // The same, through a symlink's own identity.
+        let l = t.path().join("l");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        let link = Dep {
+            path: l.clone(),
+            how: How::NoFollow,
+            seen: observe(&l, How::NoFollow),
+        };
+        let Observed::Link(lid, _) = link.seen else {
+            panic!("{:?}", link.seen)
+        };
+        assert!(racily_clean(std::slice::from_ref(&link), at(lid.ctime_ns)));
+        assert!(!racily_clean(&[link], at(lid.ctime_ns + w + ms)));
+        // Whole seconds (no nanoseconds: a file system that keeps seconds, FAT's two): the
+        // wider window.
+        let s = 1_700_000_000_000_000_000;
+        assert!(racily_clean(&[file_dep(s)], at(s + 1_500 * ms)));
+        assert!(!racily_clean(&[file_dep(s)], at(s + 2_001 * ms)));
+        assert!(racily_clean(&[file_dep(s + 7)], at(s + w - ms)));
+        assert!(!racily_clean(&[file_dep(s + 7)], at(s + w + ms)));
+        // Nothing there or an error: nothing that could be rewritten in place.
+        let absent = Dep {
+            path: t.path().join("none"),
+            how: How::Follow,
+            seen: Observed::Absent,
+        };
+        assert!(!racily_clean(&[absent], at(0)));
+        // One racy file among old ones makes the whole read racy.
+        assert!(racily_clean(
+            &[file_dep(s), deps[0].clone()],
+            at(id.ctime_ns)
+        ));
+    }
 
     #[test]
     fn identity_sees_rename_in_place_rewrite_and_link_swap() {

@@ -176,6 +176,7 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         | Error::ForeignIdentity { .. }
         | Error::ClockSkew { .. }
         | Error::RotationPhase { .. }
+        | Error::RotationClientFile { .. }
         | Error::CaValidityShortened { .. } => codes::VALIDATION,
         Error::UnknownCertificate(_) => codes::UNKNOWN_CERTIFICATE,
         Error::Io { .. }
@@ -334,6 +335,16 @@ mod tests {
             (
                 Error::Validation {
                     cert: "apiserver".into(),
+                    reason: "x".into(),
+                },
+                -31003,
+            ),
+            (
+                Error::RotationClientFile {
+                    ca: "ca",
+                    requested: "distrust",
+                    kubeconfig: "/etc/kubernetes/kubelet.conf".into(),
+                    file: "/var/lib/kubelet/pki/kubelet-client-current.pem".into(),
                     reason: "x".into(),
                 },
                 -31003,

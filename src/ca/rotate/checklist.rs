@@ -1,12 +1,14 @@
 //! What kubecert cannot do from the node, printed after each phase, and the components to
 //! restart.
 
+use std::path::Path;
+
+use super::kubelet;
 use super::phase::State;
 use super::Phase;
-use crate::ca::{join_hash, NODE_KUBECONFIGS};
+use crate::ca::join_hash;
 use crate::ops::endpoints::Owner;
 use crate::pki::inventory::CaId;
-use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::Layout;
 
 pub(super) fn checklist(
@@ -15,6 +17,7 @@ pub(super) fn checklist(
     rollback: bool,
     s: &State,
     layout: &Layout,
+    kubelet_pki: &Path,
 ) -> Vec<String> {
     let mut v = Vec::new();
     let (old, new) = s.old_new();
@@ -36,19 +39,27 @@ pub(super) fn checklist(
              restart workloads that cache it"
                 .into(),
         );
-        for f in NODE_KUBECONFIGS {
-            let p = layout.kubeconfig_dir.join(f);
-            if let Ok(kc) = Kubeconfig::load(&p) {
-                if let Source::File(c) = &kc.client_cert {
-                    v.push(format!(
-                        "{}: its client certificate {} is a file kubecert does not re-sign \
-                         (the kubelet's rotated pair): after promote, let the kubelet request a \
-                         new one (kube-controller-manager signs it with the new key) or \
-                         rebuild it with `kubecert kubelet-conf rebuild`, before distrust",
-                        p.display(),
-                        c.display()
-                    ));
-                }
+        for c in kubelet::file_clients(layout) {
+            if kubelet::in_kubelet_pki(&c, kubelet_pki) {
+                v.push(format!(
+                    "{}: its client certificate {} (the kubelet's rotated pair in {}) is \
+                     re-issued by the new CA at promote, same key and identity (a rollback of \
+                     promote puts the old pair back)",
+                    c.kubeconfig.display(),
+                    c.file.display(),
+                    kubelet_pki.display()
+                ));
+            } else {
+                v.push(format!(
+                    "{}: its client certificate {} is a file kubecert does not re-sign \
+                     (not the kubelet-client-current.pem of the kubelet PKI dir {}, \
+                     --kubelet-pki): after promote, let the kubelet request a new one \
+                     (kube-controller-manager signs it with the new key) or rebuild it with \
+                     `kubecert kubelet-conf rebuild`, before distrust",
+                    c.kubeconfig.display(),
+                    c.file.display(),
+                    kubelet_pki.display()
+                ));
             }
         }
     }

@@ -4,47 +4,33 @@
 use std::path::PathBuf;
 
 use super::files::{prev_key, Parsed};
+use super::kubelet;
 use super::phase::{wrong_phase, State};
 use super::plan::{kubeconfig_writes, pem_of, write, Plan};
-use crate::ca::NODE_KUBECONFIGS;
 use crate::error::{Error, Result};
 use crate::pki::cert;
 use crate::pki::inventory::CaId;
-use crate::pki::kubeconfig::{Kubeconfig, Source};
-use crate::pki::{fsread, Layout};
+
+use crate::pki::Layout;
 
 /// Client certificates the node's kubeconfigs reference as files (the kubelet's rotated
 /// pair, kubelet.conf → kubelet-client-current.pem) that are signed by `old` and not by
-/// `new`: `(kubeconfig, certificate file)`. Unreadable ones are not listed (the checklist
-/// names them).
+/// `new`: `(kubeconfig, certificate file)`. One that cannot be read or parsed is
+/// [`Error::RotationClientFile`]: whether it is still signed by the old CA only cannot be
+/// told, and a distrust could lock the kubelet out.
 pub(super) fn file_clients_signed_by_old_only(
     layout: &Layout,
     old: &Parsed,
     new: &Parsed,
-) -> Vec<(PathBuf, PathBuf)> {
+) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut out = Vec::new();
-    for f in NODE_KUBECONFIGS {
-        let p = layout.kubeconfig_dir.join(f);
-        if !fsread::exists_nofollow(&p) {
-            continue;
-        }
-        let Ok(kc) = Kubeconfig::load(&p) else {
-            continue;
-        };
-        let Source::File(file) = &kc.client_cert else {
-            continue;
-        };
-        let Ok(pem) = kc.client_cert_pem() else {
-            continue;
-        };
-        let Ok(c) = cert::parse_pem_bundle(&pem) else {
-            continue;
-        };
-        if cert::signed_by(&c.der, &old.der) && !cert::signed_by(&c.der, &new.der) {
-            out.push((p, file.clone()));
+    for c in kubelet::file_clients(layout) {
+        let pem = kubelet::read(&c, CaId::Ca, "distrust")?;
+        if cert::signed_by(&pem.der, &old.der) && !cert::signed_by(&pem.der, &new.der) {
+            out.push((c.kubeconfig, c.file));
         }
     }
-    out
+    Ok(out)
 }
 
 pub(super) fn distrust(layout: &Layout, id: CaId, s: &State, plan: &mut Plan) -> Result<()> {
@@ -53,7 +39,11 @@ pub(super) fn distrust(layout: &Layout, id: CaId, s: &State, plan: &mut Plan) ->
     };
     // No false green: a client certificate the node uses, signed by the old CA only, would be
     // refused by the API server once the old CA leaves the bundles.
-    let stale = file_clients_signed_by_old_only(layout, old, new);
+    let stale = if id == CaId::Ca {
+        file_clients_signed_by_old_only(layout, old, new)?
+    } else {
+        Vec::new()
+    };
     if !stale.is_empty() {
         let files: Vec<String> = stale
             .iter()

@@ -24,6 +24,7 @@ mod checklist;
 mod cluster_info;
 mod distrust;
 mod files;
+mod kubelet;
 mod phase;
 mod plan;
 mod promote;
@@ -162,6 +163,11 @@ pub struct CaRotateParams {
     /// Backup root (default `<cert_dir>/../kubecert-backup`).
     #[serde(default)]
     pub backup_dir: Option<String>,
+    /// The kubelet PKI dir (default `/var/lib/kubelet/pki`; the agent's `--kubelet-pki`):
+    /// promote of `ca` re-issues kubelet.conf's file-referenced client certificate when it
+    /// is this dir's `kubelet-client-current.pem`.
+    #[serde(default)]
+    pub kubelet_pki: Option<String>,
 }
 
 /// What happens to one file.
@@ -312,6 +318,11 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
             p.validity.as_deref().unwrap_or_default()
         )));
     }
+    let kubelet_pki = store::normalize(Path::new(
+        p.kubelet_pki
+            .as_deref()
+            .unwrap_or(crate::pki::DEFAULT_KUBELET_PKI),
+    ));
     let root = p
         .backup_dir
         .as_deref()
@@ -391,7 +402,7 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
         if before != from {
             return Err(wrong_phase(id, format!("roll back {}", p.phase.name()), &s));
         }
-        let (dir, ops) = find_backup(&root, &layout, id, p.phase, &s)?;
+        let (dir, ops) = find_backup(&root, &layout, &kubelet_pki, id, p.phase, &s)?;
         for w in &ops.writes {
             let path = w.target.display().to_string();
             result.changes.push(RotateChange {
@@ -402,6 +413,19 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
                     RotateAction::Written
                 },
                 what: format!("put back from {}", dir.display()),
+            });
+            result.written.push(path);
+        }
+        for l in &ops.links {
+            let path = l.target.display().to_string();
+            result.changes.push(RotateChange {
+                path: path.clone(),
+                action: if p.dry_run {
+                    RotateAction::WouldWrite
+                } else {
+                    RotateAction::Written
+                },
+                what: format!("link put back from {}", dir.display()),
             });
             result.written.push(path);
         }
@@ -420,7 +444,7 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
         }
         result.phase_after = to;
         result.changed = true;
-        result.checklist = checklist(id, p.phase, true, &s, &layout);
+        result.checklist = checklist(id, p.phase, true, &s, &layout, &kubelet_pki);
         result.components_to_restart = components(id);
         result.backup_dir = Some(dir.display().to_string());
         if let Some(st) = st.as_mut() {
@@ -459,7 +483,7 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
             id.name(),
             before.name()
         );
-        result.checklist = checklist(id, p.phase, false, &s, &layout);
+        result.checklist = checklist(id, p.phase, false, &s, &layout, &kubelet_pki);
         return Ok((result, None));
     }
     let ok_before =
@@ -473,13 +497,27 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
             let new = stage::stage(&layout, id, &s, now, validity, &mut plan)?;
             result.new_ca = Some(identity(&new));
         }
-        Phase::Promote => promote::promote(&layout, id, &s, now, &mut plan)?,
+        Phase::Promote => promote::promote(&layout, &kubelet_pki, id, &s, now, &mut plan)?,
         Phase::Distrust => distrust::distrust(&layout, id, &s, &mut plan)?,
     }
     let writes: Vec<Write_> = plan.writes.iter().map(|(w, _)| w.clone()).collect();
     let removes: Vec<PathBuf> = plan.removes.iter().map(|(r, _)| r.clone()).collect();
+    let links: Vec<store::Link> = plan.links.iter().map(|(l, _)| l.clone()).collect();
     for (w, what) in &plan.writes {
         let path = w.target.display().to_string();
+        result.changes.push(RotateChange {
+            path: path.clone(),
+            action: if p.dry_run {
+                RotateAction::WouldWrite
+            } else {
+                RotateAction::Written
+            },
+            what: what.clone(),
+        });
+        result.written.push(path);
+    }
+    for (l, what) in &plan.links {
+        let path = l.target.display().to_string();
         result.changes.push(RotateChange {
             path: path.clone(),
             action: if p.dry_run {
@@ -508,9 +546,15 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
     result.phase_after = gives;
     result.components_to_restart = components(id);
     match st.as_mut() {
-        None => store::plan_with_removes(&writes, &removes)?,
+        None => store::plan_with_links_and_removes(&writes, &links, &removes)?,
         Some(st) => {
-            let b = st.commit_with_removes(&writes, &removes, &root, &store::stamp(now))?;
+            let b = st.commit_with_links_and_removes(
+                &writes,
+                &links,
+                &removes,
+                &root,
+                &store::stamp(now),
+            )?;
             result.backup_dir = b.map(|b| b.display().to_string());
             let after = detect(&layout, id)?;
             if after.phase != gives {
@@ -527,11 +571,11 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
                 });
             }
             fill(&mut result, &after);
-            result.checklist = checklist(id, p.phase, false, &after, &layout);
+            result.checklist = checklist(id, p.phase, false, &after, &layout, &kubelet_pki);
         }
     }
     if result.checklist.is_empty() {
-        result.checklist = checklist(id, p.phase, false, &s, &layout);
+        result.checklist = checklist(id, p.phase, false, &s, &layout, &kubelet_pki);
     }
     result.message = format!(
         "{}{} of {}: phase {} -> {}",

@@ -7,7 +7,7 @@ use super::files::{trusting_kubeconfigs, Parsed};
 use crate::error::Result;
 use crate::pki::inventory::CaId;
 use crate::pki::issue;
-use crate::pki::store::Write_;
+use crate::pki::store::{Link, Write_};
 use crate::pki::{fsread, Layout};
 
 pub(super) fn pem_of(certs: &[&Parsed]) -> String {
@@ -28,11 +28,15 @@ pub(super) fn write(target: PathBuf, contents: Vec<u8>, mode: u32) -> Write_ {
 pub(super) struct Plan {
     pub(super) writes: Vec<(Write_, String)>,
     pub(super) removes: Vec<(PathBuf, String)>,
+    pub(super) links: Vec<(Link, String)>,
 }
 
 impl Plan {
     pub(super) fn push(&mut self, w: Write_, what: impl Into<String>) {
         self.writes.push((w, what.into()));
+    }
+    pub(super) fn link(&mut self, l: Link, what: impl Into<String>) {
+        self.links.push((l, what.into()));
     }
     pub(super) fn remove(&mut self, p: PathBuf, what: impl Into<String>) {
         if fsread::exists_nofollow(&p) {

@@ -1,6 +1,10 @@
 //! *promote*: every leaf re-signed by the new CA, the new CA signs, the bundle new+old.
 
+use std::path::Path;
+
 use rcgen::KeyUsagePurpose;
+
+use super::kubelet;
 
 use super::files::{next_crt, next_key, prev_crt, prev_key, Leaf};
 use super::phase::{wrong_phase, State};
@@ -15,7 +19,12 @@ use crate::pki::Layout;
 /// Re-signs `leaf` by `signer` with the same public key, subject, SANs and usages;
 /// NotBefore now (less kubeadm's backdate), NotAfter kept (capped at the signer's; an
 /// expired leaf gets kubeadm's year).
-pub(super) fn resign(leaf: &Leaf, signer: &CaSigner<'_>, now: i64) -> Result<Vec<u8>> {
+pub(super) fn resign(
+    leaf: &Leaf,
+    signer: &CaSigner<'_>,
+    now: i64,
+    usages: &[KeyUsagePurpose],
+) -> Result<Vec<u8>> {
     let issue_err = |e: issue::IssueError| Error::Issue {
         cert: leaf.name.clone(),
         reason: crate::error::Reason::of(e),
@@ -33,16 +42,7 @@ pub(super) fn resign(leaf: &Leaf, signer: &CaSigner<'_>, now: i64) -> Result<Vec
             cert: leaf.name.clone(),
             reason: crate::error::Reason::of(e),
         })?;
-    let der = issue::sign_leaf_for(
-        &spec,
-        &public,
-        &[
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ],
-        signer,
-    )
-    .map_err(issue_err)?;
+    let der = issue::sign_leaf_for(&spec, &public, usages, signer).map_err(issue_err)?;
     let info = cert::parse_der(&der).map_err(|e| Error::Validation {
         cert: leaf.name.clone(),
         reason: crate::error::Reason::of(e),
@@ -67,6 +67,7 @@ pub(super) fn resign(leaf: &Leaf, signer: &CaSigner<'_>, now: i64) -> Result<Vec
 
 pub(super) fn promote(
     layout: &Layout,
+    kubelet_pki: &Path,
     id: CaId,
     s: &State,
     now: i64,
@@ -97,7 +98,15 @@ pub(super) fn promote(
         if !cert::signed_by(&l.der, &old.der) {
             continue;
         }
-        let der = resign(l, &signer, now)?;
+        let der = resign(
+            l,
+            &signer,
+            now,
+            &[
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ],
+        )?;
         let pem = issue::cert_pem(&der);
         if l.kubeconfig.is_some() {
             resigned_kc.push((l.path.clone(), pem));
@@ -148,6 +157,9 @@ pub(super) fn promote(
                 "client certificate re-signed by the new CA",
             );
         }
+    }
+    if id == CaId::Ca {
+        kubelet::reissue(layout, kubelet_pki, old, &signer, now, plan)?;
     }
     plan.remove(next_crt(layout, id), "now the CA (in <ca>.crt)");
     plan.remove(next_key(layout, id), "now the CA key (in <ca>.key)");

@@ -60,11 +60,38 @@ pub(super) fn rollback_target(phase: Phase) -> (RotationPhase, RotationPhase) {
     }
 }
 
+/// `base` plus, for `ca`, what promote's re-issue of the kubelet's client pair touched in
+/// `kubelet_pki` (restore's own rule, `pki::restore::restorable`): the
+/// `kubelet-client-current.pem` link (re-pointed only at a dated pair there), the dated pairs
+/// (removable: the one promote created; or put back from a copy when rewritten in place),
+/// and a regular `-current.pem`.
+fn with_kubelet_pair(
+    base: &store::Restorable,
+    layout: &Layout,
+    kubelet_pki: &Path,
+    id: CaId,
+    m: &store::BackupManifest,
+) -> store::Restorable {
+    let mut a = base.clone();
+    if id != CaId::Ca {
+        return a;
+    }
+    let k = crate::pki::restore::restorable(layout, kubelet_pki, m);
+    let inside = |p: &PathBuf| p.parent() == Some(kubelet_pki);
+    a.links = k.links;
+    a.files.extend(k.link_targets.iter().cloned());
+    a.files.extend(a.links.iter().cloned());
+    a.link_targets = k.link_targets;
+    a.removable.extend(k.removable.into_iter().filter(inside));
+    a
+}
+
 /// The newest backup under `root` made by `phase` of this CA whose replaced files, put
 /// back, give the phase before; checked by reading what it would restore.
 pub(super) fn find_backup(
     root: &Path,
     layout: &Layout,
+    kubelet_pki: &Path,
     id: CaId,
     phase: Phase,
     s: &State,
@@ -86,7 +113,7 @@ pub(super) fn find_backup(
     dirs.sort();
     dirs.reverse();
     let r = phase_files(layout, id, s);
-    let allowed = store::Restorable {
+    let base = store::Restorable {
         files: r.files,
         removable: r.removable,
         ..Default::default()
@@ -97,6 +124,7 @@ pub(super) fn find_backup(
         let Ok(m) = store::read_manifest(&d) else {
             continue;
         };
+        let allowed = with_kubelet_pair(&base, layout, kubelet_pki, id, &m);
         // The phase's transaction wrote <ca>.crt: its copy is the bundle before.
         let Some(copy) = m
             .entries

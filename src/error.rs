@@ -175,6 +175,17 @@ pub enum Error {
         /// Where it stands exactly.
         detail: String,
     },
+    /// Promote of a CA rotation without a key it needs (an external CA): what the operator
+    /// must do is in `todo`. Nothing is written. RPC -31001, like [`Error::CaKeyMissing`].
+    #[error("cannot promote {ca}: {path} is absent, and {todo}; nothing was changed")]
+    PromoteKeyMissing {
+        /// CA name.
+        ca: &'static str,
+        /// The missing key.
+        path: PathBuf,
+        /// What to do, with the commands.
+        todo: String,
+    },
     /// A CA rotation phase that must know who signed a client certificate file a node
     /// kubeconfig references (the kubelet's `kubelet-client-current.pem`) and cannot read it:
     /// missing, unreadable, or not a certificate (and key). Nothing is written.
@@ -448,7 +459,7 @@ impl Error {
             | Error::NotACa { ca }
             | Error::RotationPhase { ca, .. }
             | Error::CaValidityShortened { ca, .. } => Some(ca),
-            Error::RotationClientFile { ca, .. } => Some(ca),
+            Error::RotationClientFile { ca, .. } | Error::PromoteKeyMissing { ca, .. } => Some(ca),
             Error::Validation { cert, .. }
             | Error::Issue { cert, .. }
             | Error::ForeignIdentity { cert, .. } => Some(cert),
@@ -470,6 +481,7 @@ impl Error {
             | Error::Symlink(path)
             | Error::StoreCorrupt { path, .. }
             | Error::RotationClientFile { file: path, .. }
+            | Error::PromoteKeyMissing { path, .. }
             | Error::BackupRefused { path, .. } => Some(path),
             Error::PathNotAllowed { given, .. } => Some(given),
             Error::CaMissing { dir, .. } | Error::Locked { dir, .. } => Some(dir),

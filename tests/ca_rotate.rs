@@ -1306,3 +1306,62 @@ fn distrust_of_ca_refuses_while_the_kubelets_client_file_cannot_be_read() {
     let v = n.rotate("ca", "distrust", &[]);
     assert_eq!(v["phaseAfter"], "distrusted", "{v}");
 }
+
+/// Promote of an external CA (no `<ca>.key`, the new CA placed as `ca.next.crt` alone):
+/// -31001 / exit 1, and the message says what the operator must do, with the real commands;
+/// nothing changes.
+#[test]
+fn promote_of_an_external_ca_says_what_to_do() {
+    let mut n = Node::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    std::fs::rename(n.pki("ca.key"), s.join("old-ca.key")).unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s.join("new-ca.key").to_str().unwrap(),
+        "-out",
+        n.pki("ca.next.crt").to_str().unwrap(),
+        "-subj",
+        "/CN=kubernetes",
+        "-days",
+        "3650",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ]);
+    // openssl made the new CA with the real clock: run at it (after it).
+    n.now = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_string())
+        .unwrap();
+    let v = n.rotate("ca", "stage", &[]);
+    assert_eq!(v["phaseAfter"], "staged", "{v}");
+    let before = n.tree();
+    let o = n.run(&["ca", "rotate", "ca", "--phase", "promote"]);
+    let next_key = n.pki("ca.next.key");
+    let next_crt = n.pki("ca.next.crt");
+    assert_fails(
+        &o,
+        1,
+        &format!(
+            "cannot promote ca: {} is absent, and promote re-signs every leaf of ca with the \
+             new CA's key. Either place the new CA's key there (the key of {}, mode 0600) and \
+             run `kubecert ca rotate ca --phase promote` again, or roll the stage back \
+             (`kubecert ca rotate ca --phase stage --rollback`) and re-issue the leaves with \
+             the external CA yourself (`kubecert csr export all --csr-dir DIR`, sign the CSRs \
+             with the new CA, `kubecert csr import all --csr-dir DIR` once the new CA is the \
+             first certificate of {}); nothing was changed",
+            next_key.display(),
+            next_crt.display(),
+            n.pki("ca.crt").display()
+        ),
+    );
+    assert_eq!(n.tree(), before, "a refused promote changes nothing");
+}

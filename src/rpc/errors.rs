@@ -166,7 +166,7 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
     let cause = crate::error::report(e);
     let (cert, path) = (e.cert(), e.path());
     let code = match e {
-        Error::CaKeyMissing { .. } => codes::CA_KEY_MISSING,
+        Error::CaKeyMissing { .. } | Error::PromoteKeyMissing { .. } => codes::CA_KEY_MISSING,
         Error::Locked { dir, pid } => {
             let mut d = data(cert, Some(dir), &cause);
             d["pid"] = json!(pid);
@@ -338,6 +338,14 @@ mod tests {
                     reason: "x".into(),
                 },
                 -31003,
+            ),
+            (
+                Error::PromoteKeyMissing {
+                    ca: "ca",
+                    path: "/p/ca.next.key".into(),
+                    todo: "x".into(),
+                },
+                -31001,
             ),
             (
                 Error::RotationClientFile {

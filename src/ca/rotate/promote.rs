@@ -76,14 +76,38 @@ pub(super) fn promote(
     let (Some(old), Some(new)) = (s.bundle.first(), s.next.as_ref()) else {
         return Err(wrong_phase(id, "promote".into(), s));
     };
-    let (Some((old_key, old_key_bytes)), Some((new_key, new_key_bytes))) = (&s.key, &s.next_key)
-    else {
-        return Err(Error::CaKeyMissing {
-            ca: id.name().into(),
+    let c = id.name();
+    let rollback = format!("`kubecert ca rotate {c} --phase stage --rollback`");
+    let Some((new_key, new_key_bytes)) = &s.next_key else {
+        return Err(Error::PromoteKeyMissing {
+            ca: c,
             path: next_key(layout, id),
+            todo: format!(
+                "promote re-signs every leaf of {c} with the new CA's key. Either place the new \
+                 CA's key there (the key of {}, mode 0600) and run `kubecert ca rotate {c} \
+                 --phase promote` again, or roll the stage back ({rollback}) and re-issue the \
+                 leaves with the external CA yourself (`kubecert csr export all --csr-dir DIR`, \
+                 sign the CSRs with the new CA, `kubecert csr import all --csr-dir DIR` once the \
+                 new CA is the first certificate of {})",
+                next_crt(layout, id).display(),
+                layout.ca_crt(id).display()
+            ),
         });
     };
-    let _ = old_key;
+    let Some((_, old_key_bytes)) = &s.key else {
+        return Err(Error::PromoteKeyMissing {
+            ca: c,
+            path: layout.ca_key(id),
+            todo: format!(
+                "promote keeps the old CA's key as {} (for distrust and a rollback of promote). \
+                 Put the old CA's key back there (the key of the first certificate of {}) and \
+                 run `kubecert ca rotate {c} --phase promote` again, or roll the stage back \
+                 ({rollback})",
+                prev_key(layout, id).display(),
+                layout.ca_crt(id).display()
+            ),
+        });
+    };
     let new_cert = cert::Cert {
         der: new.der.clone(),
         info: new.info.clone(),

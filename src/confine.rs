@@ -358,6 +358,7 @@ impl PathParams for crate::ca::rotate::CaRotateParams {
             Root::ApiKubeconfigIfGiven,
             &mut self.kubeconfig,
         ));
+        v.push(opt("kubelet_pki", Root::KubeletPki, &mut self.kubelet_pki));
         v
     }
 }

@@ -175,6 +175,34 @@ pub enum Error {
         /// Where it stands exactly.
         detail: String,
     },
+    /// Promote of a CA rotation without a key it needs (an external CA): what the operator
+    /// must do is in `todo`. Nothing is written. RPC -31001, like [`Error::CaKeyMissing`].
+    #[error("cannot promote {ca}: {path} is absent, and {todo}; nothing was changed")]
+    PromoteKeyMissing {
+        /// CA name.
+        ca: &'static str,
+        /// The missing key.
+        path: PathBuf,
+        /// What to do, with the commands.
+        todo: String,
+    },
+    /// A CA rotation phase that must know who signed a client certificate file a node
+    /// kubeconfig references (the kubelet's `kubelet-client-current.pem`) and cannot read it:
+    /// missing, unreadable, or not a certificate (and key). Nothing is written.
+    #[error("cannot {requested} {ca}: the client certificate file {file} referenced by {kubeconfig} cannot be read, so whether the API server accepts it after {requested} cannot be told; restore it or re-issue it (`kubecert kubelet-conf rebuild`), then run {requested} again; nothing was changed")]
+    RotationClientFile {
+        /// CA name.
+        ca: &'static str,
+        /// The phase asked (`promote`, `distrust`).
+        requested: &'static str,
+        /// The kubeconfig referencing the file.
+        kubeconfig: PathBuf,
+        /// The file (as the kubeconfig names it).
+        file: PathBuf,
+        /// Why it cannot be read, with its typed cause.
+        #[source]
+        reason: Reason,
+    },
     /// A `ca renew --validity` that would make the CA expire sooner than it does now.
     #[error("refusing to renew {ca}: the new NotAfter {new_not_after} is before the current {old_not_after} (give a longer --validity)")]
     CaValidityShortened {
@@ -431,6 +459,7 @@ impl Error {
             | Error::NotACa { ca }
             | Error::RotationPhase { ca, .. }
             | Error::CaValidityShortened { ca, .. } => Some(ca),
+            Error::RotationClientFile { ca, .. } | Error::PromoteKeyMissing { ca, .. } => Some(ca),
             Error::Validation { cert, .. }
             | Error::Issue { cert, .. }
             | Error::ForeignIdentity { cert, .. } => Some(cert),
@@ -451,6 +480,8 @@ impl Error {
             | Error::ForeignIdentity { path, .. }
             | Error::Symlink(path)
             | Error::StoreCorrupt { path, .. }
+            | Error::RotationClientFile { file: path, .. }
+            | Error::PromoteKeyMissing { path, .. }
             | Error::BackupRefused { path, .. } => Some(path),
             Error::PathNotAllowed { given, .. } => Some(given),
             Error::CaMissing { dir, .. } | Error::Locked { dir, .. } => Some(dir),

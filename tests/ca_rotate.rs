@@ -1116,3 +1116,252 @@ fn distrust_of_ca_refuses_while_the_kubelets_client_file_is_signed_by_the_old_ca
     let (ok, out) = verifies(&n.pki("ca.crt"), &current);
     assert!(ok, "{out}");
 }
+
+/// The subject of a certificate as openssl prints it (`-nameopt RFC2253`).
+fn subject_of(p: &Path) -> String {
+    openssl(&[
+        "x509",
+        "-in",
+        p.to_str().unwrap(),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "RFC2253",
+    ])
+}
+
+/// Promote of `ca` with `--kubelet-pki`: the kubelet's file-referenced client certificate
+/// (kubelet.conf → `kubelet-client-current.pem` → a dated pair, as the kubelet keeps it) is
+/// re-issued by the new CA with the same key and identity, as a new dated pair the link is
+/// swapped to (backed up: the rollback of promote puts the old link back and removes the new
+/// pair); distrust then goes through.
+#[test]
+fn promote_of_ca_reissues_the_kubelets_client_file_in_its_kubelet_pki() {
+    let n = Node::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let kp = n.root.join("kubelet-pki");
+    std::fs::create_dir_all(&kp).unwrap();
+    let dated = kp.join("kubelet-client-2026-11-01-00-00-00.pem");
+    kubelet_client_pem(s, &dated, &n.pki("ca.crt"), &n.pki("ca.key"));
+    let current = kp.join("kubelet-client-current.pem");
+    std::os::unix::fs::symlink(&dated, &current).unwrap();
+    let pki = n.root.join("pki");
+    ok(&[
+        "kubelet-conf",
+        "repair",
+        "--kubeconfig-dir",
+        n.root.to_str().unwrap(),
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubelet-pki",
+        kp.to_str().unwrap(),
+    ]);
+    let old_ca = write_pem(s, "old-ca.crt", &pems(&n.pki("ca.crt"))[0]);
+    let old_subject = subject_of(&current);
+    let old_pubkey = pubkey(&current, false);
+    let kpa = ["--kubelet-pki", kp.to_str().unwrap()];
+    n.rotate("ca", "stage", &kpa);
+    let new_ca = write_pem(s, "new-ca.crt", &pems(&n.pki("ca.next.crt"))[0]);
+    let staged = n.tree();
+    let v = n.rotate("ca", "promote", &kpa);
+    assert_eq!(v["phaseAfter"], "promoted", "{v}");
+    assert!(
+        v["written"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == current.to_str().unwrap()),
+        "{v}"
+    );
+    // The link now names a new dated pair; the old pair is untouched.
+    let target = std::fs::read_link(&current).unwrap();
+    assert_ne!(target, dated, "the link still names the old pair");
+    assert_eq!(target.parent(), Some(kp.as_path()));
+    assert_eq!(mode(&target), 0o600);
+    let (ok_new, out) = verifies(&new_ca, &current);
+    assert!(
+        ok_new,
+        "the kubelet's client certificate against the new CA: {out}"
+    );
+    let (ok_old, _) = verifies(&old_ca, &current);
+    assert!(
+        !ok_old,
+        "the kubelet's client certificate still verifies against the old CA"
+    );
+    assert_eq!(subject_of(&current), old_subject);
+    assert!(old_subject.contains("O=system:nodes"), "{old_subject}");
+    assert!(
+        old_subject.contains("CN=system:node:node-1"),
+        "{old_subject}"
+    );
+    // Same key: the certificate's public key is the pair's key.
+    assert_eq!(pubkey(&current, false), old_pubkey);
+    assert_eq!(pubkey(&current, true), old_pubkey);
+    let eku = openssl(&[
+        "x509",
+        "-in",
+        current.to_str().unwrap(),
+        "-noout",
+        "-ext",
+        "extendedKeyUsage",
+    ]);
+    assert!(eku.contains("TLS Web Client Authentication"), "{eku}");
+    // The checklist no longer asks to re-issue it by hand.
+    assert!(
+        !v["checklist"]
+            .to_string()
+            .contains("is a file kubecert does not re-sign"),
+        "{v}"
+    );
+    // Rollback of promote: the staged tree byte for byte (link and old pair back, new pair gone).
+    n.rotate(
+        "ca",
+        "promote",
+        &["--rollback", "--kubelet-pki", kp.to_str().unwrap()],
+    );
+    assert_eq!(n.tree(), staged, "rollback of promote");
+    n.rotate("ca", "promote", &kpa);
+    let v = n.rotate("ca", "distrust", &kpa);
+    assert_eq!(v["phaseAfter"], "distrusted", "{v}");
+    let (ok, out) = verifies(&n.pki("ca.crt"), &current);
+    assert!(ok, "{out}");
+}
+
+/// A kubelet client file referenced by kubelet.conf that is missing, not a certificate, or a
+/// link out of its dir makes distrust of `ca` refuse (exit 1, typed: RPC -31003), naming the
+/// file and the kubeconfig; nothing changes on disk. Readable again (re-issued by the new
+/// CA), distrust goes through.
+#[test]
+fn distrust_of_ca_refuses_while_the_kubelets_client_file_cannot_be_read() {
+    let n = Node::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    // Outside the default kubelet PKI dir: promote leaves it alone.
+    let kp = n.root.join("kubelet-pki");
+    std::fs::create_dir_all(&kp).unwrap();
+    let current = kp.join("kubelet-client-current.pem");
+    kubelet_client_pem(s, &current, &n.pki("ca.crt"), &n.pki("ca.key"));
+    let pki = n.root.join("pki");
+    ok(&[
+        "kubelet-conf",
+        "repair",
+        "--kubeconfig-dir",
+        n.root.to_str().unwrap(),
+        "--cert-dir",
+        pki.to_str().unwrap(),
+        "--kubelet-pki",
+        kp.to_str().unwrap(),
+    ]);
+    n.rotate("ca", "stage", &[]);
+    n.rotate("ca", "promote", &[]);
+    let new_ca = write_pem(s, "new-ca.crt", &pems(&n.pki("ca.crt"))[0]);
+    let want = format!(
+        "cannot distrust ca: the client certificate file {} referenced by {} cannot be read, \
+         so whether the API server accepts it after distrust cannot be told; restore it or \
+         re-issue it (`kubecert kubelet-conf rebuild`), then run distrust again; nothing was \
+         changed",
+        current.display(),
+        n.root.join("kubelet.conf").display()
+    );
+    let elsewhere = s.join("elsewhere.pem");
+    kubelet_client_pem(s, &elsewhere, &new_ca, &n.pki("ca.key"));
+    type Break = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Break, &str)> = vec![
+        (
+            "missing",
+            Box::new(|p: &Path| std::fs::remove_file(p).unwrap()),
+            "No such file",
+        ),
+        (
+            "not a certificate",
+            Box::new(|p: &Path| std::fs::write(p, "not a pem\n").unwrap()),
+            "",
+        ),
+        (
+            "a link out of its dir",
+            Box::new(move |p: &Path| {
+                std::fs::remove_file(p).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, p).unwrap()
+            }),
+            "symlink",
+        ),
+    ];
+    for (what, brk, cause) in cases {
+        let _ = std::fs::remove_file(&current);
+        kubelet_client_pem(s, &current, &n.pki("ca.prev.crt"), &n.pki("ca.prev.key"));
+        brk(&current);
+        let before = n.tree();
+        let o = n.run(&["ca", "rotate", "ca", "--phase", "distrust"]);
+        let t = assert_fails(&o, 1, &want);
+        assert!(t.contains(cause), "{what}: {t}");
+        assert_eq!(
+            n.tree(),
+            before,
+            "{what}: a refused distrust changes nothing"
+        );
+    }
+    let _ = std::fs::remove_file(&current);
+    kubelet_client_pem(s, &current, &new_ca, &n.pki("ca.key"));
+    let v = n.rotate("ca", "distrust", &[]);
+    assert_eq!(v["phaseAfter"], "distrusted", "{v}");
+}
+
+/// Promote of an external CA (no `<ca>.key`, the new CA placed as `ca.next.crt` alone):
+/// -31001 / exit 1, and the message says what the operator must do, with the real commands;
+/// nothing changes.
+#[test]
+fn promote_of_an_external_ca_says_what_to_do() {
+    let mut n = Node::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    std::fs::rename(n.pki("ca.key"), s.join("old-ca.key")).unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s.join("new-ca.key").to_str().unwrap(),
+        "-out",
+        n.pki("ca.next.crt").to_str().unwrap(),
+        "-subj",
+        "/CN=kubernetes",
+        "-days",
+        "3650",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ]);
+    // openssl made the new CA with the real clock: run at it (after it).
+    n.now = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_string())
+        .unwrap();
+    let v = n.rotate("ca", "stage", &[]);
+    assert_eq!(v["phaseAfter"], "staged", "{v}");
+    let before = n.tree();
+    let o = n.run(&["ca", "rotate", "ca", "--phase", "promote"]);
+    let next_key = n.pki("ca.next.key");
+    let next_crt = n.pki("ca.next.crt");
+    assert_fails(
+        &o,
+        1,
+        &format!(
+            "cannot promote ca: {} is absent, and promote re-signs every leaf of ca with the \
+             new CA's key. Either place the new CA's key there (the key of {}, mode 0600) and \
+             run `kubecert ca rotate ca --phase promote` again, or roll the stage back \
+             (`kubecert ca rotate ca --phase stage --rollback`) and re-issue the leaves with \
+             the external CA yourself (`kubecert csr export all --csr-dir DIR`, sign the CSRs \
+             with the new CA, `kubecert csr import all --csr-dir DIR` once the new CA is the \
+             first certificate of {}); nothing was changed",
+            next_key.display(),
+            next_crt.display(),
+            n.pki("ca.crt").display()
+        ),
+    );
+    assert_eq!(n.tree(), before, "a refused promote changes nothing");
+}

@@ -106,50 +106,8 @@ join_hash() {  # kubeadm's discovery hash of the first certificate of a PEM file
 }
 kc_ca() { sed -n 's/^ *certificate-authority-data: *//p' "$1" | base64 -d; }
 kc_cert() { sed -n 's/^ *client-certificate-data: *//p' "$1" | base64 -d; }
-# quorum_report OUT: "SAMPLES FEW LONGEST NONE" over the watcher's samples: how many, how many with
-# fewer than 2 healthy members, the longest run of consecutive such samples, how many with none.
-quorum_report() {
-    "$python" -c 'import json,sys
-n = few = run = longest = none = 0
-for line in open(sys.argv[1]):
-    d = json.loads(line)
-    if d.get("summary"):
-        continue
-    n += 1
-    if d["healthy_members"] < 2:
-        few += 1
-        run += 1
-        longest = max(longest, run)
-    else:
-        run = 0
-    none += d["healthy_members"] == 0
-print(n, few, longest, none)' "$1"
-}
-# quorum_kept OUT NAME: the watcher probed, and no sample had fewer than 2 healthy members (of
-# 3). Strict: the agent moves etcd's leadership off a member before restarting it (the
-# restart's `leadership`), so stopping a member never forces an election - which, when the
-# leader was stopped, made the other follower answer /health false for one probe.
-quorum_kept() {
-    local r
-    r=($(quorum_report "$1"))
-    quorum_notes+=("$2: ${r[0]} probes, ${r[1]} with fewer than 2 healthy members (longest run ${r[2]}), ${r[3]} with none; lowest $(min_healthy "$1")/3")
-    [ "${r[0]}" -gt 0 ] && [ "${r[1]}" = 0 ]
-}
-min_healthy() {
-    "$python" -c 'import json,sys
-print(min((d["healthy_members"] for d in map(json.loads, open(sys.argv[1])) if not d.get("summary")), default="none"))' "$1"
-}
-# leadership_ok OUT NAME: a play that restarted every etcd member stopped the leader too, so the
-# agent moved the leadership at least once before a stop ("etcd leadership moved from A to
-# B" in the role's restart summary), and no restart left it unchecked.
-leadership_ok() {
-    local moved unchecked
-    moved=$(grep -o 'etcd leadership moved from [^;"]*' "$1" | sort -u | wc -l)
-    unchecked=$(grep -c 'etcd leadership not checked' "$1" || true)
-    quorum_notes+=("$2: leadership moved before $moved etcd stop(s): $(grep -o 'etcd leadership moved from [^;"]*' "$1" | sort -u | sed 's/etcd leadership moved //' | tr '\n' ' ')")
-    [ "$moved" -ge 1 ] && [ "$unchecked" = 0 ]
-}
-quorum_notes=()
+# shellcheck source=ha/quorum.sh
+. "$here/ha/quorum.sh"
 kc_ok() {  # kc_ok K CONF: the kubeconfig's CA data is node K's ca.crt and its client certificate verifies
     local p="$pki/node-$1/pki"
     cmp -s <(kc_ca "$pki/node-$1/$2") "$p/ca.crt" && quiet openssl verify -CAfile "$p/ca.crt" <(kc_cert "$pki/node-$1/$2")
@@ -174,8 +132,6 @@ refused_old() {  # refused_old K: member K refuses the old-CA client certificate
     tls_health "$w/rot/new-ca.crt" "$w/old-client/healthcheck-client.crt" "$w/old-client/healthcheck-client.key" "$1" |
         tee -a "$w/old-refused.out" | grep -q 'SSLV3_ALERT_BAD_CERTIFICATE'
 }
-watch_start() { harness watch --state "$state" --out "$1" --interval 0.2 --detach "${@:2}" >/dev/null; }
-watch_stop() { harness watch-stop --state "$state" --out "$1" >/dev/null; }
 
 note "setup: demo PKI (3 nodes), real 3-member etcd cluster, inventory in $w"
 bin="$(ha_kubecert_bin)"

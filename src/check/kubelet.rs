@@ -32,23 +32,7 @@ pub const SERVING_CRT: &str = "kubelet.crt";
 /// Its key.
 pub const SERVING_KEY: &str = "kubelet.key";
 
-/// The dated file name the kubelet gives a rotated client pair:
-/// `kubelet-client-YYYY-MM-DD-HH-MM-SS.pem` in the local time zone, as the kubelet names it
-/// (client-go `util/certificate/certificate_store.go`: `time.Now().Format("2006-01-02-15-04-05")`,
-/// Go's local zone: `TZ`, else /etc/localtime, else UTC — jiff's system zone reads the same).
-pub fn dated_client_name(unix: i64) -> String {
-    dated_client_name_in(unix, &jiff::tz::TimeZone::system())
-}
-
-/// [`dated_client_name`] in the zone `tz`.
-pub fn dated_client_name_in(unix: i64, tz: &jiff::tz::TimeZone) -> String {
-    let t = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    format!(
-        "kubelet-client-{}.pem",
-        t.to_zoned_datetime(tz.clone())
-            .strftime("%Y-%m-%d-%H-%M-%S")
-    )
-}
+pub use crate::pki::{dated_client_name, dated_client_name_in};
 
 /// The kubelet section of `check -o json` (key `kubelet`, present only with `--kubelet`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

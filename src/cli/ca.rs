@@ -99,6 +99,10 @@ pub enum CaCmd {
         /// Backup root (default <cert-dir>/../kubecert-backup).
         #[arg(long)]
         backup_dir: Option<PathBuf>,
+        /// kubelet PKI dir: promote of `ca` re-issues kubelet.conf's client certificate file
+        /// when it is this dir's kubelet-client-current.pem.
+        #[arg(long, default_value = "/var/lib/kubelet/pki")]
+        kubelet_pki: PathBuf,
         /// Fixed clock (RFC 3339).
         #[arg(long)]
         now: Option<String>,
@@ -192,6 +196,7 @@ pub fn run(cmd: CaCmd) -> Result<ExitCode> {
             kubeconfig,
             dry_run,
             backup_dir,
+            kubelet_pki,
             now,
             output,
         } => {
@@ -214,6 +219,7 @@ pub fn run(cmd: CaCmd) -> Result<ExitCode> {
                 kubeconfig: kubeconfig.as_deref().map(path_str),
                 now,
                 backup_dir: backup_dir.as_deref().map(path_str),
+                kubelet_pki: Some(path_str(&kubelet_pki)),
             });
             let r = match r {
                 // The files are committed, cluster-info is not: show the result, then fail.

@@ -29,6 +29,24 @@ pub const DEFAULT_KUBELET_PKI: &str = "/var/lib/kubelet/pki";
 /// The kubelet's rotated client pair, a symlink to the dated file.
 pub const KUBELET_CLIENT_CURRENT: &str = "kubelet-client-current.pem";
 
+/// The dated file name the kubelet gives a rotated client pair:
+/// `kubelet-client-YYYY-MM-DD-HH-MM-SS.pem` in the local time zone, as the kubelet names it
+/// (client-go `util/certificate/certificate_store.go`: `time.Now().Format("2006-01-02-15-04-05")`,
+/// Go's local zone: `TZ`, else /etc/localtime, else UTC — jiff's system zone reads the same).
+pub fn dated_client_name(unix: i64) -> String {
+    dated_client_name_in(unix, &jiff::tz::TimeZone::system())
+}
+
+/// [`dated_client_name`] in the zone `tz`.
+pub fn dated_client_name_in(unix: i64, tz: &jiff::tz::TimeZone) -> String {
+    let t = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    format!(
+        "kubelet-client-{}.pem",
+        t.to_zoned_datetime(tz.clone())
+            .strftime("%Y-%m-%d-%H-%M-%S")
+    )
+}
+
 /// Where a cluster's PKI is, as CLI flags and JSON-RPC params name it. Every `…Params` type
 /// that reads a whole PKI flattens it (`#[serde(flatten)]`), so the three fields stay
 /// top-level params on the wire; [`PkiLocation::layout`] is the one place they become a

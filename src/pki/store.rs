@@ -241,6 +241,21 @@ impl Store {
         commit_all(&self.lock, writes, &[], removes, Some(backup_root), stamp)
     }
 
+    /// [`Store::commit_with_links`] and [`Store::commit_with_removes`] at once: writes, then
+    /// links, then removed files, one transaction with one backup (CA rotation's promote of
+    /// `ca`: the `.next` files it consumes, and the kubelet's `kubelet-client-current.pem`
+    /// swapped to its re-issued pair).
+    pub fn commit_with_links_and_removes(
+        &mut self,
+        writes: &[Write_],
+        links: &[Link],
+        removes: &[PathBuf],
+        backup_root: &Path,
+        stamp: &str,
+    ) -> Result<Option<PathBuf>> {
+        commit_all(&self.lock, writes, links, removes, Some(backup_root), stamp)
+    }
+
     /// Puts a backup back (the [`RestoreOps`] of [`restore_ops`]) as one transaction,
     /// without making a backup of its own: files rewritten from their copies, links
     /// re-pointed at their old targets, and the files the backed-up run created removed.
@@ -287,6 +302,17 @@ pub fn plan_with_links(writes: &[Write_], links: &[Link]) -> Result<()> {
 /// [`plan`] for a [`Store::commit_with_removes`].
 pub fn plan_with_removes(writes: &[Write_], removes: &[PathBuf]) -> Result<()> {
     preflight(writes)?;
+    preflight_removes(removes)
+}
+
+/// [`plan`] for a [`Store::commit_with_links_and_removes`].
+pub fn plan_with_links_and_removes(
+    writes: &[Write_],
+    links: &[Link],
+    removes: &[PathBuf],
+) -> Result<()> {
+    preflight(writes)?;
+    preflight_links(links)?;
     preflight_removes(removes)
 }
 

@@ -166,7 +166,7 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
     let cause = crate::error::report(e);
     let (cert, path) = (e.cert(), e.path());
     let code = match e {
-        Error::CaKeyMissing { .. } => codes::CA_KEY_MISSING,
+        Error::CaKeyMissing { .. } | Error::PromoteKeyMissing { .. } => codes::CA_KEY_MISSING,
         Error::Locked { dir, pid } => {
             let mut d = data(cert, Some(dir), &cause);
             d["pid"] = json!(pid);
@@ -176,6 +176,7 @@ pub fn to_rpc_error(e: &Error) -> ErrorObjectOwned {
         | Error::ForeignIdentity { .. }
         | Error::ClockSkew { .. }
         | Error::RotationPhase { .. }
+        | Error::RotationClientFile { .. }
         | Error::CaValidityShortened { .. } => codes::VALIDATION,
         Error::UnknownCertificate(_) => codes::UNKNOWN_CERTIFICATE,
         Error::Io { .. }
@@ -334,6 +335,24 @@ mod tests {
             (
                 Error::Validation {
                     cert: "apiserver".into(),
+                    reason: "x".into(),
+                },
+                -31003,
+            ),
+            (
+                Error::PromoteKeyMissing {
+                    ca: "ca",
+                    path: "/p/ca.next.key".into(),
+                    todo: "x".into(),
+                },
+                -31001,
+            ),
+            (
+                Error::RotationClientFile {
+                    ca: "ca",
+                    requested: "distrust",
+                    kubeconfig: "/etc/kubernetes/kubelet.conf".into(),
+                    file: "/var/lib/kubelet/pki/kubelet-client-current.pem".into(),
                     reason: "x".into(),
                 },
                 -31003,

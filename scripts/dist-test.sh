@@ -60,8 +60,10 @@ check "deb: no maintainer script (nothing enabled or started on install)" test -
 check "deb: depends on libc6 >= 2.28 at most" run 0 dpkg-deb -f "$deb" Depends
 check "  $(cat "$w/out")" has 'libc6 \(>= 2\.(1[0-9]|2[0-8])(\.[0-9]+)?\)'
 
+# lintian 2.116 (Debian 12) warns once, kept: initial-upload-closes-no-bugs (the changelog entry
+# closes no Debian bug: kubecert is not in Debian's archive, it is its upstream's package).
 if command -v lintian >/dev/null; then
-    lintian --no-tag-display-limit "$deb" >"$w/out" 2>&1
+    lintian --tag-display-limit 0 "$deb" >"$w/out" 2>&1
     check "lintian: no error on the .deb" lacks '^E: '
     sed 's/^/  lintian: /' "$w/out"
 else

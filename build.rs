@@ -41,22 +41,28 @@ fn git_commit(manifest_dir: &Path) -> (Option<String>, Vec<PathBuf>) {
         return (None, Vec::new());
     }
     let mut watch = Vec::new();
-    let mut git_path = |p: &str| {
+    // Whether the file was there (and is watched).
+    let mut git_path = |p: &str| -> bool {
         if let Some(path) = git(manifest_dir, &["rev-parse", "--git-path", p]) {
             let path = manifest_dir.join(path);
             // A missing file would make cargo rerun this script on every build.
             if path.exists() {
                 watch.push(path);
+                return true;
             }
         }
+        false
     };
     git_path("HEAD");
     git_path("packed-refs");
     if let Some(head_ref) = git(manifest_dir, &["symbolic-ref", "-q", "HEAD"]) {
-        git_path(&head_ref);
-        // A packed branch gets a loose ref file on its next commit: watch its directory.
-        if let Some((dir, _)) = head_ref.rsplit_once('/') {
-            git_path(dir);
+        // A packed branch gets a loose ref file on its next commit: then watch its directory.
+        // Only then: cargo scans a directory recursively, and refs/heads is shared by every
+        // worktree, so another branch's commit would rebuild this one.
+        if !git_path(&head_ref) {
+            if let Some((dir, _)) = head_ref.rsplit_once('/') {
+                git_path(dir);
+            }
         }
     }
     (

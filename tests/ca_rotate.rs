@@ -22,6 +22,30 @@ struct Node {
 }
 
 impl Node {
+    /// An empty kubelet PKI dir beside the node's PKI (outside the default one, so only
+    /// `--kubelet-pki` makes kubecert look there).
+    fn kubelet_pki(&self) -> PathBuf {
+        let kp = self.root.join("kubelet-pki");
+        std::fs::create_dir_all(&kp).unwrap();
+        kp
+    }
+
+    /// `kubelet-conf repair`: kubelet.conf then references `kp`'s
+    /// `kubelet-client-current.pem`, as on a kubeadm >= 1.17 node.
+    fn refer_kubelet_conf_to(&self, kp: &Path) {
+        let pki = self.root.join("pki");
+        ok(&[
+            "kubelet-conf",
+            "repair",
+            "--kubeconfig-dir",
+            self.root.to_str().unwrap(),
+            "--cert-dir",
+            pki.to_str().unwrap(),
+            "--kubelet-pki",
+            kp.to_str().unwrap(),
+        ]);
+    }
+
     fn new() -> Node {
         let (t, root) = demo(&["--now", NOW]);
         let backup = t.path().join("backup");
@@ -1076,22 +1100,11 @@ fn distrust_of_ca_refuses_while_the_kubelets_client_file_is_signed_by_the_old_ca
     let n = Node::new();
     let scratch = tempfile::tempdir().unwrap();
     let s = scratch.path();
-    let kp = n.root.join("kubelet-pki");
-    std::fs::create_dir_all(&kp).unwrap();
+    let kp = n.kubelet_pki();
     let current = kp.join("kubelet-client-current.pem");
     kubelet_client_pem(s, &current, &n.pki("ca.crt"), &n.pki("ca.key"));
     // kubelet.conf references it, as on a kubeadm >= 1.17 node.
-    let pki = n.root.join("pki");
-    ok(&[
-        "kubelet-conf",
-        "repair",
-        "--kubeconfig-dir",
-        n.root.to_str().unwrap(),
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubelet-pki",
-        kp.to_str().unwrap(),
-    ]);
+    n.refer_kubelet_conf_to(&kp);
     n.rotate("ca", "stage", &[]);
     n.rotate("ca", "promote", &[]);
     let before = n.tree();
@@ -1140,23 +1153,12 @@ fn promote_of_ca_reissues_the_kubelets_client_file_in_its_kubelet_pki() {
     let n = Node::new();
     let scratch = tempfile::tempdir().unwrap();
     let s = scratch.path();
-    let kp = n.root.join("kubelet-pki");
-    std::fs::create_dir_all(&kp).unwrap();
+    let kp = n.kubelet_pki();
     let dated = kp.join("kubelet-client-2026-11-01-00-00-00.pem");
     kubelet_client_pem(s, &dated, &n.pki("ca.crt"), &n.pki("ca.key"));
     let current = kp.join("kubelet-client-current.pem");
     std::os::unix::fs::symlink(&dated, &current).unwrap();
-    let pki = n.root.join("pki");
-    ok(&[
-        "kubelet-conf",
-        "repair",
-        "--kubeconfig-dir",
-        n.root.to_str().unwrap(),
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubelet-pki",
-        kp.to_str().unwrap(),
-    ]);
+    n.refer_kubelet_conf_to(&kp);
     let old_ca = write_pem(s, "old-ca.crt", &pems(&n.pki("ca.crt"))[0]);
     let old_subject = subject_of(&current);
     let old_pubkey = pubkey(&current, false);
@@ -1238,21 +1240,10 @@ fn distrust_of_ca_refuses_while_the_kubelets_client_file_cannot_be_read() {
     let scratch = tempfile::tempdir().unwrap();
     let s = scratch.path();
     // Outside the default kubelet PKI dir: promote leaves it alone.
-    let kp = n.root.join("kubelet-pki");
-    std::fs::create_dir_all(&kp).unwrap();
+    let kp = n.kubelet_pki();
     let current = kp.join("kubelet-client-current.pem");
     kubelet_client_pem(s, &current, &n.pki("ca.crt"), &n.pki("ca.key"));
-    let pki = n.root.join("pki");
-    ok(&[
-        "kubelet-conf",
-        "repair",
-        "--kubeconfig-dir",
-        n.root.to_str().unwrap(),
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubelet-pki",
-        kp.to_str().unwrap(),
-    ]);
+    n.refer_kubelet_conf_to(&kp);
     n.rotate("ca", "stage", &[]);
     n.rotate("ca", "promote", &[]);
     let new_ca = write_pem(s, "new-ca.crt", &pems(&n.pki("ca.crt"))[0]);

@@ -610,15 +610,20 @@ fn backup_copy(dir: &Path, index: usize, target: &Path, batch: &Batch) -> Result
     );
     let dst = dir.join(name);
     let bytes = crate::pki::fsread::read(target)?;
+    write_new(&dst, &bytes, batch)?;
+    Ok(dst)
+}
+
+/// Writes `bytes` to the new file `path` (0600; fails if it exists), made durable by `batch`.
+fn write_new(path: &Path, bytes: &[u8], batch: &Batch) -> Result<()> {
     let mut f = OpenOptions::new()
         .create_new(true)
         .write(true)
         .mode(0o600)
-        .open(&dst)
-        .map_err(|e| Error::io(&dst, e))?;
-    f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
-    batch.wrote(&dst, f)?;
-    Ok(dst)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    batch.wrote(path, f)
 }
 
 /// Finishes or undoes an interrupted run. Must be called with the lock held; a no-op when
@@ -1122,14 +1127,7 @@ fn commit_inner(
         })?;
         // A new file in the backup dir this run made (no temp file needed: while the journal
         // is `staging`, a partial backup dir is removed whole by recovery).
-        let mut f = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(&mp)
-            .map_err(|e| Error::io(&mp, e))?;
-        f.write_all(&mj).map_err(|e| Error::io(&mp, e))?;
-        batch.wrote(&mp, f)?;
+        write_new(&mp, &mj, &batch)?;
     }
     failpoint("after-backup");
     // Stage.

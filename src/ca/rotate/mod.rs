@@ -503,28 +503,21 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
     let writes: Vec<Write_> = plan.writes.iter().map(|(w, _)| w.clone()).collect();
     let removes: Vec<PathBuf> = plan.removes.iter().map(|(r, _)| r.clone()).collect();
     let links: Vec<store::Link> = plan.links.iter().map(|(l, _)| l.clone()).collect();
-    for (w, what) in &plan.writes {
-        let path = w.target.display().to_string();
+    let (write_action, remove_action) = if p.dry_run {
+        (RotateAction::WouldWrite, RotateAction::WouldRemove)
+    } else {
+        (RotateAction::Written, RotateAction::Removed)
+    };
+    let written = plan
+        .writes
+        .iter()
+        .map(|(w, what)| (&w.target, what))
+        .chain(plan.links.iter().map(|(l, what)| (&l.target, what)));
+    for (target, what) in written {
+        let path = target.display().to_string();
         result.changes.push(RotateChange {
             path: path.clone(),
-            action: if p.dry_run {
-                RotateAction::WouldWrite
-            } else {
-                RotateAction::Written
-            },
-            what: what.clone(),
-        });
-        result.written.push(path);
-    }
-    for (l, what) in &plan.links {
-        let path = l.target.display().to_string();
-        result.changes.push(RotateChange {
-            path: path.clone(),
-            action: if p.dry_run {
-                RotateAction::WouldWrite
-            } else {
-                RotateAction::Written
-            },
+            action: write_action,
             what: what.clone(),
         });
         result.written.push(path);
@@ -533,11 +526,7 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
         let path = r.display().to_string();
         result.changes.push(RotateChange {
             path: path.clone(),
-            action: if p.dry_run {
-                RotateAction::WouldRemove
-            } else {
-                RotateAction::Removed
-            },
+            action: remove_action,
             what: what.clone(),
         });
         result.written.push(format!("removed:{path}"));

@@ -692,30 +692,16 @@ fn probe_options_are_checked() {
 /// config.
 mod rpc {
     use super::*;
-    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use common::rpc::{call_as, caller_uid};
+    use kubecert::rpc::{Caller, Roots};
     use serde_json::json;
 
     fn call(roots: &Roots, who: Caller, params: Value) -> Value {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut m = module(Enforce::PeerCredentials, roots.clone());
-        m.extensions_mut().insert(who);
-        let req =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "check", "params": params}).to_string();
-        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
-        serde_json::from_str(resp.get()).unwrap()
+        call_as(roots, who, "check", params)
     }
 
     fn caller(uid: u32) -> Caller {
-        Caller {
-            uid,
-            gid: uid,
-            pid: Some(4242),
-            may_read: true,
-            may_write: false,
-        }
+        caller_uid(uid, false)
     }
 
     #[test]

@@ -371,7 +371,7 @@ fn drift_metrics() {
 /// -31010 and nothing of it is in the reply; the configured file is read and drift answered.
 #[test]
 fn rpc_config_is_confined_to_the_agents_kubeadm_config() {
-    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use kubecert::rpc::Roots;
     use serde_json::json;
     let (t, root) = demo_pki(&[]);
     let cfg = node1_config(
@@ -381,25 +381,8 @@ fn rpc_config_is_confined_to_the_agents_kubeadm_config() {
     );
     let secret = t.path().join("secret.yaml");
     std::fs::write(&secret, "apiVersion: SECRETBYTES\nkind: x\n").unwrap();
-    let me = kubecert::rpc::unix::effective_uid();
-    let other = if me == 1000 { 1001 } else { 1000 };
     let call = |roots: &Roots, params: Value| -> Value {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut m = module(Enforce::PeerCredentials, roots.clone());
-        m.extensions_mut().insert(Caller {
-            uid: other,
-            gid: other,
-            pid: Some(4242),
-            may_read: true,
-            may_write: false,
-        });
-        let req =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "check", "params": params}).to_string();
-        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
-        serde_json::from_str(resp.get()).unwrap()
+        common::rpc::call_as(roots, common::rpc::caller(false), "check", params)
     };
     let mut roots = Roots::for_dirs(root.join("pki"), &root);
     let params = |c: &Path| json!({"drift": true, "config": c, "now": NOW});
@@ -670,7 +653,7 @@ fn renew_with_a_bad_config_is_a_typed_error_and_writes_nothing() {
 /// reconciles the SANs (`sansReconciled` in the reply).
 #[test]
 fn rpc_renew_config_is_confined_and_reconciles() {
-    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use kubecert::rpc::Roots;
     use serde_json::json;
     let (t, root) = demo_pki(&[]);
     let cfg = node1_config(
@@ -679,25 +662,8 @@ fn rpc_renew_config_is_confined_and_reconciles() {
         "apiServer:\n  certSANs:\n    - kubecert.example.com\n",
     );
     let other_cfg = node1_config(&t.path().join("k8s"), "v1beta4", "");
-    let me = kubecert::rpc::unix::effective_uid();
-    let other = if me == 1000 { 1001 } else { 1000 };
     let call = |roots: &Roots, params: Value| -> Value {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut m = module(Enforce::PeerCredentials, roots.clone());
-        m.extensions_mut().insert(Caller {
-            uid: other,
-            gid: other,
-            pid: Some(4242),
-            may_read: true,
-            may_write: true,
-        });
-        let req =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "renew", "params": params}).to_string();
-        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
-        serde_json::from_str(resp.get()).unwrap()
+        common::rpc::call_as(roots, common::rpc::caller(true), "renew", params)
     };
     let mut roots = Roots::for_dirs(root.join("pki"), &root);
     roots.kubeadm_config = Some(cfg.clone());

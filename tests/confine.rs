@@ -8,49 +8,13 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::rpc::{call_as as call, caller, other_uid};
 use common::{bin, demo, hash_tree, kubecert};
-use kubecert::rpc::{module, Caller, Enforce, Roots};
+use kubecert::rpc::Roots;
 use serde_json::{json, Value};
-
-/// A uid that is neither root nor the test's own (so it is confined).
-fn other_uid() -> u32 {
-    let me = kubecert::rpc::unix::effective_uid();
-    if me == 1000 {
-        1001
-    } else {
-        1000
-    }
-}
-
-fn caller(may_write: bool) -> Caller {
-    Caller {
-        uid: other_uid(),
-        gid: other_uid(),
-        pid: Some(4242),
-        may_read: true,
-        may_write,
-    }
-}
 
 fn roots_of(root: &Path) -> Roots {
     Roots::for_dirs(root.join("pki"), root)
-}
-
-/// Calls `method` on a socket-style module serving `roots`, as `who` (None: no caller).
-fn call(roots: &Roots, who: Option<Caller>, method: &str, params: Value) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut m = module(Enforce::PeerCredentials, roots.clone());
-    if let Some(c) = who {
-        m.extensions_mut().insert(c);
-    }
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    let (resp, _) = rt
-        .block_on(m.raw_json_request(&req, 1))
-        .expect("a JSON-RPC response");
-    serde_json::from_str(resp.get()).expect("JSON")
 }
 
 fn error_code(r: &Value) -> i64 {

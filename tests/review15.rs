@@ -161,40 +161,9 @@ fn embedded_client_cert_without_key_is_key_missing() {
 
 // ---- confinement of issue 15's RPC surfaces (in-process, the caller as an extension) ----
 
-use kubecert::rpc::{module, Caller, Enforce, Roots};
+use common::rpc::{call_as as call, caller};
+use kubecert::rpc::{Caller, Roots};
 use serde_json::{json, Value};
-
-fn other_uid() -> u32 {
-    if kubecert::rpc::unix::effective_uid() == 1000 {
-        1001
-    } else {
-        1000
-    }
-}
-
-fn caller(may_write: bool) -> Caller {
-    Caller {
-        uid: other_uid(),
-        gid: other_uid(),
-        pid: Some(4242),
-        may_read: true,
-        may_write,
-    }
-}
-
-fn call(roots: &Roots, who: Caller, method: &str, params: Value) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut m = module(Enforce::PeerCredentials, roots.clone());
-    m.extensions_mut().insert(who);
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    let (resp, _) = rt
-        .block_on(m.raw_json_request(&req, 1))
-        .expect("a JSON-RPC response");
-    serde_json::from_str(resp.get()).expect("JSON")
-}
 
 /// A read-tier caller cannot steer root's `check` (served proof, kubelet section) at other
 /// files or hosts, nor run `kubelet-conf-rebuild` for real; a write-tier caller cannot point

@@ -803,33 +803,9 @@ fn served_not_required_reports_an_unreachable_endpoint_without_failing() {
 
 mod rpc {
     use super::*;
-    use kubecert::rpc::{module, Caller, Enforce, Roots};
+    use common::rpc::{call_as as call, caller};
+    use kubecert::rpc::Roots;
     use serde_json::json;
-
-    fn caller(may_write: bool) -> Caller {
-        let me = kubecert::rpc::unix::effective_uid();
-        let uid = if me == 1000 { 1001 } else { 1000 };
-        Caller {
-            uid,
-            gid: uid,
-            pid: Some(4242),
-            may_read: true,
-            may_write,
-        }
-    }
-
-    fn call(roots: &Roots, who: Caller, method: &str, params: Value) -> Value {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut m = module(Enforce::PeerCredentials, roots.clone());
-        m.extensions_mut().insert(who);
-        let req =
-            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-        let (resp, _) = rt.block_on(m.raw_json_request(&req, 1)).unwrap();
-        serde_json::from_str(resp.get()).unwrap()
-    }
 
     #[test]
     fn tiers_and_confinement_of_restart_health_served() {

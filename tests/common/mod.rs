@@ -3,6 +3,8 @@
 //! demo PKIs, fixtures, tree hashes, a real etcd ([`Etcd`]).
 #![allow(dead_code)]
 
+pub mod rpc;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;

@@ -724,110 +724,44 @@ const JWS: &str = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..c2lnbmF0dXJl";
 /// cluster-info ConfigMap whose CA data is the node's ca.crt; mkenv.sh's admin.conf.
 #[cfg(feature = "k8s")]
 struct ApiServer {
-    dir: tempfile::TempDir,
-    child: std::process::Child,
-    admin: PathBuf,
-    url: String,
+    server: common::apiserver::ApiServer,
     seeded: String,
 }
 
 #[cfg(feature = "k8s")]
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- server.log ---\n{}",
-                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-            );
-        }
+impl std::ops::Deref for ApiServer {
+    type Target = common::apiserver::ApiServer;
+    fn deref(&self) -> &Self::Target {
+        &self.server
     }
 }
 
 #[cfg(feature = "k8s")]
 impl ApiServer {
     fn start(n: &Node, extra: &[&str]) -> ApiServer {
-        use std::process::{Command, Stdio};
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let mkenv = repo.join("tests/certapi/mkenv.sh");
-        let dir = tempfile::tempdir().unwrap();
-        let api = dir.path().join("api");
-        let (ca, ca_key) = (n.pki("ca.crt"), n.pki("ca.key"));
-        let mk = |more: &[&str]| {
-            let o = Command::new("bash")
-                .arg(&mkenv)
-                .args(["--ca-cert", ca.to_str().unwrap(), "--ca-key"])
-                .arg(&ca_key)
-                .args(more)
-                .arg(&api)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "mkenv: {}", text(&o));
-        };
-        mk(&[]);
+        let ca = n.pki("ca.crt");
         let seeded = cluster_info_kubeconfig(&ca);
-        let cm = serde_json::json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "cluster-info", "namespace": "kube-public"},
-            "data": {"kubeconfig": seeded, "jws-kubeconfig-abcdef": JWS},
-        });
-        let cm_file = dir.path().join("cluster-info.json");
-        std::fs::write(&cm_file, cm.to_string()).unwrap();
-        let port_file = dir.path().join("port");
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let mut child = Command::new("python3")
-            .arg(repo.join("tests/certapi/server.py"))
-            .args(["--listen", "127.0.0.1:0", "--tls-cert"])
-            .arg(api.join("server.crt"))
-            .arg("--tls-key")
-            .arg(api.join("server.key"))
-            .arg("--client-ca")
-            .arg(&ca)
-            .arg("--configmap")
-            .arg(&cm_file)
-            .arg("--port-file")
-            .arg(&port_file)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let port = loop {
-            if let Ok(p) = std::fs::read_to_string(&port_file) {
-                if !p.trim().is_empty() {
-                    break p.trim().to_string();
-                }
-            }
-            assert!(std::time::Instant::now() < deadline, "server did not start");
-            if let Ok(Some(st)) = child.try_wait() {
-                panic!("server exited: {st}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
-        let url = format!("https://127.0.0.1:{port}");
-        mk(&["--server", &url]);
-        ApiServer {
-            admin: api.join("admin.conf"),
-            dir,
-            child,
-            url,
-            seeded,
-        }
+        let data = serde_json::json!({"kubeconfig": seeded, "jws-kubeconfig-abcdef": JWS});
+        let server = common::apiserver::ApiServer::start(
+            &ca,
+            &n.pki("ca.key"),
+            &[("kube-public", "cluster-info", data)],
+            extra,
+        );
+        ApiServer { server, seeded }
     }
 
     /// `kubectl get cm cluster-info -n kube-public -o jsonpath=...` (the real kubectl).
     fn get(&self, jsonpath: &str) -> String {
-        let o = std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.admin)
-            .args(["get", "cm", "cluster-info", "-n", "kube-public", "-o"])
-            .arg(format!("jsonpath={jsonpath}"))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "kubectl: {}", text(&o));
-        String::from_utf8(o.stdout).unwrap()
+        self.kubectl(&[
+            "get",
+            "cm",
+            "cluster-info",
+            "-n",
+            "kube-public",
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ])
     }
 
     /// The CA data of cluster-info's kubeconfig, decoded.

@@ -687,111 +687,19 @@ fn rpc_renew_config_is_confined_and_reconciles() {
 
 // ---- Issue 17 item 1: the kubeadm-config ConfigMap source (--kubeconfig) ----
 
-/// The certificates-API test server (tests/certapi/server.py) serving the given ConfigMaps,
-/// with an admin kubeconfig signed by the demo's CA (tests/certapi/mkenv.sh); killed on drop.
 #[cfg(feature = "k8s")]
-struct ApiServer {
-    dir: tempfile::TempDir,
-    child: std::process::Child,
-    admin: PathBuf,
-}
+use common::apiserver::ApiServer;
 
+/// The certificates-API test server with the demo's CA, serving `configmaps`
+/// ((namespace, name, data)).
 #[cfg(feature = "k8s")]
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- server.log ---\n{}",
-                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-            );
-        }
-    }
-}
-
-#[cfg(feature = "k8s")]
-impl ApiServer {
-    /// `configmaps`: (namespace, name, data).
-    fn start(root: &Path, configmaps: &[(&str, &str, Value)]) -> ApiServer {
-        use std::process::{Command, Stdio};
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let dir = tempfile::tempdir().unwrap();
-        let api = dir.path().join("api");
-        let (ca, ca_key) = (root.join("pki/ca.crt"), root.join("pki/ca.key"));
-        let mk = |more: &[&str]| {
-            let o = Command::new("bash")
-                .arg(repo.join("tests/certapi/mkenv.sh"))
-                .arg("--ca-cert")
-                .arg(&ca)
-                .arg("--ca-key")
-                .arg(&ca_key)
-                .args(more)
-                .arg(&api)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "mkenv: {}", text(&o));
-        };
-        mk(&[]);
-        let port_file = dir.path().join("port");
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let mut cmd = Command::new("python3");
-        cmd.arg(repo.join("tests/certapi/server.py"))
-            .args(["--listen", "127.0.0.1:0", "--tls-cert"])
-            .arg(api.join("server.crt"))
-            .arg("--tls-key")
-            .arg(api.join("server.key"))
-            .arg("--client-ca")
-            .arg(&ca)
-            .arg("--port-file")
-            .arg(&port_file);
-        for (i, (ns, name, data)) in configmaps.iter().enumerate() {
-            let f = dir.path().join(format!("cm{i}.json"));
-            let cm = serde_json::json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": ns},
-                "data": data,
-            });
-            std::fs::write(&f, cm.to_string()).unwrap();
-            cmd.arg("--configmap").arg(f);
-        }
-        let mut child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let port = loop {
-            if let Ok(p) = std::fs::read_to_string(&port_file) {
-                if !p.trim().is_empty() {
-                    break p.trim().to_string();
-                }
-            }
-            assert!(std::time::Instant::now() < deadline, "server did not start");
-            if let Ok(Some(st)) = child.try_wait() {
-                panic!("server exited: {st}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
-        mk(&["--server", &format!("https://127.0.0.1:{port}")]);
-        ApiServer {
-            admin: api.join("admin.conf"),
-            dir,
-            child,
-        }
-    }
-
-    fn admin(&self) -> &str {
-        self.admin.to_str().unwrap()
-    }
-
-    /// The real kubectl, as admin.
-    fn kubectl(&self, args: &[&str]) -> String {
-        let o = std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.admin)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "kubectl {args:?}: {}", text(&o));
-        String::from_utf8(o.stdout).unwrap()
-    }
+fn api_server(root: &Path, configmaps: &[(&str, &str, Value)]) -> ApiServer {
+    ApiServer::start(
+        &root.join("pki/ca.crt"),
+        &root.join("pki/ca.key"),
+        configmaps,
+        &[],
+    )
 }
 
 /// kubeadm's static pod manifests of node-1 (the node facts of the ConfigMap source): etcd's
@@ -848,7 +756,7 @@ fn configmap_source_drift_equals_file_drift_and_renew_reconciles() {
         "v1beta4",
         "apiServer:\n  certSANs:\n    - kubecert.example.com\n    - 10.0.0.10\n",
     );
-    let api = ApiServer::start(
+    let api = api_server(
         &root,
         &[(
             "kube-system",
@@ -967,7 +875,7 @@ fn configmap_source_drift_equals_file_drift_and_renew_reconciles() {
 fn configmap_source_errors_name_the_configmap_and_change_nothing() {
     let (t, root) = demo_pki(&[]);
     node1_manifests(&root);
-    let api = ApiServer::start(
+    let api = api_server(
         &root,
         &[(
             "kube-system",
@@ -1041,7 +949,7 @@ fn configmap_source_errors_name_the_configmap_and_change_nothing() {
         "{msg}"
     );
     assert!(msg.contains(", API server https://127.0.0.1:"), "{msg}");
-    let empty = ApiServer::start(&root, &[]);
+    let empty = api_server(&root, &[]);
     assert_fails(
         &check_cm(&root, empty.admin(), &[]),
         1,
@@ -1051,7 +959,7 @@ fn configmap_source_errors_name_the_configmap_and_change_nothing() {
     // An API server that is not there.
     let gone = t.path().join("gone.conf");
     {
-        let s = ApiServer::start(&root, &[]);
+        let s = api_server(&root, &[]);
         std::fs::copy(&s.admin, &gone).unwrap();
     }
     let msg = assert_fails(

@@ -3,6 +3,8 @@
 //! demo PKIs, fixtures, tree hashes, a real etcd ([`Etcd`]).
 #![allow(dead_code)]
 
+#[cfg(feature = "k8s")]
+pub mod apiserver;
 pub mod rpc;
 
 use std::collections::BTreeMap;

@@ -395,8 +395,9 @@ fn serials(result: &Value) -> State {
     v
 }
 
-/// Renews `rounds` times (by `renew`) while a thread checks back to back over the socket;
-/// every state a concurrent check saw must be one of the states between renewals.
+/// Renews at least `rounds` times (by `renew`) while two threads check back to back over the
+/// socket, until they have made at least `2 * rounds` checks; every state a concurrent check
+/// saw must be one of the states between renewals.
 fn race(agent: &Agent, root: &Path, rounds: usize, renew: &dyn Fn()) {
     let mut states = vec![serials(&agent.check(root))];
     let stop = Arc::new(AtomicBool::new(false));
@@ -418,9 +419,15 @@ fn race(agent: &Agent, root: &Path, rounds: usize, renew: &dyn Fn()) {
             })
         })
         .collect();
-    for _ in 0..rounds {
+    // At least `rounds` renewals, and more until the checkers have done at least two checks
+    // per round (a fast renew on a quiet machine overtakes slow checks; capped at 8× rounds,
+    // after which the count assertion below fails).
+    for i in 1..=rounds * 8 {
         renew();
         states.push(serials(&agent.check(root)));
+        if i >= rounds && seen.lock().unwrap().len() >= rounds * 2 {
+            break;
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for c in checkers {

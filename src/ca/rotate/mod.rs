@@ -403,45 +403,18 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
             return Err(wrong_phase(id, format!("roll back {}", p.phase.name()), &s));
         }
         let (dir, ops) = find_backup(&root, &layout, &kubelet_pki, id, p.phase, &s)?;
-        for w in &ops.writes {
-            let path = w.target.display().to_string();
-            result.changes.push(RotateChange {
-                path: path.clone(),
-                action: if p.dry_run {
-                    RotateAction::WouldWrite
-                } else {
-                    RotateAction::Written
-                },
-                what: format!("put back from {}", dir.display()),
-            });
-            result.written.push(path);
-        }
-        for l in &ops.links {
-            let path = l.target.display().to_string();
-            result.changes.push(RotateChange {
-                path: path.clone(),
-                action: if p.dry_run {
-                    RotateAction::WouldWrite
-                } else {
-                    RotateAction::Written
-                },
-                what: format!("link put back from {}", dir.display()),
-            });
-            result.written.push(path);
-        }
-        for r in &ops.removes {
-            let path = r.display().to_string();
-            result.changes.push(RotateChange {
-                path: path.clone(),
-                action: if p.dry_run {
-                    RotateAction::WouldRemove
-                } else {
-                    RotateAction::Removed
-                },
-                what: format!("made by {}", p.phase.name()),
-            });
-            result.written.push(format!("removed:{path}"));
-        }
+        let back = format!("put back from {}", dir.display());
+        let link_back = format!("link put back from {}", dir.display());
+        let made_by = format!("made by {}", p.phase.name());
+        record_changes(
+            &mut result,
+            p.dry_run,
+            ops.writes
+                .iter()
+                .map(|w| (w.target.as_path(), &back))
+                .chain(ops.links.iter().map(|l| (l.target.as_path(), &link_back))),
+            ops.removes.iter().map(|r| (r.as_path(), &made_by)),
+        );
         result.phase_after = to;
         result.changed = true;
         result.checklist = checklist(id, p.phase, true, &s, &layout, &kubelet_pki);
@@ -503,34 +476,19 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
     let writes: Vec<Write_> = plan.writes.iter().map(|(w, _)| w.clone()).collect();
     let removes: Vec<PathBuf> = plan.removes.iter().map(|(r, _)| r.clone()).collect();
     let links: Vec<store::Link> = plan.links.iter().map(|(l, _)| l.clone()).collect();
-    let (write_action, remove_action) = if p.dry_run {
-        (RotateAction::WouldWrite, RotateAction::WouldRemove)
-    } else {
-        (RotateAction::Written, RotateAction::Removed)
-    };
-    let written = plan
-        .writes
-        .iter()
-        .map(|(w, what)| (&w.target, what))
-        .chain(plan.links.iter().map(|(l, what)| (&l.target, what)));
-    for (target, what) in written {
-        let path = target.display().to_string();
-        result.changes.push(RotateChange {
-            path: path.clone(),
-            action: write_action,
-            what: what.clone(),
-        });
-        result.written.push(path);
-    }
-    for (r, what) in &plan.removes {
-        let path = r.display().to_string();
-        result.changes.push(RotateChange {
-            path: path.clone(),
-            action: remove_action,
-            what: what.clone(),
-        });
-        result.written.push(format!("removed:{path}"));
-    }
+    record_changes(
+        &mut result,
+        p.dry_run,
+        plan.writes
+            .iter()
+            .map(|(w, what)| (w.target.as_path(), what))
+            .chain(
+                plan.links
+                    .iter()
+                    .map(|(l, what)| (l.target.as_path(), what)),
+            ),
+        plan.removes.iter().map(|(r, what)| (r.as_path(), what)),
+    );
     result.changed = true;
     result.phase_after = gives;
     result.components_to_restart = components(id);
@@ -576,4 +534,37 @@ fn rotate_files(p: &CaRotateParams) -> Result<(CaRotateResult, Option<Vec<u8>>)>
     );
     let bundle = dry(&writes);
     Ok((result, bundle))
+}
+
+/// Lists a transaction's files in `result`: `written` (files and links, with why) and
+/// `removed`, as done or, for a dry run, as would be done (`removed:` prefix in `written`).
+fn record_changes<'a>(
+    result: &mut CaRotateResult,
+    dry_run: bool,
+    written: impl Iterator<Item = (&'a Path, &'a String)>,
+    removed: impl Iterator<Item = (&'a Path, &'a String)>,
+) {
+    let (write_action, remove_action) = if dry_run {
+        (RotateAction::WouldWrite, RotateAction::WouldRemove)
+    } else {
+        (RotateAction::Written, RotateAction::Removed)
+    };
+    for (target, what) in written {
+        let path = target.display().to_string();
+        result.changes.push(RotateChange {
+            path: path.clone(),
+            action: write_action,
+            what: what.clone(),
+        });
+        result.written.push(path);
+    }
+    for (target, what) in removed {
+        let path = target.display().to_string();
+        result.changes.push(RotateChange {
+            path: path.clone(),
+            action: remove_action,
+            what: what.clone(),
+        });
+        result.written.push(format!("removed:{path}"));
+    }
 }

@@ -15,9 +15,8 @@ use crate::pki::{fsread, Layout};
 
 /// The files a phase's transaction may touch (what its rollback may put back).
 pub(super) fn phase_files(layout: &Layout, id: CaId, s: &State) -> Restorable {
-    let mut files: BTreeSet<PathBuf> = [
-        layout.ca_crt(id),
-        layout.ca_key(id),
+    // The staged (next) and kept (prev) pairs: a phase may make or remove them.
+    let removable: BTreeSet<PathBuf> = [
         next_crt(layout, id),
         next_key(layout, id),
         prev_crt(layout, id),
@@ -26,6 +25,9 @@ pub(super) fn phase_files(layout: &Layout, id: CaId, s: &State) -> Restorable {
     .iter()
     .map(|p| store::normalize(p))
     .collect();
+    let mut files = removable.clone();
+    files.insert(store::normalize(&layout.ca_crt(id)));
+    files.insert(store::normalize(&layout.ca_key(id)));
     for l in &s.leaves {
         files.insert(store::normalize(&l.path));
     }
@@ -34,15 +36,6 @@ pub(super) fn phase_files(layout: &Layout, id: CaId, s: &State) -> Restorable {
             files.insert(store::normalize(&layout.kubeconfig_dir.join(f)));
         }
     }
-    let removable = [
-        next_crt(layout, id),
-        next_key(layout, id),
-        prev_crt(layout, id),
-        prev_key(layout, id),
-    ]
-    .iter()
-    .map(|p| store::normalize(p))
-    .collect();
     Restorable { files, removable }
 }
 

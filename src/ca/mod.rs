@@ -180,6 +180,34 @@ fn bundle_ders(bytes: &[u8]) -> Vec<Vec<u8>> {
         .unwrap_or_default()
 }
 
+/// The kubeconfigs of [`NODE_KUBECONFIGS`] that exist (the name itself, not a symlink's
+/// target), with their file names, loaded; the first that does not load is the error.
+fn node_kubeconfigs(layout: &Layout) -> Result<Vec<(&'static str, PathBuf, Kubeconfig)>> {
+    let mut out = Vec::new();
+    for f in NODE_KUBECONFIGS {
+        let p = layout.kubeconfig_dir.join(f);
+        if fsread::exists_nofollow(&p) {
+            let kc = Kubeconfig::load(&p)?;
+            out.push((f, p, kc));
+        }
+    }
+    Ok(out)
+}
+
+/// Those of [`node_kubeconfigs`] whose CA is embedded, with the certificates of that data
+/// (DER, in their order).
+fn embedded_ca_kubeconfigs(layout: &Layout) -> Result<Vec<(PathBuf, Kubeconfig, Vec<Vec<u8>>)>> {
+    let mut out = Vec::new();
+    for (_, p, kc) in node_kubeconfigs(layout)? {
+        let Source::Embedded(b64) = &kc.ca else {
+            continue;
+        };
+        let ders = bundle_ders(&kubeconfig::decode_data(&p, b64)?);
+        out.push((p, kc, ders));
+    }
+    Ok(out)
+}
+
 fn kubeconfig_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
@@ -577,17 +605,7 @@ fn writes_for(
         force_mode: false,
     }];
     let mut kcs = Vec::new();
-    for f in NODE_KUBECONFIGS {
-        let p = layout.kubeconfig_dir.join(f);
-        if !fsread::exists_nofollow(&p) {
-            continue;
-        }
-        let kc = Kubeconfig::load(&p)?;
-        let Source::Embedded(b64) = &kc.ca else {
-            continue;
-        };
-        let bytes = kubeconfig::decode_data(&p, b64)?;
-        let ders = bundle_ders(&bytes);
+    for (p, kc, ders) in embedded_ca_kubeconfigs(layout)? {
         let same = |d: &Vec<u8>| {
             cert::parse_der(d).is_ok_and(|c| {
                 c.spki_der == old.info.spki_der && c.subject_der == old.info.subject_der

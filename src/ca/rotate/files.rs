@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ca::{bundle_ders, NODE_KUBECONFIGS};
+use crate::ca::{embedded_ca_kubeconfigs, node_kubeconfigs};
 use crate::error::{Error, Result};
 use crate::pki::cert::{self, CertInfo, PrivateKey};
 use crate::pki::inventory::{CaId, Location};
-use crate::pki::kubeconfig::{self, Kubeconfig, Source};
+use crate::pki::kubeconfig::{Kubeconfig, Source};
 use crate::pki::{fsread, Layout};
 
 pub(super) fn next_crt(layout: &Layout, id: CaId) -> PathBuf {
@@ -104,12 +104,7 @@ pub(super) fn leaves(layout: &Layout, id: CaId) -> Result<Vec<Leaf>> {
         }
     }
     if id == CaId::Ca {
-        for f in NODE_KUBECONFIGS {
-            let p = layout.kubeconfig_dir.join(f);
-            if !fsread::exists_nofollow(&p) {
-                continue;
-            }
-            let kc = Kubeconfig::load(&p)?;
+        for (f, p, kc) in node_kubeconfigs(layout)? {
             if !matches!(kc.client_cert, Source::Embedded(_)) {
                 continue;
             }
@@ -141,16 +136,7 @@ pub(super) fn trusting_kubeconfigs(
     if id != CaId::Ca {
         return Ok(out);
     }
-    for f in NODE_KUBECONFIGS {
-        let p = layout.kubeconfig_dir.join(f);
-        if !fsread::exists_nofollow(&p) {
-            continue;
-        }
-        let kc = Kubeconfig::load(&p)?;
-        let Source::Embedded(b64) = &kc.ca else {
-            continue;
-        };
-        let ders = bundle_ders(&kubeconfig::decode_data(&p, b64)?);
+    for (_, kc, ders) in embedded_ca_kubeconfigs(layout)? {
         let holds = ders.iter().any(|d| {
             cert::parse_der(d).is_ok_and(|c| any.iter().any(|a| a.info.spki_der == c.spki_der))
         });

@@ -474,25 +474,22 @@ fn pem_fast(mut input: &[u8]) -> Option<Vec<::pem::Pem>> {
         let end = input.iter().position(|&b| b == b'-')?;
         let (payload, rest) = input.split_at(end);
         let mut b64 = Vec::with_capacity(payload.len());
-        let mut after_newline = false;
-        for &b in payload {
-            if b == b'\n' {
-                // A blank line would make the text before it the crate's "headers".
-                if after_newline {
-                    return None;
-                }
-                after_newline = true;
-            } else if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' {
-                after_newline = false;
-                b64.push(b);
-            } else {
+        let mut lines = payload.split(|&b| b == b'\n').peekable();
+        while let Some(line) = lines.next() {
+            // A blank line (an empty piece before the last) would make the text before it
+            // the crate's "headers".
+            if line.is_empty() && lines.peek().is_some() {
                 return None;
             }
+            b64.extend_from_slice(line);
         }
         let (end_tag, rest) = label(rest.strip_prefix(b"-----END ")?)?;
         if end_tag != tag {
             return None;
         }
+        // The decoder takes the base64 alphabet only: any other byte left (a space, '\r',
+        // which the crate would strip, or non-ASCII) is an error here, and the crate decides.
+        // What it accepts is therefore exactly the crate's whitespace-free text.
         let contents = base64::engine::general_purpose::STANDARD
             .decode(&b64)
             .ok()?;

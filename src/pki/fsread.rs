@@ -164,6 +164,28 @@ mod tests {
             .is_ok_and(|s| s.success())
     }
 
+    /// The buffer sized from the `fstat` reads every byte, whatever the size (empty, one
+    /// byte, around a page, exactly the limit); one byte over the limit is refused.
+    #[test]
+    fn sized_read_reads_every_byte() {
+        let t = tempfile::tempdir().unwrap();
+        for n in [0usize, 1, 4095, 4096, 4097, MAX_FILE_BYTES as usize] {
+            let p = t.path().join(format!("f{n}"));
+            let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&p, &data).unwrap();
+            assert_eq!(read(&p).unwrap(), data, "size {n}");
+        }
+        let p = t.path().join("over");
+        std::fs::write(&p, vec![b'x'; MAX_FILE_BYTES as usize + 1]).unwrap();
+        assert_eq!(
+            read(&p).unwrap_err().to_string(),
+            format!(
+                "{}: larger than 1048576 bytes, the limit for a kubeadm file",
+                p.display()
+            )
+        );
+    }
+
     #[test]
     fn refuses_what_is_not_a_small_regular_file() {
         let t = tempfile::tempdir().unwrap();

@@ -432,7 +432,11 @@ fn read_core(opts: &CheckOptions) -> Core {
         // Test hook (failpoints feature): KUBECERT_STEP_DELAY_MS slows each row, so that a
         // renewal's swap can land in the middle of a check (tests/agent_cache.rs).
         crate::pki::store::read_step_delay();
-        let st = status_for(e, layout, &cas);
+        // A CA row is the material `Cas::load` has just read (one read and parse per CA).
+        let st = match cas.0.iter().find(|c| std::ptr::eq(c.id.entry(), e)) {
+            Some(ca) => status_for(e, layout, &cas, &ca.cert),
+            None => status_for(e, layout, &cas, &pki::load(layout, e)),
+        };
         if e.kind == Kind::Ca {
             authorities.push(st);
         } else {
@@ -471,8 +475,9 @@ fn apply_clock(row: &mut CertificateStatus, now: i64, now_nanos: u32) {
     }
 }
 
-/// A row as on disk, without the clock's part ([`apply_clock`]).
-fn status_for(e: &Entry, layout: &Layout, cas: &Cas) -> CertificateStatus {
+/// A row as on disk (`material`: [`pki::load`] of `e`), without the clock's part
+/// ([`apply_clock`]).
+fn status_for(e: &Entry, layout: &Layout, cas: &Cas, material: &Material) -> CertificateStatus {
     let ca_name = e.ca.map(|c| c.name().to_string());
     let externally_managed = match e.ca {
         Some(ca) => cas.get(ca).is_some_and(|c| c.externally_managed()),
@@ -495,13 +500,13 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas) -> CertificateStatus {
         detail: None,
         facts: None,
     };
-    match pki::load(layout, e) {
+    match material {
         Material::Missing => {
             row.missing = true;
         }
         Material::Broken(err) => {
             row.externally_managed = externally_managed;
-            let code = if matches!(err, crate::Error::Kubeconfig { .. }) {
+            let code = if matches!(*err, crate::Error::Kubeconfig { .. }) {
                 FindingCode::KubeconfigInvalid
             } else if err.is_unreadable() {
                 FindingCode::Unreadable
@@ -510,7 +515,7 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas) -> CertificateStatus {
             };
             row.detail = Some(CertDetail {
                 path: layout.primary_path(e).display().to_string(),
-                problems: vec![Problem::new(code, report(&err))],
+                problems: vec![Problem::new(code, report(err))],
                 ..Default::default()
             });
         }
@@ -527,7 +532,7 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas) -> CertificateStatus {
                         FindingCode::KeyMissing,
                         format!("private key not found ({})", key_desc(&found.key)),
                     ));
-                } else if !key_bytes(&found)
+                } else if !key_bytes(found)
                     .is_some_and(|b| pki::cert::key_matches_quickly(&b, info))
                 {
                     // Not settled by the public half the key file carries: load it for real.
@@ -553,9 +558,10 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas) -> CertificateStatus {
             let by_expected = e.ca.filter(|ca| {
                 cas.get(*ca)
                     .and_then(|c| c.cert())
-                    .is_some_and(|c| pki::cert::signed_by(&found.cert.der, &c.der))
+                    .is_some_and(|c| pki::cert::signed_by_spki(&found.cert.der, &c.info.spki_der))
             });
-            let self_signed = e.is_ca() && pki::cert::signed_by(&found.cert.der, &found.cert.der);
+            let self_signed =
+                e.is_ca() && pki::cert::signed_by_spki(&found.cert.der, &info.spki_der);
             let signed_by = if by_expected.is_some() || self_signed {
                 by_expected
             } else {

@@ -85,9 +85,20 @@ fn source(dir: &Path, obj: &Value, data_key: &str, file_key: &str) -> Source {
 /// Decodes a `*-data` value (base64 of PEM). The error says what is wrong, never which
 /// bytes.
 pub fn decode_data(path: &Path, b64: &str) -> Result<Vec<u8>> {
-    let cleaned: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+    // The same filter on bytes when the value is ASCII (every kubeadm value is): `char`-wise
+    // collection into a String was 0.5 M instructions of a `check` (callgrind).
+    let cleaned: Vec<u8> = if b64.is_ascii() {
+        b64.bytes()
+            .filter(|b| !char::from(*b).is_whitespace())
+            .collect()
+    } else {
+        b64.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .into_bytes()
+    };
     base64::engine::general_purpose::STANDARD
-        .decode(cleaned.as_bytes())
+        .decode(&cleaned)
         .map_err(|e| {
             let what = match e {
                 base64::DecodeError::InvalidByte(at, _) => {

@@ -580,6 +580,8 @@ pub fn renew(o: &RenewOptions) -> Result<RenewResult> {
     if o.dry_run {
         return dry_run(plan(o)?);
     }
+    // The keys are made after the plan: seed the RNG meanwhile (issue 18 item 4).
+    issue::seed_rng_in_background();
     // Open the store (lock + recovery) before planning: recovering an interrupted run may
     // change the files the plan reads.
     let mut store = Store::open(&o.layout.cert_dir, o.lock_timeout)?;

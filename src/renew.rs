@@ -606,6 +606,12 @@ pub fn plan(o: &RenewOptions) -> Result<RenewalPlan> {
                 items.push(item);
             }
             RowDecision::Renew(item, row) => {
+                // The keys are made after the plan: from the first row to renew on, seed
+                // the RNG meanwhile (issue 18 item 4; a run that renews nothing, or a dry
+                // run, does not pay for it).
+                if !o.dry_run {
+                    issue::seed_rng_in_background();
+                }
                 rows.push((items.len(), *row));
                 items.push(item);
             }

@@ -132,6 +132,23 @@ pub fn new_key(alg: KeyAlgorithm) -> Result<(PrivateKey, String), IssueError> {
     Ok((key, pem))
 }
 
+/// Starts seeding aws-lc's random generator on a background thread (once per process), so
+/// that its one-time seeding from CPU jitter entropy (~30-60 ms of CPU, the bulk of an
+/// ECDSA `renew all`: issue 18 item 4) runs while the caller reads and plans on the other
+/// core instead of after it, in the first key generation. Only a warm-up: nothing is kept,
+/// a failure is left for the key generation to report.
+pub fn seed_rng_in_background() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("rng-seed".into())
+            .spawn(|| {
+                let mut b = [0u8; 1];
+                let _ = aws_lc_rs::rand::fill(&mut b);
+            });
+    });
+}
+
 /// Generates a fresh private key.
 pub fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair, IssueError> {
     Ok(match alg {

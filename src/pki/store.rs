@@ -598,8 +598,9 @@ pub fn swapping(dir: &Path) -> bool {
     }
 }
 
-/// Copies `target` into the backup dir as `<index>-<file name>` (0600, new file, made durable
-/// by `batch`): the copy of a file a run replaces or removes.
+/// Backs up `target` into the backup dir as `<index>-<file name>`, made durable by `batch`:
+/// the copy of a file a run replaces or removes. It is a hard link to the old file when
+/// [`backup_link`] can make one, else a copy (0600, new file).
 fn backup_copy(dir: &Path, index: usize, target: &Path, batch: &Batch) -> Result<PathBuf> {
     let name = format!(
         "{index:02}-{}",
@@ -609,9 +610,51 @@ fn backup_copy(dir: &Path, index: usize, target: &Path, batch: &Batch) -> Result
             .unwrap_or_default()
     );
     let dst = dir.join(name);
+    if backup_link(target, &dst, batch)? {
+        return Ok(dst);
+    }
     let bytes = crate::pki::fsread::read(target)?;
     write_new(&dst, &bytes, batch)?;
     Ok(dst)
+}
+
+/// The backup of `target` as a hard link `dst` to its inode (issue 18 item 4: nothing to read,
+/// write or sync for the copy, and the swap's rename frees no blocks; a `renew all` makes 18
+/// backups). `Ok(false)`, with nothing made, when a copy must be made instead.
+///
+/// Why the link is as good as a copy: a commit never writes into a file it replaces — the
+/// new contents go to a new inode renamed over the name — so once swapped, the old inode is
+/// reachable only through the backup dir (0700) and nothing writes it again. That holds only
+/// when the file has no other link (someone could write it in place through that name): a
+/// file with `nlink != 1` is copied, and so is one the link(2) fails for (another file
+/// system, `protected_hardlinks`), a symlink, anything but a regular file, or one larger
+/// than a copy may be (the copy then reports why). The link keeps the old file's mode and
+/// owner (a copy is 0600). Durability is the phase's, as for a copy: the new entry is in the
+/// backup dir, which the batch syncs (`syncfs`, or its fsync at `finish`); the inode's link
+/// count is fsynced here in the fallback.
+fn backup_link(target: &Path, dst: &Path, batch: &Batch) -> Result<bool> {
+    let plain = |m: &fs::Metadata| {
+        m.file_type().is_file() && m.nlink() == 1 && m.len() <= crate::pki::fsread::MAX_FILE_BYTES
+    };
+    let Ok(before) = fs::symlink_metadata(target) else {
+        return Ok(false);
+    };
+    if !plain(&before) || fs::hard_link(target, dst).is_err() {
+        return Ok(false);
+    }
+    // The inode linked is the one checked, and has no link but its name and ours (else it
+    // was replaced or linked meanwhile: copy instead).
+    let linked = fs::symlink_metadata(dst).map_err(|e| Error::io(dst, e))?;
+    if linked.ino() != before.ino() || linked.dev() != before.dev() || linked.nlink() != 2 {
+        fs::remove_file(dst).map_err(|e| Error::io(dst, e))?;
+        return Ok(false);
+    }
+    if batch.whole.is_none() {
+        File::open(dst)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(dst, e))?;
+    }
+    Ok(true)
 }
 
 /// Writes `bytes` to the new file `path` (0600; fails if it exists), made durable by `batch`.
@@ -1044,8 +1087,10 @@ fn commit_inner(
     // 1. the `staging` journal is durable (write_atomic: fsync, rename, fsync of the dir)
     //    before any backup copy or staged file exists, so recovery always knows what to
     //    delete;
-    // 2. every backup copy, the manifest and every staged file — contents, inode and
-    //    directory entry — is durable before the `prepared` journal can be (a `prepared`
+    // 2. every backup copy (or hard link to the old inode, `backup_link`: a new directory
+    //    entry and link count; the old contents, if still dirty, are flushed by the same
+    //    `syncfs` of their file system, the link's own), the manifest and every staged file
+    //    — contents, inode and directory entry — is durable before the `prepared` journal can be (a `prepared`
     //    journal promises recovery complete staged files to rename): the batch below opens
     //    the file systems first, writes them all, then one `syncfs` per file system returns
     //    only once all of it is on stable storage (or fails: then nothing was renamed, the
@@ -1614,6 +1659,60 @@ mod tests {
         );
         assert!(!journal_exists(d.path()));
         assert!(!staged_path(&a).exists());
+    }
+
+    /// Issue 18 item 4: the backup of a file with no other link is a hard link to the old
+    /// inode (same inode, old contents: nothing is copied, and the rename frees nothing),
+    /// and stays the old contents after the new file is rewritten in place; a file with
+    /// another hard link (which someone could write in place) is copied, as is any file the
+    /// link cannot be made for.
+    #[test]
+    fn backup_is_a_hard_link_to_the_replaced_file_unless_it_has_other_links() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.crt");
+        let b = d.path().join("b.key");
+        let b_extra = d.path().join("b-extra");
+        fs::write(&a, b"old a").unwrap();
+        fs::write(&b, b"old b").unwrap();
+        fs::hard_link(&b, &b_extra).unwrap();
+        let ino = |p: &Path| fs::symlink_metadata(p).unwrap().ino();
+        let (a_ino, b_ino) = (ino(&a), ino(&b));
+        let writes: Vec<Write_> = [(&a, "new a"), (&b, "new b")]
+            .iter()
+            .map(|(t, c)| Write_ {
+                target: t.to_path_buf(),
+                contents: c.as_bytes().to_vec(),
+                mode: 0o600,
+                force_mode: false,
+            })
+            .collect();
+        let lock = Lock::acquire(d.path(), Duration::from_secs(1)).unwrap();
+        let bd = commit(&lock, &writes, Some(&d.path().join("bk")), "T")
+            .unwrap()
+            .unwrap();
+        let m = read_manifest(&bd).unwrap();
+        let a_copy = m.entries[0].copy.clone().unwrap();
+        let b_copy = m.entries[1].copy.clone().unwrap();
+        assert_eq!(ino(&a_copy), a_ino, "a's backup is not a link to the old a");
+        assert_ne!(ino(&a), a_ino);
+        assert_eq!(fs::symlink_metadata(&a_copy).unwrap().nlink(), 1);
+        assert_ne!(ino(&b_copy), b_ino, "b (2 links) was linked, not copied");
+        assert_eq!(fs::read(&b_copy).unwrap(), b"old b");
+        assert_eq!(fs::read(&b_extra).unwrap(), b"old b");
+        assert_eq!(fs::read(&a).unwrap(), b"new a");
+        fs::write(&a, b"rewritten in place").unwrap();
+        assert_eq!(fs::read(&a_copy).unwrap(), b"old a");
+        // And it restores like a copy.
+        let allowed = [a.clone(), b.clone()]
+            .iter()
+            .map(|p| normalize(p))
+            .collect();
+        let back = restore_writes(&bd, &m, &allowed).unwrap();
+        commit(&lock, &back, None, "T2").unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"old a");
+        assert_eq!(fs::read(&b).unwrap(), b"old b");
+        assert_eq!(fs::read(&a_copy).unwrap(), b"old a");
+        assert!(!journal_exists(d.path()));
     }
 
     #[test]

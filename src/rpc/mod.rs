@@ -27,6 +27,7 @@
 //!        doc: "Write CSRs (and keys) for an external CA to sign.",
 //!        mutating: true,                 // write tier on the socket
 //!        read_only_if: None,             // or Some(fn(&P) -> bool) when some params only read
+//!        inline: None,                   // or Some(fn(&P) -> Option<Result<R>>): a cache hit
 //!        errors: WRITE_ERRORS,           // server-defined codes listed in the OpenRPC doc
 //!        call: |p| kubecert::csr::export(&p),
 //!    },

@@ -139,8 +139,10 @@ where
 /// `kubecert serve --stdio`: runs until EOF on stdin; exit status 0 at EOF or when stdout
 /// is closed.
 pub fn run(opts: StdioOptions, roots: super::Roots) -> Result<(), super::ServeError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // Lines are handled one after the other: one thread does it all, and only a call that
+    // may block (a cache miss, a write) goes to the blocking pool. A multi-thread runtime
+    // only added worker threads (their stacks and malloc arenas) and cross-thread wake-ups.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| super::ServeError::Os {

@@ -39,7 +39,8 @@
 //!    the method in `docs/rpc.md`.
 //!
 //! A method that needs server state (e.g. `metrics` counting calls) can keep it in a
-//! `static` (atomics) in its own module; the call still runs on the blocking pool.
+//! `static` (atomics) in its own module; the call still runs on the blocking pool (unless
+//! its `inline` call answers at once).
 
 pub mod api;
 pub mod errors;

@@ -543,7 +543,8 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         doc: "kubecert's version and the methods this agent serves.",
         mutating: false,
         read_only_if: None,
-        inline: None,
+        // Memory only: never worth a blocking thread.
+        inline: Some(|p| Some(version(p.clone()))),
         errors: META_ERRORS,
         call: version,
     },
@@ -554,7 +555,8 @@ pub static METHODS: &[&dyn RpcMethod] = &[
               renewal's swap.",
         mutating: false,
         read_only_if: None,
-        inline: None,
+        // Memory only: never worth a blocking thread.
+        inline: Some(|p| Some(stats(p.clone()))),
         errors: META_ERRORS,
         call: stats,
     },
@@ -563,7 +565,8 @@ pub static METHODS: &[&dyn RpcMethod] = &[
         doc: "The OpenRPC document of this agent (same as schema/openrpc.json).",
         mutating: false,
         read_only_if: None,
-        inline: None,
+        // Memory only: never worth a blocking thread.
+        inline: Some(|p| Some(discover(p.clone()))),
         errors: META_ERRORS,
         call: discover,
     },

@@ -143,6 +143,11 @@ pub fn run(opts: StdioOptions, roots: super::Roots) -> Result<(), super::ServeEr
     // may block (a cache miss, a write) goes to the blocking pool. A multi-thread runtime
     // only added worker threads (their stacks and malloc arenas) and cross-thread wake-ups.
     let rt = tokio::runtime::Builder::new_current_thread()
+        // One call at a time blocks (plus what it may itself hand to the pool: a DNS
+        // lookup of the API server's name). Without a bound, back-to-back calls grew the
+        // pool to a dozen idle threads (a finished thread is not yet idle when the next
+        // call comes), each with its stack and malloc arena.
+        .max_blocking_threads(4)
         .enable_all()
         .build()
         .map_err(|source| super::ServeError::Os {

@@ -768,9 +768,32 @@ fn kubelet_conf_core(layout: &Layout, kubelet_pki: &std::path::Path) -> KubeletC
 ///
 /// Errors: [`crate::Error::NoPki`] when not one row's file exists (a wrong directory).
 pub fn check(opts: &CheckOptions) -> Result<CheckResult> {
-    let layout = &opts.layout;
     // Recovery, the wait for a swap in progress, the consistent read, the cache.
     let (global, core) = cache::read(opts);
+    verdict(opts, global, core)
+}
+
+/// [`check`] of `p` when the agent's cache answers it at once ([`cache::hit`]): the params
+/// ask for nothing beyond the PKI's files (no `served`, `kubelet`, `ca` or `drift`: they
+/// read other files or the network), no transaction's journal is in the way, and every
+/// path the cached read depends on is still what it was. The same verdict on the same
+/// core as [`check`]; no file is opened and nothing waits, so the agent runs it on the
+/// transport's thread. `None`: call [`check`].
+pub fn check_cached(p: &CheckParams) -> Option<Result<CheckResult>> {
+    if p.drift || p.served.served || p.kubelet || p.ca {
+        return None;
+    }
+    let opts = match p.resolve() {
+        Ok(o) => o,
+        Err(e) => return Some(Err(e)),
+    };
+    let core = cache::hit(&opts)?;
+    Some(verdict(&opts, Vec::new(), core))
+}
+
+/// The clock's part, the verdict and the sections asked for, on the `core` read.
+fn verdict(opts: &CheckOptions, global: Vec<Problem>, core: Core) -> Result<CheckResult> {
+    let layout = &opts.layout;
     let Core {
         mut certificates,
         mut authorities,

@@ -18,7 +18,8 @@
 //! **Cache** (enabled by the agent, [`enable`]; the CLI reads once anyway). The [`Core`]
 //! of a check (every row and kubelet.conf, without the clock's part) is kept per layout
 //! with the paths it depends on. A call whose every path is still what it was (one `lstat`,
-//! `stat` or `readlink` each) and that no write through the store touched since
+//! `stat` or `readlink` each; a `stat` that an `lstat` of the same regular file proves is
+//! skipped, [`filestate::validation_set`]) and that no write through the store touched since
 //! ([`filestate::written_since`]) reuses it: no file is read, parsed or verified; the
 //! residual times and expiry findings are computed per call from the cached NotBefore and
 //! NotAfter. A hit is exact for the same reason as a consistent read: every path was what
@@ -92,6 +93,8 @@ struct Entry {
     key: Key,
     core: Core,
     deps: Vec<Dep>,
+    /// The subset of `deps` a hit stats ([`filestate::validation_set`]).
+    checks: Vec<Dep>,
     generation: u64,
     bytes: usize,
     /// When last used (the cache's tick): least recently used goes first.
@@ -165,7 +168,7 @@ fn lookup(key: &Key) -> Option<Core> {
         e.clone()
     };
     // The stats run without the lock: other calls are not held up by them.
-    if !filestate::written_since(entry.generation, &entry.deps) && filestate::still(&entry.deps) {
+    if !filestate::written_since(entry.generation, &entry.deps) && filestate::still(&entry.checks) {
         return Some(entry.core.clone());
     }
     let mut c = cache();
@@ -181,7 +184,8 @@ fn insert(key: Key, core: &Core, deps: Vec<Dep>, generation: u64) {
     let rows = serde_json::to_vec(&(&core.certificates, &core.authorities, &core.kubelet_conf))
         .map(|v| v.len())
         .unwrap_or(MAX_BYTES);
-    let bytes = rows + deps.iter().map(Dep::bytes).sum::<usize>();
+    let checks = filestate::validation_set(&deps);
+    let bytes = rows + deps.iter().chain(&checks).map(Dep::bytes).sum::<usize>();
     if bytes > MAX_BYTES {
         return;
     }
@@ -193,6 +197,7 @@ fn insert(key: Key, core: &Core, deps: Vec<Dep>, generation: u64) {
         key,
         core: core.clone(),
         deps,
+        checks,
         generation,
         bytes,
         used: AtomicU64::new(used),
@@ -255,6 +260,19 @@ fn journal(cert_dir: &std::path::Path, waited_out: bool) -> Journal {
     ))
 }
 
+/// The cached [`Core`] of `opts`' layout when a call can use it at once: the cache is
+/// enabled, no journal is in the cert dir (no recovery or swap to wait for) and every path
+/// it depends on is still what it was. Counted as a hit; `None` (a miss, or a journal):
+/// [`read`] does the rest, which may block.
+pub fn hit(opts: &CheckOptions) -> Option<Core> {
+    if !ENABLED.load(Ordering::Relaxed) || store::journal_exists(&opts.layout.cert_dir) {
+        return None;
+    }
+    let core = lookup(&key(opts))?;
+    HITS.fetch_add(1, Ordering::Relaxed);
+    Some(core)
+}
+
 /// The [`Core`] of a check as one consistent state of the disk (see the module docs), from
 /// the cache when enabled and still true; with the problems of the PKI as a whole
 /// (`recovery-failed`).
@@ -308,5 +326,72 @@ pub fn read(opts: &CheckOptions) -> (Vec<Problem>, Core) {
             }
         }
         return (global, core);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{check, check_cached, CheckParams};
+
+    #[test]
+    fn a_hit_is_answered_inline_only_for_the_pki_alone_with_no_journal_and_nothing_changed() {
+        enable();
+        let t = tempfile::tempdir().expect("tempdir");
+        let now = crate::timefmt::now_unix();
+        crate::demo::demo_pki(&crate::demo::DemoOptions {
+            dir: t.path().to_path_buf(),
+            nodes: 1,
+            leaf_validity: 365 * 86400,
+            key_algorithm: crate::pki::issue::KeyAlgorithm::EcdsaP256,
+            now,
+            force: false,
+            kubelet: false,
+        })
+        .expect("demo pki");
+        // Old enough to be cached (not racily clean).
+        std::thread::sleep(filestate::RACY_WINDOW + Duration::from_millis(50));
+        let cert_dir = t.path().join("pki");
+        let mut p = CheckParams::default();
+        p.location.cert_dir = Some(cert_dir.display().to_string());
+        p.location.kubeconfig_dir = Some(t.path().display().to_string());
+        p.kubelet_pki = Some(t.path().join("kubelet-pki").display().to_string());
+        p.now = Some(crate::timefmt::rfc3339(now + 3600));
+        let json = |r: &crate::check::CheckResult| serde_json::to_value(r).expect("json");
+        // Nothing cached yet: the blocking read must run.
+        assert!(check_cached(&p).is_none());
+        let full = check(&p.resolve().expect("params")).expect("check");
+        let hit = check_cached(&p).expect("a hit").expect("check");
+        assert_eq!(json(&hit), json(&full));
+        assert_eq!(json(&full)["status"]["level"], "ok", "{}", json(&full));
+        // Sections that read more than the PKI's files (or the network) never run inline.
+        let mut kubelet = p.clone();
+        kubelet.kubelet = true;
+        let mut ca = p.clone();
+        ca.ca = true;
+        let mut served = p.clone();
+        served.served.served = true;
+        let mut drift = p.clone();
+        drift.drift = true;
+        for q in [&kubelet, &ca, &served, &drift] {
+            assert!(check_cached(q).is_none(), "{q:?}");
+        }
+        // Bad params are the same error inline.
+        let mut bad = p.clone();
+        bad.warn_within = Some("soon".into());
+        assert!(matches!(check_cached(&bad), Some(Err(_))));
+        // A journal (even only the temp file of one) in the cert dir: recovery or a swap to
+        // wait for, which only the blocking read does.
+        let debris = cert_dir.join(".kubecert-journal.json.kubecert-new");
+        std::fs::write(&debris, b"{").expect("write");
+        assert!(check_cached(&p).is_none());
+        std::fs::remove_file(&debris).expect("remove");
+        assert!(check_cached(&p).is_some());
+        // A certificate replaced by rename: a miss, left to the blocking read.
+        let crt = cert_dir.join("apiserver.crt");
+        let tmp = cert_dir.join("apiserver.crt.new");
+        std::fs::copy(&crt, &tmp).expect("copy");
+        std::fs::rename(&tmp, &crt).expect("rename");
+        assert!(check_cached(&p).is_none());
     }
 }

@@ -175,6 +175,28 @@ pub fn still(deps: &[Dep]) -> bool {
     deps.iter().all(Dep::holds)
 }
 
+/// The deps whose validation proves all of `deps` still hold: a path looked at through
+/// symlinks (`stat`) that was also looked at without (`lstat`) and seen as the very same
+/// regular file (or absent both ways) needs no `stat` of its own. `lstat` and `stat`
+/// resolve every directory of the path alike and differ only when its last component is a
+/// symlink; so an `lstat` that still finds the same non-link file `id` proves that `stat`
+/// finds `id` too, and a still-absent name is absent both ways. (A symlink seen by `lstat`
+/// proves nothing about its target: its `stat` is kept.) check looks at each key both
+/// ways (the pair's existence test, then the read): this saves a third of a cache hit's
+/// system calls.
+pub fn validation_set(deps: &[Dep]) -> Vec<Dep> {
+    deps.iter()
+        .filter(|d| {
+            d.how == How::NoFollow
+                || !matches!(d.seen, Observed::File(_) | Observed::Absent)
+                || !deps
+                    .iter()
+                    .any(|n| n.how == How::NoFollow && n.path == d.path && n.seen == d.seen)
+        })
+        .cloned()
+        .collect()
+}
+
 /// How long after a file's last change a read must have started for its identity to prove
 /// that the file is still what was read ("racily clean", as git calls it).
 ///
@@ -346,6 +368,53 @@ mod tests {
             &[file_dep(s), deps[0].clone()],
             at(id.ctime_ns)
         ));
+    }
+
+    #[test]
+    fn validation_set_drops_only_a_stat_that_an_lstat_of_the_same_file_proves() {
+        let t = tempfile::tempdir().unwrap();
+        let (f, x, l, none) = (
+            t.path().join("a.key"),
+            t.path().join("x"),
+            t.path().join("l"),
+            t.path().join("none"),
+        );
+        std::fs::write(&f, b"one").unwrap();
+        std::fs::write(&x, b"x").unwrap();
+        std::os::unix::fs::symlink(&x, &l).unwrap();
+        let rec = Recording::start();
+        for p in [&f, &l, &none] {
+            record(p, How::Follow, || observe(p, How::Follow));
+            record(p, How::NoFollow, || observe(p, How::NoFollow));
+        }
+        // Seen only through symlinks: nothing proves it but its own stat.
+        record(&x, How::Follow, || observe(&x, How::Follow));
+        let deps = rec.finish();
+        assert_eq!(deps.len(), 7);
+        let v = validation_set(&deps);
+        let kept: Vec<(&Path, How)> = v.iter().map(|d| (d.path.as_path(), d.how)).collect();
+        assert_eq!(
+            kept,
+            vec![
+                (f.as_path(), How::NoFollow),
+                (l.as_path(), How::Follow),
+                (l.as_path(), How::NoFollow),
+                (none.as_path(), How::NoFollow),
+                (x.as_path(), How::Follow),
+            ]
+        );
+        assert!(still(&v));
+        // The link's target rewritten in place: the kept stats through the link see it.
+        let h = std::fs::OpenOptions::new().write(true).open(&x).unwrap();
+        use std::io::Write;
+        (&h).write_all(b"y").unwrap();
+        drop(h);
+        assert!(!still(&v));
+        // A file that replaced the name the lstat found absent: the lstat sees it.
+        let v2 = validation_set(&deps[..6]);
+        std::fs::write(&x, b"x").unwrap();
+        std::fs::write(&none, b"now").unwrap();
+        assert!(!still(&v2[v2.len() - 1..]));
     }
 
     #[test]

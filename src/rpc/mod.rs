@@ -27,6 +27,7 @@
 //!        doc: "Write CSRs (and keys) for an external CA to sign.",
 //!        mutating: true,                 // write tier on the socket
 //!        read_only_if: None,             // or Some(fn(&P) -> bool) when some params only read
+//!        inline: None,                   // or Some(fn(&P) -> Option<Result<R>>): a cache hit
 //!        errors: WRITE_ERRORS,           // server-defined codes listed in the OpenRPC doc
 //!        call: |p| kubecert::csr::export(&p),
 //!    },
@@ -38,7 +39,8 @@
 //!    the method in `docs/rpc.md`.
 //!
 //! A method that needs server state (e.g. `metrics` counting calls) can keep it in a
-//! `static` (atomics) in its own module; the call still runs on the blocking pool.
+//! `static` (atomics) in its own module; the call still runs on the blocking pool (unless
+//! its `inline` call answers at once).
 
 pub mod api;
 pub mod errors;

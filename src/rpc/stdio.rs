@@ -136,11 +136,63 @@ where
     writer.flush().await
 }
 
+/// stdin or stdout read and written in place, blocking the runtime's one thread. The loop
+/// handles one line at a time, so that thread has nothing else to do while it waits for the
+/// next line or for the reader to take the answer; tokio's own `stdin()`/`stdout()` hand
+/// every read and write to a blocking-pool thread and back (futex wake-ups and context
+/// switches on every call: more CPU than a cached check itself).
+struct Blocking<T>(T);
+
+impl<T: std::io::Read + Unpin> tokio::io::AsyncRead for Blocking<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = loop {
+            match self.0.read(buf.initialize_unfilled()) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        std::task::Poll::Ready(r.map(|n| buf.advance(n)))
+    }
+}
+
+impl<T: std::io::Write + Unpin> tokio::io::AsyncWrite for Blocking<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(self.0.write(buf))
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(self.0.flush())
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
 /// `kubecert serve --stdio`: runs until EOF on stdin; exit status 0 at EOF or when stdout
 /// is closed.
 pub fn run(opts: StdioOptions, roots: super::Roots) -> Result<(), super::ServeError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // Lines are handled one after the other: one thread does it all, and only a call that
+    // may block (a cache miss, a write) goes to the blocking pool. A multi-thread runtime
+    // only added worker threads (their stacks and malloc arenas) and cross-thread wake-ups.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        // One call at a time blocks (plus what it may itself hand to the pool: a DNS
+        // lookup of the API server's name). Without a bound, back-to-back calls grew the
+        // pool to a dozen idle threads (a finished thread is not yet idle when the next
+        // call comes), each with its stack and malloc arena.
+        .max_blocking_threads(4)
         .enable_all()
         .build()
         .map_err(|source| super::ServeError::Os {
@@ -149,8 +201,8 @@ pub fn run(opts: StdioOptions, roots: super::Roots) -> Result<(), super::ServeEr
         })?;
     let module = super::module(super::Enforce::None, roots);
     let res = rt.block_on(async {
-        let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
-        serve(&module, stdin, tokio::io::stdout(), &opts).await
+        let stdin = tokio::io::BufReader::with_capacity(64 * 1024, Blocking(std::io::stdin()));
+        serve(&module, stdin, Blocking(std::io::stdout()), &opts).await
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     match res {

@@ -194,16 +194,27 @@ fn node_kubeconfigs(layout: &Layout) -> Result<Vec<(&'static str, PathBuf, Kubec
     Ok(out)
 }
 
-/// Those of [`node_kubeconfigs`] whose CA is embedded, with the certificates of that data
-/// (DER, in their order).
-fn embedded_ca_kubeconfigs(layout: &Layout) -> Result<Vec<(PathBuf, Kubeconfig, Vec<Vec<u8>>)>> {
+/// A node kubeconfig whose CA data is embedded.
+struct EmbeddedCa {
+    path: PathBuf,
+    kubeconfig: Kubeconfig,
+    /// The certificates of that data (DER, in their order).
+    ders: Vec<Vec<u8>>,
+}
+
+/// Those of [`node_kubeconfigs`] whose CA is embedded.
+fn embedded_ca_kubeconfigs(layout: &Layout) -> Result<Vec<EmbeddedCa>> {
     let mut out = Vec::new();
-    for (_, p, kc) in node_kubeconfigs(layout)? {
-        let Source::Embedded(b64) = &kc.ca else {
+    for (_, path, kubeconfig) in node_kubeconfigs(layout)? {
+        let Source::Embedded(b64) = &kubeconfig.ca else {
             continue;
         };
-        let ders = bundle_ders(&kubeconfig::decode_data(&p, b64)?);
-        out.push((p, kc, ders));
+        let ders = bundle_ders(&kubeconfig::decode_data(&path, b64)?);
+        out.push(EmbeddedCa {
+            path,
+            kubeconfig,
+            ders,
+        });
     }
     Ok(out)
 }
@@ -605,7 +616,12 @@ fn writes_for(
         force_mode: false,
     }];
     let mut kcs = Vec::new();
-    for (p, kc, ders) in embedded_ca_kubeconfigs(layout)? {
+    for EmbeddedCa {
+        path: p,
+        kubeconfig: kc,
+        ders,
+    } in embedded_ca_kubeconfigs(layout)?
+    {
         let same = |d: &Vec<u8>| {
             cert::parse_der(d).is_ok_and(|c| {
                 c.spki_der == old.info.spki_der && c.subject_der == old.info.subject_der

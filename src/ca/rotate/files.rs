@@ -136,7 +136,12 @@ pub(super) fn trusting_kubeconfigs(
     if id != CaId::Ca {
         return Ok(out);
     }
-    for (_, kc, ders) in embedded_ca_kubeconfigs(layout)? {
+    for crate::ca::EmbeddedCa {
+        kubeconfig: kc,
+        ders,
+        ..
+    } in embedded_ca_kubeconfigs(layout)?
+    {
         let holds = ders.iter().any(|d| {
             cert::parse_der(d).is_ok_and(|c| any.iter().any(|a| a.info.spki_der == c.spki_der))
         });

@@ -1090,11 +1090,11 @@ fn commit_inner(
     // 2. every backup copy (or hard link to the old inode, `backup_link`: a new directory
     //    entry and link count; the old contents, if still dirty, are flushed by the same
     //    `syncfs` of their file system, the link's own), the manifest and every staged file
-    //    — contents, inode and directory entry — is durable before the `prepared` journal
-    //    can be (a `prepared` journal promises recovery complete staged files to rename):
-    //    the batch below opens the file systems first, writes them all, then one `syncfs`
-    //    per file system returns only once all of it is on stable storage (or fails: then
-    //    nothing was renamed, the run undoes itself, old tree). Until that `prepared` journal is durable, a crash
+    //    — contents, inode and directory entry — is durable before the `prepared` journal can be (a `prepared`
+    //    journal promises recovery complete staged files to rename): the batch below opens
+    //    the file systems first, writes them all, then one `syncfs` per file system returns
+    //    only once all of it is on stable storage (or fails: then nothing was renamed, the
+    //    run undoes itself, old tree). Until that `prepared` journal is durable, a crash
     //    leaves `staging`, whatever subset of the phase reached the disk: recovery deletes
     //    it;
     // 3. every rename is durable before the journal's removal can be (a second batch);

@@ -5,7 +5,7 @@
 //! validity capped at the CA, expired CAs refused, file-referenced kubeconfigs supported.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -941,10 +941,40 @@ fn dry_run(mut p: RenewalPlan) -> Result<RenewResult> {
 /// dominates), checks each against what it replaces, and installs every file in one
 /// transaction of `store`, with a backup under the plan's backup root.
 pub fn apply(p: RenewalPlan, store: &mut Store) -> Result<RenewResult> {
-    let results = issue_all(&p);
+    let stamp = store::stamp(p.now);
+    // The targets are known from the plan: while the threads generate the keys (most of a
+    // run's time), this thread prepares the store's transaction (checks, backup dir,
+    // `staging` journal, backups, manifest), so that its syncs overlap key generation.
+    let targets: Vec<PathBuf> = p
+        .rows
+        .iter()
+        .flat_map(|(_, r)| planned_targets(r, &p.layout, p.ca_pem.as_deref()))
+        .collect();
+    let (results, prepared) = std::thread::scope(|s| {
+        let handles: Vec<_> = p
+            .rows
+            .iter()
+            .map(|(idx, row)| s.spawn(|| issue_row(&p, row).map(|i| (*idx, i))))
+            .collect();
+        let prepared =
+            (!targets.is_empty()).then(|| store_prepare(store, &targets, &p.backup_root, &stamp));
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Issue {
+                        cert: "?".into(),
+                        reason: "issuing thread panicked".into(),
+                    })
+                })
+            })
+            .collect();
+        (results, prepared)
+    });
     let mut items = p.items;
     let mut all_writes: Vec<Write_> = Vec::new();
     for r in results {
+        // An error drops `prepared`: what it made is undone.
         let (idx, issued) = r?;
         let Some(item) = items.get_mut(idx) else {
             continue;
@@ -968,11 +998,33 @@ pub fn apply(p: RenewalPlan, store: &mut Store) -> Result<RenewResult> {
         all_writes.extend(issued.writes);
     }
     let mut backup_dir = None;
-    if !all_writes.is_empty() {
-        backup_dir = store.commit(&all_writes, &p.backup_root, &store::stamp(p.now))?;
+    let whole = match prepared.transpose()? {
+        Some(prep) if prep.matches(&all_writes) => {
+            backup_dir = prep.commit(all_writes)?;
+            None
+        }
+        // The files differ from the prediction (a kubeconfig whose rewrite the plan could
+        // not foresee): the preparation is undone (dropped) and the commit done whole.
+        prep => {
+            drop(prep);
+            Some(all_writes)
+        }
+    };
+    if let Some(writes) = whole.filter(|w| !w.is_empty()) {
+        backup_dir = store.commit(&writes, &p.backup_root, &stamp)?;
     }
     let recovered = store.recovered().map(str::to_string);
     Ok(finish(items, false, backup_dir, recovered, p.unrenewable))
+}
+
+/// [`Store::prepare`] (a function so that the scope above borrows `store` only for it).
+fn store_prepare<'s>(
+    store: &'s mut Store,
+    targets: &[PathBuf],
+    backup_root: &Path,
+    stamp: &str,
+) -> Result<store::Prepared<'s>> {
+    store.prepare(targets, backup_root, stamp)
 }
 
 /// A certificate issued for one row, checked, and the files it becomes.
@@ -981,28 +1033,6 @@ struct Issued {
     writes: Vec<Write_>,
     /// Certificates that followed the old leaf but are not its chain (not carried over).
     dropped: usize,
-}
-
-/// Issues every row of the plan, one thread per row; results in row order.
-fn issue_all(p: &RenewalPlan) -> Vec<Result<(usize, Issued)>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = p
-            .rows
-            .iter()
-            .map(|(idx, row)| s.spawn(move || issue_row(p, row).map(|i| (*idx, i))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Issue {
-                        cert: "?".into(),
-                        reason: "issuing thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    })
 }
 
 /// New key, signed certificate, checked against what it replaces, and its writes.
@@ -1085,6 +1115,45 @@ fn finish(
         changed,
         recovered,
         unrenewable,
+    }
+}
+
+/// The files [`install_writes`] will write for a row, in its order, predicted from the plan
+/// (without the new key and certificate): a kubeconfig is rewritten when it embeds the client
+/// certificate or key (the new ones always differ) or a CA other than `ca_pem` (as
+/// `rewrite_embedded` decides). Should the writes differ anyway, [`apply`] falls back to a
+/// whole commit.
+fn planned_targets(p: &RowPlan, layout: &Layout, ca_pem: Option<&[u8]>) -> Vec<PathBuf> {
+    match p.entry.location {
+        Location::Pki { base } => vec![layout.pki_key(base), layout.pki_crt(base)],
+        Location::Kubeconfig { .. } => {
+            let mut v = Vec::new();
+            if let Some(kc) = &p.found.kubeconfig {
+                match (&kc.client_cert, &kc.client_key) {
+                    (Source::File(c), Source::File(k)) if c == k => v.push(c.clone()),
+                    (cs, ks) => {
+                        for s in [ks, cs] {
+                            if let Source::File(f) = s {
+                                v.push(f.clone());
+                            }
+                        }
+                    }
+                }
+                let ca_differs = match (ca_pem, &kc.ca) {
+                    (Some(new), Source::Embedded(old)) => {
+                        *old != crate::pki::kubeconfig::encode_data(new)
+                    }
+                    _ => false,
+                };
+                if matches!(kc.client_cert, Source::Embedded(_))
+                    || matches!(kc.client_key, Source::Embedded(_))
+                    || ca_differs
+                {
+                    v.push(kc.path.clone());
+                }
+            }
+            v
+        }
     }
 }
 

@@ -1295,6 +1295,15 @@ fn commit_begin(
     // Where `syncfs` cannot be trusted for that (kernels before 5.8 do not report its
     // writeback errors; file systems other than ext2/3/4, XFS, Btrfs), the batch fsyncs
     // each file and directory as before.
+    // A commit may stop between this half and `commit_finish` for as long as its caller
+    // needs (`Store::prepare`: renew generates the keys meanwhile, the lock held). Nothing
+    // is staged or renamed before the contents are there, so a kill in that gap is a kill
+    // at the `after-backup` failpoint: a `staging` journal, a complete or partial backup
+    // (its manifest written, not yet synced), which the next open removes — the old tree.
+    // A caller that fails instead drops its `Prepared`, which undoes the same (`Made`). The
+    // backups are hard links, so a file rewritten *in place* by someone ignoring the lock
+    // during the gap would change its backup too; kubeadm, the kubelet and kubecert replace
+    // files by rename (a new inode), which leaves the linked old inode as it was.
     let mut dirs: Vec<PathBuf> = Vec::new();
     for t in targets.iter().chain(links.iter().map(|l| &l.target)) {
         if let Some(d) = t.parent() {

@@ -397,7 +397,8 @@ impl RenewParams {
     }
 }
 
-/// Stands in for the new key when a dry run builds the writes of its plan (never written).
+/// Stands in for the new key when a dry run builds the writes of its plan, and when
+/// [`apply`] predicts its targets (never written).
 const DRY_RUN_KEY_PLACEHOLDER: &str = "kubecert dry-run: the new key would go here\n";
 
 /// Checks an issued certificate against what it replaces (never trust our own signer blindly).
@@ -923,14 +924,7 @@ fn dry_run(mut p: RenewalPlan) -> Result<RenewResult> {
     let mut writes: Vec<Write_> = Vec::new();
     for (idx, r) in &p.rows {
         let cert_pem = issue::cert_pem(&r.found.cert.der);
-        writes.extend(install_writes(
-            r.entry,
-            &r.found,
-            &p.layout,
-            &cert_pem,
-            DRY_RUN_KEY_PLACEHOLDER,
-            p.ca_pem.as_deref(),
-        )?);
+        writes.extend(row_writes(&p, r, &cert_pem, DRY_RUN_KEY_PLACEHOLDER)?);
         p.items[*idx].files = planned_files(r, &p.layout);
     }
     store::plan(&writes)?;
@@ -941,23 +935,23 @@ fn dry_run(mut p: RenewalPlan) -> Result<RenewResult> {
 /// dominates), checks each against what it replaces, and installs every file in one
 /// transaction of `store`, with a backup under the plan's backup root.
 pub fn apply(p: RenewalPlan, store: &mut Store) -> Result<RenewResult> {
+    if p.rows.is_empty() {
+        let recovered = store.recovered().map(str::to_string);
+        return Ok(finish(p.items, false, None, recovered, p.unrenewable));
+    }
     let stamp = store::stamp(p.now);
-    // The targets are known from the plan: while the threads generate the keys (most of a
-    // run's time), this thread prepares the store's transaction (checks, backup dir,
-    // `staging` journal, backups, manifest), so that its syncs overlap key generation.
-    let targets: Vec<PathBuf> = p
-        .rows
-        .iter()
-        .flat_map(|(_, r)| planned_targets(r, &p.layout, p.ca_pem.as_deref()))
-        .collect();
     let (results, prepared) = std::thread::scope(|s| {
         let handles: Vec<_> = p
             .rows
             .iter()
             .map(|(idx, row)| s.spawn(|| issue_row(&p, row).map(|i| (*idx, i))))
             .collect();
-        let prepared =
-            (!targets.is_empty()).then(|| store_prepare(store, &targets, &p.backup_root, &stamp));
+        // While the threads generate the keys (most of a run's time), this thread prepares
+        // the store's transaction (checks, backup dir, `staging` journal, backups,
+        // manifest), so that its syncs overlap key generation. Its targets are the files
+        // `row_writes` makes of placeholders: the rule the install follows, not a copy of it.
+        let prepared = planned_targets(&p)
+            .and_then(|targets| store_prepare(store, &targets, &p.backup_root, &stamp));
         let results: Vec<_> = handles
             .into_iter()
             .map(|h| {
@@ -971,6 +965,8 @@ pub fn apply(p: RenewalPlan, store: &mut Store) -> Result<RenewResult> {
             .collect();
         (results, prepared)
     });
+    // A row that cannot be installed fails the prediction as it would fail its install.
+    let prepared = prepared?;
     let mut items = p.items;
     let mut all_writes: Vec<Write_> = Vec::new();
     for r in results {
@@ -997,22 +993,9 @@ pub fn apply(p: RenewalPlan, store: &mut Store) -> Result<RenewResult> {
             .collect();
         all_writes.extend(issued.writes);
     }
-    let mut backup_dir = None;
-    let whole = match prepared.transpose()? {
-        Some(prep) if prep.matches(&all_writes) => {
-            backup_dir = prep.commit(all_writes)?;
-            None
-        }
-        // The files differ from the prediction (a kubeconfig whose rewrite the plan could
-        // not foresee): the preparation is undone (dropped) and the commit done whole.
-        prep => {
-            drop(prep);
-            Some(all_writes)
-        }
-    };
-    if let Some(writes) = whole.filter(|w| !w.is_empty()) {
-        backup_dir = store.commit(&writes, &p.backup_root, &stamp)?;
-    }
+    // Writes other than the prepared targets are refused (a typed error) and the
+    // preparation undone: with one rule for both, that would be a bug, never a half commit.
+    let backup_dir = prepared.commit(all_writes)?;
     let recovered = store.recovered().map(str::to_string);
     Ok(finish(items, false, backup_dir, recovered, p.unrenewable))
 }
@@ -1025,6 +1008,39 @@ fn store_prepare<'s>(
     stamp: &str,
 ) -> Result<store::Prepared<'s>> {
     store.prepare(targets, backup_root, stamp)
+}
+
+/// Stands in for a new certificate in [`planned_targets`] (never written, never equal to an
+/// embedded certificate: the kubeconfig rewrite sees a change, as with a real new one).
+const PLANNED_CERT_PLACEHOLDER: &str = "kubecert: the new certificate goes here\n";
+
+/// The files [`apply`] will write, in install order: [`row_writes`] of every row with
+/// placeholders for the new certificate and key, so that "which files a renew writes" is one
+/// rule. An error is the one the row's install would give.
+fn planned_targets(p: &RenewalPlan) -> Result<Vec<PathBuf>> {
+    let mut targets = Vec::new();
+    for (_, row) in &p.rows {
+        let writes = row_writes(p, row, PLANNED_CERT_PLACEHOLDER, DRY_RUN_KEY_PLACEHOLDER)?;
+        targets.extend(writes.into_iter().map(|w| w.target));
+    }
+    Ok(targets)
+}
+
+/// The files a row's new certificate and key become ([`install_writes`] with the plan's CA).
+fn row_writes(
+    p: &RenewalPlan,
+    row: &RowPlan,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Vec<Write_>> {
+    install_writes(
+        row.entry,
+        &row.found,
+        &p.layout,
+        cert_pem,
+        key_pem,
+        p.ca_pem.as_deref(),
+    )
 }
 
 /// A certificate issued for one row, checked, and the files it becomes.
@@ -1074,14 +1090,7 @@ fn issue_row(p: &RenewalPlan, row: &RowPlan) -> Result<Issued> {
             cert_pem.push_str(&issue::cert_pem(c));
         }
     }
-    let writes = install_writes(
-        row.entry,
-        &row.found,
-        layout,
-        &cert_pem,
-        &key_pem,
-        p.ca_pem.as_deref(),
-    )?;
+    let writes = row_writes(p, row, &cert_pem, &key_pem)?;
     Ok(Issued {
         info,
         writes,
@@ -1115,45 +1124,6 @@ fn finish(
         changed,
         recovered,
         unrenewable,
-    }
-}
-
-/// The files [`install_writes`] will write for a row, in its order, predicted from the plan
-/// (without the new key and certificate): a kubeconfig is rewritten when it embeds the client
-/// certificate or key (the new ones always differ) or a CA other than `ca_pem` (as
-/// `rewrite_embedded` decides). Should the writes differ anyway, [`apply`] falls back to a
-/// whole commit.
-fn planned_targets(p: &RowPlan, layout: &Layout, ca_pem: Option<&[u8]>) -> Vec<PathBuf> {
-    match p.entry.location {
-        Location::Pki { base } => vec![layout.pki_key(base), layout.pki_crt(base)],
-        Location::Kubeconfig { .. } => {
-            let mut v = Vec::new();
-            if let Some(kc) = &p.found.kubeconfig {
-                match (&kc.client_cert, &kc.client_key) {
-                    (Source::File(c), Source::File(k)) if c == k => v.push(c.clone()),
-                    (cs, ks) => {
-                        for s in [ks, cs] {
-                            if let Source::File(f) = s {
-                                v.push(f.clone());
-                            }
-                        }
-                    }
-                }
-                let ca_differs = match (ca_pem, &kc.ca) {
-                    (Some(new), Source::Embedded(old)) => {
-                        *old != crate::pki::kubeconfig::encode_data(new)
-                    }
-                    _ => false,
-                };
-                if matches!(kc.client_cert, Source::Embedded(_))
-                    || matches!(kc.client_key, Source::Embedded(_))
-                    || ca_differs
-                {
-                    v.push(kc.path.clone());
-                }
-            }
-            v
-        }
     }
 }
 

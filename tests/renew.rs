@@ -1495,11 +1495,13 @@ fn file_referencing_kubeconfig_with_a_stale_embedded_ca_is_rewritten_and_backed_
     );
 }
 
-/// A run that fails while issuing — after the store prepared its transaction (backup dir,
-/// `staging` journal, backups) beside the key generation — changes nothing: a kubeconfig
-/// user with no client key (the new key would have nowhere to go).
+/// A row that cannot be installed — a kubeconfig user with no client key (the new key would
+/// have nowhere to go) — fails the run with the install's own error, found when the targets
+/// are predicted (the same rule as the install), before the store prepares anything: no
+/// backup dir, no journal, the tree as it was. (A failure after the preparation, while
+/// issuing, drops it: `pki::store::tests::a_prepared_commit_dropped_or_given_other_writes_changes_nothing`.)
 #[test]
-fn a_run_failing_while_issuing_undoes_the_prepared_transaction() {
+fn a_row_that_cannot_be_installed_fails_before_anything_is_prepared() {
     let (_t, root) = demo(&[]);
     let adm = root.join("admin.conf");
     let text: String = std::fs::read_to_string(&adm)

@@ -1084,16 +1084,6 @@ pub struct Prepared<'a> {
 }
 
 impl Prepared<'_> {
-    /// Whether `writes` are exactly the prepared targets (one write each, any order): what
-    /// [`Prepared::commit`] accepts.
-    pub fn matches(&self, writes: &[Write_]) -> bool {
-        writes.len() == self.targets.len()
-            && self.targets.iter().all(|t| {
-                writes.iter().filter(|w| &w.target == t).count()
-                    == self.targets.iter().filter(|u| *u == t).count()
-            })
-    }
-
     /// Stages `writes` — exactly one per prepared target, in any order — and swaps them in
     /// as [`Store::commit`] does. Returns the backup dir. Writes that do not match the
     /// targets are refused (typed error) before anything is staged, and the preparation
@@ -2254,7 +2244,6 @@ mod tests {
             "replaced early"
         );
         assert!(!pki.join("sub/b.key").exists());
-        assert!(prep.matches(&writes.iter().rev().cloned().collect::<Vec<_>>()));
         let got = prep
             .commit(writes.into_iter().rev().collect())
             .unwrap()
@@ -2302,7 +2291,6 @@ mod tests {
                 "dropped" => drop(prep),
                 "missing" => {
                     writes.pop();
-                    assert!(!prep.matches(&writes));
                     let e = prep.commit(writes).unwrap_err();
                     assert!(matches!(e, Error::InvalidArgument(_)), "{case}: {e:?}");
                     assert!(e.to_string().contains("no write for"), "{case}: {e}");
@@ -2315,7 +2303,6 @@ mod tests {
                         mode: 0o644,
                         force_mode: false,
                     });
-                    assert!(!prep.matches(&writes));
                     let e = prep.commit(writes).unwrap_err();
                     assert!(e.to_string().contains("c.crt"), "{case}: {e}");
                     assert!(e.to_string().contains("was not prepared"), "{case}: {e}");

@@ -402,14 +402,15 @@ impl RenewParams {
 const DRY_RUN_KEY_PLACEHOLDER: &str = "kubecert dry-run: the new key would go here\n";
 
 /// Checks an issued certificate against what it replaces (never trust our own signer blindly).
-fn verify_issued(plan: &RowPlan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Result<CertInfo> {
+fn verify_issued(plan: &RowPlan, der: &[u8], ca: &CertInfo, key: &PrivateKey) -> Result<CertInfo> {
     let name = plan.entry.name;
     let fail = |reason: crate::error::Reason| Error::Validation {
         cert: name.to_string(),
         reason,
     };
     let info = cert::parse_der(der).map_err(|e| fail(crate::error::Reason::of(e)))?;
-    if !cert::signed_by(der, ca_der) {
+    // With the CA's public key as parsed once by the plan (not the CA certificate again).
+    if !cert::signed_by_spki(der, &ca.spki_der) {
         return Err(fail(format!("not signed by {}", plan.ca.name()).into()));
     }
     if !key.matches(&info) {
@@ -500,7 +501,7 @@ pub(crate) fn check_identity(
     allow: bool,
 ) -> Result<Option<String>> {
     let mut why: Vec<String> = Vec::new();
-    if !cert::signed_by(&found.cert.der, &ca_cert.der) {
+    if !cert::signed_by_spki(&found.cert.der, &ca_cert.info.spki_der) {
         why.push(format!(
             "was not issued by {} (its signature does not verify with the public key of {}; its issuer is {:?})",
             ca.name(),
@@ -1078,7 +1079,7 @@ fn issue_row(p: &RenewalPlan, row: &RowPlan) -> Result<Issued> {
         key: ca_key,
     };
     let der = issue::sign_leaf(&row.spec, &new_key.pair, &signer).map_err(issue_err)?;
-    let info = verify_issued(row, &der, &ca_cert.der, &new_key)?;
+    let info = verify_issued(row, &der, &ca_cert.info, &new_key)?;
     let mut cert_pem = issue::cert_pem(&der);
     let mut dropped = 0;
     if matches!(row.entry.location, Location::Pki { .. }) {

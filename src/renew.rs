@@ -5,7 +5,7 @@
 //! validity capped at the CA, expired CAs refused, file-referenced kubeconfigs supported.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -397,18 +397,20 @@ impl RenewParams {
     }
 }
 
-/// Stands in for the new key when a dry run builds the writes of its plan (never written).
+/// Stands in for the new key when a dry run builds the writes of its plan, and when
+/// [`apply`] predicts its targets (never written).
 const DRY_RUN_KEY_PLACEHOLDER: &str = "kubecert dry-run: the new key would go here\n";
 
 /// Checks an issued certificate against what it replaces (never trust our own signer blindly).
-fn verify_issued(plan: &RowPlan, der: &[u8], ca_der: &[u8], key: &PrivateKey) -> Result<CertInfo> {
+fn verify_issued(plan: &RowPlan, der: &[u8], ca: &CertInfo, key: &PrivateKey) -> Result<CertInfo> {
     let name = plan.entry.name;
     let fail = |reason: crate::error::Reason| Error::Validation {
         cert: name.to_string(),
         reason,
     };
     let info = cert::parse_der(der).map_err(|e| fail(crate::error::Reason::of(e)))?;
-    if !cert::signed_by(der, ca_der) {
+    // With the CA's public key as parsed once by the plan (not the CA certificate again).
+    if !cert::signed_by_spki(der, &ca.spki_der) {
         return Err(fail(format!("not signed by {}", plan.ca.name()).into()));
     }
     if !key.matches(&info) {
@@ -499,7 +501,7 @@ pub(crate) fn check_identity(
     allow: bool,
 ) -> Result<Option<String>> {
     let mut why: Vec<String> = Vec::new();
-    if !cert::signed_by(&found.cert.der, &ca_cert.der) {
+    if !cert::signed_by_spki(&found.cert.der, &ca_cert.info.spki_der) {
         why.push(format!(
             "was not issued by {} (its signature does not verify with the public key of {}; its issuer is {:?})",
             ca.name(),
@@ -923,14 +925,7 @@ fn dry_run(mut p: RenewalPlan) -> Result<RenewResult> {
     let mut writes: Vec<Write_> = Vec::new();
     for (idx, r) in &p.rows {
         let cert_pem = issue::cert_pem(&r.found.cert.der);
-        writes.extend(install_writes(
-            r.entry,
-            &r.found,
-            &p.layout,
-            &cert_pem,
-            DRY_RUN_KEY_PLACEHOLDER,
-            p.ca_pem.as_deref(),
-        )?);
+        writes.extend(row_writes(&p, r, &cert_pem, DRY_RUN_KEY_PLACEHOLDER)?);
         p.items[*idx].files = planned_files(r, &p.layout);
     }
     store::plan(&writes)?;
@@ -941,10 +936,42 @@ fn dry_run(mut p: RenewalPlan) -> Result<RenewResult> {
 /// dominates), checks each against what it replaces, and installs every file in one
 /// transaction of `store`, with a backup under the plan's backup root.
 pub fn apply(p: RenewalPlan, store: &mut Store) -> Result<RenewResult> {
-    let results = issue_all(&p);
+    if p.rows.is_empty() {
+        let recovered = store.recovered().map(str::to_string);
+        return Ok(finish(p.items, false, None, recovered, p.unrenewable));
+    }
+    let stamp = store::stamp(p.now);
+    let (results, prepared) = std::thread::scope(|s| {
+        let handles: Vec<_> = p
+            .rows
+            .iter()
+            .map(|(idx, row)| s.spawn(|| issue_row(&p, row).map(|i| (*idx, i))))
+            .collect();
+        // While the threads generate the keys (most of a run's time), this thread prepares
+        // the store's transaction (checks, backup dir, `staging` journal, backups,
+        // manifest), so that its syncs overlap key generation. Its targets are the files
+        // `row_writes` makes of placeholders: the rule the install follows, not a copy of it.
+        let prepared = planned_targets(&p)
+            .and_then(|targets| store_prepare(store, &targets, &p.backup_root, &stamp));
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Issue {
+                        cert: "?".into(),
+                        reason: "issuing thread panicked".into(),
+                    })
+                })
+            })
+            .collect();
+        (results, prepared)
+    });
+    // A row that cannot be installed fails the prediction as it would fail its install.
+    let prepared = prepared?;
     let mut items = p.items;
     let mut all_writes: Vec<Write_> = Vec::new();
     for r in results {
+        // An error drops `prepared`: what it made is undone.
         let (idx, issued) = r?;
         let Some(item) = items.get_mut(idx) else {
             continue;
@@ -967,12 +994,54 @@ pub fn apply(p: RenewalPlan, store: &mut Store) -> Result<RenewResult> {
             .collect();
         all_writes.extend(issued.writes);
     }
-    let mut backup_dir = None;
-    if !all_writes.is_empty() {
-        backup_dir = store.commit(&all_writes, &p.backup_root, &store::stamp(p.now))?;
-    }
+    // Writes other than the prepared targets are refused (a typed error) and the
+    // preparation undone: with one rule for both, that would be a bug, never a half commit.
+    let backup_dir = prepared.commit(all_writes)?;
     let recovered = store.recovered().map(str::to_string);
     Ok(finish(items, false, backup_dir, recovered, p.unrenewable))
+}
+
+/// [`Store::prepare`] (a function so that the scope above borrows `store` only for it).
+fn store_prepare<'s>(
+    store: &'s mut Store,
+    targets: &[PathBuf],
+    backup_root: &Path,
+    stamp: &str,
+) -> Result<store::Prepared<'s>> {
+    store.prepare(targets, backup_root, stamp)
+}
+
+/// Stands in for a new certificate in [`planned_targets`] (never written, never equal to an
+/// embedded certificate: the kubeconfig rewrite sees a change, as with a real new one).
+const PLANNED_CERT_PLACEHOLDER: &str = "kubecert: the new certificate goes here\n";
+
+/// The files [`apply`] will write, in install order: [`row_writes`] of every row with
+/// placeholders for the new certificate and key, so that "which files a renew writes" is one
+/// rule. An error is the one the row's install would give.
+fn planned_targets(p: &RenewalPlan) -> Result<Vec<PathBuf>> {
+    let mut targets = Vec::new();
+    for (_, row) in &p.rows {
+        let writes = row_writes(p, row, PLANNED_CERT_PLACEHOLDER, DRY_RUN_KEY_PLACEHOLDER)?;
+        targets.extend(writes.into_iter().map(|w| w.target));
+    }
+    Ok(targets)
+}
+
+/// The files a row's new certificate and key become ([`install_writes`] with the plan's CA).
+fn row_writes(
+    p: &RenewalPlan,
+    row: &RowPlan,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Vec<Write_>> {
+    install_writes(
+        row.entry,
+        &row.found,
+        &p.layout,
+        cert_pem,
+        key_pem,
+        p.ca_pem.as_deref(),
+    )
 }
 
 /// A certificate issued for one row, checked, and the files it becomes.
@@ -981,28 +1050,6 @@ struct Issued {
     writes: Vec<Write_>,
     /// Certificates that followed the old leaf but are not its chain (not carried over).
     dropped: usize,
-}
-
-/// Issues every row of the plan, one thread per row; results in row order.
-fn issue_all(p: &RenewalPlan) -> Vec<Result<(usize, Issued)>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = p
-            .rows
-            .iter()
-            .map(|(idx, row)| s.spawn(move || issue_row(p, row).map(|i| (*idx, i))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Issue {
-                        cert: "?".into(),
-                        reason: "issuing thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    })
 }
 
 /// New key, signed certificate, checked against what it replaces, and its writes.
@@ -1032,7 +1079,7 @@ fn issue_row(p: &RenewalPlan, row: &RowPlan) -> Result<Issued> {
         key: ca_key,
     };
     let der = issue::sign_leaf(&row.spec, &new_key.pair, &signer).map_err(issue_err)?;
-    let info = verify_issued(row, &der, &ca_cert.der, &new_key)?;
+    let info = verify_issued(row, &der, &ca_cert.info, &new_key)?;
     let mut cert_pem = issue::cert_pem(&der);
     let mut dropped = 0;
     if matches!(row.entry.location, Location::Pki { .. }) {
@@ -1044,14 +1091,7 @@ fn issue_row(p: &RenewalPlan, row: &RowPlan) -> Result<Issued> {
             cert_pem.push_str(&issue::cert_pem(c));
         }
     }
-    let writes = install_writes(
-        row.entry,
-        &row.found,
-        layout,
-        &cert_pem,
-        &key_pem,
-        p.ca_pem.as_deref(),
-    )?;
+    let writes = row_writes(p, row, &cert_pem, &key_pem)?;
     Ok(Issued {
         info,
         writes,

@@ -1408,3 +1408,119 @@ fn due_certificates_that_cannot_be_renewed_fail_the_run() {
     }
     assert_eq!(h, hash_tree(&root));
 }
+
+/// A kubeconfig whose credentials are files and whose embedded CA is not the cluster's
+/// current one (here: the same certificate, base64 of the PEM with a blank line added) is
+/// rewritten with the CA re-embedded, alongside its files, all in one backed-up transaction.
+#[test]
+fn file_referencing_kubeconfig_with_a_stale_embedded_ca_is_rewritten_and_backed_up() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let (_t, root) = demo(&[]);
+    let cert_dir = root.join("pki");
+    let adm = root.join("admin.conf");
+    kubeconfig_cert(&adm, &root.join("admin.crt"));
+    kubeconfig_key(&adm, &root.join("admin.key"));
+    let ca = std::fs::read(cert_dir.join("ca.crt")).unwrap();
+    let stale = [ca.as_slice(), b"\n"].concat();
+    let text: String = std::fs::read_to_string(&adm)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            let indent = &l[..l.len() - t.len()];
+            if t.starts_with("client-certificate-data:") {
+                format!("{indent}client-certificate: admin.crt")
+            } else if t.starts_with("client-key-data:") {
+                format!("{indent}client-key: admin.key")
+            } else if t.starts_with("certificate-authority-data:") {
+                format!("{indent}certificate-authority-data: {}", b64(&stale))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    std::fs::write(&adm, &text).unwrap();
+    let old_crt = std::fs::read(root.join("admin.crt")).unwrap();
+    let r = json(&[
+        "renew",
+        "admin.conf",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--kubeconfig-dir",
+        root.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let files: Vec<String> = r["certificates"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            root.join("admin.key").display().to_string(),
+            root.join("admin.crt").display().to_string(),
+            adm.display().to_string()
+        ],
+        "{r}"
+    );
+    let now = std::fs::read_to_string(&adm).unwrap();
+    assert!(
+        now.contains(&format!("certificate-authority-data: {}\n", b64(&ca))),
+        "{now}"
+    );
+    assert_eq!(now, text.replace(&b64(&stale), &b64(&ca)));
+    let bd = PathBuf::from(r["backupDir"].as_str().expect("backupDir"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bd.join("manifest.json")).unwrap()).unwrap();
+    let entries = manifest["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{manifest}");
+    for e in entries {
+        let copy = e["copy"].as_str().expect("each file backed up");
+        let old: &[u8] = match e["target"].as_str().unwrap() {
+            t if t.ends_with("admin.conf") => text.as_bytes(),
+            t if t.ends_with("admin.crt") => &old_crt,
+            _ => continue,
+        };
+        assert_eq!(std::fs::read(copy).unwrap(), old, "{e}");
+    }
+    assert_eq!(
+        pubkey_of_cert(&root.join("admin.crt")),
+        pubkey_of_key(&root.join("admin.key"))
+    );
+}
+
+/// A row that cannot be installed — a kubeconfig user with no client key (the new key would
+/// have nowhere to go) — fails the run with the install's own error, found when the targets
+/// are predicted (the same rule as the install), before the store prepares anything: no
+/// backup dir, no journal, the tree as it was. (A failure after the preparation, while
+/// issuing, drops it: `pki::store::tests::a_prepared_commit_dropped_or_given_other_writes_changes_nothing`.)
+#[test]
+fn a_row_that_cannot_be_installed_fails_before_anything_is_prepared() {
+    let (_t, root) = demo(&[]);
+    let adm = root.join("admin.conf");
+    let text: String = std::fs::read_to_string(&adm)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("client-key-data:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    std::fs::write(&adm, &text).unwrap();
+    let h = hash_tree(&root);
+    let (code, out, err) = renew_on(&root, &["apiserver", "admin.conf"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains(&format!("{}", adm.display()))
+            && err.contains("has no client key to replace, so the new key has nowhere to go"),
+        "{err}"
+    );
+    assert_eq!(h, hash_tree(&root), "tree changed");
+    assert!(!root.join("kubecert-backup").exists(), "backup root left");
+    assert!(!root.join("pki/.kubecert-journal.json").exists());
+}

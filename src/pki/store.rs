@@ -213,6 +213,54 @@ impl Store {
         commit(&self.lock, writes, Some(backup_root), stamp)
     }
 
+    /// The first half of [`Store::commit`], for a caller that knows which files it will
+    /// write before it has their contents (renew: the targets are in the plan, the new keys
+    /// take longer): every check of [`plan`] on `targets`, the backup dir, the `staging`
+    /// journal, the backups and their manifest. [`Prepared::commit`] then stages the
+    /// contents and swaps them in; a [`Prepared`] dropped without it undoes what it made,
+    /// and a run killed in between leaves a `staging` journal that recovery undoes (the
+    /// crash argument in `commit_begin`/`commit_finish`).
+    pub fn prepare(
+        &mut self,
+        targets: &[PathBuf],
+        backup_root: &Path,
+        stamp: &str,
+    ) -> Result<Prepared<'_>> {
+        let meta = preflight_targets(targets.iter().map(PathBuf::as_path))?;
+        for t in targets {
+            let parent = t.parent().unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+        }
+        let mut made = Made::default();
+        let begun = commit_begin(
+            &self.lock,
+            targets,
+            &meta,
+            &[],
+            &[],
+            &[],
+            Some(backup_root),
+            stamp,
+            &mut made,
+        );
+        let begun = match begun {
+            Ok(b) => b,
+            Err(e) => {
+                made.undo(&self.lock);
+                return Err(e);
+            }
+        };
+        Ok(Prepared {
+            lock: &self.lock,
+            targets: targets.to_vec(),
+            meta,
+            begun: Some(begun),
+            made,
+        })
+    }
+
     /// [`Store::commit`] plus symlinks, in the same transaction: each [`Link`] is staged as a
     /// symlink beside its target and renamed over it (after every file of `writes`), so a
     /// crash leaves either the old link or the new one, never none — the way the kubelet
@@ -823,9 +871,20 @@ fn make_backup_dir(root: &Path, stamp: &str, made: &mut Made) -> Result<PathBuf>
 /// Refuses a symlink at `dir` or at any directory above it (absent ones are fine: they are
 /// created as real directories).
 fn refuse_symlinked_dirs(dir: &Path) -> Result<()> {
+    refuse_symlinked_dirs_once(dir, &mut Vec::new())
+}
+
+/// [`refuse_symlinked_dirs`] for many paths of one check: a directory found in `checked` was
+/// checked with all its ancestors by an earlier call, so the walk stops there (a `renew all`
+/// checks 18 targets in 3 directories: 3 walks instead of 18).
+fn refuse_symlinked_dirs_once(dir: &Path, checked: &mut Vec<PathBuf>) -> Result<()> {
     let abs = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
     for a in abs.ancestors() {
+        if checked.iter().any(|c| c == a) {
+            break;
+        }
         refuse_symlink(a)?;
+        checked.push(a.to_path_buf());
     }
     Ok(())
 }
@@ -834,14 +893,26 @@ fn refuse_symlinked_dirs(dir: &Path) -> Result<()> {
 /// target and no directory above it is a symlink; an existing target is a regular
 /// file that can be read (for its backup). Returns each target's metadata (`None`: absent).
 fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
-    let mut meta = Vec::with_capacity(writes.len());
-    for w in writes {
-        refuse_symlink(&w.target)?;
-        refuse_symlinked_dirs(w.target.parent().unwrap_or(Path::new(".")))?;
-        let m = match fs::symlink_metadata(&w.target) {
+    preflight_targets(writes.iter().map(|w| w.target.as_path()))
+}
+
+/// [`preflight`] of the targets alone.
+fn preflight_targets<'a>(
+    targets: impl ExactSizeIterator<Item = &'a Path>,
+) -> Result<Vec<Option<fs::Metadata>>> {
+    let mut meta = Vec::with_capacity(targets.len());
+    let mut checked = Vec::new();
+    for target in targets {
+        // One lstat for the symlink check (first, as `refuse_symlink`) and the metadata.
+        let lstat = fs::symlink_metadata(target);
+        if lstat.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Symlink(target.to_path_buf()));
+        }
+        refuse_symlinked_dirs_once(target.parent().unwrap_or(Path::new(".")), &mut checked)?;
+        let m = match lstat {
             Ok(m) => Some(m),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(&w.target, e)),
+            Err(e) => return Err(Error::io(target, e)),
         };
         if let Some(m) = &m {
             if !m.file_type().is_file() {
@@ -851,14 +922,14 @@ fn preflight(writes: &[Write_]) -> Result<Vec<Option<fs::Metadata>>> {
                     "not a regular file"
                 };
                 return Err(Error::io(
-                    &w.target,
+                    target,
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidInput,
                         format!("is {what}; refusing to replace it"),
                     ),
                 ));
             }
-            File::open(&w.target).map_err(|e| Error::io(&w.target, e))?;
+            File::open(target).map_err(|e| Error::io(target, e))?;
         }
         meta.push(m);
     }
@@ -1001,6 +1072,77 @@ fn commit_all(
     r
 }
 
+/// A commit whose targets are backed up and journaled (`staging`), waiting for their
+/// contents: [`Store::prepare`].
+pub struct Prepared<'a> {
+    lock: &'a Lock,
+    targets: Vec<PathBuf>,
+    meta: Vec<Option<fs::Metadata>>,
+    /// `None` once [`Prepared::commit`] ran.
+    begun: Option<Begun>,
+    made: Made,
+}
+
+impl Prepared<'_> {
+    /// Stages `writes` — exactly one per prepared target, in any order — and swaps them in
+    /// as [`Store::commit`] does. Returns the backup dir. Writes that do not match the
+    /// targets are refused (typed error) before anything is staged, and the preparation
+    /// undone.
+    pub fn commit(mut self, writes: Vec<Write_>) -> Result<Option<PathBuf>> {
+        let mut by_target: Vec<Option<Write_>> = writes.into_iter().map(Some).collect();
+        let mut ordered = Vec::with_capacity(self.targets.len());
+        for t in &self.targets {
+            let w = by_target
+                .iter_mut()
+                .find(|w| w.as_ref().is_some_and(|w| &w.target == t))
+                .and_then(Option::take);
+            match w {
+                Some(w) => ordered.push(w),
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "prepared commit: no write for {}",
+                        t.display()
+                    )))
+                }
+            }
+        }
+        if let Some(w) = by_target.into_iter().flatten().next() {
+            return Err(Error::InvalidArgument(format!(
+                "prepared commit: {} was not prepared",
+                w.target.display()
+            )));
+        }
+        let Some(begun) = self.begun.take() else {
+            return Err(Error::InvalidArgument("prepared commit ran twice".into()));
+        };
+        let r = commit_finish(
+            self.lock,
+            begun,
+            &ordered,
+            &self.meta,
+            &[],
+            &[],
+            &mut self.made,
+        );
+        if self.made.prepared {
+            crate::pki::filestate::note_writes(self.targets.iter().map(PathBuf::as_path));
+        }
+        r
+    }
+}
+
+impl Drop for Prepared<'_> {
+    /// Undoes the preparation unless the commit reached its `prepared` journal (from there
+    /// on, recovery rolls it forward).
+    fn drop(&mut self) {
+        if !self.made.prepared {
+            // The batch's open dirs are closed first.
+            self.begun = None;
+            self.made.undo(self.lock);
+        }
+    }
+}
+
 /// What a [`commit`] created, so that a failure before `prepared` can take it back.
 #[derive(Default)]
 struct Made {
@@ -1032,6 +1174,22 @@ impl Made {
     }
 }
 
+/// A commit whose first half ([`commit_begin`]) is done: what its second half needs.
+struct Begun {
+    backup_dir: Option<PathBuf>,
+    jp: PathBuf,
+    journal: Journal,
+    dirs: Vec<PathBuf>,
+    batch: Batch,
+}
+
+fn journal_bytes(jp: &Path, j: &Journal) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(j).map_err(|e| Error::StoreCorrupt {
+        path: jp.to_path_buf(),
+        reason: crate::error::describe_json(&e),
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn commit_inner(
     lock: &Lock,
@@ -1044,6 +1202,37 @@ fn commit_inner(
     stamp: &str,
     made: &mut Made,
 ) -> Result<Option<PathBuf>> {
+    let targets: Vec<PathBuf> = writes.iter().map(|w| w.target.clone()).collect();
+    let begun = commit_begin(
+        lock,
+        &targets,
+        meta,
+        links,
+        link_meta,
+        removes,
+        backup_root,
+        stamp,
+        made,
+    )?;
+    commit_finish(lock, begun, writes, meta, links, removes, made)
+}
+
+/// The first half of a commit, which needs only the targets (not their new contents):
+/// the backup dir, the `staging` journal, the backup of every existing target and the
+/// manifest (points 1 and 2 of the crash argument below). Ends at the `after-backup`
+/// failpoint, with the batch of point 2 still open for the staged files.
+#[allow(clippy::too_many_arguments)]
+fn commit_begin(
+    lock: &Lock,
+    targets: &[PathBuf],
+    meta: &[Option<fs::Metadata>],
+    links: &[Link],
+    link_meta: &[Option<Option<PathBuf>>],
+    removes: &[PathBuf],
+    backup_root: Option<&Path>,
+    stamp: &str,
+    made: &mut Made,
+) -> Result<Begun> {
     // The backup dir is made first and named in the journal before anything is copied into
     // it, so that a run killed while backing up leaves a `staging` journal whose recovery
     // removes the partial backup (no orphan backup dirs, no stray temp files).
@@ -1056,9 +1245,9 @@ fn commit_inner(
         None => None,
     };
     let jp = journal_path(lock);
-    let entries: Vec<JournalEntry> = writes
+    let entries: Vec<JournalEntry> = targets
         .iter()
-        .map(|w| (&w.target, false))
+        .map(|t| (t, false))
         .chain(links.iter().map(|l| (&l.target, false)))
         .chain(removes.iter().map(|r| (r, true)))
         .map(|(t, remove)| JournalEntry {
@@ -1067,19 +1256,13 @@ fn commit_inner(
             remove,
         })
         .collect();
-    let mut journal = Journal {
+    let journal = Journal {
         state: State::Staging,
         backup_dir: backup_dir.clone(),
         entries,
     };
-    let jbytes = |j: &Journal| {
-        serde_json::to_vec_pretty(j).map_err(|e| Error::StoreCorrupt {
-            path: jp.clone(),
-            reason: crate::error::describe_json(&e),
-        })
-    };
     made.journal = true;
-    write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
+    write_atomic(&jp, &journal_bytes(&jp, &journal)?, 0o600)?;
     failpoint("after-journal-staging");
     // Why one sync per phase keeps the guarantee (after a kill -9 or a power cut at any
     // instant, recovery leaves the old tree or the new one). The protocol needs order only
@@ -1102,12 +1285,17 @@ fn commit_inner(
     // Where `syncfs` cannot be trusted for that (kernels before 5.8 do not report its
     // writeback errors; file systems other than ext2/3/4, XFS, Btrfs), the batch fsyncs
     // each file and directory as before.
+    // A commit may stop between this half and `commit_finish` for as long as its caller
+    // needs (`Store::prepare`: renew generates the keys meanwhile, the lock held). Nothing
+    // is staged or renamed before the contents are there, so a kill in that gap is a kill
+    // at the `after-backup` failpoint: a `staging` journal, a complete or partial backup
+    // (its manifest written, not yet synced), which the next open removes — the old tree.
+    // A caller that fails instead drops its `Prepared`, which undoes the same (`Made`). The
+    // backups are hard links, so a file rewritten *in place* by someone ignoring the lock
+    // during the gap would change its backup too; kubeadm, the kubelet and kubecert replace
+    // files by rename (a new inode), which leaves the linked old inode as it was.
     let mut dirs: Vec<PathBuf> = Vec::new();
-    for t in writes
-        .iter()
-        .map(|w| &w.target)
-        .chain(links.iter().map(|l| &l.target))
-    {
+    for t in targets.iter().chain(links.iter().map(|l| &l.target)) {
         if let Some(d) = t.parent() {
             if !dirs.contains(&d.to_path_buf()) {
                 dirs.push(d.to_path_buf());
@@ -1128,14 +1316,14 @@ fn commit_inner(
             created: stamp.to_string(),
             entries: vec![],
         };
-        for (i, w) in writes.iter().enumerate() {
+        for (i, t) in targets.iter().enumerate() {
             let copy = if meta.get(i).is_some_and(Option::is_some) {
-                Some(backup_copy(&dir, i, &w.target, &batch)?)
+                Some(backup_copy(&dir, i, t, &batch)?)
             } else {
                 None
             };
             manifest.entries.push(BackupEntry {
-                target: w.target.clone(),
+                target: t.clone(),
                 copy,
                 link_target: None,
             });
@@ -1144,7 +1332,7 @@ fn commit_inner(
             let (copy, link_target) = match link_meta.get(j) {
                 Some(Some(Some(t))) => (None, Some(t.clone())),
                 Some(Some(None)) => (
-                    Some(backup_copy(&dir, writes.len() + j, &l.target, &batch)?),
+                    Some(backup_copy(&dir, targets.len() + j, &l.target, &batch)?),
                     None,
                 ),
                 _ => (None, None),
@@ -1157,7 +1345,7 @@ fn commit_inner(
         }
         for (j, r) in removes.iter().enumerate() {
             if fs::symlink_metadata(r).is_ok() {
-                let copy = backup_copy(&dir, writes.len() + links.len() + j, r, &batch)?;
+                let copy = backup_copy(&dir, targets.len() + links.len() + j, r, &batch)?;
                 manifest.entries.push(BackupEntry {
                     target: r.clone(),
                     copy: Some(copy),
@@ -1175,6 +1363,33 @@ fn commit_inner(
         write_new(&mp, &mj, &batch)?;
     }
     failpoint("after-backup");
+    Ok(Begun {
+        backup_dir,
+        jp,
+        journal,
+        dirs,
+        batch,
+    })
+}
+
+/// The second half of a commit: `writes` (in the order of the targets given to
+/// [`commit_begin`]) staged, the batch synced, the `prepared` journal, the swap.
+fn commit_finish(
+    lock: &Lock,
+    begun: Begun,
+    writes: &[Write_],
+    meta: &[Option<fs::Metadata>],
+    links: &[Link],
+    removes: &[PathBuf],
+    made: &mut Made,
+) -> Result<Option<PathBuf>> {
+    let Begun {
+        backup_dir,
+        jp,
+        mut journal,
+        mut dirs,
+        batch,
+    } = begun;
     // Stage.
     for (i, w) in writes.iter().enumerate() {
         let staged = staged_path(&w.target);
@@ -1212,7 +1427,7 @@ fn commit_inner(
     }
     batch.finish()?;
     journal.state = State::Prepared;
-    write_atomic(&jp, &jbytes(&journal)?, 0o600)?;
+    write_atomic(&jp, &journal_bytes(&jp, &journal)?, 0o600)?;
     made.prepared = true;
     failpoint("after-journal-prepared");
     // Swap.
@@ -1964,5 +2179,192 @@ mod tests {
             assert_eq!(s.recovered().is_some(), with_journal);
             assert!(!journal_exists(&pki));
         }
+    }
+
+    /// Every file under `dir` (relative path → contents; directories as `<dir>`).
+    fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        fn walk(root: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+            for e in fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if p.is_dir() {
+                    out.insert(rel, b"<dir>".to_vec());
+                    walk(root, &p, out);
+                } else {
+                    out.insert(rel, fs::read(&p).unwrap());
+                }
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        walk(dir, dir, &mut out);
+        out
+    }
+
+    fn two_writes(pki: &Path) -> Vec<Write_> {
+        vec![
+            Write_ {
+                target: pki.join("a.crt"),
+                contents: b"new".to_vec(),
+                mode: 0o644,
+                force_mode: false,
+            },
+            Write_ {
+                target: pki.join("sub/b.key"),
+                contents: b"k".to_vec(),
+                mode: 0o600,
+                force_mode: true,
+            },
+        ]
+    }
+
+    /// `prepare` does the transaction's first half from the targets alone — the `staging`
+    /// journal, the backup of the existing file and the manifest exist, nothing is replaced —
+    /// and `commit` of the contents (in another order) finishes it like a whole commit.
+    #[test]
+    fn prepared_commit_journals_and_backs_up_first_then_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        fs::create_dir(&pki).unwrap();
+        fs::write(pki.join("a.crt"), b"old").unwrap();
+        let mut store = Store::open(&pki, Duration::from_secs(1)).unwrap();
+        let writes = two_writes(&pki);
+        let targets: Vec<PathBuf> = writes.iter().map(|w| w.target.clone()).collect();
+        let backups = d.path().join("backup");
+        let prep = store.prepare(&targets, &backups, "T").unwrap();
+        assert!(journal_exists(&pki), "no staging journal after prepare");
+        let bd = backups.join("T");
+        let m = read_manifest(&bd).unwrap();
+        assert_eq!(m.entries.len(), 2);
+        let copy = m.entries[0].copy.as_ref().expect("a.crt backed up");
+        assert_eq!(fs::read(copy).unwrap(), b"old");
+        assert!(m.entries[1].copy.is_none());
+        assert_eq!(
+            fs::read(pki.join("a.crt")).unwrap(),
+            b"old",
+            "replaced early"
+        );
+        assert!(!pki.join("sub/b.key").exists());
+        let got = prep
+            .commit(writes.into_iter().rev().collect())
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, bd);
+        assert_eq!(fs::read(pki.join("a.crt")).unwrap(), b"new");
+        assert_eq!(fs::read(pki.join("sub/b.key")).unwrap(), b"k");
+        assert_eq!(
+            fs::metadata(pki.join("sub/b.key"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read(copy).unwrap(), b"old");
+        assert!(!journal_exists(&pki));
+        let left: Vec<_> = fs::read_dir(&pki)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".kubecert-new"))
+            .collect();
+        assert!(left.is_empty(), "staged files left: {left:?}");
+    }
+
+    /// A prepared commit dropped (the keys could not be made) or given writes other than its
+    /// targets (refused: typed error naming the file) leaves the tree as it was: no journal,
+    /// no backup dir, no staged file.
+    #[test]
+    fn a_prepared_commit_dropped_or_given_other_writes_changes_nothing() {
+        for case in ["dropped", "missing", "extra"] {
+            let d = tempfile::tempdir().unwrap();
+            let pki = d.path().join("pki");
+            fs::create_dir(&pki).unwrap();
+            fs::write(pki.join("a.crt"), b"old").unwrap();
+            let mut store = Store::open(&pki, Duration::from_secs(1)).unwrap();
+            let before = tree(d.path());
+            let mut writes = two_writes(&pki);
+            let targets: Vec<PathBuf> = writes.iter().map(|w| w.target.clone()).collect();
+            let prep = store
+                .prepare(&targets, &d.path().join("backup"), "T")
+                .unwrap();
+            assert_ne!(tree(d.path()), before, "{case}: prepare made nothing");
+            match case {
+                "dropped" => drop(prep),
+                "missing" => {
+                    writes.pop();
+                    let e = prep.commit(writes).unwrap_err();
+                    assert!(matches!(e, Error::InvalidArgument(_)), "{case}: {e:?}");
+                    assert!(e.to_string().contains("no write for"), "{case}: {e}");
+                    assert!(e.to_string().contains("b.key"), "{case}: {e}");
+                }
+                _ => {
+                    writes.push(Write_ {
+                        target: pki.join("c.crt"),
+                        contents: b"c".to_vec(),
+                        mode: 0o644,
+                        force_mode: false,
+                    });
+                    let e = prep.commit(writes).unwrap_err();
+                    assert!(e.to_string().contains("c.crt"), "{case}: {e}");
+                    assert!(e.to_string().contains("was not prepared"), "{case}: {e}");
+                }
+            }
+            let mut after = tree(d.path());
+            // The target's parent dir is made by the preflight, like a whole commit's.
+            after.remove("pki/sub");
+            assert_eq!(after, before, "{case}");
+        }
+    }
+
+    /// A run killed between `prepare` and `commit` (while its keys were being made) leaves a
+    /// `staging` journal: the next open removes the backup and the journal, and the tree is
+    /// the one before the run.
+    #[test]
+    fn a_run_killed_after_prepare_is_undone_by_the_next_open() {
+        let d = tempfile::tempdir().unwrap();
+        let pki = d.path().join("pki");
+        fs::create_dir(&pki).unwrap();
+        fs::write(pki.join("a.crt"), b"old").unwrap();
+        fs::write(pki.join("b.key"), b"oldk").unwrap();
+        let before = tree(&pki);
+        let backups = d.path().join("backup");
+        {
+            let mut store = Store::open(&pki, Duration::from_secs(1)).unwrap();
+            let targets = [pki.join("a.crt"), pki.join("b.key")];
+            let prep = store.prepare(&targets, &backups, "T").unwrap();
+            assert!(backups.join("T").join("manifest.json").exists());
+            // As a kill: nothing of the preparation is undone by the process itself.
+            std::mem::forget(prep);
+        }
+        let s = Store::open(&pki, Duration::from_secs(1)).unwrap();
+        assert!(s.recovered().is_some(), "nothing recovered");
+        assert!(!backups.join("T").exists(), "partial backup left");
+        assert_eq!(tree(&pki), before);
+    }
+
+    /// The symlink walk of many targets checks each directory once, and still refuses a
+    /// symlinked directory met after others that share its ancestors.
+    #[test]
+    fn a_symlinked_dir_after_a_checked_sibling_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, d.path().join("etcd")).unwrap();
+        let w = |t: PathBuf| Write_ {
+            target: t,
+            contents: b"x".to_vec(),
+            mode: 0o644,
+            force_mode: false,
+        };
+        let writes = [
+            w(d.path().join("a.crt")),
+            w(d.path().join("b.crt")),
+            w(d.path().join("etcd/c.crt")),
+        ];
+        match plan(&writes) {
+            Err(Error::Symlink(p)) => assert_eq!(p, d.path().join("etcd")),
+            other => panic!("{other:?}"),
+        }
+        assert!(!real.join("c.crt").exists());
+        assert!(plan(&writes[..2]).is_ok());
     }
 }

@@ -76,7 +76,32 @@ pub struct CertInfo {
     pub spki_der: Vec<u8>,
     /// Subject key identifier, if present.
     pub subject_key_id: Option<Vec<u8>>,
+    /// What verifying this certificate's signature needs, kept from the one parse
+    /// ([`parse_der`]) so that [`CertInfo::signed_by_spki`] does not parse the certificate
+    /// again. Not a fact: not serialized, equal for any two values (see [`Signed`]).
+    #[serde(skip)]
+    pub signed: Signed,
 }
+
+/// The signed parts of a certificate: its `tbsCertificate` bytes and what follows them
+/// (the DER of its `signatureAlgorithm` and `signatureValue`), read again the way
+/// x509-parser's certificate parser reads them. Empty when the [`CertInfo`] was not parsed from DER (deserialized): then
+/// [`CertInfo::signed_by_spki`] parses the DER it is given, as [`signed_by_spki`] does.
+#[derive(Debug, Clone, Default)]
+pub struct Signed {
+    tbs: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+/// Derived from the DER, not a fact of the certificate: [`CertInfo`]'s equality stays
+/// that of its facts (a deserialized value equals the parsed one).
+impl PartialEq for Signed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Signed {}
 
 impl CertInfo {
     /// Whether the cert is valid at `now` (Unix seconds).
@@ -356,6 +381,10 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, NotACertificate> {
         key_algorithm: key_algorithm(&x),
         spki_der: x.public_key().raw.to_vec(),
         subject_key_id: None,
+        signed: Signed {
+            tbs: x.tbs_certificate.as_ref().to_vec(),
+            tail: after(der, x.tbs_certificate.as_ref()).to_vec(),
+        },
     };
     for ext in x.extensions() {
         match ext.parsed_extension() {
@@ -425,6 +454,39 @@ pub fn signed_by_spki(cert_der: &[u8], issuer_spki_der: &[u8]) -> bool {
         return false;
     };
     c.verify_signature(Some(&spki)).is_ok()
+}
+
+/// The bytes of `der` after its `tbsCertificate` (`tbs`, a subslice of `der`): the
+/// `signatureAlgorithm` and `signatureValue` elements of the outer SEQUENCE.
+fn after<'d>(der: &'d [u8], tbs: &[u8]) -> &'d [u8] {
+    let start = (tbs.as_ptr() as usize).wrapping_sub(der.as_ptr() as usize);
+    der.get(start.saturating_add(tbs.len())..)
+        .unwrap_or_default()
+}
+
+impl CertInfo {
+    /// [`signed_by_spki`] for the certificate this value was parsed from (`cert_der`),
+    /// from the parts kept by [`parse_der`]: the same verification (x509-parser's
+    /// `verify_signature` over the same bytes), without parsing the certificate again.
+    pub fn signed_by_spki(&self, cert_der: &[u8], issuer_spki_der: &[u8]) -> bool {
+        use x509_parser::asn1_rs::BitString;
+        use x509_parser::prelude::AlgorithmIdentifier;
+        use x509_parser::x509::SubjectPublicKeyInfo;
+        let s = &self.signed;
+        if s.tbs.is_empty() {
+            return signed_by_spki(cert_der, issuer_spki_der);
+        }
+        let Ok((rest, alg)) = AlgorithmIdentifier::from_der(&s.tail) else {
+            return false;
+        };
+        let (Ok((_, sig)), Ok((_, spki))) = (
+            BitString::from_der(rest),
+            SubjectPublicKeyInfo::from_der(issuer_spki_der),
+        ) else {
+            return false;
+        };
+        x509_parser::verify::verify_signature(&spki, &alg, &sig, &s.tbs).is_ok()
+    }
 }
 
 /// The PEM blocks of `bytes`, exactly as [`pem::parse_many`] returns them (tags, contents,
@@ -667,6 +729,45 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The verification from the parts kept by the one parse gives the verdict of
+    /// [`signed_by`] (which parses both certificates) for every pair of fixture
+    /// certificates (issuer, self-signed and unrelated pairs: both outcomes), for a
+    /// deserialized [`CertInfo`] (no parts: the DER is parsed), and refuses a signature
+    /// with one bit changed.
+    #[test]
+    fn signed_by_kept_parts_equals_signed_by() {
+        let certs: Vec<Cert> = fixture_pems()
+            .iter()
+            .filter_map(|(_, b)| parse_pem_bundle(b).ok())
+            .collect();
+        assert!(certs.len() >= 40, "{} fixture certificates", certs.len());
+        let (mut yes, mut no) = (0, 0);
+        for c in &certs {
+            let back: CertInfo =
+                serde_json::from_value(serde_json::to_value(&c.info).unwrap()).unwrap();
+            assert!(back.signed.tbs.is_empty());
+            assert_eq!(back, c.info, "facts compare equal, parts aside");
+            for i in &certs {
+                let want = signed_by(&c.der, &i.der);
+                assert_eq!(c.info.signed_by_spki(&c.der, &i.info.spki_der), want);
+                assert_eq!(back.signed_by_spki(&c.der, &i.info.spki_der), want);
+                if want {
+                    yes += 1;
+                } else {
+                    no += 1;
+                }
+            }
+            if signed_by(&c.der, &c.der) {
+                let mut bad = c.der.clone();
+                let n = bad.len();
+                bad[n - 3] ^= 0x01;
+                let info = parse_der(&bad).unwrap();
+                assert!(!info.signed_by_spki(&bad, &c.info.spki_der));
+            }
+        }
+        assert!(yes >= 40 && no >= 1000, "{yes} signed, {no} not");
+    }
 
     /// Every PEM file of tests/fixtures (certificates, keys, `sa.pub`), sorted.
     fn fixture_pems() -> Vec<(std::path::PathBuf, Vec<u8>)> {

@@ -393,4 +393,14 @@ impl Cas {
                 .map(|_| c.id)
         })
     }
+
+    /// [`Cas::signer_of`] for a parsed certificate: the same verifications, from the parts
+    /// its one parse kept and the CAs' parsed public keys ([`cert::CertInfo::signed_by_spki`]).
+    pub fn signer_of_cert(&self, leaf: &Cert) -> Option<CaId> {
+        self.0.iter().find_map(|c| {
+            c.cert()
+                .filter(|ca| leaf.info.signed_by_spki(&leaf.der, &ca.info.spki_der))
+                .map(|_| c.id)
+        })
+    }
 }

@@ -624,211 +624,184 @@ mod doc {
         }
     }
 
-    /// What a value read as `serde_json::Value` would be, kept only as far as needed:
-    /// `T` for the one shape wanted, `None` for any other accepted value.
-    trait Shape<'de>: Sized {
-        type Out;
-        fn string(_s: &str) -> Option<Self::Out> {
-            None
+    /// What to keep of a value.
+    ///
+    /// One seed and visitor type for every position (not one type per shape): serde-saphyr's
+    /// deserializer is instantiated once for it (one type per shape cost +220 KB of code).
+    #[derive(Clone, Copy)]
+    enum Want {
+        /// Nothing (the value is still read, as `serde_json::Value` would read it).
+        Ignore,
+        /// A string (`Value::as_str`).
+        Str,
+        /// An entry's body: present whatever its shape, its fields read when a mapping.
+        Body,
+        /// An entry of a list: name and body, when a mapping.
+        Entry(List),
+        /// A list: its entries, when a sequence.
+        List(List),
+        /// The top level.
+        Top,
+    }
+
+    /// What was kept ([`Out::Nothing`] for any value not of the wanted shape).
+    enum Out {
+        Nothing,
+        Str(String),
+        Body(Fields),
+        Entry(Entry),
+        List(Vec<Entry>),
+        Doc(Doc),
+    }
+
+    impl Out {
+        fn str(self) -> Option<String> {
+            match self {
+                Out::Str(s) => Some(s),
+                _ => None,
+            }
         }
-        fn seq<A: SeqAccess<'de>>(a: A) -> Result<Option<Self::Out>, A::Error> {
-            drain_seq(a).map(|()| None)
-        }
-        fn map<A: MapAccess<'de>>(a: A) -> Result<Option<Self::Out>, A::Error> {
-            drain_map(a).map(|()| None)
+        fn list(self) -> Option<Vec<Entry>> {
+            match self {
+                Out::List(v) => Some(v),
+                _ => None,
+            }
         }
     }
 
-    fn drain_seq<'de, A: SeqAccess<'de>>(mut a: A) -> Result<(), A::Error> {
-        while a.next_element_seed(As::<Ignore>::new())?.is_some() {}
-        Ok(())
-    }
+    /// Reads any value as `serde_json::Value` would (the same visitor methods, hence the same
+    /// errors) and keeps what [`Want`] says.
+    #[derive(Clone, Copy)]
+    struct As(Want);
 
-    fn drain_map<'de, A: MapAccess<'de>>(mut a: A) -> Result<(), A::Error> {
-        let mut first = true;
-        while a.next_key_seed(Key { names: &[], first })?.is_some() {
-            first = false;
-            a.next_value_seed(As::<Ignore>::new())?;
-        }
-        Ok(())
-    }
-
-    /// Reads any value as `serde_json::Value` would (same visitor methods, same errors) and
-    /// keeps what `S` wants.
-    struct As<S>(std::marker::PhantomData<S>);
-
-    impl<S> As<S> {
-        fn new() -> Self {
-            As(std::marker::PhantomData)
-        }
-    }
-
-    impl<'de, S: Shape<'de>> DeserializeSeed<'de> for As<S> {
-        type Value = Option<S::Out>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+    impl<'de> DeserializeSeed<'de> for As {
+        type Value = Out;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Out, D::Error> {
             d.deserialize_any(self)
         }
     }
 
-    impl<'de, S: Shape<'de>> Visitor<'de> for As<S> {
-        type Value = Option<S::Out>;
+    impl<'de> Visitor<'de> for As {
+        type Value = Out;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str(EXPECTING)
         }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_bool<E>(self, _: bool) -> Result<Out, E> {
+            Ok(Out::Nothing)
         }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_i64<E>(self, _: i64) -> Result<Out, E> {
+            Ok(Out::Nothing)
         }
-        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Out, E> {
             // What the tree does with it (a range error when it fits no JSON number).
             use serde::Deserialize;
-            serde_json::Number::deserialize(de::value::I128Deserializer::<E>::new(v)).map(|_| None)
+            serde_json::Number::deserialize(de::value::I128Deserializer::<E>::new(v))
+                .map(|_| Out::Nothing)
         }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_u64<E>(self, _: u64) -> Result<Out, E> {
+            Ok(Out::Nothing)
         }
-        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Out, E> {
             use serde::Deserialize;
-            serde_json::Number::deserialize(de::value::U128Deserializer::<E>::new(v)).map(|_| None)
+            serde_json::Number::deserialize(de::value::U128Deserializer::<E>::new(v))
+                .map(|_| Out::Nothing)
         }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_f64<E>(self, _: f64) -> Result<Out, E> {
+            Ok(Out::Nothing)
         }
-        fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(S::string(s))
+        fn visit_str<E>(self, s: &str) -> Result<Out, E> {
+            Ok(match self.0 {
+                Want::Str => Out::Str(s.to_owned()),
+                _ => Out::Nothing,
+            })
         }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_none<E>(self) -> Result<Out, E> {
+            Ok(Out::Nothing)
         }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Out, D::Error> {
             d.deserialize_any(self)
         }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_unit<E>(self) -> Result<Out, E> {
+            Ok(Out::Nothing)
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
-            S::seq(a)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
-            S::map(a)
-        }
-    }
-
-    /// Any value, kept as nothing.
-    struct Ignore;
-    impl Shape<'_> for Ignore {
-        type Out = ();
-    }
-
-    /// A string (`Value::as_str`).
-    struct Str;
-    impl Shape<'_> for Str {
-        type Out = String;
-        fn string(s: &str) -> Option<String> {
-            Some(s.to_owned())
-        }
-    }
-
-    /// An entry's body: present whatever its shape; its fields read when it is a mapping.
-    struct Body;
-    impl<'de> Shape<'de> for Body {
-        type Out = Fields;
-        fn map<A: MapAccess<'de>>(mut a: A) -> Result<Option<Fields>, A::Error> {
-            let mut f = Fields::default();
-            let mut first = true;
-            while let Some(k) = a.next_key_seed(Key {
-                names: &FIELDS,
-                first,
-            })? {
-                first = false;
-                let v = a.next_value_seed(As::<Str>::new())?;
-                if let Some(i) = k {
-                    f.0[i] = v;
-                }
-            }
-            Ok(Some(f))
-        }
-    }
-
-    /// An entry of a list (`None` when it is not a mapping: it has no name and no body).
-    struct EntryOf<const L: usize>;
-    impl<'de, const L: usize> Shape<'de> for EntryOf<L> {
-        type Out = Entry;
-        fn map<A: MapAccess<'de>>(mut a: A) -> Result<Option<Entry>, A::Error> {
-            let list = List::ALL[L];
-            let names = ["name", list.inner()];
-            let mut e = Entry::default();
-            let mut first = true;
-            while let Some(k) = a.next_key_seed(Key {
-                names: &names,
-                first,
-            })? {
-                first = false;
-                match k {
-                    Some(0) => e.name = a.next_value_seed(As::<Str>::new())?,
-                    Some(_) => {
-                        // Present (a later duplicate replaces it), whatever its shape.
-                        e.body = Some(a.next_value_seed(As::<Body>::new())?.unwrap_or_default());
-                    }
-                    None => {
-                        a.next_value_seed(As::<Ignore>::new())?;
-                    }
-                }
-            }
-            Ok(Some(e))
-        }
-    }
-
-    /// A list: its entries when it is a sequence (an entry that is not a mapping is kept as
-    /// an entry without name or body, so that positions stay those of the file).
-    struct ListOf<const L: usize>;
-    impl<'de, const L: usize> Shape<'de> for ListOf<L> {
-        type Out = Vec<Entry>;
-        fn seq<A: SeqAccess<'de>>(mut a: A) -> Result<Option<Vec<Entry>>, A::Error> {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Out, A::Error> {
+            let Want::List(list) = self.0 else {
+                while a.next_element_seed(As(Want::Ignore))?.is_some() {}
+                return Ok(Out::Nothing);
+            };
+            // An entry that is not a mapping is kept as an entry without name or body, so
+            // that positions stay those of the file.
             let mut v = Vec::new();
-            while let Some(e) = a.next_element_seed(As::<EntryOf<L>>::new())? {
-                v.push(e.unwrap_or_default());
+            while let Some(e) = a.next_element_seed(As(Want::Entry(list)))? {
+                v.push(match e {
+                    Out::Entry(e) => e,
+                    _ => Entry::default(),
+                });
             }
-            Ok(Some(v))
+            Ok(Out::List(v))
         }
-    }
-
-    /// The top level.
-    struct Top;
-    impl<'de> Shape<'de> for Top {
-        type Out = Doc;
-        fn map<A: MapAccess<'de>>(mut a: A) -> Result<Option<Doc>, A::Error> {
-            const KEYS: [&str; 4] = ["current-context", "clusters", "contexts", "users"];
-            let mut d = Doc {
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Out, A::Error> {
+            const TOP: [&str; 4] = ["current-context", "clusters", "contexts", "users"];
+            let entry_keys;
+            let names: &[&'static str] = match self.0 {
+                Want::Body => &FIELDS,
+                Want::Entry(list) => {
+                    entry_keys = ["name", list.inner()];
+                    &entry_keys
+                }
+                Want::Top => &TOP,
+                _ => &[],
+            };
+            let mut fields = Fields::default();
+            let mut entry = Entry::default();
+            let mut doc = Doc {
                 mapping: true,
                 ..Doc::default()
             };
             let mut first = true;
-            while let Some(k) = a.next_key_seed(Key {
-                names: &KEYS,
-                first,
-            })? {
+            while let Some(k) = a.next_key_seed(Key { names, first })? {
                 first = false;
-                match k {
-                    Some(0) => d.current_context = a.next_value_seed(As::<Str>::new())?,
-                    Some(1) => d.lists[0] = a.next_value_seed(As::<ListOf<0>>::new())?,
-                    Some(2) => d.lists[1] = a.next_value_seed(As::<ListOf<1>>::new())?,
-                    Some(3) => d.lists[2] = a.next_value_seed(As::<ListOf<2>>::new())?,
+                // A later duplicate key replaces the earlier value, as in the tree.
+                match (self.0, k) {
+                    (Want::Body, Some(i)) => fields.0[i] = a.next_value_seed(As(Want::Str))?.str(),
+                    (Want::Entry(_), Some(0)) => {
+                        entry.name = a.next_value_seed(As(Want::Str))?.str();
+                    }
+                    (Want::Entry(_), Some(_)) => {
+                        // Present, whatever its shape.
+                        entry.body = Some(match a.next_value_seed(As(Want::Body))? {
+                            Out::Body(f) => f,
+                            _ => Fields::default(),
+                        });
+                    }
+                    (Want::Top, Some(0)) => {
+                        doc.current_context = a.next_value_seed(As(Want::Str))?.str();
+                    }
+                    (Want::Top, Some(i)) => {
+                        let list = List::ALL[i - 1];
+                        doc.lists[list as usize] = a.next_value_seed(As(Want::List(list)))?.list();
+                    }
                     _ => {
-                        a.next_value_seed(As::<Ignore>::new())?;
+                        a.next_value_seed(As(Want::Ignore))?;
                     }
                 }
             }
-            Ok(Some(d))
+            Ok(match self.0 {
+                Want::Body => Out::Body(fields),
+                Want::Entry(_) => Out::Entry(entry),
+                Want::Top => Out::Doc(doc),
+                _ => Out::Nothing,
+            })
         }
     }
 
     impl<'de> serde::Deserialize<'de> for Doc {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Doc, D::Error> {
             // Not a mapping at the top: `mapping` stays false (the caller's error).
-            Ok(As::<Top>::new().deserialize(d)?.unwrap_or_default())
+            Ok(match As(Want::Top).deserialize(d)? {
+                Out::Doc(doc) => doc,
+                _ => Doc::default(),
+            })
         }
     }
 }

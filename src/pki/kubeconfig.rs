@@ -495,7 +495,8 @@ fn replace_entry(
 /// The semantics are the tree's, to the error: the visitors accept exactly what
 /// `serde_json::Value`'s visitor accepts (so every document that parsed before parses now,
 /// every one refused before is refused with the same message), keys are read the way it
-/// reads them, a later duplicate key wins, and a field is "a string" only where the tree held
+/// reads them, a later duplicate key wins (moot today: serde-saphyr refuses duplicate keys
+/// before a visitor sees them), and a field is "a string" only where the tree held
 /// a `Value::String` (`Value::as_str`): a number, a boolean, null, a list or a mapping where
 /// a name is expected reads as absent, as before. Rewrites stay textual (see the module
 /// documentation): nothing is serialized from this type, so no field of the file is lost.

@@ -389,7 +389,7 @@ impl Cas {
     pub fn signer_of(&self, der: &[u8]) -> Option<CaId> {
         self.0.iter().find_map(|c| {
             c.cert()
-                .filter(|ca| cert::signed_by(der, &ca.der))
+                .filter(|ca| cert::signed_by_spki(der, &ca.info.spki_der))
                 .map(|_| c.id)
         })
     }

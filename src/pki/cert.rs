@@ -12,6 +12,10 @@ use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificat
 
 use crate::error::{Error, PemError};
 
+mod verify;
+
+pub use verify::IssuerKey;
+
 /// An owned, parsed certificate: the DER plus the facts kubecert needs.
 #[derive(Clone)]
 pub struct Cert {
@@ -81,12 +85,17 @@ pub struct CertInfo {
     /// again. Not a fact: not serialized, equal for any two values (see [`Signed`]).
     #[serde(skip)]
     pub signed: Signed,
+    /// This certificate's public key as an issuer, parsed once for the signatures it is
+    /// asked to verify ([`CertInfo::signed_by`]). Not a fact: not serialized, empty in a
+    /// clone, equal for any two values.
+    #[serde(skip)]
+    pub issuer_key: IssuerKey,
 }
 
 /// The signed parts of a certificate: its `tbsCertificate` bytes and what follows them
 /// (the DER of its `signatureAlgorithm` and `signatureValue`), read again the way
-/// x509-parser's certificate parser reads them. Empty when the [`CertInfo`] was not parsed from DER (deserialized): then
-/// [`CertInfo::signed_by_spki`] parses the DER it is given, as [`signed_by_spki`] does.
+/// x509-parser's certificate parser reads them. Empty when the [`CertInfo`] was not parsed
+/// from DER (deserialized): then [`CertInfo::signed_by`] parses the DER it is given.
 #[derive(Debug, Clone, Default)]
 pub struct Signed {
     tbs: Vec<u8>,
@@ -385,6 +394,7 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, NotACertificate> {
             tbs: x.tbs_certificate.as_ref().to_vec(),
             tail: after(der, x.tbs_certificate.as_ref()).to_vec(),
         },
+        issuer_key: IssuerKey::default(),
     };
     for ext in x.extensions() {
         match ext.parsed_extension() {
@@ -464,28 +474,36 @@ fn after<'d>(der: &'d [u8], tbs: &[u8]) -> &'d [u8] {
         .unwrap_or_default()
 }
 
+impl Signed {
+    /// The signed parts of the DER certificate `der` (one x509-parser parse); `None` when it
+    /// is not a certificate.
+    pub fn of(der: &[u8]) -> Option<Signed> {
+        let (_, x) = X509Certificate::from_der(der).ok()?;
+        let tbs = x.tbs_certificate.as_ref();
+        Some(Signed {
+            tbs: tbs.to_vec(),
+            tail: after(der, tbs).to_vec(),
+        })
+    }
+
+    /// Whether these parts carry a valid signature by `issuer`'s key: the verdict of
+    /// [`signed_by_spki`] for the same certificate and `issuer.spki_der`, with the key parsed
+    /// once per issuer ([`IssuerKey`]).
+    pub fn verified_by(&self, issuer: &CertInfo) -> bool {
+        verify::verify_parts(&self.tbs, &self.tail, &issuer.spki_der, &issuer.issuer_key)
+    }
+}
+
 impl CertInfo {
-    /// [`signed_by_spki`] for the certificate this value was parsed from (`cert_der`),
-    /// from the parts kept by [`parse_der`]: the same verification (x509-parser's
-    /// `verify_signature` over the same bytes), without parsing the certificate again.
-    pub fn signed_by_spki(&self, cert_der: &[u8], issuer_spki_der: &[u8]) -> bool {
-        use x509_parser::asn1_rs::BitString;
-        use x509_parser::prelude::AlgorithmIdentifier;
-        use x509_parser::x509::SubjectPublicKeyInfo;
-        let s = &self.signed;
-        if s.tbs.is_empty() {
-            return signed_by_spki(cert_der, issuer_spki_der);
+    /// Whether the certificate this value was parsed from (`cert_der`) carries a valid
+    /// signature by `issuer`'s key: [`signed_by_spki`]'s verdict, from the parts kept by
+    /// [`parse_der`] (no second parse of the certificate) and the issuer's key parsed once
+    /// ([`IssuerKey`]). A deserialized value (no parts) parses `cert_der`.
+    pub fn signed_by(&self, cert_der: &[u8], issuer: &CertInfo) -> bool {
+        if self.signed.tbs.is_empty() {
+            return Signed::of(cert_der).is_some_and(|s| s.verified_by(issuer));
         }
-        let Ok((rest, alg)) = AlgorithmIdentifier::from_der(&s.tail) else {
-            return false;
-        };
-        let (Ok((_, sig)), Ok((_, spki))) = (
-            BitString::from_der(rest),
-            SubjectPublicKeyInfo::from_der(issuer_spki_der),
-        ) else {
-            return false;
-        };
-        x509_parser::verify::verify_signature(&spki, &alg, &sig, &s.tbs).is_ok()
+        self.signed.verified_by(issuer)
     }
 }
 
@@ -730,43 +748,206 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
 mod tests {
     use super::*;
 
-    /// The verification from the parts kept by the one parse gives the verdict of
-    /// [`signed_by`] (which parses both certificates) for every pair of fixture
-    /// certificates (issuer, self-signed and unrelated pairs: both outcomes), for a
-    /// deserialized [`CertInfo`] (no parts: the DER is parsed), and refuses a signature
-    /// with one bit changed.
+    /// Certificates signed with the algorithms the fixtures lack (all of them are
+    /// sha256WithRSA but one ecdsa-with-SHA256): one RSA-2048 key signing with SHA-256,
+    /// SHA-384, SHA-512 and PSS-SHA-256 (one issuer key, several algorithms), an ECDSA P-384
+    /// CA and an Ed25519 CA, each with a leaf.
+    fn generated_certs() -> Vec<Cert> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_params = |cn: &str| {
+            let mut p = CertificateParams::new(vec![]).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        };
+        let leaf_params = |cn: &str| {
+            let mut p = CertificateParams::new(vec![format!("{cn}.example")]).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p
+        };
+        let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ders: Vec<Vec<u8>> = Vec::new();
+        let rsa =
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
+        let pkcs8 = rsa.serialize_der();
+        ders.push(
+            ca_params("rsa-ca")
+                .self_signed(&rsa)
+                .unwrap()
+                .der()
+                .to_vec(),
+        );
+        for alg in [
+            &rcgen::PKCS_RSA_SHA256,
+            &rcgen::PKCS_RSA_SHA384,
+            &rcgen::PKCS_RSA_SHA512,
+        ] {
+            let key = KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8.as_slice().into(), alg).unwrap();
+            let issuer = Issuer::new(ca_params("rsa-ca"), key);
+            let leaf = leaf_params(&format!("{alg:?}"))
+                .signed_by(&leaf_key, &issuer)
+                .unwrap();
+            ders.push(leaf.der().to_vec());
+        }
+        for alg in [&rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519] {
+            let key = KeyPair::generate_for(alg).unwrap();
+            let params = ca_params(&format!("{alg:?} ca"));
+            ders.push(params.self_signed(&key).unwrap().der().to_vec());
+            let issuer = Issuer::new(params, key);
+            let leaf = leaf_params(&format!("{alg:?}"))
+                .signed_by(&leaf_key, &issuer)
+                .unwrap();
+            ders.push(leaf.der().to_vec());
+        }
+        // rcgen does not sign RSA-PSS: an RSA-2048 CA (self-signed, PSS-SHA-256) and two
+        // leaves it signed with PSS-SHA-256 and PSS-SHA-512, made with openssl 3.0
+        // (`-sigopt rsa_padding_mode:pss`; `openssl verify` OK).
+        ders.extend(
+            pem_blocks(PSS.as_bytes())
+                .unwrap()
+                .into_iter()
+                .map(|b| b.into_contents()),
+        );
+        assert_eq!(ders.len(), 11);
+        ders.into_iter()
+            .map(|der| Cert {
+                info: parse_der(&der).unwrap(),
+                der,
+                chain: vec![],
+            })
+            .collect()
+    }
+
+    const PSS: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIDbTCCAiGgAwIBAgIUFgmR80UYSwxBOwk8326oB9Wg9R0wQQYJKoZIhvcNAQEK\n\
+MDSgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEF\n\
+AKIDAgEgMBExDzANBgNVBAMMBnBzcy1jYTAgFw0yNjEyMDIxMTExMjhaGA8yMTI2\n\
+MTEwODExMTEyOFowETEPMA0GA1UEAwwGcHNzLWNhMIIBIjANBgkqhkiG9w0BAQEF\n\
+AAOCAQ8AMIIBCgKCAQEAti5jtKBxLQrMSUYR/SgeObRDmDMAMreNv4NW5D2fSidX\n\
+V3pAS2oPpqqOJkymb0IGtiBIb1gscSMQrgXabmcyQQbzG4Re2jM7jrPxPXaAzzxu\n\
+zKtV9oB41dCh1Z4Vona/LoYqn6tzhOT3jYgOUb9HpLJgzR/LCUsbS60NOkymGKn7\n\
+TXE+pI/8RhXWlKFrKo7foxODzVDqycvy51nMlW1HsRocg+G9Q/kF01ifay0bg8g5\n\
+W0J4llr32QjFrhA2TH0BFO/tmOSYL/fq7FA1wiVPLMGcM9Q9LtmajboEJddj830k\n\
+g1LYObqFKmjmSI5KBuwmVDpzRvzTwI4IypDCvikfJQIDAQABo1MwUTAdBgNVHQ4E\n\
+FgQUhbAqCgovmWRdqyNcOuulenLB4g0wHwYDVR0jBBgwFoAUhbAqCgovmWRdqyNc\n\
+OuulenLB4g0wDwYDVR0TAQH/BAUwAwEB/zBBBgkqhkiG9w0BAQowNKAPMA0GCWCG\n\
+SAFlAwQCAQUAoRwwGgYJKoZIhvcNAQEIMA0GCWCGSAFlAwQCAQUAogMCASADggEB\n\
+ADB19MN5LoLV6+qPgNv2yWUOB1677CA/qIX2j2YIGZvmMuO7/8PexV2fl8V6ItSQ\n\
+D+8VD1D9+v55DOOho0GK4lTPJVECICjrF6vlWvzB2Lho2q0SCN7wK95EbSsRJ0dB\n\
+MQzEN+KI1kxgl/c7EF+IpNqnDU4ruAwoj/IEg1tNFUwqMBM+HkgcW0kJgkmZth5O\n\
+axekv6JUvooCRvSJR8GVQnCu/FmyzrX4916iFZV/YcN7GvAjKveoC2i7XcMD9c6Q\n\
+ISfRS67uok5AUwf+ZB2YqYXoooC4YGr2KZfS1XJMrFvwlJ3oulYRhQ6DSahlP2ra\n\
+l6VfUENT0Av4dt+RWkro8CA=\n\
+-----END CERTIFICATE-----\n\
+-----BEGIN CERTIFICATE-----\n\
+MIICODCB7QIBBzBBBgkqhkiG9w0BAQowNKAPMA0GCWCGSAFlAwQCAQUAoRwwGgYJ\n\
+KoZIhvcNAQEIMA0GCWCGSAFlAwQCAQUAogMCASAwETEPMA0GA1UEAwwGcHNzLWNh\n\
+MCAXDTI2MTIwMjExMTEyOFoYDzIxMjYxMTA4MTExMTI4WjAVMRMwEQYDVQQDDApw\n\
+c3Mtc2hhMjU2MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2u0NzuAVQ/cae3j3\n\
+wv8adLbLJn9Hj/dK5YYo+kopxfQzMknXqL2duvKeLlnvENDDh7i6xTSuzihACVAr\n\
+YGtugjBBBgkqhkiG9w0BAQowNKAPMA0GCWCGSAFlAwQCAQUAoRwwGgYJKoZIhvcN\n\
+AQEIMA0GCWCGSAFlAwQCAQUAogMCASADggEBAKDGwBfprwEvJ3iVkWN8K9UUVtEK\n\
+743aFGiQ0hsjoctgBwsLMzu/gAsY+W1pLwo63EPewB0mtxPSLUmqCcevTwaz2Tmo\n\
+syYgJGMsWKVS4g0rvYINhmYSMJWwqnzYMZGPADi3QCQXd3KdYlLj5aXj53CQoxJ0\n\
+gYFHLGirU0oQCxA7QBgU9ivYePnyKI1e8DpcPpIobGKFIRZQ4KiekFtiqORUFgUM\n\
+u0E+qGBv23XRFlvxQ/BsfRTjhtufQvyv49w1+MZEORLi1+VWaGeSmN6pDtVNpf9k\n\
+PSfO0kvphYISg8w0r0qKcYZy2H66LkxbpNuRH4Izgu8oPeprbuDDbXjwrWo=\n\
+-----END CERTIFICATE-----\n\
+-----BEGIN CERTIFICATE-----\n\
+MIICODCB7QIBBzBBBgkqhkiG9w0BAQowNKAPMA0GCWCGSAFlAwQCAwUAoRwwGgYJ\n\
+KoZIhvcNAQEIMA0GCWCGSAFlAwQCAwUAogMCAUAwETEPMA0GA1UEAwwGcHNzLWNh\n\
+MCAXDTI2MTIwMjExMTEyOFoYDzIxMjYxMTA4MTExMTI4WjAVMRMwEQYDVQQDDApw\n\
+c3Mtc2hhNTEyMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2u0NzuAVQ/cae3j3\n\
+wv8adLbLJn9Hj/dK5YYo+kopxfQzMknXqL2duvKeLlnvENDDh7i6xTSuzihACVAr\n\
+YGtugjBBBgkqhkiG9w0BAQowNKAPMA0GCWCGSAFlAwQCAwUAoRwwGgYJKoZIhvcN\n\
+AQEIMA0GCWCGSAFlAwQCAwUAogMCAUADggEBAFCISLsH7TMrd8OFEMCXzSCQwsD3\n\
+cXfn/ahJvlDeWk5Z3EYi8KjeaCbrrRtgklnsV5j+wCWB0v8YwV+/DZbI0kUhbXz5\n\
+kCx9Ackp+z6F8Qdnl6/9c5niqYOsnkGGEj4bsqxiZGYsK89CRP6gM0HdNEA1EtMj\n\
+3jArwuhzn8jl8RlOKMLRV9CrugYDrMTrtTgjRt4pWgtdaxHi5U0lEWTwiOKYCcOV\n\
+3/FmTgbo4aDUxQFE93nGp10uXEoMnrrmGPByLFdzyBPBmT7F0T53KudZkHd/6Ac/\n\
+/oBkaz0z5twNE/JmjyV2QhAVfglOPYV8g6RQdjwmEWpYlNBdWVeNDcbiiDc=\n\
+-----END CERTIFICATE-----\n\
+";
+
+    /// [`CertInfo::signed_by`] (kept parts, the issuer's key parsed once and reused:
+    /// [`IssuerKey`]) answers what x509-parser's `verify_signature` answers ([`signed_by`]):
+    /// for every (certificate, issuer) pair of the fixtures' certificates and of
+    /// [`generated_certs`], with each issuer's kept key reused across all its pairs (issuers
+    /// in the outer loop) and fresh (a clone), for deserialized values (no kept parts), by
+    /// [`Signed::of`]; and refused, with the key already kept, for every signed pair with one
+    /// byte of the signature or of the signed bytes flipped.
     #[test]
-    fn signed_by_kept_parts_equals_signed_by() {
-        let certs: Vec<Cert> = fixture_pems()
+    fn issuer_key_equals_x509_parser() {
+        let mut certs: Vec<Cert> = fixture_pems()
             .iter()
             .filter_map(|(_, b)| parse_pem_bundle(b).ok())
             .collect();
         assert!(certs.len() >= 40, "{} fixture certificates", certs.len());
-        let (mut yes, mut no) = (0, 0);
-        for c in &certs {
-            let back: CertInfo =
-                serde_json::from_value(serde_json::to_value(&c.info).unwrap()).unwrap();
-            assert!(back.signed.tbs.is_empty());
-            assert_eq!(back, c.info, "facts compare equal, parts aside");
-            for i in &certs {
+        certs.extend(generated_certs());
+        let (mut yes, mut no, mut tampered) = (0, 0, 0);
+        for i in &certs {
+            for c in &certs {
                 let want = signed_by(&c.der, &i.der);
-                assert_eq!(c.info.signed_by_spki(&c.der, &i.info.spki_der), want);
-                assert_eq!(back.signed_by_spki(&c.der, &i.info.spki_der), want);
-                if want {
-                    yes += 1;
-                } else {
+                assert_eq!(want, signed_by_spki(&c.der, &i.info.spki_der));
+                let what = format!("{} by {}", c.info.subject, i.info.subject);
+                assert_eq!(c.info.signed_by(&c.der, &i.info), want, "{what}");
+                assert_eq!(
+                    c.info.signed_by(&c.der, &i.info.clone()),
+                    want,
+                    "{what} (fresh)"
+                );
+                let back: CertInfo =
+                    serde_json::from_value(serde_json::to_value(&c.info).unwrap()).unwrap();
+                assert!(back.signed.tbs.is_empty());
+                assert_eq!(back, c.info, "facts compare equal, parts aside");
+                assert_eq!(
+                    back.signed_by(&c.der, &i.info),
+                    want,
+                    "{what} (deserialized)"
+                );
+                let parts = Signed::of(&c.der).unwrap();
+                assert_eq!(parts.verified_by(&i.info), want, "{what} (Signed::of)");
+                if !want {
                     no += 1;
+                    continue;
+                }
+                yes += 1;
+                // The issuer's key is kept now: a tampered signature or signed byte must still
+                // be refused (every signature verified, none answered from the kept key).
+                for at in [parts.tail.len() - 1, parts.tail.len() - 9] {
+                    let mut bad = parts.clone();
+                    bad.tail[at] ^= 0x01;
+                    assert!(
+                        !bad.verified_by(&i.info),
+                        "{what}: signature byte {at} flipped"
+                    );
+                    tampered += 1;
+                }
+                for at in [parts.tbs.len() - 1, parts.tbs.len() / 2] {
+                    let mut bad = parts.clone();
+                    bad.tbs[at] ^= 0x01;
+                    assert!(
+                        !bad.verified_by(&i.info),
+                        "{what}: signed byte {at} flipped"
+                    );
+                    tampered += 1;
                 }
             }
+        }
+        // Also through the DER, against the old path: a flipped signature bit.
+        for c in &certs {
             if signed_by(&c.der, &c.der) {
                 let mut bad = c.der.clone();
                 let n = bad.len();
                 bad[n - 3] ^= 0x01;
                 let info = parse_der(&bad).unwrap();
-                assert!(!info.signed_by_spki(&bad, &c.info.spki_der));
+                assert!(!signed_by(&bad, &c.der));
+                assert!(!info.signed_by(&bad, &c.info));
             }
         }
-        assert!(yes >= 40 && no >= 1000, "{yes} signed, {no} not");
+        assert!(yes >= 50 && no >= 1000, "{yes} signed, {no} not");
+        assert_eq!(tampered, 4 * yes);
     }
 
     /// Every PEM file of tests/fixtures (certificates, keys, `sa.pub`), sorted.

@@ -387,19 +387,20 @@ impl Cas {
 
     /// Which of the loaded CAs signed `der` (by signature, not by subject).
     pub fn signer_of(&self, der: &[u8]) -> Option<CaId> {
+        let signed = cert::Signed::of(der)?;
         self.0.iter().find_map(|c| {
             c.cert()
-                .filter(|ca| cert::signed_by_spki(der, &ca.info.spki_der))
+                .filter(|ca| signed.verified_by(&ca.info))
                 .map(|_| c.id)
         })
     }
 
     /// [`Cas::signer_of`] for a parsed certificate: the same verifications, from the parts
-    /// its one parse kept and the CAs' parsed public keys ([`cert::CertInfo::signed_by_spki`]).
+    /// its one parse kept and the CAs' keys parsed once ([`cert::CertInfo::signed_by`]).
     pub fn signer_of_cert(&self, leaf: &Cert) -> Option<CaId> {
         self.0.iter().find_map(|c| {
             c.cert()
-                .filter(|ca| leaf.info.signed_by_spki(&leaf.der, &ca.info.spki_der))
+                .filter(|ca| leaf.info.signed_by(&leaf.der, &ca.info))
                 .map(|_| c.id)
         })
     }

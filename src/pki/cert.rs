@@ -526,44 +526,45 @@ pub fn pem_blocks(bytes: &[u8]) -> Result<Vec<::pem::Pem>, ::pem::PemError> {
 }
 
 /// The fast path of [`pem_blocks`]; `None` when the text is not in the canonical layout.
-fn pem_fast(mut input: &[u8]) -> Option<Vec<::pem::Pem>> {
+fn pem_fast(input: &[u8]) -> Option<Vec<::pem::Pem>> {
     use base64::Engine;
+    // Searched as text: `str::find` and `split` on a char use core's word-at-a-time memchr,
+    // where a byte-wise `position` cost ~4 instructions per byte (0.4 M per check). Text
+    // that is not UTF-8 is not canonical: the crate decides.
+    let mut input = std::str::from_utf8(input).ok()?;
     // The label: upper-case letters, digits and spaces, up to the first '-', which must
     // start "-----" (the crate's tag is the text up to the first "-----").
-    fn label(input: &[u8]) -> Option<(&[u8], &[u8])> {
-        let n = input.iter().position(|&b| b == b'-')?;
+    fn label(input: &str) -> Option<(&str, &str)> {
+        let n = input.find('-')?;
         let (l, rest) = input.split_at(n);
         let ok = !l.is_empty()
-            && l.iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b' ');
+            && l.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
         ok.then_some(())?;
-        Some((l, rest.strip_prefix(b"-----")?))
+        Some((l, rest.strip_prefix("-----")?))
     }
     // The crate's whitespace after a BEGIN or END line: [ \t\n\r]*.
-    fn skip_ws(mut input: &[u8]) -> &[u8] {
-        while let [b' ' | b'\t' | b'\n' | b'\r', rest @ ..] = input {
-            input = rest;
-        }
-        input
+    fn skip_ws(input: &str) -> &str {
+        input.trim_start_matches([' ', '\t', '\n', '\r'])
     }
     let mut out = Vec::new();
     loop {
-        let (tag, rest) = label(input.strip_prefix(b"-----BEGIN ")?)?;
+        let (tag, rest) = label(input.strip_prefix("-----BEGIN ")?)?;
         input = skip_ws(rest);
         // The payload ends at the first '-' (none in base64), which must start "-----END ".
-        let end = input.iter().position(|&b| b == b'-')?;
+        let end = input.find('-')?;
         let (payload, rest) = input.split_at(end);
         let mut b64 = Vec::with_capacity(payload.len());
-        let mut lines = payload.split(|&b| b == b'\n').peekable();
+        let mut lines = payload.split('\n').peekable();
         while let Some(line) = lines.next() {
             // A blank line (an empty piece before the last) would make the text before it
             // the crate's "headers".
             if line.is_empty() && lines.peek().is_some() {
                 return None;
             }
-            b64.extend_from_slice(line);
+            b64.extend_from_slice(line.as_bytes());
         }
-        let (end_tag, rest) = label(rest.strip_prefix(b"-----END ")?)?;
+        let (end_tag, rest) = label(rest.strip_prefix("-----END ")?)?;
         if end_tag != tag {
             return None;
         }
@@ -573,7 +574,7 @@ fn pem_fast(mut input: &[u8]) -> Option<Vec<::pem::Pem>> {
         let contents = base64::engine::general_purpose::STANDARD
             .decode(&b64)
             .ok()?;
-        out.push(::pem::Pem::new(std::str::from_utf8(tag).ok()?, contents));
+        out.push(::pem::Pem::new(tag, contents));
         input = skip_ws(rest);
         if input.is_empty() {
             return Some(out);

@@ -558,14 +558,13 @@ fn status_for(e: &Entry, layout: &Layout, cas: &Cas, material: &Material) -> Cer
             let by_expected = e.ca.filter(|ca| {
                 cas.get(*ca)
                     .and_then(|c| c.cert())
-                    .is_some_and(|c| pki::cert::signed_by_spki(&found.cert.der, &c.info.spki_der))
+                    .is_some_and(|c| info.signed_by(&found.cert.der, &c.info))
             });
-            let self_signed =
-                e.is_ca() && pki::cert::signed_by_spki(&found.cert.der, &info.spki_der);
+            let self_signed = e.is_ca() && info.signed_by(&found.cert.der, info);
             let signed_by = if by_expected.is_some() || self_signed {
                 by_expected
             } else {
-                cas.signer_of(&found.cert.der)
+                cas.signer_of_cert(&found.cert)
             };
             if e.is_ca() {
                 if !info.is_ca {

@@ -12,6 +12,10 @@ use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificat
 
 use crate::error::{Error, PemError};
 
+mod verify;
+
+pub use verify::IssuerKey;
+
 /// An owned, parsed certificate: the DER plus the facts kubecert needs.
 #[derive(Clone)]
 pub struct Cert {
@@ -76,7 +80,37 @@ pub struct CertInfo {
     pub spki_der: Vec<u8>,
     /// Subject key identifier, if present.
     pub subject_key_id: Option<Vec<u8>>,
+    /// What verifying this certificate's signature needs, kept from the one parse
+    /// ([`parse_der`]) so that [`CertInfo::signed_by_spki`] does not parse the certificate
+    /// again. Not a fact: not serialized, equal for any two values (see [`Signed`]).
+    #[serde(skip)]
+    pub signed: Signed,
+    /// This certificate's public key as an issuer, parsed once for the signatures it is
+    /// asked to verify ([`CertInfo::signed_by`]). Not a fact: not serialized, empty in a
+    /// clone, equal for any two values.
+    #[serde(skip)]
+    pub issuer_key: IssuerKey,
 }
+
+/// The signed parts of a certificate: its `tbsCertificate` bytes and what follows them
+/// (the DER of its `signatureAlgorithm` and `signatureValue`), read again the way
+/// x509-parser's certificate parser reads them. Empty when the [`CertInfo`] was not parsed
+/// from DER (deserialized): then [`CertInfo::signed_by`] parses the DER it is given.
+#[derive(Debug, Clone, Default)]
+pub struct Signed {
+    tbs: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+/// Derived from the DER, not a fact of the certificate: [`CertInfo`]'s equality stays
+/// that of its facts (a deserialized value equals the parsed one).
+impl PartialEq for Signed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Signed {}
 
 impl CertInfo {
     /// Whether the cert is valid at `now` (Unix seconds).
@@ -317,6 +351,40 @@ pub fn dn_fields(name_der: &[u8]) -> std::collections::BTreeMap<&'static str, St
     out
 }
 
+/// A name as x509-parser's `Display` prints it (`X509Name::to_string`). That builds
+/// x509-parser's whole OID registry on its first use in a process (~0.15 M instructions,
+/// callgrind: a seventh of `check`'s work outside signatures, parsing and YAML), only to
+/// name attribute types its abbreviation table does not name; for a name made of those
+/// types only (CN, C, L, ST, O, OU, DC, Email: every kubeadm name) the registry is never
+/// read, so an empty one prints the same text. Tested equal to `to_string` on every fixture
+/// name and on names with other types (`name_text_equals_x509_parser_display`).
+fn name_text(name: &x509_parser::x509::X509Name) -> String {
+    use x509_parser::oid_registry::{
+        OidRegistry, OID_DOMAIN_COMPONENT, OID_PKCS9_EMAIL_ADDRESS, OID_X509_COMMON_NAME,
+        OID_X509_COUNTRY_NAME, OID_X509_LOCALITY_NAME, OID_X509_ORGANIZATIONAL_UNIT,
+        OID_X509_ORGANIZATION_NAME, OID_X509_STATE_OR_PROVINCE_NAME,
+    };
+    // x509-parser 0.18's ABBREV_MAP (objects.rs).
+    let abbreviated = [
+        OID_X509_COMMON_NAME,
+        OID_X509_COUNTRY_NAME,
+        OID_X509_LOCALITY_NAME,
+        OID_X509_STATE_OR_PROVINCE_NAME,
+        OID_X509_ORGANIZATION_NAME,
+        OID_X509_ORGANIZATIONAL_UNIT,
+        OID_DOMAIN_COMPONENT,
+        OID_PKCS9_EMAIL_ADDRESS,
+    ];
+    if !name
+        .iter_attributes()
+        .all(|a| abbreviated.contains(a.attr_type()))
+    {
+        return name.to_string();
+    }
+    name.to_string_with_registry(&OidRegistry::default())
+        .unwrap_or_else(|_| "<X509Error: Invalid X.509 name>".to_string())
+}
+
 /// DER that is not an X.509 certificate.
 #[derive(Debug, thiserror::Error)]
 #[error("not an X.509 certificate")]
@@ -326,9 +394,9 @@ pub struct NotACertificate(#[source] pub x509_parser::nom::Err<x509_parser::erro
 pub fn parse_der(der: &[u8]) -> Result<CertInfo, NotACertificate> {
     let (_, x) = X509Certificate::from_der(der).map_err(NotACertificate)?;
     let mut info = CertInfo {
-        subject: x.subject().to_string(),
+        subject: name_text(x.subject()),
         subject_der: x.subject().as_raw().to_vec(),
-        issuer: x.issuer().to_string(),
+        issuer: name_text(x.issuer()),
         issuer_der: x.issuer().as_raw().to_vec(),
         common_name: x
             .subject()
@@ -356,6 +424,11 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, NotACertificate> {
         key_algorithm: key_algorithm(&x),
         spki_der: x.public_key().raw.to_vec(),
         subject_key_id: None,
+        signed: Signed {
+            tbs: x.tbs_certificate.as_ref().to_vec(),
+            tail: after(der, x.tbs_certificate.as_ref()).to_vec(),
+        },
+        issuer_key: IssuerKey::default(),
     };
     for ext in x.extensions() {
         match ext.parsed_extension() {
@@ -427,6 +500,47 @@ pub fn signed_by_spki(cert_der: &[u8], issuer_spki_der: &[u8]) -> bool {
     c.verify_signature(Some(&spki)).is_ok()
 }
 
+/// The bytes of `der` after its `tbsCertificate` (`tbs`, a subslice of `der`): the
+/// `signatureAlgorithm` and `signatureValue` elements of the outer SEQUENCE.
+fn after<'d>(der: &'d [u8], tbs: &[u8]) -> &'d [u8] {
+    let start = (tbs.as_ptr() as usize).wrapping_sub(der.as_ptr() as usize);
+    der.get(start.saturating_add(tbs.len())..)
+        .unwrap_or_default()
+}
+
+impl Signed {
+    /// The signed parts of the DER certificate `der` (one x509-parser parse); `None` when it
+    /// is not a certificate.
+    pub fn of(der: &[u8]) -> Option<Signed> {
+        let (_, x) = X509Certificate::from_der(der).ok()?;
+        let tbs = x.tbs_certificate.as_ref();
+        Some(Signed {
+            tbs: tbs.to_vec(),
+            tail: after(der, tbs).to_vec(),
+        })
+    }
+
+    /// Whether these parts carry a valid signature by `issuer`'s key: the verdict of
+    /// [`signed_by_spki`] for the same certificate and `issuer.spki_der`, with the key parsed
+    /// once per issuer ([`IssuerKey`]).
+    pub fn verified_by(&self, issuer: &CertInfo) -> bool {
+        verify::verify_parts(&self.tbs, &self.tail, &issuer.spki_der, &issuer.issuer_key)
+    }
+}
+
+impl CertInfo {
+    /// Whether the certificate this value was parsed from (`cert_der`) carries a valid
+    /// signature by `issuer`'s key: [`signed_by_spki`]'s verdict, from the parts kept by
+    /// [`parse_der`] (no second parse of the certificate) and the issuer's key parsed once
+    /// ([`IssuerKey`]). A deserialized value (no parts) parses `cert_der`.
+    pub fn signed_by(&self, cert_der: &[u8], issuer: &CertInfo) -> bool {
+        if self.signed.tbs.is_empty() {
+            return Signed::of(cert_der).is_some_and(|s| s.verified_by(issuer));
+        }
+        self.signed.verified_by(issuer)
+    }
+}
+
 /// The PEM blocks of `bytes`, exactly as [`pem::parse_many`] returns them (tags, contents,
 /// headers, errors), read faster when the text is laid out as kubeadm, openssl and kubecert
 /// write it: `-----BEGIN L-----`, lines of base64 separated by single `\n`, `-----END L-----`,
@@ -446,44 +560,45 @@ pub fn pem_blocks(bytes: &[u8]) -> Result<Vec<::pem::Pem>, ::pem::PemError> {
 }
 
 /// The fast path of [`pem_blocks`]; `None` when the text is not in the canonical layout.
-fn pem_fast(mut input: &[u8]) -> Option<Vec<::pem::Pem>> {
+fn pem_fast(input: &[u8]) -> Option<Vec<::pem::Pem>> {
     use base64::Engine;
+    // Searched as text: `str::find` and `split` on a char use core's word-at-a-time memchr,
+    // where a byte-wise `position` cost ~4 instructions per byte (0.4 M per check). Text
+    // that is not UTF-8 is not canonical: the crate decides.
+    let mut input = std::str::from_utf8(input).ok()?;
     // The label: upper-case letters, digits and spaces, up to the first '-', which must
     // start "-----" (the crate's tag is the text up to the first "-----").
-    fn label(input: &[u8]) -> Option<(&[u8], &[u8])> {
-        let n = input.iter().position(|&b| b == b'-')?;
+    fn label(input: &str) -> Option<(&str, &str)> {
+        let n = input.find('-')?;
         let (l, rest) = input.split_at(n);
         let ok = !l.is_empty()
-            && l.iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b' ');
+            && l.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
         ok.then_some(())?;
-        Some((l, rest.strip_prefix(b"-----")?))
+        Some((l, rest.strip_prefix("-----")?))
     }
     // The crate's whitespace after a BEGIN or END line: [ \t\n\r]*.
-    fn skip_ws(mut input: &[u8]) -> &[u8] {
-        while let [b' ' | b'\t' | b'\n' | b'\r', rest @ ..] = input {
-            input = rest;
-        }
-        input
+    fn skip_ws(input: &str) -> &str {
+        input.trim_start_matches([' ', '\t', '\n', '\r'])
     }
     let mut out = Vec::new();
     loop {
-        let (tag, rest) = label(input.strip_prefix(b"-----BEGIN ")?)?;
+        let (tag, rest) = label(input.strip_prefix("-----BEGIN ")?)?;
         input = skip_ws(rest);
         // The payload ends at the first '-' (none in base64), which must start "-----END ".
-        let end = input.iter().position(|&b| b == b'-')?;
+        let end = input.find('-')?;
         let (payload, rest) = input.split_at(end);
         let mut b64 = Vec::with_capacity(payload.len());
-        let mut lines = payload.split(|&b| b == b'\n').peekable();
+        let mut lines = payload.split('\n').peekable();
         while let Some(line) = lines.next() {
             // A blank line (an empty piece before the last) would make the text before it
             // the crate's "headers".
             if line.is_empty() && lines.peek().is_some() {
                 return None;
             }
-            b64.extend_from_slice(line);
+            b64.extend_from_slice(line.as_bytes());
         }
-        let (end_tag, rest) = label(rest.strip_prefix(b"-----END ")?)?;
+        let (end_tag, rest) = label(rest.strip_prefix("-----END ")?)?;
         if end_tag != tag {
             return None;
         }
@@ -493,7 +608,7 @@ fn pem_fast(mut input: &[u8]) -> Option<Vec<::pem::Pem>> {
         let contents = base64::engine::general_purpose::STANDARD
             .decode(&b64)
             .ok()?;
-        out.push(::pem::Pem::new(std::str::from_utf8(tag).ok()?, contents));
+        out.push(::pem::Pem::new(tag, contents));
         input = skip_ws(rest);
         if input.is_empty() {
             return Some(out);
@@ -667,6 +782,260 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Certificates signed with the algorithms the fixtures lack (all of them are
+    /// sha256WithRSA but one ecdsa-with-SHA256): one RSA-2048 key signing with SHA-256,
+    /// SHA-384, SHA-512 and PSS-SHA-256 (one issuer key, several algorithms), an ECDSA P-384
+    /// CA and an Ed25519 CA, each with a leaf.
+    fn generated_certs() -> Vec<Cert> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_params = |cn: &str| {
+            let mut p = CertificateParams::new(vec![]).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        };
+        let leaf_params = |cn: &str| {
+            let mut p = CertificateParams::new(vec![format!("{cn}.example")]).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p
+        };
+        let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ders: Vec<Vec<u8>> = Vec::new();
+        let rsa =
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
+        let pkcs8 = rsa.serialize_der();
+        ders.push(
+            ca_params("rsa-ca")
+                .self_signed(&rsa)
+                .unwrap()
+                .der()
+                .to_vec(),
+        );
+        for alg in [
+            &rcgen::PKCS_RSA_SHA256,
+            &rcgen::PKCS_RSA_SHA384,
+            &rcgen::PKCS_RSA_SHA512,
+        ] {
+            let key = KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8.as_slice().into(), alg).unwrap();
+            let issuer = Issuer::new(ca_params("rsa-ca"), key);
+            let leaf = leaf_params(&format!("{alg:?}"))
+                .signed_by(&leaf_key, &issuer)
+                .unwrap();
+            ders.push(leaf.der().to_vec());
+        }
+        for alg in [&rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519] {
+            let key = KeyPair::generate_for(alg).unwrap();
+            let params = ca_params(&format!("{alg:?} ca"));
+            ders.push(params.self_signed(&key).unwrap().der().to_vec());
+            let issuer = Issuer::new(params, key);
+            let leaf = leaf_params(&format!("{alg:?}"))
+                .signed_by(&leaf_key, &issuer)
+                .unwrap();
+            ders.push(leaf.der().to_vec());
+        }
+        // rcgen does not sign RSA-PSS: an RSA-2048 CA (self-signed, PSS-SHA-256) and two
+        // leaves it signed with PSS-SHA-256 and PSS-SHA-512, made with openssl 3.0
+        // (`-sigopt rsa_padding_mode:pss`; `openssl verify` OK).
+        ders.extend(
+            pem_blocks(PSS.as_bytes())
+                .unwrap()
+                .into_iter()
+                .map(|b| b.into_contents()),
+        );
+        assert_eq!(ders.len(), 11);
+        ders.into_iter()
+            .map(|der| Cert {
+                info: parse_der(&der).unwrap(),
+                der,
+                chain: vec![],
+            })
+            .collect()
+    }
+
+    const PSS: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIDbTCCAiGgAwIBAgIUFgmR80UYSwxBOwk8326oB9Wg9R0wQQYJKoZIhvcNAQEK\n\
+MDSgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEF\n\
+AKIDAgEgMBExDzANBgNVBAMMBnBzcy1jYTAgFw0yNjEyMDIxMTExMjhaGA8yMTI2\n\
+MTEwODExMTEyOFowETEPMA0GA1UEAwwGcHNzLWNhMIIBIjANBgkqhkiG9w0BAQEF\n\
+AAOCAQ8AMIIBCgKCAQEAti5jtKBxLQrMSUYR/SgeObRDmDMAMreNv4NW5D2fSidX\n\
+V3pAS2oPpqqOJkymb0IGtiBIb1gscSMQrgXabmcyQQbzG4Re2jM7jrPxPXaAzzxu\n\
+zKtV9oB41dCh1Z4Vona/LoYqn6tzhOT3jYgOUb9HpLJgzR/LCUsbS60NOkymGKn7\n\
+TXE+pI/8RhXWlKFrKo7foxODzVDqycvy51nMlW1HsRocg+G9Q/kF01ifay0bg8g5\n\
+W0J4llr32QjFrhA2TH0BFO/tmOSYL/fq7FA1wiVPLMGcM9Q9LtmajboEJddj830k\n\
+g1LYObqFKmjmSI5KBuwmVDpzRvzTwI4IypDCvikfJQIDAQABo1MwUTAdBgNVHQ4E\n\
+FgQUhbAqCgovmWRdqyNcOuulenLB4g0wHwYDVR0jBBgwFoAUhbAqCgovmWRdqyNc\n\
+OuulenLB4g0wDwYDVR0TAQH/BAUwAwEB/zBBBgkqhkiG9w0BAQowNKAPMA0GCWCG\n\
+SAFlAwQCAQUAoRwwGgYJKoZIhvcNAQEIMA0GCWCGSAFlAwQCAQUAogMCASADggEB\n\
+ADB19MN5LoLV6+qPgNv2yWUOB1677CA/qIX2j2YIGZvmMuO7/8PexV2fl8V6ItSQ\n\
+D+8VD1D9+v55DOOho0GK4lTPJVECICjrF6vlWvzB2Lho2q0SCN7wK95EbSsRJ0dB\n\
+MQzEN+KI1kxgl/c7EF+IpNqnDU4ruAwoj/IEg1tNFUwqMBM+HkgcW0kJgkmZth5O\n\
+axekv6JUvooCRvSJR8GVQnCu/FmyzrX4916iFZV/YcN7GvAjKveoC2i7XcMD9c6Q\n\
+ISfRS67uok5AUwf+ZB2YqYXoooC4YGr2KZfS1XJMrFvwlJ3oulYRhQ6DSahlP2ra\n\
+l6VfUENT0Av4dt+RWkro8CA=\n\
+-----END CERTIFICATE-----\n\
+-----BEGIN CERTIFICATE-----\n\
+MIICODCB7QIBBzBBBgkqhkiG9w0BAQowNKAPMA0GCWCGSAFlAwQCAQUAoRwwGgYJ\n\
+KoZIhvcNAQEIMA0GCWCGSAFlAwQCAQUAogMCASAwETEPMA0GA1UEAwwGcHNzLWNh\n\
+MCAXDTI2MTIwMjExMTEyOFoYDzIxMjYxMTA4MTExMTI4WjAVMRMwEQYDVQQDDApw\n\
+c3Mtc2hhMjU2MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2u0NzuAVQ/cae3j3\n\
+wv8adLbLJn9Hj/dK5YYo+kopxfQzMknXqL2duvKeLlnvENDDh7i6xTSuzihACVAr\n\
+YGtugjBBBgkqhkiG9w0BAQowNKAPMA0GCWCGSAFlAwQCAQUAoRwwGgYJKoZIhvcN\n\
+AQEIMA0GCWCGSAFlAwQCAQUAogMCASADggEBAKDGwBfprwEvJ3iVkWN8K9UUVtEK\n\
+743aFGiQ0hsjoctgBwsLMzu/gAsY+W1pLwo63EPewB0mtxPSLUmqCcevTwaz2Tmo\n\
+syYgJGMsWKVS4g0rvYINhmYSMJWwqnzYMZGPADi3QCQXd3KdYlLj5aXj53CQoxJ0\n\
+gYFHLGirU0oQCxA7QBgU9ivYePnyKI1e8DpcPpIobGKFIRZQ4KiekFtiqORUFgUM\n\
+u0E+qGBv23XRFlvxQ/BsfRTjhtufQvyv49w1+MZEORLi1+VWaGeSmN6pDtVNpf9k\n\
+PSfO0kvphYISg8w0r0qKcYZy2H66LkxbpNuRH4Izgu8oPeprbuDDbXjwrWo=\n\
+-----END CERTIFICATE-----\n\
+-----BEGIN CERTIFICATE-----\n\
+MIICODCB7QIBBzBBBgkqhkiG9w0BAQowNKAPMA0GCWCGSAFlAwQCAwUAoRwwGgYJ\n\
+KoZIhvcNAQEIMA0GCWCGSAFlAwQCAwUAogMCAUAwETEPMA0GA1UEAwwGcHNzLWNh\n\
+MCAXDTI2MTIwMjExMTEyOFoYDzIxMjYxMTA4MTExMTI4WjAVMRMwEQYDVQQDDApw\n\
+c3Mtc2hhNTEyMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2u0NzuAVQ/cae3j3\n\
+wv8adLbLJn9Hj/dK5YYo+kopxfQzMknXqL2duvKeLlnvENDDh7i6xTSuzihACVAr\n\
+YGtugjBBBgkqhkiG9w0BAQowNKAPMA0GCWCGSAFlAwQCAwUAoRwwGgYJKoZIhvcN\n\
+AQEIMA0GCWCGSAFlAwQCAwUAogMCAUADggEBAFCISLsH7TMrd8OFEMCXzSCQwsD3\n\
+cXfn/ahJvlDeWk5Z3EYi8KjeaCbrrRtgklnsV5j+wCWB0v8YwV+/DZbI0kUhbXz5\n\
+kCx9Ackp+z6F8Qdnl6/9c5niqYOsnkGGEj4bsqxiZGYsK89CRP6gM0HdNEA1EtMj\n\
+3jArwuhzn8jl8RlOKMLRV9CrugYDrMTrtTgjRt4pWgtdaxHi5U0lEWTwiOKYCcOV\n\
+3/FmTgbo4aDUxQFE93nGp10uXEoMnrrmGPByLFdzyBPBmT7F0T53KudZkHd/6Ac/\n\
+/oBkaz0z5twNE/JmjyV2QhAVfglOPYV8g6RQdjwmEWpYlNBdWVeNDcbiiDc=\n\
+-----END CERTIFICATE-----\n\
+";
+
+    /// [`CertInfo::signed_by`] (kept parts, the issuer's key parsed once and reused:
+    /// [`IssuerKey`]) answers what x509-parser's `verify_signature` answers ([`signed_by`]):
+    /// for every (certificate, issuer) pair of the fixtures' certificates and of
+    /// [`generated_certs`], with each issuer's kept key reused across all its pairs (issuers
+    /// in the outer loop) and fresh (a clone), for deserialized values (no kept parts), by
+    /// [`Signed::of`]; and refused, with the key already kept, for every signed pair with one
+    /// byte of the signature or of the signed bytes flipped.
+    #[test]
+    fn issuer_key_equals_x509_parser() {
+        let mut certs: Vec<Cert> = fixture_pems()
+            .iter()
+            .filter_map(|(_, b)| parse_pem_bundle(b).ok())
+            .collect();
+        assert!(certs.len() >= 40, "{} fixture certificates", certs.len());
+        certs.extend(generated_certs());
+        let (mut yes, mut no, mut tampered) = (0, 0, 0);
+        for i in &certs {
+            for c in &certs {
+                let want = signed_by(&c.der, &i.der);
+                assert_eq!(want, signed_by_spki(&c.der, &i.info.spki_der));
+                let what = format!("{} by {}", c.info.subject, i.info.subject);
+                assert_eq!(c.info.signed_by(&c.der, &i.info), want, "{what}");
+                assert_eq!(
+                    c.info.signed_by(&c.der, &i.info.clone()),
+                    want,
+                    "{what} (fresh)"
+                );
+                let back: CertInfo =
+                    serde_json::from_value(serde_json::to_value(&c.info).unwrap()).unwrap();
+                assert!(back.signed.tbs.is_empty());
+                assert_eq!(back, c.info, "facts compare equal, parts aside");
+                assert_eq!(
+                    back.signed_by(&c.der, &i.info),
+                    want,
+                    "{what} (deserialized)"
+                );
+                let parts = Signed::of(&c.der).unwrap();
+                assert_eq!(parts.verified_by(&i.info), want, "{what} (Signed::of)");
+                if !want {
+                    no += 1;
+                    continue;
+                }
+                yes += 1;
+                // The issuer's key is kept now: a tampered signature or signed byte must still
+                // be refused (every signature verified, none answered from the kept key).
+                for at in [parts.tail.len() - 1, parts.tail.len() - 9] {
+                    let mut bad = parts.clone();
+                    bad.tail[at] ^= 0x01;
+                    assert!(
+                        !bad.verified_by(&i.info),
+                        "{what}: signature byte {at} flipped"
+                    );
+                    tampered += 1;
+                }
+                for at in [parts.tbs.len() - 1, parts.tbs.len() / 2] {
+                    let mut bad = parts.clone();
+                    bad.tbs[at] ^= 0x01;
+                    assert!(
+                        !bad.verified_by(&i.info),
+                        "{what}: signed byte {at} flipped"
+                    );
+                    tampered += 1;
+                }
+            }
+        }
+        // Also through the DER, against the old path: a flipped signature bit.
+        for c in &certs {
+            if signed_by(&c.der, &c.der) {
+                let mut bad = c.der.clone();
+                let n = bad.len();
+                bad[n - 3] ^= 0x01;
+                let info = parse_der(&bad).unwrap();
+                assert!(!signed_by(&bad, &c.der));
+                assert!(!info.signed_by(&bad, &c.info));
+            }
+        }
+        assert!(yes >= 50 && no >= 1000, "{yes} signed, {no} not");
+        assert_eq!(tampered, 4 * yes);
+    }
+
+    /// [`name_text`] prints what x509-parser's `Display` prints: every subject and issuer of
+    /// the fixtures' and generated certificates (the fast path), and names with attribute
+    /// types only the registry names or none does (serialNumber, title, an unknown OID:
+    /// `to_string` itself), mixed with abbreviated ones.
+    #[test]
+    fn name_text_equals_x509_parser_display() {
+        let mut ders: Vec<Vec<u8>> = fixture_pems()
+            .iter()
+            .filter_map(|(_, b)| parse_pem_bundle(b).ok())
+            .map(|c| c.der)
+            .collect();
+        ders.extend(generated_certs().into_iter().map(|c| c.der));
+        let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, "cn");
+        p.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "o");
+        p.distinguished_name
+            .push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), "serial");
+        p.distinguished_name
+            .push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 12]), "title");
+        p.distinguished_name.push(
+            rcgen::DnType::CustomDnType(vec![1, 3, 6, 1, 4, 1, 99999, 1]),
+            "x",
+        );
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        ders.push(p.self_signed(&key).unwrap().der().to_vec());
+        // One type the registry names, the others abbreviated.
+        let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, "cn");
+        p.distinguished_name
+            .push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), "serial");
+        ders.push(p.self_signed(&key).unwrap().der().to_vec());
+        let mut names = 0;
+        for der in &ders {
+            let (_, x) = X509Certificate::from_der(der).unwrap();
+            for name in [x.subject(), x.issuer()] {
+                assert_eq!(name_text(name), name.to_string());
+                names += 1;
+            }
+        }
+        assert!(names >= 2 * 60, "{names} names");
+        // The registry is really read for these: without it serialNumber would print as its
+        // OID.
+        let last = parse_der(&ders[ders.len() - 1]).unwrap();
+        assert_eq!(last.subject, "CN=cn, serialNumber=serial");
+        let mixed = parse_der(&ders[ders.len() - 2]).unwrap();
+        assert_eq!(
+            mixed.subject,
+            "CN=cn, O=o, serialNumber=serial, title=title, OID(1.3.6.1.4.1.99999.1)=x"
+        );
+    }
 
     /// Every PEM file of tests/fixtures (certificates, keys, `sa.pub`), sorted.
     fn fixture_pems() -> Vec<(std::path::PathBuf, Vec<u8>)> {

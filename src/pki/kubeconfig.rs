@@ -86,19 +86,28 @@ fn source(dir: &Path, obj: &Value, data_key: &str, file_key: &str) -> Source {
 /// bytes.
 pub fn decode_data(path: &Path, b64: &str) -> Result<Vec<u8>> {
     // The same filter on bytes when the value is ASCII (every kubeadm value is): `char`-wise
-    // collection into a String was 0.5 M instructions of a `check` (callgrind).
-    let cleaned: Vec<u8> = if b64.is_ascii() {
-        b64.bytes()
-            .filter(|b| !char::from(*b).is_whitespace())
-            .collect()
+    // collection into a String was 0.5 M instructions of a `check` (callgrind). A value
+    // without whitespace (kubeadm writes one line) is decoded in place: the byte-wise copy
+    // was another 0.2 M.
+    let cleaned: Vec<u8>;
+    let text: &[u8] = if b64.is_ascii() {
+        let ws = |b: &u8| char::from(*b).is_whitespace();
+        if !b64.as_bytes().iter().any(ws) {
+            b64.as_bytes()
+        } else {
+            cleaned = b64.bytes().filter(|b| !ws(b)).collect();
+            &cleaned
+        }
     } else {
-        b64.chars()
+        cleaned = b64
+            .chars()
             .filter(|c| !c.is_whitespace())
             .collect::<String>()
-            .into_bytes()
+            .into_bytes();
+        &cleaned
     };
     base64::engine::general_purpose::STANDARD
-        .decode(&cleaned)
+        .decode(text)
         .map_err(|e| {
             let what = match e {
                 base64::DecodeError::InvalidByte(at, _) => {
@@ -510,6 +519,57 @@ mod tests {
         assert_eq!(k.client_cert, Source::Embedded("Q0VSVA==".into()));
         assert_eq!(k.client_cert_pem().unwrap(), b"CERT");
         assert_eq!(k.server.as_deref(), Some("https://1.2.3.4:6443"));
+    }
+
+    /// [`decode_data`] (in place when the value has no whitespace) decodes what the filter
+    /// of every whitespace `char` then base64 decodes, with the same error messages: on
+    /// values with each kind of whitespace in each position, non-ASCII ones, and bad base64.
+    #[test]
+    fn decode_data_equals_filter_then_decode() {
+        use base64::Engine;
+        let reference = |b64: &str| {
+            let cleaned: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(cleaned)
+                .map_err(|_| ())
+        };
+        let p = Path::new("/x/admin.conf");
+        let base = "Q0VSVElGSUNBVEU=";
+        let mut values = vec![base.to_string(), String::new(), "Q0VS VA==".into()];
+        for ws in [
+            " ", "\t", "\n", "\r", "\u{b}", "\u{c}", "\u{85}", "\u{a0}", "\u{2028}",
+        ] {
+            for at in [0, 1, 4, base.len() - 1, base.len()] {
+                let mut v = base.to_string();
+                v.insert_str(at, ws);
+                values.push(v);
+            }
+        }
+        for bad in [
+            "Q0VSV",
+            "Q0VS*A==",
+            "Q0VSVA=",
+            "é",
+            "Q0VSVA==\u{1c}",
+            "=Q0VSVA=",
+        ] {
+            values.push(bad.to_string());
+        }
+        let (mut ok, mut err) = (0, 0);
+        for v in &values {
+            let got = decode_data(p, v);
+            assert_eq!(got.as_ref().ok(), reference(v).as_ref().ok(), "{v:?}");
+            match got {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("invalid base64 data ("), "{v:?}: {msg}");
+                    assert!(msg.contains("/x/admin.conf"), "{v:?}: {msg}");
+                    err += 1;
+                }
+            }
+        }
+        assert!(ok >= 40 && err >= 6, "{ok} decoded, {err} refused");
     }
 
     #[test]

@@ -219,16 +219,24 @@ pub enum Material {
 /// Loads a row's certificate. A row is missing when nothing is at its path; anything else
 /// there is read through [`fsread`] (a symlink, a device, a FIFO, a directory or an oversized
 /// file is a typed error naming the file, never followed or read into memory).
+///
+/// The file is read first and its existence tested (`lstat`) only when that fails: the
+/// verdict is the same as testing first (absent → missing, present but refused or unusable
+/// → broken), with one system call less per row in the common case.
 pub fn load(layout: &Layout, e: &Entry) -> Material {
     let primary = layout.primary_path(e);
-    if !fsread::exists_nofollow(&primary) {
-        return Material::Missing;
-    }
+    let refused = |err: Error| {
+        if fsread::exists_nofollow(&primary) {
+            Material::Broken(err)
+        } else {
+            Material::Missing
+        }
+    };
     match e.location {
         Location::Pki { base } => {
             let bytes = match cert::read_file(&primary) {
                 Ok(b) => b,
-                Err(err) => return Material::Broken(err),
+                Err(err) => return refused(err),
             };
             match cert::parse_pem_bundle(&bytes) {
                 Ok(c) => Material::Present(Box::new(Found {
@@ -246,7 +254,7 @@ pub fn load(layout: &Layout, e: &Entry) -> Material {
         Location::Kubeconfig { .. } => {
             let kc = match Kubeconfig::load(&primary) {
                 Ok(k) => k,
-                Err(err) => return Material::Broken(err),
+                Err(err) => return refused(err),
             };
             let (pem, cert_path) = match &kc.client_cert {
                 Source::File(p) => match fsread::read_link_in_dir(p) {
@@ -379,9 +387,20 @@ impl Cas {
 
     /// Which of the loaded CAs signed `der` (by signature, not by subject).
     pub fn signer_of(&self, der: &[u8]) -> Option<CaId> {
+        let signed = cert::Signed::of(der)?;
         self.0.iter().find_map(|c| {
             c.cert()
-                .filter(|ca| cert::signed_by(der, &ca.der))
+                .filter(|ca| signed.verified_by(&ca.info))
+                .map(|_| c.id)
+        })
+    }
+
+    /// [`Cas::signer_of`] for a parsed certificate: the same verifications, from the parts
+    /// its one parse kept and the CAs' keys parsed once ([`cert::CertInfo::signed_by`]).
+    pub fn signer_of_cert(&self, leaf: &Cert) -> Option<CaId> {
+        self.0.iter().find_map(|c| {
+            c.cert()
+                .filter(|ca| leaf.info.signed_by(&leaf.der, &ca.info))
                 .map(|_| c.id)
         })
     }

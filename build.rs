@@ -108,6 +108,15 @@ fn hot_text(manifest_dir: &Path) {
         return; // debug and test builds: no rerun on an edit of the script
     }
     println!("cargo:rerun-if-env-changed=KUBECERT_HOT_TEXT");
+    // bench/hot_text.py --map: the linker's map of this very (stripped) build.
+    println!("cargo:rerun-if-env-changed=KUBECERT_LINK_MAP");
+    if let Some(map) = std::env::var_os("KUBECERT_LINK_MAP").filter(|m| !m.is_empty()) {
+        let map = PathBuf::from(map);
+        println!(
+            "cargo:rustc-link-arg-bin=kubecert=-Wl,-Map,{}",
+            map.display()
+        );
+    }
     let script = manifest_dir.join("link").join("hot-text.ld");
     println!("cargo:rerun-if-changed={}", script.display());
     if var("CARGO_CFG_TARGET_OS") != "linux"

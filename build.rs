@@ -10,6 +10,11 @@
 //!   package's own repository (not of one it happens to be unpacked inside), else "unknown".
 //! - build date (UTC, RFC 3339): SOURCE_DATE_EPOCH when set (reproducible builds; `make dist`
 //!   sets it to the commit's time), else the time this script last ran.
+//!
+//! It also hands the linker `link/hot-text.ld` (release builds on Linux with the default
+//! linker; `KUBECERT_HOT_TEXT=0` turns it off): the code the agent and the common CLI paths
+//! run, placed together (bench/hot_text.py says why and regenerates it). A build with another
+//! linker (cargo-zigbuild sets one: RUSTC_LINKER) keeps the default layout.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -95,6 +100,38 @@ fn rfc3339(epoch: i64) -> String {
     )
 }
 
+/// The hot-code layout: a linker script that only INSERTs one output section before .text (GNU
+/// ld and LLD both take it; the rest of the default layout is kept).
+fn hot_text(manifest_dir: &Path) {
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    if var("PROFILE") != "release" {
+        return; // debug and test builds: no rerun on an edit of the script
+    }
+    println!("cargo:rerun-if-env-changed=KUBECERT_HOT_TEXT");
+    // bench/hot_text.py --map: the linker's map of this very (stripped) build.
+    println!("cargo:rerun-if-env-changed=KUBECERT_LINK_MAP");
+    if let Some(map) = std::env::var_os("KUBECERT_LINK_MAP").filter(|m| !m.is_empty()) {
+        let map = PathBuf::from(map);
+        println!(
+            "cargo:rustc-link-arg-bin=kubecert=-Wl,-Map,{}",
+            map.display()
+        );
+    }
+    let script = manifest_dir.join("link").join("hot-text.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
+    if var("CARGO_CFG_TARGET_OS") != "linux"
+        || std::env::var_os("RUSTC_LINKER").is_some()
+        || var("KUBECERT_HOT_TEXT") == "0"
+        || !script.is_file()
+    {
+        return;
+    }
+    println!(
+        "cargo:rustc-link-arg-bin=kubecert=-Wl,-T,{}",
+        script.display()
+    );
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
@@ -123,6 +160,8 @@ fn main() {
             .unwrap_or(0),
     };
     let date = rfc3339(epoch);
+
+    hot_text(&manifest_dir);
 
     let k8s = std::env::var_os("CARGO_FEATURE_K8S").is_some();
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();

@@ -409,8 +409,8 @@ fn verify_issued(plan: &RowPlan, der: &[u8], ca: &CertInfo, key: &PrivateKey) ->
         reason,
     };
     let info = cert::parse_der(der).map_err(|e| fail(crate::error::Reason::of(e)))?;
-    // With the CA's public key as parsed once by the plan (not the CA certificate again).
-    if !cert::signed_by_spki(der, &ca.spki_der) {
+    // From the signed parts `parse_der` kept and the CA's key parsed once (as check does).
+    if !info.signed_by(der, ca) {
         return Err(fail(format!("not signed by {}", plan.ca.name()).into()));
     }
     if !key.matches(&info) {
@@ -501,7 +501,7 @@ pub(crate) fn check_identity(
     allow: bool,
 ) -> Result<Option<String>> {
     let mut why: Vec<String> = Vec::new();
-    if !cert::signed_by_spki(&found.cert.der, &ca_cert.info.spki_der) {
+    if !found.cert.info.signed_by(&found.cert.der, &ca_cert.info) {
         why.push(format!(
             "was not issued by {} (its signature does not verify with the public key of {}; its issuer is {:?})",
             ca.name(),

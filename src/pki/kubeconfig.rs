@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+pub mod block;
+
 /// Where a credential of the kubeconfig comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -228,8 +230,13 @@ impl Kubeconfig {
     /// Parses kubeconfig text.
     pub fn parse(path: &Path, text: String) -> Result<Self> {
         // Errors say what is wrong and where, never a byte of the file (nor a name from it).
-        let doc: Value = serde_saphyr::from_str(&text)
-            .map_err(|e| invalid(path, crate::error::describe_yaml(&e)))?;
+        // The shape kubeadm and kubectl write is read directly; anything else by the full
+        // YAML parser (the same value either way: `block`'s tests).
+        let doc: Value = match block::parse(&text) {
+            Some(doc) => doc,
+            None => serde_saphyr::from_str(&text)
+                .map_err(|e| invalid(path, crate::error::describe_yaml(&e)))?,
+        };
         if !doc.is_object() {
             return Err(invalid(
                 path,

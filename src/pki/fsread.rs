@@ -89,14 +89,31 @@ fn too_large(path: &Path) -> Error {
 /// Reads a regular file that is not a symlink, at most [`MAX_FILE_BYTES`].
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     let (f, len) = open_regular(path)?;
-    // Sized by the fstat (at most the limit, checked there), plus one byte so that the read
-    // that sees end-of-file needs no growth: two read(2) calls for a file that did not
-    // change, instead of doubling from 32 bytes (8 calls for a 1.7 KB key). A file that grew
-    // since is still read to its end, bounded by the `take`.
-    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
-    f.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(path, e))?;
+    read_sized(f, len, path)
+}
+
+/// The bytes of `r`, whose size an fstat just gave as `len`: sized by it (at most the
+/// limit, checked there), plus one byte so that the read that sees the end needs no growth.
+/// A reader that now holds more or fewer bytes is still read to its end, bounded by the
+/// limit.
+fn read_sized(r: impl Read, len: u64, path: &Path) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0).saturating_add(1)];
+    let mut r = r.take(MAX_FILE_BYTES + 1);
+    // One read(2) for a file as the fstat saw it: asked for one byte more than its size, a
+    // regular file returns fewer only at its end, so a read that returns exactly the size
+    // has reached it (the second, empty read of `read_to_end` was a sixth of check's
+    // system calls). Any other count (the file changed) continues to the end.
+    let n = loop {
+        match r.read(&mut buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    };
+    buf.truncate(n);
+    if n as u64 != len {
+        r.read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+    }
     if buf.len() as u64 > MAX_FILE_BYTES {
         return Err(too_large(path));
     }
@@ -184,6 +201,33 @@ mod tests {
                 p.display()
             )
         );
+    }
+
+    /// A reader that hands out its bytes a few at a time, as a file that changed after its
+    /// fstat, or a filesystem that returns short reads, would.
+    struct Trickle(Vec<u8>, usize);
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out.len().min(self.1).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// The size from the fstat is a hint: a file that grew or shrank since is read to its
+    /// end (bounded by the limit), and a short read before the end is not taken for it.
+    #[test]
+    fn a_file_that_changed_after_its_fstat_is_read_to_its_end() {
+        let p = Path::new("/x/ca.crt");
+        let data: Vec<u8> = (0..5000).map(|i| (i % 251) as u8).collect();
+        for (len, step) in [(5000, 10_000), (5000, 7), (4000, 10_000), (6000, 10_000), (0, 3)] {
+            let got = read_sized(Trickle(data.clone(), step), len, p).unwrap();
+            assert_eq!(got, data, "fstat size {len}, reads of {step}");
+        }
+        let big = vec![b'x'; MAX_FILE_BYTES as usize + 10];
+        let e = read_sized(Trickle(big, 4096), 100, p).unwrap_err();
+        assert!(e.to_string().contains("larger than 1048576 bytes"), "{e}");
     }
 
     #[test]

@@ -94,7 +94,10 @@ pub fn decode_data(path: &Path, b64: &str) -> Result<Vec<u8>> {
     let cleaned: Vec<u8>;
     let text: &[u8] = if b64.is_ascii() {
         let ws = |b: &u8| char::from(*b).is_whitespace();
-        if !b64.as_bytes().iter().any(ws) {
+        // Every ASCII whitespace character is at most b' ': one comparison per byte (which
+        // the compiler vectorizes) decides the common case; `char::is_whitespace` per byte
+        // was 0.2 M instructions of a check.
+        if !b64.bytes().any(|b| b <= b' ') {
             b64.as_bytes()
         } else {
             cleaned = b64.bytes().filter(|b| !ws(b)).collect();

@@ -1253,26 +1253,9 @@ fn systemd_listener() -> Result<Option<std::os::unix::net::UnixListener>> {
 }
 
 pub fn main() -> ExitCode {
-    use clap::{CommandFactory, FromArgMatches};
-    // `Cli::try_parse()`, except that the command tree and the matches are not freed: the
-    // process exits soon after, and freeing the tree (every subcommand's arguments) was
-    // 0.68 M instructions of a `check`, a third of what `--version` costs in all (callgrind,
-    // drop_in_place<Command>). Nothing else holds resources that a drop would release.
-    let mut cmd = Cli::command();
-    let parsed = cmd
-        .try_get_matches_from_mut(std::env::args_os())
-        .and_then(|mut m| {
-            let cli = Cli::from_arg_matches_mut(&mut m);
-            std::mem::forget(m);
-            cli
-        });
-    let cli = match parsed {
-        Ok(c) => {
-            std::mem::forget(cmd);
-            c
-        }
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
         Err(e) => {
-            let e = e.format(&mut cmd);
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }

@@ -221,7 +221,13 @@ mod tests {
     fn a_file_that_changed_after_its_fstat_is_read_to_its_end() {
         let p = Path::new("/x/ca.crt");
         let data: Vec<u8> = (0..5000).map(|i| (i % 251) as u8).collect();
-        for (len, step) in [(5000, 10_000), (5000, 7), (4000, 10_000), (6000, 10_000), (0, 3)] {
+        for (len, step) in [
+            (5000, 10_000),
+            (5000, 7),
+            (4000, 10_000),
+            (6000, 10_000),
+            (0, 3),
+        ] {
             let got = read_sized(Trickle(data.clone(), step), len, p).unwrap();
             assert_eq!(got, data, "fstat size {len}, reads of {step}");
         }

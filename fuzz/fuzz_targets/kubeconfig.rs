@@ -1,6 +1,7 @@
 //! kubeconfig files: `Kubeconfig::parse`, the embedded client cert (`client_cert_pem`, then
 //! the PEM bundle parser as `check` does), and the textual rewrites renew and
-//! `kubelet-conf repair` make on the parsed input.
+//! `kubelet-conf repair` make on the parsed input. Whenever the block-YAML reader
+//! (`kubeconfig::block`) takes a text, its value must be serde-saphyr's.
 #![no_main]
 
 use std::path::Path;
@@ -19,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    if let Some(fast) = kubecert::pki::kubeconfig::block::parse(text) {
+        let full: Option<serde_json::Value> = serde_saphyr::from_str(text).ok();
+        assert_eq!(Some(fast), full, "the block reader and serde-saphyr differ");
+    }
     let Ok(kc) = Kubeconfig::parse(Path::new("/nonexistent/admin.conf"), text.to_string()) else {
         return;
     };

@@ -14,7 +14,8 @@
 //! - `KEY: VALUE`, `KEY:` (a nested block follows, or null) or `- ` before either (a sequence
 //!   item); `KEY: {}` and `KEY: []` (empty flow collections);
 //! - a sequence item may also be a lone `- VALUE`;
-//! - KEY is a letter followed by letters, digits, `-` and `_`; VALUE starts with a letter or
+//! - KEY is a letter followed by letters, digits, `-` and `_`, at most 256 bytes (YAML allows
+//!   1024 characters in an implicit key); VALUE starts with a letter or
 //!   `/` and continues with letters, digits and `+/=:._-@`, never ending in `:`;
 //! - neither may spell a YAML 1.1 or 1.2 boolean or null (`yes`, `Off`, `NULL`, ...), or the
 //!   alphabetic float spellings (`inf`, `nan`); with the first character a letter or `/`,
@@ -99,8 +100,11 @@ fn plain_string(s: &str, key: bool) -> bool {
     const SPECIAL: [&str; 12] = [
         "y", "n", "yes", "no", "on", "off", "true", "false", "null", "inf", "infinity", "nan",
     ];
+    // YAML limits an implicit key to 1024 characters (the fuzzer found the full parser
+    // refusing a longer one); every kubeconfig key is short.
     first_ok
         && rest_ok
+        && (!key || b.len() <= 256)
         && b.last() != Some(&b':')
         && (b.len() > 8 || !SPECIAL.iter().any(|w| s.eq_ignore_ascii_case(w)))
 }
@@ -398,6 +402,17 @@ mod tests {
         ] {
             let text = format!("{base}{extra}");
             assert_eq!(parse(&text), None, "{text:?}");
+        }
+        // A key over YAML's 1024-character limit for implicit keys (found by the fuzzer:
+        // serde-saphyr refuses the document) and one over this reader's 256.
+        for n in [1100, 300] {
+            let text = format!("{base}{}: x\n", "k".repeat(n));
+            assert_eq!(parse(&text), None, "{text:?}");
+            assert_eq!(
+                full(&text).is_some(),
+                n < 1024,
+                "the full parser on a {n}-byte key"
+            );
         }
         // And takes the plain ones, nested as kubeconfigs nest.
         let text = "apiVersion: v1\nusers:\n- name: system:node:cp-1@k8s\n  user:\n    exec:\n      args:\n      - get-token\n      command: /usr/bin/aws\n    token:\npreferences: {}\nextensions: []\n";

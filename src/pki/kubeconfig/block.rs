@@ -20,7 +20,11 @@
 //! - neither may spell a YAML 1.1 or 1.2 boolean or null (`yes`, `Off`, `NULL`, ...), or the
 //!   alphabetic float spellings (`inf`, `nan`); with the first character a letter or `/`,
 //!   nothing else in the shape can resolve to a number;
-//! - no key twice in one mapping (what the full parser makes of that is its business).
+//! - no key twice in one mapping (what the full parser makes of that is its business);
+//! - at most [`MAX_DEPTH`] levels and [`MAX_NODES`] values, well inside the full parser's
+//!   own limits (its default budget refuses a document over 64 levels or 250,000 nodes, and
+//!   this reader must not accept what it refuses); a kubeconfig has about 5 levels and 30
+//!   values.
 //!
 //! The `equals_the_full_parser` tests compare this with serde-saphyr on every kubeconfig of
 //! the fixtures and on thousands of mutations of them.
@@ -53,7 +57,12 @@ pub fn parse(text: &str) -> Option<Value> {
             body: &raw[indent..],
         });
     }
-    let mut p = Parser { lines, at: 0 };
+    let mut p = Parser {
+        lines,
+        at: 0,
+        depth: 0,
+        nodes: 0,
+    };
     if p.lines.first()?.indent != 0 {
         return None;
     }
@@ -61,9 +70,16 @@ pub fn parse(text: &str) -> Option<Value> {
     (p.at == p.lines.len()).then_some(Value::Object(doc))
 }
 
+/// The deepest nesting this reader takes (mappings and sequences).
+pub const MAX_DEPTH: usize = 32;
+/// The most values (scalars and collections) this reader takes.
+pub const MAX_NODES: usize = 10_000;
+
 struct Parser<'a> {
     lines: Vec<Line<'a>>,
     at: usize,
+    depth: usize,
+    nodes: usize,
 }
 
 /// Bytes a key may hold after its first letter.
@@ -125,6 +141,23 @@ impl<'a> Parser<'a> {
         self.lines.get(self.at).copied()
     }
 
+    /// Counts one more value; `None` past [`MAX_NODES`].
+    fn node(&mut self) -> Option<()> {
+        self.nodes += 1;
+        (self.nodes <= MAX_NODES).then_some(())
+    }
+
+    /// Runs `f` one level deeper; `None` past [`MAX_DEPTH`].
+    fn nest<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        if self.depth == MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let out = f(self);
+        self.depth -= 1;
+        out
+    }
+
     /// A block mapping whose keys sit at column `indent`. `first` is the part of a sequence
     /// item's line after its `- ` (that line's first entry), if the mapping starts there.
     fn mapping(&mut self, indent: usize, first: Option<&'a str>) -> Option<Map<String, Value>> {
@@ -153,6 +186,7 @@ impl<'a> Parser<'a> {
                 Some(_) => return None,
                 None => self.nested(indent)?,
             };
+            self.node()?;
             map.insert(key.to_string(), value);
         }
     }
@@ -162,9 +196,11 @@ impl<'a> Parser<'a> {
     fn nested(&mut self, indent: usize) -> Option<Value> {
         match self.peek() {
             Some(l) if l.body.starts_with('-') && l.indent >= indent => {
-                Some(Value::Array(self.sequence(l.indent)?))
+                Some(Value::Array(self.nest(|p| p.sequence(l.indent))?))
             }
-            Some(l) if l.indent > indent => Some(Value::Object(self.mapping(l.indent, None)?)),
+            Some(l) if l.indent > indent => {
+                Some(Value::Object(self.nest(|p| p.mapping(l.indent, None))?))
+            }
             _ => Some(Value::Null),
         }
     }
@@ -181,10 +217,13 @@ impl<'a> Parser<'a> {
             }
             let rest = l.body.strip_prefix("- ")?;
             self.at += 1;
+            self.node()?;
             if plain_string(rest, false) && !rest.contains(':') {
                 items.push(Value::String(rest.to_string()));
             } else {
-                items.push(Value::Object(self.mapping(indent + 2, Some(rest))?));
+                items.push(Value::Object(
+                    self.nest(|p| p.mapping(indent + 2, Some(rest)))?,
+                ));
             }
         }
         Some(items)
@@ -414,6 +453,29 @@ mod tests {
                 "the full parser on a {n}-byte key"
             );
         }
+        // Past this reader's limits, which lie inside the full parser's: the full parser
+        // decides (here it refuses the 100 levels, over its 64, and takes the 10,001 values).
+        // `n` mappings, each the value of the one before, the last holding one scalar.
+        let nested = |n: usize| -> String {
+            let keys: String = (0..n)
+                .map(|d| format!("{}k{d}:\n", " ".repeat(d)))
+                .collect();
+            format!("{keys}{}v: x\n", " ".repeat(n))
+        };
+        assert_eq!(parse(&nested(100)), None);
+        assert_eq!(
+            full(&nested(100)),
+            None,
+            "the full parser's own depth limit"
+        );
+        assert_eq!(parse(&nested(MAX_DEPTH + 1)), None);
+        assert!(parse(&nested(MAX_DEPTH)).is_some());
+        assert_eq!(parse(&nested(MAX_DEPTH)), full(&nested(MAX_DEPTH)));
+        let wide: String = (0..=MAX_NODES).map(|i| format!("k{i}: v\n")).collect();
+        assert_eq!(parse(&wide), None);
+        assert!(full(&wide).is_some());
+        let wide: String = (0..MAX_NODES).map(|i| format!("k{i}: v\n")).collect();
+        assert!(parse(&wide).is_some());
         // And takes the plain ones, nested as kubeconfigs nest.
         let text = "apiVersion: v1\nusers:\n- name: system:node:cp-1@k8s\n  user:\n    exec:\n      args:\n      - get-token\n      command: /usr/bin/aws\n    token:\npreferences: {}\nextensions: []\n";
         assert_eq!(parse(text), full(text));

@@ -234,17 +234,15 @@ impl Store {
             }
         }
         let mut made = Made::default();
-        let begun = commit_begin(
-            &self.lock,
-            targets,
-            &meta,
-            &[],
-            &[],
-            &[],
-            Some(backup_root),
+        let changes = Changes {
+            meta: &meta,
+            links: &[],
+            link_meta: &[],
+            removes: &[],
+            backup_root: Some(backup_root),
             stamp,
-            &mut made,
-        );
+        };
+        let begun = commit_begin(&self.lock, targets, &changes, &mut made);
         let begun = match begun {
             Ok(b) => b,
             Err(e) => {
@@ -1045,17 +1043,15 @@ fn commit_all(
         }
     }
     let mut made = Made::default();
-    let r = commit_inner(
-        lock,
-        writes,
-        &meta,
+    let changes = Changes {
+        meta: &meta,
         links,
-        &link_meta,
+        link_meta: &link_meta,
         removes,
         backup_root,
         stamp,
-        &mut made,
-    );
+    };
+    let r = commit_inner(lock, writes, &changes, &mut made);
     if r.is_err() && !made.prepared {
         made.undo(lock);
     }
@@ -1190,30 +1186,34 @@ fn journal_bytes(jp: &Path, j: &Journal) -> Result<Vec<u8>> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a commit changes besides the contents of its writes, as [`commit_begin`] needs it
+/// (and [`commit_finish`] part of it): the metadata of each write's target before (in the
+/// writes' order), the links and their previous targets, the removals, and where and under
+/// which stamp the backup goes.
+#[derive(Clone, Copy)]
+struct Changes<'a> {
+    meta: &'a [Option<fs::Metadata>],
+    links: &'a [Link],
+    link_meta: &'a [Option<Option<PathBuf>>],
+    removes: &'a [PathBuf],
+    backup_root: Option<&'a Path>,
+    stamp: &'a str,
+}
+
 fn commit_inner(
     lock: &Lock,
     writes: &[Write_],
-    meta: &[Option<fs::Metadata>],
-    links: &[Link],
-    link_meta: &[Option<Option<PathBuf>>],
-    removes: &[PathBuf],
-    backup_root: Option<&Path>,
-    stamp: &str,
+    changes: &Changes<'_>,
     made: &mut Made,
 ) -> Result<Option<PathBuf>> {
     let targets: Vec<PathBuf> = writes.iter().map(|w| w.target.clone()).collect();
-    let begun = commit_begin(
-        lock,
-        &targets,
+    let begun = commit_begin(lock, &targets, changes, made)?;
+    let Changes {
         meta,
         links,
-        link_meta,
         removes,
-        backup_root,
-        stamp,
-        made,
-    )?;
+        ..
+    } = *changes;
     commit_finish(lock, begun, writes, meta, links, removes, made)
 }
 
@@ -1221,18 +1221,20 @@ fn commit_inner(
 /// the backup dir, the `staging` journal, the backup of every existing target and the
 /// manifest (points 1 and 2 of the crash argument below). Ends at the `after-backup`
 /// failpoint, with the batch of point 2 still open for the staged files.
-#[allow(clippy::too_many_arguments)]
 fn commit_begin(
     lock: &Lock,
     targets: &[PathBuf],
-    meta: &[Option<fs::Metadata>],
-    links: &[Link],
-    link_meta: &[Option<Option<PathBuf>>],
-    removes: &[PathBuf],
-    backup_root: Option<&Path>,
-    stamp: &str,
+    changes: &Changes<'_>,
     made: &mut Made,
 ) -> Result<Begun> {
+    let Changes {
+        meta,
+        links,
+        link_meta,
+        removes,
+        backup_root,
+        stamp,
+    } = *changes;
     // The backup dir is made first and named in the journal before anything is copied into
     // it, so that a run killed while backing up leaves a `staging` journal whose recovery
     // removes the partial backup (no orphan backup dirs, no stray temp files).

@@ -57,6 +57,17 @@ fn invalid(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+/// The document of a kubeconfig text: the block reader for the shape kubeadm and kubectl
+/// write, the full YAML parser for anything else (the same value either way: `block`'s
+/// tests). `label` names the document in errors, which never quote it.
+fn parse_doc(label: &Path, text: &str) -> Result<Value> {
+    match block::parse(text) {
+        Some(doc) => Ok(doc),
+        None => serde_saphyr::from_str(text)
+            .map_err(|e| invalid(label, crate::error::describe_yaml(&e))),
+    }
+}
+
 fn find_named<'a>(doc: &'a Value, list: &str, name: &str, inner: &str) -> Option<&'a Value> {
     doc.get(list)?
         .as_array()?
@@ -170,8 +181,7 @@ pub fn client_file_kubeconfig(
 /// only those values swapped. `None` when every cluster already holds exactly `ca_pem`.
 /// `label` names the document in errors (never a byte of it).
 pub fn set_cluster_ca_data(label: &Path, text: &str, ca_pem: &[u8]) -> Result<Option<String>> {
-    let doc: Value = serde_saphyr::from_str(text)
-        .map_err(|e| invalid(label, crate::error::describe_yaml(&e)))?;
+    let doc = parse_doc(label, text)?;
     let clusters = doc
         .get("clusters")
         .and_then(Value::as_array)
@@ -213,8 +223,7 @@ pub fn set_cluster_ca_data(label: &Path, text: &str, ca_pem: &[u8]) -> Result<Op
             }
         }
     }
-    let got: Value = serde_saphyr::from_str(&out)
-        .map_err(|e| invalid(label, crate::error::describe_yaml(&e)))?;
+    let got = parse_doc(label, &out)?;
     if got != want {
         return Err(invalid(
             label,
@@ -233,13 +242,7 @@ impl Kubeconfig {
     /// Parses kubeconfig text.
     pub fn parse(path: &Path, text: String) -> Result<Self> {
         // Errors say what is wrong and where, never a byte of the file (nor a name from it).
-        // The shape kubeadm and kubectl write is read directly; anything else by the full
-        // YAML parser (the same value either way: `block`'s tests).
-        let doc: Value = match block::parse(&text) {
-            Some(doc) => doc,
-            None => serde_saphyr::from_str(&text)
-                .map_err(|e| invalid(path, crate::error::describe_yaml(&e)))?,
-        };
+        let doc = parse_doc(path, &text)?;
         if !doc.is_object() {
             return Err(invalid(
                 path,

@@ -14,8 +14,8 @@
 //! - `KEY: VALUE`, `KEY:` (a nested block follows, or null) or `- ` before either (a sequence
 //!   item); `KEY: {}` and `KEY: []` (empty flow collections);
 //! - a sequence item may also be a lone `- VALUE`;
-//! - KEY is a letter followed by letters, digits, `-` and `_`, at most 256 bytes (YAML allows
-//!   1024 characters in an implicit key); VALUE starts with a letter or
+//! - KEY is a letter followed by letters, digits, `-` and `_`, at most [`MAX_KEY_BYTES`] (YAML
+//!   allows 1024 characters in an implicit key); VALUE starts with a letter or
 //!   `/` and continues with letters, digits and `+/=:._-@`, never ending in `:`;
 //! - neither may spell a YAML 1.1 or 1.2 boolean or null (`yes`, `Off`, `NULL`, ...), or the
 //!   alphabetic float spellings (`inf`, `nan`); with the first character a letter or `/`,
@@ -70,6 +70,9 @@ pub fn parse(text: &str) -> Option<Value> {
     (p.at == p.lines.len()).then_some(Value::Object(doc))
 }
 
+/// The longest key this reader takes: YAML limits an implicit key to 1024 characters (the
+/// fuzzer found the full parser refusing a longer one); every kubeconfig key is short.
+pub const MAX_KEY_BYTES: usize = 256;
 /// The deepest nesting this reader takes (mappings and sequences).
 pub const MAX_DEPTH: usize = 32;
 /// The most values (scalars and collections) this reader takes.
@@ -116,11 +119,9 @@ fn plain_string(s: &str, key: bool) -> bool {
     const SPECIAL: [&str; 12] = [
         "y", "n", "yes", "no", "on", "off", "true", "false", "null", "inf", "infinity", "nan",
     ];
-    // YAML limits an implicit key to 1024 characters (the fuzzer found the full parser
-    // refusing a longer one); every kubeconfig key is short.
     first_ok
         && rest_ok
-        && (!key || b.len() <= 256)
+        && (!key || b.len() <= MAX_KEY_BYTES)
         && b.last() != Some(&b':')
         && (b.len() > 8 || !SPECIAL.iter().any(|w| s.eq_ignore_ascii_case(w)))
 }
@@ -443,8 +444,8 @@ mod tests {
             assert_eq!(parse(&text), None, "{text:?}");
         }
         // A key over YAML's 1024-character limit for implicit keys (found by the fuzzer:
-        // serde-saphyr refuses the document) and one over this reader's 256.
-        for n in [1100, 300] {
+        // serde-saphyr refuses the document) and one over this reader's own limit.
+        for n in [1100, MAX_KEY_BYTES + 1] {
             let text = format!("{base}{}: x\n", "k".repeat(n));
             assert_eq!(parse(&text), None, "{text:?}");
             assert_eq!(
